@@ -1,0 +1,4 @@
+#![allow(dead_code)]
+mod render;
+
+fn main() {}
