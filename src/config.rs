@@ -1,0 +1,793 @@
+//! The TOML contract as structs: defaults, environment overrides, validation.
+//!
+//! Everything that can be wrong with a config is found here, before any network call, and
+//! reported as one line that names the key and the fix. Secrets (the bot token, the GigaChat
+//! key) live in [`Secret`], which never prints its value.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+
+/// The whole config file. Missing keys take their defaults; unknown keys are an error,
+/// so a typo like `tokne` is reported instead of silently ignored.
+#[derive(Debug, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub telegram: TelegramConfig,
+    pub gigachat: GigaChatConfig,
+    pub bot: BotConfig,
+    pub log: LogConfig,
+    pub styles: Vec<Style>,
+    /// Where the config came from: a path, or "built-in defaults".
+    #[serde(skip)]
+    pub source: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelegramConfig {
+    pub token: Option<Secret>,
+    pub api_url: String,
+    pub poll_timeout_secs: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GigaChatConfig {
+    /// The Base64 authorization key. After [`load`] it is always set (built from
+    /// `client_id` + `client_secret` if need be).
+    pub credentials: Option<Secret>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<Secret>,
+    pub scope: String,
+    pub model: String,
+    pub auth_url: String,
+    pub base_url: String,
+    pub ca_bundle_file: Option<PathBuf>,
+    pub timeout_secs: u64,
+    pub profanity_check: bool,
+    pub temperature: Option<f64>,
+    pub max_tokens: Option<u32>,
+    /// The certificates read from `ca_bundle_file` (DER), checked at load time.
+    #[serde(skip)]
+    pub ca_certs: Vec<Vec<u8>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BotConfig {
+    pub default_style: String,
+    pub max_input_chars: usize,
+    pub state_file: PathBuf,
+    pub history_messages: usize,
+    pub history_chars: usize,
+    pub forget_after_days: u64,
+    pub admins: Vec<i64>,
+    pub allowed_users: Vec<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    pub level: String,
+    pub messages: bool,
+}
+
+/// An answering style: the id users type after `/mode`, the title they see, the system prompt.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Style {
+    pub id: String,
+    pub title: String,
+    pub prompt: String,
+}
+
+/// A value that must never reach a log or the terminal: `Debug` prints `***`, and there is
+/// no `Display`, so the only way to the value is the explicit [`Secret::expose`].
+#[derive(Clone, Deserialize, PartialEq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl Default for TelegramConfig {
+    fn default() -> Self {
+        TelegramConfig {
+            token: None,
+            api_url: "https://api.telegram.org".into(),
+            poll_timeout_secs: 30,
+        }
+    }
+}
+
+impl Default for GigaChatConfig {
+    fn default() -> Self {
+        GigaChatConfig {
+            credentials: None,
+            client_id: None,
+            client_secret: None,
+            scope: "GIGACHAT_API_PERS".into(),
+            model: "GigaChat-2-Max".into(),
+            auth_url: "https://ngw.devices.sberbank.ru:9443/api/v2/oauth".into(),
+            base_url: "https://gigachat.devices.sberbank.ru/api/v1".into(),
+            ca_bundle_file: None,
+            timeout_secs: 120,
+            profanity_check: true,
+            temperature: None,
+            max_tokens: None,
+            ca_certs: Vec::new(),
+        }
+    }
+}
+
+impl Default for BotConfig {
+    fn default() -> Self {
+        BotConfig {
+            default_style: "professor".into(),
+            max_input_chars: 4000,
+            state_file: "gigabot-state.json".into(),
+            history_messages: 6,
+            history_chars: 6000,
+            forget_after_days: 30,
+            admins: Vec::new(),
+            allowed_users: Vec::new(),
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: "info".into(),
+            messages: false,
+        }
+    }
+}
+
+/// The two styles of the lesson, used when the config defines none.
+pub fn builtin_styles() -> Vec<Style> {
+    vec![
+        Style {
+            id: "professor".into(),
+            title: "Научный сотрудник".into(),
+            prompt: "Отвечай как научный сотрудник".into(),
+        },
+        Style {
+            id: "fairy".into(),
+            title: "Сказочный персонаж".into(),
+            prompt: "Отвечай как сказочный персонаж".into(),
+        },
+    ]
+}
+
+/// Which services the command talks to: `ask` needs no Telegram token.
+#[derive(Clone, Copy, PartialEq)]
+pub enum Needs {
+    TelegramAndGigaChat,
+    GigaChatOnly,
+}
+
+/// Finds, reads, overrides from the environment and validates the config.
+///
+/// Lookup: `--config FILE`, else `$GIGABOT_CONFIG`, else `./config.toml` if present, else the
+/// built-in defaults. Environment variables win over the file.
+pub fn load(explicit: Option<&Path>, needs: Needs) -> Result<Config> {
+    let env_path = env_var("GIGABOT_CONFIG").map(PathBuf::from);
+    let path = match (explicit, env_path) {
+        (Some(path), _) => Some(path.to_path_buf()),
+        (None, Some(path)) => Some(path),
+        (None, None) => Some(PathBuf::from("config.toml")).filter(|p| p.exists()),
+    };
+    let mut config = match &path {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the config file {}", path.display()))?;
+            let mut config = parse(&text, &path.display().to_string())?;
+            config.source = path.display().to_string();
+            config
+        }
+        None => Config {
+            source: "built-in defaults (no config file)".into(),
+            ..Config::default()
+        },
+    };
+    apply_env(&mut config, env_var)?;
+    validate(&mut config, needs)?;
+    Ok(config)
+}
+
+/// Parses the TOML text; errors name the file, the line, and the key, never the value
+/// (a value can be a secret).
+pub fn parse(text: &str, file_name: &str) -> Result<Config> {
+    toml::from_str(text).map_err(|err| {
+        let message = err.message().trim_end_matches('\n').replace('\n', " ");
+        match err.span() {
+            Some(span) => {
+                let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+                let key = key_at_line(text, line);
+                anyhow::anyhow!("{file_name}:{line}: {key}{message}")
+            }
+            None => anyhow::anyhow!("{file_name}: {message}"),
+        }
+    })
+}
+
+/// "`[telegram] token`: " for the line of an error, so the user sees which key is wrong
+/// without the line's value being printed.
+fn key_at_line(text: &str, line: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let Some(current) = lines.get(line.saturating_sub(1)) else {
+        return String::new();
+    };
+    let section = lines[..line.saturating_sub(1)]
+        .iter()
+        .rev()
+        .map(|l| l.trim())
+        .find(|l| l.starts_with('['))
+        .map(|l| format!("{} ", l.split('#').next().unwrap_or(l).trim()))
+        .unwrap_or_default();
+    match current.split_once('=') {
+        Some((key, _)) if !current.trim_start().starts_with('[') => {
+            format!("`{section}{}`: ", key.trim())
+        }
+        _ => format!("`{}`: ", current.trim()),
+    }
+}
+
+/// Reads an environment variable; an empty value counts as unset (as in most env files).
+fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// Applies the environment overrides. `get` is the environment, passed in for tests.
+fn apply_env(config: &mut Config, get: impl Fn(&str) -> Option<String>) -> Result<()> {
+    let tg = &mut config.telegram;
+    let gc = &mut config.gigachat;
+    if let Some(v) = get("TELEGRAM_TOKEN") {
+        tg.token = Some(Secret(v.trim().to_string()));
+    }
+    if let Some(v) = get("TELEGRAM_API_URL") {
+        tg.api_url = v;
+    }
+    if let Some(v) = get("GIGACHAT_CREDENTIALS") {
+        gc.credentials = Some(Secret(v.trim().to_string()));
+    }
+    if let Some(v) = get("GIGACHAT_CLIENT_ID") {
+        gc.client_id = Some(v.trim().to_string());
+    }
+    if let Some(v) = get("GIGACHAT_CLIENT_SECRET") {
+        gc.client_secret = Some(Secret(v.trim().to_string()));
+    }
+    if let Some(v) = get("GIGACHAT_SCOPE") {
+        gc.scope = v.trim().to_string();
+    }
+    if let Some(v) = get("GIGACHAT_MODEL") {
+        gc.model = v.trim().to_string();
+    }
+    if let Some(v) = get("GIGACHAT_AUTH_URL") {
+        gc.auth_url = v;
+    }
+    if let Some(v) = get("GIGACHAT_BASE_URL") {
+        gc.base_url = v;
+    }
+    if let Some(v) = get("GIGACHAT_CA_BUNDLE_FILE") {
+        gc.ca_bundle_file = Some(PathBuf::from(v));
+    }
+    if let Some(v) = get("GIGABOT_LOG") {
+        config.log.level = v.trim().to_lowercase();
+    }
+    Ok(())
+}
+
+const SCOPES: [&str; 3] = ["GIGACHAT_API_PERS", "GIGACHAT_API_B2B", "GIGACHAT_API_CORP"];
+
+fn validate(config: &mut Config, needs: Needs) -> Result<()> {
+    let tg = &mut config.telegram;
+    tg.api_url = check_url("telegram.api_url", &tg.api_url, false)?;
+    if !(1..=50).contains(&tg.poll_timeout_secs) {
+        bail!(
+            "telegram.poll_timeout_secs = {} is out of range: use 1..=50 seconds (Telegram holds a long poll 50 s at most)",
+            tg.poll_timeout_secs
+        );
+    }
+    if needs == Needs::TelegramAndGigaChat {
+        match &tg.token {
+            None => bail!(
+                "TELEGRAM_TOKEN is not set: get a token from @BotFather and set TELEGRAM_TOKEN (or telegram.token in the config)"
+            ),
+            Some(token) if !looks_like_bot_token(token.expose()) => bail!(
+                "TELEGRAM_TOKEN does not look like a bot token (digits, a colon, then letters): copy it again from @BotFather"
+            ),
+            Some(_) => {}
+        }
+    }
+
+    let gc = &mut config.gigachat;
+    gc.auth_url = check_url("gigachat.auth_url", &gc.auth_url, true)?;
+    gc.base_url = check_url("gigachat.base_url", &gc.base_url, true)?;
+    if !SCOPES.contains(&gc.scope.as_str()) {
+        bail!(
+            "gigachat.scope = {:?} is not a GigaChat scope: use GIGACHAT_API_PERS (individuals), GIGACHAT_API_B2B or GIGACHAT_API_CORP",
+            gc.scope
+        );
+    }
+    if gc.model.trim().is_empty() {
+        bail!("gigachat.model is empty: set it to a model name such as GigaChat-2-Max");
+    }
+    if gc.timeout_secs == 0 {
+        bail!("gigachat.timeout_secs must be at least 1");
+    }
+    if let Some(t) = gc.temperature {
+        if !(t > 0.0 && t.is_finite()) {
+            bail!("gigachat.temperature = {t} must be greater than 0 (GigaChat rejects 0)");
+        }
+    }
+    if gc.max_tokens == Some(0) {
+        bail!("gigachat.max_tokens must be at least 1 (or removed for the model's default)");
+    }
+    resolve_credentials(gc)?;
+    if let Some(path) = &gc.ca_bundle_file {
+        gc.ca_certs = read_ca_file(path)?;
+    }
+
+    let bot = &config.bot;
+    if bot.max_input_chars == 0 {
+        bail!("bot.max_input_chars must be at least 1");
+    }
+    if bot.state_file.as_os_str().is_empty() {
+        bail!("bot.state_file is empty: give a file name such as gigabot-state.json");
+    }
+    if !["error", "warn", "info", "debug"].contains(&config.log.level.as_str()) {
+        bail!(
+            "log.level = {:?} is not a level: use error, warn, info or debug (also GIGABOT_LOG)",
+            config.log.level
+        );
+    }
+
+    if config.styles.is_empty() {
+        config.styles = builtin_styles();
+    }
+    validate_styles(&config.styles)?;
+    if !config
+        .styles
+        .iter()
+        .any(|s| s.id == config.bot.default_style)
+    {
+        bail!(
+            "bot.default_style = {:?} is not one of the styles ({}): add a [[styles]] entry with that id or pick one of them",
+            config.bot.default_style,
+            style_ids(&config.styles)
+        );
+    }
+    Ok(())
+}
+
+fn style_ids(styles: &[Style]) -> String {
+    styles
+        .iter()
+        .map(|s| s.id.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Style ids go into `/mode <id>` and into button callback data (64 bytes at most), so they
+/// are short and plain.
+fn validate_styles(styles: &[Style]) -> Result<()> {
+    for (i, style) in styles.iter().enumerate() {
+        let n = i + 1;
+        let id_ok = !style.id.is_empty()
+            && style.id.len() <= 32
+            && style
+                .id
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+        if !id_ok {
+            bail!(
+                "styles #{n}: id {:?} is not allowed: use 1 to 32 of a-z, 0-9, _ and -",
+                style.id
+            );
+        }
+        if styles[..i].iter().any(|s| s.id == style.id) {
+            bail!(
+                "styles #{n}: id {:?} is used twice: style ids must be unique",
+                style.id
+            );
+        }
+        if style.title.trim().is_empty() {
+            bail!(
+                "styles #{n} ({}): title is empty: give the name users see",
+                style.id
+            );
+        }
+        if style.title.chars().count() > 60 {
+            bail!(
+                "styles #{n} ({}): title is longer than 60 characters",
+                style.id
+            );
+        }
+        if style.prompt.trim().is_empty() {
+            bail!(
+                "styles #{n} ({}): prompt is empty: write the system prompt, e.g. \"Отвечай как научный сотрудник\"",
+                style.id
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Accepts http:// and https:// (https only where `tls_only`); drops one trailing slash.
+fn check_url(key: &str, url: &str, tls_only: bool) -> Result<String> {
+    let url = url.trim();
+    let url = url.strip_suffix('/').unwrap_or(url);
+    let rest = if let Some(rest) = url.strip_prefix("https://") {
+        rest
+    } else if let Some(rest) = url.strip_prefix("http://") {
+        if tls_only {
+            bail!(
+                "{key} = {url:?} must start with https://: GigaChat is only used over verified TLS"
+            );
+        }
+        rest
+    } else {
+        bail!("{key} = {url:?} is not a URL: it must start with https:// or http://");
+    };
+    if rest.is_empty() || rest.starts_with('/') || rest.contains(char::is_whitespace) {
+        bail!("{key} = {url:?} has no host name");
+    }
+    Ok(url.to_string())
+}
+
+/// `123456789:AA...`: digits, a colon, then URL-safe characters. Checked so that a pasted
+/// quote or space is reported here instead of as a confusing 404 from Telegram.
+fn looks_like_bot_token(token: &str) -> bool {
+    match token.split_once(':') {
+        Some((id, secret)) => {
+            !id.is_empty()
+                && id.bytes().all(|b| b.is_ascii_digit())
+                && !secret.is_empty()
+                && secret
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        }
+        None => false,
+    }
+}
+
+/// Settles the one Base64 key GigaChat's OAuth wants, from `credentials` or from
+/// `client_id` + `client_secret`.
+fn resolve_credentials(gc: &mut GigaChatConfig) -> Result<()> {
+    if gc.credentials.is_some() {
+        return Ok(());
+    }
+    match (&gc.client_id, &gc.client_secret) {
+        (_, Some(secret)) if is_authorization_key(secret.expose()) => {
+            // The lesson keeps the ready Base64 key in GIGACHAT_CLIENT_SECRET.
+            log::info!(
+                "gigachat.client_secret already is a Base64 authorization key: using it as is"
+            );
+            gc.credentials = Some(secret.clone());
+        }
+        (Some(id), Some(secret)) => {
+            let key = base64_encode(format!("{id}:{}", secret.expose()).as_bytes());
+            gc.credentials = Some(Secret(key));
+        }
+        (None, Some(_)) => bail!(
+            "GIGACHAT_CLIENT_ID is not set: with GIGACHAT_CLIENT_SECRET the bot needs the client id too (or set GIGACHAT_CREDENTIALS to the authorization key)"
+        ),
+        _ => bail!(
+            "GIGACHAT_CREDENTIALS is not set: copy the authorization key (\"Ключ авторизации\") of your project at developers.sber.ru/studio and set GIGACHAT_CREDENTIALS (or gigachat.credentials)"
+        ),
+    }
+    Ok(())
+}
+
+/// An authorization key is Base64 of `client_id:client_secret`; a bare client secret
+/// (a UUID) never decodes to that.
+pub fn is_authorization_key(value: &str) -> bool {
+    base64_decode(value)
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .is_some_and(|text| {
+            text.split_once(':')
+                .is_some_and(|(id, secret)| !id.is_empty() && !secret.is_empty())
+        })
+}
+
+const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// Standard Base64 with padding: 20 lines instead of a crate, for one header value.
+pub fn base64_encode(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(BASE64[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    let text = text.trim();
+    if text.is_empty() || text.len() % 4 != 0 {
+        return None;
+    }
+    let body = text.trim_end_matches('=');
+    if text.len() - body.len() > 2 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(body.len() * 3 / 4);
+    let mut acc: u32 = 0;
+    let mut bits = 0;
+    for byte in body.bytes() {
+        let value = BASE64.iter().position(|&c| c == byte)? as u32;
+        acc = (acc << 6) | value;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
+}
+
+/// Reads a CA file: PEM with one or more certificates, or one DER certificate.
+pub fn read_ca_file(path: &Path) -> Result<Vec<Vec<u8>>> {
+    let bytes = std::fs::read(path).with_context(|| {
+        format!(
+            "cannot read gigachat.ca_bundle_file {}: fix the path (the Russian Trusted Root CA is at https://www.gosuslugi.ru/crt)",
+            path.display()
+        )
+    })?;
+    let certs = if bytes.windows(11).any(|w| w == b"-----BEGIN ") {
+        openssl::x509::X509::stack_from_pem(&bytes)
+            .ok()
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|c| c.to_der().ok())
+            .collect()
+    } else {
+        openssl::x509::X509::from_der(&bytes)
+            .ok()
+            .and_then(|c| c.to_der().ok())
+            .into_iter()
+            .collect::<Vec<_>>()
+    };
+    if certs.is_empty() {
+        bail!(
+            "gigachat.ca_bundle_file {} holds no certificate (expected PEM or DER): download the Russian Trusted Root CA from https://www.gosuslugi.ru/crt",
+            path.display()
+        );
+    }
+    Ok(certs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        }
+    }
+
+    fn load_text(text: &str, env: &[(&str, &str)]) -> Result<Config> {
+        let mut config = parse(text, "config.toml")?;
+        apply_env(&mut config, env_of(env))?;
+        validate(&mut config, Needs::TelegramAndGigaChat)?;
+        Ok(config)
+    }
+
+    const ENV: &[(&str, &str)] = &[
+        ("TELEGRAM_TOKEN", "123456:ABC-def_1"),
+        ("GIGACHAT_CREDENTIALS", "aWQ6c2VjcmV0"),
+    ];
+
+    #[test]
+    fn empty_file_with_env_secrets_gives_the_documented_defaults() {
+        let c = load_text("", ENV).unwrap();
+        assert_eq!(c.telegram.api_url, "https://api.telegram.org");
+        assert_eq!(c.telegram.poll_timeout_secs, 30);
+        assert_eq!(c.gigachat.scope, "GIGACHAT_API_PERS");
+        assert_eq!(c.gigachat.model, "GigaChat-2-Max");
+        assert_eq!(
+            c.gigachat.auth_url,
+            "https://ngw.devices.sberbank.ru:9443/api/v2/oauth"
+        );
+        assert_eq!(
+            c.gigachat.base_url,
+            "https://gigachat.devices.sberbank.ru/api/v1"
+        );
+        assert_eq!(c.gigachat.timeout_secs, 120);
+        assert!(c.gigachat.profanity_check);
+        assert_eq!(c.bot.default_style, "professor");
+        assert_eq!(c.bot.max_input_chars, 4000);
+        let ids: Vec<&str> = c.styles.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids, ["professor", "fairy"]);
+        assert_eq!(c.styles[0].prompt, "Отвечай как научный сотрудник");
+        assert_eq!(c.styles[1].title, "Сказочный персонаж");
+    }
+
+    #[test]
+    fn the_example_config_is_valid_and_shows_the_defaults() {
+        let example = load_text(include_str!("../config.example.toml"), ENV).unwrap();
+        let defaults = load_text("", ENV).unwrap();
+        assert_eq!(format!("{example:?}"), format!("{defaults:?}"));
+    }
+
+    #[test]
+    fn environment_wins_over_the_file() {
+        let text = "[gigachat]\nmodel = \"GigaChat-2\"\nscope = \"GIGACHAT_API_B2B\"\n";
+        let mut env = ENV.to_vec();
+        env.push(("GIGACHAT_MODEL", "GigaChat-2-Pro"));
+        let c = load_text(text, &env).unwrap();
+        assert_eq!(c.gigachat.model, "GigaChat-2-Pro");
+        assert_eq!(c.gigachat.scope, "GIGACHAT_API_B2B");
+    }
+
+    #[test]
+    fn a_typo_names_the_line_and_key_but_not_the_value() {
+        let text = "[telegram]\ntokne = \"123:secretvalue\"\n";
+        let err = load_text(text, ENV).unwrap_err().to_string();
+        assert!(
+            err.starts_with("config.toml:2: `[telegram] tokne`: "),
+            "{err}"
+        );
+        assert!(err.contains("unknown field `tokne`"), "{err}");
+        assert!(err.contains("`token`"), "{err}");
+        assert!(!err.contains("secretvalue"), "{err}");
+        assert!(!err.contains('\n'), "{err}");
+    }
+
+    #[test]
+    fn a_wrong_type_names_the_key() {
+        let err = load_text("[telegram]\npoll_timeout_secs = \"30\"\n", ENV)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("config.toml:2: `[telegram] poll_timeout_secs`: "),
+            "{err}"
+        );
+        assert!(!err.contains('\n'), "{err}");
+    }
+
+    #[test]
+    fn missing_secrets_say_where_to_get_them() {
+        let err = load_text("", &[]).unwrap_err().to_string();
+        assert!(err.contains("TELEGRAM_TOKEN is not set"), "{err}");
+        assert!(err.contains("@BotFather"), "{err}");
+        let err = load_text("", &ENV[..1]).unwrap_err().to_string();
+        assert!(err.contains("GIGACHAT_CREDENTIALS is not set"), "{err}");
+    }
+
+    #[test]
+    fn client_id_and_secret_make_the_authorization_key() {
+        let env = [
+            ("TELEGRAM_TOKEN", "1:a"),
+            ("GIGACHAT_CLIENT_ID", "id"),
+            ("GIGACHAT_CLIENT_SECRET", "secret"),
+        ];
+        let c = load_text("", &env).unwrap();
+        assert_eq!(c.gigachat.credentials.unwrap().expose(), "aWQ6c2VjcmV0");
+    }
+
+    #[test]
+    fn a_client_secret_that_is_already_the_key_is_used_as_is() {
+        // The lesson's way: GIGACHAT_CLIENT_SECRET holds the Base64 key, no client id.
+        let env = [
+            ("TELEGRAM_TOKEN", "1:a"),
+            ("GIGACHAT_CLIENT_SECRET", "aWQ6c2VjcmV0"),
+        ];
+        let c = load_text("", &env).unwrap();
+        assert_eq!(c.gigachat.credentials.unwrap().expose(), "aWQ6c2VjcmV0");
+        // A plain client secret (a UUID) is not mistaken for a key.
+        assert!(!is_authorization_key(
+            "0f3e6a2c-1b7d-4c55-9a0e-3d2f1c4b5a69"
+        ));
+    }
+
+    #[test]
+    fn base64_round_trip() {
+        for text in ["", "a", "ab", "abc", "abcd", "id:secret", "ключ:секрет"] {
+            let encoded = base64_encode(text.as_bytes());
+            assert_eq!(base64_decode(&encoded).unwrap_or_default(), text.as_bytes());
+        }
+        assert_eq!(base64_encode(b"id:secret"), "aWQ6c2VjcmV0");
+        assert_eq!(base64_decode("not base64!"), None);
+    }
+
+    #[test]
+    fn unknown_default_style_lists_the_styles() {
+        let err = load_text("[bot]\ndefault_style = \"pirate\"\n", ENV)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("bot.default_style = \"pirate\""), "{err}");
+        assert!(err.contains("professor, fairy"), "{err}");
+    }
+
+    #[test]
+    fn style_ids_must_fit_callback_data_and_be_unique() {
+        let style =
+            |id: &str| format!("[[styles]]\nid = \"{id}\"\ntitle = \"T\"\nprompt = \"P\"\n");
+        let default = "[bot]\ndefault_style = \"a\"\n";
+        let ok = format!("{default}{}{}", style("a"), style("b-2_c"));
+        assert_eq!(load_text(&ok, ENV).unwrap().styles.len(), 2);
+        for bad in ["Pirate", "пират", "a b", &"x".repeat(33), ""] {
+            let text = format!("{default}{}{}", style("a"), style(bad));
+            let err = load_text(&text, ENV).unwrap_err().to_string();
+            assert!(err.contains("is not allowed"), "{bad}: {err}");
+        }
+        let twice = format!("{default}{}{}", style("a"), style("a"));
+        let err = load_text(&twice, ENV).unwrap_err().to_string();
+        assert!(err.contains("used twice"), "{err}");
+    }
+
+    #[test]
+    fn urls_are_checked_and_trimmed() {
+        let mut env = ENV.to_vec();
+        env.push(("TELEGRAM_API_URL", "http://127.0.0.1:8081/"));
+        let c = load_text("", &env).unwrap();
+        assert_eq!(c.telegram.api_url, "http://127.0.0.1:8081");
+        let err = load_text("[gigachat]\nbase_url = \"http://x/api/v1\"\n", ENV)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("must start with https://"), "{err}");
+    }
+
+    #[test]
+    fn a_malformed_token_is_refused_without_printing_it() {
+        let env = [
+            ("TELEGRAM_TOKEN", "\"123:abc\""),
+            ("GIGACHAT_CREDENTIALS", "aWQ6c2VjcmV0"),
+        ];
+        let err = load_text("", &env).unwrap_err().to_string();
+        assert!(err.contains("does not look like a bot token"), "{err}");
+        assert!(!err.contains("abc"), "{err}");
+    }
+
+    #[test]
+    fn secrets_do_not_debug_print() {
+        let c = load_text("", ENV).unwrap();
+        let dump = format!("{c:?}");
+        assert!(!dump.contains("ABC-def_1"), "{dump}");
+        assert!(!dump.contains("aWQ6c2VjcmV0"), "{dump}");
+    }
+
+    #[test]
+    fn an_unreadable_ca_file_names_the_file() {
+        let mut env = ENV.to_vec();
+        env.push(("GIGACHAT_CA_BUNDLE_FILE", "/nonexistent/ca.pem"));
+        let err = load_text("", &env).unwrap_err().to_string();
+        assert!(err.contains("/nonexistent/ca.pem"), "{err}");
+        assert!(err.contains("gosuslugi.ru/crt"), "{err}");
+    }
+}
