@@ -1,0 +1,644 @@
+//! The Telegram Bot API calls gigabot uses, and their types.
+//!
+//! Names follow the Bot API docs (`sendMessage`, `Update`, `reply_parameters`), so the docs
+//! explain this file. Types hold only the fields the bot reads; unknown fields and unknown
+//! update kinds are ignored, as new ones appear with every Bot API version.
+//!
+//! Every request URL contains the bot token, so errors name the API method and never the
+//! URL, and any text that could hold the URL goes through [`Telegram::redact`].
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use serde::de::{DeserializeOwned, IgnoredAny};
+use serde_json::{Value, json};
+
+use crate::config::{Secret, TelegramConfig};
+
+/// A Telegram call that failed: which method, and how (callers branch on the kind).
+#[derive(Debug)]
+pub struct Error {
+    pub method: &'static str,
+    pub kind: ErrorKind,
+}
+
+#[derive(Debug)]
+pub enum ErrorKind {
+    /// Network trouble, a timeout, a 5xx or an unreadable answer: worth trying again.
+    Transient(String),
+    /// Flood control (429): wait this many seconds.
+    RetryAfter(u64),
+    /// The token is wrong or was revoked (401): nothing works until the owner fixes it.
+    Unauthorized,
+    /// Another bot instance is polling, or a webhook is set (409).
+    Conflict(String),
+    /// Telegram refused this request (400, 403, …): sending it again will not help.
+    Rejected {
+        code: u16,
+        description: String,
+        migrate_to_chat_id: Option<i64>,
+    },
+    /// The bot is shutting down; the call was abandoned.
+    Stopped,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let method = self.method;
+        match &self.kind {
+            ErrorKind::Transient(detail) => write!(f, "telegram {method}: {detail}"),
+            ErrorKind::RetryAfter(secs) => {
+                write!(
+                    f,
+                    "telegram {method}: too many requests, retry after {secs} s"
+                )
+            }
+            ErrorKind::Unauthorized => write!(
+                f,
+                "telegram {method}: the bot token is wrong or revoked (401): check it with @BotFather"
+            ),
+            ErrorKind::Conflict(description) => write!(f, "telegram {method}: {description} (409)"),
+            ErrorKind::Rejected {
+                code, description, ..
+            } => write!(f, "telegram {method}: {description} ({code})"),
+            ErrorKind::Stopped => write!(f, "telegram {method}: abandoned, the bot is stopping"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl Error {
+    /// Telegram could not parse our HTML: the chunk is resent as plain text.
+    pub fn is_bad_html(&self) -> bool {
+        matches!(&self.kind, ErrorKind::Rejected { description, .. }
+            if description.contains("can't parse entities"))
+    }
+
+    /// The edit would change nothing: the message already shows what we want.
+    pub fn is_not_modified(&self) -> bool {
+        matches!(&self.kind, ErrorKind::Rejected { description, .. }
+            if description.contains("message is not modified"))
+    }
+
+    /// The group became a supergroup with this new id.
+    pub fn migrated_to(&self) -> Option<i64> {
+        match &self.kind {
+            ErrorKind::Rejected {
+                migrate_to_chat_id, ..
+            } => *migrate_to_chat_id,
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Clone)]
+pub struct User {
+    pub id: i64,
+    #[serde(default)]
+    pub first_name: String,
+    pub username: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Clone)]
+pub struct Chat {
+    pub id: i64,
+    /// "private", "group", "supergroup" or "channel".
+    #[serde(rename = "type", default)]
+    pub kind: String,
+}
+
+#[derive(Debug, Deserialize, Clone)]
+pub struct MessageEntity {
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// In UTF-16 code units, as everywhere in the Bot API.
+    pub offset: usize,
+    pub length: usize,
+    pub user: Option<User>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Message {
+    pub message_id: i64,
+    pub from: Option<User>,
+    pub chat: Chat,
+    #[serde(default)]
+    pub date: i64,
+    pub text: Option<String>,
+    #[serde(default)]
+    pub entities: Vec<MessageEntity>,
+    pub reply_to_message: Option<Box<Message>>,
+    pub migrate_to_chat_id: Option<i64>,
+    // Content a text bot cannot read; each gets a polite "text only" reply.
+    sticker: Option<IgnoredAny>,
+    photo: Option<IgnoredAny>,
+    voice: Option<IgnoredAny>,
+    audio: Option<IgnoredAny>,
+    video: Option<IgnoredAny>,
+    video_note: Option<IgnoredAny>,
+    animation: Option<IgnoredAny>,
+    document: Option<IgnoredAny>,
+    location: Option<IgnoredAny>,
+    contact: Option<IgnoredAny>,
+    poll: Option<IgnoredAny>,
+    dice: Option<IgnoredAny>,
+}
+
+impl Message {
+    /// True for a sticker, photo, voice… — content a user sent that the bot cannot read.
+    /// Service messages (members joining, pins) are not content and give false.
+    pub fn has_non_text_content(&self) -> bool {
+        [
+            &self.sticker,
+            &self.photo,
+            &self.voice,
+            &self.audio,
+            &self.video,
+            &self.video_note,
+            &self.animation,
+            &self.document,
+            &self.location,
+            &self.contact,
+            &self.poll,
+            &self.dice,
+        ]
+        .iter()
+        .any(|field| field.is_some())
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CallbackQuery {
+    pub id: String,
+    pub from: User,
+    /// The message with the button; for old messages Telegram sends a stub with `date: 0`.
+    pub message: Option<Message>,
+    pub data: Option<String>,
+}
+
+/// One incoming update. Kinds we do not handle parse to all-`None` and are skipped.
+#[derive(Debug, Deserialize, Default)]
+pub struct Update {
+    pub update_id: i64,
+    pub message: Option<Message>,
+    pub edited_message: Option<IgnoredAny>,
+    pub callback_query: Option<CallbackQuery>,
+}
+
+#[derive(Deserialize)]
+struct WebhookInfo {
+    #[serde(default)]
+    url: String,
+}
+
+/// The `{ok, result, description, error_code, parameters}` envelope of every answer.
+#[derive(Deserialize)]
+struct Envelope {
+    ok: bool,
+    result: Option<Value>,
+    description: Option<String>,
+    error_code: Option<u16>,
+    parameters: Option<ResponseParameters>,
+}
+
+#[derive(Deserialize)]
+struct ResponseParameters {
+    retry_after: Option<u64>,
+    migrate_to_chat_id: Option<i64>,
+}
+
+/// A message to send; `reply_to` makes it a reply, `keyboard` adds inline buttons.
+#[derive(Default)]
+pub struct OutgoingMessage<'a> {
+    pub chat_id: i64,
+    pub text: &'a str,
+    pub html: bool,
+    pub reply_to: Option<i64>,
+    pub keyboard: Option<Value>,
+}
+
+/// The Bot API client: one ureq agent, so connections are kept alive between calls.
+pub struct Telegram {
+    agent: ureq::Agent,
+    api_url: String,
+    token: Secret,
+    poll_timeout_secs: u64,
+    stop: &'static AtomicBool,
+}
+
+impl Telegram {
+    /// `stop` is checked between retries, so a shutdown is not held up by a dead network.
+    pub fn new(config: &TelegramConfig, stop: &'static AtomicBool) -> Telegram {
+        let token = config
+            .token
+            .clone()
+            .expect("config::load requires a token for the commands that talk to Telegram");
+        // The HTTP timeout must outlast the long poll, or every idle poll would be an error.
+        let timeout = Duration::from_secs(config.poll_timeout_secs + 15);
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(timeout))
+            .timeout_connect(Some(Duration::from_secs(15)))
+            .tls_config(
+                ureq::tls::TlsConfig::builder()
+                    .provider(ureq::tls::TlsProvider::NativeTls)
+                    .root_certs(ureq::tls::RootCerts::PlatformVerifier)
+                    .build(),
+            )
+            .user_agent(concat!("gigabot/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .into();
+        Telegram {
+            agent,
+            api_url: config.api_url.clone(),
+            token,
+            poll_timeout_secs: config.poll_timeout_secs,
+            stop,
+        }
+    }
+
+    /// Removes the token from a text that may contain a request URL.
+    pub fn redact(&self, text: &str) -> String {
+        redact_token(text, self.token.expose())
+    }
+
+    /// One HTTP call: sends `params` as JSON and unpacks the envelope.
+    fn call_once<T: DeserializeOwned>(
+        &self,
+        method: &'static str,
+        params: &Value,
+    ) -> Result<T, Error> {
+        let fail = |kind| Error { method, kind };
+        let url = format!("{}/bot{}/{method}", self.api_url, self.token.expose());
+        let body = serde_json::to_vec(params).expect("serde_json::Value always serializes");
+        let mut response = self
+            .agent
+            .post(&url)
+            .header("Content-Type", "application/json")
+            .send(&body[..])
+            .map_err(|err| fail(ErrorKind::Transient(self.redact(&err.to_string()))))?;
+        let status = response.status().as_u16();
+        let retry_header = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let text = response
+            .body_mut()
+            .with_config()
+            .limit(64 * 1024 * 1024)
+            .read_to_string()
+            .map_err(|err| fail(ErrorKind::Transient(self.redact(&err.to_string()))))?;
+        let Ok(envelope) = serde_json::from_str::<Envelope>(&text) else {
+            // nginx in front of Telegram answers 502/504 with an HTML page.
+            return Err(fail(ErrorKind::Transient(format!(
+                "unreadable answer (HTTP {status}, {} bytes, not JSON)",
+                text.len()
+            ))));
+        };
+        if envelope.ok {
+            let result = envelope.result.unwrap_or(Value::Null);
+            return serde_json::from_value(result)
+                .map_err(|err| fail(ErrorKind::Transient(format!("unexpected result: {err}"))));
+        }
+        let code = envelope.error_code.unwrap_or(status);
+        let description = envelope
+            .description
+            .unwrap_or_else(|| format!("error {code}"));
+        let params = envelope.parameters;
+        let kind = match code {
+            429 => ErrorKind::RetryAfter(
+                params
+                    .as_ref()
+                    .and_then(|p| p.retry_after)
+                    .or(retry_header)
+                    .unwrap_or(5),
+            ),
+            401 => ErrorKind::Unauthorized,
+            // A malformed token: api.telegram.org answers "Not Found" for every method.
+            404 if description == "Not Found" => ErrorKind::Unauthorized,
+            409 => ErrorKind::Conflict(description),
+            500.. => ErrorKind::Transient(format!("{description} ({code})")),
+            _ => ErrorKind::Rejected {
+                code,
+                description,
+                migrate_to_chat_id: params.and_then(|p| p.migrate_to_chat_id),
+            },
+        };
+        Err(fail(kind))
+    }
+
+    /// A call that waits out network trouble, 5xx, 429 and 409, with exponential backoff
+    /// (1 s doubling to 60 s, with jitter). It logs when trouble starts and when it ends,
+    /// not every try. Returns at once on 401 and on refusals, which retrying cannot fix.
+    pub fn call<T: DeserializeOwned>(
+        &self,
+        method: &'static str,
+        params: &Value,
+    ) -> Result<T, Error> {
+        let mut failures = 0u32;
+        let mut delay = Duration::from_secs(1);
+        loop {
+            let err = match self.call_once(method, params) {
+                Ok(result) => {
+                    if failures > 0 {
+                        log::info!("telegram {method}: works again after {failures} failed tries");
+                    }
+                    return Ok(result);
+                }
+                Err(err) => err,
+            };
+            let wait = match &err.kind {
+                ErrorKind::RetryAfter(secs) => Duration::from_secs(*secs),
+                ErrorKind::Transient(_) | ErrorKind::Conflict(_) => {
+                    let wait = delay + jitter(delay);
+                    delay = (delay * 2).min(Duration::from_secs(60));
+                    wait
+                }
+                _ => return Err(err),
+            };
+            failures += 1;
+            if failures == 1 {
+                match &err.kind {
+                    ErrorKind::Conflict(_) => log::error!(
+                        "{err}: another copy of this bot is running with the same token, or a webhook is set; stop the other copy. Retrying"
+                    ),
+                    _ => log::warn!("{err}; retrying"),
+                }
+            } else {
+                log::debug!("{err}; try {failures}, next in {} ms", wait.as_millis());
+            }
+            if !self.sleep(wait) {
+                return Err(Error {
+                    method,
+                    kind: ErrorKind::Stopped,
+                });
+            }
+        }
+    }
+
+    /// Sleeps unless a stop is requested; false when stopping.
+    fn sleep(&self, duration: Duration) -> bool {
+        let until = Instant::now() + duration;
+        while !self.stop.load(Ordering::SeqCst) {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return true;
+            }
+            std::thread::sleep(left.min(Duration::from_millis(100)));
+        }
+        false
+    }
+
+    /// Checks the token and learns the bot's id and @username. Waits out network trouble
+    /// (the bot may start before the network), but a wrong token returns at once.
+    pub fn get_me(&self) -> Result<User, Error> {
+        self.call("getMe", &json!({}))
+    }
+
+    /// [`Telegram::get_me`] without retries, for `check`.
+    pub fn get_me_once(&self) -> Result<User, Error> {
+        self.call_once("getMe", &json!({}))
+    }
+
+    /// Deletes a webhook left from another setup: getUpdates does not work while one is set.
+    pub fn remove_webhook_if_set(&self) -> Result<bool, Error> {
+        let info: WebhookInfo = self.call("getWebhookInfo", &json!({}))?;
+        if info.url.is_empty() {
+            return Ok(false);
+        }
+        let _: bool = self.call("deleteWebhook", &json!({}))?;
+        Ok(true)
+    }
+
+    pub fn set_my_commands(&self, commands: &[(&str, &str)]) -> Result<(), Error> {
+        let commands: Vec<Value> = commands
+            .iter()
+            .map(|(command, description)| json!({"command": command, "description": description}))
+            .collect();
+        let _: bool = self.call("setMyCommands", &json!({ "commands": commands }))?;
+        Ok(())
+    }
+
+    /// Long-polls for updates after `offset`. An update that does not parse is logged and
+    /// returned empty (only its id), so the loop still moves past it.
+    pub fn get_updates(&self, offset: i64) -> Result<Vec<Update>, Error> {
+        let params = json!({
+            "offset": offset,
+            "timeout": self.poll_timeout_secs,
+            "allowed_updates": ["message", "callback_query"],
+        });
+        let raw: Vec<Value> = self.call("getUpdates", &params)?;
+        Ok(raw.into_iter().filter_map(parse_update).collect())
+    }
+
+    pub fn send_message(&self, message: &OutgoingMessage) -> Result<Message, Error> {
+        let mut params = json!({
+            "chat_id": message.chat_id,
+            "text": message.text,
+            "link_preview_options": {"is_disabled": true},
+        });
+        if message.html {
+            params["parse_mode"] = json!("HTML");
+        }
+        if let Some(id) = message.reply_to {
+            params["reply_parameters"] =
+                json!({"message_id": id, "allow_sending_without_reply": true});
+        }
+        if let Some(keyboard) = &message.keyboard {
+            params["reply_markup"] = keyboard.clone();
+        }
+        self.call("sendMessage", &params)
+    }
+
+    /// Shows "typing…" for up to 5 s. Best effort: a failure is logged by the caller.
+    pub fn send_typing(&self, chat_id: i64) -> Result<(), Error> {
+        let _: bool = self.call_once(
+            "sendChatAction",
+            &json!({"chat_id": chat_id, "action": "typing"}),
+        )?;
+        Ok(())
+    }
+
+    /// Stops the spinner on a pressed button, with a short toast.
+    pub fn answer_callback_query(&self, id: &str, text: &str) -> Result<(), Error> {
+        let _: bool = self.call(
+            "answerCallbackQuery",
+            &json!({"callback_query_id": id, "text": text}),
+        )?;
+        Ok(())
+    }
+
+    /// Replaces a message's text (and keyboard). "Not modified" counts as success.
+    pub fn edit_message_text(
+        &self,
+        chat_id: i64,
+        message_id: i64,
+        text: &str,
+        html: bool,
+        keyboard: Option<&Value>,
+    ) -> Result<(), Error> {
+        let mut params = json!({
+            "chat_id": chat_id,
+            "message_id": message_id,
+            "text": text,
+            "link_preview_options": {"is_disabled": true},
+        });
+        if html {
+            params["parse_mode"] = json!("HTML");
+        }
+        if let Some(keyboard) = keyboard {
+            params["reply_markup"] = keyboard.clone();
+        }
+        match self.call::<IgnoredAny>("editMessageText", &params) {
+            Err(err) if err.is_not_modified() => Ok(()),
+            other => other.map(|_| ()),
+        }
+    }
+
+    /// Confirms handled updates without waiting: used on shutdown.
+    pub fn confirm(&self, offset: i64) -> Result<(), Error> {
+        let _: Vec<IgnoredAny> = self.call_once(
+            "getUpdates",
+            &json!({"offset": offset, "limit": 1, "timeout": 0}),
+        )?;
+        Ok(())
+    }
+}
+
+/// Parses one update; a broken one keeps only its id and is logged.
+fn parse_update(raw: Value) -> Option<Update> {
+    let id = raw.get("update_id").and_then(Value::as_i64);
+    match serde_json::from_value::<Update>(raw) {
+        Ok(update) => Some(update),
+        Err(err) => match id {
+            Some(update_id) => {
+                log::warn!("update {update_id}: cannot read it ({err}); skipped");
+                Some(Update {
+                    update_id,
+                    ..Update::default()
+                })
+            }
+            None => {
+                log::warn!("an update without update_id was skipped ({err})");
+                None
+            }
+        },
+    }
+}
+
+/// Replaces the token, and anything shaped like `bot<digits>:<secret>`, with `***`.
+pub fn redact_token(text: &str, token: &str) -> String {
+    let mut out = if token.is_empty() {
+        text.to_string()
+    } else {
+        text.replace(token, "***")
+    };
+    // Belt and braces: any other token-shaped run after "/bot".
+    let mut from = 0;
+    while let Some(found) = out[from..].find("/bot") {
+        let start = from + found + 4;
+        from = start;
+        let rest = &out[start..];
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 || !rest[digits..].starts_with(':') {
+            continue;
+        }
+        let secret = rest[digits + 1..]
+            .bytes()
+            .take_while(|b| b.is_ascii_alphanumeric() || *b == b'_' || *b == b'-')
+            .count();
+        out.replace_range(start..start + digits + 1 + secret, "***");
+    }
+    out
+}
+
+/// Up to a quarter of `delay`, so restarted bots do not retry in lockstep.
+fn jitter(delay: Duration) -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    delay / 4 * (nanos % 1000) / 1000
+}
+
+/// The bot's own `@username` mentioned in `text` at `entity` (UTF-16 offsets)?
+pub fn entity_text<'a>(text: &'a str, entity: &MessageEntity) -> Option<&'a str> {
+    let (start, end) = utf16_range_to_bytes(text, entity.offset, entity.offset + entity.length)?;
+    text.get(start..end)
+}
+
+/// Converts a UTF-16 range into byte offsets of `text`; None if it does not fall on
+/// character boundaries or runs past the end.
+pub fn utf16_range_to_bytes(text: &str, from: usize, to: usize) -> Option<(usize, usize)> {
+    let mut units = 0;
+    let mut start = None;
+    for (byte, ch) in text.char_indices() {
+        if units == from {
+            start = Some(byte);
+        }
+        if units == to {
+            return Some((start?, byte));
+        }
+        units += ch.len_utf16();
+    }
+    if units == to {
+        return Some((start.or((units == from).then_some(text.len()))?, text.len()));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_the_token_from_urls_in_errors() {
+        let token = "7000000001:AAHsecret_Token-xyz";
+        let text = format!("bad uri: http://h/bot{token}/getMe and http://h/bot123:other/x");
+        let clean = redact_token(&text, token);
+        assert!(!clean.contains("AAHsecret"), "{clean}");
+        assert!(!clean.contains("123:other"), "{clean}");
+        assert_eq!(
+            clean,
+            "bad uri: http://h/bot***/getMe and http://h/bot***/x"
+        );
+    }
+
+    #[test]
+    fn utf16_offsets_map_to_bytes() {
+        // The fixture: "👋 @SomeBot, …" has the mention at UTF-16 offset 3.
+        let text = "👋 @SomeBot, объясни";
+        let entity = MessageEntity {
+            kind: "mention".into(),
+            offset: 3,
+            length: 8,
+            user: None,
+        };
+        assert_eq!(entity_text(text, &entity), Some("@SomeBot"));
+        let past_end = MessageEntity {
+            offset: 30,
+            ..entity
+        };
+        assert_eq!(entity_text(text, &past_end), None);
+        assert_eq!(utf16_range_to_bytes("ab", 0, 2), Some((0, 2)));
+        assert_eq!(utf16_range_to_bytes("ab", 2, 2), Some((2, 2)));
+        // Inside a surrogate pair is not a boundary.
+        assert_eq!(utf16_range_to_bytes("👋", 1, 2), None);
+    }
+
+    #[test]
+    fn broken_updates_keep_their_id() {
+        let broken = json!({"update_id": 7, "message": {"message_id": "not a number"}});
+        let update = parse_update(broken).unwrap();
+        assert_eq!(update.update_id, 7);
+        assert!(update.message.is_none());
+        assert!(parse_update(json!({"no_id": true})).is_none());
+        let sticker = json!({"update_id": 8, "message": {"message_id": 1, "chat": {"id": 5, "type": "private"}, "sticker": {"emoji": "😂"}}});
+        let update = parse_update(sticker).unwrap();
+        assert!(update.message.unwrap().has_non_text_content());
+    }
+}
