@@ -1,0 +1,507 @@
+//! GigaChat: the OAuth token (cached), chat completions, the model list, and TLS roots.
+//!
+//! The lesson fetched a new token for every message and turned TLS verification off
+//! (`verify=False`). Here the token is kept until a minute before it expires, and TLS is
+//! always verified: against the system trust store, or against `ca_bundle_file` (where the
+//! Russian Trusted Root CA of the Ministry of Digital Development goes).
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::config::{GigaChatConfig, Secret};
+
+/// SHA-256 of the Russian Trusted Root CA (НУЦ Минцифры), as `check` prints fingerprints.
+pub const RUSSIAN_TRUSTED_ROOT_SHA256: &str = "D2:6D:2D:02:31:B7:C3:9F:92:CC:73:85:12:BA:54:10:35:19:E4:40:5D:68:B5:BD:70:3E:97:88:CA:8E:CF:31";
+
+/// Refresh this long before `expires_at`, as the official SDK does.
+const TOKEN_MARGIN_MS: u64 = 60_000;
+
+/// What went wrong; the bot gives each kind its own reply.
+#[derive(Debug)]
+pub enum Error {
+    /// OAuth refused the key or scope, or the API refused a fresh token.
+    Auth { status: u16, message: String },
+    /// 429: the personal tier allows one request at a time.
+    RateLimited,
+    /// 402: the paid tokens are used up.
+    PaymentRequired,
+    /// 404: the configured model does not exist for this key.
+    UnknownModel(String),
+    /// 413: the request (usually the conversation) is too large.
+    TooLarge(String),
+    /// 5xx.
+    Server(u16),
+    /// Another 4xx (400, 422…): GigaChat refused the request as made.
+    Refused { status: u16, message: String },
+    /// No answer within `timeout_secs`.
+    Timeout(u64),
+    /// The server's certificate is not trusted.
+    Tls(String),
+    /// DNS, connection refused or reset…
+    Network(String),
+    /// A 200 whose body is not the JSON GigaChat sends.
+    BadResponse(String),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Auth { status, message } => write!(
+                f,
+                "gigachat: authorization failed ({status} {message}): check GIGACHAT_CREDENTIALS and GIGACHAT_SCOPE"
+            ),
+            Error::RateLimited => write!(f, "gigachat: too many requests (429)"),
+            Error::PaymentRequired => write!(
+                f,
+                "gigachat: payment required (402): the token package is used up"
+            ),
+            Error::UnknownModel(model) => write!(
+                f,
+                "gigachat: no such model {model:?} (404): set gigachat.model to a model `gigabot check` lists"
+            ),
+            Error::TooLarge(message) => write!(f, "gigachat: request too large (413 {message})"),
+            Error::Server(status) => write!(f, "gigachat: server error ({status})"),
+            Error::Refused { status, message } => {
+                write!(f, "gigachat: request refused ({status} {message})")
+            }
+            Error::Timeout(secs) => write!(
+                f,
+                "gigachat: no answer within {secs} s (gigachat.timeout_secs)"
+            ),
+            Error::Tls(detail) => write!(f, "gigachat: {detail}"),
+            Error::Network(detail) => write!(f, "gigachat: cannot connect: {detail}"),
+            Error::BadResponse(detail) => write!(f, "gigachat: unreadable answer: {detail}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// One message of a conversation, as the API wants it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ChatMessage {
+    pub role: String,
+    pub content: String,
+}
+
+impl ChatMessage {
+    pub fn new(role: &str, content: &str) -> ChatMessage {
+        ChatMessage {
+            role: role.to_string(),
+            content: content.to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+pub struct Usage {
+    #[serde(default)]
+    pub total_tokens: u64,
+}
+
+/// A finished answer. `finish_reason` is "stop", "length" (cut by max_tokens) or
+/// "blacklist" (GigaChat refused the topic); the caller decides what the user sees.
+#[derive(Debug)]
+pub struct Completion {
+    pub content: String,
+    pub finish_reason: String,
+    pub usage: Usage,
+    pub request_id: String,
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: Secret,
+    expires_at: u64,
+}
+
+#[derive(Deserialize)]
+struct ChatResponse {
+    choices: Vec<Choice>,
+    #[serde(default)]
+    usage: Usage,
+}
+
+#[derive(Deserialize)]
+struct Choice {
+    message: ChoiceMessage,
+    #[serde(default)]
+    finish_reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ChoiceMessage {
+    #[serde(default)]
+    content: String,
+}
+
+#[derive(Deserialize)]
+struct ModelList {
+    data: Vec<Model>,
+}
+
+#[derive(Deserialize)]
+pub struct Model {
+    pub id: String,
+    #[serde(rename = "type", default)]
+    pub kind: String,
+}
+
+/// Error bodies: `{"status", "message"}` from the API, `{"code", "message"}` from OAuth.
+#[derive(Deserialize, Default)]
+struct ErrorBody {
+    #[serde(default)]
+    message: String,
+}
+
+struct AccessToken {
+    value: Secret,
+    expires_at_ms: u64,
+}
+
+pub struct GigaChat {
+    agent: ureq::Agent,
+    auth_url: String,
+    base_url: String,
+    key: Secret,
+    scope: String,
+    pub model: String,
+    profanity_check: bool,
+    temperature: Option<f64>,
+    max_tokens: Option<u32>,
+    timeout_secs: u64,
+    ca_bundle_file: Option<PathBuf>,
+    token: Option<AccessToken>,
+}
+
+impl GigaChat {
+    pub fn new(config: &GigaChatConfig) -> GigaChat {
+        let roots = if config.ca_certs.is_empty() {
+            // The system trust store, where the lesson tells students to install the CA.
+            ureq::tls::RootCerts::PlatformVerifier
+        } else {
+            let certs: Vec<_> = config
+                .ca_certs
+                .iter()
+                .map(|der| ureq::tls::Certificate::from_der(der).to_owned())
+                .collect();
+            ureq::tls::RootCerts::new_with_certs(&certs)
+        };
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(config.timeout_secs)))
+            .timeout_connect(Some(Duration::from_secs(15.min(config.timeout_secs))))
+            .tls_config(
+                ureq::tls::TlsConfig::builder()
+                    .provider(ureq::tls::TlsProvider::NativeTls)
+                    .root_certs(roots)
+                    .build(),
+            )
+            .user_agent(concat!("gigabot/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .into();
+        GigaChat {
+            agent,
+            auth_url: config.auth_url.clone(),
+            base_url: config.base_url.clone(),
+            key: config
+                .credentials
+                .clone()
+                .expect("config::load always settles the credentials"),
+            scope: config.scope.clone(),
+            model: config.model.clone(),
+            profanity_check: config.profanity_check,
+            temperature: config.temperature,
+            max_tokens: config.max_tokens,
+            timeout_secs: config.timeout_secs,
+            ca_bundle_file: config.ca_bundle_file.clone(),
+            token: None,
+        }
+    }
+
+    /// The access token, from the cache while it has more than a minute to live, else
+    /// a new one from the OAuth endpoint (the lesson's function of the same name).
+    pub fn get_gigachat_token(&mut self) -> Result<Secret, Error> {
+        if let Some(token) = &self.token {
+            if token.expires_at_ms > now_ms() + TOKEN_MARGIN_MS {
+                return Ok(token.value.clone());
+            }
+        }
+        let rq_uid = uuid::Uuid::new_v4().to_string();
+        let result = self
+            .agent
+            .post(&self.auth_url)
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .header("Accept", "application/json")
+            .header("RqUID", &rq_uid)
+            .header("Authorization", &format!("Basic {}", self.key.expose()))
+            .send(format!("scope={}", self.scope).as_bytes());
+        let (status, body, _) = self.read(result)?;
+        if status != 200 {
+            let message = error_message(&body);
+            log::warn!("gigachat oauth: HTTP {status} {message} (RqUID {rq_uid})");
+            return Err(match status {
+                400 | 401 | 403 => Error::Auth { status, message },
+                429 => Error::RateLimited,
+                500.. => Error::Server(status),
+                _ => Error::Refused { status, message },
+            });
+        }
+        let parsed: TokenResponse = serde_json::from_str(&body)
+            .map_err(|err| Error::BadResponse(format!("oauth: {err}")))?;
+        // The docs once showed seconds here; the service sends milliseconds.
+        let expires_at_ms = if parsed.expires_at < 100_000_000_000 {
+            parsed.expires_at * 1000
+        } else {
+            parsed.expires_at
+        };
+        log::debug!(
+            "gigachat oauth: new token, valid for {} s",
+            expires_at_ms.saturating_sub(now_ms()) / 1000
+        );
+        self.token = Some(AccessToken {
+            value: parsed.access_token.clone(),
+            expires_at_ms,
+        });
+        Ok(parsed.access_token)
+    }
+
+    /// When the cached token expires (Unix ms), for `check`.
+    pub fn token_expires_at_ms(&self) -> Option<u64> {
+        self.token.as_ref().map(|t| t.expires_at_ms)
+    }
+
+    /// Asks for one answer. A 401 with a cached token gets one new token and one retry.
+    pub fn chat(&mut self, messages: &[ChatMessage]) -> Result<Completion, Error> {
+        let had_token = self.token.is_some();
+        let token = self.get_gigachat_token()?;
+        match self.post_chat(&token, messages) {
+            Err(Error::Auth { status: 401, .. }) if had_token => {
+                log::info!("gigachat: the access token was refused (401); getting a new one");
+                self.token = None;
+                let token = self.get_gigachat_token()?;
+                self.post_chat(&token, messages)
+            }
+            other => other,
+        }
+    }
+
+    fn post_chat(&self, token: &Secret, messages: &[ChatMessage]) -> Result<Completion, Error> {
+        let mut body = json!({
+            "model": self.model,
+            "messages": messages,
+            "profanity_check": self.profanity_check,
+        });
+        if let Some(t) = self.temperature {
+            body["temperature"] = json!(t);
+        }
+        if let Some(n) = self.max_tokens {
+            body["max_tokens"] = json!(n);
+        }
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let result = self
+            .agent
+            .post(&format!("{}/chat/completions", self.base_url))
+            .header("Content-Type", "application/json")
+            .header("Accept", "application/json")
+            .header("Authorization", &format!("Bearer {}", token.expose()))
+            .header("X-Request-ID", &request_id)
+            .send(
+                serde_json::to_vec(&body)
+                    .expect("a JSON value serializes")
+                    .as_slice(),
+            );
+        let (status, text, server_id) = self.read(result)?;
+        let request_id = server_id.unwrap_or(request_id);
+        if status != 200 {
+            let message = error_message(&text);
+            log::warn!("gigachat chat: HTTP {status} {message} (request {request_id})");
+            return Err(self.status_error(status, message));
+        }
+        let parsed: ChatResponse = serde_json::from_str(&text).map_err(|err| {
+            log::warn!("gigachat chat: unreadable JSON ({err}) (request {request_id})");
+            Error::BadResponse(err.to_string())
+        })?;
+        let Some(choice) = parsed.choices.into_iter().next() else {
+            return Err(Error::BadResponse("no choices".into()));
+        };
+        Ok(Completion {
+            content: choice.message.content,
+            finish_reason: choice.finish_reason.unwrap_or_else(|| "stop".into()),
+            usage: parsed.usage,
+            request_id,
+        })
+    }
+
+    fn status_error(&self, status: u16, message: String) -> Error {
+        match status {
+            401 | 403 => Error::Auth { status, message },
+            402 => Error::PaymentRequired,
+            404 => Error::UnknownModel(self.model.clone()),
+            413 => Error::TooLarge(message),
+            429 => Error::RateLimited,
+            500.. => Error::Server(status),
+            _ => Error::Refused { status, message },
+        }
+    }
+
+    /// The models this key may use (`GET /models`), for `check`.
+    pub fn models(&mut self) -> Result<Vec<Model>, Error> {
+        let token = self.get_gigachat_token()?;
+        let result = self
+            .agent
+            .get(&format!("{}/models", self.base_url))
+            .header("Accept", "application/json")
+            .header("Authorization", &format!("Bearer {}", token.expose()))
+            .call();
+        let (status, text, _) = self.read(result)?;
+        if status != 200 {
+            return Err(self.status_error(status, error_message(&text)));
+        }
+        let list: ModelList =
+            serde_json::from_str(&text).map_err(|err| Error::BadResponse(err.to_string()))?;
+        Ok(list.data)
+    }
+
+    /// Status, body and the server's X-Request-Id of a response, or the transport error
+    /// turned into something a person can act on.
+    fn read(
+        &self,
+        result: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<(u16, String, Option<String>), Error> {
+        let mut response = result.map_err(|err| self.transport_error(err))?;
+        let status = response.status().as_u16();
+        let request_id = response
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(16 * 1024 * 1024)
+            .read_to_string()
+            .map_err(|err| self.transport_error(err))?;
+        Ok((status, body, request_id))
+    }
+
+    fn transport_error(&self, err: ureq::Error) -> Error {
+        let text = err.to_string();
+        match err {
+            ureq::Error::Timeout(_) => Error::Timeout(self.timeout_secs),
+            _ if is_certificate_error(&text) => Error::Tls(self.tls_advice(&text)),
+            _ => Error::Network(text),
+        }
+    }
+
+    fn tls_advice(&self, detail: &str) -> String {
+        match &self.ca_bundle_file {
+            None => format!(
+                "the server's TLS certificate is not trusted ({detail}): download the Russian Trusted Root CA from https://www.gosuslugi.ru/crt and set gigachat.ca_bundle_file (GIGACHAT_CA_BUNDLE_FILE) to it"
+            ),
+            Some(path) => format!(
+                "the server's TLS certificate is not signed by a certificate in gigachat.ca_bundle_file {} ({detail}): download the Russian Trusted Root CA from https://www.gosuslugi.ru/crt and point gigachat.ca_bundle_file at it",
+                path.display()
+            ),
+        }
+    }
+}
+
+/// OpenSSL's words for "I do not trust this certificate".
+fn is_certificate_error(text: &str) -> bool {
+    let text = text.to_lowercase();
+    [
+        "certificate verify failed",
+        "unable to get local issuer",
+        "self-signed certificate",
+        "self signed certificate",
+        "certificate has expired",
+        "hostname mismatch",
+        "certificate is not trusted",
+    ]
+    .iter()
+    .any(|needle| text.contains(needle))
+}
+
+fn error_message(body: &str) -> String {
+    let message = serde_json::from_str::<ErrorBody>(body)
+        .map(|b| b.message)
+        .unwrap_or_default();
+    if message.is_empty() {
+        format!("({} bytes, no message)", body.len())
+    } else {
+        message
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// What `check` says about a CA certificate.
+pub struct CaReport {
+    pub subject: String,
+    pub sha256: String,
+    pub is_russian_trusted_root: bool,
+}
+
+/// Subject and SHA-256 fingerprint of a DER certificate (already validated at config load).
+pub fn describe_ca(der: &[u8]) -> Option<CaReport> {
+    let cert = openssl::x509::X509::from_der(der).ok()?;
+    let subject = cert
+        .subject_name()
+        .entries()
+        .map(|entry| {
+            let key = entry.object().nid().short_name().unwrap_or("?");
+            let value = entry.data().to_string().unwrap_or_default();
+            format!("{key}={value}")
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let digest = cert.digest(openssl::hash::MessageDigest::sha256()).ok()?;
+    let sha256 = digest
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":");
+    Some(CaReport {
+        is_russian_trusted_root: sha256 == RUSSIAN_TRUSTED_ROOT_SHA256,
+        subject,
+        sha256,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recognises_openssl_certificate_errors() {
+        assert!(is_certificate_error(
+            "native-tls: error:0A000086:SSL routines:tls_post_process_server_certificate:certificate verify failed:ssl/statem/statem_clnt.c:1889: (unable to get local issuer certificate)"
+        ));
+        assert!(!is_certificate_error(
+            "io: Connection refused (os error 111)"
+        ));
+    }
+
+    #[test]
+    fn error_messages_come_from_both_body_shapes() {
+        assert_eq!(
+            error_message(r#"{"status":429,"message":"Too many requests"}"#),
+            "Too many requests"
+        );
+        assert_eq!(
+            error_message(r#"{"code":6,"message":"credentials doesn't match db data"}"#),
+            "credentials doesn't match db data"
+        );
+        assert_eq!(error_message("<html>"), "(6 bytes, no message)");
+    }
+}
