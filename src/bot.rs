@@ -1,0 +1,762 @@
+//! What to do with one update: commands, button presses, and questions for GigaChat.
+//!
+//! The texts users see are the constants right below, so a teacher can change them
+//! without reading the logic.
+
+use std::time::Instant;
+
+use serde_json::{Value, json};
+
+use crate::config::{Config, Style};
+use crate::gigachat::{self, ChatMessage, GigaChat};
+use crate::render;
+use crate::store::{Store, Turn};
+use crate::telegram::{self, CallbackQuery, Message, OutgoingMessage, Telegram, Update, User};
+
+const START: &str =
+    "Здравствуйте, {name}! Я отвечаю на вопросы с помощью GigaChat. Просто напишите вопрос.";
+const COMMANDS: &str = "Команды:\n\
+/mode — выбрать стиль ответов\n\
+/reset — забыть разговор и начать заново\n\
+/retry — спросить последний вопрос ещё раз\n\
+/help — эта справка";
+const GROUP_HINT: &str = "В группе я отвечаю, когда ко мне обращаются через @имя, отвечают на моё сообщение или пишут команду.";
+const UNKNOWN_COMMAND: &str = "Такой команды я не знаю.";
+const NOT_TEXT: &str = "Я понимаю только текст. Напишите вопрос словами, пожалуйста.";
+const EMPTY_QUESTION: &str = "Напишите вопрос после обращения ко мне.";
+const TOO_LONG: &str = "Слишком длинное сообщение: {len} символов, а я принимаю не больше {max}. Сократите его, пожалуйста.";
+const CHOOSE_STYLE: &str = "Выберите стиль ответов. Сейчас: «{title}».";
+const NO_SUCH_STYLE: &str = "Стиля «{id}» нет. Выберите один из этих:";
+const STYLE_SET: &str = "Теперь я отвечаю в стиле «{title}».";
+const STYLE_TOAST: &str = "Стиль: {title}";
+const STALE_BUTTON: &str = "Эта кнопка устарела. Отправьте /mode, чтобы выбрать стиль.";
+const RESET_DONE: &str = "Я забыл наш разговор. Начнём заново!";
+const NOTHING_TO_RETRY: &str = "Мне нечего повторить: сначала задайте вопрос.";
+
+// GigaChat failures. The first three are the lesson's own texts.
+const AUTH_FAILED: &str = "Ошибка авторизации в GigaChat API.";
+const BAD_ANSWER: &str = "Не удалось получить корректный ответ от GigaChat API.";
+const HTTP_ERROR: &str = "Ошибка при получении ответа от GigaChat API: {status}";
+const RATE_LIMITED: &str = "GigaChat перегружен, повторите через минуту.";
+const PAYMENT_REQUIRED: &str =
+    "У владельца бота закончились токены GigaChat (402). Попробуйте позже.";
+const UNKNOWN_MODEL: &str =
+    "Модель «{model}» недоступна в GigaChat (404). Владельцу бота: проверьте gigachat.model.";
+const TOO_LARGE: &str = "Разговор стал слишком длинным для GigaChat. Начните заново: /reset";
+const SERVER_ERROR: &str = "GigaChat временно не работает (ошибка {status}). Повторите позже.";
+const TIMEOUT: &str = "GigaChat не ответил вовремя. Повторите вопрос чуть позже.";
+const UNREACHABLE: &str = "Не удалось связаться с GigaChat. Повторите позже.";
+const BLACKLIST: &str =
+    "GigaChat не отвечает на вопросы на эту тему. Попробуйте спросить о чём-нибудь другом.";
+const CUT_SHORT: &str = "_(Ответ обрезан: GigaChat достиг ограничения длины.)_";
+
+/// The commands shown in Telegram's menu (`setMyCommands`).
+pub const MENU: [(&str, &str); 5] = [
+    ("start", "Начать и узнать, что я умею"),
+    ("mode", "Выбрать стиль ответов"),
+    ("reset", "Забыть разговор и начать заново"),
+    ("retry", "Спросить последний вопрос ещё раз"),
+    ("help", "Справка"),
+];
+
+/// What happened with one update, for the log line.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub chat_id: i64,
+    pub user_id: i64,
+    /// text, command, callback, non-text, ignored.
+    pub kind: &'static str,
+    pub style: String,
+    pub gigachat_ms: Option<u128>,
+    pub tokens: u64,
+    pub outcome: String,
+}
+
+pub struct Bot {
+    pub config: Config,
+    pub telegram: Telegram,
+    pub gigachat: GigaChat,
+    pub store: Store,
+    me: User,
+}
+
+/// An error the loop cannot go on after: the token was revoked, or the bot is stopping.
+pub type Fatal = telegram::Error;
+
+impl Bot {
+    pub fn new(
+        config: Config,
+        telegram: Telegram,
+        gigachat: GigaChat,
+        store: Store,
+        me: User,
+    ) -> Bot {
+        Bot {
+            config,
+            telegram,
+            gigachat,
+            store,
+            me,
+        }
+    }
+
+    /// Handles one update. Every failure except a fatal one is dealt with here (a reply to
+    /// the user, a log line), so one bad update never stops the loop.
+    pub fn handle_update(&mut self, update: Update) -> Result<Report, Fatal> {
+        let mut report = Report {
+            kind: "ignored",
+            ..Report::default()
+        };
+        if let Some(message) = update.message {
+            report.chat_id = message.chat.id;
+            report.user_id = message.from.as_ref().map_or(0, |u| u.id);
+            report.style = self.style_of(message.chat.id).id.clone();
+            self.on_message(message, &mut report)?;
+        } else if let Some(query) = update.callback_query {
+            report.kind = "callback";
+            report.user_id = query.from.id;
+            report.chat_id = query.message.as_ref().map_or(query.from.id, |m| m.chat.id);
+            self.on_callback(query, &mut report)?;
+            report.style = self.style_of(report.chat_id).id.clone();
+        } else if update.edited_message.is_some() {
+            report.outcome = "edited message ignored".into();
+        } else {
+            report.outcome = "update kind not handled".into();
+        }
+        Ok(report)
+    }
+
+    fn on_message(&mut self, message: Message, report: &mut Report) -> Result<(), Fatal> {
+        let chat_id = message.chat.id;
+        if let Some(new_id) = message.migrate_to_chat_id {
+            self.store.move_chat(chat_id, new_id);
+            report.outcome = format!("group moved to {new_id}");
+            return Ok(());
+        }
+        let in_group = matches!(message.chat.kind.as_str(), "group" | "supergroup");
+        if !in_group && message.chat.kind != "private" {
+            report.outcome = "not a private chat or group".into();
+            return Ok(());
+        }
+        let Some(text) = message.text.as_deref() else {
+            if message.has_non_text_content() && (!in_group || self.is_reply_to_me(&message)) {
+                report.kind = "non-text";
+                report.outcome = self.reply(chat_id, message.message_id, NOT_TEXT)?;
+            } else {
+                report.outcome = "service message ignored".into();
+            }
+            return Ok(());
+        };
+        if let Some(command) = parse_command(text) {
+            report.kind = "command";
+            let for_me = match command.bot {
+                Some(name) => self.is_my_name(name),
+                // In a group a bare unknown command may be meant for another bot.
+                None => !in_group || KNOWN_COMMANDS.contains(&command.name.as_str()),
+            };
+            if !for_me {
+                report.outcome = "command for another bot ignored".into();
+                return Ok(());
+            }
+            return self.on_command(&message, &command, report);
+        }
+        report.kind = "text";
+        let question = if in_group {
+            if !self.is_addressed(&message) {
+                report.kind = "ignored";
+                report.outcome = "group message not addressed to the bot".into();
+                return Ok(());
+            }
+            self.strip_mentions(&message)
+        } else {
+            text.trim().to_string()
+        };
+        if question.is_empty() {
+            report.outcome = self.reply(chat_id, message.message_id, EMPTY_QUESTION)?;
+            return Ok(());
+        }
+        let len = question.chars().count();
+        let max = self.config.bot.max_input_chars;
+        if len > max {
+            let text = TOO_LONG
+                .replace("{len}", &len.to_string())
+                .replace("{max}", &max.to_string());
+            report.outcome = format!(
+                "too long ({len} chars); {}",
+                self.reply(chat_id, message.message_id, &text)?
+            );
+            return Ok(());
+        }
+        self.handle_message(chat_id, message.message_id, &question, false, report)
+    }
+
+    /// The lesson's `handle_message`: asks GigaChat in the chat's style, with the chat's
+    /// memory, and replies. `again` re-asks the last question (/retry), replacing the
+    /// last exchange in memory.
+    fn handle_message(
+        &mut self,
+        chat_id: i64,
+        reply_to: i64,
+        question: &str,
+        again: bool,
+        report: &mut Report,
+    ) -> Result<(), Fatal> {
+        if let Err(err) = self.telegram.send_typing(chat_id) {
+            log::debug!("{err}");
+        }
+        let style = self.style_of(chat_id).clone();
+        report.style = style.id.clone();
+        let chat = self.store.chat(chat_id);
+        chat.last_active = unix_now();
+        chat.last_question = Some(question.to_string());
+        let mut history = chat.history.clone();
+        if again {
+            drop_last_exchange(&mut history, question);
+        }
+        let mut messages = vec![ChatMessage::new("system", &style.prompt)];
+        messages.extend(
+            history
+                .iter()
+                .map(|t| ChatMessage::new(&t.role, &t.content)),
+        );
+        messages.push(ChatMessage::new("user", question));
+
+        let started = Instant::now();
+        let result = self.gigachat.chat(&messages);
+        report.gigachat_ms = Some(started.elapsed().as_millis());
+        let completion = match result {
+            Ok(completion) => completion,
+            Err(err) => {
+                log::warn!("chat {chat_id}: {err}");
+                report.outcome = format!("gigachat error: {}", error_kind(&err));
+                self.reply(chat_id, reply_to, &user_text(&err, &self.gigachat.model))?;
+                return Ok(());
+            }
+        };
+        report.tokens = completion.usage.total_tokens;
+        let answer = completion.content.trim();
+        let markdown = match completion.finish_reason.as_str() {
+            "blacklist" => {
+                report.outcome = "refused by gigachat (blacklist)".into();
+                self.reply(chat_id, reply_to, BLACKLIST)?;
+                return Ok(());
+            }
+            _ if answer.is_empty() => {
+                report.outcome = format!("empty answer (request {})", completion.request_id);
+                self.reply(chat_id, reply_to, BAD_ANSWER)?;
+                return Ok(());
+            }
+            "length" => format!("{answer}\n\n{CUT_SHORT}"),
+            _ => answer.to_string(),
+        };
+        self.remember(chat_id, question, answer, history);
+        report.outcome = self.send_answer(chat_id, reply_to, &markdown)?;
+        Ok(())
+    }
+
+    /// Adds one exchange to the chat's memory, within `history_messages` and `history_chars`.
+    fn remember(&mut self, chat_id: i64, question: &str, answer: &str, mut history: Vec<Turn>) {
+        let max_messages = self.config.bot.history_messages;
+        let max_chars = self.config.bot.history_chars;
+        history.push(Turn {
+            role: "user".into(),
+            content: question.to_string(),
+        });
+        history.push(Turn {
+            role: "assistant".into(),
+            content: answer.to_string(),
+        });
+        let mut chars: usize = history.iter().map(|t| t.content.chars().count()).sum();
+        while !history.is_empty()
+            && (history.len() > max_messages
+                || chars > max_chars
+                // An answer without its question would confuse the model.
+                || history[0].role == "assistant")
+        {
+            chars -= history[0].content.chars().count();
+            history.remove(0);
+        }
+        self.store.chat(chat_id).history = history;
+    }
+
+    /// Sends a Markdown answer as Telegram HTML, split into messages of at most 4096
+    /// characters; the first one replies to the question.
+    fn send_answer(
+        &mut self,
+        chat_id: i64,
+        reply_to: i64,
+        markdown: &str,
+    ) -> Result<String, Fatal> {
+        let html = render::markdown_to_html(markdown);
+        let chunks = render::split_html(&html, render::MESSAGE_LIMIT);
+        if chunks.is_empty() {
+            return self.reply(chat_id, reply_to, BAD_ANSWER);
+        }
+        let count = chunks.len();
+        for (i, chunk) in chunks.iter().enumerate() {
+            let reply = (i == 0).then_some(reply_to);
+            if let Err(outcome) = self.send_html(chat_id, chunk, reply)? {
+                return Ok(format!("answer part {}/{count} not sent: {outcome}", i + 1));
+            }
+        }
+        Ok(format!("answered in {count} message(s)"))
+    }
+
+    /// Sends one HTML chunk; if Telegram cannot parse it, sends its visible text instead,
+    /// so the user still gets the answer exactly once. The inner Err says why it was dropped.
+    fn send_html(
+        &mut self,
+        chat_id: i64,
+        html: &str,
+        reply_to: Option<i64>,
+    ) -> Result<Result<(), String>, Fatal> {
+        let message = OutgoingMessage {
+            chat_id,
+            text: html,
+            html: true,
+            reply_to,
+            keyboard: None,
+        };
+        match self.send(message)? {
+            Err(err) if err.is_bad_html() => {
+                log::warn!("chat {chat_id}: {err}; sending the chunk as plain text");
+                let plain = render::visible_text(html);
+                let message = OutgoingMessage {
+                    chat_id,
+                    text: &plain,
+                    html: false,
+                    reply_to,
+                    keyboard: None,
+                };
+                Ok(self
+                    .send(message)?
+                    .map(|_| ())
+                    .map_err(|err| err.to_string()))
+            }
+            other => Ok(other.map(|_| ()).map_err(|err| err.to_string())),
+        }
+    }
+
+    /// sendMessage, following a group's move to a supergroup once. The outer Err is fatal;
+    /// the inner one is Telegram refusing this message (logged here).
+    fn send(
+        &mut self,
+        mut message: OutgoingMessage,
+    ) -> Result<Result<Message, telegram::Error>, Fatal> {
+        for _ in 0..2 {
+            match self.telegram.send_message(&message) {
+                Ok(sent) => return Ok(Ok(sent)),
+                Err(err) => match err.kind {
+                    telegram::ErrorKind::Unauthorized | telegram::ErrorKind::Stopped => {
+                        return Err(err);
+                    }
+                    _ => {
+                        if let Some(new_id) = err.migrated_to() {
+                            log::info!(
+                                "chat {} became supergroup {new_id}; moving its state",
+                                message.chat_id
+                            );
+                            self.store.move_chat(message.chat_id, new_id);
+                            message.chat_id = new_id;
+                            continue;
+                        }
+                        if !err.is_bad_html() {
+                            log::warn!(
+                                "chat {}: {err}; giving up on this message",
+                                message.chat_id
+                            );
+                        }
+                        return Ok(Err(err));
+                    }
+                },
+            }
+        }
+        Ok(Err(telegram::Error {
+            method: "sendMessage",
+            kind: telegram::ErrorKind::Rejected {
+                code: 400,
+                description: "the chat moved twice".into(),
+                migrate_to_chat_id: None,
+            },
+        }))
+    }
+
+    /// Sends one of our own plain texts as a reply; returns the outcome for the log.
+    fn reply(&mut self, chat_id: i64, reply_to: i64, text: &str) -> Result<String, Fatal> {
+        self.send_plain(chat_id, Some(reply_to), text, None)
+    }
+
+    fn send_plain(
+        &mut self,
+        chat_id: i64,
+        reply_to: Option<i64>,
+        text: &str,
+        keyboard: Option<Value>,
+    ) -> Result<String, Fatal> {
+        let message = OutgoingMessage {
+            chat_id,
+            text,
+            html: false,
+            reply_to,
+            keyboard,
+        };
+        Ok(match self.send(message)? {
+            Ok(_) => "replied".into(),
+            Err(err) => format!("not sent: {err}"),
+        })
+    }
+
+    fn on_command(
+        &mut self,
+        message: &Message,
+        command: &Command,
+        report: &mut Report,
+    ) -> Result<(), Fatal> {
+        let chat_id = message.chat.id;
+        let reply_to = message.message_id;
+        let in_group = message.chat.kind != "private";
+        report.outcome = match command.name.as_str() {
+            "start" | "help" => {
+                let style = self.style_of(chat_id);
+                let name = message.from.as_ref().map_or("", |u| u.first_name.as_str());
+                let start = START.replace("{name}", name).replace(", !", "!");
+                let mut text = format!(
+                    "{start}\nСейчас мой стиль: «{}».\n\n{COMMANDS}",
+                    style.title
+                );
+                if in_group {
+                    text = format!("{text}\n\n{GROUP_HINT}");
+                }
+                self.reply(chat_id, reply_to, &text)?
+            }
+            "mode" => self.on_mode(chat_id, reply_to, command.args.trim())?,
+            "reset" | "new" => {
+                let chat = self.store.chat(chat_id);
+                chat.history.clear();
+                chat.last_question = None;
+                self.reply(chat_id, reply_to, RESET_DONE)?
+            }
+            "retry" => {
+                let last = self.store.chat(chat_id).last_question.clone();
+                match last {
+                    Some(question) => {
+                        return self.handle_message(chat_id, reply_to, &question, true, report);
+                    }
+                    None => self.reply(chat_id, reply_to, NOTHING_TO_RETRY)?,
+                }
+            }
+            _ => {
+                let text = format!("{UNKNOWN_COMMAND}\n\n{COMMANDS}");
+                self.reply(chat_id, reply_to, &text)?
+            }
+        };
+        Ok(())
+    }
+
+    /// `/mode <id>` switches; `/mode` alone or an unknown id shows the buttons.
+    fn on_mode(&mut self, chat_id: i64, reply_to: i64, arg: &str) -> Result<String, Fatal> {
+        let wanted = arg.to_lowercase();
+        if !wanted.is_empty() {
+            if let Some(style) = self.config.styles.iter().find(|s| s.id == wanted).cloned() {
+                self.set_style(chat_id, &style.id);
+                return self.reply(
+                    chat_id,
+                    reply_to,
+                    &STYLE_SET.replace("{title}", &style.title),
+                );
+            }
+        }
+        let current = self.style_of(chat_id).clone();
+        let text = if wanted.is_empty() {
+            CHOOSE_STYLE.replace("{title}", &current.title)
+        } else {
+            NO_SUCH_STYLE.replace("{id}", arg)
+        };
+        let keyboard = self.style_keyboard(&current.id);
+        self.send_plain(chat_id, Some(reply_to), &text, Some(keyboard))
+    }
+
+    /// One button per style; the current one is marked. `callback_data` is `style:<id>`,
+    /// at most 38 bytes since ids are at most 32.
+    fn style_keyboard(&self, current: &str) -> Value {
+        let rows: Vec<Value> = self
+            .config
+            .styles
+            .iter()
+            .map(|style| {
+                let mark = if style.id == current { "✓ " } else { "" };
+                json!([{"text": format!("{mark}{}", style.title), "callback_data": format!("style:{}", style.id)}])
+            })
+            .collect();
+        json!({ "inline_keyboard": rows })
+    }
+
+    fn on_callback(&mut self, query: CallbackQuery, report: &mut Report) -> Result<(), Fatal> {
+        let data = query.data.as_deref().unwrap_or("");
+        let style = data
+            .strip_prefix("style:")
+            .and_then(|id| self.config.styles.iter().find(|s| s.id == id))
+            .cloned();
+        let (Some(style), Some(message)) = (style, query.message.as_ref()) else {
+            report.outcome = format!("stale button {data:?}");
+            self.answer_query(&query.id, STALE_BUTTON)?;
+            return Ok(());
+        };
+        let chat_id = message.chat.id;
+        self.set_style(chat_id, &style.id);
+        self.answer_query(&query.id, &STYLE_TOAST.replace("{title}", &style.title))?;
+        // Old messages come as stubs with date 0; they cannot be edited.
+        if message.date != 0 {
+            let text = CHOOSE_STYLE.replace("{title}", &style.title);
+            let keyboard = self.style_keyboard(&style.id);
+            match self.telegram.edit_message_text(
+                chat_id,
+                message.message_id,
+                &text,
+                false,
+                Some(&keyboard),
+            ) {
+                Err(err)
+                    if matches!(
+                        err.kind,
+                        telegram::ErrorKind::Unauthorized | telegram::ErrorKind::Stopped
+                    ) =>
+                {
+                    return Err(err);
+                }
+                Err(err) => log::info!("chat {chat_id}: {err}"),
+                Ok(()) => {}
+            }
+        }
+        report.outcome = format!("style set to {}", style.id);
+        Ok(())
+    }
+
+    fn answer_query(&mut self, id: &str, text: &str) -> Result<(), Fatal> {
+        match self.telegram.answer_callback_query(id, text) {
+            Err(err)
+                if matches!(
+                    err.kind,
+                    telegram::ErrorKind::Unauthorized | telegram::ErrorKind::Stopped
+                ) =>
+            {
+                Err(err)
+            }
+            // "query is too old": the user already saw the spinner stop; nothing to do.
+            Err(err) => {
+                log::info!("{err}");
+                Ok(())
+            }
+            Ok(()) => Ok(()),
+        }
+    }
+
+    fn set_style(&mut self, chat_id: i64, id: &str) {
+        let chat = self.store.chat(chat_id);
+        chat.style = Some(id.to_string());
+        chat.last_active = unix_now();
+    }
+
+    /// The chat's style, or the default if the chat has none or its style left the config.
+    fn style_of(&self, chat_id: i64) -> &Style {
+        let styles = &self.config.styles;
+        let chosen = self
+            .store
+            .state
+            .chats
+            .get(&chat_id)
+            .and_then(|c| c.style.as_deref());
+        chosen
+            .and_then(|id| styles.iter().find(|s| s.id == id))
+            .or_else(|| {
+                styles
+                    .iter()
+                    .find(|s| s.id == self.config.bot.default_style)
+            })
+            .unwrap_or(&styles[0])
+    }
+
+    fn is_my_name(&self, name: &str) -> bool {
+        self.me
+            .username
+            .as_deref()
+            .is_some_and(|mine| mine.eq_ignore_ascii_case(name))
+    }
+
+    fn is_reply_to_me(&self, message: &Message) -> bool {
+        message
+            .reply_to_message
+            .as_ref()
+            .and_then(|m| m.from.as_ref())
+            .is_some_and(|from| from.id == self.me.id)
+    }
+
+    /// In a group: mentioned by @username or by a text mention, or a reply to the bot.
+    fn is_addressed(&self, message: &Message) -> bool {
+        self.is_reply_to_me(message) || !self.my_mentions(message).is_empty()
+    }
+
+    /// Byte ranges of the mentions of this bot in the message text.
+    fn my_mentions(&self, message: &Message) -> Vec<(usize, usize)> {
+        let text = message.text.as_deref().unwrap_or("");
+        message
+            .entities
+            .iter()
+            .filter(|e| match e.kind.as_str() {
+                "mention" => telegram::entity_text(text, e)
+                    .and_then(|t| t.strip_prefix('@'))
+                    .is_some_and(|name| self.is_my_name(name)),
+                "text_mention" => e.user.as_ref().is_some_and(|u| u.id == self.me.id),
+                _ => false,
+            })
+            .filter_map(|e| telegram::utf16_range_to_bytes(text, e.offset, e.offset + e.length))
+            .collect()
+    }
+
+    /// The question without "@botname" (and the comma or colon right after it).
+    fn strip_mentions(&self, message: &Message) -> String {
+        let text = message.text.as_deref().unwrap_or("");
+        let mut out = String::with_capacity(text.len());
+        let mut pos = 0;
+        for (start, end) in self.my_mentions(message) {
+            if start < pos {
+                continue;
+            }
+            out.push_str(&text[pos..start]);
+            pos = end;
+            if let Some(rest) = text.get(pos..) {
+                if rest.starts_with([',', ':']) {
+                    pos += 1;
+                }
+            }
+        }
+        out.push_str(&text[pos..]);
+        out.split(' ')
+            .filter(|w| !w.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ")
+            .trim()
+            .to_string()
+    }
+}
+
+const KNOWN_COMMANDS: [&str; 7] = ["start", "help", "mode", "reset", "new", "retry", "about"];
+
+/// A command: `/name@bot args`.
+#[derive(Debug, PartialEq)]
+pub struct Command<'a> {
+    pub name: String,
+    pub bot: Option<&'a str>,
+    pub args: &'a str,
+}
+
+/// Parses `/name`, `/name@bot` and their arguments. Text like "/etc/hosts" is not a command.
+pub fn parse_command(text: &str) -> Option<Command<'_>> {
+    let rest = text.strip_prefix('/')?;
+    let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+    let (head, args) = rest.split_at(end);
+    let (name, bot) = match head.split_once('@') {
+        Some((name, bot)) => (name, Some(bot)),
+        None => (head, None),
+    };
+    let valid = !name.is_empty()
+        && name.len() <= 32
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    valid.then(|| Command {
+        name: name.to_ascii_lowercase(),
+        bot,
+        args,
+    })
+}
+
+/// Removes the last user/assistant pair if it is the exchange for `question` (for /retry).
+fn drop_last_exchange(history: &mut Vec<Turn>, question: &str) {
+    let n = history.len();
+    if n >= 2
+        && history[n - 2].role == "user"
+        && history[n - 2].content == question
+        && history[n - 1].role == "assistant"
+    {
+        history.truncate(n - 2);
+    }
+}
+
+/// The Russian reply for a GigaChat failure.
+fn user_text(err: &gigachat::Error, model: &str) -> String {
+    use gigachat::Error as E;
+    match err {
+        E::Auth { .. } => AUTH_FAILED.into(),
+        E::RateLimited => RATE_LIMITED.into(),
+        E::PaymentRequired => PAYMENT_REQUIRED.into(),
+        E::UnknownModel(_) => UNKNOWN_MODEL.replace("{model}", model),
+        E::TooLarge(_) => TOO_LARGE.into(),
+        E::Server(status) => SERVER_ERROR.replace("{status}", &status.to_string()),
+        E::Refused { status, .. } => HTTP_ERROR.replace("{status}", &status.to_string()),
+        E::Timeout(_) => TIMEOUT.into(),
+        E::Tls(_) | E::Network(_) => UNREACHABLE.into(),
+        E::BadResponse(_) => BAD_ANSWER.into(),
+    }
+}
+
+/// A short name of the failure for the log line.
+fn error_kind(err: &gigachat::Error) -> String {
+    use gigachat::Error as E;
+    match err {
+        E::Auth { status, .. } => format!("auth {status}"),
+        E::RateLimited => "rate limited 429".into(),
+        E::PaymentRequired => "payment required 402".into(),
+        E::UnknownModel(_) => "unknown model 404".into(),
+        E::TooLarge(_) => "too large 413".into(),
+        E::Server(status) => format!("server {status}"),
+        E::Refused { status, .. } => format!("refused {status}"),
+        E::Timeout(_) => "timeout".into(),
+        E::Tls(_) => "tls".into(),
+        E::Network(_) => "network".into(),
+        E::BadResponse(_) => "bad response".into(),
+    }
+}
+
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_commands() {
+        let c = parse_command("/mode@SomeBot fairy").unwrap();
+        assert_eq!(
+            (c.name.as_str(), c.bot, c.args.trim()),
+            ("mode", Some("SomeBot"), "fairy")
+        );
+        let c = parse_command("/START").unwrap();
+        assert_eq!((c.name.as_str(), c.bot, c.args), ("start", None, ""));
+        assert_eq!(parse_command("/etc/hosts is a file"), None);
+        assert_eq!(parse_command("hello /start"), None);
+        assert_eq!(parse_command("/"), None);
+        assert_eq!(parse_command("/ пробел"), None);
+    }
+
+    #[test]
+    fn retry_drops_only_the_matching_exchange() {
+        let turn = |role: &str, content: &str| Turn {
+            role: role.into(),
+            content: content.into(),
+        };
+        let mut history = vec![
+            turn("user", "a"),
+            turn("assistant", "A"),
+            turn("user", "b"),
+            turn("assistant", "B"),
+        ];
+        drop_last_exchange(&mut history, "a");
+        assert_eq!(history.len(), 4);
+        drop_last_exchange(&mut history, "b");
+        assert_eq!(history, vec![turn("user", "a"), turn("assistant", "A")]);
+    }
+}
