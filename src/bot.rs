@@ -3,6 +3,7 @@
 //! The texts users see are the constants right below, so a teacher can change them
 //! without reading the logic.
 
+use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
 use serde_json::{Value, json};
@@ -29,9 +30,25 @@ const CHOOSE_STYLE: &str = "Выберите стиль ответов. Сейч
 const NO_SUCH_STYLE: &str = "Стиля «{id}» нет. Выберите один из этих:";
 const STYLE_SET: &str = "Теперь я отвечаю в стиле «{title}».";
 const STYLE_TOAST: &str = "Стиль: {title}";
-const STALE_BUTTON: &str = "Эта кнопка устарела. Отправьте /mode, чтобы выбрать стиль.";
+pub(crate) const STALE_BUTTON: &str = "Эта кнопка устарела. Отправьте /mode, чтобы выбрать стиль.";
+const APOLOGY: &str = "Извините, при обработке этого сообщения случилась ошибка. Попробуйте ещё раз или напишите по-другому.";
 const RESET_DONE: &str = "Я забыл наш разговор. Начнём заново!";
 const NOTHING_TO_RETRY: &str = "Мне нечего повторить: сначала задайте вопрос.";
+
+// Access and limits (owner.rs).
+pub(crate) const NOT_ALLOWED: &str = "Извините, этот бот работает только для приглашённых пользователей. Ваш id: {id} — передайте его владельцу бота.";
+pub(crate) const ACCESS_REQUEST: &str =
+    "Новый пользователь хочет поговорить с ботом: {name}, id {id}.";
+pub(crate) const ALLOW_BUTTON: &str = "Разрешить";
+pub(crate) const DENY_BUTTON: &str = "Отклонить";
+pub(crate) const ALLOWED: &str = "Пользователю {id} доступ разрешён.";
+pub(crate) const DENIED: &str = "Пользователю {id} в доступе отказано.";
+pub(crate) const IN_CONFIG: &str = "Пользователь {id} указан в конфиге (bot.admins или bot.allowed_users): командой его не убрать, измените конфиг.";
+pub(crate) const ADMIN_USAGE: &str = "Укажите id пользователя: /{cmd} 123456789";
+pub(crate) const WELCOME_ALLOWED: &str = "Вам открыли доступ к боту. Задайте вопрос!";
+pub(crate) const RATE_LIMIT: &str =
+    "Слишком много вопросов: не больше {n} в минуту. Напишите снова через {secs} с.";
+pub(crate) const TOKEN_BUDGET: &str = "Ваш дневной лимит ({budget} токенов GigaChat) исчерпан. Напишите снова после полуночи (через {wait}).";
 
 // GigaChat failures. The first three are the lesson's own texts.
 const AUTH_FAILED: &str = "Ошибка авторизации в GigaChat API.";
@@ -64,12 +81,14 @@ pub const MENU: [(&str, &str); 5] = [
 pub struct Report {
     pub chat_id: i64,
     pub user_id: i64,
-    /// text, command, callback, non-text, ignored.
+    /// text, command, callback, non-text, refused, limited, ignored.
     pub kind: &'static str,
     pub style: String,
     pub gigachat_ms: Option<u128>,
     pub tokens: u64,
     pub outcome: String,
+    /// The message text, only with `log.messages = true`.
+    pub text: Option<String>,
 }
 
 pub struct Bot {
@@ -78,6 +97,9 @@ pub struct Bot {
     pub gigachat: GigaChat,
     pub store: Store,
     me: User,
+    pub(crate) started: Instant,
+    /// Recent GigaChat requests per user, for `requests_per_minute`.
+    pub(crate) recent: HashMap<i64, VecDeque<Instant>>,
 }
 
 /// An error the loop cannot go on after: the token was revoked, or the bot is stopping.
@@ -97,6 +119,8 @@ impl Bot {
             gigachat,
             store,
             me,
+            started: Instant::now(),
+            recent: HashMap::new(),
         }
     }
 
@@ -134,42 +158,53 @@ impl Bot {
             return Ok(());
         }
         let in_group = matches!(message.chat.kind.as_str(), "group" | "supergroup");
-        if !in_group && message.chat.kind != "private" {
-            report.outcome = "not a private chat or group".into();
-            return Ok(());
-        }
-        let Some(text) = message.text.as_deref() else {
-            if message.has_non_text_content() && (!in_group || self.is_reply_to_me(&message)) {
-                report.kind = "non-text";
-                report.outcome = self.reply(chat_id, message.message_id, NOT_TEXT)?;
-            } else {
-                report.outcome = "service message ignored".into();
-            }
+        let Some(from) = message
+            .from
+            .clone()
+            .filter(|_| in_group || message.chat.kind == "private")
+        else {
+            report.outcome = "not from a user in a private chat or group".into();
             return Ok(());
         };
-        if let Some(command) = parse_command(text) {
-            report.kind = "command";
-            let for_me = match command.bot {
+        if self.config.log.messages {
+            report.text = message.text.clone();
+        }
+        let command = message.text.as_deref().and_then(parse_command);
+        // Is this message for us at all? Only then do access rules apply.
+        let for_me = match (&command, message.text.as_deref()) {
+            (Some(command), _) => match command.bot {
                 Some(name) => self.is_my_name(name),
                 // In a group a bare unknown command may be meant for another bot.
                 None => !in_group || KNOWN_COMMANDS.contains(&command.name.as_str()),
-            };
-            if !for_me {
-                report.outcome = "command for another bot ignored".into();
-                return Ok(());
+            },
+            (None, Some(_)) => !in_group || self.is_addressed(&message),
+            (None, None) => {
+                message.has_non_text_content() && (!in_group || self.is_reply_to_me(&message))
             }
+        };
+        if !for_me {
+            report.outcome = "not for this bot".into();
+            return Ok(());
+        }
+        if !self.is_allowed(from.id) {
+            report.kind = "refused";
+            report.outcome = self.refuse(chat_id, message.message_id, &from)?;
+            return Ok(());
+        }
+        if let Some(command) = command {
+            report.kind = "command";
             return self.on_command(&message, &command, report);
+        }
+        if message.text.is_none() {
+            report.kind = "non-text";
+            report.outcome = self.reply(chat_id, message.message_id, NOT_TEXT)?;
+            return Ok(());
         }
         report.kind = "text";
         let question = if in_group {
-            if !self.is_addressed(&message) {
-                report.kind = "ignored";
-                report.outcome = "group message not addressed to the bot".into();
-                return Ok(());
-            }
             self.strip_mentions(&message)
         } else {
-            text.trim().to_string()
+            message.text.as_deref().unwrap_or("").trim().to_string()
         };
         if question.is_empty() {
             report.outcome = self.reply(chat_id, message.message_id, EMPTY_QUESTION)?;
@@ -187,7 +222,25 @@ impl Bot {
             );
             return Ok(());
         }
-        self.handle_message(chat_id, message.message_id, &question, false, report)
+        self.ask(chat_id, message.message_id, &from, &question, false, report)
+    }
+
+    /// Checks the user's limits, then asks.
+    fn ask(
+        &mut self,
+        chat_id: i64,
+        reply_to: i64,
+        from: &User,
+        question: &str,
+        again: bool,
+        report: &mut Report,
+    ) -> Result<(), Fatal> {
+        if let Some(text) = self.over_limit(from.id) {
+            report.kind = "limited";
+            report.outcome = self.reply(chat_id, reply_to, &text)?;
+            return Ok(());
+        }
+        self.handle_message(chat_id, reply_to, Some(from), question, again, report)
     }
 
     /// The lesson's `handle_message`: asks GigaChat in the chat's style, with the chat's
@@ -197,6 +250,7 @@ impl Bot {
         &mut self,
         chat_id: i64,
         reply_to: i64,
+        from: Option<&User>,
         question: &str,
         again: bool,
         report: &mut Report,
@@ -224,25 +278,31 @@ impl Bot {
         let started = Instant::now();
         let result = self.gigachat.chat(&messages);
         report.gigachat_ms = Some(started.elapsed().as_millis());
+        let tokens = result.as_ref().map_or(0, |c| c.usage.total_tokens);
+        self.count_request(from, tokens);
+        report.tokens = tokens;
         let completion = match result {
             Ok(completion) => completion,
             Err(err) => {
                 log::warn!("chat {chat_id}: {err}");
-                report.outcome = format!("gigachat error: {}", error_kind(&err));
+                let kind = error_kind(&err);
+                report.outcome = format!("gigachat error: {kind}");
+                self.count_failure(&format!("gigachat {kind}"));
                 self.reply(chat_id, reply_to, &user_text(&err, &self.gigachat.model))?;
                 return Ok(());
             }
         };
-        report.tokens = completion.usage.total_tokens;
         let answer = completion.content.trim();
         let markdown = match completion.finish_reason.as_str() {
             "blacklist" => {
                 report.outcome = "refused by gigachat (blacklist)".into();
+                self.count_failure("gigachat blacklist");
                 self.reply(chat_id, reply_to, BLACKLIST)?;
                 return Ok(());
             }
             _ if answer.is_empty() => {
                 report.outcome = format!("empty answer (request {})", completion.request_id);
+                self.count_failure("gigachat empty answer");
                 self.reply(chat_id, reply_to, BAD_ANSWER)?;
                 return Ok(());
             }
@@ -250,8 +310,34 @@ impl Bot {
             _ => answer.to_string(),
         };
         self.remember(chat_id, question, answer, history);
-        report.outcome = self.send_answer(chat_id, reply_to, &markdown)?;
+        let user_id = from.map_or(0, |u| u.id);
+        self.write_transcript(chat_id, user_id, &style.id, question, answer, tokens);
+        let (sent, outcome) = self.send_answer(chat_id, reply_to, &markdown)?;
+        if sent {
+            self.store.state.counters.answers += 1;
+        } else {
+            self.count_failure("telegram send");
+        }
+        report.outcome = outcome;
         Ok(())
+    }
+
+    /// After a bug (a caught panic): a short apology, best effort.
+    pub fn apologize(&mut self, chat_id: i64, reply_to: Option<i64>) {
+        self.count_failure("bug");
+        if let Err(err) = self.send_plain(chat_id, reply_to, APOLOGY, None) {
+            log::warn!("{err}");
+        }
+    }
+
+    fn count_failure(&mut self, kind: &str) {
+        *self
+            .store
+            .state
+            .counters
+            .failures
+            .entry(kind.to_string())
+            .or_default() += 1;
     }
 
     /// Adds one exchange to the chat's memory, within `history_messages` and `history_chars`.
@@ -286,20 +372,23 @@ impl Bot {
         chat_id: i64,
         reply_to: i64,
         markdown: &str,
-    ) -> Result<String, Fatal> {
+    ) -> Result<(bool, String), Fatal> {
         let html = render::markdown_to_html(markdown);
         let chunks = render::split_html(&html, render::MESSAGE_LIMIT);
         if chunks.is_empty() {
-            return self.reply(chat_id, reply_to, BAD_ANSWER);
+            return Ok((false, self.reply(chat_id, reply_to, BAD_ANSWER)?));
         }
         let count = chunks.len();
         for (i, chunk) in chunks.iter().enumerate() {
             let reply = (i == 0).then_some(reply_to);
             if let Err(outcome) = self.send_html(chat_id, chunk, reply)? {
-                return Ok(format!("answer part {}/{count} not sent: {outcome}", i + 1));
+                return Ok((
+                    false,
+                    format!("answer part {}/{count} not sent: {outcome}", i + 1),
+                ));
             }
         }
-        Ok(format!("answered in {count} message(s)"))
+        Ok((true, format!("answered in {count} message(s)")))
     }
 
     /// Sends one HTML chunk; if Telegram cannot parse it, sends its visible text instead,
@@ -382,11 +471,16 @@ impl Bot {
     }
 
     /// Sends one of our own plain texts as a reply; returns the outcome for the log.
-    fn reply(&mut self, chat_id: i64, reply_to: i64, text: &str) -> Result<String, Fatal> {
+    pub(crate) fn reply(
+        &mut self,
+        chat_id: i64,
+        reply_to: i64,
+        text: &str,
+    ) -> Result<String, Fatal> {
         self.send_plain(chat_id, Some(reply_to), text, None)
     }
 
-    fn send_plain(
+    pub(crate) fn send_plain(
         &mut self,
         chat_id: i64,
         reply_to: Option<i64>,
@@ -415,6 +509,10 @@ impl Bot {
         let chat_id = message.chat.id;
         let reply_to = message.message_id;
         let in_group = message.chat.kind != "private";
+        if let Some(outcome) = self.on_admin_command(message, command) {
+            report.outcome = outcome?;
+            return Ok(());
+        }
         report.outcome = match command.name.as_str() {
             "start" | "help" => {
                 let style = self.style_of(chat_id);
@@ -440,7 +538,10 @@ impl Bot {
                 let last = self.store.chat(chat_id).last_question.clone();
                 match last {
                     Some(question) => {
-                        return self.handle_message(chat_id, reply_to, &question, true, report);
+                        let Some(from) = message.from.as_ref() else {
+                            return Ok(());
+                        };
+                        return self.ask(chat_id, reply_to, from, &question, true, report);
                     }
                     None => self.reply(chat_id, reply_to, NOTHING_TO_RETRY)?,
                 }
@@ -493,6 +594,15 @@ impl Bot {
 
     fn on_callback(&mut self, query: CallbackQuery, report: &mut Report) -> Result<(), Fatal> {
         let data = query.data.as_deref().unwrap_or("");
+        if data.starts_with("allow:") || data.starts_with("deny:") {
+            return self.on_access_button(&query, data, report);
+        }
+        if !self.is_allowed(query.from.id) {
+            report.kind = "refused";
+            report.outcome = "button from a user without access".into();
+            let text = NOT_ALLOWED.replace("{id}", &query.from.id.to_string());
+            return self.answer_query(&query.id, &text);
+        }
         let style = data
             .strip_prefix("style:")
             .and_then(|id| self.config.styles.iter().find(|s| s.id == id))
@@ -509,44 +619,26 @@ impl Bot {
         if message.date != 0 {
             let text = CHOOSE_STYLE.replace("{title}", &style.title);
             let keyboard = self.style_keyboard(&style.id);
-            match self.telegram.edit_message_text(
+            let edited = self.telegram.edit_message_text(
                 chat_id,
                 message.message_id,
                 &text,
                 false,
                 Some(&keyboard),
-            ) {
-                Err(err)
-                    if matches!(
-                        err.kind,
-                        telegram::ErrorKind::Unauthorized | telegram::ErrorKind::Stopped
-                    ) =>
-                {
-                    return Err(err);
-                }
-                Err(err) => log::info!("chat {chat_id}: {err}"),
-                Ok(()) => {}
+            );
+            if let Err(err) = edited {
+                fatal_only(err)?;
             }
         }
         report.outcome = format!("style set to {}", style.id);
         Ok(())
     }
 
-    fn answer_query(&mut self, id: &str, text: &str) -> Result<(), Fatal> {
+    /// Stops the button's spinner with a toast. "Query is too old" is only logged: the
+    /// user already saw the spinner stop.
+    pub(crate) fn answer_query(&mut self, id: &str, text: &str) -> Result<(), Fatal> {
         match self.telegram.answer_callback_query(id, text) {
-            Err(err)
-                if matches!(
-                    err.kind,
-                    telegram::ErrorKind::Unauthorized | telegram::ErrorKind::Stopped
-                ) =>
-            {
-                Err(err)
-            }
-            // "query is too old": the user already saw the spinner stop; nothing to do.
-            Err(err) => {
-                log::info!("{err}");
-                Ok(())
-            }
+            Err(err) => fatal_only(err),
             Ok(()) => Ok(()),
         }
     }
@@ -640,7 +732,21 @@ impl Bot {
     }
 }
 
-const KNOWN_COMMANDS: [&str; 7] = ["start", "help", "mode", "reset", "new", "retry", "about"];
+/// Passes on a fatal error; logs any other (the update goes on without that call).
+pub(crate) fn fatal_only(err: telegram::Error) -> Result<(), Fatal> {
+    match err.kind {
+        telegram::ErrorKind::Unauthorized | telegram::ErrorKind::Stopped => Err(err),
+        _ => {
+            log::info!("{err}");
+            Ok(())
+        }
+    }
+}
+
+/// Commands answered in groups even without "@botname".
+const KNOWN_COMMANDS: [&str; 10] = [
+    "start", "help", "mode", "reset", "new", "retry", "allow", "deny", "users", "stats",
+];
 
 /// A command: `/name@bot args`.
 #[derive(Debug, PartialEq)]

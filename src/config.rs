@@ -66,6 +66,9 @@ pub struct BotConfig {
     pub forget_after_days: u64,
     pub admins: Vec<i64>,
     pub allowed_users: Vec<i64>,
+    pub requests_per_minute: u32,
+    pub daily_tokens_per_user: u64,
+    pub transcript_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -143,6 +146,9 @@ impl Default for BotConfig {
             forget_after_days: 30,
             admins: Vec::new(),
             allowed_users: Vec::new(),
+            requests_per_minute: 6,
+            daily_tokens_per_user: 0,
+            transcript_dir: None,
         }
     }
 }

@@ -9,10 +9,12 @@ mod bot;
 mod config;
 mod gigachat;
 mod logger;
+mod owner;
 mod render;
 mod store;
 mod telegram;
 
+use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Mutex;
@@ -72,6 +74,10 @@ struct UsageError(anyhow::Error);
 
 fn main() -> ExitCode {
     logger::init();
+    // Panics go to the log as one line, like every other event.
+    std::panic::set_hook(Box::new(|info| {
+        log::error!("bug: {}", info.to_string().replace('\n', " "));
+    }));
     match run_cli() {
         Ok(code) => code,
         Err(err) => {
@@ -217,9 +223,17 @@ fn poll(bot: &mut Bot) -> Result<()> {
                 log::debug!("update {id} was handled before; skipped");
                 continue;
             }
-            match bot.handle_update(update) {
-                Ok(report) => log_report(id, &report),
-                Err(err) => return fatal(err),
+            let origin = update.origin();
+            // A bug in one update's handling must not take the bot down with it.
+            match std::panic::catch_unwind(AssertUnwindSafe(|| bot.handle_update(update))) {
+                Ok(Ok(report)) => log_report(id, &report),
+                Ok(Err(err)) => return fatal(err),
+                Err(_) => {
+                    log::error!("update {id}: skipped after a bug (the panic is logged above)");
+                    if let Some((chat_id, reply_to)) = origin {
+                        bot.apologize(chat_id, reply_to);
+                    }
+                }
             }
             bot.store.state.last_update_id = id;
             if let Err(err) = bot.store.save() {
@@ -252,8 +266,12 @@ fn fatal(err: telegram::Error) -> Result<()> {
 
 fn log_report(update_id: i64, r: &bot::Report) {
     let latency = r.gigachat_ms.map_or("-".to_string(), |ms| format!("{ms}"));
+    let text = r
+        .text
+        .as_ref()
+        .map_or(String::new(), |t| format!(" text={t:?}"));
     log::info!(
-        "update={update_id} chat={} user={} kind={} style={} gigachat_ms={latency} tokens={} outcome={:?}",
+        "update={update_id} chat={} user={} kind={} style={} gigachat_ms={latency} tokens={} outcome={:?}{text}",
         r.chat_id,
         r.user_id,
         r.kind,

@@ -5,7 +5,7 @@
 //! moment leaves either the old or the new state, never a broken file. A file that cannot
 //! be read is never overwritten: the owner decides what to do with it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -21,6 +21,37 @@ pub struct State {
     pub last_update_id: i64,
     /// Per chat, by chat id.
     pub chats: BTreeMap<i64, ChatState>,
+    /// Access given (`/allow`) and taken (`/deny`) by admins' commands and buttons.
+    pub granted: BTreeSet<i64>,
+    pub denied: BTreeSet<i64>,
+    /// Users the admins were already told about, so they are told once.
+    pub announced: BTreeSet<i64>,
+    /// Per user, by user id: usage for limits and /stats.
+    pub users: BTreeMap<i64, UserStats>,
+    pub counters: Counters,
+}
+
+#[derive(Debug, Default, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct UserStats {
+    /// First name and @username, for /stats and the admins' messages.
+    pub name: String,
+    /// The local day the `*_today` counters are for, as "YYYY-MM-DD".
+    pub day: String,
+    pub requests_today: u64,
+    pub tokens_today: u64,
+    pub requests: u64,
+    pub tokens: u64,
+}
+
+/// Bot-wide counters for /stats.
+#[derive(Debug, Default, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct Counters {
+    pub answers: u64,
+    pub tokens: u64,
+    /// Failures by kind ("gigachat 429", "telegram 403", …).
+    pub failures: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Default, Clone, Serialize, Deserialize, PartialEq)]

@@ -188,6 +188,20 @@ pub struct Update {
     pub callback_query: Option<CallbackQuery>,
 }
 
+impl Update {
+    /// The chat and message an answer would go to, if any (for an apology after a bug).
+    pub fn origin(&self) -> Option<(i64, Option<i64>)> {
+        if let Some(message) = &self.message {
+            return Some((message.chat.id, Some(message.message_id)));
+        }
+        let query = self.callback_query.as_ref()?;
+        Some((
+            query.message.as_ref().map_or(query.from.id, |m| m.chat.id),
+            None,
+        ))
+    }
+}
+
 #[derive(Deserialize)]
 struct WebhookInfo {
     #[serde(default)]

@@ -1,0 +1,379 @@
+//! The owner's tools: who may talk to the bot, limits on use, /stats, transcripts.
+//!
+//! GigaChat quotas are paid in tokens, so a bot left open on the internet needs these:
+//! an allowlist the admins grow by command or button, a per-user rate and daily budget,
+//! and numbers that show where the tokens went.
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::bot::{self, Bot, Command, Fatal, Report};
+use crate::telegram::{CallbackQuery, Message, User};
+
+impl Bot {
+    pub(crate) fn is_admin(&self, user_id: i64) -> bool {
+        self.config.bot.admins.contains(&user_id)
+    }
+
+    /// Admins always; with `allowed_users` set, only those and users granted by command;
+    /// otherwise everyone not denied by command.
+    pub(crate) fn is_allowed(&self, user_id: i64) -> bool {
+        let state = &self.store.state;
+        if self.is_admin(user_id) {
+            return true;
+        }
+        if self.config.bot.allowed_users.is_empty() {
+            !state.denied.contains(&user_id)
+        } else {
+            self.config.bot.allowed_users.contains(&user_id) || state.granted.contains(&user_id)
+        }
+    }
+
+    /// A polite refusal that shows the user's id, and one message to the admins per new
+    /// user, with buttons to allow or refuse. No GigaChat call.
+    pub(crate) fn refuse(
+        &mut self,
+        chat_id: i64,
+        reply_to: i64,
+        user: &User,
+    ) -> Result<String, Fatal> {
+        let text = bot::NOT_ALLOWED.replace("{id}", &user.id.to_string());
+        let outcome = self.reply(chat_id, reply_to, &text)?;
+        let denied = self.store.state.denied.contains(&user.id);
+        if denied || !self.store.state.announced.insert(user.id) {
+            return Ok(outcome);
+        }
+        let who = display_name(user);
+        let text = bot::ACCESS_REQUEST
+            .replace("{name}", &who)
+            .replace("{id}", &user.id.to_string());
+        let keyboard = json!({"inline_keyboard": [[
+            {"text": bot::ALLOW_BUTTON, "callback_data": format!("allow:{}", user.id)},
+            {"text": bot::DENY_BUTTON, "callback_data": format!("deny:{}", user.id)},
+        ]]});
+        for admin in self.config.bot.admins.clone() {
+            let sent = self.send_plain(admin, None, &text, Some(keyboard.clone()))?;
+            log::info!("admin {admin} told about user {}: {sent}", user.id);
+        }
+        Ok(outcome)
+    }
+
+    /// Checks the per-minute rate and the daily token budget before a GigaChat call;
+    /// Some(reply) says when the user may write again. Admins are exempt.
+    pub(crate) fn over_limit(&mut self, user_id: i64) -> Option<String> {
+        if self.is_admin(user_id) {
+            return None;
+        }
+        let per_minute = self.config.bot.requests_per_minute as usize;
+        if per_minute > 0 {
+            let now = Instant::now();
+            let recent = self.recent.entry(user_id).or_default();
+            while recent
+                .front()
+                .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(60))
+            {
+                recent.pop_front();
+            }
+            if recent.len() >= per_minute {
+                let oldest = *recent.front().expect("len >= per_minute > 0");
+                let wait = 60 - now.duration_since(oldest).as_secs().min(59);
+                return Some(
+                    bot::RATE_LIMIT
+                        .replace("{n}", &per_minute.to_string())
+                        .replace("{secs}", &wait.to_string()),
+                );
+            }
+        }
+        let budget = self.config.bot.daily_tokens_per_user;
+        if budget > 0 {
+            let (today, left) = local_day(bot::unix_now());
+            let used = self
+                .store
+                .state
+                .users
+                .get(&user_id)
+                .filter(|u| u.day == today)
+                .map_or(0, |u| u.tokens_today);
+            if used >= budget {
+                return Some(
+                    bot::TOKEN_BUDGET
+                        .replace("{budget}", &budget.to_string())
+                        .replace("{wait}", &hours_minutes(left)),
+                );
+            }
+        }
+        None
+    }
+
+    /// Counts a GigaChat request of `user` (for the rate limit, the budget and /stats).
+    pub(crate) fn count_request(&mut self, user: Option<&User>, tokens: u64) {
+        self.store.state.counters.tokens += tokens;
+        let Some(user) = user else { return };
+        self.recent
+            .entry(user.id)
+            .or_default()
+            .push_back(Instant::now());
+        let (today, _) = local_day(bot::unix_now());
+        let stats = self.store.state.users.entry(user.id).or_default();
+        stats.name = display_name(user);
+        if stats.day != today {
+            stats.day = today;
+            stats.requests_today = 0;
+            stats.tokens_today = 0;
+        }
+        stats.requests_today += 1;
+        stats.tokens_today += tokens;
+        stats.requests += 1;
+        stats.tokens += tokens;
+    }
+
+    /// `/allow`, `/deny`, `/users`, `/stats` from an admin. None for anything else, so a
+    /// non-admin gets the same answer as for an unknown command.
+    pub(crate) fn on_admin_command(
+        &mut self,
+        message: &Message,
+        command: &Command,
+    ) -> Option<Result<String, Fatal>> {
+        let from = message.from.as_ref()?;
+        if !self.is_admin(from.id) {
+            return None;
+        }
+        let text = match command.name.as_str() {
+            "allow" | "deny" => match command.args.trim().parse::<i64>() {
+                Ok(user_id) => self.decide(user_id, command.name == "allow"),
+                Err(_) => bot::ADMIN_USAGE.replace("{cmd}", &command.name),
+            },
+            "users" => self.users_text(),
+            "stats" => self.stats_text(),
+            _ => return None,
+        };
+        Some(self.reply(message.chat.id, message.message_id, &text))
+    }
+
+    /// Allows or refuses a user by command or button; the reply for the admin.
+    fn decide(&mut self, user_id: i64, allow: bool) -> String {
+        let id = user_id.to_string();
+        let state = &mut self.store.state;
+        state.announced.insert(user_id);
+        if allow {
+            state.denied.remove(&user_id);
+            state.granted.insert(user_id);
+            bot::ALLOWED.replace("{id}", &id)
+        } else if self.config.bot.admins.contains(&user_id)
+            || self.config.bot.allowed_users.contains(&user_id)
+        {
+            bot::IN_CONFIG.replace("{id}", &id)
+        } else {
+            state.granted.remove(&user_id);
+            state.denied.insert(user_id);
+            bot::DENIED.replace("{id}", &id)
+        }
+    }
+
+    /// A press on "Разрешить" / "Отклонить" in an admin's access request.
+    pub(crate) fn on_access_button(
+        &mut self,
+        query: &CallbackQuery,
+        data: &str,
+        report: &mut Report,
+    ) -> Result<(), Fatal> {
+        let (action, id) = data.split_once(':').unwrap_or((data, ""));
+        let (Ok(user_id), true) = (id.parse::<i64>(), self.is_admin(query.from.id)) else {
+            report.outcome = format!("stale button {data:?}");
+            return self.answer_query(&query.id, bot::STALE_BUTTON);
+        };
+        let allow = action == "allow";
+        let text = self.decide(user_id, allow);
+        report.outcome = format!("admin {action} {user_id}");
+        self.answer_query(&query.id, &text)?;
+        if let Some(message) = query.message.as_ref().filter(|m| m.date != 0) {
+            let edited = format!("{}\n\n{text}", message.text.as_deref().unwrap_or(""));
+            if let Err(err) = self.telegram.edit_message_text(
+                message.chat.id,
+                message.message_id,
+                &edited,
+                false,
+                None,
+            ) {
+                bot::fatal_only(err)?;
+            }
+        }
+        if allow {
+            // The user's private chat has the user's id; tell them they may write now.
+            let sent = self.send_plain(user_id, None, bot::WELCOME_ALLOWED, None)?;
+            log::info!("user {user_id} told about access: {sent}");
+        }
+        Ok(())
+    }
+
+    fn users_text(&self) -> String {
+        let list = |ids: &mut dyn Iterator<Item = &i64>| {
+            let ids: Vec<String> = ids.map(i64::to_string).collect();
+            if ids.is_empty() {
+                "—".to_string()
+            } else {
+                ids.join(", ")
+            }
+        };
+        let bot = &self.config.bot;
+        let state = &self.store.state;
+        let mode = if bot.allowed_users.is_empty() {
+            "открыт для всех, кроме отклонённых"
+        } else {
+            "только для разрешённых"
+        };
+        format!(
+            "Доступ: {mode}.\nАдминистраторы (конфиг): {}\nРазрешены в конфиге: {}\nРазрешены командой: {}\nОтклонены командой: {}",
+            list(&mut bot.admins.iter()),
+            list(&mut bot.allowed_users.iter()),
+            list(&mut state.granted.iter()),
+            list(&mut state.denied.iter()),
+        )
+    }
+
+    pub(crate) fn stats_text(&self) -> String {
+        let state = &self.store.state;
+        let (today, _) = local_day(bot::unix_now());
+        let counters = &state.counters;
+        let failures = if counters.failures.is_empty() {
+            "нет".to_string()
+        } else {
+            counters
+                .failures
+                .iter()
+                .map(|(kind, n)| format!("{kind}: {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut active: Vec<_> = state
+            .users
+            .iter()
+            .filter(|(_, u)| u.day == today && u.requests_today > 0)
+            .collect();
+        active.sort_by(|a, b| {
+            b.1.requests_today
+                .cmp(&a.1.requests_today)
+                .then(a.0.cmp(b.0))
+        });
+        let tokens_today: u64 = state
+            .users
+            .values()
+            .filter(|u| u.day == today)
+            .map(|u| u.tokens_today)
+            .sum();
+        let mut text = format!(
+            "Статистика\nРаботает: {}\nОтветов: {}\nОшибки: {failures}\nТокенов сегодня: {tokens_today}, всего: {}\nЧатов: {}, пользователей: {}",
+            hours_minutes(self.started.elapsed().as_secs()),
+            counters.answers,
+            counters.tokens,
+            state.chats.len(),
+            state.users.len(),
+        );
+        if !active.is_empty() {
+            text.push_str("\nСамые активные сегодня:");
+            for (i, (id, user)) in active.iter().take(5).enumerate() {
+                text.push_str(&format!(
+                    "\n{}. {} ({id}) — вопросов: {}, токенов: {}",
+                    i + 1,
+                    user.name,
+                    user.requests_today,
+                    user.tokens_today
+                ));
+            }
+        }
+        text
+    }
+
+    /// Appends one exchange to `<transcript_dir>/<chat_id>.jsonl` (off unless configured).
+    pub(crate) fn write_transcript(
+        &self,
+        chat_id: i64,
+        user_id: i64,
+        style: &str,
+        question: &str,
+        answer: &str,
+        tokens: u64,
+    ) {
+        let Some(dir) = &self.config.bot.transcript_dir else {
+            return;
+        };
+        let line = json!({
+            "time": crate::logger::format_utc(bot::unix_now()),
+            "chat_id": chat_id,
+            "user_id": user_id,
+            "style": style,
+            "question": question,
+            "answer": answer,
+            "tokens": tokens,
+        });
+        let path = dir.join(format!("{chat_id}.jsonl"));
+        let written = std::fs::create_dir_all(dir).and_then(|()| {
+            let mut file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)?;
+            // One write per line, so a crash leaves at most a torn last line.
+            file.write_all(format!("{line}\n").as_bytes())
+        });
+        if let Err(err) = written {
+            log::error!("cannot append to the transcript {}: {err}", path.display());
+        }
+    }
+}
+
+/// "Иван (@ivan)" for messages to admins and /stats.
+fn display_name(user: &User) -> String {
+    match &user.username {
+        Some(username) => format!("{} (@{username})", user.first_name),
+        None => user.first_name.clone(),
+    }
+}
+
+/// "2 ч 5 мин".
+fn hours_minutes(secs: u64) -> String {
+    let minutes = secs.div_ceil(60);
+    format!("{} ч {} мин", minutes / 60, minutes % 60)
+}
+
+/// Today's local date ("2026-11-26") and the seconds left until local midnight, when
+/// daily budgets start again.
+pub fn local_day(unix_secs: u64) -> (String, u64) {
+    let time = unix_secs as libc::time_t;
+    // SAFETY: localtime_r only writes the tm we own; a zeroed tm is a valid value.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    let ok = unsafe { !libc::localtime_r(&time, &mut tm).is_null() };
+    if !ok {
+        let day = crate::logger::format_utc(unix_secs)[..10].to_string();
+        return (day, 86_400 - unix_secs % 86_400);
+    }
+    let day = format!(
+        "{:04}-{:02}-{:02}",
+        tm.tm_year + 1900,
+        tm.tm_mon + 1,
+        tm.tm_mday
+    );
+    let since_midnight = (tm.tm_hour * 3600 + tm.tm_min * 60 + tm.tm_sec) as u64;
+    (day, 86_400u64.saturating_sub(since_midnight))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_day_has_a_date_and_time_to_midnight() {
+        let (day, left) = local_day(1_781_000_000);
+        assert_eq!(day.len(), 10);
+        assert!(day.starts_with("2026-06-"), "{day}");
+        assert!((1..=86_400).contains(&left), "{left}");
+    }
+
+    #[test]
+    fn durations_read_as_hours_and_minutes() {
+        assert_eq!(hours_minutes(0), "0 ч 0 мин");
+        assert_eq!(hours_minutes(61), "0 ч 2 мин");
+        assert_eq!(hours_minutes(3 * 3600 + 5 * 60), "3 ч 5 мин");
+    }
+}
