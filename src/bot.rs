@@ -4,7 +4,9 @@
 //! without reading the logic.
 
 use std::collections::{HashMap, VecDeque};
-use std::time::Instant;
+use std::sync::mpsc;
+use std::thread::{Scope, ScopedJoinHandle};
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
@@ -12,6 +14,7 @@ use crate::config::{Config, Style};
 use crate::gigachat::{self, ChatMessage, GigaChat};
 use crate::render;
 use crate::store::{Store, Turn};
+use crate::stream::LiveAnswer;
 use crate::telegram::{self, CallbackQuery, Message, OutgoingMessage, Telegram, Update, User};
 
 const START: &str =
@@ -63,6 +66,7 @@ const TOO_LARGE: &str = "Разговор стал слишком длинным
 const SERVER_ERROR: &str = "GigaChat временно не работает (ошибка {status}). Повторите позже.";
 const TIMEOUT: &str = "GigaChat не ответил вовремя. Повторите вопрос чуть позже.";
 const UNREACHABLE: &str = "Не удалось связаться с GigaChat. Повторите позже.";
+const INTERRUPTED: &str = "Ответ GigaChat оборвался на полуслове. Повторите вопрос: /retry";
 const BLACKLIST: &str =
     "GigaChat не отвечает на вопросы на эту тему. Попробуйте спросить о чём-нибудь другом.";
 const CUT_SHORT: &str = "_(Ответ обрезан: GigaChat достиг ограничения длины.)_";
@@ -255,9 +259,6 @@ impl Bot {
         again: bool,
         report: &mut Report,
     ) -> Result<(), Fatal> {
-        if let Err(err) = self.telegram.send_typing(chat_id) {
-            log::debug!("{err}");
-        }
         let style = self.style_of(chat_id).clone();
         report.style = style.id.clone();
         let chat = self.store.chat(chat_id);
@@ -276,8 +277,36 @@ impl Bot {
         messages.push(ChatMessage::new("user", question));
 
         let started = Instant::now();
-        let result = self.gigachat.chat(&messages);
+        let interval = self.edit_interval(chat_id);
+        let streaming = self.config.gigachat.stream;
+        // A handle of our own (it shares the agent's connections), so the live view can
+        // outlive this borrow of self.
+        let telegram = self.telegram.clone();
+        let telegram = &telegram;
+        let gigachat = &mut self.gigachat;
+        let (result, mut live) = std::thread::scope(|scope| {
+            let mut typing = Typing::start(scope, telegram, chat_id);
+            if !streaming {
+                let result = gigachat.chat(&messages, None);
+                typing.stop();
+                return (result, None);
+            }
+            let mut live = LiveAnswer::new(telegram, chat_id, reply_to, interval);
+            let mut on_text = |piece: &str| {
+                // "typing…" ends before the first words appear.
+                typing.stop();
+                live.push(piece);
+            };
+            let result = gigachat.chat(&messages, Some(&mut on_text));
+            typing.stop();
+            (result, Some(live))
+        });
         report.gigachat_ms = Some(started.elapsed().as_millis());
+        if let Some(err) = live.as_mut().and_then(LiveAnswer::take_fatal) {
+            return Err(err);
+        }
+        // Whatever part of a broken stream is already on screen stays, rendered.
+        let live = live.filter(LiveAnswer::started);
         let tokens = result.as_ref().map_or(0, |c| c.usage.total_tokens);
         self.count_request(from, tokens);
         report.tokens = tokens;
@@ -288,6 +317,10 @@ impl Bot {
                 let kind = error_kind(&err);
                 report.outcome = format!("gigachat error: {kind}");
                 self.count_failure(&format!("gigachat {kind}"));
+                if let Some(live) = live {
+                    let partial = live.received().to_string();
+                    live.finish(&partial).0?;
+                }
                 self.reply(chat_id, reply_to, &user_text(&err, &self.gigachat.model))?;
                 return Ok(());
             }
@@ -297,7 +330,10 @@ impl Bot {
             "blacklist" => {
                 report.outcome = "refused by gigachat (blacklist)".into();
                 self.count_failure("gigachat blacklist");
-                self.reply(chat_id, reply_to, BLACKLIST)?;
+                match live {
+                    Some(live) => drop(live.finish(BLACKLIST).0?),
+                    None => drop(self.reply(chat_id, reply_to, BLACKLIST)?),
+                }
                 return Ok(());
             }
             _ if answer.is_empty() => {
@@ -312,7 +348,13 @@ impl Bot {
         self.remember(chat_id, question, answer, history);
         let user_id = from.map_or(0, |u| u.id);
         self.write_transcript(chat_id, user_id, &style.id, question, answer, tokens);
-        let (sent, outcome) = self.send_answer(chat_id, reply_to, &markdown)?;
+        let (sent, outcome) = match live {
+            Some(live) => {
+                let (sent, outcome) = live.finish(&markdown);
+                (sent?, outcome)
+            }
+            None => self.send_answer(chat_id, reply_to, &markdown)?,
+        };
         if sent {
             self.store.state.counters.answers += 1;
         } else {
@@ -320,6 +362,20 @@ impl Bot {
         }
         report.outcome = outcome;
         Ok(())
+    }
+
+    /// How often the live view of a streamed answer may be edited: Telegram allows about
+    /// one message a second in a private chat and 20 a minute in a group.
+    fn edit_interval(&self, chat_id: i64) -> Duration {
+        // Group and channel ids are negative, private chats (user ids) positive.
+        let group = chat_id < 0;
+        let ms = match self.config.bot.stream_edit_interval_ms {
+            Some(ms) if group => ms.max(3000),
+            Some(ms) => ms,
+            None if group => 3000,
+            None => 1000,
+        };
+        Duration::from_millis(ms)
     }
 
     /// After a bug (a caught panic): a short apology, best effort.
@@ -557,15 +613,15 @@ impl Bot {
     /// `/mode <id>` switches; `/mode` alone or an unknown id shows the buttons.
     fn on_mode(&mut self, chat_id: i64, reply_to: i64, arg: &str) -> Result<String, Fatal> {
         let wanted = arg.to_lowercase();
-        if !wanted.is_empty() {
-            if let Some(style) = self.config.styles.iter().find(|s| s.id == wanted).cloned() {
-                self.set_style(chat_id, &style.id);
-                return self.reply(
-                    chat_id,
-                    reply_to,
-                    &STYLE_SET.replace("{title}", &style.title),
-                );
-            }
+        if !wanted.is_empty()
+            && let Some(style) = self.config.styles.iter().find(|s| s.id == wanted).cloned()
+        {
+            self.set_style(chat_id, &style.id);
+            return self.reply(
+                chat_id,
+                reply_to,
+                &STYLE_SET.replace("{title}", &style.title),
+            );
         }
         let current = self.style_of(chat_id).clone();
         let text = if wanted.is_empty() {
@@ -716,10 +772,10 @@ impl Bot {
             }
             out.push_str(&text[pos..start]);
             pos = end;
-            if let Some(rest) = text.get(pos..) {
-                if rest.starts_with([',', ':']) {
-                    pos += 1;
-                }
+            if let Some(rest) = text.get(pos..)
+                && rest.starts_with([',', ':'])
+            {
+                pos += 1;
             }
         }
         out.push_str(&text[pos..]);
@@ -729,6 +785,44 @@ impl Bot {
             .join(" ")
             .trim()
             .to_string()
+    }
+}
+
+/// Keeps "typing…" on screen while GigaChat thinks: the status lasts 5 s, so it is resent
+/// every 4 s by a helper thread (scoped: it always ends before the answer is sent).
+struct Typing<'scope> {
+    running: Option<(mpsc::Sender<()>, ScopedJoinHandle<'scope, ()>)>,
+}
+
+impl<'scope> Typing<'scope> {
+    fn start<'env>(
+        scope: &'scope Scope<'scope, 'env>,
+        telegram: &'env Telegram,
+        chat_id: i64,
+    ) -> Self {
+        let (stop, stopped) = mpsc::channel::<()>();
+        let thread = scope.spawn(move || {
+            loop {
+                if let Err(err) = telegram.send_typing(chat_id) {
+                    log::debug!("{err}");
+                }
+                match stopped.recv_timeout(Duration::from_secs(4)) {
+                    Err(mpsc::RecvTimeoutError::Timeout) => continue,
+                    _ => break,
+                }
+            }
+        });
+        Typing {
+            running: Some((stop, thread)),
+        }
+    }
+
+    /// Stops and waits, so no "typing…" comes after the answer. Later calls do nothing.
+    fn stop(&mut self) {
+        if let Some((stop, thread)) = self.running.take() {
+            drop(stop);
+            let _ = thread.join();
+        }
     }
 }
 
@@ -801,6 +895,7 @@ fn user_text(err: &gigachat::Error, model: &str) -> String {
         E::Timeout(_) => TIMEOUT.into(),
         E::Tls(_) | E::Network(_) => UNREACHABLE.into(),
         E::BadResponse(_) => BAD_ANSWER.into(),
+        E::Interrupted(_) => INTERRUPTED.into(),
     }
 }
 
@@ -819,6 +914,7 @@ fn error_kind(err: &gigachat::Error) -> String {
         E::Tls(_) => "tls".into(),
         E::Network(_) => "network".into(),
         E::BadResponse(_) => "bad response".into(),
+        E::Interrupted(_) => "interrupted".into(),
     }
 }
 

@@ -50,6 +50,7 @@ pub struct GigaChatConfig {
     pub profanity_check: bool,
     pub temperature: Option<f64>,
     pub max_tokens: Option<u32>,
+    pub stream: bool,
     /// The certificates read from `ca_bundle_file` (DER), checked at load time.
     #[serde(skip)]
     pub ca_certs: Vec<Vec<u8>>,
@@ -69,6 +70,7 @@ pub struct BotConfig {
     pub requests_per_minute: u32,
     pub daily_tokens_per_user: u64,
     pub transcript_dir: Option<PathBuf>,
+    pub stream_edit_interval_ms: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -130,6 +132,7 @@ impl Default for GigaChatConfig {
             profanity_check: true,
             temperature: None,
             max_tokens: None,
+            stream: true,
             ca_certs: Vec::new(),
         }
     }
@@ -149,6 +152,7 @@ impl Default for BotConfig {
             requests_per_minute: 6,
             daily_tokens_per_user: 0,
             transcript_dir: None,
+            stream_edit_interval_ms: None,
         }
     }
 }
@@ -335,10 +339,10 @@ fn validate(config: &mut Config, needs: Needs) -> Result<()> {
     if gc.timeout_secs == 0 {
         bail!("gigachat.timeout_secs must be at least 1");
     }
-    if let Some(t) = gc.temperature {
-        if !(t > 0.0 && t.is_finite()) {
-            bail!("gigachat.temperature = {t} must be greater than 0 (GigaChat rejects 0)");
-        }
+    if let Some(t) = gc.temperature
+        && !(t > 0.0 && t.is_finite())
+    {
+        bail!("gigachat.temperature = {t} must be greater than 0 (GigaChat rejects 0)");
     }
     if gc.max_tokens == Some(0) {
         bail!("gigachat.max_tokens must be at least 1 (or removed for the model's default)");
@@ -535,7 +539,7 @@ pub fn base64_encode(bytes: &[u8]) -> String {
 
 fn base64_decode(text: &str) -> Option<Vec<u8>> {
     let text = text.trim();
-    if text.is_empty() || text.len() % 4 != 0 {
+    if text.is_empty() || !text.len().is_multiple_of(4) {
         return None;
     }
     let body = text.trim_end_matches('=');

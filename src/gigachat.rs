@@ -45,6 +45,8 @@ pub enum Error {
     Network(String),
     /// A 200 whose body is not the JSON GigaChat sends.
     BadResponse(String),
+    /// The answer stream broke off before its end.
+    Interrupted(String),
 }
 
 impl fmt::Display for Error {
@@ -75,6 +77,7 @@ impl fmt::Display for Error {
             Error::Tls(detail) => write!(f, "gigachat: {detail}"),
             Error::Network(detail) => write!(f, "gigachat: cannot connect: {detail}"),
             Error::BadResponse(detail) => write!(f, "gigachat: unreadable answer: {detail}"),
+            Error::Interrupted(detail) => write!(f, "gigachat: the answer broke off: {detail}"),
         }
     }
 }
@@ -133,10 +136,24 @@ struct Choice {
     finish_reason: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 struct ChoiceMessage {
     #[serde(default)]
     content: String,
+}
+
+#[derive(Deserialize)]
+struct StreamEvent {
+    #[serde(default)]
+    choices: Vec<StreamChoice>,
+    usage: Option<Usage>,
+}
+
+#[derive(Deserialize)]
+struct StreamChoice {
+    #[serde(default)]
+    delta: ChoiceMessage,
+    finish_reason: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -226,10 +243,10 @@ impl GigaChat {
     /// The access token, from the cache while it has more than a minute to live, else
     /// a new one from the OAuth endpoint (the lesson's function of the same name).
     pub fn get_gigachat_token(&mut self) -> Result<Secret, Error> {
-        if let Some(token) = &self.token {
-            if token.expires_at_ms > now_ms() + TOKEN_MARGIN_MS {
-                return Ok(token.value.clone());
-            }
+        if let Some(token) = &self.token
+            && token.expires_at_ms > now_ms() + TOKEN_MARGIN_MS
+        {
+            return Ok(token.value.clone());
         }
         let rq_uid = uuid::Uuid::new_v4().to_string();
         let result = self
@@ -240,7 +257,7 @@ impl GigaChat {
             .header("RqUID", &rq_uid)
             .header("Authorization", &format!("Basic {}", self.key.expose()))
             .send(format!("scope={}", self.scope).as_bytes());
-        let (status, body, _) = self.read(result)?;
+        let (status, body) = self.read(result)?;
         if status != 200 {
             let message = error_message(&body);
             log::warn!("gigachat oauth: HTTP {status} {message} (RqUID {rq_uid})");
@@ -276,21 +293,34 @@ impl GigaChat {
     }
 
     /// Asks for one answer. A 401 with a cached token gets one new token and one retry.
-    pub fn chat(&mut self, messages: &[ChatMessage]) -> Result<Completion, Error> {
+    /// With `on_text` the answer is streamed: `on_text` gets each piece as it arrives, and
+    /// after a failure the caller still has the pieces that came.
+    pub fn chat(
+        &mut self,
+        messages: &[ChatMessage],
+        mut on_text: Option<&mut dyn FnMut(&str)>,
+    ) -> Result<Completion, Error> {
         let had_token = self.token.is_some();
         let token = self.get_gigachat_token()?;
-        match self.post_chat(&token, messages) {
+        let first_try = on_text.as_mut().map(|f| &mut **f as &mut dyn FnMut(&str));
+        match self.post_chat(&token, messages, first_try) {
             Err(Error::Auth { status: 401, .. }) if had_token => {
                 log::info!("gigachat: the access token was refused (401); getting a new one");
                 self.token = None;
                 let token = self.get_gigachat_token()?;
-                self.post_chat(&token, messages)
+                self.post_chat(&token, messages, on_text)
             }
             other => other,
         }
     }
 
-    fn post_chat(&self, token: &Secret, messages: &[ChatMessage]) -> Result<Completion, Error> {
+    fn post_chat(
+        &self,
+        token: &Secret,
+        messages: &[ChatMessage],
+        on_text: Option<&mut dyn FnMut(&str)>,
+    ) -> Result<Completion, Error> {
+        let stream = on_text.is_some();
         let mut body = json!({
             "model": self.model,
             "messages": messages,
@@ -302,12 +332,20 @@ impl GigaChat {
         if let Some(n) = self.max_tokens {
             body["max_tokens"] = json!(n);
         }
+        if stream {
+            body["stream"] = json!(true);
+        }
         let request_id = uuid::Uuid::new_v4().to_string();
+        let accept = if stream {
+            "text/event-stream"
+        } else {
+            "application/json"
+        };
         let result = self
             .agent
             .post(&format!("{}/chat/completions", self.base_url))
             .header("Content-Type", "application/json")
-            .header("Accept", "application/json")
+            .header("Accept", accept)
             .header("Authorization", &format!("Bearer {}", token.expose()))
             .header("X-Request-ID", &request_id)
             .send(
@@ -315,26 +353,90 @@ impl GigaChat {
                     .expect("a JSON value serializes")
                     .as_slice(),
             );
-        let (status, text, server_id) = self.read(result)?;
-        let request_id = server_id.unwrap_or(request_id);
+        let mut response = result.map_err(|err| self.transport_error(err))?;
+        let status = response.status().as_u16();
+        let request_id = header(&response, "x-request-id").unwrap_or(request_id);
         if status != 200 {
+            let text = self.body_text(&mut response)?;
             let message = error_message(&text);
             log::warn!("gigachat chat: HTTP {status} {message} (request {request_id})");
             return Err(self.status_error(status, message));
         }
-        let parsed: ChatResponse = serde_json::from_str(&text).map_err(|err| {
-            log::warn!("gigachat chat: unreadable JSON ({err}) (request {request_id})");
-            Error::BadResponse(err.to_string())
-        })?;
-        let Some(choice) = parsed.choices.into_iter().next() else {
-            return Err(Error::BadResponse("no choices".into()));
-        };
-        Ok(Completion {
-            content: choice.message.content,
-            finish_reason: choice.finish_reason.unwrap_or_else(|| "stop".into()),
-            usage: parsed.usage,
+        if let Some(on_text) = on_text {
+            let content_type = header(&response, "content-type").unwrap_or_default();
+            if !content_type.starts_with("text/event-stream") {
+                // Not a stream (a buffering proxy?): a whole JSON answer is still an answer.
+                log::warn!(
+                    "gigachat chat: asked for a stream, got {content_type:?} (request {request_id})"
+                );
+                let text = self.body_text(&mut response)?;
+                let completion = parse_completion(&text, request_id)?;
+                on_text(&completion.content);
+                return Ok(completion);
+            }
+            let reader = std::io::BufReader::new(response.body_mut().as_reader());
+            return self
+                .read_events(reader, on_text, request_id.clone())
+                .inspect_err(|err| {
+                    log::warn!("gigachat chat stream: {err} (request {request_id})")
+                });
+        }
+        let text = self.body_text(&mut response)?;
+        parse_completion(&text, request_id)
+    }
+
+    /// Reads server-sent events: `data: {json}` lines with `choices[0].delta.content`,
+    /// `finish_reason` and `usage` in the last one, then `data: [DONE]`.
+    fn read_events(
+        &self,
+        mut reader: impl std::io::BufRead,
+        on_text: &mut dyn FnMut(&str),
+        request_id: String,
+    ) -> Result<Completion, Error> {
+        let mut completion = Completion {
+            content: String::new(),
+            finish_reason: String::new(),
+            usage: Usage::default(),
             request_id,
-        })
+        };
+        let mut line = String::new();
+        loop {
+            line.clear();
+            let read = reader
+                .read_line(&mut line)
+                .map_err(|err| match err.kind() {
+                    std::io::ErrorKind::TimedOut => Error::Timeout(self.timeout_secs),
+                    _ => Error::Interrupted(err.to_string()),
+                })?;
+            if read == 0 {
+                return Err(Error::Interrupted("the stream ended before [DONE]".into()));
+            }
+            let Some(data) = line.trim_end().strip_prefix("data:") else {
+                continue; // blank separators, comments, `event:` and `id:` lines
+            };
+            let data = data.trim_start();
+            if data == "[DONE]" {
+                if completion.finish_reason.is_empty() {
+                    completion.finish_reason = "stop".into();
+                }
+                return Ok(completion);
+            }
+            let event: StreamEvent = serde_json::from_str(data)
+                .map_err(|err| Error::BadResponse(format!("event: {err}")))?;
+            if let Some(usage) = event.usage {
+                completion.usage = usage;
+            }
+            let Some(choice) = event.choices.into_iter().next() else {
+                continue;
+            };
+            if let Some(reason) = choice.finish_reason {
+                completion.finish_reason = reason;
+            }
+            if !choice.delta.content.is_empty() {
+                completion.content.push_str(&choice.delta.content);
+                on_text(&choice.delta.content);
+            }
+        }
     }
 
     fn status_error(&self, status: u16, message: String) -> Error {
@@ -358,7 +460,7 @@ impl GigaChat {
             .header("Accept", "application/json")
             .header("Authorization", &format!("Bearer {}", token.expose()))
             .call();
-        let (status, text, _) = self.read(result)?;
+        let (status, text) = self.read(result)?;
         if status != 200 {
             return Err(self.status_error(status, error_message(&text)));
         }
@@ -367,26 +469,24 @@ impl GigaChat {
         Ok(list.data)
     }
 
-    /// Status, body and the server's X-Request-Id of a response, or the transport error
-    /// turned into something a person can act on.
+    /// Status and body of a response, or the transport error turned into something a
+    /// person can act on.
     fn read(
         &self,
         result: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
-    ) -> Result<(u16, String, Option<String>), Error> {
+    ) -> Result<(u16, String), Error> {
         let mut response = result.map_err(|err| self.transport_error(err))?;
         let status = response.status().as_u16();
-        let request_id = response
-            .headers()
-            .get("x-request-id")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        let body = response
+        Ok((status, self.body_text(&mut response)?))
+    }
+
+    fn body_text(&self, response: &mut ureq::http::Response<ureq::Body>) -> Result<String, Error> {
+        response
             .body_mut()
             .with_config()
             .limit(16 * 1024 * 1024)
             .read_to_string()
-            .map_err(|err| self.transport_error(err))?;
-        Ok((status, body, request_id))
+            .map_err(|err| self.transport_error(err))
     }
 
     fn transport_error(&self, err: ureq::Error) -> Error {
@@ -425,6 +525,31 @@ fn is_certificate_error(text: &str) -> bool {
     ]
     .iter()
     .any(|needle| text.contains(needle))
+}
+
+/// A whole (non-streamed) answer.
+fn parse_completion(text: &str, request_id: String) -> Result<Completion, Error> {
+    let parsed: ChatResponse = serde_json::from_str(text).map_err(|err| {
+        log::warn!("gigachat chat: unreadable JSON ({err}) (request {request_id})");
+        Error::BadResponse(err.to_string())
+    })?;
+    let Some(choice) = parsed.choices.into_iter().next() else {
+        return Err(Error::BadResponse("no choices".into()));
+    };
+    Ok(Completion {
+        content: choice.message.content,
+        finish_reason: choice.finish_reason.unwrap_or_else(|| "stop".into()),
+        usage: parsed.usage,
+        request_id,
+    })
+}
+
+fn header(response: &ureq::http::Response<ureq::Body>, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
 }
 
 fn error_message(body: &str) -> String {

@@ -12,6 +12,7 @@ mod logger;
 mod owner;
 mod render;
 mod store;
+mod stream;
 mod telegram;
 
 use std::panic::AssertUnwindSafe;
@@ -396,7 +397,7 @@ fn ask(config: &Config, style: Option<&str>, question: &str) -> Result<ExitCode>
         gigachat::ChatMessage::new("system", &style.prompt),
         gigachat::ChatMessage::new("user", question),
     ];
-    let completion = gigachat.chat(&messages).context("no answer")?;
+    let completion = gigachat.chat(&messages, None).context("no answer")?;
     match completion.finish_reason.as_str() {
         "blacklist" => {
             eprintln!("GigaChat refused to answer on this topic (finish_reason: blacklist)");

@@ -235,6 +235,8 @@ pub struct OutgoingMessage<'a> {
 }
 
 /// The Bot API client: one ureq agent, so connections are kept alive between calls.
+/// Clones share the agent and its connection pool.
+#[derive(Clone)]
 pub struct Telegram {
     agent: ureq::Agent,
     api_url: String,
@@ -495,22 +497,35 @@ impl Telegram {
         html: bool,
         keyboard: Option<&Value>,
     ) -> Result<(), Error> {
-        let mut params = json!({
-            "chat_id": chat_id,
-            "message_id": message_id,
-            "text": text,
-            "link_preview_options": {"is_disabled": true},
-        });
-        if html {
-            params["parse_mode"] = json!("HTML");
-        }
-        if let Some(keyboard) = keyboard {
-            params["reply_markup"] = keyboard.clone();
-        }
+        let params = edit_params(chat_id, message_id, text, html, keyboard);
         match self.call::<IgnoredAny>("editMessageText", &params) {
             Err(err) if err.is_not_modified() => Ok(()),
             other => other.map(|_| ()),
         }
+    }
+
+    /// One try at an edit, for the live view of a streamed answer: a 429 there is not
+    /// waited out, the next edit just comes later.
+    pub fn edit_message_text_once(
+        &self,
+        chat_id: i64,
+        message_id: i64,
+        text: &str,
+        html: bool,
+    ) -> Result<(), Error> {
+        let params = edit_params(chat_id, message_id, text, html, None);
+        match self.call_once::<IgnoredAny>("editMessageText", &params) {
+            Err(err) if err.is_not_modified() => Ok(()),
+            other => other.map(|_| ()),
+        }
+    }
+
+    pub fn delete_message(&self, chat_id: i64, message_id: i64) -> Result<(), Error> {
+        let _: bool = self.call(
+            "deleteMessage",
+            &json!({"chat_id": chat_id, "message_id": message_id}),
+        )?;
+        Ok(())
     }
 
     /// Confirms handled updates without waiting: used on shutdown.
@@ -521,6 +536,28 @@ impl Telegram {
         )?;
         Ok(())
     }
+}
+
+fn edit_params(
+    chat_id: i64,
+    message_id: i64,
+    text: &str,
+    html: bool,
+    keyboard: Option<&Value>,
+) -> Value {
+    let mut params = json!({
+        "chat_id": chat_id,
+        "message_id": message_id,
+        "text": text,
+        "link_preview_options": {"is_disabled": true},
+    });
+    if html {
+        params["parse_mode"] = json!("HTML");
+    }
+    if let Some(keyboard) = keyboard {
+        params["reply_markup"] = keyboard.clone();
+    }
+    params
 }
 
 /// Parses one update; a broken one keeps only its id and is logged.
