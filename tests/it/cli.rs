@@ -1,0 +1,448 @@
+//! The command line as a user meets it: config errors, `check`, `ask`, TLS, start-up and
+//! shutdown, and logs that never show a secret.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::core::{WAIT, World};
+use crate::fake_gigachat::{FakeGigaChat, Reply};
+use crate::fake_telegram::{FakeTelegram, Fault, IVAN};
+use crate::harness::{BotEnv, text};
+
+/// Runs `args` and returns (exit code, stdout, stderr).
+fn run(env: &BotEnv, args: &[&str]) -> (i32, String, String) {
+    let output = env.run(args);
+    let (out, err) = text(&output);
+    (output.status.code().unwrap_or(-1), out, err)
+}
+
+#[test]
+fn help_and_version() {
+    let env = BotEnv::empty();
+    let (code, out, _) = run(&env, &["--help"]);
+    assert_eq!(code, 0);
+    for word in ["run", "check", "ask", "--config"] {
+        assert!(out.contains(word), "{out}");
+    }
+    let (code, out, _) = run(&env, &["--version"]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("gigabot "), "{out}");
+    let (code, _, err) = run(&env, &["serve"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("unknown command"), "{err}");
+}
+
+/// A config problem: exit 2, one line on stderr, no network call, no secret.
+fn config_error(env: &BotEnv, tg: &FakeTelegram, gc: &FakeGigaChat) -> String {
+    let (code, out, err) = run(env, &[]);
+    assert_eq!(code, 2, "stdout: {out}\nstderr: {err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("backtrace"),
+        "{err}"
+    );
+    assert!(!err.contains(tg.token()), "{err}");
+    assert!(!err.contains(&gc.credentials()), "{err}");
+    assert!(
+        tg.calls().is_empty() && gc.oauth_requests().is_empty(),
+        "a network call was made"
+    );
+    err
+}
+
+#[test]
+fn config_errors_name_the_key_and_stop_before_any_network_call() {
+    let tg = FakeTelegram::start();
+    let gc = FakeGigaChat::start();
+    let cases: &[(&str, &str)] = &[
+        (
+            "[telegram]\ntokne = \"x\"\n",
+            "config.toml:2: `[telegram] tokne`: unknown field `tokne`",
+        ),
+        (
+            "[gigachat]\ntimeout_secs = \"long\"\n",
+            "config.toml:2: `[gigachat] timeout_secs`",
+        ),
+        (
+            "[bot]\ndefault_style = \"pirate\"\n",
+            "bot.default_style = \"pirate\"",
+        ),
+        ("[bot\n", "config.toml:1"),
+        (
+            "[gigachat]\nca_bundle_file = \"/nonexistent/ca.pem\"\n",
+            "/nonexistent/ca.pem",
+        ),
+        (
+            "[[styles]]\nid = \"Bad Id\"\ntitle = \"x\"\nprompt = \"y\"\n",
+            "is not allowed",
+        ),
+    ];
+    for (config, expected) in cases {
+        let mut env = BotEnv::new(&tg, &gc);
+        env.unset("GIGACHAT_CA_BUNDLE_FILE");
+        env.config(config);
+        let err = config_error(&env, &tg, &gc);
+        assert!(err.contains(expected), "{config:?}: {err}");
+    }
+    let mut env = BotEnv::new(&tg, &gc);
+    env.unset("TELEGRAM_TOKEN");
+    let err = config_error(&env, &tg, &gc);
+    assert!(
+        err.contains("TELEGRAM_TOKEN is not set") && err.contains("@BotFather"),
+        "{err}"
+    );
+    let mut env = BotEnv::new(&tg, &gc);
+    env.unset("GIGACHAT_CREDENTIALS");
+    let err = config_error(&env, &tg, &gc);
+    assert!(err.contains("GIGACHAT_CREDENTIALS is not set"), "{err}");
+    let mut env = BotEnv::new(&tg, &gc);
+    env.set("GIGABOT_CONFIG", "/nonexistent/gigabot.toml");
+    let err = config_error(&env, &tg, &gc);
+    assert!(err.contains("/nonexistent/gigabot.toml"), "{err}");
+}
+
+#[test]
+fn a_config_file_is_optional_and_env_wins() {
+    let tg = FakeTelegram::start();
+    let gc = FakeGigaChat::start();
+    let mut env = BotEnv::new(&tg, &gc);
+    std::fs::remove_file(env.path("config.toml")).unwrap();
+    env.set("GIGACHAT_MODEL", "GigaChat-2");
+    let bot = env.spawn(&[]);
+    tg.wait_until(WAIT, "the bot polls", |t| t.polling());
+    let id = tg.push_text(IVAN, IVAN, "Привет");
+    tg.wait_until(WAIT, "answered", |t| t.replies_to(id).len() == 1);
+    assert_eq!(gc.chat_requests()[0].model, "GigaChat-2");
+    assert!(bot.log().contains("Бот запущен: @SomeBot"), "{}", bot.log());
+    // The default long poll of 30 s.
+    assert_eq!(tg.calls_of("getUpdates")[0].params["timeout"], json!(30));
+}
+
+#[test]
+fn client_id_and_secret_work_instead_of_the_key() {
+    let tg = FakeTelegram::start();
+    let gc = FakeGigaChat::start();
+    let mut env = BotEnv::new(&tg, &gc);
+    env.unset("GIGACHAT_CREDENTIALS");
+    env.set("GIGACHAT_CLIENT_ID", gc.client_id());
+    env.set("GIGACHAT_CLIENT_SECRET", gc.client_secret());
+    let (code, out, _) = run(&env, &["ask", "Привет"]);
+    assert_eq!(code, 0, "{out}");
+    // The lesson's way: the Base64 key in GIGACHAT_CLIENT_SECRET, no client id.
+    let mut env = BotEnv::new(&tg, &gc);
+    env.unset("GIGACHAT_CREDENTIALS");
+    env.set("GIGACHAT_CLIENT_SECRET", &gc.credentials());
+    let (code, out, err) = run(&env, &["ask", "Привет"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        err.contains("already is a Base64 authorization key"),
+        "{err}"
+    );
+    assert!(!err.contains(&gc.credentials()), "{err}");
+}
+
+#[test]
+fn ask_prints_the_answer_and_needs_no_telegram_token() {
+    let tg = FakeTelegram::start();
+    let gc = FakeGigaChat::start();
+    let mut env = BotEnv::new(&tg, &gc);
+    env.unset("TELEGRAM_TOKEN");
+    let (code, out, err) = run(
+        &env,
+        &["ask", "--style", "fairy", "Почему", "небо", "голубое?"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out.trim(),
+        "Ответ (Отвечай как сказочный персонаж): Почему небо голубое? [сообщений: 2]"
+    );
+    let (code, _, err) = run(&env, &["ask", "--style", "pirate", "Привет"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("professor, fairy"), "{err}");
+    gc.push_reply(Reply::Status(
+        429,
+        r#"{"status":429,"message":"Too many requests"}"#.into(),
+    ));
+    let (code, out, err) = run(&env, &["ask", "Привет"]);
+    assert_eq!(code, 1);
+    assert!(out.is_empty());
+    assert!(err.contains("429"), "{err}");
+}
+
+#[test]
+fn check_reports_every_item_and_exits_zero_when_all_work() {
+    let tg = FakeTelegram::start();
+    let gc = FakeGigaChat::start();
+    let env = BotEnv::new(&tg, &gc);
+    let (code, out, err) = run(&env, &["check"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("@SomeBot"), "{out}");
+    assert!(out.contains("GigaChat-2-Max is available"), "{out}");
+    assert!(out.contains("SHA-256: "), "{out}");
+    assert!(
+        out.contains("this is not the Russian Trusted Root CA"),
+        "{out}"
+    );
+    assert!(out.contains("GigaChat-2-Pro"), "the model list: {out}");
+    for secret in [tg.token().to_string(), gc.credentials()] {
+        assert!(!out.contains(&secret) && !err.contains(&secret));
+    }
+}
+
+#[test]
+fn check_says_what_to_fix() {
+    let tg = FakeTelegram::start();
+    let gc = FakeGigaChat::start();
+    let mut env = BotEnv::new(&tg, &gc);
+    env.set(
+        "TELEGRAM_TOKEN",
+        "7000000001:AAwrongwrongwrongwrongwrongwrongwrong",
+    );
+    env.set("GIGACHAT_MODEL", "GigaChat-Ultra-Mega");
+    let (code, out, _) = run(&env, &["check"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("✗ telegram: the bot token is wrong (401): check it with @BotFather"),
+        "{out}"
+    );
+    assert!(
+        out.contains("✗ gigachat: the configured model GigaChat-Ultra-Mega is not in the list"),
+        "{out}"
+    );
+    assert!(!out.contains("AAwrongwrong"), "{out}");
+    let mut env = BotEnv::new(&tg, &gc);
+    env.set("GIGACHAT_CREDENTIALS", "d3Jvbmc6a2V5");
+    let (code, out, _) = run(&env, &["check"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("credentials doesn't match db data"), "{out}");
+    assert!(out.contains("check GIGACHAT_CREDENTIALS"), "{out}");
+}
+
+#[test]
+fn tls_fails_without_the_ca_file_and_works_with_pem_or_der() {
+    let tg = FakeTelegram::start();
+    let gc = FakeGigaChat::start();
+    let mut env = BotEnv::new(&tg, &gc);
+    env.unset("GIGACHAT_CA_BUNDLE_FILE");
+    let (code, _, err) = run(&env, &["ask", "Привет"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("https://www.gosuslugi.ru/crt"), "{err}");
+    assert!(err.contains("gigachat.ca_bundle_file"), "{err}");
+    assert!(
+        gc.oauth_requests().is_empty(),
+        "no request got through unverified TLS"
+    );
+
+    env.set(
+        "GIGACHAT_CA_BUNDLE_FILE",
+        &gc.other_ca_pem_path().display().to_string(),
+    );
+    let (code, _, err) = run(&env, &["ask", "Привет"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("not signed by a certificate in gigachat.ca_bundle_file"),
+        "{err}"
+    );
+
+    for path in [gc.ca_pem_path(), gc.ca_der_path()] {
+        env.set("GIGACHAT_CA_BUNDLE_FILE", &path.display().to_string());
+        let (code, out, err) = run(&env, &["ask", "Привет"]);
+        assert_eq!(code, 0, "{}: {err}", path.display());
+        assert!(out.contains("Привет"));
+    }
+    // A file without a certificate is a config error.
+    std::fs::write(env.path("empty.pem"), "not a certificate\n").unwrap();
+    env.set(
+        "GIGACHAT_CA_BUNDLE_FILE",
+        &env.path("empty.pem").display().to_string(),
+    );
+    let (code, _, err) = run(&env, &["ask", "Привет"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("holds no certificate"), "{err}");
+}
+
+#[test]
+fn the_bot_in_chat_says_it_cannot_reach_gigachat_without_the_ca() {
+    let tg = FakeTelegram::start();
+    let gc = FakeGigaChat::start();
+    let mut env = BotEnv::new(&tg, &gc);
+    env.unset("GIGACHAT_CA_BUNDLE_FILE");
+    let bot = env.spawn(&[]);
+    tg.wait_until(WAIT, "the bot polls", |t| t.polling());
+    let id = tg.push_text(IVAN, IVAN, "Привет");
+    tg.wait_until(WAIT, "answered", |t| t.replies_to(id).len() == 1);
+    assert!(
+        tg.replies_to(id)[0]
+            .text
+            .contains("Не удалось связаться с GigaChat")
+    );
+    assert!(bot.log().contains("gosuslugi.ru/crt"), "{}", bot.log());
+}
+
+#[test]
+fn a_wrong_token_stops_the_bot_at_start() {
+    let tg = FakeTelegram::start();
+    let gc = FakeGigaChat::start();
+    let mut env = BotEnv::new(&tg, &gc);
+    env.set(
+        "TELEGRAM_TOKEN",
+        "7000000001:AAwrongwrongwrongwrongwrongwrongwrong",
+    );
+    let (code, _, err) = run(&env, &[]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("the bot token is wrong: check it with @BotFather"),
+        "{err}"
+    );
+    assert!(!err.contains("AAwrongwrong"), "{err}");
+}
+
+#[test]
+fn a_token_revoked_while_running_stops_the_bot_with_a_clear_message() {
+    let w = World::start();
+    w.tg.fail_next(
+        "getUpdates",
+        Fault::Status(
+            401,
+            json!({"ok": false, "error_code": 401, "description": "Unauthorized"}),
+        ),
+    );
+    w.tg.push_text(IVAN, IVAN, "Привет");
+    let mut bot = w.bot;
+    let status = bot.wait_exit(WAIT).expect("the bot exits");
+    assert_eq!(status.code(), Some(1));
+    assert!(
+        bot.log().contains("stopped working (401 Unauthorized)"),
+        "{}",
+        bot.log()
+    );
+}
+
+#[test]
+fn a_webhook_is_deleted_at_start_and_commands_are_set() {
+    let tg = FakeTelegram::start();
+    let gc = FakeGigaChat::start();
+    tg.set_webhook("https://example.com/hook");
+    let env = BotEnv::new(&tg, &gc);
+    let bot = env.spawn(&[]);
+    tg.wait_until(WAIT, "the bot polls", |t| t.polling());
+    assert_eq!(tg.calls_of("deleteWebhook").len(), 1);
+    assert!(bot.log().contains("webhook"), "{}", bot.log());
+    let commands: Vec<String> = tg.commands().into_iter().map(|(c, _)| c).collect();
+    assert_eq!(commands, ["start", "mode", "reset", "retry", "help"]);
+}
+
+#[test]
+fn a_conflict_with_another_instance_is_logged_once_and_retried() {
+    let w = World::start();
+    let conflict = json!({"ok": false, "error_code": 409, "description": "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running"});
+    w.tg.fail_next("getUpdates", Fault::Status(409, conflict.clone()));
+    w.tg.fail_next("getUpdates", Fault::Status(409, conflict));
+    let answer = w.ask("Привет");
+    assert_eq!(answer.len(), 1);
+    w.bot.wait_log("works again after 2 failed tries", WAIT);
+    let log = w.bot.log();
+    assert_eq!(
+        log.matches("another copy of this bot is running").count(),
+        1,
+        "{log}"
+    );
+    // Still answering.
+    assert_eq!(w.ask("Ещё").len(), 1);
+}
+
+#[test]
+fn sigterm_while_idle_stops_within_two_seconds_with_code_zero() {
+    let w = World::start_with("[telegram]\npoll_timeout_secs = 30\n[gigachat]\nstream = false\n");
+    let mut bot = w.bot;
+    w.tg.wait_until(WAIT, "parked in a long poll", |t| t.polling());
+    let started = Instant::now();
+    bot.signal("TERM");
+    let status = bot
+        .wait_exit(Duration::from_secs(5))
+        .expect("the bot stops");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(status.code(), Some(0));
+    let mut bot2 = w.env.spawn(&[]);
+    w.tg.wait_until(WAIT, "polls again", |t| {
+        t.calls_of("getMe").len() == 2 && t.polling()
+    });
+    bot2.signal("INT");
+    assert_eq!(
+        bot2.wait_exit(Duration::from_secs(5))
+            .and_then(|s| s.code()),
+        Some(0)
+    );
+}
+
+#[test]
+fn sigterm_while_answering_finishes_the_answer_once() {
+    let w = World::start();
+    w.gc.push_reply(Reply::Delay(
+        Duration::from_millis(1500),
+        Box::new(Reply::Text("долгий ответ".into())),
+    ));
+    let id = w.tg.push_text(IVAN, IVAN, "Вопрос");
+    w.gc.wait_until(WAIT, "GigaChat is asked", |g| g.in_flight() == 1);
+    let mut bot = w.bot;
+    bot.signal("TERM");
+    let status = bot.wait_exit(WAIT).expect("the bot stops");
+    assert_eq!(status.code(), Some(0));
+    assert_eq!(w.tg.replies_to(id).len(), 1);
+    assert!(
+        w.tg.confirmed_offset() > id,
+        "the handled update was confirmed"
+    );
+    // After a restart nothing is answered twice.
+    let _bot = w.env.spawn(&[]);
+    let next = w.tg.push_text(IVAN, IVAN, "Следующий");
+    w.tg.wait_until(WAIT, "answered", |t| t.replies_to(next).len() == 1);
+    assert_eq!(w.tg.replies_to(id).len(), 1);
+}
+
+#[test]
+fn logs_under_failures_hold_no_secret_and_no_message_text() {
+    let tg = FakeTelegram::start();
+    let gc = FakeGigaChat::start();
+    let env = BotEnv::new(&tg, &gc);
+    let bot = env.spawn(&[]);
+    tg.wait_until(WAIT, "the bot polls", |t| t.polling());
+    tg.fail_next("sendMessage", Fault::Drop);
+    tg.fail_next("getUpdates", Fault::BadGatewayHtml);
+    gc.push_reply(Reply::Status(
+        401,
+        r#"{"status":401,"message":"Unauthorized"}"#.into(),
+    ));
+    gc.push_reply(Reply::Status(
+        401,
+        r#"{"status":401,"message":"Unauthorized"}"#.into(),
+    ));
+    gc.push_reply(Reply::Garbage("<html>".into()));
+    for text in [
+        "секретный вопрос один",
+        "секретный вопрос два",
+        "секретный вопрос три",
+    ] {
+        let id = tg.push_text(IVAN, IVAN, text);
+        tg.wait_until(WAIT, "answered", |t| {
+            t.replies_to(id).len() == 1 && t.polling()
+        });
+    }
+    let log = bot.log();
+    assert!(log.contains("update="), "one line per update: {log}");
+    assert!(!log.contains(tg.token()), "bot token in the log");
+    assert!(
+        !log.contains(&tg.token()[11..]),
+        "the token's secret part in the log"
+    );
+    assert!(!log.contains(&gc.credentials()), "GigaChat key in the log");
+    // Access tokens are ~1200 characters without spaces: nothing that long is logged.
+    let longest = log.split_whitespace().map(str::len).max().unwrap_or(0);
+    assert!(longest < 300, "a token-sized word in the log: {longest}");
+    assert!(!log.contains("секретный"), "message text in the log: {log}");
+}

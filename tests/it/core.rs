@@ -1,0 +1,404 @@
+//! The core bot (issue: the lesson's bot done right): answering, rendering, splitting,
+//! commands, non-text messages, and every GigaChat and Telegram failure.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::fake_gigachat::{FakeGigaChat, Reply};
+use crate::fake_telegram::{self as tg, FakeTelegram, Fault, IVAN};
+use crate::harness::{BotEnv, BotProcess};
+
+pub const WAIT: Duration = Duration::from_secs(15);
+
+/// Both fakes and a running bot that has finished starting (polling).
+pub struct World {
+    pub tg: FakeTelegram,
+    pub gc: FakeGigaChat,
+    pub env: BotEnv,
+    pub bot: BotProcess,
+}
+
+impl World {
+    /// Starts with the given extra config (TOML appended to the test defaults).
+    pub fn start_with(config: &str) -> World {
+        let tg = FakeTelegram::start();
+        let gc = FakeGigaChat::start();
+        let mut env = BotEnv::new(&tg, &gc);
+        if !config.contains("[telegram]") {
+            env.config(&format!("[telegram]\npoll_timeout_secs = 10\n{config}"));
+        } else {
+            env.config(config);
+        }
+        let bot = env.spawn(&[]);
+        tg.wait_until(WAIT, "the bot polls", |t| t.polling());
+        World { tg, gc, env, bot }
+    }
+
+    pub fn start() -> World {
+        World::start_with("[gigachat]\nstream = false\n")
+    }
+
+    /// Sends a private text from Ivan and waits for the bot to answer it (any number of
+    /// messages); returns the texts the user sees, in order.
+    pub fn ask(&self, text: &str) -> Vec<String> {
+        let id = self.tg.push_text(IVAN, IVAN, text);
+        self.answer_to(id)
+    }
+
+    /// Waits until update `id` is handled (the bot polls past it) and returns the texts of
+    /// the messages sent since it was pushed to its chat.
+    pub fn answer_to(&self, id: i64) -> Vec<String> {
+        self.tg.wait_until(WAIT, "the update is handled", |t| {
+            t.confirmed_offset() > id && t.polling()
+        });
+        let (chat, message_id) = self.tg.message_of(id).expect("a message update");
+        let sent = self.tg.sent_to(chat);
+        let first = sent
+            .iter()
+            .position(|m| m.reply_to == Some(message_id))
+            .unwrap_or_else(|| {
+                panic!(
+                    "no reply to update {id}; sent: {sent:#?}\n{}",
+                    self.bot.log()
+                )
+            });
+        sent[first..].iter().map(|m| m.text.clone()).collect()
+    }
+}
+
+#[test]
+fn a_private_question_gets_a_styled_answer_as_a_reply() {
+    let w = World::start();
+    let answer = w.ask("Что такое закон Ома?");
+    assert_eq!(
+        answer,
+        ["Ответ (Отвечай как научный сотрудник): Что такое закон Ома? [сообщений: 2]"]
+    );
+    // Typing first, then the answer; the lesson's headers on the GigaChat side.
+    let methods: Vec<String> = w.tg.calls().iter().map(|c| c.method.clone()).collect();
+    let typing = methods.iter().position(|m| m == "sendChatAction").unwrap();
+    let answer_at = methods.iter().rposition(|m| m == "sendMessage").unwrap();
+    assert!(typing < answer_at, "{methods:?}");
+    let request = &w.gc.chat_requests()[0];
+    assert_eq!(request.model, "GigaChat-2-Max");
+    assert_eq!(request.body["profanity_check"], json!(true));
+    assert!(request.header("x-request-id").is_some());
+    let oauth = &w.gc.oauth_requests()[0];
+    assert_eq!(oauth.body, "scope=GIGACHAT_API_PERS");
+    assert!(oauth.header("rquid").is_some());
+    assert_eq!(
+        oauth.header("authorization"),
+        Some(format!("Basic {}", w.gc.credentials()).as_str())
+    );
+}
+
+#[test]
+fn the_token_is_reused_across_messages() {
+    let w = World::start();
+    for question in ["один", "два", "три"] {
+        w.ask(question);
+    }
+    assert_eq!(w.gc.chat_requests().len(), 3);
+    assert_eq!(
+        w.gc.oauth_requests().len(),
+        1,
+        "one OAuth request per token lifetime"
+    );
+}
+
+#[test]
+fn start_names_the_style_and_lists_the_commands() {
+    let w = World::start();
+    let text = w.ask("/start").join("\n");
+    assert!(text.contains("Научный сотрудник"), "{text}");
+    for command in ["/mode", "/reset", "/retry", "/help"] {
+        assert!(text.contains(command), "{command} missing in {text}");
+    }
+    assert!(
+        w.gc.chat_requests().is_empty(),
+        "no GigaChat call for /start"
+    );
+    let commands = w.tg.commands();
+    assert!(commands.iter().any(|(c, _)| c == "mode"), "{commands:?}");
+}
+
+#[test]
+fn an_unknown_command_gets_the_list() {
+    let w = World::start();
+    let text = w.ask("/weather").join("\n");
+    assert!(text.contains("не знаю"), "{text}");
+    assert!(text.contains("/mode"), "{text}");
+    assert!(w.gc.chat_requests().is_empty());
+}
+
+#[test]
+fn stickers_photos_voice_and_documents_get_a_polite_refusal() {
+    let w = World::start();
+    for update in [
+        tg::sticker(IVAN, IVAN),
+        tg::photo(IVAN, IVAN, Some("Что на схеме?")),
+        tg::voice(IVAN, IVAN),
+        tg::document(IVAN, IVAN, "report.pdf"),
+    ] {
+        let id = w.tg.push(update);
+        let answer = w.answer_to(id);
+        assert_eq!(answer.len(), 1);
+        assert!(answer[0].contains("только текст"), "{answer:?}");
+    }
+    assert!(w.gc.chat_requests().is_empty());
+}
+
+#[test]
+fn edited_messages_and_channel_posts_are_ignored() {
+    let w = World::start();
+    let id = w.tg.push_text(IVAN, IVAN, "Привет");
+    w.answer_to(id);
+    let (_, message_id) = w.tg.message_of(id).unwrap();
+    w.tg.add_chat(tg::chat(tg::CHANNEL));
+    w.tg.push(tg::edited_text(IVAN, IVAN, message_id, "Привет!"));
+    w.tg.push(tg::channel_post(tg::CHANNEL, "Новый выпуск"));
+    let answer = w.ask("Следующий вопрос");
+    assert_eq!(answer.len(), 1);
+    assert_eq!(w.tg.sent().len(), 2, "only the two questions were answered");
+    assert_eq!(w.gc.chat_requests().len(), 2);
+}
+
+#[test]
+fn a_message_over_the_limit_is_refused_without_a_gigachat_call() {
+    let w = World::start_with("[gigachat]\nstream = false\n[bot]\nmax_input_chars = 100\n");
+    let answer = w.ask(&"я".repeat(101)).join("\n");
+    assert!(answer.contains("101"), "{answer}");
+    assert!(answer.contains("100"), "{answer}");
+    assert!(w.gc.chat_requests().is_empty());
+    // A 20 000-character message with the default limit (4000).
+    let w = World::start();
+    let answer = w.ask(&"ж".repeat(20_000)).join("\n");
+    assert!(
+        answer.contains("20000") && answer.contains("4000"),
+        "{answer}"
+    );
+    assert!(w.gc.chat_requests().is_empty());
+}
+
+#[test]
+fn markdown_with_code_and_special_characters_is_rendered() {
+    let w = World::start();
+    w.gc.push_reply(Reply::Text(
+        "**Закон Ома**: I = U / R, где U < 10 & R > 0.\n\n```python\nif a < b and c > d:\n    print(\"&\")\n```\n\n- первый\n- второй".into(),
+    ));
+    let id = w.tg.push_text(IVAN, IVAN, "Расскажи");
+    w.answer_to(id);
+    let sent = w.tg.sent_to(IVAN);
+    let answer = sent.last().unwrap();
+    assert_eq!(answer.parse_mode.as_deref(), Some("HTML"));
+    assert_eq!(
+        answer.text,
+        "Закон Ома: I = U / R, где U < 10 & R > 0.\n\nif a < b and c > d:\n    print(\"&\")\n\n• первый\n• второй"
+    );
+    let kinds: Vec<&str> = answer
+        .entities
+        .iter()
+        .filter_map(|e| e["type"].as_str())
+        .collect();
+    assert!(
+        kinds.contains(&"bold") && kinds.contains(&"pre"),
+        "{kinds:?}"
+    );
+}
+
+#[test]
+fn a_long_answer_with_emoji_is_split_at_paragraphs() {
+    let w = World::start();
+    let paragraph = format!("{} 🙂🚀", "Абзац про физику и немного эмодзи.".repeat(20));
+    let long: Vec<String> = (0..15).map(|i| format!("Часть {i}: {paragraph}")).collect();
+    let long = long.join("\n\n");
+    assert!(long.chars().count() > 10_000);
+    w.gc.push_reply(Reply::Text(long.clone()));
+    let parts = w.ask("Длинно, пожалуйста");
+    assert!(parts.len() >= 3, "{}", parts.len());
+    for part in &parts {
+        assert!(part.chars().count() <= 4096);
+        assert!(
+            part.ends_with("🙂🚀"),
+            "cut inside a paragraph: …{:?}",
+            &part[part.len() - 20..]
+        );
+    }
+    assert!(
+        parts.join("\n\n") == long,
+        "the parts do not add up to the answer"
+    );
+}
+
+#[test]
+fn html_telegram_refuses_is_resent_as_plain_text_once() {
+    let w = World::start();
+    w.tg.fail_next(
+        "sendMessage",
+        Fault::Status(
+            400,
+            json!({"ok": false, "error_code": 400, "description": "Bad Request: can't parse entities: Unsupported start tag \"x\" at byte offset 0"}),
+        ),
+    );
+    w.gc.push_reply(Reply::Text("**жирный** ответ".into()));
+    let answer = w.ask("Вопрос");
+    assert_eq!(answer, ["жирный ответ"]);
+    let sent = w.tg.sent_to(IVAN);
+    assert_eq!(sent.len(), 1, "the answer arrives exactly once");
+    assert_eq!(sent[0].parse_mode, None);
+}
+
+fn gigachat_failure(reply: Reply) -> String {
+    let w = World::start();
+    w.gc.push_reply(reply);
+    let answer = w.ask("Вопрос").join("\n");
+    // Memory is not touched by a failed call: the next question carries no history.
+    w.ask("Ещё вопрос");
+    let last = w.gc.chat_requests().pop().unwrap();
+    assert_eq!(last.messages.len(), 2, "a failed exchange entered memory");
+    answer
+}
+
+#[test]
+fn each_gigachat_failure_gets_its_own_reply() {
+    let cases: Vec<(Reply, &str)> = vec![
+        (
+            Reply::Status(
+                429,
+                r#"{"status":429,"message":"Too many requests"}"#.into(),
+            ),
+            "GigaChat перегружен, повторите через минуту.",
+        ),
+        (
+            Reply::Status(402, r#"{"status":402,"message":"Payment Required"}"#.into()),
+            "закончились токены",
+        ),
+        (
+            Reply::Status(404, r#"{"status":404,"message":"No such model"}"#.into()),
+            "GigaChat-2-Max",
+        ),
+        (
+            Reply::Status(
+                500,
+                r#"{"status":500,"message":"Internal Server Error"}"#.into(),
+            ),
+            "500",
+        ),
+        (
+            Reply::Status(422, r#"{"status":422,"message":"Invalid params"}"#.into()),
+            "Ошибка при получении ответа от GigaChat API: 422",
+        ),
+        (
+            Reply::Garbage("<html>oops</html>".into()),
+            "Не удалось получить корректный ответ от GigaChat API.",
+        ),
+        (Reply::Drop, "Не удалось связаться с GigaChat"),
+        (
+            Reply::Finish("Не люблю менять тему разговора".into(), "blacklist"),
+            "не отвечает на вопросы на эту тему",
+        ),
+    ];
+    for (reply, expected) in cases {
+        let label = format!("{reply:?}");
+        let answer = gigachat_failure(reply);
+        assert!(answer.contains(expected), "{label}: {answer}");
+    }
+}
+
+#[test]
+fn an_answer_cut_by_max_tokens_is_sent_with_a_note() {
+    let w = World::start();
+    w.gc.push_reply(Reply::Finish("Начало длинного ответа".into(), "length"));
+    let answer = w.ask("Вопрос").join("\n");
+    assert!(answer.starts_with("Начало длинного ответа"), "{answer}");
+    assert!(answer.contains("Ответ обрезан"), "{answer}");
+}
+
+#[test]
+fn a_timeout_is_reported() {
+    let w = World::start_with("[gigachat]\nstream = false\ntimeout_secs = 1\n");
+    w.gc.push_reply(Reply::Delay(
+        Duration::from_secs(3),
+        Box::new(Reply::Text("поздно".into())),
+    ));
+    let answer = w.ask("Вопрос").join("\n");
+    assert!(answer.contains("не ответил вовремя"), "{answer}");
+}
+
+#[test]
+fn an_expired_token_is_renewed_once_and_the_user_gets_the_answer() {
+    let w = World::start();
+    w.ask("первый");
+    w.gc.expire_all_tokens();
+    let answer = w.ask("второй");
+    assert!(answer[0].contains("второй"), "{answer:?}");
+    assert_eq!(w.gc.oauth_requests().len(), 2);
+}
+
+#[test]
+fn a_token_near_expiry_is_renewed_before_use() {
+    let w = World::start();
+    // Tokens that live 30 s are within the 60 s margin: each message gets a fresh one.
+    w.gc.set_token_ttl(Duration::from_secs(30));
+    w.ask("первый");
+    w.ask("второй");
+    let statuses: Vec<u16> = w.gc.chat_requests().iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [200, 200], "no 401 was needed");
+    assert_eq!(w.gc.oauth_requests().len(), 2);
+}
+
+#[test]
+fn a_wrong_gigachat_key_says_authorization_failed_and_is_not_retried_in_a_loop() {
+    let tg = FakeTelegram::start();
+    let gc = FakeGigaChat::start();
+    let mut env = BotEnv::new(&tg, &gc);
+    env.set("GIGACHAT_CREDENTIALS", "d3Jvbmc6a2V5");
+    let bot = env.spawn(&[]);
+    tg.wait_until(WAIT, "the bot polls", |t| t.polling());
+    let w = World { tg, gc, env, bot };
+    let answer = w.ask("Вопрос");
+    assert_eq!(answer, ["Ошибка авторизации в GigaChat API."]);
+    assert_eq!(w.gc.oauth_requests().len(), 1);
+    assert!(w.gc.chat_requests().is_empty());
+    w.ask("Ещё");
+    assert_eq!(
+        w.gc.oauth_requests().len(),
+        2,
+        "the next message tries again, once"
+    );
+}
+
+#[test]
+fn telegram_faults_are_retried_and_nothing_is_lost_or_doubled() {
+    let w = World::start();
+    w.tg.fail_next("sendMessage", Fault::BadGatewayHtml);
+    w.tg.fail_next("sendMessage", Fault::Drop);
+    w.tg.fail_next("sendMessage", Fault::TooManyRequests(1));
+    let answer = w.ask("Вопрос");
+    assert_eq!(answer.len(), 1);
+    assert!(answer[0].contains("Вопрос"));
+    // getUpdates faults: 5xx, a dropped connection, garbage; the next message still arrives.
+    w.tg.fail_next("getUpdates", Fault::Status(500, json!({"ok": false, "error_code": 500, "description": "Internal Server Error: restart"})));
+    w.tg.fail_next("getUpdates", Fault::Drop);
+    w.tg.fail_next("getUpdates", Fault::Garbage);
+    let answer = w.ask("Второй");
+    assert_eq!(answer.len(), 1, "{answer:?}");
+    assert_eq!(w.gc.chat_requests().len(), 2);
+}
+
+#[test]
+fn a_blocked_user_does_not_stall_the_loop() {
+    let w = World::start();
+    w.tg.add_chat(tg::chat(IVAN));
+    w.tg.set_blocked(IVAN, true);
+    let id = w.tg.push_text(IVAN, IVAN, "Вопрос");
+    w.tg.wait_until(WAIT, "the update is handled", |t| {
+        t.confirmed_offset() > id && t.polling()
+    });
+    let refused = w.tg.calls_of("sendMessage");
+    assert_eq!(refused.len(), 1, "403 is not retried");
+    assert_eq!(refused[0].status, 403);
+    w.tg.set_blocked(IVAN, false);
+    assert_eq!(w.ask("Снова").len(), 1);
+}

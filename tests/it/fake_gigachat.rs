@@ -1,0 +1,1127 @@
+//! A strict fake of Sber's GigaChat API over real TLS, for driving the real bot in tests.
+//!
+//! Real TLS because certificate trouble is the most common GigaChat failure in practice (the
+//! Russian Trusted Root CA): the fake makes a throwaway CA at start, serves a certificate it
+//! signed for 127.0.0.1, and writes the CA as `ca.pem` and `ca.der` (plus an unrelated
+//! `other-ca.pem`) into a temp dir that goes away on drop, so tests can exercise
+//! `ca_bundle_file` both ways. Nothing is ever committed.
+//!
+//! Strict like the reference (shared/reference/gigachat-api.md §1–§4): OAuth checks RqUID,
+//! the Basic key and the scope with the documented error bodies; chat completions need a live
+//! token, a known chat model and valid messages, allow one request at a time (the personal
+//! tier's single stream), and answer compact JSON or SSE shaped like the recorded traffic.
+//!
+//! By default it answers `default_answer`, which names the style (system prompt), the last
+//! user message and the number of messages, so tests can check what the bot sent and that it
+//! remembers the conversation. Tests can queue `Reply`s or install a responder.
+
+#![allow(dead_code)] // a toolbox: not every test uses every part
+
+use std::collections::{HashMap, VecDeque};
+use std::fs;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use openssl::asn1::Asn1Time;
+use openssl::bn::{BigNum, MsbOption};
+use openssl::ec::{EcGroup, EcKey};
+use openssl::hash::MessageDigest;
+use openssl::nid::Nid;
+use openssl::pkey::{PKey, Private};
+use openssl::ssl::{SslAcceptor, SslMethod};
+use openssl::x509::extension::{
+    AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAlternativeName,
+    SubjectKeyIdentifier,
+};
+use openssl::x509::{X509, X509NameBuilder};
+use serde_json::{Value, json};
+
+use crate::http::{Request, Responder, Server, Stream};
+
+/// The version suffix the service appends to model names in answers.
+const MODEL_VERSION: &str = "2.0.28.2";
+const SCOPES: [&str; 3] = ["GIGACHAT_API_PERS", "GIGACHAT_API_B2B", "GIGACHAT_API_CORP"];
+const ROLES: [&str; 4] = ["system", "user", "assistant", "function"];
+
+/// `GET /models` as recorded on 2026-01-21 (fixtures/models.json): id and type.
+const MODELS: [(&str, &str); 20] = [
+    ("GigaChat", "chat"),
+    ("GigaChat-2", "chat"),
+    ("GigaChat-2-Max", "chat"),
+    ("GigaChat-2-Max-preview", "chat"),
+    ("GigaChat-2-Pro", "chat"),
+    ("GigaChat-2-Pro-preview", "chat"),
+    ("GigaChat-2-preview", "chat"),
+    ("GigaChat-Max", "chat"),
+    ("GigaChat-Max-preview", "chat"),
+    ("GigaChat-Plus", "chat"),
+    ("GigaChat-Pro", "chat"),
+    ("GigaChat-Pro-preview", "chat"),
+    ("GigaChat-preview", "chat"),
+    ("GigaFilter", "filter"),
+    ("GigaCheckClassification", "aicheck"),
+    ("GigaCheckDetection", "aicheck"),
+    ("Embeddings", "embedder"),
+    ("Embeddings-2", "embedder"),
+    ("EmbeddingsGigaR", "embedder"),
+    ("GigaEmbeddings-3B-2025-09", "embedder"),
+];
+
+/// How the fake is set up; `Default` is a personal-tier key with the recorded models.
+#[derive(Debug, Clone)]
+pub struct FakeGigaChatOptions {
+    pub client_id: String,
+    pub client_secret: String,
+    /// The scope the key belongs to.
+    pub scope: String,
+    /// (id, type) of each model; chat completions accept the "chat" ones.
+    pub models: Vec<(String, String)>,
+    pub token_ttl: Duration,
+}
+
+impl Default for FakeGigaChatOptions {
+    fn default() -> Self {
+        FakeGigaChatOptions {
+            client_id: "test-client-id".into(),
+            client_secret: "test-client-secret".into(),
+            scope: "GIGACHAT_API_PERS".into(),
+            models: MODELS
+                .iter()
+                .map(|(id, kind)| (id.to_string(), kind.to_string()))
+                .collect(),
+            token_ttl: Duration::from_secs(30 * 60),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChatMessage {
+    pub role: String,
+    pub content: String,
+}
+
+/// A request to `/chat/completions`, as the fake parsed it.
+#[derive(Debug, Clone)]
+pub struct ChatRequest {
+    pub model: String,
+    pub messages: Vec<ChatMessage>,
+    pub temperature: Option<f64>,
+    pub max_tokens: Option<i64>,
+    pub stream: bool,
+    /// Lower-case names.
+    pub headers: Vec<(String, String)>,
+    /// The raw JSON body (`null` if it wasn't JSON).
+    pub body: Value,
+    /// The status answered: 0 while answering or if the connection was dropped.
+    pub status: u16,
+    pub at: Instant,
+}
+
+impl ChatRequest {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The system prompt, if the first message is one.
+    pub fn system(&self) -> Option<&str> {
+        self.messages
+            .first()
+            .filter(|m| m.role == "system")
+            .map(|m| m.content.as_str())
+    }
+
+    pub fn last_user(&self) -> Option<&str> {
+        self.messages
+            .iter()
+            .rev()
+            .find(|m| m.role == "user")
+            .map(|m| m.content.as_str())
+    }
+}
+
+/// A request to `/oauth`.
+#[derive(Debug, Clone)]
+pub struct OAuthRequest {
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+    pub status: u16,
+    pub at: Instant,
+}
+
+impl OAuthRequest {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// What to answer to a chat completion.
+#[derive(Debug, Clone)]
+pub enum Reply {
+    /// A normal answer, finish_reason "stop".
+    Text(String),
+    /// An answer with another finish_reason: "length", "blacklist", …
+    Finish(String, &'static str),
+    /// This status and body (JSON text, sent as application/json).
+    Status(u16, String),
+    /// 200 with this body, which is not JSON.
+    Garbage(String),
+    /// Close the connection without answering.
+    Drop,
+    /// Wait, then answer.
+    Delay(Duration, Box<Reply>),
+    /// Stream this answer but close the connection after this many events, without [DONE].
+    /// A non-streaming request gets a dropped connection.
+    StreamCut(String, usize),
+}
+
+type ReplyFn = Arc<dyn Fn(&ChatRequest) -> Reply + Send + Sync>;
+
+/// The fake server; dropping it stops it and removes its certificate files.
+pub struct FakeGigaChat {
+    shared: Arc<Shared>,
+    server: Server,
+    dir: PathBuf,
+    options: FakeGigaChatOptions,
+}
+
+struct Shared {
+    state: Mutex<State>,
+}
+
+struct State {
+    options: FakeGigaChatOptions,
+    /// Issued tokens and when they expire (Unix ms).
+    tokens: HashMap<String, u64>,
+    oauth_faults: VecDeque<(u16, String)>,
+    replies: VecDeque<Reply>,
+    responder: Option<ReplyFn>,
+    in_flight: usize,
+    tokens_per_sec: f64,
+    pause_every: Option<(usize, Duration)>,
+    oauth_requests: Vec<OAuthRequest>,
+    chat_requests: Vec<ChatRequest>,
+}
+
+impl FakeGigaChat {
+    pub fn start() -> FakeGigaChat {
+        FakeGigaChat::start_with(FakeGigaChatOptions::default())
+    }
+
+    pub fn start_with(options: FakeGigaChatOptions) -> FakeGigaChat {
+        let (ca, ca_key) = make_ca("gigabot test CA");
+        let (other_ca, _) = make_ca("unrelated test CA");
+        let (cert, key) = make_server_cert(&ca, &ca_key);
+        let dir = fresh_temp_dir();
+        fs::write(dir.join("ca.pem"), ca.to_pem().expect("CA to PEM")).expect("write ca.pem");
+        fs::write(dir.join("ca.der"), ca.to_der().expect("CA to DER")).expect("write ca.der");
+        fs::write(
+            dir.join("other-ca.pem"),
+            other_ca.to_pem().expect("CA to PEM"),
+        )
+        .expect("write other-ca.pem");
+
+        let mut acceptor =
+            SslAcceptor::mozilla_intermediate_v5(SslMethod::tls()).expect("TLS acceptor");
+        acceptor.set_private_key(&key).expect("server key");
+        acceptor.set_certificate(&cert).expect("server certificate");
+        acceptor
+            .check_private_key()
+            .expect("key matches certificate");
+        let acceptor = acceptor.build();
+
+        let state = State {
+            options: options.clone(),
+            tokens: HashMap::new(),
+            oauth_faults: VecDeque::new(),
+            replies: VecDeque::new(),
+            responder: None,
+            in_flight: 0,
+            tokens_per_sec: 0.0,
+            pause_every: None,
+            oauth_requests: Vec::new(),
+            chat_requests: Vec::new(),
+        };
+        let shared = Arc::new(Shared {
+            state: Mutex::new(state),
+        });
+        let server = {
+            let shared = shared.clone();
+            Server::start(
+                move |tcp| {
+                    let tls = acceptor
+                        .accept(tcp)
+                        .map_err(|e| std::io::Error::other(e.to_string()))?;
+                    Ok(Box::new(tls) as Stream)
+                },
+                move |request, responder| handle(&shared, request, responder),
+            )
+        };
+        FakeGigaChat {
+            shared,
+            server,
+            dir,
+            options,
+        }
+    }
+
+    /// "https://127.0.0.1:PORT/api/v2/oauth"
+    pub fn auth_url(&self) -> String {
+        format!("https://127.0.0.1:{}/api/v2/oauth", self.server.port())
+    }
+
+    /// "https://127.0.0.1:PORT/api/v1"
+    pub fn base_url(&self) -> String {
+        format!("https://127.0.0.1:{}/api/v1", self.server.port())
+    }
+
+    /// The CA that signed the server certificate, PEM.
+    pub fn ca_pem_path(&self) -> PathBuf {
+        self.dir.join("ca.pem")
+    }
+
+    /// The same CA, DER.
+    pub fn ca_der_path(&self) -> PathBuf {
+        self.dir.join("ca.der")
+    }
+
+    /// A CA that signed nothing here: trusting only it must fail the handshake.
+    pub fn other_ca_pem_path(&self) -> PathBuf {
+        self.dir.join("other-ca.pem")
+    }
+
+    /// The authorization key: Base64 of "client_id:client_secret".
+    pub fn credentials(&self) -> String {
+        base64_encode(
+            format!("{}:{}", self.options.client_id, self.options.client_secret).as_bytes(),
+        )
+    }
+
+    pub fn client_id(&self) -> &str {
+        &self.options.client_id
+    }
+
+    pub fn client_secret(&self) -> &str {
+        &self.options.client_secret
+    }
+
+    pub fn scope(&self) -> &str {
+        &self.options.scope
+    }
+
+    pub fn connections(&self) -> usize {
+        self.server.connections()
+    }
+
+    // --- scripting ---
+
+    /// Lifetime of tokens issued from now on.
+    pub fn set_token_ttl(&self, ttl: Duration) {
+        self.lock().options.token_ttl = ttl;
+    }
+
+    /// Every token issued so far expires now: the next call with one gets
+    /// 401 "Token has expired".
+    pub fn expire_all_tokens(&self) {
+        let now = now_ms();
+        for expires_at in self.lock().tokens.values_mut() {
+            *expires_at = now.min(*expires_at);
+        }
+    }
+
+    /// The next OAuth request gets this status and body instead of its answer.
+    pub fn fail_next_oauth(&self, status: u16, body: &str) {
+        self.lock()
+            .oauth_faults
+            .push_back((status, body.to_string()));
+    }
+
+    /// Queues the answer to the next chat completion (before the responder and the default).
+    pub fn push_reply(&self, reply: Reply) {
+        self.lock().replies.push_back(reply);
+    }
+
+    /// Answers chat completions with this function when no queued reply is left.
+    pub fn set_responder(&self, responder: impl Fn(&ChatRequest) -> Reply + Send + Sync + 'static) {
+        self.lock().responder = Some(Arc::new(responder));
+    }
+
+    /// Streaming pace: tokens (~4 characters) per second, 0 for no delay; and optionally a
+    /// pause after every n tokens.
+    pub fn set_stream_speed(&self, tokens_per_sec: f64, pause_every: Option<(usize, Duration)>) {
+        let mut state = self.lock();
+        state.tokens_per_sec = tokens_per_sec;
+        state.pause_every = pause_every;
+    }
+
+    // --- observation ---
+
+    pub fn oauth_requests(&self) -> Vec<OAuthRequest> {
+        self.lock().oauth_requests.clone()
+    }
+
+    /// Every chat completion request that was answered (or dropped), in order.
+    pub fn chat_requests(&self) -> Vec<ChatRequest> {
+        self.lock().chat_requests.clone()
+    }
+
+    /// Chat completions being answered right now.
+    pub fn in_flight(&self) -> usize {
+        self.lock().in_flight
+    }
+
+    /// Polls `cond` every few milliseconds; panics with `what` and a summary on timeout.
+    pub fn wait_until(&self, timeout: Duration, what: &str, cond: impl Fn(&FakeGigaChat) -> bool) {
+        let deadline = Instant::now() + timeout;
+        while !cond(self) {
+            if Instant::now() > deadline {
+                panic!(
+                    "timed out after {timeout:?} waiting for: {what}\n{}",
+                    self.dump()
+                );
+            }
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// The recorded requests, one line each, for failure messages.
+    pub fn dump(&self) -> String {
+        let state = self.lock();
+        let mut out = String::from("fake GigaChat:\n");
+        for oauth in &state.oauth_requests {
+            out.push_str(&format!("  oauth -> {} ({})\n", oauth.status, oauth.body));
+        }
+        for chat in &state.chat_requests {
+            let question = chat
+                .last_user()
+                .unwrap_or("")
+                .chars()
+                .take(80)
+                .collect::<String>();
+            out.push_str(&format!(
+                "  chat {} {} messages, last user: {question:?} -> {}\n",
+                chat.model,
+                chat.messages.len(),
+                chat.status
+            ));
+        }
+        out
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.shared.state.lock().unwrap()
+    }
+}
+
+impl Drop for FakeGigaChat {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The default answer: "Ответ (<system prompt or "без стиля">): <last user message>
+/// [сообщений: <messages received>]".
+pub fn default_answer(request: &ChatRequest) -> String {
+    let style = request.system().unwrap_or("без стиля");
+    let question = request.last_user().unwrap_or("");
+    format!(
+        "Ответ ({style}): {question} [сообщений: {}]",
+        request.messages.len()
+    )
+}
+
+// --- serving ---
+
+fn handle(shared: &Shared, request: &Request, responder: &mut Responder) {
+    match (request.method.as_str(), request.path.as_str()) {
+        ("POST", "/api/v2/oauth") => oauth(shared, request, responder),
+        ("POST", "/api/v1/chat/completions") => chat(shared, request, responder),
+        ("GET", "/api/v1/models") => models(shared, request, responder, None),
+        ("GET", path) if path.starts_with("/api/v1/models/") => models(
+            shared,
+            request,
+            responder,
+            Some(&path["/api/v1/models/".len()..]),
+        ),
+        _ => send_json(
+            responder,
+            404,
+            "{\"status\":404,\"message\":\"Not Found\"}",
+            &[],
+        ),
+    }
+}
+
+fn oauth(shared: &Shared, request: &Request, responder: &mut Responder) {
+    let (status, body) = {
+        let mut state = shared.state.lock().unwrap();
+        let answer = state.oauth_answer(request);
+        state.oauth_requests.push(OAuthRequest {
+            headers: request.headers.clone(),
+            body: String::from_utf8_lossy(&request.body).into_owned(),
+            status: answer.0,
+            at: Instant::now(),
+        });
+        answer
+    };
+    if body.is_empty() {
+        responder.send(status, &[], b"");
+    } else {
+        let cache = (
+            "Cache-Control",
+            "no-cache, no-store, max-age=0, must-revalidate",
+        );
+        send_json(responder, status, &body, &[cache]);
+    }
+}
+
+fn chat(shared: &Shared, request: &Request, responder: &mut Responder) {
+    let mut chat = ChatRequest {
+        model: String::new(),
+        messages: Vec::new(),
+        temperature: None,
+        max_tokens: None,
+        stream: false,
+        headers: request.headers.clone(),
+        body: serde_json::from_slice(&request.body).unwrap_or(Value::Null),
+        status: 0,
+        at: Instant::now(),
+    };
+    let admitted = shared.state.lock().unwrap().admit_chat(request, &mut chat);
+    match admitted {
+        Err((status, body)) => {
+            chat.status = status;
+            shared.state.lock().unwrap().chat_requests.push(chat);
+            send_json(responder, status, &body, &[]);
+        }
+        Ok((queued, custom)) => {
+            // The responder runs unlocked, so it may look at the fake.
+            let reply = match (queued, custom) {
+                (Some(reply), _) => reply,
+                (None, Some(custom)) => custom(&chat),
+                (None, None) => Reply::Text(default_answer(&chat)),
+            };
+            let index = {
+                let mut state = shared.state.lock().unwrap();
+                state.chat_requests.push(chat.clone());
+                state.chat_requests.len() - 1
+            };
+            answer(shared, index, responder, &chat, reply);
+        }
+    }
+}
+
+impl Shared {
+    /// The request is done: its status is final and the key's one stream is free. Called
+    /// before the last bytes go out, so a client that reads the answer and asks again at
+    /// once finds the slot free and the request recorded.
+    fn finish(&self, index: usize, status: u16) {
+        let mut state = self.state.lock().unwrap();
+        state.chat_requests[index].status = status;
+        state.in_flight -= 1;
+    }
+}
+
+fn models(shared: &Shared, request: &Request, responder: &mut Responder, id: Option<&str>) {
+    let state = shared.state.lock().unwrap();
+    if let Err(body) = state.check_token(request) {
+        drop(state);
+        return send_json(responder, 401, &body, &[]);
+    }
+    let model = |(id, kind): &(String, String)| json!({"id": id, "object": "model", "owned_by": "salutedevices", "type": kind});
+    let (status, body) = match id {
+        None => {
+            let data: Vec<Value> = state.options.models.iter().map(model).collect();
+            (200, json!({"object": "list", "data": data}).to_string())
+        }
+        Some(id) => match state.options.models.iter().find(|(m, _)| m == id) {
+            Some(found) => (200, model(found).to_string()),
+            None => (
+                404,
+                "{\"status\":404,\"message\":\"No such model\"}\n".to_string(),
+            ),
+        },
+    };
+    drop(state);
+    responder.send(
+        status,
+        &[("Content-Type", "application/json; charset=utf-8")],
+        body.as_bytes(),
+    );
+}
+
+impl State {
+    /// The answer to an OAuth request, checked in the order of the reference.
+    fn oauth_answer(&mut self, request: &Request) -> (u16, String) {
+        if let Some(fault) = self.oauth_faults.pop_front() {
+            return fault;
+        }
+        let error = |status: u16, code: u8, message: &str| {
+            (
+                status,
+                format!("{{\"code\":{code},\"message\":{}}}", json!(message)),
+            )
+        };
+        let rquid_ok = request.header("rquid").is_some_and(|id| {
+            id.len() == 36 && uuid::Uuid::parse_str(id).is_ok_and(|id| id.get_version_num() == 4)
+        });
+        if !rquid_ok {
+            return (400, String::new());
+        }
+        let key = request
+            .header("authorization")
+            .and_then(|v| v.strip_prefix("Basic "));
+        let Some(decoded) = key.and_then(|key| base64_decode(key.trim())) else {
+            return error(400, 4, "Can't decode 'Authorization' header");
+        };
+        let expected = format!("{}:{}", self.options.client_id, self.options.client_secret);
+        if decoded != expected.as_bytes() {
+            return error(401, 6, "credentials doesn't match db data");
+        }
+        let form = request.header("content-type").is_some_and(|t| {
+            t.to_ascii_lowercase()
+                .starts_with("application/x-www-form-urlencoded")
+        });
+        let body = String::from_utf8_lossy(&request.body).into_owned();
+        let scope = body
+            .split('&')
+            .filter(|_| form)
+            .filter_map(|pair| pair.split_once('='))
+            .find(|(name, _)| *name == "scope")
+            .map(|(_, value)| value.to_string())
+            .unwrap_or_default();
+        if scope.is_empty() {
+            return error(400, 5, "scope is empty");
+        }
+        if !SCOPES.contains(&scope.as_str()) {
+            return error(400, 1, "scope data format invalid");
+        }
+        if scope != self.options.scope {
+            return error(400, 7, "scope from db not fully includes consumed scope");
+        }
+        let token = random_token();
+        let expires_at = now_ms() + self.options.token_ttl.as_millis() as u64;
+        self.tokens.insert(token.clone(), expires_at);
+        (
+            200,
+            json!({"access_token": token, "expires_at": expires_at}).to_string(),
+        )
+    }
+
+    /// A live token issued by this fake, else the 401 body.
+    fn check_token(&self, request: &Request) -> Result<(), String> {
+        let token = request
+            .header("authorization")
+            .and_then(|v| v.strip_prefix("Bearer "));
+        match token.and_then(|t| self.tokens.get(t.trim())) {
+            Some(&expires_at) if expires_at > now_ms() => Ok(()),
+            Some(_) => Err("{\"status\":401,\"message\":\"Token has expired\"}".into()),
+            None => Err("{\"status\":401,\"message\":\"Unauthorized\"}".into()),
+        }
+    }
+
+    /// Checks a chat completion request and fills `chat` from it. On success the request
+    /// holds the key's one stream (`in_flight`); returns a queued reply and the responder.
+    fn admit_chat(
+        &mut self,
+        request: &Request,
+        chat: &mut ChatRequest,
+    ) -> Result<(Option<Reply>, Option<ReplyFn>), (u16, String)> {
+        self.check_token(request).map_err(|body| (401, body))?;
+        if self.in_flight > 0 {
+            return Err((
+                429,
+                "{\"status\":429,\"message\":\"Too many requests\"}".into(),
+            ));
+        }
+        let invalid =
+            |message: &str| (422, status_body(422, &format!("Invalid params: {message}")));
+        let bad = |message: &str| (400, status_body(400, message));
+        let json_type = request
+            .header("content-type")
+            .is_some_and(|t| t.to_ascii_lowercase().starts_with("application/json"));
+        if !json_type {
+            return Err(bad("Content-Type must be application/json"));
+        }
+        let Some(body) = chat.body.as_object() else {
+            return Err(bad("request body is not a JSON object"));
+        };
+        let model = body
+            .get("model")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let chat_model = self
+            .options
+            .models
+            .iter()
+            .any(|(id, kind)| id == model && kind == "chat");
+        if !chat_model {
+            return Err((
+                404,
+                "{\"status\":404,\"message\":\"No such model\"}\n".into(),
+            ));
+        }
+        chat.model = model.to_string();
+        let Some(messages) = body
+            .get("messages")
+            .and_then(Value::as_array)
+            .filter(|m| !m.is_empty())
+        else {
+            return Err(invalid("messages must be a non-empty array"));
+        };
+        for (i, message) in messages.iter().enumerate() {
+            let role = message["role"].as_str().unwrap_or_default();
+            if !ROLES.contains(&role) {
+                return Err(invalid(&format!(
+                    "messages[{i}].role must be one of system, user, assistant, function"
+                )));
+            }
+            let Some(content) = message["content"].as_str() else {
+                return Err(invalid(&format!("messages[{i}].content must be a string")));
+            };
+            if role == "system" && i > 0 {
+                return Err(invalid("system message must be the first message"));
+            }
+            chat.messages.push(ChatMessage {
+                role: role.into(),
+                content: content.into(),
+            });
+        }
+        if let Some(temperature) = body.get("temperature") {
+            match temperature.as_f64() {
+                Some(t) if t > 0.0 => chat.temperature = Some(t),
+                _ => return Err(invalid("temperature must be in range (0, +inf)")),
+            }
+        }
+        if let Some(max_tokens) = body.get("max_tokens") {
+            match max_tokens.as_i64() {
+                Some(n) if n >= 1 => chat.max_tokens = Some(n),
+                _ => return Err(invalid("max_tokens must be in range [1, +inf)")),
+            }
+        }
+        chat.stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
+        self.in_flight += 1;
+        Ok((self.replies.pop_front(), self.responder.clone()))
+    }
+}
+
+/// Gives the reply to the request recorded at `index`.
+fn answer(
+    shared: &Shared,
+    index: usize,
+    responder: &mut Responder,
+    chat: &ChatRequest,
+    reply: Reply,
+) {
+    match reply {
+        Reply::Delay(delay, reply) => {
+            thread::sleep(delay);
+            answer(shared, index, responder, chat, *reply)
+        }
+        Reply::Text(text) => complete(shared, index, responder, chat, &text, "stop", None),
+        Reply::Finish(text, reason) => {
+            complete(shared, index, responder, chat, &text, reason, None)
+        }
+        Reply::StreamCut(text, events) if chat.stream => {
+            complete(shared, index, responder, chat, &text, "stop", Some(events))
+        }
+        Reply::StreamCut(..) | Reply::Drop => {
+            shared.finish(index, 0);
+            responder.drop_connection();
+        }
+        Reply::Status(status, body) => {
+            shared.finish(index, status);
+            send_json(responder, status, &body, &[]);
+        }
+        Reply::Garbage(body) => {
+            shared.finish(index, 200);
+            responder.send(
+                200,
+                &[("Content-Type", "application/json; charset=utf-8")],
+                body.as_bytes(),
+            );
+        }
+    }
+}
+
+/// A successful completion, as one JSON body or as an SSE stream (cut after `cut` events).
+fn complete(
+    shared: &Shared,
+    index: usize,
+    responder: &mut Responder,
+    chat: &ChatRequest,
+    text: &str,
+    finish_reason: &str,
+    cut: Option<usize>,
+) {
+    let request_id = chat
+        .header("x-request-id")
+        .map(String::from)
+        .unwrap_or_else(uuid4);
+    let session_id = chat
+        .header("x-session-id")
+        .map(String::from)
+        .unwrap_or_else(uuid4);
+    let created = now_ms() / 1000;
+    let model = format!("{}:{MODEL_VERSION}", chat.model);
+    let prompt_chars: usize = chat
+        .messages
+        .iter()
+        .map(|m| m.content.chars().count())
+        .sum();
+    let prompt_tokens = tokens(prompt_chars);
+    let completion_tokens = tokens(text.chars().count());
+    let usage = json!({
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+        "precached_prompt_tokens": 0,
+    });
+    if !chat.stream {
+        let body = json!({
+            "choices": [{
+                "message": {"content": text, "role": "assistant"},
+                "index": 0,
+                "finish_reason": finish_reason,
+            }],
+            "created": created,
+            "model": model,
+            "object": "chat.completion",
+            "usage": usage,
+        });
+        let headers = [
+            ("Content-Type", "application/json; charset=utf-8"),
+            ("X-Request-Id", request_id.as_str()),
+            ("X-Session-Id", session_id.as_str()),
+        ];
+        shared.finish(index, 200);
+        responder.send(200, &headers, body.to_string().as_bytes());
+        return;
+    }
+
+    let (tokens_per_sec, pause_every) = {
+        let state = shared.state.lock().unwrap();
+        (state.tokens_per_sec, state.pause_every)
+    };
+    let chars: Vec<char> = text.chars().collect();
+    let pieces: Vec<String> = match chars.is_empty() {
+        true => vec![String::new()],
+        false => chars.chunks(4).map(|c| c.iter().collect()).collect(),
+    };
+    let mut events: Vec<Value> = pieces
+        .iter()
+        .enumerate()
+        .map(|(i, piece)| {
+            let delta = match i {
+                0 => json!({"content": piece, "role": "assistant"}),
+                _ => json!({"content": piece}),
+            };
+            json!({"choices": [{"delta": delta, "index": 0}], "created": created, "model": model, "object": "chat.completion"})
+        })
+        .collect();
+    events.push(json!({
+        "choices": [{"delta": {"content": ""}, "index": 0, "finish_reason": finish_reason}],
+        "created": created,
+        "model": model,
+        "object": "chat.completion",
+        "usage": usage,
+    }));
+    let headers = [
+        ("Content-Type", "text/event-stream"),
+        ("Cache-Control", "no-cache"),
+        ("X-Request-Id", request_id.as_str()),
+        ("X-Session-Id", session_id.as_str()),
+    ];
+    if responder.start_stream(200, &headers).is_err() {
+        return shared.finish(index, 0);
+    }
+    for (i, event) in events.iter().enumerate() {
+        if cut == Some(i) {
+            break;
+        }
+        if responder
+            .chunk(format!("data: {event}\n\n").as_bytes())
+            .is_err()
+        {
+            return shared.finish(index, 0);
+        }
+        if tokens_per_sec > 0.0 {
+            thread::sleep(Duration::from_secs_f64(1.0 / tokens_per_sec));
+        }
+        if let Some((every, pause)) = pause_every
+            && every > 0
+            && (i + 1) % every == 0
+        {
+            thread::sleep(pause);
+        }
+    }
+    if cut.is_some() {
+        shared.finish(index, 0);
+        return responder.drop_connection(); // cut before [DONE]
+    }
+    shared.finish(index, 200);
+    let _ = responder
+        .chunk(b"data: [DONE]\n\n")
+        .and_then(|()| responder.end_stream());
+}
+
+/// `{"status":N,"message":"…"}` in the service's field order (serde_json would sort them).
+fn status_body(status: u16, message: &str) -> String {
+    format!("{{\"status\":{status},\"message\":{}}}", json!(message))
+}
+
+fn send_json(responder: &mut Responder, status: u16, body: &str, extra: &[(&str, &str)]) {
+    let mut headers = vec![("Content-Type", "application/json")];
+    headers.extend_from_slice(extra);
+    responder.send(status, &headers, body.as_bytes());
+}
+
+/// About four characters per token, rounded up, at least one.
+fn tokens(chars: usize) -> usize {
+    chars.div_ceil(4).max(1)
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_millis() as u64
+}
+
+fn uuid4() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// An opaque token shaped like the real ones: a JWE compact serialization of ~1230 chars.
+fn random_token() -> String {
+    let random = |len: usize| -> String {
+        let bytes: Vec<u8> = (0..len.div_ceil(16))
+            .flat_map(|_| *uuid::Uuid::new_v4().as_bytes())
+            .collect();
+        base64_encode(&bytes)
+            .replace('+', "-")
+            .replace('/', "_")
+            .trim_end_matches('=')
+            .chars()
+            .take(len)
+            .collect()
+    };
+    format!(
+        "eyJhbGciOiJkaXIiLCJlbmMiOiJBMTI4R0NNIiwidHlwIjoiSldUIn0..{}.{}.{}",
+        random(16),
+        random(1140),
+        random(22)
+    )
+}
+
+const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+fn base64_encode(bytes: &[u8]) -> String {
+    let mut out = String::new();
+    for group in bytes.chunks(3) {
+        let n = group
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, &b)| n | ((b as u32) << (16 - 8 * i)));
+        for i in 0..4 {
+            match i <= group.len() {
+                true => out.push(BASE64[((n >> (18 - 6 * i)) & 63) as usize] as char),
+                false => out.push('='),
+            }
+        }
+    }
+    out
+}
+
+/// Standard Base64 with optional padding; `None` if it isn't Base64.
+fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    let text = text.trim_end_matches('=');
+    if text.is_empty() || text.len() % 4 == 1 {
+        return None;
+    }
+    let mut out = Vec::new();
+    let (mut bits, mut count) = (0u32, 0);
+    for c in text.bytes() {
+        let value = BASE64.iter().position(|&b| b == c)? as u32;
+        bits = (bits << 6) | value;
+        count += 6;
+        if count >= 8 {
+            count -= 8;
+            out.push((bits >> count) as u8);
+            bits &= (1 << count) - 1;
+        }
+    }
+    Some(out)
+}
+
+// --- certificates ---
+
+/// A throwaway CA: EC P-256, CA:TRUE, keyCertSign, valid from yesterday for 30 days.
+fn make_ca(name: &str) -> (X509, PKey<Private>) {
+    let key = new_key();
+    let mut subject = X509NameBuilder::new().expect("name builder");
+    subject
+        .append_entry_by_nid(Nid::ORGANIZATIONNAME, "gigabot tests")
+        .expect("O");
+    subject
+        .append_entry_by_nid(Nid::COMMONNAME, name)
+        .expect("CN");
+    let subject = subject.build();
+    let mut cert = certificate_builder(&key);
+    cert.set_subject_name(&subject).expect("subject");
+    cert.set_issuer_name(&subject).expect("issuer");
+    cert.append_extension(
+        BasicConstraints::new()
+            .critical()
+            .ca()
+            .build()
+            .expect("basicConstraints"),
+    )
+    .expect("add basicConstraints");
+    cert.append_extension(
+        KeyUsage::new()
+            .critical()
+            .key_cert_sign()
+            .crl_sign()
+            .build()
+            .expect("keyUsage"),
+    )
+    .expect("add keyUsage");
+    let ski = SubjectKeyIdentifier::new()
+        .build(&cert.x509v3_context(None, None))
+        .expect("SKI");
+    cert.append_extension(ski).expect("add SKI");
+    cert.sign(&key, MessageDigest::sha256())
+        .expect("self-sign the CA");
+    (cert.build(), key)
+}
+
+/// The server certificate for 127.0.0.1 and localhost, signed by `ca`.
+fn make_server_cert(ca: &X509, ca_key: &PKey<Private>) -> (X509, PKey<Private>) {
+    let key = new_key();
+    let mut subject = X509NameBuilder::new().expect("name builder");
+    subject
+        .append_entry_by_nid(Nid::COMMONNAME, "localhost")
+        .expect("CN");
+    let subject = subject.build();
+    let mut cert = certificate_builder(&key);
+    cert.set_subject_name(&subject).expect("subject");
+    cert.set_issuer_name(ca.subject_name()).expect("issuer");
+    cert.append_extension(
+        BasicConstraints::new()
+            .critical()
+            .build()
+            .expect("basicConstraints"),
+    )
+    .expect("add basicConstraints");
+    cert.append_extension(
+        KeyUsage::new()
+            .critical()
+            .digital_signature()
+            .build()
+            .expect("keyUsage"),
+    )
+    .expect("add keyUsage");
+    cert.append_extension(ExtendedKeyUsage::new().server_auth().build().expect("EKU"))
+        .expect("add EKU");
+    let context = cert.x509v3_context(Some(ca), None);
+    let san = SubjectAlternativeName::new()
+        .ip("127.0.0.1")
+        .dns("localhost")
+        .build(&context)
+        .expect("SAN");
+    let aki = AuthorityKeyIdentifier::new()
+        .keyid(true)
+        .build(&context)
+        .expect("AKI");
+    cert.append_extension(san).expect("add SAN");
+    cert.append_extension(aki).expect("add AKI");
+    cert.sign(ca_key, MessageDigest::sha256())
+        .expect("sign the server certificate");
+    (cert.build(), key)
+}
+
+fn new_key() -> PKey<Private> {
+    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).expect("P-256");
+    PKey::from_ec_key(EcKey::generate(&group).expect("EC key")).expect("PKey")
+}
+
+/// A v3 certificate with a random serial, this key, valid from yesterday for 30 days.
+fn certificate_builder(key: &PKey<Private>) -> openssl::x509::X509Builder {
+    let mut cert = X509::builder().expect("certificate builder");
+    cert.set_version(2).expect("v3");
+    let mut serial = BigNum::new().expect("bignum");
+    serial
+        .rand(127, MsbOption::MAYBE_ZERO, false)
+        .expect("random serial");
+    cert.set_serial_number(&serial.to_asn1_integer().expect("serial"))
+        .expect("set serial");
+    let yesterday = (now_ms() / 1000) as i64 - 24 * 60 * 60;
+    cert.set_not_before(&Asn1Time::from_unix(yesterday).expect("not before"))
+        .expect("set not before");
+    let expiry = yesterday + 30 * 24 * 60 * 60;
+    cert.set_not_after(&Asn1Time::from_unix(expiry).expect("not after"))
+        .expect("set not after");
+    cert.set_pubkey(key).expect("public key");
+    cert
+}
+
+fn fresh_temp_dir() -> PathBuf {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let name = format!(
+        "gigabot-fake-gigachat-{}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst),
+        now_ms()
+    );
+    let dir = std::env::temp_dir().join(name);
+    fs::create_dir_all(&dir).expect("create the certificate dir");
+    dir
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_round_trips() {
+        assert_eq!(
+            base64_encode(b"test-client-id:test-client-secret"),
+            "dGVzdC1jbGllbnQtaWQ6dGVzdC1jbGllbnQtc2VjcmV0"
+        );
+        for text in ["", "a", "ab", "abc", "abcd", "Привет"] {
+            let encoded = base64_encode(text.as_bytes());
+            if !text.is_empty() {
+                assert_eq!(
+                    base64_decode(&encoded).as_deref(),
+                    Some(text.as_bytes()),
+                    "{encoded}"
+                );
+            }
+        }
+        assert_eq!(base64_decode("not base64!"), None);
+        assert_eq!(
+            base64_decode("QQ"),
+            Some(b"A".to_vec()),
+            "padding is optional"
+        );
+    }
+
+    #[test]
+    fn tokens_look_like_the_real_ones() {
+        let token = random_token();
+        assert!((1200..1300).contains(&token.len()), "{}", token.len());
+        assert_eq!(token.split('.').count(), 5);
+        assert_ne!(token, random_token());
+    }
+}

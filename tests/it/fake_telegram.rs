@@ -1,0 +1,1809 @@
+//! A strict fake of the Telegram Bot API, for driving the real bot binary in tests.
+//!
+//! Strict on purpose: a fake that accepts anything proves nothing. It routes
+//! `/bot{token}/{method}` like the real server (method names case-insensitive; parameters from
+//! the query string, a form or JSON), answers with the `{ok, result}` / `{ok, error_code,
+//! description, parameters}` envelope with HTTP status = `error_code`, and uses the exact error
+//! strings of the reference (shared/reference/telegram-api.md §1–§5, §9, §12). HTML is parsed
+//! by `tg_html` as TDLib does, text length is counted in code points after parsing and
+//! trimming, and `getUpdates` long-polls on a condition variable and confirms by offset.
+//!
+//! Tests script it (`push` updates built with the functions at the bottom, `fail_next` faults)
+//! and observe it (`calls`, `sent_to`, `replies_to`, `confirmed_offset`), waiting with
+//! `wait_until`, which polls the record with a deadline.
+//!
+//! Order of checks, where several could fail: first what the Bot API server checks while
+//! reading parameters (text length, empty text, parse mode and HTML, markup and reply
+//! parameters, `chat_id`), then what TDLib knows (chat, message length after trimming, reply
+//! target, message to edit), then what only Telegram's servers know (blocked, kicked,
+//! `BUTTON_DATA_INVALID`, "message is not modified").
+
+#![allow(dead_code)] // a toolbox: not every test uses every part
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::fmt::Write as _;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::{Map, Value, json};
+
+use crate::http::{Request, Responder, Server};
+use crate::tg_html;
+
+/// The bot the fake plays, as in the fixtures.
+pub const BOT_ID: i64 = 7000000001;
+pub const BOT_USERNAME: &str = "SomeBot";
+pub const BOT_FIRST_NAME: &str = "Some Bot";
+/// A realistic 46-character token for the bot.
+pub const TOKEN: &str = "7000000001:AAHk3fJ9xQ2mV8pL5rT1wZ6yB4nC7dE0gHs";
+
+/// The cast of the fixtures: a private user, a group user, a supergroup, a channel.
+pub const IVAN: i64 = 123456789;
+pub const ANNA: i64 = 987654321;
+pub const GROUP: i64 = -1001234567890;
+pub const CHANNEL: i64 = -1009876543210;
+
+const FIRST_UPDATE_ID: i64 = 873000101;
+const FIRST_CALLBACK_QUERY_ID: u64 = 530276453942312085;
+/// Telegram forgets a callback query this long after the press.
+const CALLBACK_QUERY_LIFETIME: Duration = Duration::from_secs(150);
+const MAX_TEXT_BYTES: usize = 32768;
+const MAX_TEXT_CHARS: usize = 4096;
+
+const METHODS: [&str; 11] = [
+    "getMe",
+    "getUpdates",
+    "getWebhookInfo",
+    "deleteWebhook",
+    "setMyCommands",
+    "sendMessage",
+    "sendChatAction",
+    "answerCallbackQuery",
+    "editMessageText",
+    "editMessageReplyMarkup",
+    "deleteMessage",
+];
+
+const CHAT_ACTIONS: [&str; 11] = [
+    "typing",
+    "upload_photo",
+    "record_video",
+    "upload_video",
+    "record_voice",
+    "upload_voice",
+    "upload_document",
+    "choose_sticker",
+    "find_location",
+    "record_video_note",
+    "upload_video_note",
+];
+
+/// Inline keyboard button kinds: a button has exactly one.
+const BUTTON_KINDS: [&str; 10] = [
+    "url",
+    "callback_data",
+    "web_app",
+    "login_url",
+    "switch_inline_query",
+    "switch_inline_query_current_chat",
+    "switch_inline_query_chosen_chat",
+    "copy_text",
+    "callback_game",
+    "pay",
+];
+
+const NOT_MODIFIED: &str = "message is not modified: specified new message content and reply markup are exactly the same as a current content and reply markup of the message";
+const QUERY_TOO_OLD: &str = "query is too old and response timeout expired or query ID is invalid";
+const CONFLICT_OTHER_POLL: &str = "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running";
+const CONFLICT_WEBHOOK: &str = "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first";
+const CONFLICT_SET_WEBHOOK: &str = "Conflict: terminated by setWebhook request";
+const NGINX_502: &str = "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx/1.18.0</center>\r\n</body>\r\n</html>\r\n";
+
+/// A fault to inject into the next call of a method.
+#[derive(Debug, Clone)]
+pub enum Fault {
+    /// Answer with this status and JSON body (an envelope of your choice).
+    Status(u16, Value),
+    /// 429 `Too Many Requests: retry after N`, with `parameters.retry_after` and `Retry-After`.
+    TooManyRequests(u64),
+    /// 502 with nginx's HTML page, as the front-end proxy sometimes sends.
+    BadGatewayHtml,
+    /// Read the request, then close the connection without answering.
+    Drop,
+    /// Wait, then handle the call normally.
+    Delay(Duration),
+    /// 200 with a body that is not JSON.
+    Garbage,
+}
+
+/// Rates (0.0–1.0) of the seeded random faults for soak tests.
+#[derive(Debug, Clone, Copy)]
+pub struct FaultRates {
+    /// 500 `Internal Server Error: restart` or 502 HTML, on any method.
+    pub server_error: f64,
+    /// A dropped connection, on any method.
+    pub dropped: f64,
+    /// 429 with `retry_after`, on sendMessage only.
+    pub too_many_requests: f64,
+    /// The `retry_after` of those 429s, in seconds.
+    pub retry_after: u64,
+}
+
+/// One request as the fake saw and answered it.
+#[derive(Debug, Clone)]
+pub struct Call {
+    /// Canonical Bot API casing ("sendMessage"), or the path segment if unknown.
+    pub method: String,
+    /// All parameters merged; JSON-encoded object parameters of a form are decoded.
+    pub params: Value,
+    /// HTTP status sent; 0 for a dropped connection.
+    pub status: u16,
+    /// The body sent: the JSON envelope, a string for a non-JSON body, `null` if none.
+    pub response: Value,
+    /// When the request arrived.
+    pub at: Instant,
+}
+
+impl Call {
+    /// A parameter as a string, whether it came as a JSON number or a form string.
+    pub fn text(&self, name: &str) -> Option<String> {
+        self.params.as_object().and_then(|p| text_param(p, name))
+    }
+
+    /// A parameter as an integer, whether it came as a JSON number or a form string.
+    pub fn int(&self, name: &str) -> Option<i64> {
+        self.params.as_object().and_then(|p| int_param(p, name))
+    }
+
+    /// The `description` of the answer, for errors.
+    pub fn description(&self) -> Option<&str> {
+        self.response.get("description").and_then(Value::as_str)
+    }
+}
+
+/// A message the bot sent, as the user now sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SentMessage {
+    pub chat_id: i64,
+    pub message_id: i64,
+    /// What the user sees: the parsed, trimmed text, after the latest edit.
+    pub text: String,
+    /// The raw `text` parameter of the latest send or edit.
+    pub html: String,
+    pub parse_mode: Option<String>,
+    pub entities: Vec<Value>,
+    pub reply_to: Option<i64>,
+    /// The inline keyboard, if any.
+    pub markup: Option<Value>,
+    /// Successful editMessageText and editMessageReplyMarkup calls.
+    pub edits: usize,
+    pub deleted: bool,
+}
+
+/// The fake server. Dropping it stops it and ends any parked long poll.
+pub struct FakeTelegram {
+    shared: Arc<Shared>,
+    server: Server,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    /// Signalled when an update is pushed, a poll is superseded, or the fake stops.
+    wake: Condvar,
+}
+
+#[derive(Default)]
+struct State {
+    next_update_id: i64,
+    /// Unconfirmed updates, oldest first.
+    queue: VecDeque<Value>,
+    /// Every update ever pushed (also those dropped by allowed_updates), by id.
+    pushed: HashMap<i64, Value>,
+    confirmed_offset: i64,
+    allowed_updates: Option<Vec<String>>,
+    /// Bumped by each getUpdates; a parked poll that sees it change was superseded.
+    poll_generation: u64,
+    parked_polls: usize,
+    webhook_url: Option<String>,
+    stopped: bool,
+
+    chats: HashMap<i64, Chat>,
+    callback_queries: HashMap<String, CallbackQuery>,
+    next_callback_query: u64,
+    commands: Vec<(String, String)>,
+    /// Orders the bot's messages across chats.
+    next_seq: u64,
+
+    faults: HashMap<String, VecDeque<Fault>>,
+    random: Option<(SplitMix, FaultRates)>,
+    calls: Vec<Call>,
+}
+
+struct Chat {
+    object: Value,
+    next_message_id: i64,
+    blocked: bool,
+    migrated_to: Option<i64>,
+    messages: BTreeMap<i64, Stored>,
+}
+
+/// A message in a chat, from a pushed update or sent by the bot.
+struct Stored {
+    /// The Message object as Telegram would send it now.
+    message: Value,
+    from_bot: bool,
+    html: String,
+    parse_mode: Option<String>,
+    reply_to: Option<i64>,
+    edits: usize,
+    deleted: bool,
+    seq: u64,
+}
+
+struct CallbackQuery {
+    pushed: Instant,
+    answered: bool,
+    expired: bool,
+}
+
+/// An error answer: `error_code` (= HTTP status), description, optional parameters.
+struct ApiError {
+    code: u16,
+    description: String,
+    parameters: Option<Value>,
+}
+
+fn bad_request(detail: impl std::fmt::Display) -> ApiError {
+    ApiError {
+        code: 400,
+        description: format!("Bad Request: {detail}"),
+        parameters: None,
+    }
+}
+
+fn required(name: &str) -> ApiError {
+    bad_request(format!("parameter \"{name}\" is required"))
+}
+
+fn ok(result: Value) -> Value {
+    json!({"ok": true, "result": result})
+}
+
+impl FakeTelegram {
+    pub fn start() -> FakeTelegram {
+        let state = State {
+            next_update_id: FIRST_UPDATE_ID,
+            next_callback_query: FIRST_CALLBACK_QUERY_ID,
+            ..State::default()
+        };
+        let shared = Arc::new(Shared {
+            state: Mutex::new(state),
+            wake: Condvar::new(),
+        });
+        let server = {
+            let shared = shared.clone();
+            Server::plain(move |request, responder| handle(&shared, request, responder))
+        };
+        FakeTelegram { shared, server }
+    }
+
+    /// The `api_url` for the bot: "http://127.0.0.1:PORT".
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.server.port())
+    }
+
+    pub fn token(&self) -> &'static str {
+        TOKEN
+    }
+
+    /// TCP connections accepted so far (keep-alive checks).
+    pub fn connections(&self) -> usize {
+        self.server.connections()
+    }
+
+    // --- scripting ---
+
+    /// Queues an update built by the functions below. Assigns `update_id`, the message id
+    /// (per chat), and the callback query id; makes its chat known; fills a reply's or a
+    /// callback's message from what the fake stored; wakes a parked getUpdates. Returns the
+    /// update_id. Updates of kinds excluded by `allowed_updates` are dropped, as Telegram does.
+    pub fn push(&self, update: Value) -> i64 {
+        let id = self.lock().push(update);
+        self.shared.wake.notify_all();
+        id
+    }
+
+    /// Pushes a text message from `user_id` in `chat_id` (a private chat when they're equal).
+    pub fn push_text(&self, chat_id: i64, user_id: i64, text: &str) -> i64 {
+        self.push(text_message(chat_id, user_id, text))
+    }
+
+    /// Makes a chat known without an update (a Chat object, e.g. from `chat(id)`).
+    pub fn add_chat(&self, chat: Value) {
+        self.lock().register_chat(&chat);
+    }
+
+    /// The user blocked the bot (private chat) or the bot was kicked (group): sends get 403.
+    pub fn set_blocked(&self, chat_id: i64, blocked: bool) {
+        let mut state = self.lock();
+        let chat = state
+            .chats
+            .get_mut(&chat_id)
+            .expect("set_blocked: unknown chat");
+        chat.blocked = blocked;
+    }
+
+    /// Sets a webhook, so getUpdates answers 409 until deleteWebhook.
+    pub fn set_webhook(&self, url: &str) {
+        self.lock().webhook_url = Some(url.to_string());
+        self.shared.wake.notify_all();
+    }
+
+    /// Makes every callback query pushed so far older than Telegram keeps them.
+    pub fn expire_callback_queries(&self) {
+        for query in self.lock().callback_queries.values_mut() {
+            query.expired = true;
+        }
+    }
+
+    /// Queues a fault for the next call of `method` (any case); one is used per call.
+    pub fn fail_next(&self, method: &str, fault: Fault) {
+        let mut state = self.lock();
+        state
+            .faults
+            .entry(method.to_ascii_lowercase())
+            .or_default()
+            .push_back(fault);
+    }
+
+    /// Random faults from a seeded generator: the same seed and calls give the same faults.
+    pub fn set_random_faults(&self, seed: u64, rates: FaultRates) {
+        self.lock().random = Some((SplitMix(seed), rates));
+    }
+
+    pub fn clear_random_faults(&self) {
+        self.lock().random = None;
+    }
+
+    // --- observation ---
+
+    /// Every request so far, in the order they were answered.
+    pub fn calls(&self) -> Vec<Call> {
+        self.lock().calls.clone()
+    }
+
+    /// The calls of one method (any case).
+    pub fn calls_of(&self, method: &str) -> Vec<Call> {
+        let calls = self.lock().calls.clone();
+        calls
+            .into_iter()
+            .filter(|c| c.method.eq_ignore_ascii_case(method))
+            .collect()
+    }
+
+    /// Every message the bot sent, in sending order.
+    pub fn sent(&self) -> Vec<SentMessage> {
+        let state = self.lock();
+        let mut sent: Vec<(u64, SentMessage)> = state
+            .chats
+            .iter()
+            .flat_map(|(&chat_id, chat)| {
+                chat.messages
+                    .iter()
+                    .filter(|(_, m)| m.from_bot)
+                    .map(move |(&id, m)| (m.seq, sent_message(chat_id, id, m)))
+            })
+            .collect();
+        sent.sort_by_key(|(seq, _)| *seq);
+        sent.into_iter().map(|(_, m)| m).collect()
+    }
+
+    /// The bot's messages in one chat, in sending order.
+    pub fn sent_to(&self, chat_id: i64) -> Vec<SentMessage> {
+        self.sent()
+            .into_iter()
+            .filter(|m| m.chat_id == chat_id)
+            .collect()
+    }
+
+    /// The bot's messages that reply (reply_parameters.message_id) to the message of a
+    /// pushed update.
+    pub fn replies_to(&self, update_id: i64) -> Vec<SentMessage> {
+        let Some((chat_id, message_id)) = self.message_of(update_id) else {
+            return Vec::new();
+        };
+        let replies = self.sent_to(chat_id);
+        replies
+            .into_iter()
+            .filter(|m| m.reply_to == Some(message_id))
+            .collect()
+    }
+
+    /// A pushed update as the fake completed it (ids assigned).
+    pub fn update(&self, update_id: i64) -> Option<Value> {
+        self.lock().pushed.get(&update_id).cloned()
+    }
+
+    /// (chat_id, message_id) of a pushed message update.
+    pub fn message_of(&self, update_id: i64) -> Option<(i64, i64)> {
+        let update = self.update(update_id)?;
+        let message = [
+            "message",
+            "edited_message",
+            "channel_post",
+            "edited_channel_post",
+        ]
+        .iter()
+        .find_map(|kind| update.get(kind))?;
+        Some((
+            message["chat"]["id"].as_i64()?,
+            message["message_id"].as_i64()?,
+        ))
+    }
+
+    /// The commands of the last successful setMyCommands for the default scope.
+    pub fn commands(&self) -> Vec<(String, String)> {
+        self.lock().commands.clone()
+    }
+
+    /// The highest offset a getUpdates confirmed with: updates below it are handled.
+    pub fn confirmed_offset(&self) -> i64 {
+        self.lock().confirmed_offset
+    }
+
+    /// Updates queued and not yet confirmed.
+    pub fn pending_updates(&self) -> usize {
+        self.lock().queue.len()
+    }
+
+    /// Whether a getUpdates is parked waiting for updates (the bot is idle).
+    pub fn polling(&self) -> bool {
+        self.lock().parked_polls > 0
+    }
+
+    /// Polls `cond` every few milliseconds; panics with `what` and the recent calls if it
+    /// doesn't hold within `timeout`.
+    pub fn wait_until(&self, timeout: Duration, what: &str, cond: impl Fn(&FakeTelegram) -> bool) {
+        let deadline = Instant::now() + timeout;
+        while !cond(self) {
+            if Instant::now() > deadline {
+                panic!(
+                    "timed out after {timeout:?} waiting for: {what}\n{}",
+                    self.dump()
+                );
+            }
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// The last calls, one line each, for failure messages.
+    pub fn dump(&self) -> String {
+        let calls = self.calls();
+        let mut out = format!("fake Telegram: {} calls, last ones:\n", calls.len());
+        for call in calls.iter().skip(calls.len().saturating_sub(30)) {
+            let mut params = call.params.to_string();
+            if params.len() > 300 {
+                let cut = (0..=300)
+                    .rev()
+                    .find(|&i| params.is_char_boundary(i))
+                    .unwrap_or(0);
+                params.truncate(cut);
+                params.push('…');
+            }
+            let outcome = call
+                .description()
+                .unwrap_or(if call.status == 200 { "ok" } else { "-" });
+            let _ = writeln!(
+                out,
+                "  {} {} {params} -> {outcome}",
+                call.status, call.method
+            );
+        }
+        out
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.shared.state.lock().unwrap()
+    }
+}
+
+impl Drop for FakeTelegram {
+    fn drop(&mut self) {
+        if let Ok(mut state) = self.shared.state.lock() {
+            state.stopped = true;
+        }
+        self.shared.wake.notify_all();
+    }
+}
+
+// --- serving ---
+
+fn handle(shared: &Shared, request: &Request, responder: &mut Responder) {
+    let at = Instant::now();
+    let mut params = Map::new();
+    let (method, wire) = match route(request) {
+        Err((method, error)) => (method, Wire::error(error)),
+        Ok(method) => match parse_params(request) {
+            Err(error) => (method.to_string(), Wire::error(error)),
+            Ok(parsed) => {
+                params = parsed;
+                let fault = shared.state.lock().unwrap().next_fault(method);
+                let wire = match fault {
+                    Some(Fault::Delay(delay)) => {
+                        thread::sleep(delay);
+                        None
+                    }
+                    Some(fault) => Some(Wire::fault(fault)),
+                    None => None,
+                };
+                let wire = wire.unwrap_or_else(|| match dispatch(shared, method, &params) {
+                    Ok(body) => Wire::Json(200, body),
+                    Err(error) => Wire::error(error),
+                });
+                (method.to_string(), wire)
+            }
+        },
+    };
+    // Recorded before it is written: a test that saw the answer also sees the record.
+    let (status, response) = wire.recorded();
+    let call = Call {
+        method,
+        params: Value::Object(params),
+        status,
+        response,
+        at,
+    };
+    shared.state.lock().unwrap().calls.push(call);
+    wire.write(responder);
+}
+
+/// An answer ready to go out.
+enum Wire {
+    /// An envelope; a `parameters.retry_after` in it also becomes a `Retry-After` header.
+    Json(u16, Value),
+    /// nginx's 502 page.
+    BadGateway,
+    /// 200 with a body that is not JSON.
+    Garbage,
+    /// No answer: the connection is closed.
+    Drop,
+}
+
+const GARBAGE: &str = "<<not json>> {\"ok\":tru";
+
+impl Wire {
+    fn error(error: ApiError) -> Wire {
+        let mut body =
+            json!({"ok": false, "error_code": error.code, "description": error.description});
+        if let Some(parameters) = error.parameters {
+            body["parameters"] = parameters;
+        }
+        Wire::Json(error.code, body)
+    }
+
+    fn fault(fault: Fault) -> Wire {
+        match fault {
+            Fault::Status(status, body) => Wire::Json(status, body),
+            Fault::TooManyRequests(seconds) => Wire::error(ApiError {
+                code: 429,
+                description: format!("Too Many Requests: retry after {seconds}"),
+                parameters: Some(json!({"retry_after": seconds})),
+            }),
+            Fault::BadGatewayHtml => Wire::BadGateway,
+            Fault::Garbage => Wire::Garbage,
+            Fault::Drop => Wire::Drop,
+            Fault::Delay(_) => unreachable!("a delay is handled by the caller"),
+        }
+    }
+
+    /// Status and body for the record: 0 and `null` for a dropped connection, a string for a
+    /// body that isn't JSON.
+    fn recorded(&self) -> (u16, Value) {
+        match self {
+            Wire::Json(status, body) => (*status, body.clone()),
+            Wire::BadGateway => (502, Value::String(NGINX_502.into())),
+            Wire::Garbage => (200, Value::String(GARBAGE.into())),
+            Wire::Drop => (0, Value::Null),
+        }
+    }
+
+    fn write(self, responder: &mut Responder) {
+        match self {
+            Wire::Json(status, body) => {
+                let bytes = serde_json::to_vec(&body).expect("a JSON value serializes");
+                let retry_after = body["parameters"]["retry_after"]
+                    .as_u64()
+                    .map(|s| s.to_string());
+                let mut headers = vec![("Content-Type", "application/json")];
+                if let Some(seconds) = &retry_after {
+                    headers.push(("Retry-After", seconds));
+                }
+                responder.send(status, &headers, &bytes);
+            }
+            Wire::BadGateway => {
+                let headers = [("Content-Type", "text/html"), ("Server", "nginx/1.18.0")];
+                responder.send(502, &headers, NGINX_502.as_bytes());
+            }
+            Wire::Garbage => responder.send(
+                200,
+                &[("Content-Type", "application/json")],
+                GARBAGE.as_bytes(),
+            ),
+            Wire::Drop => responder.drop_connection(),
+        }
+    }
+}
+
+/// Finds the canonical method name in `/bot{token}/{method}`.
+fn route(request: &Request) -> Result<&'static str, (String, ApiError)> {
+    let not_found = |method: &str, description: &str| {
+        Err((
+            method.to_string(),
+            ApiError {
+                code: 404,
+                description: description.into(),
+                parameters: None,
+            },
+        ))
+    };
+    let Some(rest) = request.path.strip_prefix("/bot") else {
+        return not_found(&request.path, "Not Found");
+    };
+    let Some((token, method)) = rest.split_once('/') else {
+        return not_found(&request.path, "Not Found");
+    };
+    if token != TOKEN {
+        let error = ApiError {
+            code: 401,
+            description: "Unauthorized".into(),
+            parameters: None,
+        };
+        return Err((method.to_string(), error));
+    }
+    match METHODS.iter().find(|m| m.eq_ignore_ascii_case(method)) {
+        Some(method) => Ok(method),
+        None => not_found(method, "Not Found: method not found"),
+    }
+}
+
+fn dispatch(shared: &Shared, method: &str, p: &Map<String, Value>) -> Result<Value, ApiError> {
+    if method == "getUpdates" {
+        return get_updates(shared, p);
+    }
+    let mut state = shared.state.lock().unwrap();
+    match method {
+        "getMe" => Ok(ok(get_me())),
+        "getWebhookInfo" => Ok(ok(json!({
+            "url": state.webhook_url.clone().unwrap_or_default(),
+            "has_custom_certificate": false,
+            "pending_update_count": state.queue.len(),
+        }))),
+        "deleteWebhook" => {
+            if bool_param(p, "drop_pending_updates") {
+                state.queue.clear();
+            }
+            let description = match state.webhook_url.take() {
+                Some(_) => "Webhook was deleted",
+                None => "Webhook is already deleted",
+            };
+            Ok(json!({"ok": true, "result": true, "description": description}))
+        }
+        "setMyCommands" => state.set_my_commands(p),
+        "sendMessage" => state.send_message(p),
+        "sendChatAction" => state.send_chat_action(p),
+        "answerCallbackQuery" => state.answer_callback_query(p),
+        "editMessageText" => state.edit_message_text(p),
+        "editMessageReplyMarkup" => state.edit_message_reply_markup(p),
+        "deleteMessage" => state.delete_message(p),
+        other => unreachable!("{other} is in METHODS but not dispatched"),
+    }
+}
+
+/// getUpdates: confirm by offset, answer at once if updates are queued, else park until an
+/// update arrives, the timeout passes, or a newer getUpdates supersedes this one (409).
+fn get_updates(shared: &Shared, p: &Map<String, Value>) -> Result<Value, ApiError> {
+    let offset = int_param(p, "offset").unwrap_or(0);
+    let limit = int_param(p, "limit").unwrap_or(100).clamp(1, 100) as usize;
+    let timeout = Duration::from_secs(int_param(p, "timeout").unwrap_or(0).clamp(0, 50) as u64);
+    let allowed = object_param(p, "allowed_updates", "allowed updates")?;
+
+    let mut state = shared.state.lock().unwrap();
+    if state.webhook_url.is_some() {
+        return Err(ApiError {
+            code: 409,
+            description: CONFLICT_WEBHOOK.into(),
+            parameters: None,
+        });
+    }
+    if let Some(allowed) = allowed {
+        let kinds: Vec<String> = allowed
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|k| k.as_str())
+            .map(String::from)
+            .collect();
+        state.allowed_updates = if kinds.is_empty() { None } else { Some(kinds) };
+    }
+    state.confirm(offset);
+    state.poll_generation += 1;
+    let generation = state.poll_generation;
+    shared.wake.notify_all(); // a parked older poll now ends with 409
+
+    let deadline = Instant::now() + timeout;
+    loop {
+        if state.poll_generation != generation {
+            return Err(ApiError {
+                code: 409,
+                description: CONFLICT_OTHER_POLL.into(),
+                parameters: None,
+            });
+        }
+        if !state.queue.is_empty() {
+            let updates: Vec<Value> = state.queue.iter().take(limit).cloned().collect();
+            return Ok(ok(Value::Array(updates)));
+        }
+        let now = Instant::now();
+        if state.webhook_url.is_some() {
+            return Err(ApiError {
+                code: 409,
+                description: CONFLICT_SET_WEBHOOK.into(),
+                parameters: None,
+            });
+        }
+        if state.stopped || now >= deadline {
+            return Ok(ok(json!([])));
+        }
+        state.parked_polls += 1;
+        state = shared.wake.wait_timeout(state, deadline - now).unwrap().0;
+        state.parked_polls -= 1;
+    }
+}
+
+// --- parameters ---
+
+/// Object parameters that a form or query string carries JSON-encoded.
+const JSON_PARAMS: [&str; 7] = [
+    "reply_markup",
+    "reply_parameters",
+    "link_preview_options",
+    "allowed_updates",
+    "commands",
+    "scope",
+    "entities",
+];
+
+/// Merges the query string and the body (form or JSON) into one map.
+fn parse_params(request: &Request) -> Result<Map<String, Value>, ApiError> {
+    let mut params = Map::new();
+    for (name, value) in form_pairs(&request.query) {
+        params.insert(name, Value::String(value));
+    }
+    if !request.body.is_empty() {
+        let content_type = request
+            .header("content-type")
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        if content_type.starts_with("application/json") {
+            match serde_json::from_slice(&request.body) {
+                Ok(Value::Object(body)) => params.extend(body),
+                _ => return Err(bad_request("can't parse JSON encoded request")),
+            }
+        } else if content_type.starts_with("application/x-www-form-urlencoded") {
+            for (name, value) in form_pairs(&String::from_utf8_lossy(&request.body)) {
+                params.insert(name, Value::String(value));
+            }
+        } else {
+            // The real server also takes multipart/form-data; a text bot has no need for it.
+            return Err(bad_request(format!(
+                "the fake doesn't accept Content-Type \"{content_type}\""
+            )));
+        }
+    }
+    for name in JSON_PARAMS {
+        if let Some(Value::String(encoded)) = params.get(name)
+            && let Ok(decoded) = serde_json::from_str::<Value>(encoded)
+            && (decoded.is_object() || decoded.is_array())
+        {
+            params.insert(name.to_string(), decoded);
+        }
+    }
+    Ok(params)
+}
+
+fn form_pairs(encoded: &str) -> Vec<(String, String)> {
+    encoded
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decode(name), percent_decode(value))
+        })
+        .collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let hex = |i: usize| bytes.get(i).and_then(|&b| (b as char).to_digit(16));
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match (bytes[i], hex(i + 1), hex(i + 2)) {
+            (b'+', _, _) => out.push(b' '),
+            (b'%', Some(high), Some(low)) => {
+                out.push((high * 16 + low) as u8);
+                i += 2;
+            }
+            (byte, _, _) => out.push(byte),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A parameter as text: strings as they are, numbers and booleans printed, objects as JSON.
+fn text_param(p: &Map<String, Value>, name: &str) -> Option<String> {
+    match p.get(name)? {
+        Value::Null => None,
+        Value::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
+    }
+}
+
+fn int_param(p: &Map<String, Value>, name: &str) -> Option<i64> {
+    match p.get(name)? {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+fn bool_param(p: &Map<String, Value>, name: &str) -> bool {
+    match p.get(name) {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(s)) => matches!(s.as_str(), "true" | "True" | "1"),
+        Some(Value::Number(n)) => n.as_i64() == Some(1),
+        _ => false,
+    }
+}
+
+/// An object or array parameter; a string that isn't JSON of one is an error.
+fn object_param(p: &Map<String, Value>, name: &str, what: &str) -> Result<Option<Value>, ApiError> {
+    match p.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.is_empty() => Ok(None),
+        Some(value @ (Value::Object(_) | Value::Array(_))) => Ok(Some(value.clone())),
+        Some(_) => Err(bad_request(format!("can't parse {what} JSON object"))),
+    }
+}
+
+/// The raw `text` checks the server makes before anything else.
+fn check_raw_text(text: &str) -> Result<(), ApiError> {
+    if text.len() > MAX_TEXT_BYTES {
+        return Err(bad_request("text is too long"));
+    }
+    if text.is_empty() {
+        return Err(bad_request("message text is empty"));
+    }
+    Ok(())
+}
+
+/// Parses the text for the parse mode: Ok(true) for HTML, Ok(false) for plain text.
+fn parse_mode(p: &Map<String, Value>) -> Result<bool, ApiError> {
+    let mode = text_param(p, "parse_mode")
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    match mode.as_str() {
+        "" | "none" => Ok(false),
+        "html" => Ok(true),
+        "markdown" | "markdownv2" => Err(bad_request(
+            "unsupported parse_mode (the fake implements only HTML)",
+        )),
+        _ => Err(bad_request("unsupported parse_mode")),
+    }
+}
+
+fn parse_text(raw: &str, html: bool) -> Result<(String, Vec<tg_html::Entity>), ApiError> {
+    if !html {
+        return Ok((raw.to_string(), Vec::new()));
+    }
+    tg_html::parse(raw).map_err(|detail| bad_request(format!("can't parse entities: {detail}")))
+}
+
+/// What TDLib does to the parsed text before sending: trim, then check it's 1–4096 chars.
+fn finish_text(parsed: &(String, Vec<tg_html::Entity>)) -> Result<(String, Vec<Value>), ApiError> {
+    let (text, entities) = tg_html::trim(&parsed.0, &parsed.1);
+    if text.is_empty() {
+        return Err(bad_request("text must be non-empty"));
+    }
+    if text.chars().count() > MAX_TEXT_CHARS {
+        return Err(bad_request("message is too long"));
+    }
+    Ok((
+        text,
+        entities.iter().map(tg_html::Entity::to_json).collect(),
+    ))
+}
+
+/// Checks the structure of `reply_markup` (the server's part; button data is checked later).
+fn markup_param(p: &Map<String, Value>) -> Result<Option<Value>, ApiError> {
+    let Some(markup) = object_param(p, "reply_markup", "reply keyboard markup")? else {
+        return Ok(None);
+    };
+    let Some(fields) = markup.as_object() else {
+        return Err(bad_request("can't parse reply keyboard markup JSON object"));
+    };
+    let Some(rows) = fields.get("inline_keyboard") else {
+        let reply_keyboard = ["keyboard", "remove_keyboard", "force_reply"]
+            .iter()
+            .any(|k| fields.contains_key(*k));
+        return match reply_keyboard {
+            true => Ok(Some(markup)),
+            false => Err(bad_request("can't parse reply keyboard markup JSON object")),
+        };
+    };
+    let not_rows = || {
+        bad_request(
+            "field \"inline_keyboard\" of the InlineKeyboardMarkup should be an Array of Arrays",
+        )
+    };
+    for row in rows.as_array().ok_or_else(not_rows)? {
+        for button in row.as_array().ok_or_else(not_rows)? {
+            check_button(button)?;
+        }
+    }
+    Ok(Some(markup))
+}
+
+fn check_button(button: &Value) -> Result<(), ApiError> {
+    let invalid = |why: &str| bad_request(format!("can't parse inline keyboard button: {why}"));
+    if !button["text"].is_string() {
+        return Err(invalid("Field \"text\" must be of type String"));
+    }
+    let kinds: Vec<&str> = BUTTON_KINDS
+        .iter()
+        .copied()
+        .filter(|k| button.get(*k).is_some())
+        .collect();
+    match kinds.as_slice() {
+        [] => return Err(invalid("Text buttons are unallowed in the inline keyboard")),
+        [_] => {}
+        _ => {
+            return Err(invalid(
+                "exactly one of the optional fields must be used (the fake's rule)",
+            ));
+        }
+    }
+    if button.get("callback_data").is_some_and(|d| !d.is_string()) {
+        return Err(invalid("Field \"callback_data\" must be of type String"));
+    }
+    if let Some(url) = button.get("url") {
+        let url = url.as_str().unwrap_or("");
+        let valid = ["http://", "https://", "tg://"].iter().any(|scheme| {
+            url.strip_prefix(scheme)
+                .is_some_and(|rest| !rest.is_empty())
+        });
+        if !valid {
+            return Err(bad_request("BUTTON_URL_INVALID"));
+        }
+    }
+    Ok(())
+}
+
+/// Telegram's own check of callback data: 1–64 bytes.
+fn check_button_data(markup: &Option<Value>) -> Result<(), ApiError> {
+    let rows = markup
+        .as_ref()
+        .and_then(|m| m["inline_keyboard"].as_array());
+    for button in rows
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_array)
+        .flatten()
+    {
+        if let Some(data) = button["callback_data"].as_str()
+            && (data.is_empty() || data.len() > 64)
+        {
+            return Err(bad_request("BUTTON_DATA_INVALID"));
+        }
+    }
+    Ok(())
+}
+
+/// The inline keyboard, as it appears in a Message; reply keyboards don't.
+fn inline_markup(markup: &Option<Value>) -> Option<Value> {
+    markup
+        .clone()
+        .filter(|m| m.get("inline_keyboard").is_some())
+}
+
+/// reply_parameters, or the legacy reply_to_message_id when reply_parameters is absent:
+/// (message_id, allow_sending_without_reply).
+fn reply_param(p: &Map<String, Value>) -> Result<Option<(i64, bool)>, ApiError> {
+    if let Some(reply) = object_param(p, "reply_parameters", "reply parameters")? {
+        let Some(message_id) = reply["message_id"].as_i64() else {
+            return Err(bad_request("can't parse reply parameters JSON object"));
+        };
+        let allow = reply["allow_sending_without_reply"]
+            .as_bool()
+            .unwrap_or(false);
+        return Ok(Some((message_id, allow)));
+    }
+    match int_param(p, "reply_to_message_id") {
+        Some(id) if id != 0 => Ok(Some((id, bool_param(p, "allow_sending_without_reply")))),
+        _ => Ok(None),
+    }
+}
+
+// --- methods ---
+
+impl State {
+    fn send_message(&mut self, p: &Map<String, Value>) -> Result<Value, ApiError> {
+        let raw = text_param(p, "text").unwrap_or_default();
+        check_raw_text(&raw)?;
+        let html = parse_mode(p)?;
+        let parsed = parse_text(&raw, html)?;
+        object_param(p, "link_preview_options", "link preview options")?;
+        let markup = markup_param(p)?;
+        let reply = reply_param(p)?;
+        let chat_id = self.resolve_chat(p)?;
+        let (text, entities) = finish_text(&parsed)?;
+        let reply_to = match reply {
+            None => None,
+            Some((id, allow)) => match self.live_message(chat_id, id) {
+                Some(_) => Some(id),
+                None if allow => None,
+                None => return Err(bad_request("message to be replied not found")),
+            },
+        };
+        self.check_reachable(chat_id)?;
+        check_button_data(&markup)?;
+
+        let seq = self.next_seq();
+        let chat = self.chats.get_mut(&chat_id).expect("resolved above");
+        let message_id = chat.next_message_id;
+        chat.next_message_id += 1;
+        let mut message = json!({
+            "message_id": message_id,
+            "from": bot_user(),
+            "chat": chat.object,
+            "date": unix_now(),
+            "text": text,
+        });
+        if !entities.is_empty() {
+            message["entities"] = Value::Array(entities);
+        }
+        if let Some(id) = reply_to {
+            message["reply_to_message"] = reply_object(&chat.messages[&id].message);
+        }
+        if let Some(markup) = inline_markup(&markup) {
+            message["reply_markup"] = markup;
+        }
+        let stored = Stored {
+            message: message.clone(),
+            from_bot: true,
+            html: raw,
+            parse_mode: text_param(p, "parse_mode").filter(|m| !m.is_empty()),
+            reply_to,
+            edits: 0,
+            deleted: false,
+            seq,
+        };
+        chat.messages.insert(message_id, stored);
+        Ok(ok(message))
+    }
+
+    fn edit_message_text(&mut self, p: &Map<String, Value>) -> Result<Value, ApiError> {
+        let raw = text_param(p, "text").unwrap_or_default();
+        check_raw_text(&raw)?;
+        let html = parse_mode(p)?;
+        let parsed = parse_text(&raw, html)?;
+        object_param(p, "link_preview_options", "link preview options")?;
+        let markup = markup_param(p)?;
+        let (chat_id, message_id) = self.message_to_edit(p)?;
+        let (text, entities) = finish_text(&parsed)?;
+        let stored = &self.chats[&chat_id].messages[&message_id].message;
+        let entities = Value::Array(entities);
+        let same_text = stored["text"] == json!(text)
+            && *stored.get("entities").unwrap_or(&json!([])) == entities;
+        if same_text && stored.get("reply_markup").cloned() == inline_markup(&markup) {
+            return Err(bad_request(NOT_MODIFIED));
+        }
+        self.check_reachable(chat_id)?;
+        check_button_data(&markup)?;
+
+        let stored = self.stored_mut(chat_id, message_id);
+        let message = stored
+            .message
+            .as_object_mut()
+            .expect("a stored message is an object");
+        message.insert("text".into(), json!(text));
+        match entities.as_array().is_some_and(|e| !e.is_empty()) {
+            true => message.insert("entities".into(), entities),
+            false => message.remove("entities"),
+        };
+        set_markup(message, inline_markup(&markup));
+        message.insert("edit_date".into(), json!(unix_now()));
+        stored.html = raw;
+        stored.parse_mode = text_param(p, "parse_mode").filter(|m| !m.is_empty());
+        stored.edits += 1;
+        Ok(ok(stored.message.clone()))
+    }
+
+    fn edit_message_reply_markup(&mut self, p: &Map<String, Value>) -> Result<Value, ApiError> {
+        let markup = markup_param(p)?;
+        let (chat_id, message_id) = self.message_to_edit(p)?;
+        let stored = &self.chats[&chat_id].messages[&message_id].message;
+        if stored.get("reply_markup").cloned() == inline_markup(&markup) {
+            return Err(bad_request(NOT_MODIFIED));
+        }
+        self.check_reachable(chat_id)?;
+        check_button_data(&markup)?;
+
+        let stored = self.stored_mut(chat_id, message_id);
+        let message = stored
+            .message
+            .as_object_mut()
+            .expect("a stored message is an object");
+        set_markup(message, inline_markup(&markup));
+        message.insert("edit_date".into(), json!(unix_now()));
+        stored.edits += 1;
+        Ok(ok(stored.message.clone()))
+    }
+
+    /// The chat and id of a message the bot may edit.
+    fn message_to_edit(&self, p: &Map<String, Value>) -> Result<(i64, i64), ApiError> {
+        if p.contains_key("inline_message_id") {
+            return Err(bad_request("MESSAGE_ID_INVALID")); // the fake has no inline messages
+        }
+        let chat_id = self.resolve_chat(p)?;
+        let message_id = int_param(p, "message_id").ok_or_else(|| required("message_id"))?;
+        let stored = self.live_message(chat_id, message_id);
+        match stored {
+            None => Err(bad_request("message to edit not found")),
+            Some(stored) if !stored.from_bot => Err(bad_request("message can't be edited")),
+            Some(_) => Ok((chat_id, message_id)),
+        }
+    }
+
+    fn delete_message(&mut self, p: &Map<String, Value>) -> Result<Value, ApiError> {
+        let chat_id = self.resolve_chat(p)?;
+        let message_id = int_param(p, "message_id").ok_or_else(|| required("message_id"))?;
+        if self.live_message(chat_id, message_id).is_none() {
+            return Err(bad_request("message to delete not found"));
+        }
+        self.stored_mut(chat_id, message_id).deleted = true;
+        Ok(ok(json!(true)))
+    }
+
+    fn send_chat_action(&mut self, p: &Map<String, Value>) -> Result<Value, ApiError> {
+        let action = text_param(p, "action").ok_or_else(|| required("action"))?;
+        if !CHAT_ACTIONS.contains(&action.as_str()) {
+            return Err(bad_request("wrong parameter action in request"));
+        }
+        let chat_id = self.resolve_chat(p)?;
+        self.check_reachable(chat_id)?;
+        Ok(ok(json!(true)))
+    }
+
+    fn answer_callback_query(&mut self, p: &Map<String, Value>) -> Result<Value, ApiError> {
+        let id = text_param(p, "callback_query_id").ok_or_else(|| required("callback_query_id"))?;
+        let query = self.callback_queries.get_mut(&id);
+        let Some(query) = query
+            .filter(|q| !q.answered && !q.expired && q.pushed.elapsed() < CALLBACK_QUERY_LIFETIME)
+        else {
+            return Err(bad_request(QUERY_TOO_OLD));
+        };
+        if text_param(p, "text").is_some_and(|t| t.chars().count() > 200) {
+            return Err(bad_request("MESSAGE_TOO_LONG"));
+        }
+        query.answered = true;
+        Ok(ok(json!(true)))
+    }
+
+    fn set_my_commands(&mut self, p: &Map<String, Value>) -> Result<Value, ApiError> {
+        let commands =
+            object_param(p, "commands", "bot commands")?.ok_or_else(|| required("commands"))?;
+        let Some(commands) = commands.as_array() else {
+            return Err(bad_request("can't parse bot commands JSON object"));
+        };
+        if commands.len() > 100 {
+            return Err(bad_request("BOT_COMMANDS_TOO_MUCH"));
+        }
+        let mut parsed = Vec::new();
+        for command in commands {
+            let (Some(name), Some(description)) =
+                (command["command"].as_str(), command["description"].as_str())
+            else {
+                return Err(bad_request("can't parse BotCommand JSON object"));
+            };
+            let name_ok = (1..=32).contains(&name.len())
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+            if !name_ok {
+                return Err(bad_request("BOT_COMMAND_INVALID"));
+            }
+            if !(1..=256).contains(&description.chars().count()) {
+                return Err(bad_request("BOT_COMMAND_DESCRIPTION_INVALID"));
+            }
+            parsed.push((name.to_string(), description.to_string()));
+        }
+        let default_scope =
+            object_param(p, "scope", "bot command scope")?.is_none_or(|s| s["type"] == "default");
+        let language = text_param(p, "language_code").unwrap_or_default();
+        if default_scope && language.is_empty() {
+            self.commands = parsed;
+        }
+        Ok(ok(json!(true)))
+    }
+
+    // --- helpers of the methods ---
+
+    /// `chat_id` as a known chat: an integer or "@username".
+    fn resolve_chat(&self, p: &Map<String, Value>) -> Result<i64, ApiError> {
+        let raw = text_param(p, "chat_id").unwrap_or_default();
+        let raw = raw.trim();
+        if raw.is_empty() {
+            return Err(bad_request("chat_id is empty"));
+        }
+        let id = match raw.strip_prefix('@') {
+            Some(username) => self
+                .chats
+                .iter()
+                .find(|(_, chat)| {
+                    chat.object["username"]
+                        .as_str()
+                        .is_some_and(|u| u.eq_ignore_ascii_case(username))
+                })
+                .map(|(id, _)| *id),
+            None => raw.parse().ok(),
+        };
+        let Some((id, chat)) = id.and_then(|id| Some((id, self.chats.get(&id)?))) else {
+            return Err(bad_request("chat not found"));
+        };
+        if let Some(new_id) = chat.migrated_to {
+            return Err(ApiError {
+                code: 400,
+                description: "Bad Request: group chat was upgraded to a supergroup chat".into(),
+                parameters: Some(json!({"migrate_to_chat_id": new_id})),
+            });
+        }
+        Ok(id)
+    }
+
+    /// 403 if the user blocked the bot or the bot was removed from the group.
+    fn check_reachable(&self, chat_id: i64) -> Result<(), ApiError> {
+        let chat = &self.chats[&chat_id];
+        if !chat.blocked {
+            return Ok(());
+        }
+        let description = match chat.object["type"].as_str() {
+            Some("private") => "Forbidden: bot was blocked by the user".to_string(),
+            Some(kind) => format!("Forbidden: bot was kicked from the {kind} chat"),
+            None => "Forbidden: bot was kicked from the chat".to_string(),
+        };
+        Err(ApiError {
+            code: 403,
+            description,
+            parameters: None,
+        })
+    }
+
+    fn live_message(&self, chat_id: i64, message_id: i64) -> Option<&Stored> {
+        self.chats
+            .get(&chat_id)?
+            .messages
+            .get(&message_id)
+            .filter(|m| !m.deleted)
+    }
+
+    fn stored_mut(&mut self, chat_id: i64, message_id: i64) -> &mut Stored {
+        let chat = self.chats.get_mut(&chat_id).expect("a checked chat");
+        chat.messages
+            .get_mut(&message_id)
+            .expect("a checked message")
+    }
+
+    fn next_seq(&mut self) -> u64 {
+        self.next_seq += 1;
+        self.next_seq
+    }
+
+    /// Forgets updates below `offset`; a negative offset keeps only the last -offset updates.
+    fn confirm(&mut self, offset: i64) {
+        if offset < 0 {
+            let keep = offset.unsigned_abs() as usize;
+            while self.queue.len() > keep {
+                self.queue.pop_front();
+            }
+        } else if offset > 0 && offset <= self.next_update_id + 10 {
+            // An offset further in the future is ignored, as by the real server.
+            self.queue
+                .retain(|u| u["update_id"].as_i64().is_some_and(|id| id >= offset));
+            self.confirmed_offset = self.confirmed_offset.max(offset);
+        }
+    }
+
+    fn next_fault(&mut self, method: &str) -> Option<Fault> {
+        let queued = self
+            .faults
+            .get_mut(&method.to_ascii_lowercase())
+            .and_then(VecDeque::pop_front);
+        if queued.is_some() {
+            return queued;
+        }
+        let (rng, rates) = self.random.as_mut()?;
+        let roll = rng.unit();
+        if roll < rates.server_error {
+            return Some(match rng.next() % 2 {
+                0 => Fault::Status(
+                    500,
+                    json!({"ok": false, "error_code": 500, "description": "Internal Server Error: restart"}),
+                ),
+                _ => Fault::BadGatewayHtml,
+            });
+        }
+        if roll < rates.server_error + rates.dropped {
+            return Some(Fault::Drop);
+        }
+        let throttled = roll < rates.server_error + rates.dropped + rates.too_many_requests;
+        if method == "sendMessage" && throttled {
+            return Some(Fault::TooManyRequests(rates.retry_after));
+        }
+        None
+    }
+
+    // --- pushing updates ---
+
+    fn push(&mut self, mut update: Value) -> i64 {
+        let kind = update
+            .as_object()
+            .and_then(|u| u.keys().find(|k| *k != "update_id").cloned())
+            .expect("an update has a payload field");
+        let payload = update.get_mut(&kind).expect("the payload is there");
+        match kind.as_str() {
+            "message" | "channel_post" => self.register_message(payload),
+            "edited_message" | "edited_channel_post" => self.register_edit(payload),
+            "callback_query" => self.register_callback_query(payload),
+            "my_chat_member" => self.register_member_change(payload),
+            _ => {}
+        }
+        let id = self.next_update_id;
+        self.next_update_id += 1;
+        update["update_id"] = json!(id);
+        self.pushed.insert(id, update.clone());
+        let allowed = match &self.allowed_updates {
+            Some(kinds) => kinds.contains(&kind),
+            None => !["chat_member", "message_reaction", "message_reaction_count"]
+                .contains(&kind.as_str()),
+        };
+        if allowed {
+            self.queue.push_back(update);
+        }
+        id
+    }
+
+    fn register_chat(&mut self, chat: &Value) -> i64 {
+        let id = chat["id"].as_i64().expect("a chat has an integer id");
+        self.chats.entry(id).or_insert_with(|| Chat {
+            object: chat.clone(),
+            next_message_id: 1,
+            blocked: false,
+            migrated_to: None,
+            messages: BTreeMap::new(),
+        });
+        id
+    }
+
+    fn register_message(&mut self, message: &mut Value) {
+        let chat_id = self.register_chat(&message["chat"]);
+        let reply_to = message
+            .get("reply_to_message")
+            .and_then(|r| r["message_id"].as_i64());
+        if let Some(reply_to) = reply_to {
+            message["reply_to_message"] = match self.live_message(chat_id, reply_to) {
+                Some(stored) => reply_object(&stored.message),
+                None => {
+                    json!({"message_id": reply_to, "chat": message["chat"], "date": unix_now()})
+                }
+            };
+        }
+        if let Some(new_id) = message["migrate_to_chat_id"].as_i64() {
+            let title = message["chat"]["title"].clone();
+            self.register_chat(&json!({"id": new_id, "title": title, "type": "supergroup"}));
+            self.chats
+                .get_mut(&chat_id)
+                .expect("registered above")
+                .migrated_to = Some(new_id);
+        }
+        let chat = self.chats.get_mut(&chat_id).expect("registered above");
+        let message_id = chat.next_message_id;
+        chat.next_message_id += 1;
+        message["message_id"] = json!(message_id);
+        let stored = Stored {
+            message: message.clone(),
+            from_bot: false,
+            html: String::new(),
+            parse_mode: None,
+            reply_to,
+            edits: 0,
+            deleted: false,
+            seq: 0,
+        };
+        chat.messages.insert(message_id, stored);
+    }
+
+    fn register_edit(&mut self, message: &mut Value) {
+        let chat_id = self.register_chat(&message["chat"]);
+        let message_id = message["message_id"]
+            .as_i64()
+            .expect("an edit names its message");
+        let chat = self.chats.get_mut(&chat_id).expect("registered above");
+        if let Some(stored) = chat.messages.get_mut(&message_id) {
+            message["date"] = stored.message["date"].clone();
+            stored.message = message.clone();
+        }
+    }
+
+    fn register_callback_query(&mut self, query: &mut Value) {
+        if query["id"].as_str().is_none_or(str::is_empty) {
+            query["id"] = json!(self.next_callback_query.to_string());
+            self.next_callback_query += 1;
+        }
+        let chat_id = self.register_chat(&query["message"]["chat"]);
+        let message_id = query["message"]["message_id"]
+            .as_i64()
+            .expect("a callback names its message");
+        query["message"] = match self.live_message(chat_id, message_id) {
+            Some(stored) => stored.message.clone(),
+            None => json!({"chat": query["message"]["chat"], "message_id": message_id, "date": 0}),
+        };
+        let id = query["id"].as_str().expect("set above").to_string();
+        self.callback_queries.insert(
+            id,
+            CallbackQuery {
+                pushed: Instant::now(),
+                answered: false,
+                expired: false,
+            },
+        );
+    }
+
+    fn register_member_change(&mut self, change: &mut Value) {
+        let chat_id = self.register_chat(&change["chat"]);
+        let status = change["new_chat_member"]["status"].as_str().unwrap_or("");
+        let chat = self.chats.get_mut(&chat_id).expect("registered above");
+        chat.blocked = matches!(status, "kicked" | "left");
+    }
+}
+
+fn set_markup(message: &mut Map<String, Value>, markup: Option<Value>) {
+    match markup {
+        Some(markup) => message.insert("reply_markup".into(), markup),
+        None => message.remove("reply_markup"),
+    };
+}
+
+/// A message as it appears in `reply_to_message`: without its own reply.
+fn reply_object(message: &Value) -> Value {
+    let mut message = message.clone();
+    if let Some(fields) = message.as_object_mut() {
+        fields.remove("reply_to_message");
+    }
+    message
+}
+
+fn sent_message(chat_id: i64, message_id: i64, stored: &Stored) -> SentMessage {
+    let message = &stored.message;
+    SentMessage {
+        chat_id,
+        message_id,
+        text: message["text"].as_str().unwrap_or_default().to_string(),
+        html: stored.html.clone(),
+        parse_mode: stored.parse_mode.clone(),
+        entities: message["entities"].as_array().cloned().unwrap_or_default(),
+        reply_to: stored.reply_to,
+        markup: message.get("reply_markup").cloned(),
+        edits: stored.edits,
+        deleted: stored.deleted,
+    }
+}
+
+fn get_me() -> Value {
+    json!({
+        "id": BOT_ID,
+        "is_bot": true,
+        "first_name": BOT_FIRST_NAME,
+        "username": BOT_USERNAME,
+        "can_join_groups": true,
+        "can_read_all_group_messages": false,
+        "supports_inline_queries": false,
+        "supports_guest_queries": false,
+        "can_connect_to_business": false,
+        "has_main_web_app": false,
+        "has_topics_enabled": false,
+        "allows_users_to_create_topics": false,
+        "can_manage_bots": false,
+    })
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs() as i64
+}
+
+/// splitmix64: a tiny deterministic generator for reproducible random faults.
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+// --- update builders ---
+//
+// Each returns an Update without update_id; `push` assigns the ids (message ids are 0 until
+// then). Shapes follow shared/reference/telegram-fixtures/.
+
+/// The bot as a User, as in messages it sent.
+pub fn bot_user() -> Value {
+    json!({"id": BOT_ID, "is_bot": true, "first_name": BOT_FIRST_NAME, "username": BOT_USERNAME})
+}
+
+/// A user: the fixtures' Ivan and Anna by their ids, anyone else made up.
+pub fn user(id: i64) -> Value {
+    match id {
+        IVAN => json!({
+            "id": IVAN, "is_bot": false, "first_name": "Иван", "last_name": "Петров",
+            "username": "ivan_petrov", "language_code": "ru",
+        }),
+        ANNA => json!({
+            "id": ANNA, "is_bot": false, "first_name": "Anna", "username": "anna_k",
+            "language_code": "en", "is_premium": true,
+        }),
+        BOT_ID => bot_user(),
+        _ => {
+            json!({"id": id, "is_bot": false, "first_name": format!("User {id}"), "language_code": "ru"})
+        }
+    }
+}
+
+/// A Chat: positive ids are private chats with that user; -100… ids supergroups (the fixtures'
+/// group and channel by their ids); other negative ids basic groups.
+pub fn chat(id: i64) -> Value {
+    match id {
+        GROUP => json!({"id": GROUP, "title": "Test Group", "type": "supergroup"}),
+        CHANNEL => json!({
+            "id": CHANNEL, "title": "News Channel", "username": "news_channel_example", "type": "channel",
+        }),
+        _ if id > 0 => {
+            let user = user(id);
+            let mut chat = json!({"id": id, "type": "private"});
+            for field in ["first_name", "last_name", "username"] {
+                if let Some(value) = user.get(field) {
+                    chat[field] = value.clone();
+                }
+            }
+            chat
+        }
+        _ if id <= -1_000_000_000_000 => {
+            json!({"id": id, "title": format!("Group {id}"), "type": "supergroup"})
+        }
+        _ => json!({"id": id, "title": format!("Group {id}"), "type": "group"}),
+    }
+}
+
+/// The start of a message from `user_id` in `chat_id`.
+fn message_base(chat_id: i64, user_id: i64) -> Value {
+    json!({"message_id": 0, "from": user(user_id), "chat": chat(chat_id), "date": unix_now()})
+}
+
+/// A text message, with `bot_command` and `mention` entities where Telegram would put them.
+pub fn text_message(chat_id: i64, user_id: i64, text: &str) -> Value {
+    let mut message = message_base(chat_id, user_id);
+    message["text"] = json!(text);
+    let entities = detect_entities(text);
+    if !entities.is_empty() {
+        message["entities"] = Value::Array(entities);
+    }
+    json!({"message": message})
+}
+
+/// A text message in a private chat (chat id = user id).
+pub fn private_text(user_id: i64, text: &str) -> Value {
+    text_message(user_id, user_id, text)
+}
+
+/// A text message in a group or supergroup.
+pub fn group_text(chat_id: i64, user_id: i64, text: &str) -> Value {
+    text_message(chat_id, user_id, text)
+}
+
+/// A reply to one of the bot's messages; `push` fills in the replied-to message.
+pub fn reply_to(chat_id: i64, user_id: i64, message_id: i64, text: &str) -> Value {
+    let mut update = text_message(chat_id, user_id, text);
+    update["message"]["reply_to_message"] = json!({"message_id": message_id});
+    update
+}
+
+/// A press on an inline button of a bot message; `push` assigns the query id and fills in
+/// the message as it is now.
+pub fn callback_query(chat_id: i64, user_id: i64, message_id: i64, data: &str) -> Value {
+    json!({"callback_query": {
+        "id": "",
+        "from": user(user_id),
+        "message": {"message_id": message_id, "chat": chat(chat_id)},
+        "chat_instance": "-6912402370493813027",
+        "data": data,
+    }})
+}
+
+pub fn sticker(chat_id: i64, user_id: i64) -> Value {
+    let mut message = message_base(chat_id, user_id);
+    message["sticker"] = json!({
+        "width": 512, "height": 512, "emoji": "😂", "set_name": "HotCherry",
+        "is_animated": true, "is_video": false, "type": "regular",
+        "thumbnail": {
+            "file_id": "AAMCAgADGQEAAi1kZnE3cmVzZWFyY2hfdGh1bWJfZmlsZV9pZAAC2wADVp29CqLkVb8N5mMeAQAHbQADNQQ",
+            "file_unique_id": "AQAD2wADVp29CnI", "file_size": 5416, "width": 128, "height": 128,
+        },
+        "file_id": "CAACAgIAAxkBAAItZGZxN3Jlc2VhcmNoX3N0aWNrZXJfZmlsZV9pZAAC2wADVp29CqLkVb8N5mMeNQQ",
+        "file_unique_id": "AgAD2wADVp29Cg", "file_size": 25024,
+    });
+    json!({"message": message})
+}
+
+/// A photo (four sizes, largest last) with an optional caption.
+pub fn photo(chat_id: i64, user_id: i64, caption: Option<&str>) -> Value {
+    let mut message = message_base(chat_id, user_id);
+    let sizes: Vec<Value> = [(90, 68, 1322, 'x'), (320, 240, 17880, 'm'), (800, 600, 76211, 'y'), (1280, 960, 138559, 'z')]
+        .iter()
+        .map(|&(width, height, size, tag)| {
+            json!({
+                "file_id": format!("AgACAgIAAxkBAAItZWZxN3Jlc2VhcmNoX3Bob3RvX2lkAAJ7xzEbZ2ZxYwABBwADAgAD{tag}QADNQQ"),
+                "file_unique_id": format!("AQADe8cxG2dmcW{tag}"),
+                "file_size": size, "width": width, "height": height,
+            })
+        })
+        .collect();
+    message["photo"] = Value::Array(sizes);
+    if let Some(caption) = caption {
+        message["caption"] = json!(caption);
+        let entities = detect_entities(caption);
+        if !entities.is_empty() {
+            message["caption_entities"] = Value::Array(entities);
+        }
+    }
+    json!({"message": message})
+}
+
+pub fn voice(chat_id: i64, user_id: i64) -> Value {
+    let mut message = message_base(chat_id, user_id);
+    message["voice"] = json!({
+        "duration": 4, "mime_type": "audio/ogg",
+        "file_id": "AwACAgIAAxkBAAItZmZxN3Jlc2VhcmNoX3ZvaWNlX2lkAALQVAACZ2ZxY0yJ4Y0N5mMeNQQ",
+        "file_unique_id": "AgAD0FQAAmdmcWM", "file_size": 15032,
+    });
+    json!({"message": message})
+}
+
+pub fn document(chat_id: i64, user_id: i64, file_name: &str) -> Value {
+    let mut message = message_base(chat_id, user_id);
+    message["document"] = json!({
+        "file_name": file_name, "mime_type": "application/pdf",
+        "file_id": "BQACAgIAAxkBAAItaGZxN3Jlc2VhcmNoX2RvY3VtZW50X2lkAAJxVQACZ2ZxY0yJ4Y0N5mMeNQQ",
+        "file_unique_id": "AgADcVUAAmdmcWM", "file_size": 48213,
+    });
+    json!({"message": message})
+}
+
+/// The user edited an earlier message (by its id); `push` keeps the original date.
+pub fn edited_text(chat_id: i64, user_id: i64, message_id: i64, text: &str) -> Value {
+    let mut update = text_message(chat_id, user_id, text);
+    let mut message = update["message"].take();
+    message["message_id"] = json!(message_id);
+    message["edit_date"] = json!(unix_now());
+    json!({"edited_message": message})
+}
+
+/// A post in a channel: no `from`, `sender_chat` = the channel.
+pub fn channel_post(chat_id: i64, text: &str) -> Value {
+    let channel = chat(chat_id);
+    json!({"channel_post": {
+        "message_id": 0, "sender_chat": channel, "chat": channel, "date": unix_now(), "text": text,
+    }})
+}
+
+/// The bot's membership changed, e.g. "member" → "kicked" when a user blocks it. `push` marks
+/// the chat blocked for "kicked" and "left", unblocked otherwise.
+pub fn my_chat_member(chat_id: i64, user_id: i64, old_status: &str, new_status: &str) -> Value {
+    let member = |status: &str| {
+        let mut member = json!({"user": bot_user(), "status": status});
+        if status == "kicked" {
+            member["until_date"] = json!(0);
+        }
+        member
+    };
+    json!({"my_chat_member": {
+        "chat": chat(chat_id),
+        "from": user(user_id),
+        "date": unix_now(),
+        "old_chat_member": member(old_status),
+        "new_chat_member": member(new_status),
+    }})
+}
+
+/// The user blocked the bot in their private chat.
+pub fn blocked_by(user_id: i64) -> Value {
+    my_chat_member(user_id, user_id, "member", "kicked")
+}
+
+/// The service message of a basic group that became a supergroup; `push` makes later sends
+/// to the old id fail with `migrate_to_chat_id`.
+pub fn migrated_to_supergroup(old_chat_id: i64, new_chat_id: i64, user_id: i64) -> Value {
+    let mut message = message_base(old_chat_id, user_id);
+    message["migrate_to_chat_id"] = json!(new_chat_id);
+    json!({"message": message})
+}
+
+/// `bot_command` and `mention` entities as Telegram detects them, with UTF-16 offsets.
+pub fn detect_entities(text: &str) -> Vec<Value> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut utf16_at = Vec::with_capacity(chars.len() + 1);
+    let mut offset = 0;
+    for c in &chars {
+        utf16_at.push(offset);
+        offset += c.len_utf16();
+    }
+    utf16_at.push(offset);
+    let word = |c: char| c.is_alphanumeric() || c == '_';
+    let name = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let run = |from: usize| (from..chars.len()).take_while(|&i| name(chars[i])).count();
+    let mut entities = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let before = if i == 0 { None } else { Some(chars[i - 1]) };
+        let found = match chars[i] {
+            '/' if before.is_none_or(|c| !word(c) && !"/<>".contains(c)) => {
+                let mut end = i + 1 + run(i + 1);
+                let command_len = end - i - 1;
+                if chars.get(end) == Some(&'@') && (3..=32).contains(&run(end + 1)) {
+                    end += 1 + run(end + 1);
+                }
+                let after_ok = chars
+                    .get(end)
+                    .is_none_or(|&c| !word(c) && !"/<>".contains(c));
+                ((1..=64).contains(&command_len) && after_ok).then_some(("bot_command", end))
+            }
+            '@' if before.is_none_or(|c| !word(c)) => {
+                let end = i + 1 + run(i + 1);
+                let after_ok = chars.get(end).is_none_or(|&c| !word(c));
+                ((2..=32).contains(&(end - i - 1)) && after_ok).then_some(("mention", end))
+            }
+            _ => None,
+        };
+        match found {
+            Some((kind, end)) => {
+                let (start, stop) = (utf16_at[i], utf16_at[end]);
+                entities.push(json!({"offset": start, "length": stop - start, "type": kind}));
+                i = end;
+            }
+            None => i += 1,
+        }
+    }
+    entities
+}

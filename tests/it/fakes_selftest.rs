@@ -1,0 +1,1540 @@
+//! Tests of the fakes themselves, through real HTTP and TLS with ureq (as the bot talks).
+//!
+//! The bot's tests are only as good as the fakes: these pin the envelopes, status codes and
+//! exact error strings of the reference, long polling, keep-alive, every fault kind, OAuth,
+//! chat completions, streaming and the TLS trust setup.
+
+use std::io::{BufRead, BufReader};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use ureq::Agent;
+use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
+
+use crate::fake_gigachat::{self as gc, FakeGigaChat, Reply};
+use crate::fake_telegram::{
+    self as tg, ANNA, CHANNEL, FakeTelegram, Fault, FaultRates, GROUP, IVAN,
+};
+
+const WAIT: Duration = Duration::from_secs(5);
+
+/// A plain-HTTP client like the bot's: errors as values, no proxy from the environment.
+fn agent() -> Agent {
+    Agent::config_builder()
+        .http_status_as_error(false)
+        .proxy(None)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into()
+}
+
+/// An HTTPS client that trusts only `cert`.
+fn tls_agent(cert: Certificate<'static>) -> Agent {
+    let tls = TlsConfig::builder()
+        .provider(TlsProvider::NativeTls)
+        .root_certs(RootCerts::new_with_certs(&[cert]))
+        .build();
+    Agent::config_builder()
+        .http_status_as_error(false)
+        .proxy(None)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .tls_config(tls)
+        .build()
+        .into()
+}
+
+/// An answer read whole: status, content type, a header asked for, body.
+struct Answer {
+    status: u16,
+    content_type: String,
+    header: Option<String>,
+    body: String,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+fn read(response: Result<ureq::http::Response<ureq::Body>, ureq::Error>, header: &str) -> Answer {
+    let mut response = response.expect("an HTTP answer");
+    let text = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(String::from)
+    };
+    let (content_type, header) = (text("content-type").unwrap_or_default(), text(header));
+    let status = response.status().as_u16();
+    let body = response
+        .body_mut()
+        .read_to_string()
+        .expect("a readable body");
+    Answer {
+        status,
+        content_type,
+        header,
+        body,
+    }
+}
+
+// --- Telegram ---
+
+fn method_url(fake: &FakeTelegram, method: &str) -> String {
+    format!("{}/bot{}/{method}", fake.url(), fake.token())
+}
+
+/// POSTs JSON parameters; returns the status and the envelope.
+fn call(agent: &Agent, fake: &FakeTelegram, method: &str, params: Value) -> (u16, Value) {
+    let answer = read(
+        agent
+            .post(method_url(fake, method))
+            .header("Content-Type", "application/json")
+            .send(params.to_string()),
+        "retry-after",
+    );
+    assert_eq!(
+        answer.content_type, "application/json",
+        "{method}: {}",
+        answer.body
+    );
+    (answer.status, answer.json())
+}
+
+/// Asserts an error envelope with this status and exact description.
+fn assert_error(answer: (u16, Value), status: u16, description: &str) {
+    let (got_status, body) = answer;
+    assert_eq!(body["description"], description, "{body}");
+    assert_eq!(
+        (got_status, &body["ok"], &body["error_code"]),
+        (status, &json!(false), &json!(status)),
+        "{body}"
+    );
+}
+
+fn result(answer: (u16, Value)) -> Value {
+    assert_eq!(
+        (answer.0, &answer.1["ok"]),
+        (200, &json!(true)),
+        "{}",
+        answer.1
+    );
+    answer.1["result"].clone()
+}
+
+fn send(agent: &Agent, fake: &FakeTelegram, chat_id: i64, text: &str) -> (u16, Value) {
+    call(
+        agent,
+        fake,
+        "sendMessage",
+        json!({"chat_id": chat_id, "text": text, "parse_mode": "HTML"}),
+    )
+}
+
+#[test]
+fn telegram_routes_and_envelopes_like_the_real_server() {
+    let fake = FakeTelegram::start();
+    let agent = agent();
+    assert_eq!(fake.token().len(), 46);
+    let wrong_token = format!(
+        "{}/bot7000000001:AAHwrongwrongwrongwrongwrongwrongwro/getMe",
+        fake.url()
+    );
+    let answer = read(agent.get(wrong_token).call(), "");
+    assert_error((answer.status, answer.json()), 401, "Unauthorized");
+    let answer = read(agent.get(format!("{}/favicon.ico", fake.url())).call(), "");
+    assert_error((answer.status, answer.json()), 404, "Not Found");
+    assert_error(
+        call(&agent, &fake, "getMee", json!({})),
+        404,
+        "Not Found: method not found",
+    );
+
+    // Method names are case-insensitive; GET with a query string works; the record uses
+    // the canonical name.
+    let answer = read(agent.get(method_url(&fake, "GETME")).call(), "");
+    assert_eq!(answer.json()["result"]["username"], "SomeBot");
+    let me = result(call(&agent, &fake, "getMe", json!({})));
+    assert_eq!(
+        (me["id"].as_i64(), me["is_bot"].as_bool(), &me["first_name"]),
+        (Some(tg::BOT_ID), Some(true), &json!("Some Bot"))
+    );
+    // The wrong-token call counts too: it names getMe.
+    assert_eq!(fake.calls_of("getMe").len(), 3);
+    assert_eq!(fake.calls()[3].method, "getMe");
+
+    assert_eq!(
+        result(call(&agent, &fake, "getWebhookInfo", json!({}))),
+        json!({"url": "", "has_custom_certificate": false, "pending_update_count": 0})
+    );
+    let (status, body) = call(&agent, &fake, "deleteWebhook", json!({}));
+    assert_eq!(
+        (status, body),
+        (
+            200,
+            json!({"ok": true, "result": true, "description": "Webhook is already deleted"})
+        )
+    );
+    fake.set_webhook("https://example.com/hook");
+    assert_eq!(
+        result(call(&agent, &fake, "getWebhookInfo", json!({})))["url"],
+        "https://example.com/hook"
+    );
+    assert_error(
+        call(&agent, &fake, "getUpdates", json!({})),
+        409,
+        "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first",
+    );
+    let (_, body) = call(
+        &agent,
+        &fake,
+        "deleteWebhook",
+        json!({"drop_pending_updates": true}),
+    );
+    assert_eq!(body["description"], "Webhook was deleted");
+    assert_eq!(
+        result(call(&agent, &fake, "getUpdates", json!({}))),
+        json!([])
+    );
+}
+
+#[test]
+fn long_poll_answers_when_an_update_arrives_and_confirms_by_offset() {
+    let fake = FakeTelegram::start();
+    let agent = agent();
+    let started = Instant::now();
+    let poll = {
+        let (agent, url) = (agent.clone(), method_url(&fake, "getUpdates"));
+        thread::spawn(move || {
+            read(
+                agent
+                    .post(url)
+                    .header("Content-Type", "application/json")
+                    .send(json!({"timeout": 30}).to_string()),
+                "",
+            )
+            .json()
+        })
+    };
+    fake.wait_until(WAIT, "the poll is parked", |f| f.polling());
+    let id = fake.push_text(IVAN, IVAN, "Привет! 🤔");
+    let body = poll.join().unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "answered at once, not at the timeout"
+    );
+    let updates = body["result"].as_array().unwrap().clone();
+    assert_eq!(updates.len(), 1, "{body}");
+    assert_eq!(
+        (id, updates[0]["update_id"].as_i64()),
+        (873000101, Some(873000101))
+    );
+    assert_eq!(updates[0]["message"]["text"], "Привет! 🤔");
+    assert_eq!(updates[0]["message"]["chat"]["type"], "private");
+    assert_eq!(fake.update(id).unwrap(), updates[0]);
+
+    // Nothing is confirmed until a later call carries a higher offset: at-least-once.
+    assert_eq!(
+        result(call(&agent, &fake, "getUpdates", json!({})))
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!((fake.confirmed_offset(), fake.pending_updates()), (0, 1));
+    assert_eq!(
+        result(call(&agent, &fake, "getUpdates", json!({"offset": id + 1}))),
+        json!([])
+    );
+    assert_eq!(
+        (fake.confirmed_offset(), fake.pending_updates()),
+        (id + 1, 0)
+    );
+
+    // limit, and a negative offset that keeps only the newest updates.
+    let ids: Vec<i64> = (0..3)
+        .map(|i| fake.push_text(IVAN, IVAN, &format!("m{i}")))
+        .collect();
+    let two = result(call(
+        &agent,
+        &fake,
+        "getUpdates",
+        json!({"limit": 2, "offset": id + 1}),
+    ));
+    assert_eq!(two.as_array().unwrap().len(), 2);
+    let last = result(call(&agent, &fake, "getUpdates", json!({"offset": -1})));
+    assert_eq!(last[0]["update_id"].as_i64(), Some(ids[2]));
+    assert_eq!(fake.pending_updates(), 1);
+
+    // An empty long poll ends at its timeout.
+    call(&agent, &fake, "getUpdates", json!({"offset": ids[2] + 1}));
+    let started = Instant::now();
+    assert_eq!(
+        result(call(
+            &agent,
+            &fake,
+            "getUpdates",
+            json!({"offset": ids[2] + 1, "timeout": 1})
+        )),
+        json!([])
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(950),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn a_newer_poll_ends_the_parked_one_with_409() {
+    let fake = FakeTelegram::start();
+    let agent = agent();
+    let first = {
+        let (agent, url) = (agent.clone(), method_url(&fake, "getUpdates"));
+        thread::spawn(move || {
+            let answer = read(
+                agent
+                    .post(url)
+                    .header("Content-Type", "application/json")
+                    .send(json!({"timeout": 30}).to_string()),
+                "",
+            );
+            (answer.status, answer.json())
+        })
+    };
+    fake.wait_until(WAIT, "the first poll is parked", |f| f.polling());
+    assert_eq!(
+        result(call(&agent, &fake, "getUpdates", json!({"timeout": 0}))),
+        json!([])
+    );
+    assert_error(
+        first.join().unwrap(),
+        409,
+        "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running",
+    );
+}
+
+#[test]
+fn allowed_updates_are_sticky_and_filter_new_updates() {
+    let fake = FakeTelegram::start();
+    let agent = agent();
+    // A form body, with the array JSON-encoded, as form-encoding clients send it.
+    let answer = read(
+        agent
+            .post(method_url(&fake, "getUpdates"))
+            .send_form([("allowed_updates", r#"["message"]"#)]),
+        "",
+    );
+    assert_eq!(answer.json()["result"], json!([]));
+    assert_eq!(
+        fake.calls_of("getUpdates")[0].params["allowed_updates"],
+        json!(["message"])
+    );
+    fake.push(tg::callback_query(IVAN, IVAN, 1, "style:fairy"));
+    let text = fake.push_text(IVAN, IVAN, "hi");
+    let updates = result(call(&agent, &fake, "getUpdates", json!({})));
+    assert_eq!(updates.as_array().unwrap().len(), 1);
+    assert_eq!(updates[0]["update_id"].as_i64(), Some(text));
+    // Still in force without the parameter; an empty list restores the default.
+    fake.push(tg::callback_query(IVAN, IVAN, 1, "style:fairy"));
+    assert_eq!(
+        result(call(
+            &agent,
+            &fake,
+            "getUpdates",
+            json!({"offset": text + 1})
+        )),
+        json!([])
+    );
+    call(&agent, &fake, "getUpdates", json!({"allowed_updates": []}));
+    let query = fake.push(tg::callback_query(IVAN, IVAN, 1, "style:fairy"));
+    let updates = result(call(&agent, &fake, "getUpdates", json!({})));
+    assert_eq!(updates[0]["update_id"].as_i64(), Some(query));
+}
+
+#[test]
+fn send_message_returns_the_parsed_message_and_records_it() {
+    let fake = FakeTelegram::start();
+    let agent = agent();
+    let update = fake.push_text(IVAN, IVAN, "Что такое закон Ома?");
+    let question = fake.message_of(update).unwrap().1;
+    let keyboard = json!({"inline_keyboard": [[{"text": "Сказочный персонаж", "callback_data": "style:fairy"}]]});
+    let message = result(call(
+        &agent,
+        &fake,
+        "sendMessage",
+        json!({
+            "chat_id": IVAN,
+            "text": "<b>Закон Ома</b>: I = U / R",
+            "parse_mode": "HTML",
+            "reply_parameters": {"message_id": question, "allow_sending_without_reply": true},
+            "reply_markup": keyboard,
+            "link_preview_options": {"is_disabled": true},
+        }),
+    ));
+    assert_eq!(message["text"], "Закон Ома: I = U / R");
+    assert_eq!(
+        message["entities"],
+        json!([{"offset": 0, "length": 9, "type": "bold"}])
+    );
+    assert_eq!(message["from"], tg::bot_user());
+    assert_eq!(message["chat"], tg::chat(IVAN));
+    assert_eq!(message["reply_to_message"]["text"], "Что такое закон Ома?");
+    assert_eq!(message["reply_markup"], keyboard);
+    assert_eq!(
+        message["message_id"].as_i64(),
+        Some(question + 1),
+        "message ids count per chat"
+    );
+
+    let sent = fake.sent_to(IVAN);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        (sent[0].text.as_str(), sent[0].html.as_str()),
+        ("Закон Ома: I = U / R", "<b>Закон Ома</b>: I = U / R")
+    );
+    assert_eq!(
+        (
+            sent[0].parse_mode.as_deref(),
+            sent[0].reply_to,
+            sent[0].edits
+        ),
+        (Some("HTML"), Some(question), 0)
+    );
+    assert_eq!(sent[0].markup, Some(keyboard));
+    assert_eq!(fake.replies_to(update), sent);
+
+    // Form encoding, the legacy reply_to_message_id, a JSON-encoded reply_markup.
+    let answer = read(
+        agent.post(method_url(&fake, "sendMessage")).send_form([
+            ("chat_id", IVAN.to_string().as_str()),
+            ("text", "plain & <simple>"),
+            ("reply_to_message_id", question.to_string().as_str()),
+            (
+                "reply_markup",
+                r#"{"inline_keyboard":[[{"text":"Docs","url":"https://core.telegram.org"}]]}"#,
+            ),
+        ]),
+        "",
+    );
+    assert_eq!(answer.json()["result"]["text"], "plain & <simple>");
+    assert_eq!(fake.replies_to(update).len(), 2);
+    assert_eq!(fake.calls_of("sendMessage")[1].int("chat_id"), Some(IVAN));
+
+    // "@username" names a chat the fake knows.
+    fake.push(tg::channel_post(CHANNEL, "Новый выпуск"));
+    let post = result(call(
+        &agent,
+        &fake,
+        "sendMessage",
+        json!({"chat_id": "@news_channel_example", "text": "ok"}),
+    ));
+    assert_eq!(post["chat"]["id"].as_i64(), Some(CHANNEL));
+}
+
+#[test]
+fn send_message_rejects_what_telegram_rejects() {
+    let fake = FakeTelegram::start();
+    let agent = agent();
+    let update = fake.push_text(IVAN, IVAN, "hi");
+    let bad = |text: &str, description: &str| {
+        assert_error(
+            send(&agent, &fake, IVAN, text),
+            400,
+            &format!("Bad Request: {description}"),
+        );
+    };
+    bad(
+        "Hello<br>World",
+        "can't parse entities: Unsupported start tag \"br\" at byte offset 5",
+    );
+    bad(
+        "a < b",
+        "can't parse entities: Unsupported start tag \"\" at byte offset 2",
+    );
+    bad(
+        "<b>bold",
+        "can't parse entities: Can't find end tag corresponding to start tag \"b\"",
+    );
+    bad(&"я".repeat(4097), "message is too long");
+    bad(
+        &format!("<b>{}</b> ", "я".repeat(4097)),
+        "message is too long",
+    );
+    bad(&"x".repeat(32769), "text is too long");
+    bad("", "message text is empty");
+    bad("   \n ", "text must be non-empty");
+    bad("<b></b>", "text must be non-empty");
+    // 4096 code points pass, however many UTF-16 units or bytes they take.
+    result(send(&agent, &fake, IVAN, &"😀".repeat(4096)));
+    result(send(
+        &agent,
+        &fake,
+        IVAN,
+        &format!("<i>{}</i>\n\n", "я".repeat(4096)),
+    ));
+
+    assert_error(
+        call(&agent, &fake, "sendMessage", json!({})),
+        400,
+        "Bad Request: message text is empty",
+    );
+    assert_error(
+        call(&agent, &fake, "sendMessage", json!({"text": "x"})),
+        400,
+        "Bad Request: chat_id is empty",
+    );
+    assert_error(
+        send(&agent, &fake, 555, "x"),
+        400,
+        "Bad Request: chat not found",
+    );
+    assert_error(
+        call(
+            &agent,
+            &fake,
+            "sendMessage",
+            json!({"chat_id": IVAN, "text": "*x*", "parse_mode": "Markdown2"}),
+        ),
+        400,
+        "Bad Request: unsupported parse_mode",
+    );
+
+    let reply = |message_id: i64, allow: bool| {
+        let params = json!({"chat_id": IVAN, "text": "x", "reply_parameters": {"message_id": message_id, "allow_sending_without_reply": allow}});
+        call(&agent, &fake, "sendMessage", params)
+    };
+    assert_error(
+        reply(999, false),
+        400,
+        "Bad Request: message to be replied not found",
+    );
+    assert!(result(reply(999, true)).get("reply_to_message").is_none());
+
+    let button = |data: &str| {
+        let markup = json!({"inline_keyboard": [[{"text": "b", "callback_data": data}]]});
+        call(
+            &agent,
+            &fake,
+            "sendMessage",
+            json!({"chat_id": IVAN, "text": "x", "reply_markup": markup}),
+        )
+    };
+    result(button(&"d".repeat(64)));
+    assert_error(
+        button(&"d".repeat(65)),
+        400,
+        "Bad Request: BUTTON_DATA_INVALID",
+    );
+    assert_error(
+        button(&"ы".repeat(33)),
+        400,
+        "Bad Request: BUTTON_DATA_INVALID",
+    );
+    let no_kind = json!({"inline_keyboard": [[{"text": "b"}]]});
+    assert_error(
+        call(
+            &agent,
+            &fake,
+            "sendMessage",
+            json!({"chat_id": IVAN, "text": "x", "reply_markup": no_kind}),
+        ),
+        400,
+        "Bad Request: can't parse inline keyboard button: Text buttons are unallowed in the inline keyboard",
+    );
+
+    fake.set_blocked(IVAN, true);
+    assert_error(
+        send(&agent, &fake, IVAN, "x"),
+        403,
+        "Forbidden: bot was blocked by the user",
+    );
+    assert_eq!(fake.sent_to(IVAN).len(), 4, "failed sends store nothing");
+    assert!(fake.replies_to(update).is_empty());
+}
+
+#[test]
+fn edits_and_deletes_follow_the_rules() {
+    let fake = FakeTelegram::start();
+    let agent = agent();
+    let update = fake.push_text(IVAN, IVAN, "hi");
+    let (_, user_message) = fake.message_of(update).unwrap();
+    let keyboard = json!({"inline_keyboard": [[{"text": "A", "callback_data": "a"}]]});
+    let sent = result(call(
+        &agent,
+        &fake,
+        "sendMessage",
+        json!({"chat_id": IVAN, "text": "<b>Ответ</b>", "parse_mode": "HTML", "reply_markup": keyboard}),
+    ));
+    let id = sent["message_id"].as_i64().unwrap();
+    let edit = |text: &str, markup: Option<&Value>| {
+        let mut params =
+            json!({"chat_id": IVAN, "message_id": id, "text": text, "parse_mode": "HTML"});
+        if let Some(markup) = markup {
+            params["reply_markup"] = markup.clone();
+        }
+        call(&agent, &fake, "editMessageText", params)
+    };
+    let not_modified = "Bad Request: message is not modified: specified new message content and reply markup are exactly the same as a current content and reply markup of the message";
+    assert_error(edit("<b>Ответ</b>", Some(&keyboard)), 400, not_modified);
+    assert_error(
+        edit("<strong>Ответ</strong>  ", Some(&keyboard)),
+        400,
+        not_modified,
+    );
+    let edited = result(edit("<i>Ответ</i>", Some(&keyboard)));
+    assert_eq!(edited["entities"][0]["type"], "italic");
+    assert!(edited["edit_date"].is_i64());
+    result(edit("<i>Ответ</i>", None)); // dropping the keyboard is a change
+    assert_error(
+        edit("Hello<br>", None),
+        400,
+        "Bad Request: can't parse entities: Unsupported start tag \"br\" at byte offset 5",
+    );
+    let now = &fake.sent_to(IVAN)[0];
+    assert_eq!(
+        (
+            now.text.as_str(),
+            now.html.as_str(),
+            now.markup.as_ref(),
+            now.edits
+        ),
+        ("Ответ", "<i>Ответ</i>", None, 2)
+    );
+
+    let markup = |markup: Value| {
+        call(
+            &agent,
+            &fake,
+            "editMessageReplyMarkup",
+            json!({"chat_id": IVAN, "message_id": id, "reply_markup": markup}),
+        )
+    };
+    result(markup(keyboard.clone()));
+    assert_error(markup(keyboard.clone()), 400, not_modified);
+    assert_eq!(fake.sent_to(IVAN)[0].edits, 3);
+
+    let other = |method: &str, message_id: i64| {
+        call(
+            &agent,
+            &fake,
+            method,
+            json!({"chat_id": IVAN, "message_id": message_id, "text": "new"}),
+        )
+    };
+    assert_error(
+        other("editMessageText", 999),
+        400,
+        "Bad Request: message to edit not found",
+    );
+    assert_error(
+        other("editMessageText", user_message),
+        400,
+        "Bad Request: message can't be edited",
+    );
+    result(other("deleteMessage", id));
+    assert!(fake.sent_to(IVAN)[0].deleted);
+    assert_error(
+        other("deleteMessage", id),
+        400,
+        "Bad Request: message to delete not found",
+    );
+    assert_error(
+        other("editMessageText", id),
+        400,
+        "Bad Request: message to edit not found",
+    );
+}
+
+#[test]
+fn callback_queries_are_answered_once_and_expire() {
+    let fake = FakeTelegram::start();
+    let agent = agent();
+    fake.push_text(IVAN, IVAN, "/mode");
+    let keyboard = json!({"inline_keyboard": [[{"text": "Сказочный персонаж", "callback_data": "style:fairy"}]]});
+    let menu = result(call(
+        &agent,
+        &fake,
+        "sendMessage",
+        json!({"chat_id": IVAN, "text": "Выберите стиль ответов:", "reply_markup": keyboard}),
+    ));
+    let menu_id = menu["message_id"].as_i64().unwrap();
+
+    let update = fake
+        .update(fake.push(tg::callback_query(IVAN, IVAN, menu_id, "style:fairy")))
+        .unwrap();
+    let query = &update["callback_query"];
+    assert_eq!(query["id"], "530276453942312085");
+    assert_eq!(query["message"]["text"], "Выберите стиль ответов:");
+    assert_eq!(query["message"]["reply_markup"], keyboard);
+    let answer = |id: &Value, text: &str| {
+        call(
+            &agent,
+            &fake,
+            "answerCallbackQuery",
+            json!({"callback_query_id": id, "text": text}),
+        )
+    };
+    assert_eq!(result(answer(&query["id"], "Готово")), json!(true));
+    let too_old =
+        "Bad Request: query is too old and response timeout expired or query ID is invalid";
+    assert_error(answer(&query["id"], ""), 400, too_old);
+    assert_error(answer(&json!("42"), ""), 400, too_old);
+
+    let second = fake
+        .update(fake.push(tg::callback_query(IVAN, IVAN, menu_id, "style:fairy")))
+        .unwrap();
+    assert_error(
+        answer(&second["callback_query"]["id"], &"x".repeat(201)),
+        400,
+        "Bad Request: MESSAGE_TOO_LONG",
+    );
+    fake.expire_callback_queries();
+    assert_error(answer(&second["callback_query"]["id"], ""), 400, too_old);
+
+    // A press on a message the fake never saw comes as an InaccessibleMessage.
+    let lost = fake
+        .update(fake.push(tg::callback_query(IVAN, IVAN, 999, "x")))
+        .unwrap();
+    assert_eq!(lost["callback_query"]["message"]["date"], 0);
+}
+
+#[test]
+fn commands_and_chat_actions_are_validated() {
+    let fake = FakeTelegram::start();
+    let agent = agent();
+    let commands = |list: Value| call(&agent, &fake, "setMyCommands", json!({"commands": list}));
+    result(commands(
+        json!([{"command": "start", "description": "Начать"}, {"command": "mode", "description": "Стиль ответов"}]),
+    ));
+    assert_eq!(
+        fake.commands(),
+        [
+            ("start".to_string(), "Начать".to_string()),
+            ("mode".into(), "Стиль ответов".into())
+        ]
+    );
+    assert_error(
+        commands(json!([{"command": "Start", "description": "x"}])),
+        400,
+        "Bad Request: BOT_COMMAND_INVALID",
+    );
+    assert_error(
+        commands(json!([{"command": "/start", "description": "x"}])),
+        400,
+        "Bad Request: BOT_COMMAND_INVALID",
+    );
+    assert_error(
+        commands(json!([{"command": "start", "description": ""}])),
+        400,
+        "Bad Request: BOT_COMMAND_DESCRIPTION_INVALID",
+    );
+    let many: Vec<Value> = (0..101)
+        .map(|i| json!({"command": format!("c{i}"), "description": "d"}))
+        .collect();
+    assert_error(
+        commands(json!(many)),
+        400,
+        "Bad Request: BOT_COMMANDS_TOO_MUCH",
+    );
+    assert_error(
+        call(&agent, &fake, "setMyCommands", json!({})),
+        400,
+        "Bad Request: parameter \"commands\" is required",
+    );
+
+    fake.push_text(IVAN, IVAN, "hi");
+    let action = |action: &str| {
+        call(
+            &agent,
+            &fake,
+            "sendChatAction",
+            json!({"chat_id": IVAN, "action": action}),
+        )
+    };
+    assert_eq!(result(action("typing")), json!(true));
+    assert_error(
+        action("dancing"),
+        400,
+        "Bad Request: wrong parameter action in request",
+    );
+}
+
+#[test]
+fn every_fault_kind_is_delivered_then_calls_work_again() {
+    let fake = FakeTelegram::start();
+    let agent = agent();
+    let server_error =
+        json!({"ok": false, "error_code": 500, "description": "Internal Server Error: restart"});
+    fake.fail_next("getme", Fault::Status(500, server_error.clone()));
+    fake.fail_next("getMe", Fault::TooManyRequests(7));
+    fake.fail_next("getMe", Fault::BadGatewayHtml);
+    fake.fail_next("getMe", Fault::Drop);
+    fake.fail_next("getMe", Fault::Delay(Duration::from_millis(300)));
+    fake.fail_next("getMe", Fault::Garbage);
+    let get_me = || {
+        read(
+            agent.post(method_url(&fake, "getMe")).send_empty(),
+            "retry-after",
+        )
+    };
+
+    let answer = get_me();
+    assert_eq!((answer.status, answer.json()), (500, server_error));
+    let answer = get_me();
+    assert_eq!((answer.status, answer.header.as_deref()), (429, Some("7")));
+    assert_eq!(
+        answer.json(),
+        json!({"ok": false, "error_code": 429, "description": "Too Many Requests: retry after 7", "parameters": {"retry_after": 7}})
+    );
+    let answer = get_me();
+    assert_eq!(
+        (answer.status, answer.content_type.as_str()),
+        (502, "text/html")
+    );
+    assert!(answer.body.contains("<center>nginx"), "{}", answer.body);
+    assert!(
+        agent.post(method_url(&fake, "getMe")).send_empty().is_err(),
+        "a dropped connection"
+    );
+    let started = Instant::now();
+    assert_eq!(get_me().status, 200);
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    let answer = get_me();
+    assert_eq!(answer.status, 200);
+    assert!(
+        serde_json::from_str::<Value>(&answer.body).is_err(),
+        "garbage: {}",
+        answer.body
+    );
+    assert_eq!(get_me().status, 200);
+    let statuses: Vec<u16> = fake.calls_of("getMe").iter().map(|c| c.status).collect();
+    assert_eq!(statuses, [500, 429, 502, 0, 200, 200, 200]);
+}
+
+#[test]
+fn random_faults_are_reproducible_from_the_seed() {
+    let run = |seed: u64| -> Vec<u16> {
+        let fake = FakeTelegram::start();
+        let agent = agent();
+        fake.push_text(IVAN, IVAN, "hi");
+        let rates = FaultRates {
+            server_error: 0.2,
+            dropped: 0.2,
+            too_many_requests: 0.2,
+            retry_after: 1,
+        };
+        fake.set_random_faults(seed, rates);
+        for i in 0..40 {
+            let _ = agent
+                .post(method_url(&fake, "sendMessage"))
+                .header("Content-Type", "application/json")
+                .send(json!({"chat_id": IVAN, "text": format!("m{i}")}).to_string());
+        }
+        fake.calls_of("sendMessage")
+            .iter()
+            .map(|c| c.status)
+            .collect()
+    };
+    let first = run(7);
+    assert_eq!(first, run(7));
+    assert_ne!(first, run(8));
+    for status in [0, 200, 429] {
+        assert!(first.contains(&status), "{status} in {first:?}");
+    }
+    assert!(first.iter().any(|s| *s >= 500), "{first:?}");
+}
+
+#[test]
+fn keep_alive_serves_many_requests_on_one_connection() {
+    let fake = FakeTelegram::start();
+    let agent = agent();
+    for _ in 0..5 {
+        result(call(&agent, &fake, "getMe", json!({})));
+    }
+    assert_eq!(fake.connections(), 1);
+}
+
+#[test]
+fn chunked_request_bodies_are_read() {
+    let fake = FakeTelegram::start();
+    fake.push_text(IVAN, IVAN, "hi");
+    let body = json!({"chat_id": IVAN, "text": "чанки"}).to_string();
+    let mut reader = body.as_bytes();
+    let answer = read(
+        agent()
+            .post(method_url(&fake, "sendMessage"))
+            .header("Content-Type", "application/json")
+            .send(ureq::SendBody::from_reader(&mut reader)),
+        "",
+    );
+    assert_eq!(answer.json()["result"]["text"], "чанки", "{}", answer.body);
+}
+
+#[test]
+fn update_builders_follow_the_fixtures() {
+    assert_eq!(
+        tg::detect_entities("👋 @SomeBot, объясни закон Ома простыми словами"),
+        [json!({"offset": 3, "length": 8, "type": "mention"})]
+    );
+    assert_eq!(
+        tg::detect_entities("/mode@SomeBot fairy"),
+        [json!({"offset": 0, "length": 13, "type": "bot_command"})]
+    );
+    assert_eq!(
+        tg::detect_entities("/start"),
+        [json!({"offset": 0, "length": 6, "type": "bot_command"})]
+    );
+    assert!(tg::detect_entities("mail a@b.c, path a/b").is_empty());
+
+    let fake = FakeTelegram::start();
+    let agent = agent();
+    let command = fake.push(tg::group_text(GROUP, ANNA, "/mode@SomeBot fairy"));
+    let message = &fake.update(command).unwrap()["message"];
+    assert_eq!(
+        message["chat"],
+        json!({"id": GROUP, "title": "Test Group", "type": "supergroup"})
+    );
+    assert_eq!(message["from"]["first_name"], "Anna");
+    assert_eq!(message["entities"][0]["type"], "bot_command");
+
+    let answer = result(send(&agent, &fake, GROUP, "Закон Ома"));
+    let reply = fake
+        .update(fake.push(tg::reply_to(
+            GROUP,
+            ANNA,
+            answer["message_id"].as_i64().unwrap(),
+            "А пример?",
+        )))
+        .unwrap();
+    assert_eq!(
+        reply["message"]["reply_to_message"]["from"]["id"].as_i64(),
+        Some(tg::BOT_ID)
+    );
+    assert_eq!(reply["message"]["reply_to_message"]["text"], "Закон Ома");
+    assert_eq!(reply["message"]["message_id"].as_i64(), Some(3));
+
+    for update in [
+        tg::sticker(IVAN, IVAN),
+        tg::photo(IVAN, IVAN, Some("Что на схеме?")),
+        tg::voice(IVAN, IVAN),
+        tg::document(IVAN, IVAN, "lesson.pdf"),
+    ] {
+        fake.push(update);
+    }
+    let photo = fake.update(873000104).unwrap();
+    assert_eq!(photo["message"]["photo"].as_array().unwrap().len(), 4);
+    assert_eq!(photo["message"]["caption"], "Что на схеме?");
+    let edited = fake
+        .update(fake.push(tg::edited_text(IVAN, IVAN, 1, "поправил")))
+        .unwrap();
+    assert!(edited["edited_message"]["edit_date"].is_i64());
+    let post = fake
+        .update(fake.push(tg::channel_post(CHANNEL, "Новый выпуск")))
+        .unwrap();
+    assert!(post["channel_post"].get("from").is_none());
+    assert_eq!(
+        post["channel_post"]["sender_chat"]["id"].as_i64(),
+        Some(CHANNEL)
+    );
+
+    // A user blocking the bot and a group migrating change what sending gets.
+    let blocked = fake.update(fake.push(tg::blocked_by(IVAN))).unwrap();
+    assert_eq!(
+        blocked["my_chat_member"]["new_chat_member"]["status"],
+        "kicked"
+    );
+    assert_error(
+        send(&agent, &fake, IVAN, "x"),
+        403,
+        "Forbidden: bot was blocked by the user",
+    );
+    fake.push(tg::my_chat_member(IVAN, IVAN, "kicked", "member"));
+    result(send(&agent, &fake, IVAN, "x"));
+    fake.push(tg::migrated_to_supergroup(-4001, -1004001, ANNA));
+    let (status, body) = send(&agent, &fake, -4001, "x");
+    assert_eq!(
+        (status, &body["description"]),
+        (
+            400,
+            &json!("Bad Request: group chat was upgraded to a supergroup chat")
+        )
+    );
+    assert_eq!(
+        body["parameters"]["migrate_to_chat_id"].as_i64(),
+        Some(-1004001)
+    );
+    result(send(&agent, &fake, -1004001, "x"));
+}
+
+// --- GigaChat ---
+
+fn trusting(fake: &FakeGigaChat) -> Agent {
+    let pem = std::fs::read(fake.ca_pem_path()).expect("read ca.pem");
+    tls_agent(Certificate::from_pem(&pem).expect("a PEM certificate"))
+}
+
+/// An OAuth request with these headers (besides Content-Length) and body.
+fn oauth_with(agent: &Agent, fake: &FakeGigaChat, headers: &[(&str, &str)], body: &str) -> Answer {
+    let mut request = agent.post(fake.auth_url());
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    read(request.send(body), "")
+}
+
+fn token(agent: &Agent, fake: &FakeGigaChat) -> String {
+    let key = format!("Basic {}", fake.credentials());
+    let rquid = uuid::Uuid::new_v4().to_string();
+    let headers = [
+        ("Authorization", key.as_str()),
+        ("RqUID", rquid.as_str()),
+        ("Content-Type", "application/x-www-form-urlencoded"),
+    ];
+    let answer = oauth_with(agent, fake, &headers, "scope=GIGACHAT_API_PERS");
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    answer.json()["access_token"].as_str().unwrap().to_string()
+}
+
+fn completion(agent: &Agent, fake: &FakeGigaChat, token: &str, body: &Value) -> Answer {
+    let request = agent
+        .post(format!("{}/chat/completions", fake.base_url()))
+        .header("Authorization", format!("Bearer {token}"))
+        .header("X-Request-ID", "req-1");
+    read(
+        request
+            .header("Content-Type", "application/json")
+            .send(body.to_string()),
+        "x-request-id",
+    )
+}
+
+fn ask(text: &str) -> Value {
+    json!({"model": "GigaChat-2-Max", "messages": [{"role": "user", "content": text}]})
+}
+
+#[test]
+fn oauth_issues_tokens_like_the_real_service() {
+    let fake = FakeGigaChat::start();
+    let agent = trusting(&fake);
+    assert_eq!(
+        fake.credentials(),
+        "dGVzdC1jbGllbnQtaWQ6dGVzdC1jbGllbnQtc2VjcmV0"
+    );
+    let key = format!("Basic {}", fake.credentials());
+    let rquid = uuid::Uuid::new_v4().to_string();
+    let headers = [
+        ("Authorization", key.as_str()),
+        ("RqUID", rquid.as_str()),
+        ("Content-Type", "application/x-www-form-urlencoded"),
+    ];
+    let answer = oauth_with(&agent, &fake, &headers, "scope=GIGACHAT_API_PERS");
+    assert_eq!(
+        (answer.status, answer.content_type.as_str()),
+        (200, "application/json")
+    );
+    let body = answer.json();
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let expires_in = body["expires_at"].as_i64().unwrap() - now_ms;
+    assert!(
+        (29 * 60_000..=30 * 60_000 + 1000).contains(&expires_in),
+        "{expires_in} ms"
+    );
+    assert!(body["access_token"].as_str().unwrap().len() > 1000);
+    assert_eq!(
+        fake.oauth_requests()[0].header("rquid"),
+        Some(rquid.as_str())
+    );
+
+    let check = |headers: &[(&str, &str)], body: &str, status: u16, expected: &str| {
+        let answer = oauth_with(&agent, &fake, headers, body);
+        assert_eq!(
+            (answer.status, answer.body.as_str()),
+            (status, expected),
+            "{headers:?} {body}"
+        );
+    };
+    let form = ("Content-Type", "application/x-www-form-urlencoded");
+    let auth = ("Authorization", key.as_str());
+    let id = ("RqUID", rquid.as_str());
+    let scope = "scope=GIGACHAT_API_PERS";
+    check(&[auth, form], scope, 400, "");
+    check(&[auth, ("RqUID", "8da54264"), form], scope, 400, "");
+    check(
+        &[
+            auth,
+            ("RqUID", "6ba7b810-9dad-11d1-80b4-00c04fd430c8"),
+            form,
+        ],
+        scope,
+        400,
+        "",
+    );
+    let undecodable = r#"{"code":4,"message":"Can't decode 'Authorization' header"}"#;
+    let bearer = format!("Bearer {}", fake.credentials());
+    check(
+        &[("Authorization", bearer.as_str()), id, form],
+        scope,
+        400,
+        undecodable,
+    );
+    check(
+        &[("Authorization", "Basic not base64!"), id, form],
+        scope,
+        400,
+        undecodable,
+    );
+    let wrong = format!("Basic {}", "d3Jvbmc6Y3JlZHM="); // "wrong:creds"
+    check(
+        &[("Authorization", wrong.as_str()), id, form],
+        scope,
+        401,
+        r#"{"code":6,"message":"credentials doesn't match db data"}"#,
+    );
+    check(
+        &[auth, id, form],
+        "",
+        400,
+        r#"{"code":5,"message":"scope is empty"}"#,
+    );
+    check(
+        &[auth, id, ("Content-Type", "application/json")],
+        r#"{"scope":"GIGACHAT_API_PERS"}"#,
+        400,
+        r#"{"code":5,"message":"scope is empty"}"#,
+    );
+    check(
+        &[auth, id, form],
+        "scope=GIGACHAT_API_XYZ",
+        400,
+        r#"{"code":1,"message":"scope data format invalid"}"#,
+    );
+    check(
+        &[auth, id, form],
+        "scope=GIGACHAT_API_B2B",
+        400,
+        r#"{"code":7,"message":"scope from db not fully includes consumed scope"}"#,
+    );
+    fake.fail_next_oauth(429, "");
+    check(&[auth, id, form], scope, 429, "");
+    assert_eq!(
+        oauth_with(&agent, &fake, &[auth, id, form], scope).status,
+        200
+    );
+}
+
+#[test]
+fn chat_completion_answers_in_the_recorded_shape() {
+    let fake = FakeGigaChat::start();
+    let agent = trusting(&fake);
+    let token = token(&agent, &fake);
+    let body = json!({
+        "model": "GigaChat-2-Max",
+        "messages": [
+            {"role": "system", "content": "Пиши как пират"},
+            {"role": "user", "content": "Привет"},
+            {"role": "assistant", "content": "Йо-хо"},
+            {"role": "user", "content": "Как дела?"},
+        ],
+        "temperature": 0.7,
+        "max_tokens": 500,
+        "profanity_check": true,
+    });
+    let answer = completion(&agent, &fake, &token, &body);
+    assert_eq!(
+        (answer.status, answer.content_type.as_str()),
+        (200, "application/json; charset=utf-8"),
+        "{}",
+        answer.body
+    );
+    assert_eq!(
+        answer.header.as_deref(),
+        Some("req-1"),
+        "X-Request-Id echoes the client's"
+    );
+    let reply = answer.json();
+    let keys: Vec<&String> = reply.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["choices", "created", "model", "object", "usage"]);
+    assert_eq!(
+        reply["choices"][0]["message"],
+        json!({"content": "Ответ (Пиши как пират): Как дела? [сообщений: 4]", "role": "assistant"})
+    );
+    assert_eq!(
+        (
+            &reply["choices"][0]["index"],
+            &reply["choices"][0]["finish_reason"]
+        ),
+        (&json!(0), &json!("stop"))
+    );
+    assert_eq!(
+        (&reply["model"], &reply["object"]),
+        (&json!("GigaChat-2-Max:2.0.28.2"), &json!("chat.completion"))
+    );
+    let usage = &reply["usage"];
+    let sum =
+        usage["prompt_tokens"].as_i64().unwrap() + usage["completion_tokens"].as_i64().unwrap();
+    assert_eq!(usage["total_tokens"].as_i64(), Some(sum));
+    assert!(usage["precached_prompt_tokens"].is_i64());
+    assert_eq!(answer.body, reply.to_string(), "compact JSON");
+
+    let recorded = &fake.chat_requests()[0];
+    assert_eq!(
+        (
+            recorded.status,
+            recorded.temperature,
+            recorded.max_tokens,
+            recorded.stream
+        ),
+        (200, Some(0.7), Some(500), false)
+    );
+    assert_eq!(
+        (recorded.system(), recorded.last_user()),
+        (Some("Пиши как пират"), Some("Как дела?"))
+    );
+    assert_eq!(recorded.header("x-request-id"), Some("req-1"));
+    assert_eq!(
+        recorded.body["profanity_check"], true,
+        "unknown fields are allowed"
+    );
+    assert_eq!(
+        gc::default_answer(recorded),
+        "Ответ (Пиши как пират): Как дела? [сообщений: 4]"
+    );
+}
+
+#[test]
+fn chat_completion_rejects_bad_requests() {
+    let fake = FakeGigaChat::start();
+    let agent = trusting(&fake);
+    let token = token(&agent, &fake);
+    let check = |token: &str, body: &Value, status: u16, expected: &str| {
+        let answer = completion(&agent, &fake, token, body);
+        assert_eq!(
+            (answer.status, answer.body.as_str()),
+            (status, expected),
+            "{body}"
+        );
+    };
+    check(
+        "nope",
+        &ask("x"),
+        401,
+        r#"{"status":401,"message":"Unauthorized"}"#,
+    );
+    let no_such_model = "{\"status\":404,\"message\":\"No such model\"}\n";
+    check(
+        &token,
+        &json!({"model": "GigaChat-9", "messages": [{"role": "user", "content": "x"}]}),
+        404,
+        no_such_model,
+    );
+    check(
+        &token,
+        &json!({"model": "Embeddings", "messages": [{"role": "user", "content": "x"}]}),
+        404,
+        no_such_model,
+    );
+    check(
+        &token,
+        &json!({"messages": [{"role": "user", "content": "x"}]}),
+        404,
+        no_such_model,
+    );
+    let not_first = json!({"model": "GigaChat", "messages": [{"role": "user", "content": "x"}, {"role": "system", "content": "s"}]});
+    check(
+        &token,
+        &not_first,
+        422,
+        r#"{"status":422,"message":"Invalid params: system message must be the first message"}"#,
+    );
+    let cold = json!({"model": "GigaChat", "messages": [{"role": "user", "content": "x"}], "temperature": 0});
+    check(
+        &token,
+        &cold,
+        422,
+        r#"{"status":422,"message":"Invalid params: temperature must be in range (0, +inf)"}"#,
+    );
+    for body in [
+        json!({"model": "GigaChat", "messages": []}),
+        json!({"model": "GigaChat", "messages": [{"role": "bot", "content": "x"}]}),
+        json!({"model": "GigaChat", "messages": [{"role": "user"}]}),
+        json!({"model": "GigaChat", "messages": [{"role": "user", "content": "x"}], "max_tokens": 0}),
+    ] {
+        assert_eq!(
+            completion(&agent, &fake, &token, &body).status,
+            422,
+            "{body}"
+        );
+    }
+    let not_json = agent
+        .post(format!("{}/chat/completions", fake.base_url()))
+        .header("Authorization", format!("Bearer {token}"))
+        .header("Content-Type", "application/json")
+        .send("{not json");
+    assert_eq!(read(not_json, "").status, 400);
+
+    // Expiry: all tokens at once, or by a short lifetime.
+    assert_eq!(completion(&agent, &fake, &token, &ask("x")).status, 200);
+    fake.expire_all_tokens();
+    check(
+        &token,
+        &ask("x"),
+        401,
+        r#"{"status":401,"message":"Token has expired"}"#,
+    );
+    fake.set_token_ttl(Duration::ZERO);
+    let short = self::token(&agent, &fake);
+    check(
+        &short,
+        &ask("x"),
+        401,
+        r#"{"status":401,"message":"Token has expired"}"#,
+    );
+    fake.set_token_ttl(Duration::from_secs(60));
+    let fresh = self::token(&agent, &fake);
+    assert_eq!(completion(&agent, &fake, &fresh, &ask("x")).status, 200);
+}
+
+#[test]
+fn only_one_completion_at_a_time() {
+    let fake = FakeGigaChat::start();
+    let agent = trusting(&fake);
+    let token = token(&agent, &fake);
+    fake.push_reply(Reply::Delay(
+        Duration::from_millis(300),
+        Box::new(Reply::Text("медленно".into())),
+    ));
+    let slow = {
+        let (agent, url, token) = (
+            agent.clone(),
+            format!("{}/chat/completions", fake.base_url()),
+            token.clone(),
+        );
+        thread::spawn(move || {
+            let request = agent
+                .post(url)
+                .header("Authorization", format!("Bearer {token}"));
+            read(
+                request
+                    .header("Content-Type", "application/json")
+                    .send(ask("долгий вопрос").to_string()),
+                "",
+            )
+            .json()
+        })
+    };
+    fake.wait_until(WAIT, "the slow request is being answered", |f| {
+        f.in_flight() == 1
+    });
+    let answer = completion(&agent, &fake, &token, &ask("второй"));
+    assert_eq!(
+        (answer.status, answer.body.as_str()),
+        (429, r#"{"status":429,"message":"Too many requests"}"#)
+    );
+    assert_eq!(
+        slow.join().unwrap()["choices"][0]["message"]["content"],
+        "медленно"
+    );
+    assert_eq!(
+        completion(&agent, &fake, &token, &ask("третий")).status,
+        200
+    );
+}
+
+/// The `data:` payloads of an SSE body, and whether it ended cleanly.
+fn sse_events(
+    response: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+) -> (Vec<String>, bool) {
+    let response = response.expect("an HTTP answer");
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let mut events = Vec::new();
+    let mut lines = BufReader::new(response.into_body().into_reader()).lines();
+    let mut blank_after_each = true;
+    loop {
+        match lines.next() {
+            Some(Ok(line)) if line.is_empty() => {}
+            Some(Ok(line)) => {
+                events.push(
+                    line.strip_prefix("data: ")
+                        .expect("data lines only")
+                        .to_string(),
+                );
+                blank_after_each &= matches!(lines.next(), Some(Ok(blank)) if blank.is_empty());
+            }
+            Some(Err(_)) => return (events, false),
+            None => return (events, blank_after_each),
+        }
+    }
+}
+
+#[test]
+fn streaming_matches_the_recorded_events() {
+    let fake = FakeGigaChat::start();
+    let agent = trusting(&fake);
+    let token = token(&agent, &fake);
+    let stream = |body: Value| {
+        agent
+            .post(format!("{}/chat/completions", fake.base_url()))
+            .header("Authorization", format!("Bearer {token}"))
+            .header("Accept", "text/event-stream")
+            .header("Content-Type", "application/json")
+            .send(body.to_string())
+    };
+    let mut body = ask("Посчитай до трёх");
+    body["stream"] = json!(true);
+    fake.set_stream_speed(500.0, Some((3, Duration::from_millis(5))));
+    let (events, clean) = sse_events(stream(body.clone()));
+    assert!(clean);
+    assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
+    let chunks: Vec<Value> = events[..events.len() - 1]
+        .iter()
+        .map(|e| serde_json::from_str(e).unwrap())
+        .collect();
+    assert!(chunks.len() >= 3, "{events:?}");
+    assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
+    let last = chunks.last().unwrap();
+    assert_eq!(
+        (
+            &last["choices"][0]["delta"],
+            &last["choices"][0]["finish_reason"]
+        ),
+        (&json!({"content": ""}), &json!("stop"))
+    );
+    assert!(last["usage"]["total_tokens"].is_i64());
+    for chunk in &chunks[1..chunks.len() - 1] {
+        let choice = &chunk["choices"][0];
+        assert!(
+            choice["delta"].get("role").is_none() && choice.get("finish_reason").is_none(),
+            "{chunk}"
+        );
+        assert_eq!(
+            (&chunk["object"], &chunk["model"]),
+            (&json!("chat.completion"), &json!("GigaChat-2-Max:2.0.28.2"))
+        );
+    }
+    let text: String = chunks
+        .iter()
+        .map(|c| c["choices"][0]["delta"]["content"].as_str().unwrap())
+        .collect();
+    assert_eq!(text, "Ответ (без стиля): Посчитай до трёх [сообщений: 1]");
+    assert!(fake.chat_requests()[0].stream);
+
+    fake.set_stream_speed(0.0, None);
+    fake.push_reply(Reply::StreamCut("раз два три четыре".into(), 2));
+    let (events, clean) = sse_events(stream(body));
+    assert!(!clean, "a cut stream ends in an error");
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert!(!events.contains(&"[DONE]".to_string()));
+}
+
+#[test]
+fn replies_can_be_scripted() {
+    let fake = FakeGigaChat::start();
+    let agent = trusting(&fake);
+    let token = token(&agent, &fake);
+    fake.push_reply(Reply::Finish(
+        "Не люблю менять тему разговора".into(),
+        "blacklist",
+    ));
+    fake.push_reply(Reply::Status(
+        500,
+        r#"{"status":500,"message":"Internal Server Error"}"#.into(),
+    ));
+    fake.push_reply(Reply::Garbage("<html>oops</html>".into()));
+    fake.push_reply(Reply::Drop);
+    let answer = completion(&agent, &fake, &token, &ask("x"));
+    assert_eq!(answer.json()["choices"][0]["finish_reason"], "blacklist");
+    let answer = completion(&agent, &fake, &token, &ask("x"));
+    assert_eq!(
+        (answer.status, answer.body.as_str()),
+        (500, r#"{"status":500,"message":"Internal Server Error"}"#)
+    );
+    let answer = completion(&agent, &fake, &token, &ask("x"));
+    assert_eq!(
+        (answer.status, answer.body.as_str()),
+        (200, "<html>oops</html>")
+    );
+    let dropped = agent
+        .post(format!("{}/chat/completions", fake.base_url()))
+        .header("Authorization", format!("Bearer {token}"))
+        .header("Content-Type", "application/json")
+        .send(ask("x").to_string());
+    assert!(dropped.is_err());
+    fake.set_responder(|request| {
+        Reply::Text(format!("эхо: {}", request.last_user().unwrap_or("")))
+    });
+    assert_eq!(
+        completion(&agent, &fake, &token, &ask("звук")).json()["choices"][0]["message"]["content"],
+        "эхо: звук"
+    );
+    let statuses: Vec<u16> = fake.chat_requests().iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [200, 500, 200, 0, 200]);
+}
+
+#[test]
+fn models_are_listed_for_a_valid_token() {
+    let fake = FakeGigaChat::start();
+    let agent = trusting(&fake);
+    let token = token(&agent, &fake);
+    let get = |path: &str, token: &str| {
+        read(
+            agent
+                .get(format!("{}{path}", fake.base_url()))
+                .header("Authorization", format!("Bearer {token}"))
+                .call(),
+            "",
+        )
+    };
+    let list = get("/models", &token).json();
+    assert_eq!(list["object"], "list");
+    assert_eq!(list["data"].as_array().unwrap().len(), 20);
+    assert_eq!(
+        list["data"][0],
+        json!({"id": "GigaChat", "object": "model", "owned_by": "salutedevices", "type": "chat"})
+    );
+    assert_eq!(get("/models", "nope").status, 401);
+    assert_eq!(get("/models/GigaChat-2", &token).json()["id"], "GigaChat-2");
+    assert_eq!(get("/models/Nope", &token).status, 404);
+}
+
+#[test]
+fn tls_trusts_only_the_fake_ca_and_keeps_connections() {
+    let fake = FakeGigaChat::start();
+    let other = std::fs::read(fake.other_ca_pem_path()).unwrap();
+    let wrong = tls_agent(Certificate::from_pem(&other).unwrap());
+    let error = wrong
+        .post(fake.auth_url())
+        .send("scope=GIGACHAT_API_PERS")
+        .expect_err("an untrusted server");
+    let message = error.to_string();
+    assert!(
+        message.contains("certificate") || message.contains("issuer"),
+        "{message}"
+    );
+
+    let der = std::fs::read(fake.ca_der_path()).unwrap();
+    let by_der = tls_agent(Certificate::from_der(&der).to_owned());
+    token(&by_der, &fake);
+
+    let before = fake.connections();
+    let agent = trusting(&fake);
+    let token = token(&agent, &fake);
+    for _ in 0..3 {
+        assert_eq!(completion(&agent, &fake, &token, &ask("x")).status, 200);
+    }
+    assert_eq!(
+        fake.connections() - before,
+        1,
+        "one TLS connection for four requests"
+    );
+    assert!(fake.ca_pem_path().exists());
+    let dir = fake.ca_pem_path().parent().unwrap().to_path_buf();
+    drop(fake);
+    assert!(!dir.exists(), "the certificates are removed with the fake");
+}

@@ -1,0 +1,210 @@
+//! Runs the real `gigabot` binary the way a user does: in its own working folder, with
+//! secrets in the environment and an optional config file, against the fakes.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::fake_gigachat::FakeGigaChat;
+use crate::fake_telegram::FakeTelegram;
+
+/// A working folder (removed on drop), the environment and the config for one bot.
+pub struct BotEnv {
+    pub dir: PathBuf,
+    env: Vec<(String, String)>,
+}
+
+static NEXT_DIR: AtomicUsize = AtomicUsize::new(0);
+
+impl BotEnv {
+    /// Both fakes wired in, the CA file given, no config file.
+    pub fn new(tg: &FakeTelegram, gc: &FakeGigaChat) -> BotEnv {
+        let mut env = BotEnv::empty();
+        env.set("TELEGRAM_TOKEN", tg.token());
+        env.set("TELEGRAM_API_URL", &tg.url());
+        env.set("GIGACHAT_CREDENTIALS", &gc.credentials());
+        env.set("GIGACHAT_AUTH_URL", &gc.auth_url());
+        env.set("GIGACHAT_BASE_URL", &gc.base_url());
+        env.set(
+            "GIGACHAT_CA_BUNDLE_FILE",
+            &gc.ca_pem_path().display().to_string(),
+        );
+        // The fakes list GigaChat-2-Max; keep tests fast to shut down.
+        env.config("[telegram]\npoll_timeout_secs = 10\n");
+        env
+    }
+
+    /// A fresh folder and no variables at all.
+    pub fn empty() -> BotEnv {
+        let n = NEXT_DIR.fetch_add(1, Ordering::SeqCst);
+        let dir = std::env::temp_dir().join(format!("gigabot-it-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create the test folder");
+        BotEnv {
+            dir,
+            env: Vec::new(),
+        }
+    }
+
+    pub fn set(&mut self, key: &str, value: &str) -> &mut BotEnv {
+        self.unset(key);
+        self.env.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    pub fn unset(&mut self, key: &str) -> &mut BotEnv {
+        self.env.retain(|(k, _)| k != key);
+        self
+    }
+
+    /// Writes `config.toml` in the working folder (found there by the bot).
+    pub fn config(&mut self, toml: &str) -> &mut BotEnv {
+        std::fs::write(self.dir.join("config.toml"), toml).expect("write config.toml");
+        self
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_gigabot"));
+        command
+            .args(args)
+            .current_dir(&self.dir)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .stdin(Stdio::null());
+        for (key, value) in &self.env {
+            command.env(key, value);
+        }
+        command
+    }
+
+    /// Runs a command to its end (check, ask, a config error…), at most 60 s.
+    pub fn run(&self, args: &[&str]) -> Output {
+        let mut child = self
+            .command(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start gigabot");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while child.try_wait().expect("wait for gigabot").is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("gigabot {args:?} did not finish within 60 s");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        child.wait_with_output().expect("collect gigabot's output")
+    }
+
+    /// Starts the bot (`gigabot run`) in the background.
+    pub fn spawn(&self, args: &[&str]) -> BotProcess {
+        let mut child = self
+            .command(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start gigabot");
+        let log = Arc::new(Mutex::new(String::new()));
+        let mut stderr = child.stderr.take().expect("piped stderr");
+        let sink = Arc::clone(&log);
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stderr.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                let text = String::from_utf8_lossy(&buf[..n]).to_string();
+                sink.lock().unwrap().push_str(&text);
+            }
+        });
+        BotProcess { child, log }
+    }
+}
+
+impl Drop for BotEnv {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A running bot; killed on drop if still running.
+pub struct BotProcess {
+    child: Child,
+    log: Arc<Mutex<String>>,
+}
+
+impl BotProcess {
+    /// Everything the bot wrote to stderr so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Waits until the log contains `text`.
+    pub fn wait_log(&self, text: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while !self.log().contains(text) {
+            if Instant::now() > deadline {
+                panic!("the bot never logged {text:?}; log:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Sends a signal by name ("TERM", "INT", "KILL").
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([format!("-{name}"), self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// Waits for the process to end, at most `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for gigabot") {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// SIGTERM, then the exit status (panics if it does not stop within 10 s).
+    pub fn stop(&mut self) -> ExitStatus {
+        self.signal("TERM");
+        self.wait_exit(Duration::from_secs(10))
+            .unwrap_or_else(|| panic!("the bot did not stop on SIGTERM; log:\n{}", self.log()))
+    }
+}
+
+impl Drop for BotProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// stdout and stderr of a finished command, as text.
+pub fn text(output: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&output.stdout).to_string(),
+        String::from_utf8_lossy(&output.stderr).to_string(),
+    )
+}
+
+/// Reads the saved state file of a bot's folder.
+pub fn read_state(path: &Path) -> serde_json::Value {
+    let bytes = std::fs::read(path).expect("read the state file");
+    serde_json::from_slice(&bytes).expect("the state file is JSON")
+}

@@ -1,0 +1,22 @@
+//! gigabot's one integration-test binary (`cargo test --test it`).
+//!
+//! The tests drive the real bot binary against fakes of both networks it talks to, on
+//! 127.0.0.1, and assert what a user would see. One binary instead of one per file: a single
+//! build, shared helpers, and `cargo test --test it NAME` to pick tests.
+//!
+//! Layout:
+//! - `http`: a tiny HTTP/1.1 server (keep-alive, chunked, fault injection) the fakes run on;
+//! - `tg_html`: Telegram's HTML parse mode, as strict as TDLib's parser;
+//! - `fake_telegram`: the Bot API (long polling, sending, editing, faults, update builders);
+//! - `fake_gigachat`: OAuth and chat completions over real TLS with a throwaway CA;
+//! - `fakes_selftest`: tests of the fakes themselves, through real HTTP and TLS.
+
+mod cli;
+mod conversation;
+mod core;
+mod fake_gigachat;
+mod fake_telegram;
+mod fakes_selftest;
+mod harness;
+mod http;
+mod tg_html;
