@@ -104,6 +104,8 @@ pub struct Bot {
     pub(crate) started: Instant,
     /// Recent GigaChat requests per user, for `requests_per_minute`.
     pub(crate) recent: HashMap<i64, VecDeque<Instant>>,
+    /// When silent chats were last forgotten (Unix seconds).
+    last_cleanup: u64,
 }
 
 /// An error the loop cannot go on after: the token was revoked, or the bot is stopping.
@@ -125,6 +127,7 @@ impl Bot {
             me,
             started: Instant::now(),
             recent: HashMap::new(),
+            last_cleanup: 0,
         }
     }
 
@@ -376,6 +379,20 @@ impl Bot {
             None => 1000,
         };
         Duration::from_millis(ms)
+    }
+
+    /// Drops the memory of chats silent for `bot.forget_after_days`, at most once an hour.
+    pub fn forget_silent_chats(&mut self) {
+        let now = unix_now();
+        if now < self.last_cleanup + 3600 {
+            return;
+        }
+        self.last_cleanup = now;
+        let days = self.config.bot.forget_after_days;
+        let forgotten = self.store.forget_silent(now, days);
+        if forgotten > 0 {
+            log::info!("forgot the memory of {forgotten} chat(s) silent for {days} days");
+        }
     }
 
     /// After a bug (a caught panic): a short apology, best effort.

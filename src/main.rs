@@ -188,9 +188,8 @@ fn watch_signals() -> Result<()> {
 
 /// The polling loop: ask for updates after the last handled one, handle each, save.
 fn poll(bot: &mut Bot) -> Result<()> {
-    let mut last_cleanup = 0;
     loop {
-        let offset = bot.store.state.last_update_id + 1;
+        let mut offset = bot.store.state.last_update_id + 1;
         if !set_idle(true) {
             return Ok(());
         }
@@ -202,39 +201,23 @@ fn poll(bot: &mut Bot) -> Result<()> {
             Ok(updates) => updates,
             Err(err) => return fatal(err),
         };
-        let now = bot::unix_now();
-        if now >= last_cleanup + 3600 {
-            last_cleanup = now;
-            let forgotten = bot
-                .store
-                .forget_silent(now, bot.config.bot.forget_after_days);
-            if forgotten > 0 {
-                log::info!(
-                    "forgot the memory of {forgotten} chat(s) silent for {} days",
-                    bot.config.bot.forget_after_days
-                );
-            }
+        // After a week without updates Telegram may start ids anew, below ours.
+        if let Some(lowest) = updates.iter().map(|u| u.update_id).min()
+            && updates.iter().all(|u| u.update_id < offset)
+        {
+            log::warn!(
+                "Telegram's update ids restarted at {lowest} (ours were at {offset}); following them"
+            );
+            offset = lowest;
         }
-        for update in updates {
+        bot.forget_silent_chats();
+        for update in updates.into_iter().filter(|u| u.update_id >= offset) {
             if STOP.load(Ordering::SeqCst) {
                 return Ok(());
             }
             let id = update.update_id;
-            if id < offset {
-                log::debug!("update {id} was handled before; skipped");
-                continue;
-            }
-            let origin = update.origin();
-            // A bug in one update's handling must not take the bot down with it.
-            match std::panic::catch_unwind(AssertUnwindSafe(|| bot.handle_update(update))) {
-                Ok(Ok(report)) => log_report(id, &report),
-                Ok(Err(err)) => return fatal(err),
-                Err(_) => {
-                    log::error!("update {id}: skipped after a bug (the panic is logged above)");
-                    if let Some((chat_id, reply_to)) = origin {
-                        bot.apologize(chat_id, reply_to);
-                    }
-                }
+            if let Err(err) = handle_update(bot, update) {
+                return fatal(err);
             }
             bot.store.state.last_update_id = id;
             if let Err(err) = bot.store.save() {
@@ -242,6 +225,24 @@ fn poll(bot: &mut Bot) -> Result<()> {
             }
         }
     }
+}
+
+/// Hands one update to the bot and logs what happened. A bug (a panic) in one update's
+/// handling is caught: the user gets an apology and the loop goes on.
+fn handle_update(bot: &mut Bot, update: telegram::Update) -> Result<(), telegram::Error> {
+    let id = update.update_id;
+    let origin = update.origin();
+    match std::panic::catch_unwind(AssertUnwindSafe(|| bot.handle_update(update))) {
+        Ok(Ok(report)) => log_report(id, &report),
+        Ok(Err(err)) => return Err(err),
+        Err(_) => {
+            log::error!("update {id}: skipped after a bug (the panic is logged above)");
+            if let Some((chat_id, reply_to)) = origin {
+                bot.apologize(chat_id, reply_to);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Marks the loop idle or busy; false if a stop was requested (checked under the lock,

@@ -442,3 +442,25 @@ fn a_broken_state_file_is_refused_never_overwritten_and_reset_moves_it_aside() {
     tg.wait_until(WAIT, "answered", |t| t.replies_to(id).len() == 1);
     assert_eq!(gc.chat_requests().pop().unwrap().messages.len(), 2);
 }
+
+#[test]
+fn update_ids_that_restarted_below_the_saved_one_are_still_answered() {
+    // Telegram picks new ids at random after a week without updates; the saved offset is
+    // then "in the future" and the server sends updates from the head of its queue.
+    let tg = crate::fake_telegram::FakeTelegram::start();
+    let gc = crate::fake_gigachat::FakeGigaChat::start();
+    let env = crate::harness::BotEnv::new(&tg, &gc);
+    std::fs::write(
+        env.path("gigabot-state.json"),
+        r#"{"last_update_id": 999000000000, "chats": {}}"#,
+    )
+    .unwrap();
+    let bot = env.spawn(&[]);
+    tg.wait_until(WAIT, "the bot polls", |t| t.polling());
+    let id = tg.push_text(IVAN, IVAN, "Привет после долгого перерыва");
+    tg.wait_until(WAIT, "answered", |t| t.replies_to(id).len() == 1);
+    assert!(bot.log().contains("update ids restarted"), "{}", bot.log());
+    let next = tg.push_text(IVAN, IVAN, "И ещё");
+    tg.wait_until(WAIT, "answered", |t| t.replies_to(next).len() == 1);
+    assert_eq!(tg.replies_to(id).len(), 1);
+}
