@@ -501,7 +501,7 @@ impl Bot {
 
     /// sendMessage, following a group's move to a supergroup once. The outer Err is fatal;
     /// the inner one is Telegram refusing this message (logged here).
-    fn send(
+    pub(crate) fn send(
         &mut self,
         mut message: OutgoingMessage,
     ) -> Result<Result<Message, telegram::Error>, Fatal> {

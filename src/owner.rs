@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::bot::{self, Bot, Command, Fatal, Report};
-use crate::telegram::{CallbackQuery, Message, User};
+use crate::telegram::{CallbackQuery, Message, OutgoingMessage, User};
 
 impl Bot {
     pub(crate) fn is_admin(&self, user_id: i64) -> bool {
@@ -41,8 +41,8 @@ impl Bot {
     ) -> Result<String, Fatal> {
         let text = bot::NOT_ALLOWED.replace("{id}", &user.id.to_string());
         let outcome = self.reply(chat_id, reply_to, &text)?;
-        let denied = self.store.state.denied.contains(&user.id);
-        if denied || !self.store.state.announced.insert(user.id) {
+        let state = &self.store.state;
+        if state.denied.contains(&user.id) || state.announced.contains(&user.id) {
             return Ok(outcome);
         }
         let who = display_name(user);
@@ -54,8 +54,20 @@ impl Bot {
             {"text": bot::DENY_BUTTON, "callback_data": format!("deny:{}", user.id)},
         ]]});
         for admin in self.config.bot.admins.clone() {
-            let sent = self.send_plain(admin, None, &text, Some(keyboard.clone()))?;
-            log::info!("admin {admin} told about user {}: {sent}", user.id);
+            let message = OutgoingMessage {
+                chat_id: admin,
+                text: &text,
+                keyboard: Some(keyboard.clone()),
+                ..OutgoingMessage::default()
+            };
+            match self.send(message)? {
+                // Told once is enough; if no admin could be told, the next message tries again.
+                Ok(_) => drop(self.store.state.announced.insert(user.id)),
+                Err(err) => log::warn!(
+                    "cannot tell admin {admin} about user {}: {err}; an admin must write /start to the bot first",
+                    user.id
+                ),
+            }
         }
         Ok(outcome)
     }

@@ -19,4 +19,5 @@ mod fake_telegram;
 mod fakes_selftest;
 mod harness;
 mod http;
+mod owner;
 mod tg_html;
