@@ -20,4 +20,5 @@ mod fakes_selftest;
 mod harness;
 mod http;
 mod owner;
+mod streaming;
 mod tg_html;
