@@ -264,10 +264,11 @@ impl Bot {
     ) -> Result<(), Fatal> {
         let style = self.style_of(chat_id).clone();
         report.style = style.id.clone();
-        let chat = self.store.chat(chat_id);
+        let mut chat = self.store.chat(chat_id);
         chat.last_active = unix_now();
         chat.last_question = Some(question.to_string());
-        let mut history = chat.history.clone();
+        self.store.put_chat(chat_id, &chat);
+        let mut history = chat.history;
         if again {
             drop_last_exchange(&mut history, question);
         }
@@ -435,7 +436,9 @@ impl Bot {
             chars -= history[0].content.chars().count();
             history.remove(0);
         }
-        self.store.chat(chat_id).history = history;
+        let mut chat = self.store.chat(chat_id);
+        chat.history = history;
+        self.store.put_chat(chat_id, &chat);
     }
 
     /// Sends a Markdown answer as Telegram HTML, split into messages of at most 4096
@@ -602,13 +605,14 @@ impl Bot {
             }
             "mode" => self.on_mode(chat_id, reply_to, command.args.trim())?,
             "reset" | "new" => {
-                let chat = self.store.chat(chat_id);
+                let mut chat = self.store.chat(chat_id);
                 chat.history.clear();
                 chat.last_question = None;
+                self.store.put_chat(chat_id, &chat);
                 self.reply(chat_id, reply_to, RESET_DONE)?
             }
             "retry" => {
-                let last = self.store.chat(chat_id).last_question.clone();
+                let last = self.store.chat(chat_id).last_question;
                 match last {
                     Some(question) => {
                         let Some(from) = message.from.as_ref() else {
@@ -717,20 +721,16 @@ impl Bot {
     }
 
     fn set_style(&mut self, chat_id: i64, id: &str) {
-        let chat = self.store.chat(chat_id);
+        let mut chat = self.store.chat(chat_id);
         chat.style = Some(id.to_string());
         chat.last_active = unix_now();
+        self.store.put_chat(chat_id, &chat);
     }
 
     /// The chat's style, or the default if the chat has none or its style left the config.
     fn style_of(&self, chat_id: i64) -> &Style {
         let styles = &self.config.styles;
-        let chosen = self
-            .store
-            .state
-            .chats
-            .get(&chat_id)
-            .and_then(|c| c.style.as_deref());
+        let chosen = self.store.chat(chat_id).style;
         chosen
             .and_then(|id| styles.iter().find(|s| s.id == id))
             .or_else(|| {
@@ -805,8 +805,9 @@ impl Bot {
     }
 }
 
-/// Keeps "typing…" on screen while GigaChat thinks: the status lasts 5 s, so it is resent
-/// every 4 s by a helper thread (scoped: it always ends before the answer is sent).
+/// Keeps "typing…" on screen while GigaChat thinks. The status lasts 5 s: it is sent now,
+/// and a helper thread resends it every 4 s for as long as the wait lasts. The thread is
+/// scoped, so it always ends before the answer is sent; for a quick answer it sends nothing.
 struct Typing<'scope> {
     running: Option<(mpsc::Sender<()>, ScopedJoinHandle<'scope, ()>)>,
 }
@@ -817,15 +818,16 @@ impl<'scope> Typing<'scope> {
         telegram: &'env Telegram,
         chat_id: i64,
     ) -> Self {
+        if let Err(err) = telegram.send_typing(chat_id) {
+            log::debug!("{err}");
+        }
         let (stop, stopped) = mpsc::channel::<()>();
         let thread = scope.spawn(move || {
-            loop {
+            while let Err(mpsc::RecvTimeoutError::Timeout) =
+                stopped.recv_timeout(Duration::from_secs(4))
+            {
                 if let Err(err) = telegram.send_typing(chat_id) {
                     log::debug!("{err}");
-                }
-                match stopped.recv_timeout(Duration::from_secs(4)) {
-                    Err(mpsc::RecvTimeoutError::Timeout) => continue,
-                    _ => break,
                 }
             }
         });

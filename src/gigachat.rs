@@ -208,10 +208,21 @@ impl GigaChat {
                 .collect();
             ureq::tls::RootCerts::new_with_certs(&certs)
         };
+        // Per-phase timeouts (see telegram.rs for why not a global one): the answer must start
+        // within timeout_secs, and all of it (a stream included) arrive within timeout_secs more.
+        let timeout = Duration::from_secs(config.timeout_secs);
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(config.timeout_secs)))
-            .timeout_connect(Some(Duration::from_secs(15.min(config.timeout_secs))))
+            .timeout_connect(Some(Duration::from_secs(15).min(timeout)))
+            .timeout_send_request(Some(timeout))
+            .timeout_send_body(Some(timeout))
+            .timeout_recv_response(Some(timeout))
+            .timeout_recv_body(Some(timeout))
+            // Small buffers: both APIs send headers of a few hundred bytes, and the 128 KB
+            // defaults would be a large part of the bot's memory.
+            .max_response_header_size(16 * 1024)
+            .input_buffer_size(32 * 1024)
+            .output_buffer_size(32 * 1024)
             .tls_config(
                 ureq::tls::TlsConfig::builder()
                     .provider(ureq::tls::TlsProvider::NativeTls)

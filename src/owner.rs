@@ -101,13 +101,12 @@ impl Bot {
         let budget = self.config.bot.daily_tokens_per_user;
         if budget > 0 {
             let (today, left) = local_day(bot::unix_now());
-            let used = self
-                .store
-                .state
-                .users
-                .get(&user_id)
-                .filter(|u| u.day == today)
-                .map_or(0, |u| u.tokens_today);
+            let user = self.store.user(user_id);
+            let used = if user.day == today {
+                user.tokens_today
+            } else {
+                0
+            };
             if used >= budget {
                 return Some(
                     bot::TOKEN_BUDGET
@@ -128,7 +127,7 @@ impl Bot {
             .or_default()
             .push_back(Instant::now());
         let (today, _) = local_day(bot::unix_now());
-        let stats = self.store.state.users.entry(user.id).or_default();
+        let mut stats = self.store.user(user.id);
         stats.name = display_name(user);
         if stats.day != today {
             stats.day = today;
@@ -139,6 +138,7 @@ impl Bot {
         stats.tokens_today += tokens;
         stats.requests += 1;
         stats.tokens += tokens;
+        self.store.put_user(user.id, &stats);
     }
 
     /// `/allow`, `/deny`, `/users`, `/stats` from an admin. None for anything else, so a
@@ -259,29 +259,29 @@ impl Bot {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        let mut active: Vec<_> = state
-            .users
-            .iter()
+        let mut active: Vec<_> = self
+            .store
+            .users()
             .filter(|(_, u)| u.day == today && u.requests_today > 0)
             .collect();
         active.sort_by(|a, b| {
             b.1.requests_today
                 .cmp(&a.1.requests_today)
-                .then(a.0.cmp(b.0))
+                .then(a.0.cmp(&b.0))
         });
-        let tokens_today: u64 = state
-            .users
-            .values()
-            .filter(|u| u.day == today)
-            .map(|u| u.tokens_today)
+        let tokens_today: u64 = self
+            .store
+            .users()
+            .filter(|(_, u)| u.day == today)
+            .map(|(_, u)| u.tokens_today)
             .sum();
         let mut text = format!(
             "Статистика\nРаботает: {}\nОтветов: {}\nОшибки: {failures}\nТокенов сегодня: {tokens_today}, всего: {}\nЧатов: {}, пользователей: {}",
             hours_minutes(self.started.elapsed().as_secs()),
             counters.answers,
             counters.tokens,
-            state.chats.len(),
-            state.users.len(),
+            self.store.chat_count(),
+            self.store.user_count(),
         );
         if !active.is_empty() {
             text.push_str("\nСамые активные сегодня:");

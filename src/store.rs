@@ -4,6 +4,11 @@
 //! folder, is flushed to disk, and is renamed over the old one. A crash or `kill -9` at any
 //! moment leaves either the old or the new state, never a broken file. A file that cannot
 //! be read is never overwritten: the owner decides what to do with it.
+//!
+//! Chats and users are kept in memory as their JSON text, exactly as in the file: a chat is
+//! read out ([`Store::chat`]), changed, and put back ([`Store::put_chat`]). That keeps memory
+//! near the size of the file, and a save after one message writes the other chats' text
+//! as it is instead of serializing them all again.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
@@ -11,23 +16,25 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 /// Everything that survives a restart.
-#[derive(Debug, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct State {
     /// The last update handled (answered or given up on for good); the next poll starts after it.
     pub last_update_id: i64,
-    /// Per chat, by chat id.
-    pub chats: BTreeMap<i64, ChatState>,
+    /// Per chat, by chat id: a [`ChatState`] as JSON.
+    chats: BTreeMap<i64, Box<RawValue>>,
     /// Access given (`/allow`) and taken (`/deny`) by admins' commands and buttons.
     pub granted: BTreeSet<i64>,
     pub denied: BTreeSet<i64>,
     /// Users the admins were already told about, so they are told once.
     pub announced: BTreeSet<i64>,
-    /// Per user, by user id: usage for limits and /stats.
-    pub users: BTreeMap<i64, UserStats>,
+    /// Per user, by user id: a [`UserStats`] as JSON.
+    users: BTreeMap<i64, Box<RawValue>>,
     pub counters: Counters,
 }
 
@@ -77,6 +84,7 @@ pub struct Turn {
     pub content: String,
 }
 
+/// The state and its file.
 pub struct Store {
     path: PathBuf,
     pub state: State,
@@ -92,7 +100,7 @@ impl Store {
                 "cannot read the state file {}: {err}: fix its permissions or set bot.state_file",
                 path.display()
             ),
-            Ok(bytes) => match serde_json::from_slice::<State>(&bytes) {
+            Ok(bytes) => match parse(&bytes) {
                 Ok(state) => state,
                 Err(err) if reset_broken => {
                     let aside = broken_name(path);
@@ -122,25 +130,51 @@ impl Store {
     pub fn save(&self) -> Result<()> {
         let tmp = tmp_name(&self.path);
         let write = || -> std::io::Result<()> {
-            let file = File::create(&tmp)?;
-            let mut writer = BufWriter::new(file);
-            serde_json::to_writer(&mut writer, &self.state)?;
-            writer.write_all(b"\n")?;
-            let file = writer.into_inner().map_err(|err| err.into_error())?;
-            file.sync_all()?;
-            fs::rename(&tmp, &self.path)?;
-            // The rename itself is durable only once the folder is flushed.
-            if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                File::open(dir)?.sync_all()?;
-            }
-            Ok(())
+            let mut out = BufWriter::with_capacity(64 * 1024, File::create(&tmp)?);
+            serde_json::to_writer(&mut out, &self.state)?;
+            out.write_all(b"\n")?;
+            let file = out.into_inner().map_err(|err| err.into_error())?;
+            // The data is on disk before the rename makes it the state. (The folder is not
+            // flushed: after a power cut the rename may be lost, which leaves the old state,
+            // still whole.)
+            file.sync_data()?;
+            fs::rename(&tmp, &self.path)
         };
         write().with_context(|| format!("cannot write the state file {}", self.path.display()))
     }
 
-    /// The chat's state, created on first use.
-    pub fn chat(&mut self, chat_id: i64) -> &mut ChatState {
-        self.state.chats.entry(chat_id).or_default()
+    /// A copy of the chat's state (empty for a new chat); change it, then [`Store::put_chat`].
+    pub fn chat(&self, chat_id: i64) -> ChatState {
+        read(self.state.chats.get(&chat_id).map(|json| &**json))
+    }
+
+    pub fn put_chat(&mut self, chat_id: i64, chat: &ChatState) {
+        self.state.chats.insert(chat_id, write(chat));
+    }
+
+    /// A copy of the user's usage; change it, then [`Store::put_user`].
+    pub fn user(&self, user_id: i64) -> UserStats {
+        read(self.state.users.get(&user_id).map(|json| &**json))
+    }
+
+    pub fn put_user(&mut self, user_id: i64, user: &UserStats) {
+        self.state.users.insert(user_id, write(user));
+    }
+
+    /// Every user's usage, for /stats.
+    pub fn users(&self) -> impl Iterator<Item = (i64, UserStats)> + '_ {
+        self.state
+            .users
+            .iter()
+            .map(|(id, json)| (*id, read(Some(json))))
+    }
+
+    pub fn chat_count(&self) -> usize {
+        self.state.chats.len()
+    }
+
+    pub fn user_count(&self) -> usize {
+        self.state.users.len()
     }
 
     /// A group became a supergroup: its style and memory move to the new id.
@@ -158,21 +192,49 @@ impl Store {
         }
         let cutoff = now.saturating_sub(days * 86_400);
         let mut forgotten = 0;
-        for chat in self.state.chats.values_mut() {
-            if chat.last_active < cutoff
-                && (!chat.history.is_empty() || chat.last_question.is_some())
-            {
+        let ids: Vec<i64> = self.state.chats.keys().copied().collect();
+        for id in ids {
+            let mut chat = self.chat(id);
+            if chat.last_active >= cutoff {
+                continue;
+            }
+            if chat.style.is_none() {
+                // Nothing left to keep: the chat needs no entry.
+                self.state.chats.remove(&id);
+            } else if !chat.history.is_empty() || chat.last_question.is_some() {
                 chat.history.clear();
                 chat.last_question = None;
-                forgotten += 1;
+                self.put_chat(id, &chat);
+            } else {
+                continue;
             }
+            forgotten += 1;
         }
-        // A chat with nothing left to remember needs no entry.
-        self.state.chats.retain(|_, chat| {
-            chat.style.is_some() || !chat.history.is_empty() || chat.last_question.is_some()
-        });
         forgotten
     }
+}
+
+/// Parses the file, and checks that every chat and user in it reads as one.
+fn parse(bytes: &[u8]) -> serde_json::Result<State> {
+    let state: State = serde_json::from_slice(bytes)?;
+    for json in state.chats.values() {
+        serde_json::from_str::<ChatState>(json.get())?;
+    }
+    for json in state.users.values() {
+        serde_json::from_str::<UserStats>(json.get())?;
+    }
+    Ok(state)
+}
+
+fn read<T: DeserializeOwned + Default>(json: Option<&RawValue>) -> T {
+    // Every entry was checked at load or written by `write`.
+    json.and_then(|json| serde_json::from_str(json.get()).ok())
+        .unwrap_or_default()
+}
+
+fn write<T: Serialize>(value: &T) -> Box<RawValue> {
+    let text = serde_json::to_string(value).expect("state values always serialize");
+    RawValue::from_string(text).expect("serde_json writes valid JSON")
 }
 
 fn tmp_name(path: &Path) -> PathBuf {
@@ -195,6 +257,8 @@ fn broken_name(path: &Path) -> PathBuf {
 mod tests {
     use super::*;
 
+    const GROUP: i64 = -1001234567890;
+
     fn temp_dir(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("gigabot-store-{name}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
@@ -202,45 +266,74 @@ mod tests {
         dir
     }
 
-    fn sample() -> State {
-        let mut state = State {
-            last_update_id: 873000105,
-            ..State::default()
+    fn group_chat() -> ChatState {
+        ChatState {
+            style: Some("fairy".into()),
+            history: vec![Turn {
+                role: "user".into(),
+                content: "Привет 🤔 \"кавычки\"".into(),
+            }],
+            last_question: Some("Привет 🤔".into()),
+            last_active: 1_781_000_000,
+        }
+    }
+
+    /// A store in a fresh folder with one group chat and one user.
+    fn sample(name: &str) -> (PathBuf, Store) {
+        let path = temp_dir(name).join("state.json");
+        let mut store = Store::open(&path, false).unwrap();
+        store.state.last_update_id = 873000105;
+        store.state.granted.insert(42);
+        store.put_chat(GROUP, &group_chat());
+        let user = UserStats {
+            name: "Иван (@ivan)".into(),
+            requests: 3,
+            ..UserStats::default()
         };
-        state.chats.insert(
-            -1001234567890,
-            ChatState {
-                style: Some("fairy".into()),
-                history: vec![Turn {
-                    role: "user".into(),
-                    content: "Привет 🤔".into(),
-                }],
-                last_question: Some("Привет 🤔".into()),
-                last_active: 1_781_000_000,
-            },
-        );
-        state
+        store.put_user(7, &user);
+        store
+            .state
+            .counters
+            .failures
+            .insert("gigachat 429".into(), 2);
+        (path, store)
     }
 
     #[test]
     fn saves_and_loads_the_same_state() {
-        let dir = temp_dir("roundtrip");
-        let path = dir.join("state.json");
-        let mut store = Store::open(&path, false).unwrap();
-        assert_eq!(store.state, State::default());
-        store.state = sample();
+        let (path, mut store) = sample("roundtrip");
         store.save().unwrap();
         assert!(!tmp_name(&path).exists());
         let again = Store::open(&path, false).unwrap();
-        assert_eq!(again.state, sample());
+        assert_eq!(again.chat(GROUP), group_chat());
+        assert_eq!(again.user(7).requests, 3);
+        assert_eq!(again.state.last_update_id, 873000105);
+        assert_eq!(again.state.counters, store.state.counters);
+        assert_eq!(
+            again.chat(5),
+            ChatState::default(),
+            "a new chat starts empty"
+        );
+        let mut chat = again.chat(GROUP);
+        chat.history.clear();
+        store.put_chat(GROUP, &chat);
+        store.save().unwrap();
+        assert!(
+            Store::open(&path, false)
+                .unwrap()
+                .chat(GROUP)
+                .history
+                .is_empty()
+        );
+        // The file is plain JSON with the chats inside.
+        let text = fs::read_to_string(&path).unwrap();
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(value["chats"][GROUP.to_string()]["style"], "fairy");
     }
 
     #[test]
     fn a_truncated_file_is_refused_and_left_untouched() {
-        let dir = temp_dir("truncated");
-        let path = dir.join("state.json");
-        let mut store = Store::open(&path, false).unwrap();
-        store.state = sample();
+        let (path, store) = sample("truncated");
         store.save().unwrap();
         let full = fs::read(&path).unwrap();
         for cut in [1, full.len() / 3, full.len() / 2, full.len() - 3] {
@@ -257,6 +350,9 @@ mod tests {
                 "the file was changed"
             );
         }
+        // Valid JSON whose chat is not a chat is refused too.
+        fs::write(&path, r#"{"chats": {"1": {"history": 5}}}"#).unwrap();
+        assert!(Store::open(&path, false).is_err());
     }
 
     #[test]
@@ -265,7 +361,8 @@ mod tests {
         let path = dir.join("state.json");
         fs::write(&path, b"{\"chats\": {").unwrap();
         let store = Store::open(&path, true).unwrap();
-        assert_eq!(store.state, State::default());
+        assert_eq!(store.state.last_update_id, 0);
+        assert_eq!(store.chat_count(), 0);
         let aside: Vec<_> = fs::read_dir(&dir)
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -277,15 +374,27 @@ mod tests {
 
     #[test]
     fn silent_chats_lose_memory_but_keep_style() {
-        let mut store = Store {
-            path: PathBuf::new(),
-            state: sample(),
+        let (path, mut store) = sample("silent");
+        let forgettable = ChatState {
+            last_question: Some("забытый".into()),
+            last_active: 1_781_000_000,
+            ..ChatState::default()
         };
-        let chat_id = -1001234567890;
+        store.put_chat(99, &forgettable);
+        let recent = ChatState {
+            last_question: Some("свежий".into()),
+            last_active: 1_781_000_000 + 30 * 86_400,
+            ..ChatState::default()
+        };
+        store.put_chat(100, &recent);
         let now = 1_781_000_000 + 31 * 86_400;
-        assert_eq!(store.forget_silent(now, 30), 1);
-        let chat = &store.state.chats[&chat_id];
+        assert_eq!(store.forget_silent(now, 30), 2);
+        let chat = store.chat(GROUP);
         assert!(chat.history.is_empty());
         assert_eq!(chat.style.as_deref(), Some("fairy"));
+        assert_eq!(store.chat_count(), 2, "chat 99 had nothing left to keep");
+        assert_eq!(store.chat(100), recent);
+        store.save().unwrap();
+        assert_eq!(Store::open(&path, false).unwrap().chat(GROUP), chat);
     }
 }

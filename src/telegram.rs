@@ -252,12 +252,22 @@ impl Telegram {
             .token
             .clone()
             .expect("config::load requires a token for the commands that talk to Telegram");
-        // The HTTP timeout must outlast the long poll, or every idle poll would be an error.
-        let timeout = Duration::from_secs(config.poll_timeout_secs + 15);
+        // The wait for an answer must outlast the long poll, or every idle poll would be an
+        // error. Timeouts are set per phase, not as one global timeout: with a global one,
+        // ureq resolves the host name on a new thread for every request.
+        let answer = Duration::from_secs(config.poll_timeout_secs + 15);
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
-            .timeout_global(Some(timeout))
             .timeout_connect(Some(Duration::from_secs(15)))
+            .timeout_send_request(Some(Duration::from_secs(15)))
+            .timeout_send_body(Some(Duration::from_secs(30)))
+            .timeout_recv_response(Some(answer))
+            .timeout_recv_body(Some(Duration::from_secs(60)))
+            // Small buffers: both APIs send headers of a few hundred bytes, and the 128 KB
+            // defaults would be a large part of the bot's memory.
+            .max_response_header_size(16 * 1024)
+            .input_buffer_size(32 * 1024)
+            .output_buffer_size(32 * 1024)
             .tls_config(
                 ureq::tls::TlsConfig::builder()
                     .provider(ureq::tls::TlsProvider::NativeTls)

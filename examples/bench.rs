@@ -1,0 +1,622 @@
+//! The benchmark: runs the real release binary against the test fakes on 127.0.0.1
+//! (GigaChat over TLS) and prints one table of figures with their targets.
+//!
+//! Run: `cargo run --release --example bench` (about two minutes; `--quick` for a shorter
+//! run with smaller counts). It builds `target/release/gigabot` first.
+//!
+//! The fakes are the integration tests' own, included by path, so the benchmark and the
+//! tests talk to the same strict servers.
+
+#[path = "../tests/it/fake_gigachat.rs"]
+mod fake_gigachat;
+#[path = "../tests/it/fake_telegram.rs"]
+mod fake_telegram;
+#[path = "../tests/it/http.rs"]
+mod http;
+#[path = "../src/store.rs"]
+#[allow(dead_code)]
+mod store;
+#[path = "../tests/it/tg_html.rs"]
+mod tg_html;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fake_gigachat::{FakeGigaChat, Reply, default_answer};
+use fake_telegram::FakeTelegram;
+
+/// One row of the table.
+struct Row {
+    what: String,
+    value: String,
+    target: String,
+    ok: Option<bool>,
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    // `--only NAME` runs one part (for profiling); GIGABOT_BIN picks another binary.
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1));
+    let run = |name: &str| only.is_none_or(|o| o == name);
+    let binary = match std::env::var_os("GIGABOT_BIN") {
+        Some(path) => PathBuf::from(path),
+        None => build_release(),
+    };
+    let mut rows = Vec::new();
+
+    let size = std::fs::metadata(&binary).map(|m| m.len()).unwrap_or(0);
+    rows.push(row(
+        "release binary size (stripped)",
+        format!("{:.2} MB", size as f64 / 1e6),
+        "—",
+        None,
+    ));
+
+    if run("rtt") {
+        rtt(&mut rows);
+    }
+    if run("startup") {
+        startup(&binary, &mut rows);
+    }
+    if run("throughput") {
+        throughput(&binary, if quick { 1000 } else { 5000 }, 500, &mut rows);
+    }
+    if run("overhead") {
+        overhead(&binary, if quick { 50 } else { 200 }, &mut rows);
+    }
+    if run("memory") {
+        memory(
+            &binary,
+            if quick { 2000 } else { 10_000 },
+            if quick { 200 } else { 1000 },
+            &mut rows,
+        );
+    }
+    if run("idle") {
+        idle(&binary, if quick { 10 } else { 30 }, &mut rows);
+    }
+    if run("streaming") {
+        streaming(&binary, &mut rows);
+    }
+    if run("state") {
+        state_file(if quick { 1000 } else { 10_000 }, &mut rows);
+    }
+
+    print_table(&rows);
+}
+
+fn row(what: &str, value: String, target: &str, ok: Option<bool>) -> Row {
+    Row {
+        what: what.to_string(),
+        value,
+        target: target.to_string(),
+        ok,
+    }
+}
+
+fn print_table(rows: &[Row]) {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    println!("\nMachine: {cpu}, {cores} cores\n");
+    println!("| what | measured | target | |");
+    println!("|---|---|---|---|");
+    for r in rows {
+        let mark = match r.ok {
+            Some(true) => "✓",
+            Some(false) => "✗",
+            None => "",
+        };
+        println!("| {} | {} | {} | {mark} |", r.what, r.value, r.target);
+    }
+}
+
+fn build_release() -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "--release", "--bin", "gigabot"])
+        .status()
+        .expect("run cargo build");
+    assert!(status.success(), "cargo build --release failed");
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release/gigabot")
+}
+
+/// A working folder, the fakes wired in, and the bot process.
+struct Bot {
+    child: Child,
+    dir: PathBuf,
+    started: Instant,
+}
+
+impl Bot {
+    fn start(binary: &Path, tg: &FakeTelegram, gc: &FakeGigaChat, config: &str) -> Bot {
+        let dir = std::env::temp_dir().join(format!(
+            "gigabot-bench-{}-{}",
+            std::process::id(),
+            tg.url().len() + gc.connections() + rand_suffix()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("config.toml"), config).unwrap();
+        let started = Instant::now();
+        let child = Command::new(binary)
+            .current_dir(&dir)
+            .env_clear()
+            .envs(std::env::vars().filter(|(k, _)| k == "NOSYNC" || k == "NOTHREAD"))
+            .env("TELEGRAM_TOKEN", tg.token())
+            .env("TELEGRAM_API_URL", tg.url())
+            .env("GIGACHAT_CREDENTIALS", gc.credentials())
+            .env("GIGACHAT_AUTH_URL", gc.auth_url())
+            .env("GIGACHAT_BASE_URL", gc.base_url())
+            .env("GIGACHAT_CA_BUNDLE_FILE", gc.ca_pem_path())
+            .env(
+                "GIGABOT_LOG",
+                std::env::var("GIGABOT_LOG").unwrap_or("warn".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start gigabot");
+        Bot {
+            child,
+            dir,
+            started,
+        }
+    }
+
+    /// utime + stime of the bot so far.
+    fn cpu(&self) -> Duration {
+        let (user, sys) = self.cpu_split();
+        user + sys
+    }
+
+    /// utime and stime of the bot so far.
+    fn cpu_split(&self) -> (Duration, Duration) {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        // After the ")" of the command name come fields 3, 4, …; utime and stime are 14 and 15.
+        let after = stat.rsplit(')').next().unwrap_or("");
+        let field = |n: usize| {
+            after
+                .split_whitespace()
+                .nth(n - 3)
+                .and_then(|f| f.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        let tick = |n: u64| Duration::from_millis(n * 1000 / clock_ticks());
+        (tick(field(14)), tick(field(15)))
+    }
+
+    /// A line of /proc/<pid>/status in kB: "VmHWM" (peak resident memory), "RssAnon"…
+    fn status_kb(&self, key: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find(|l| l.starts_with(&format!("{key}:")))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Bot {
+    fn drop(&mut self) {
+        // A clean stop first (SIGTERM), so profilers wrapped around the bot can write out.
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline && matches!(self.child.try_wait(), Ok(None)) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn rand_suffix() -> usize {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos() as usize)
+        .unwrap_or(0)
+}
+
+fn clock_ticks() -> u64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(100)
+}
+
+const FAST: &str = "[telegram]\npoll_timeout_secs = 30\n[gigachat]\nstream = false\n[bot]\nrequests_per_minute = 0\n";
+
+/// Waits until every update up to `last` is handled and the bot polls again.
+fn wait_handled(tg: &FakeTelegram, last: i64, timeout: Duration) {
+    tg.wait_until(timeout, "all updates handled", |t| {
+        t.confirmed_offset() > last && t.polling()
+    });
+}
+
+fn startup(binary: &Path, rows: &mut Vec<Row>) {
+    let mut times = Vec::new();
+    for _ in 0..5 {
+        let tg = FakeTelegram::start();
+        let gc = FakeGigaChat::start();
+        // A waiting update makes the first poll return at once, so it is recorded at once.
+        tg.push_text(42, 42, "Привет");
+        let bot = Bot::start(binary, &tg, &gc, FAST);
+        tg.wait_until(Duration::from_secs(10), "first poll", |t| {
+            !t.calls_of("getUpdates").is_empty()
+        });
+        let first = tg.calls_of("getUpdates")[0].at;
+        times.push(first.saturating_duration_since(bot.started));
+    }
+    times.sort();
+    let median = times[times.len() / 2];
+    rows.push(row(
+        "start to the first getUpdates (median of 5)",
+        format!("{:.1} ms", median.as_secs_f64() * 1000.0),
+        "≤ 100 ms",
+        Some(median <= Duration::from_millis(100)),
+    ));
+}
+
+/// `messages` texts from `chats` chats queued at once; GigaChat answers at once.
+fn throughput(binary: &Path, messages: usize, chats: i64, rows: &mut Vec<Row>) {
+    let tg = FakeTelegram::start();
+    let gc = FakeGigaChat::start();
+    let bot = Bot::start(binary, &tg, &gc, FAST);
+    tg.wait_until(Duration::from_secs(10), "polling", |t| t.polling());
+    // Warm up: one message per chat opens the connections and gets the token.
+    let mut last = 0;
+    for chat in 0..chats.min(20) {
+        last = tg.push_text(1000 + chat, 1000 + chat, "разминка");
+    }
+    wait_handled(&tg, last, Duration::from_secs(60));
+    let (tg_conns, gc_conns, oauth) = (
+        tg.connections(),
+        gc.connections(),
+        gc.oauth_requests().len(),
+    );
+    let cpu_before = bot.cpu_split();
+    let started = Instant::now();
+    for i in 0..messages {
+        let chat = 1000 + (i as i64 % chats);
+        last = tg.push_text(chat, chat, &format!("Вопрос номер {i}"));
+    }
+    wait_handled(&tg, last, Duration::from_secs(600));
+    let wall = started.elapsed();
+    let cpu_after = bot.cpu_split();
+    let (user, sys) = (cpu_after.0 - cpu_before.0, cpu_after.1 - cpu_before.1);
+    let cpu = user + sys;
+    let n = messages as f64;
+    rows.push(row(
+        &format!("throughput: {messages} messages from {chats} chats, GigaChat instant"),
+        format!("{:.0} answers/s", n / wall.as_secs_f64()),
+        "—",
+        None,
+    ));
+    let cpu_ms = cpu.as_secs_f64() * 1000.0 / n;
+    rows.push(row(
+        "CPU time (user + sys) per message",
+        format!(
+            "{cpu_ms:.3} ms ({:.3} + {:.3})",
+            user.as_secs_f64() * 1000.0 / n,
+            sys.as_secs_f64() * 1000.0 / n
+        ),
+        "≤ 0.5 ms",
+        Some(cpu_ms <= 0.5),
+    ));
+    let new_tg = (tg.connections() - tg_conns) as f64 / n;
+    let new_gc = (gc.connections() - gc_conns) as f64 / n;
+    rows.push(row(
+        "new TCP connections per message after warm-up (Telegram / GigaChat)",
+        format!("{new_tg:.3} / {new_gc:.3}"),
+        "0 / 0",
+        Some(new_tg < 0.01 && new_gc < 0.01),
+    ));
+    let oauth_per = (gc.oauth_requests().len() - oauth) as f64 / n;
+    rows.push(row(
+        "OAuth requests per message (token lives 30 min)",
+        format!("{oauth_per:.4} ({} in all)", gc.oauth_requests().len()),
+        "1 per token lifetime",
+        Some(gc.oauth_requests().len() == 1),
+    ));
+    let answered = tg.sent().len();
+    assert!(
+        answered >= messages,
+        "only {answered} answers for {messages} messages"
+    );
+}
+
+/// GigaChat answers in 100 ms: what the bot adds per message.
+fn overhead(binary: &Path, messages: usize, rows: &mut Vec<Row>) {
+    let tg = FakeTelegram::start();
+    let gc = FakeGigaChat::start();
+    gc.set_responder(|request| {
+        Reply::Delay(
+            Duration::from_millis(100),
+            Box::new(Reply::Text(default_answer(request))),
+        )
+    });
+    let _bot = Bot::start(binary, &tg, &gc, FAST);
+    tg.wait_until(Duration::from_secs(10), "polling", |t| t.polling());
+    let warm = tg.push_text(77, 77, "разминка");
+    wait_handled(&tg, warm, Duration::from_secs(30));
+    let started = Instant::now();
+    let mut last = 0;
+    for i in 0..messages {
+        let chat = 100 + (i as i64 % 50);
+        last = tg.push_text(chat, chat, &format!("Вопрос {i}"));
+    }
+    wait_handled(&tg, last, Duration::from_secs(600));
+    let wall = started.elapsed().as_secs_f64();
+    let per = (wall - 0.1 * messages as f64) / messages as f64 * 1000.0;
+    rows.push(row(
+        &format!("overhead per message, GigaChat answering in 100 ms ({messages} messages)"),
+        format!("{per:.3} ms"),
+        "≤ 1 ms",
+        Some(per <= 1.0),
+    ));
+}
+
+/// Peak memory over many messages in many chats, each with full memory.
+fn memory(binary: &Path, messages: usize, chats: i64, rows: &mut Vec<Row>) {
+    let tg = FakeTelegram::start();
+    let gc = FakeGigaChat::start();
+    let bot = Bot::start(binary, &tg, &gc, FAST);
+    tg.wait_until(Duration::from_secs(10), "polling", |t| t.polling());
+    let mut last = 0;
+    for i in 0..messages {
+        let chat = 5000 + (i as i64 % chats);
+        last = tg.push_text(
+            chat,
+            chat,
+            &format!("Расскажи подробно о вопросе номер {i}, пожалуйста"),
+        );
+        if i % 1000 == 999 {
+            wait_handled(&tg, last, Duration::from_secs(600));
+        }
+    }
+    wait_handled(&tg, last, Duration::from_secs(600));
+    let state = std::fs::metadata(bot.dir.join("gigabot-state.json"))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    let peak = bot.status_kb("VmHWM") as f64 / 1024.0;
+    let mb = |key| bot.status_kb(key) as f64 / 1024.0;
+    rows.push(row(
+        &format!("peak memory (VmHWM), {messages} messages in {chats} chats with full memory"),
+        format!(
+            "{peak:.1} MB (now: {:.1} MB of libraries and code, {:.1} MB heap; state file {:.1} MB)",
+            mb("RssFile"),
+            mb("RssAnon"),
+            state as f64 / 1e6
+        ),
+        "≤ 10 MB",
+        Some(peak <= 10.0),
+    ));
+}
+
+fn idle(binary: &Path, secs: u64, rows: &mut Vec<Row>) {
+    let tg = FakeTelegram::start();
+    let gc = FakeGigaChat::start();
+    let bot = Bot::start(binary, &tg, &gc, FAST);
+    tg.wait_until(Duration::from_secs(10), "polling", |t| t.polling());
+    let before = bot.cpu();
+    std::thread::sleep(Duration::from_secs(secs));
+    let used = bot.cpu() - before;
+    let percent = used.as_secs_f64() / secs as f64 * 100.0;
+    rows.push(row(
+        &format!("CPU while idle in long polls ({secs} s)"),
+        format!("{percent:.3} %"),
+        "≤ 0.1 %",
+        Some(percent <= 0.1),
+    ));
+}
+
+/// A 2 000-character answer at 60 tokens/s: when the user sees text, streaming or not.
+fn streaming(binary: &Path, rows: &mut Vec<Row>) {
+    let sentence = "Электрический ток — это упорядоченное движение заряженных частиц.";
+    let paragraph = [sentence; 4].join(" ");
+    let text = vec![paragraph; 8].join("\n\n");
+    let text: String = text.chars().take(2000).collect();
+    let tokens = text.chars().count().div_ceil(4);
+    for stream in [true, false] {
+        let tg = FakeTelegram::start();
+        let gc = FakeGigaChat::start();
+        let answer = text.clone();
+        let delay = Duration::from_secs_f64(tokens as f64 / 60.0);
+        gc.set_responder(move |request| {
+            if request.stream {
+                Reply::Text(answer.clone())
+            } else {
+                Reply::Delay(delay, Box::new(Reply::Text(answer.clone())))
+            }
+        });
+        gc.set_stream_speed(60.0, None);
+        let config = format!("[gigachat]\nstream = {stream}\n[bot]\nrequests_per_minute = 0\n");
+        let _bot = Bot::start(binary, &tg, &gc, &config);
+        tg.wait_until(Duration::from_secs(10), "polling", |t| t.polling());
+        let asked = Instant::now();
+        let id = tg.push_text(42, 42, "Что такое ток?");
+        wait_handled(&tg, id, Duration::from_secs(60));
+        let calls = tg.calls();
+        let first = calls
+            .iter()
+            .find(|c| c.method == "sendMessage")
+            .map(|c| c.at)
+            .unwrap();
+        let last = calls
+            .iter()
+            .filter(|c| c.method == "sendMessage" || c.method == "editMessageText")
+            .map(|c| c.at)
+            .max()
+            .unwrap();
+        let mode = if stream { "streaming" } else { "not streaming" };
+        rows.push(row(
+            &format!("2 000-char answer at 60 tokens/s, {mode}: first text / final text"),
+            format!(
+                "{:.2} s / {:.2} s",
+                first.duration_since(asked).as_secs_f64(),
+                last.duration_since(asked).as_secs_f64()
+            ),
+            if stream { "first ≤ 1.5 s" } else { "—" },
+            stream.then(|| first.duration_since(asked) <= Duration::from_millis(1500)),
+        ));
+    }
+}
+
+/// The state file with `chats` chats of full memory: its size and the time to write it.
+fn state_file(chats: i64, rows: &mut Vec<Row>) {
+    let dir = std::env::temp_dir().join(format!("gigabot-bench-state-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("state.json");
+    let mut store = store::Store::open(&path, false).unwrap();
+    let question = "Объясни, пожалуйста, закон Ома простыми словами и с примером из жизни.";
+    let answer = "Закон Ома связывает силу тока, напряжение и сопротивление: I = U / R. ".repeat(8);
+    let mut chat = store::ChatState {
+        style: Some("fairy".into()),
+        last_active: 1_781_000_000,
+        last_question: Some(question.into()),
+        history: Vec::new(),
+    };
+    for _ in 0..3 {
+        chat.history.push(store::Turn {
+            role: "user".into(),
+            content: question.into(),
+        });
+        chat.history.push(store::Turn {
+            role: "assistant".into(),
+            content: answer.clone(),
+        });
+    }
+    for id in 0..chats {
+        store.put_chat(id, &chat);
+    }
+    store.save().unwrap();
+    let mut times = Vec::new();
+    for i in 0..10 {
+        // As after one message: one chat changed.
+        chat.last_active += 1;
+        store.put_chat(i, &chat);
+        let started = Instant::now();
+        store.save().unwrap();
+        times.push(started.elapsed());
+    }
+    times.sort();
+    let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    let _ = std::fs::remove_dir_all(&dir);
+    rows.push(row(
+        &format!("state file, {chats} chats of full memory (6 messages, ~1 400 chars each chat): size / write"),
+        format!("{:.1} MB / {:.1} ms", size as f64 / 1e6, times[5].as_secs_f64() * 1000.0),
+        "—",
+        None,
+    ));
+}
+
+/// How long one request to each fake takes from here: the part of the overhead that is the
+/// fakes' own work, not the bot's.
+fn rtt(rows: &mut Vec<Row>) {
+    let tg = FakeTelegram::start();
+    let gc = FakeGigaChat::start();
+    tg.add_chat(fake_telegram::chat(42));
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .proxy(None)
+        .build()
+        .into();
+    let url = format!("{}/bot{}/sendChatAction", tg.url(), tg.token());
+    let n = 500;
+    let started = Instant::now();
+    for _ in 0..n {
+        let mut r = agent
+            .post(&url)
+            .header("Content-Type", "application/json")
+            .send(&br#"{"chat_id":42,"action":"typing"}"#[..])
+            .unwrap();
+        let _ = r.body_mut().read_to_string();
+    }
+    let tg_rtt = started.elapsed() / n;
+    let url = format!("{}/bot{}/sendMessage", tg.url(), tg.token());
+    let started = Instant::now();
+    for i in 0..n {
+        let body =
+            format!(r#"{{"chat_id":42,"text":"<b>Ответ</b> номер {i}","parse_mode":"HTML"}}"#);
+        let mut r = agent
+            .post(&url)
+            .header("Content-Type", "application/json")
+            .send(body.as_bytes())
+            .unwrap();
+        let _ = r.body_mut().read_to_string();
+    }
+    let send_rtt = started.elapsed() / n;
+    let ca = ureq::tls::Certificate::from_pem(&std::fs::read(gc.ca_pem_path()).unwrap()).unwrap();
+    let tls = ureq::tls::TlsConfig::builder()
+        .provider(ureq::tls::TlsProvider::NativeTls)
+        .root_certs(ureq::tls::RootCerts::new_with_certs(&[ca]))
+        .build();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .proxy(None)
+        .tls_config(tls)
+        .build()
+        .into();
+    let mut r = agent
+        .post(&gc.auth_url())
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .header("RqUID", "8da54264-2463-42be-9aa7-c844d5e45180")
+        .header("Authorization", &format!("Basic {}", gc.credentials()))
+        .send(&b"scope=GIGACHAT_API_PERS"[..])
+        .unwrap();
+    let token: serde_json::Value =
+        serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
+    let bearer = format!("Bearer {}", token["access_token"].as_str().unwrap());
+    let url = format!("{}/chat/completions", gc.base_url());
+    let body =
+        r#"{"model":"GigaChat-2-Max","messages":[{"role":"user","content":"Привет"}]}"#.as_bytes();
+    let started = Instant::now();
+    for _ in 0..n {
+        let mut r = agent
+            .post(&url)
+            .header("Content-Type", "application/json")
+            .header("Authorization", &bearer)
+            .send(body)
+            .unwrap();
+        let _ = r.body_mut().read_to_string();
+    }
+    let gc_rtt = started.elapsed() / n;
+    rows.push(row(
+        "fake GigaChat round trip from the benchmark (chat/completions over TLS, instant answer)",
+        format!("{:.3} ms", gc_rtt.as_secs_f64() * 1000.0),
+        "—",
+        None,
+    ));
+    rows.push(row(
+        "fake Telegram round trip from the benchmark (sendChatAction / sendMessage)",
+        format!(
+            "{:.3} ms / {:.3} ms",
+            tg_rtt.as_secs_f64() * 1000.0,
+            send_rtt.as_secs_f64() * 1000.0
+        ),
+        "—",
+        None,
+    ));
+}
