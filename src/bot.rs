@@ -4,39 +4,38 @@
 //! without reading the logic.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::mpsc;
-use std::thread::{Scope, ScopedJoinHandle};
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use crate::config::{Config, Style};
+use crate::commands::{KNOWN_COMMANDS, parse_command};
+use crate::config::Config;
 use crate::gigachat::{self, ChatMessage, GigaChat};
 use crate::render;
 use crate::store::{Store, Turn};
-use crate::stream::LiveAnswer;
-use crate::telegram::{self, CallbackQuery, Message, OutgoingMessage, Telegram, Update, User};
+use crate::stream::{LiveAnswer, Typing};
+use crate::telegram::{self, Message, OutgoingMessage, Telegram, Update, User};
 
-const START: &str =
+pub(crate) const START: &str =
     "Здравствуйте, {name}! Я отвечаю на вопросы с помощью GigaChat. Просто напишите вопрос.";
-const COMMANDS: &str = "Команды:\n\
+pub(crate) const COMMANDS: &str = "Команды:\n\
 /mode — выбрать стиль ответов\n\
 /reset — забыть разговор и начать заново\n\
 /retry — спросить последний вопрос ещё раз\n\
 /help — эта справка";
-const GROUP_HINT: &str = "В группе я отвечаю, когда ко мне обращаются через @имя, отвечают на моё сообщение или пишут команду.";
-const UNKNOWN_COMMAND: &str = "Такой команды я не знаю.";
+pub(crate) const GROUP_HINT: &str = "В группе я отвечаю, когда ко мне обращаются через @имя, отвечают на моё сообщение или пишут команду.";
+pub(crate) const UNKNOWN_COMMAND: &str = "Такой команды я не знаю.";
 const NOT_TEXT: &str = "Я понимаю только текст. Напишите вопрос словами, пожалуйста.";
 const EMPTY_QUESTION: &str = "Напишите вопрос после обращения ко мне.";
 const TOO_LONG: &str = "Слишком длинное сообщение: {len} символов, а я принимаю не больше {max}. Сократите его, пожалуйста.";
-const CHOOSE_STYLE: &str = "Выберите стиль ответов. Сейчас: «{title}».";
-const NO_SUCH_STYLE: &str = "Стиля «{id}» нет. Выберите один из этих:";
-const STYLE_SET: &str = "Теперь я отвечаю в стиле «{title}».";
-const STYLE_TOAST: &str = "Стиль: {title}";
+pub(crate) const CHOOSE_STYLE: &str = "Выберите стиль ответов. Сейчас: «{title}».";
+pub(crate) const NO_SUCH_STYLE: &str = "Стиля «{id}» нет. Выберите один из этих:";
+pub(crate) const STYLE_SET: &str = "Теперь я отвечаю в стиле «{title}».";
+pub(crate) const STYLE_TOAST: &str = "Стиль: {title}";
 pub(crate) const STALE_BUTTON: &str = "Эта кнопка устарела. Отправьте /mode, чтобы выбрать стиль.";
 const APOLOGY: &str = "Извините, при обработке этого сообщения случилась ошибка. Попробуйте ещё раз или напишите по-другому.";
-const RESET_DONE: &str = "Я забыл наш разговор. Начнём заново!";
-const NOTHING_TO_RETRY: &str = "Мне нечего повторить: сначала задайте вопрос.";
+pub(crate) const RESET_DONE: &str = "Я забыл наш разговор. Начнём заново!";
+pub(crate) const NOTHING_TO_RETRY: &str = "Мне нечего повторить: сначала задайте вопрос.";
 
 // Access and limits (owner.rs).
 pub(crate) const NOT_ALLOWED: &str = "Извините, этот бот работает только для приглашённых пользователей. Ваш id: {id} — передайте его владельцу бота.";
@@ -100,7 +99,7 @@ pub struct Bot {
     pub telegram: Telegram,
     pub gigachat: GigaChat,
     pub store: Store,
-    me: User,
+    pub(crate) me: User,
     pub(crate) started: Instant,
     /// Recent GigaChat requests per user, for `requests_per_minute`.
     pub(crate) recent: HashMap<i64, VecDeque<Instant>>,
@@ -233,7 +232,7 @@ impl Bot {
     }
 
     /// Checks the user's limits, then asks.
-    fn ask(
+    pub(crate) fn ask(
         &mut self,
         chat_id: i64,
         reply_to: i64,
@@ -575,274 +574,6 @@ impl Bot {
             Err(err) => format!("not sent: {err}"),
         })
     }
-
-    fn on_command(
-        &mut self,
-        message: &Message,
-        command: &Command,
-        report: &mut Report,
-    ) -> Result<(), Fatal> {
-        let chat_id = message.chat.id;
-        let reply_to = message.message_id;
-        let in_group = message.chat.kind != "private";
-        if let Some(outcome) = self.on_admin_command(message, command) {
-            report.outcome = outcome?;
-            return Ok(());
-        }
-        report.outcome = match command.name.as_str() {
-            "start" | "help" => {
-                let style = self.style_of(chat_id);
-                let name = message.from.as_ref().map_or("", |u| u.first_name.as_str());
-                let start = START.replace("{name}", name).replace(", !", "!");
-                let mut text = format!(
-                    "{start}\nСейчас мой стиль: «{}».\n\n{COMMANDS}",
-                    style.title
-                );
-                if in_group {
-                    text = format!("{text}\n\n{GROUP_HINT}");
-                }
-                self.reply(chat_id, reply_to, &text)?
-            }
-            "mode" => self.on_mode(chat_id, reply_to, command.args.trim())?,
-            "reset" | "new" => {
-                let mut chat = self.store.chat(chat_id);
-                chat.history.clear();
-                chat.last_question = None;
-                self.store.put_chat(chat_id, &chat);
-                self.reply(chat_id, reply_to, RESET_DONE)?
-            }
-            "retry" => {
-                let last = self.store.chat(chat_id).last_question;
-                match last {
-                    Some(question) => {
-                        let Some(from) = message.from.as_ref() else {
-                            return Ok(());
-                        };
-                        return self.ask(chat_id, reply_to, from, &question, true, report);
-                    }
-                    None => self.reply(chat_id, reply_to, NOTHING_TO_RETRY)?,
-                }
-            }
-            _ => {
-                let text = format!("{UNKNOWN_COMMAND}\n\n{COMMANDS}");
-                self.reply(chat_id, reply_to, &text)?
-            }
-        };
-        Ok(())
-    }
-
-    /// `/mode <id>` switches; `/mode` alone or an unknown id shows the buttons.
-    fn on_mode(&mut self, chat_id: i64, reply_to: i64, arg: &str) -> Result<String, Fatal> {
-        let wanted = arg.to_lowercase();
-        if !wanted.is_empty()
-            && let Some(style) = self.config.styles.iter().find(|s| s.id == wanted).cloned()
-        {
-            self.set_style(chat_id, &style.id);
-            return self.reply(
-                chat_id,
-                reply_to,
-                &STYLE_SET.replace("{title}", &style.title),
-            );
-        }
-        let current = self.style_of(chat_id).clone();
-        let text = if wanted.is_empty() {
-            CHOOSE_STYLE.replace("{title}", &current.title)
-        } else {
-            NO_SUCH_STYLE.replace("{id}", arg)
-        };
-        let keyboard = self.style_keyboard(&current.id);
-        self.send_plain(chat_id, Some(reply_to), &text, Some(keyboard))
-    }
-
-    /// One button per style; the current one is marked. `callback_data` is `style:<id>`,
-    /// at most 38 bytes since ids are at most 32.
-    fn style_keyboard(&self, current: &str) -> Value {
-        let rows: Vec<Value> = self
-            .config
-            .styles
-            .iter()
-            .map(|style| {
-                let mark = if style.id == current { "✓ " } else { "" };
-                json!([{"text": format!("{mark}{}", style.title), "callback_data": format!("style:{}", style.id)}])
-            })
-            .collect();
-        json!({ "inline_keyboard": rows })
-    }
-
-    fn on_callback(&mut self, query: CallbackQuery, report: &mut Report) -> Result<(), Fatal> {
-        let data = query.data.as_deref().unwrap_or("");
-        if data.starts_with("allow:") || data.starts_with("deny:") {
-            return self.on_access_button(&query, data, report);
-        }
-        if !self.is_allowed(query.from.id) {
-            report.kind = "refused";
-            report.outcome = "button from a user without access".into();
-            let text = NOT_ALLOWED.replace("{id}", &query.from.id.to_string());
-            return self.answer_query(&query.id, &text);
-        }
-        let style = data
-            .strip_prefix("style:")
-            .and_then(|id| self.config.styles.iter().find(|s| s.id == id))
-            .cloned();
-        let (Some(style), Some(message)) = (style, query.message.as_ref()) else {
-            report.outcome = format!("stale button {data:?}");
-            self.answer_query(&query.id, STALE_BUTTON)?;
-            return Ok(());
-        };
-        let chat_id = message.chat.id;
-        self.set_style(chat_id, &style.id);
-        self.answer_query(&query.id, &STYLE_TOAST.replace("{title}", &style.title))?;
-        // Old messages come as stubs with date 0; they cannot be edited.
-        if message.date != 0 {
-            let text = CHOOSE_STYLE.replace("{title}", &style.title);
-            let keyboard = self.style_keyboard(&style.id);
-            let edited = self.telegram.edit_message_text(
-                chat_id,
-                message.message_id,
-                &text,
-                false,
-                Some(&keyboard),
-            );
-            if let Err(err) = edited {
-                fatal_only(err)?;
-            }
-        }
-        report.outcome = format!("style set to {}", style.id);
-        Ok(())
-    }
-
-    /// Stops the button's spinner with a toast. "Query is too old" is only logged: the
-    /// user already saw the spinner stop.
-    pub(crate) fn answer_query(&mut self, id: &str, text: &str) -> Result<(), Fatal> {
-        match self.telegram.answer_callback_query(id, text) {
-            Err(err) => fatal_only(err),
-            Ok(()) => Ok(()),
-        }
-    }
-
-    fn set_style(&mut self, chat_id: i64, id: &str) {
-        let mut chat = self.store.chat(chat_id);
-        chat.style = Some(id.to_string());
-        chat.last_active = unix_now();
-        self.store.put_chat(chat_id, &chat);
-    }
-
-    /// The chat's style, or the default if the chat has none or its style left the config.
-    fn style_of(&self, chat_id: i64) -> &Style {
-        let styles = &self.config.styles;
-        let chosen = self.store.chat(chat_id).style;
-        chosen
-            .and_then(|id| styles.iter().find(|s| s.id == id))
-            .or_else(|| {
-                styles
-                    .iter()
-                    .find(|s| s.id == self.config.bot.default_style)
-            })
-            .unwrap_or(&styles[0])
-    }
-
-    fn is_my_name(&self, name: &str) -> bool {
-        self.me
-            .username
-            .as_deref()
-            .is_some_and(|mine| mine.eq_ignore_ascii_case(name))
-    }
-
-    fn is_reply_to_me(&self, message: &Message) -> bool {
-        message
-            .reply_to_message
-            .as_ref()
-            .and_then(|m| m.from.as_ref())
-            .is_some_and(|from| from.id == self.me.id)
-    }
-
-    /// In a group: mentioned by @username or by a text mention, or a reply to the bot.
-    fn is_addressed(&self, message: &Message) -> bool {
-        self.is_reply_to_me(message) || !self.my_mentions(message).is_empty()
-    }
-
-    /// Byte ranges of the mentions of this bot in the message text.
-    fn my_mentions(&self, message: &Message) -> Vec<(usize, usize)> {
-        let text = message.text.as_deref().unwrap_or("");
-        message
-            .entities
-            .iter()
-            .filter(|e| match e.kind.as_str() {
-                "mention" => telegram::entity_text(text, e)
-                    .and_then(|t| t.strip_prefix('@'))
-                    .is_some_and(|name| self.is_my_name(name)),
-                "text_mention" => e.user.as_ref().is_some_and(|u| u.id == self.me.id),
-                _ => false,
-            })
-            .filter_map(|e| telegram::utf16_range_to_bytes(text, e.offset, e.offset + e.length))
-            .collect()
-    }
-
-    /// The question without "@botname" (and the comma or colon right after it).
-    fn strip_mentions(&self, message: &Message) -> String {
-        let text = message.text.as_deref().unwrap_or("");
-        let mut out = String::with_capacity(text.len());
-        let mut pos = 0;
-        for (start, end) in self.my_mentions(message) {
-            if start < pos {
-                continue;
-            }
-            out.push_str(&text[pos..start]);
-            pos = end;
-            if let Some(rest) = text.get(pos..)
-                && rest.starts_with([',', ':'])
-            {
-                pos += 1;
-            }
-        }
-        out.push_str(&text[pos..]);
-        out.split(' ')
-            .filter(|w| !w.is_empty())
-            .collect::<Vec<_>>()
-            .join(" ")
-            .trim()
-            .to_string()
-    }
-}
-
-/// Keeps "typing…" on screen while GigaChat thinks. The status lasts 5 s: it is sent now,
-/// and a helper thread resends it every 4 s for as long as the wait lasts. The thread is
-/// scoped, so it always ends before the answer is sent; for a quick answer it sends nothing.
-struct Typing<'scope> {
-    running: Option<(mpsc::Sender<()>, ScopedJoinHandle<'scope, ()>)>,
-}
-
-impl<'scope> Typing<'scope> {
-    fn start<'env>(
-        scope: &'scope Scope<'scope, 'env>,
-        telegram: &'env Telegram,
-        chat_id: i64,
-    ) -> Self {
-        if let Err(err) = telegram.send_typing(chat_id) {
-            log::debug!("{err}");
-        }
-        let (stop, stopped) = mpsc::channel::<()>();
-        let thread = scope.spawn(move || {
-            while let Err(mpsc::RecvTimeoutError::Timeout) =
-                stopped.recv_timeout(Duration::from_secs(4))
-            {
-                if let Err(err) = telegram.send_typing(chat_id) {
-                    log::debug!("{err}");
-                }
-            }
-        });
-        Typing {
-            running: Some((stop, thread)),
-        }
-    }
-
-    /// Stops and waits, so no "typing…" comes after the answer. Later calls do nothing.
-    fn stop(&mut self) {
-        if let Some((stop, thread)) = self.running.take() {
-            drop(stop);
-            let _ = thread.join();
-        }
-    }
 }
 
 /// Passes on a fatal error; logs any other (the update goes on without that call).
@@ -856,40 +587,8 @@ pub(crate) fn fatal_only(err: telegram::Error) -> Result<(), Fatal> {
     }
 }
 
-/// Commands answered in groups even without "@botname".
-const KNOWN_COMMANDS: [&str; 10] = [
-    "start", "help", "mode", "reset", "new", "retry", "allow", "deny", "users", "stats",
-];
-
-/// A command: `/name@bot args`.
-#[derive(Debug, PartialEq)]
-pub struct Command<'a> {
-    pub name: String,
-    pub bot: Option<&'a str>,
-    pub args: &'a str,
-}
-
-/// Parses `/name`, `/name@bot` and their arguments. Text like "/etc/hosts" is not a command.
-pub fn parse_command(text: &str) -> Option<Command<'_>> {
-    let rest = text.strip_prefix('/')?;
-    let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
-    let (head, args) = rest.split_at(end);
-    let (name, bot) = match head.split_once('@') {
-        Some((name, bot)) => (name, Some(bot)),
-        None => (head, None),
-    };
-    let valid = !name.is_empty()
-        && name.len() <= 32
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-    valid.then(|| Command {
-        name: name.to_ascii_lowercase(),
-        bot,
-        args,
-    })
-}
-
 /// Removes the last user/assistant pair if it is the exchange for `question` (for /retry).
-fn drop_last_exchange(history: &mut Vec<Turn>, question: &str) {
+pub(crate) fn drop_last_exchange(history: &mut Vec<Turn>, question: &str) {
     let n = history.len();
     if n >= 2
         && history[n - 2].role == "user"
@@ -947,21 +646,6 @@ pub fn unix_now() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_commands() {
-        let c = parse_command("/mode@SomeBot fairy").unwrap();
-        assert_eq!(
-            (c.name.as_str(), c.bot, c.args.trim()),
-            ("mode", Some("SomeBot"), "fairy")
-        );
-        let c = parse_command("/START").unwrap();
-        assert_eq!((c.name.as_str(), c.bot, c.args), ("start", None, ""));
-        assert_eq!(parse_command("/etc/hosts is a file"), None);
-        assert_eq!(parse_command("hello /start"), None);
-        assert_eq!(parse_command("/"), None);
-        assert_eq!(parse_command("/ пробел"), None);
-    }
 
     #[test]
     fn retry_drops_only_the_matching_exchange() {

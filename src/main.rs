@@ -6,6 +6,7 @@
 //! to the personal GigaChat tier's limit of one request at a time.
 
 mod bot;
+mod commands;
 mod config;
 mod gigachat;
 mod logger;

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::bot::{self, Bot, Command, Fatal, Report};
+use crate::bot::{self, Bot, Fatal, Report};
+use crate::commands::Command;
 use crate::telegram::{CallbackQuery, Message, OutgoingMessage, User};
 
 impl Bot {

@@ -1,10 +1,12 @@
-//! The live view of a streamed answer: the user sees it grow instead of waiting for all of it.
+//! What the user sees while GigaChat works: "typing…", and the answer growing as it streams.
 //!
 //! Still one thread and blocking I/O: GigaChat's events are read one by one, and between two
 //! reads this edits the Telegram message, no more often than the edit interval. The view
 //! is safely rendered HTML (unclosed Markdown is closed by the renderer); past 4096
 //! characters the current message is finished and the answer goes on in a new one.
 
+use std::sync::mpsc;
+use std::thread::{Scope, ScopedJoinHandle};
 use std::time::{Duration, Instant};
 
 use crate::render;
@@ -240,6 +242,46 @@ impl<'a> LiveAnswer<'a> {
         match result {
             Ok(()) => self.shown[i].text = text,
             Err(err) => self.failed = Some(err),
+        }
+    }
+}
+
+/// Keeps "typing…" on screen while GigaChat thinks. The status lasts 5 s: it is sent now,
+/// and a helper thread resends it every 4 s for as long as the wait lasts. The thread is
+/// scoped, so it always ends before the answer is sent; for a quick answer it sends nothing.
+pub struct Typing<'scope> {
+    running: Option<(mpsc::Sender<()>, ScopedJoinHandle<'scope, ()>)>,
+}
+
+impl<'scope> Typing<'scope> {
+    pub fn start<'env>(
+        scope: &'scope Scope<'scope, 'env>,
+        telegram: &'env Telegram,
+        chat_id: i64,
+    ) -> Self {
+        if let Err(err) = telegram.send_typing(chat_id) {
+            log::debug!("{err}");
+        }
+        let (stop, stopped) = mpsc::channel::<()>();
+        let thread = scope.spawn(move || {
+            while let Err(mpsc::RecvTimeoutError::Timeout) =
+                stopped.recv_timeout(Duration::from_secs(4))
+            {
+                if let Err(err) = telegram.send_typing(chat_id) {
+                    log::debug!("{err}");
+                }
+            }
+        });
+        Typing {
+            running: Some((stop, thread)),
+        }
+    }
+
+    /// Stops and waits, so no "typing…" comes after the answer. Later calls do nothing.
+    pub fn stop(&mut self) {
+        if let Some((stop, thread)) = self.running.take() {
+            drop(stop);
+            let _ = thread.join();
         }
     }
 }
