@@ -1,0 +1,324 @@
+//! The command line: arguments, `gigabot check` and `gigabot ask`.
+//!
+//! `check` goes through everything a new owner can get wrong (the token, the key, the scope,
+//! the model, the CA file) and says what to do about each; `ask` is one question to GigaChat
+//! from the terminal, the quickest way to see the key and TLS work.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+
+use crate::config::Config;
+use crate::gigachat::{self, GigaChat};
+use crate::telegram::{ErrorKind, Telegram};
+use crate::{STOP, bot};
+
+pub const USAGE: &str = "\
+gigabot — a Telegram bot that answers through GigaChat
+
+Usage:
+  gigabot [run] [--config FILE] [--reset-state]   run the bot until Ctrl-C or SIGTERM
+  gigabot check [--config FILE]                   check the config, the token, the key and TLS
+  gigabot ask [--config FILE] [--style ID] TEXT…  ask GigaChat one question, answer on stdout
+  gigabot --help | --version
+
+The config file is FILE, else $GIGABOT_CONFIG, else ./config.toml if present, else the
+built-in defaults. Secrets come from the environment: TELEGRAM_TOKEN and GIGACHAT_CREDENTIALS.
+See config.example.toml for every key.";
+
+/// What the command line asked for.
+#[derive(Debug, PartialEq)]
+pub enum Command {
+    Run {
+        reset_state: bool,
+    },
+    Check,
+    Ask {
+        style: Option<String>,
+        question: String,
+    },
+    Help,
+    Version,
+}
+
+#[derive(Debug, PartialEq)]
+pub struct Args {
+    pub command: Command,
+    pub config: Option<PathBuf>,
+}
+
+/// A usage or config error: one line, exit code 2 (runtime trouble exits with 1).
+pub fn usage_error(err: anyhow::Error) -> ExitCode {
+    log::error!("{err:#}");
+    ExitCode::from(2)
+}
+
+/// `gigabot check`: each item on its own line, with what to do when it fails.
+pub fn check(config: &Config) -> ExitCode {
+    let mut ok = true;
+    println!("✓ config: {}", config.source);
+
+    let telegram = Telegram::new(&config.telegram, &STOP);
+    match telegram.get_me_once() {
+        Ok(me) => println!(
+            "✓ telegram: the token works, the bot is @{} (id {})",
+            me.username.as_deref().unwrap_or("?"),
+            me.id
+        ),
+        Err(err) => {
+            ok = false;
+            match err.kind {
+                ErrorKind::Unauthorized => {
+                    println!("✗ telegram: the bot token is wrong (401): check it with @BotFather")
+                }
+                _ => println!(
+                    "✗ telegram: {err}: check telegram.api_url ({}) and the network",
+                    config.telegram.api_url
+                ),
+            }
+        }
+    }
+
+    let gc = &config.gigachat;
+    match &gc.ca_bundle_file {
+        None => println!("• CA: no gigachat.ca_bundle_file, using the system trust store"),
+        Some(path) => {
+            println!(
+                "• CA file {}: {} certificate(s)",
+                path.display(),
+                gc.ca_certs.len()
+            );
+            for der in &gc.ca_certs {
+                if let Some(report) = gigachat::describe_ca(der) {
+                    let verdict = if report.is_russian_trusted_root {
+                        "this is the Russian Trusted Root CA"
+                    } else {
+                        "this is not the Russian Trusted Root CA"
+                    };
+                    println!(
+                        "    subject: {}\n    SHA-256: {}\n    {verdict}",
+                        report.subject, report.sha256
+                    );
+                }
+            }
+        }
+    }
+
+    let mut gigachat = GigaChat::new(gc);
+    match gigachat.get_gigachat_token() {
+        Ok(_) => {
+            let left = gigachat
+                .token_expires_at_ms()
+                .map(|ms| ms.saturating_sub(bot::unix_now() * 1000) / 60_000)
+                .unwrap_or(0);
+            println!(
+                "✓ gigachat: got an access token (scope {}, valid for {left} min)",
+                gc.scope
+            );
+            match gigachat.models() {
+                Ok(models) => {
+                    let names: Vec<&str> = models
+                        .iter()
+                        .filter(|m| m.kind.is_empty() || m.kind == "chat")
+                        .map(|m| m.id.as_str())
+                        .collect();
+                    println!("• gigachat models for this key: {}", names.join(", "));
+                    if names.contains(&gc.model.as_str()) {
+                        println!("✓ gigachat: the configured model {} is available", gc.model);
+                    } else {
+                        ok = false;
+                        println!(
+                            "✗ gigachat: the configured model {} is not in the list: set gigachat.model (GIGACHAT_MODEL) to one of them",
+                            gc.model
+                        );
+                    }
+                }
+                Err(err) => {
+                    ok = false;
+                    println!("✗ {err}");
+                }
+            }
+        }
+        Err(err) => {
+            ok = false;
+            println!("✗ {err}");
+        }
+    }
+    if ok {
+        println!("Всё в порядке: бот готов к запуску.");
+        ExitCode::SUCCESS
+    } else {
+        println!("Есть проблемы: исправьте пункты, отмеченные ✗.");
+        ExitCode::from(1)
+    }
+}
+
+/// `gigabot ask`: one question, the answer as GigaChat wrote it (Markdown) on stdout.
+pub fn ask(config: &Config, style: Option<&str>, question: &str) -> Result<ExitCode> {
+    let style_id = style.unwrap_or(&config.bot.default_style);
+    let Some(style) = config.styles.iter().find(|s| s.id == style_id) else {
+        let ids: Vec<&str> = config.styles.iter().map(|s| s.id.as_str()).collect();
+        return Ok(usage_error(anyhow::anyhow!(
+            "--style {style_id:?} is not a style: use one of {}",
+            ids.join(", ")
+        )));
+    };
+    let mut gigachat = GigaChat::new(&config.gigachat);
+    let messages = [
+        gigachat::ChatMessage::new("system", &style.prompt),
+        gigachat::ChatMessage::new("user", question),
+    ];
+    let completion = gigachat.chat(&messages, None).context("no answer")?;
+    match completion.finish_reason.as_str() {
+        "blacklist" => {
+            eprintln!("GigaChat refused to answer on this topic (finish_reason: blacklist)");
+            Ok(ExitCode::from(1))
+        }
+        reason => {
+            println!("{}", completion.content.trim_end());
+            if reason == "length" {
+                eprintln!("(the answer was cut short: it reached the length limit)");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Parses the command line. Errors are one line for the user.
+pub fn parse_args(args: impl Iterator<Item = String>) -> Result<Args, String> {
+    let mut config = None;
+    let mut style = None;
+    let mut reset_state = false;
+    let mut words = Vec::new();
+    let mut args = args.peekable();
+    let mut only_words = false;
+    while let Some(arg) = args.next() {
+        if only_words || !arg.starts_with('-') || arg == "-" {
+            words.push(arg);
+            continue;
+        }
+        let (flag, inline) = match arg.split_once('=') {
+            Some((flag, value)) => (flag.to_string(), Some(value.to_string())),
+            None => (arg.clone(), None),
+        };
+        let mut value = |name: &str| {
+            inline
+                .clone()
+                .or_else(|| args.next())
+                .filter(|v| !v.is_empty())
+                .ok_or(format!("{name} needs a value"))
+        };
+        match flag.as_str() {
+            "--" => only_words = true,
+            "-h" | "--help" => {
+                return Ok(Args {
+                    command: Command::Help,
+                    config,
+                });
+            }
+            "-V" | "--version" => {
+                return Ok(Args {
+                    command: Command::Version,
+                    config,
+                });
+            }
+            "-c" | "--config" => config = Some(PathBuf::from(value("--config")?)),
+            "--style" => style = Some(value("--style")?),
+            "--reset-state" => reset_state = true,
+            _ => return Err(format!("unknown option {flag}")),
+        }
+    }
+    let mut words = words.into_iter();
+    let command = match words.next().as_deref() {
+        None | Some("run") => Command::Run { reset_state },
+        Some("check") => Command::Check,
+        Some("ask") => {
+            let question = words.by_ref().collect::<Vec<_>>().join(" ");
+            if question.trim().is_empty() {
+                return Err("ask needs a question: gigabot ask \"Что такое закон Ома?\"".into());
+            }
+            Command::Ask {
+                style: style.take(),
+                question,
+            }
+        }
+        Some(other) => return Err(format!("unknown command {other:?}: use run, check or ask")),
+    };
+    if let Some(extra) = words.next() {
+        return Err(format!("unexpected argument {extra:?}"));
+    }
+    if style.is_some() {
+        return Err("--style only goes with ask".into());
+    }
+    if reset_state && command != (Command::Run { reset_state }) {
+        return Err("--reset-state only goes with run".into());
+    }
+    Ok(Args { command, config })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(line: &str) -> Result<Args, String> {
+        parse_args(line.split_whitespace().map(String::from))
+    }
+
+    #[test]
+    fn command_line_table() {
+        let run = |reset_state| Command::Run { reset_state };
+        let cases: &[(&str, Command, Option<&str>)] = &[
+            ("", run(false), None),
+            ("run", run(false), None),
+            ("run --config bot.toml", run(false), Some("bot.toml")),
+            ("--config=bot.toml", run(false), Some("bot.toml")),
+            ("-c bot.toml run --reset-state", run(true), Some("bot.toml")),
+            ("check --config x.toml", Command::Check, Some("x.toml")),
+            ("--help", Command::Help, None),
+            ("check -h", Command::Help, None),
+            ("--version", Command::Version, None),
+            (
+                "ask --style fairy Что такое закон Ома?",
+                Command::Ask {
+                    style: Some("fairy".into()),
+                    question: "Что такое закон Ома?".into(),
+                },
+                None,
+            ),
+            (
+                "ask -- --not-a-flag",
+                Command::Ask {
+                    style: None,
+                    question: "--not-a-flag".into(),
+                },
+                None,
+            ),
+        ];
+        for (line, command, config) in cases {
+            let args = parse(line).unwrap_or_else(|e| panic!("{line}: {e}"));
+            assert_eq!(&args.command, command, "{line}");
+            assert_eq!(
+                args.config.as_deref(),
+                config.map(std::path::Path::new),
+                "{line}"
+            );
+        }
+    }
+
+    #[test]
+    fn command_line_errors() {
+        for (line, expected) in [
+            ("--bogus", "unknown option --bogus"),
+            ("--config", "--config needs a value"),
+            ("serve", "unknown command \"serve\""),
+            ("ask", "ask needs a question"),
+            ("check extra", "unexpected argument \"extra\""),
+            ("run --style fairy", "--style only goes with ask"),
+            ("check --reset-state", "--reset-state only goes with run"),
+        ] {
+            let err = parse(line).unwrap_err();
+            assert!(err.starts_with(expected), "{line}: {err}");
+        }
+    }
+}
