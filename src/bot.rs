@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::commands::{KNOWN_COMMANDS, parse_command};
 use crate::config::Config;
-use crate::gigachat::{self, ChatMessage, GigaChat};
+use crate::gigachat::{self, ChatMessage, Completion, GigaChat};
 use crate::render;
 use crate::store::{Store, Turn};
 use crate::stream::{LiveAnswer, Typing};
@@ -261,16 +261,10 @@ impl Bot {
         again: bool,
         report: &mut Report,
     ) -> Result<(), Fatal> {
+        // The conversation: the style's prompt, what the chat remembers, the new question.
         let style = self.style_of(chat_id).clone();
         report.style = style.id.clone();
-        let mut chat = self.store.chat(chat_id);
-        chat.last_active = unix_now();
-        chat.last_question = Some(question.to_string());
-        self.store.put_chat(chat_id, &chat);
-        let mut history = chat.history;
-        if again {
-            drop_last_exchange(&mut history, question);
-        }
+        let history = self.start_exchange(chat_id, question, again);
         let mut messages = vec![ChatMessage::new("system", &style.prompt)];
         messages.extend(
             history
@@ -279,40 +273,15 @@ impl Bot {
         );
         messages.push(ChatMessage::new("user", question));
 
+        // Ask GigaChat; meanwhile the chat shows "typing…", then the answer as it streams.
         let started = Instant::now();
-        let interval = self.edit_interval(chat_id);
-        let streaming = self.config.gigachat.stream;
-        // A handle of our own (it shares the agent's connections), so the live view can
-        // outlive this borrow of self.
-        let telegram = self.telegram.clone();
-        let telegram = &telegram;
-        let gigachat = &mut self.gigachat;
-        let (result, mut live) = std::thread::scope(|scope| {
-            let mut typing = Typing::start(scope, telegram, chat_id);
-            if !streaming {
-                let result = gigachat.chat(&messages, None);
-                typing.stop();
-                return (result, None);
-            }
-            let mut live = LiveAnswer::new(telegram, chat_id, reply_to, interval);
-            let mut on_text = |piece: &str| {
-                // "typing…" ends before the first words appear.
-                typing.stop();
-                live.push(piece);
-            };
-            let result = gigachat.chat(&messages, Some(&mut on_text));
-            typing.stop();
-            (result, Some(live))
-        });
+        let (result, live) = self.ask_gigachat(chat_id, reply_to, &messages)?;
         report.gigachat_ms = Some(started.elapsed().as_millis());
-        if let Some(err) = live.as_mut().and_then(LiveAnswer::take_fatal) {
-            return Err(err);
-        }
-        // Whatever part of a broken stream is already on screen stays, rendered.
-        let live = live.filter(LiveAnswer::started);
         let tokens = result.as_ref().map_or(0, |c| c.usage.total_tokens);
         self.count_request(from, tokens);
         report.tokens = tokens;
+
+        // Reply: the answer, or what went wrong.
         let completion = match result {
             Ok(completion) => completion,
             Err(err) => {
@@ -320,6 +289,7 @@ impl Bot {
                 let kind = error_kind(&err);
                 report.outcome = format!("gigachat error: {kind}");
                 self.count_failure(&format!("gigachat {kind}"));
+                // Whatever part of a broken stream is already on screen stays, rendered.
                 if let Some(live) = live {
                     let partial = live.received().to_string();
                     live.finish(&partial).0?;
@@ -365,6 +335,54 @@ impl Bot {
         }
         report.outcome = outcome;
         Ok(())
+    }
+
+    /// Notes the question in the chat's state; returns the memory to send with it (without
+    /// the last exchange when it is asked again with /retry).
+    fn start_exchange(&mut self, chat_id: i64, question: &str, again: bool) -> Vec<Turn> {
+        let mut chat = self.store.chat(chat_id);
+        chat.last_active = unix_now();
+        chat.last_question = Some(question.to_string());
+        self.store.put_chat(chat_id, &chat);
+        let mut history = chat.history;
+        if again {
+            drop_last_exchange(&mut history, question);
+        }
+        history
+    }
+
+    /// Asks GigaChat. "typing…" shows while it thinks; with `gigachat.stream` the answer
+    /// appears and grows as it arrives (the live view, returned if anything is on screen).
+    fn ask_gigachat(
+        &mut self,
+        chat_id: i64,
+        reply_to: i64,
+        messages: &[ChatMessage],
+    ) -> Result<(Result<Completion, gigachat::Error>, Option<LiveAnswer>), Fatal> {
+        let interval = self.edit_interval(chat_id);
+        let streaming = self.config.gigachat.stream;
+        let (telegram, gigachat) = (&self.telegram, &mut self.gigachat);
+        let (result, mut live) = std::thread::scope(|scope| {
+            let mut typing = Typing::start(scope, telegram, chat_id);
+            if !streaming {
+                let result = gigachat.chat(messages, None);
+                typing.stop();
+                return (result, None);
+            }
+            let mut live = LiveAnswer::new(telegram.clone(), chat_id, reply_to, interval);
+            let mut on_text = |piece: &str| {
+                // "typing…" ends before the first words appear.
+                typing.stop();
+                live.push(piece);
+            };
+            let result = gigachat.chat(messages, Some(&mut on_text));
+            typing.stop();
+            (result, Some(live))
+        });
+        if let Some(err) = live.as_mut().and_then(LiveAnswer::take_fatal) {
+            return Err(err);
+        }
+        Ok((result, live.filter(LiveAnswer::started)))
     }
 
     /// How often the live view of a streamed answer may be edited: Telegram allows about

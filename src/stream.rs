@@ -18,8 +18,9 @@ struct Shown {
     text: String,
 }
 
-pub struct LiveAnswer<'a> {
-    telegram: &'a Telegram,
+pub struct LiveAnswer {
+    /// A handle of its own (clones share the agent's connections).
+    telegram: Telegram,
     chat_id: i64,
     reply_to: i64,
     interval: Duration,
@@ -35,8 +36,8 @@ pub struct LiveAnswer<'a> {
     failed: Option<telegram::Error>,
 }
 
-impl<'a> LiveAnswer<'a> {
-    pub fn new(telegram: &'a Telegram, chat_id: i64, reply_to: i64, interval: Duration) -> Self {
+impl LiveAnswer {
+    pub fn new(telegram: Telegram, chat_id: i64, reply_to: i64, interval: Duration) -> Self {
         LiveAnswer {
             telegram,
             chat_id,
