@@ -119,28 +119,18 @@ fn run(config: Config, reset_state: bool) -> Result<()> {
 /// The polling loop: ask for updates after the last handled one, handle each, save.
 fn poll(bot: &mut Bot) -> Result<()> {
     loop {
-        let mut offset = bot.store.state.last_update_id + 1;
-        if !set_idle(true) {
-            return Ok(());
-        }
-        let polled = bot.telegram.get_updates(offset);
-        if !set_idle(false) {
-            return Ok(());
-        }
+        // Wait for updates after the last handled one (a long poll: up to 30 s).
+        let offset = bot.store.state.last_update_id + 1;
+        let Some(polled) = wait_for_updates(bot, offset) else {
+            return Ok(()); // stopping
+        };
         let updates = match polled {
             Ok(updates) => updates,
             Err(err) => return fatal(err),
         };
-        // After a week without updates Telegram may start ids anew, below ours.
-        if let Some(lowest) = updates.iter().map(|u| u.update_id).min()
-            && updates.iter().all(|u| u.update_id < offset)
-        {
-            log::warn!(
-                "Telegram's update ids restarted at {lowest} (ours were at {offset}); following them"
-            );
-            offset = lowest;
-        }
+        let offset = follow_restarted_ids(&updates, offset);
         bot.forget_silent_chats();
+        // Handle each one and save right after it, so a restart answers none twice.
         for update in updates.into_iter().filter(|u| u.update_id >= offset) {
             if STOP.load(Ordering::SeqCst) {
                 return Ok(());
@@ -154,6 +144,33 @@ fn poll(bot: &mut Bot) -> Result<()> {
                 log::error!("{err:#}");
             }
         }
+    }
+}
+
+/// getUpdates, marked idle so that a stop signal may end the process meanwhile; None when a
+/// stop was requested.
+fn wait_for_updates(
+    bot: &Bot,
+    offset: i64,
+) -> Option<Result<Vec<telegram::Update>, telegram::Error>> {
+    if !set_idle(true) {
+        return None;
+    }
+    let polled = bot.telegram.get_updates(offset);
+    set_idle(false).then_some(polled)
+}
+
+/// After a week without updates Telegram may start update ids anew, below ours: then the
+/// lowest id it sent is where we are.
+fn follow_restarted_ids(updates: &[telegram::Update], offset: i64) -> i64 {
+    match updates.iter().map(|u| u.update_id).min() {
+        Some(lowest) if updates.iter().all(|u| u.update_id < offset) => {
+            log::warn!(
+                "Telegram's update ids restarted at {lowest} (ours were at {offset}); following them"
+            );
+            lowest
+        }
+        _ => offset,
     }
 }
 
