@@ -1,0 +1,54 @@
+//! docs/lesson.md quotes the code; these tests keep the quotes true.
+
+/// Every ```rust block in docs/lesson.md appears, line for line, in a file under src/.
+#[test]
+fn lesson_excerpts_are_verbatim_in_src() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let lesson = std::fs::read_to_string(format!("{root}/docs/lesson.md")).expect("docs/lesson.md");
+    let sources: Vec<(String, String)> = std::fs::read_dir(format!("{root}/src"))
+        .expect("src/")
+        .map(|entry| entry.expect("a file in src/").path())
+        .filter(|path| path.extension().is_some_and(|e| e == "rs"))
+        .map(|path| {
+            let text = std::fs::read_to_string(&path).expect("read a source file");
+            (path.display().to_string(), text)
+        })
+        .collect();
+    let excerpts = rust_blocks(&lesson);
+    assert!(
+        excerpts.len() >= 10,
+        "only {} excerpts found",
+        excerpts.len()
+    );
+    for excerpt in &excerpts {
+        assert!(
+            sources
+                .iter()
+                .any(|(_, text)| text.contains(excerpt.as_str())),
+            "this excerpt of docs/lesson.md is not in src/ any more; update the lesson:\n{excerpt}"
+        );
+    }
+}
+
+/// The ```rust fenced blocks of a Markdown text (a fence may be indented in a list).
+fn rust_blocks(markdown: &str) -> Vec<String> {
+    let mut blocks = Vec::new();
+    let mut current: Option<Vec<&str>> = None;
+    for line in markdown.lines() {
+        let fence = line.trim_start();
+        match current.as_mut() {
+            None if fence == "```rust" => current = Some(Vec::new()),
+            Some(_) if fence == "```" => blocks.push(current.take().unwrap_or_default().join("\n")),
+            Some(lines) => lines.push(line),
+            None => {}
+        }
+    }
+    blocks
+}
+
+#[test]
+fn the_excerpt_finder_sees_indented_fences() {
+    let text =
+        "a\n```rust\nfn x() {}\n```\n1. b\n   ```rust\n   let y = 1;\n   ```\n```sh\nls\n```\n";
+    assert_eq!(rust_blocks(text), ["fn x() {}", "   let y = 1;"]);
+}
