@@ -111,6 +111,7 @@ pub struct Bot {
 pub type Fatal = telegram::Error;
 
 impl Bot {
+    /// The bot, with its clients, its saved state, and who it is on Telegram (from getMe).
     pub fn new(
         config: Config,
         telegram: Telegram,
@@ -573,6 +574,7 @@ impl Bot {
         self.send_plain(chat_id, Some(reply_to), text, None)
     }
 
+    /// Sends one of our own texts (no HTML), optionally as a reply and with buttons.
     pub(crate) fn send_plain(
         &mut self,
         chat_id: i64,
@@ -654,6 +656,7 @@ fn error_kind(err: &gigachat::Error) -> String {
     }
 }
 
+/// Seconds since 1970, for the state file's dates.
 pub fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -15,6 +15,7 @@ use crate::config::Style;
 use crate::telegram::{self, CallbackQuery, Message};
 
 impl Bot {
+    /// Answers a command meant for this bot; admin commands are tried first.
     pub(crate) fn on_command(
         &mut self,
         message: &Message,
@@ -108,6 +109,7 @@ impl Bot {
         json!({ "inline_keyboard": rows })
     }
 
+    /// A pressed button: a style choice, or an admin's access decision.
     pub(crate) fn on_callback(
         &mut self,
         query: CallbackQuery,
@@ -184,6 +186,7 @@ impl Bot {
             .unwrap_or(&styles[0])
     }
 
+    /// Is `name` this bot's @username (Telegram compares them without case)?
     pub(crate) fn is_my_name(&self, name: &str) -> bool {
         self.me
             .username
@@ -191,6 +194,7 @@ impl Bot {
             .is_some_and(|mine| mine.eq_ignore_ascii_case(name))
     }
 
+    /// Does the message reply to one of this bot's messages?
     pub(crate) fn is_reply_to_me(&self, message: &Message) -> bool {
         message
             .reply_to_message

@@ -96,6 +96,7 @@ pub struct Style {
 pub struct Secret(String);
 
 impl Secret {
+    /// The value itself: call it only where the secret is sent to its service.
     pub fn expose(&self) -> &str {
         &self.0
     }

@@ -92,6 +92,7 @@ pub struct ChatMessage {
 }
 
 impl ChatMessage {
+    /// A message with this role ("system", "user" or "assistant").
     pub fn new(role: &str, content: &str) -> ChatMessage {
         ChatMessage {
             role: role.to_string(),
@@ -196,6 +197,7 @@ pub struct GigaChat {
 }
 
 impl GigaChat {
+    /// The client: one agent (kept-alive connections) trusting the configured roots.
     pub fn new(config: &GigaChatConfig) -> GigaChat {
         let roots = if config.ca_certs.is_empty() {
             // The system trust store, where the lesson tells students to install the CA.

@@ -14,6 +14,7 @@ use crate::commands::Command;
 use crate::telegram::{CallbackQuery, Message, OutgoingMessage, User};
 
 impl Bot {
+    /// Admins come from `bot.admins` only: no command can make an admin.
     pub(crate) fn is_admin(&self, user_id: i64) -> bool {
         self.config.bot.admins.contains(&user_id)
     }
@@ -246,6 +247,7 @@ impl Bot {
         )
     }
 
+    /// The /stats text: uptime, answers, failures, tokens, chats, users, the most active.
     pub(crate) fn stats_text(&self) -> String {
         let state = &self.store.state;
         let (today, _) = local_day(bot::unix_now());

@@ -148,6 +148,7 @@ impl Store {
         read(self.state.chats.get(&chat_id).map(|json| &**json))
     }
 
+    /// Stores the chat's changed state (saved with the next [`Store::save`]).
     pub fn put_chat(&mut self, chat_id: i64, chat: &ChatState) {
         self.state.chats.insert(chat_id, write(chat));
     }
@@ -157,6 +158,7 @@ impl Store {
         read(self.state.users.get(&user_id).map(|json| &**json))
     }
 
+    /// Stores the user's changed usage (saved with the next [`Store::save`]).
     pub fn put_user(&mut self, user_id: i64, user: &UserStats) {
         self.state.users.insert(user_id, write(user));
     }
@@ -169,10 +171,12 @@ impl Store {
             .map(|(id, json)| (*id, read(Some(json))))
     }
 
+    /// How many chats have a style or memory, for /stats.
     pub fn chat_count(&self) -> usize {
         self.state.chats.len()
     }
 
+    /// How many users have asked something, for /stats.
     pub fn user_count(&self) -> usize {
         self.state.users.len()
     }

@@ -37,6 +37,7 @@ pub struct LiveAnswer {
 }
 
 impl LiveAnswer {
+    /// A view with nothing on screen yet; the first words will reply to `reply_to`.
     pub fn new(telegram: Telegram, chat_id: i64, reply_to: i64, interval: Duration) -> Self {
         LiveAnswer {
             telegram,
@@ -255,6 +256,7 @@ pub struct Typing<'scope> {
 }
 
 impl<'scope> Typing<'scope> {
+    /// Sends "typing…" now and starts the thread that repeats it.
     pub fn start<'env>(
         scope: &'scope Scope<'scope, 'env>,
         telegram: &'env Telegram,

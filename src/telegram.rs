@@ -440,6 +440,7 @@ impl Telegram {
         Ok(true)
     }
 
+    /// The command menu users see next to the text field.
     pub fn set_my_commands(&self, commands: &[(&str, &str)]) -> Result<(), Error> {
         let commands: Vec<Value> = commands
             .iter()
@@ -461,6 +462,7 @@ impl Telegram {
         Ok(raw.into_iter().filter_map(parse_update).collect())
     }
 
+    /// Sends a message (link previews off: answers are full of links).
     pub fn send_message(&self, message: &OutgoingMessage) -> Result<Message, Error> {
         let mut params = json!({
             "chat_id": message.chat_id,
@@ -530,6 +532,7 @@ impl Telegram {
         }
     }
 
+    /// Deletes one of the bot's messages (a live view that ended shorter).
     pub fn delete_message(&self, chat_id: i64, message_id: i64) -> Result<(), Error> {
         let _: bool = self.call(
             "deleteMessage",
