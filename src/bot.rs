@@ -310,10 +310,17 @@ impl Bot {
                 }
                 return Ok(());
             }
-            _ if answer.is_empty() => {
+            // Empty, or nothing a user would see (say, only a Markdown link definition).
+            _ if render::visible_text(&render::markdown_to_html(answer))
+                .trim()
+                .is_empty() =>
+            {
                 report.outcome = format!("empty answer (request {})", completion.request_id);
                 self.count_failure("gigachat empty answer");
-                self.reply(chat_id, reply_to, BAD_ANSWER)?;
+                match live {
+                    Some(live) => drop(live.finish(BAD_ANSWER).0?),
+                    None => drop(self.reply(chat_id, reply_to, BAD_ANSWER)?),
+                }
                 return Ok(());
             }
             "length" => format!("{answer}\n\n{CUT_SHORT}"),

@@ -221,7 +221,7 @@ impl Bot {
                 "text_mention" => e.user.as_ref().is_some_and(|u| u.id == self.me.id),
                 _ => false,
             })
-            .filter_map(|e| telegram::utf16_range_to_bytes(text, e.offset, e.offset + e.length))
+            .filter_map(|e| telegram::entity_bytes(text, e))
             .collect()
     }
 

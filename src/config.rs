@@ -195,6 +195,11 @@ pub enum Needs {
 /// Lookup: `--config FILE`, else `$GIGABOT_CONFIG`, else `./config.toml` if present, else the
 /// built-in defaults. Environment variables win over the file.
 pub fn load(explicit: Option<&Path>, needs: Needs) -> Result<Config> {
+    // A path or key may hold a newline or other control character: the error stays one line.
+    find_and_load(explicit, needs).map_err(|err| anyhow::anyhow!(one_line(&format!("{err:#}"))))
+}
+
+fn find_and_load(explicit: Option<&Path>, needs: Needs) -> Result<Config> {
     let env_path = env_var("GIGABOT_CONFIG").map(PathBuf::from);
     let path = match (explicit, env_path) {
         (Some(path), _) => Some(path.to_path_buf()),
@@ -226,13 +231,27 @@ pub fn parse(text: &str, file_name: &str) -> Result<Config> {
         let message = err.message().trim_end_matches('\n').replace('\n', " ");
         match err.span() {
             Some(span) => {
-                let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+                let before = text.get(..span.start).unwrap_or(text);
+                let line = before.matches('\n').count() + 1;
                 let key = key_at_line(text, line);
-                anyhow::anyhow!("{file_name}:{line}: {key}{message}")
+                anyhow::anyhow!(one_line(&format!("{file_name}:{line}: {key}{message}")))
             }
-            None => anyhow::anyhow!("{file_name}: {message}"),
+            None => anyhow::anyhow!(one_line(&format!("{file_name}: {message}"))),
         }
     })
+}
+
+/// Control characters (a newline in a path, a carriage return in a key) shown escaped.
+fn one_line(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// "`[telegram] token`: " for the line of an error, so the user sees which key is wrong
@@ -683,6 +702,14 @@ mod tests {
         assert!(err.contains("`token`"), "{err}");
         assert!(!err.contains("secretvalue"), "{err}");
         assert!(!err.contains('\n'), "{err}");
+    }
+
+    #[test]
+    fn errors_stay_on_one_line() {
+        let err = load_text("a\rb = 1\n", ENV).unwrap_err().to_string();
+        assert!(!err.contains('\r') && !err.contains('\n'), "{err:?}");
+        assert!(err.contains("a\\rb"), "{err:?}");
+        assert_eq!(one_line("/tmp/a\nb"), "/tmp/a\\nb");
     }
 
     #[test]

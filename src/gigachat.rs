@@ -283,6 +283,13 @@ impl GigaChat {
         }
         let parsed: TokenResponse = serde_json::from_str(&body)
             .map_err(|err| Error::BadResponse(format!("oauth: {err}")))?;
+        // It goes into a header: a token that cannot must not be cached and reused.
+        let token = parsed.access_token.expose();
+        if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(Error::BadResponse(
+                "oauth: the access token is not a token".into(),
+            ));
+        }
         // The docs once showed seconds here; the service sends milliseconds.
         let expires_at_ms = if parsed.expires_at < 100_000_000_000 {
             parsed.expires_at * 1000

@@ -18,6 +18,7 @@ mod store;
 mod stream;
 mod telegram;
 
+use std::collections::{HashSet, VecDeque};
 use std::panic::AssertUnwindSafe;
 use std::process::ExitCode;
 use std::sync::Mutex;
@@ -118,16 +119,20 @@ fn run(config: Config, reset_state: bool) -> Result<()> {
 
 /// The polling loop: ask for updates after the last handled one, handle each, save.
 fn poll(bot: &mut Bot) -> Result<()> {
+    let mut handled = Handled::default();
     loop {
         // Wait for updates after the last handled one (a long poll: up to 30 s).
-        let offset = bot.store.state.last_update_id + 1;
+        let offset = bot.store.state.last_update_id.saturating_add(1);
         let Some(polled) = wait_for_updates(bot, offset) else {
             return Ok(()); // stopping
         };
-        let updates = match polled {
+        let mut updates = match polled {
             Ok(updates) => updates,
             Err(err) => return fatal(err),
         };
+        if drop_unusable(&mut updates, &handled) {
+            continue;
+        }
         let offset = follow_restarted_ids(&updates, offset);
         bot.forget_silent_chats();
         // Handle each one and save right after it, so a restart answers none twice.
@@ -139,6 +144,7 @@ fn poll(bot: &mut Bot) -> Result<()> {
             if let Err(err) = handle_update(bot, update) {
                 return fatal(err);
             }
+            handled.insert(id);
             bot.store.state.last_update_id = id;
             if let Err(err) = bot.store.save() {
                 log::error!("{err:#}");
@@ -158,6 +164,55 @@ fn wait_for_updates(
     }
     let polled = bot.telegram.get_updates(offset);
     set_idle(false).then_some(polled)
+}
+
+/// Drops what must not be handled: ids Telegram never sends (not positive, or i64::MAX,
+/// which no offset could confirm) and ids handled lately (a server that ignores our offset
+/// sends them again). True if nothing is left, after a pause, so that such a server is not
+/// polled in a tight loop.
+fn drop_unusable(updates: &mut Vec<telegram::Update>, handled: &Handled) -> bool {
+    let before = updates.len();
+    updates.retain(|u| {
+        let id = u.update_id;
+        if !(1..i64::MAX).contains(&id) {
+            log::warn!("an update with the impossible id {id} was skipped");
+            false
+        } else if handled.contains(id) {
+            log::debug!("update {id} was handled already; skipped");
+            false
+        } else {
+            true
+        }
+    });
+    let nothing_left = before > 0 && updates.is_empty();
+    if nothing_left {
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+    nothing_left
+}
+
+/// The last thousand update ids handled by this process.
+#[derive(Default)]
+struct Handled {
+    order: VecDeque<i64>,
+    ids: HashSet<i64>,
+}
+
+impl Handled {
+    fn insert(&mut self, id: i64) {
+        if self.ids.insert(id) {
+            self.order.push_back(id);
+        }
+        if self.order.len() > 1000
+            && let Some(oldest) = self.order.pop_front()
+        {
+            self.ids.remove(&oldest);
+        }
+    }
+
+    fn contains(&self, id: i64) -> bool {
+        self.ids.contains(&id)
+    }
 }
 
 /// After a week without updates Telegram may start update ids anew, below ours: then the

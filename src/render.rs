@@ -167,6 +167,8 @@ impl Renderer {
             Event::End(tag) => self.end(tag),
             // Raw HTML is shown as the model wrote it: escaped text.
             Event::Text(text) | Event::Html(text) | Event::InlineHtml(text) => self.text(&text),
+            // Telegram forbids code inside a link: there it is plain text.
+            Event::Code(code) if self.links.contains(&true) => self.text(&code),
             Event::Code(code) => {
                 self.open("<code>");
                 push_escaped(&mut self.out, &code, false);
@@ -595,6 +597,7 @@ mod tests {
             ("[x <y>](https://e.com/?q=\"a\"&b=1)", "<a href=\"https://e.com/?q=&quot;a&quot;&amp;b=1\">x &lt;y&gt;</a>"),
             ("a<br>b\n\n<div>x</div>\n\nc", "a&lt;br&gt;b\n\n&lt;div&gt;x&lt;/div&gt;\n\nc"),
             ("a&nbsp;b &amp; &lt; AT&T", "a\u{a0}b &amp; &lt; AT&amp;T"),
+            ("[`x`](https://e.com)", "<a href=\"https://e.com\">x</a>"),
         ];
         assert_renders(&cases);
         let html = "<b>a &lt; b</b> &amp;&quot;&#128512;&#x41;&#xD800;&bogus;&#;";

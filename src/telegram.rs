@@ -451,15 +451,36 @@ impl Telegram {
     }
 
     /// Long-polls for updates after `offset`. An update that does not parse is logged and
-    /// returned empty (only its id), so the loop still moves past it.
+    /// returned empty (only its id), so the loop still moves past it. Telegram has no reason
+    /// to refuse a poll (a 400, say, from a proxy in between): such a refusal is logged and
+    /// waited out like network trouble, since the bot can do nothing without updates.
     pub fn get_updates(&self, offset: i64) -> Result<Vec<Update>, Error> {
         let params = json!({
             "offset": offset,
             "timeout": self.poll_timeout_secs,
             "allowed_updates": ["message", "callback_query"],
         });
-        let raw: Vec<Value> = self.call("getUpdates", &params)?;
-        Ok(raw.into_iter().filter_map(parse_update).collect())
+        let mut delay = Duration::from_secs(1);
+        loop {
+            match self.call::<Vec<Value>>("getUpdates", &params) {
+                Ok(raw) => return Ok(raw.into_iter().filter_map(parse_update).collect()),
+                Err(err) if matches!(err.kind, ErrorKind::Rejected { .. }) => {
+                    if delay == Duration::from_secs(1) {
+                        log::error!("{err}; polling again with growing pauses");
+                    } else {
+                        log::debug!("{err}; next poll in {} s", delay.as_secs());
+                    }
+                    if !self.sleep(delay) {
+                        return Err(Error {
+                            method: "getUpdates",
+                            kind: ErrorKind::Stopped,
+                        });
+                    }
+                    delay = (delay * 2).min(Duration::from_secs(60));
+                }
+                Err(err) => return Err(err),
+            }
+        }
     }
 
     /// Sends a message (link previews off: answers are full of links).
@@ -580,6 +601,7 @@ fn parse_update(raw: Value) -> Option<Update> {
         Ok(update) => Some(update),
         Err(err) => match id {
             Some(update_id) => {
+                let err = without_strings(&err.to_string());
                 log::warn!("update {update_id}: cannot read it ({err}); skipped");
                 Some(Update {
                     update_id,
@@ -592,6 +614,19 @@ fn parse_update(raw: Value) -> Option<Update> {
             }
         },
     }
+}
+
+/// serde's messages quote the values they choke on (`invalid type: string "Привет"`); a
+/// message text must not reach the log that way.
+fn without_strings(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for (i, part) in text.split('"').enumerate() {
+        if i > 0 {
+            out.push('"');
+        }
+        out.push_str(if i % 2 == 1 { "…" } else { part });
+    }
+    out
 }
 
 /// Replaces the token, and anything shaped like `bot<digits>:<secret>`, with `***`.
@@ -629,10 +664,16 @@ fn jitter(delay: Duration) -> Duration {
     delay / 4 * (nanos % 1000) / 1000
 }
 
-/// The bot's own `@username` mentioned in `text` at `entity` (UTF-16 offsets)?
+/// The part of `text` an entity covers (offsets in UTF-16 units); None if it does not fit.
 pub fn entity_text<'a>(text: &'a str, entity: &MessageEntity) -> Option<&'a str> {
-    let (start, end) = utf16_range_to_bytes(text, entity.offset, entity.offset + entity.length)?;
+    let (start, end) = entity_bytes(text, entity)?;
     text.get(start..end)
+}
+
+/// An entity's byte range in `text`; None if it does not fit (or its numbers overflow).
+pub fn entity_bytes(text: &str, entity: &MessageEntity) -> Option<(usize, usize)> {
+    let end = entity.offset.checked_add(entity.length)?;
+    utf16_range_to_bytes(text, entity.offset, end)
 }
 
 /// Converts a UTF-16 range into byte offsets of `text`; None if it does not fall on
@@ -685,13 +726,30 @@ mod tests {
         assert_eq!(entity_text(text, &entity), Some("@SomeBot"));
         let past_end = MessageEntity {
             offset: 30,
-            ..entity
+            ..entity.clone()
         };
         assert_eq!(entity_text(text, &past_end), None);
+        let overflowing = MessageEntity {
+            offset: usize::MAX,
+            ..entity
+        };
+        assert_eq!(entity_text(text, &overflowing), None);
         assert_eq!(utf16_range_to_bytes("ab", 0, 2), Some((0, 2)));
         assert_eq!(utf16_range_to_bytes("ab", 2, 2), Some((2, 2)));
         // Inside a surrogate pair is not a boundary.
         assert_eq!(utf16_range_to_bytes("👋", 1, 2), None);
+    }
+
+    #[test]
+    fn update_errors_do_not_quote_message_texts() {
+        assert_eq!(
+            without_strings(r#"invalid type: string "секрет", expected i64 at line 1"#),
+            r#"invalid type: string "…", expected i64 at line 1"#
+        );
+        assert_eq!(
+            without_strings("missing field `chat`"),
+            "missing field `chat`"
+        );
     }
 
     #[test]
