@@ -13,7 +13,10 @@
 //!
 //! By default it answers `default_answer`, which names the style (system prompt), the last
 //! user message and the number of messages, so tests can check what the bot sent and that it
-//! remembers the conversation. Tests can queue `Reply`s or install a responder.
+//! remembers the conversation. Tests can queue `Reply`s or install a responder. For soak
+//! tests it also injects seeded random faults (`set_random_faults`: 5xx and dropped
+//! connections on OAuth and chat requests, tokens that expire every n requests) and can crash
+//! the bot in a chosen chat request (`set_kill_hook`).
 
 #![allow(dead_code)] // a toolbox: not every test uses every part
 
@@ -39,6 +42,7 @@ use openssl::x509::extension::{
 use openssl::x509::{X509, X509NameBuilder};
 use serde_json::{Value, json};
 
+use crate::fake_telegram::SplitMix;
 use crate::http::{Request, Responder, Server, Stream};
 
 /// The version suffix the service appends to model names in answers.
@@ -176,6 +180,9 @@ pub enum Reply {
     Status(u16, String),
     /// 200 with this body, which is not JSON.
     Garbage(String),
+    /// This status, Content-Type and body, byte for byte: any bytes, UTF-8 or not, and any
+    /// content type, e.g. a broken `text/event-stream` (robustness tests; see `properties`).
+    Bytes(u16, &'static str, Vec<u8>),
     /// Close the connection without answering.
     Drop,
     /// Wait, then answer.
@@ -186,6 +193,31 @@ pub enum Reply {
 }
 
 type ReplyFn = Arc<dyn Fn(&ChatRequest) -> Reply + Send + Sync>;
+
+/// Seeded random faults for soak tests; each rate is 0.0–1.0.
+#[derive(Debug, Clone, Copy)]
+pub struct FaultRates {
+    /// 500 or 503 with the service's JSON body, on OAuth and chat requests.
+    pub server_error: f64,
+    /// A connection closed without an answer, on OAuth and chat requests.
+    pub dropped: f64,
+    /// Every token issued so far expires at each n-th chat request (0: never), so the
+    /// request gets 401 "Token has expired" as after the real 30 minutes.
+    pub expire_tokens_every: usize,
+}
+
+/// A fault drawn for one request.
+enum RandomFault {
+    Status(u16),
+    Drop,
+}
+
+/// A callback to run in place of a chat request; see [`FakeGigaChat::set_kill_hook`].
+struct KillHook {
+    /// Chat requests still to let through before the hook's one.
+    pass: usize,
+    hook: Box<dyn FnOnce() + Send>,
+}
 
 /// The fake server; dropping it stops it and removes its certificate files.
 pub struct FakeGigaChat {
@@ -209,6 +241,10 @@ struct State {
     in_flight: usize,
     tokens_per_sec: f64,
     pause_every: Option<(usize, Duration)>,
+    random: Option<(SplitMix, FaultRates)>,
+    kill_hook: Option<KillHook>,
+    /// Chat requests that arrived, for `expire_tokens_every`.
+    chats_arrived: usize,
     oauth_requests: Vec<OAuthRequest>,
     chat_requests: Vec<ChatRequest>,
 }
@@ -249,6 +285,9 @@ impl FakeGigaChat {
             in_flight: 0,
             tokens_per_sec: 0.0,
             pause_every: None,
+            random: None,
+            kill_hook: None,
+            chats_arrived: 0,
             oauth_requests: Vec::new(),
             chat_requests: Vec::new(),
         };
@@ -333,10 +372,7 @@ impl FakeGigaChat {
     /// Every token issued so far expires now: the next call with one gets
     /// 401 "Token has expired".
     pub fn expire_all_tokens(&self) {
-        let now = now_ms();
-        for expires_at in self.lock().tokens.values_mut() {
-            *expires_at = now.min(*expires_at);
-        }
+        self.lock().expire_tokens();
     }
 
     /// The next OAuth request gets this status and body instead of its answer.
@@ -362,6 +398,33 @@ impl FakeGigaChat {
         let mut state = self.lock();
         state.tokens_per_sec = tokens_per_sec;
         state.pause_every = pause_every;
+    }
+
+    /// Random faults from a seeded generator: the same seed and requests give the same faults.
+    pub fn set_random_faults(&self, seed: u64, rates: FaultRates) {
+        self.lock().random = Some((SplitMix(seed), rates));
+    }
+
+    pub fn clear_random_faults(&self) {
+        self.lock().random = None;
+    }
+
+    /// Crashes the bot while it waits for an answer: when the `nth` chat request from now
+    /// arrives (1 = the next one), the fake runs `hook` before looking at the request, then
+    /// closes the connection without an answer (recorded with status 0). The hook is meant
+    /// to SIGKILL the bot and wait for it to exit. It runs on the connection's thread with
+    /// the fake unlocked. One hook at a time; a new one replaces one that has not fired.
+    pub fn set_kill_hook(&self, nth: usize, hook: impl FnOnce() + Send + 'static) {
+        assert!(nth >= 1, "set_kill_hook: requests are counted from 1");
+        self.lock().kill_hook = Some(KillHook {
+            pass: nth - 1,
+            hook: Box::new(hook),
+        });
+    }
+
+    /// Whether a kill hook is set and has not fired yet.
+    pub fn kill_hook_pending(&self) -> bool {
+        self.lock().kill_hook.is_some()
     }
 
     // --- observation ---
@@ -474,7 +537,9 @@ fn oauth(shared: &Shared, request: &Request, responder: &mut Responder) {
         });
         answer
     };
-    if body.is_empty() {
+    if status == 0 {
+        responder.drop_connection();
+    } else if body.is_empty() {
         responder.send(status, &[], b"");
     } else {
         let cache = (
@@ -497,6 +562,13 @@ fn chat(shared: &Shared, request: &Request, responder: &mut Responder) {
         status: 0,
         at: Instant::now(),
     };
+    let hook = shared.state.lock().unwrap().chat_arrived();
+    if let Some(hook) = hook {
+        // The bot is gone by now; the request is never handled.
+        hook();
+        shared.state.lock().unwrap().chat_requests.push(chat);
+        return responder.drop_connection();
+    }
     let admitted = shared.state.lock().unwrap().admit_chat(request, &mut chat);
     match admitted {
         Err((status, body)) => {
@@ -561,10 +633,16 @@ fn models(shared: &Shared, request: &Request, responder: &mut Responder, id: Opt
 }
 
 impl State {
-    /// The answer to an OAuth request, checked in the order of the reference.
+    /// The answer to an OAuth request, checked in the order of the reference; status 0 for
+    /// a dropped connection.
     fn oauth_answer(&mut self, request: &Request) -> (u16, String) {
         if let Some(fault) = self.oauth_faults.pop_front() {
             return fault;
+        }
+        match self.random_fault() {
+            Some(RandomFault::Status(status)) => return (status, server_error_body(status)),
+            Some(RandomFault::Drop) => return (0, String::new()),
+            None => {}
         }
         let error = |status: u16, code: u8, message: &str| {
             (
@@ -711,7 +789,49 @@ impl State {
         }
         chat.stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
         self.in_flight += 1;
-        Ok((self.replies.pop_front(), self.responder.clone()))
+        // A random fault goes before queued replies, which stay queued.
+        match self.random_fault() {
+            Some(RandomFault::Status(status)) => {
+                Ok((Some(Reply::Status(status, server_error_body(status))), None))
+            }
+            Some(RandomFault::Drop) => Ok((Some(Reply::Drop), None)),
+            None => Ok((self.replies.pop_front(), self.responder.clone())),
+        }
+    }
+
+    /// Counts an arriving chat request, expires the tokens if it is the n-th of
+    /// `expire_tokens_every`, and returns the kill hook if this is its request.
+    fn chat_arrived(&mut self) -> Option<Box<dyn FnOnce() + Send>> {
+        self.chats_arrived += 1;
+        let every = self
+            .random
+            .as_ref()
+            .map_or(0, |(_, r)| r.expire_tokens_every);
+        if every > 0 && self.chats_arrived.is_multiple_of(every) {
+            self.expire_tokens();
+        }
+        let armed = self.kill_hook.as_mut()?;
+        if armed.pass > 0 {
+            armed.pass -= 1;
+            return None;
+        }
+        self.kill_hook.take().map(|armed| armed.hook)
+    }
+
+    fn expire_tokens(&mut self) {
+        let now = now_ms();
+        for expires_at in self.tokens.values_mut() {
+            *expires_at = now.min(*expires_at);
+        }
+    }
+
+    fn random_fault(&mut self) -> Option<RandomFault> {
+        let (rng, rates) = self.random.as_mut()?;
+        let roll = rng.unit();
+        if roll < rates.server_error {
+            return Some(RandomFault::Status([500, 503][rng.below(2)]));
+        }
+        (roll < rates.server_error + rates.dropped).then_some(RandomFault::Drop)
     }
 }
 
@@ -750,6 +870,10 @@ fn answer(
                 &[("Content-Type", "application/json; charset=utf-8")],
                 body.as_bytes(),
             );
+        }
+        Reply::Bytes(status, content_type, body) => {
+            shared.finish(index, status);
+            responder.send(status, &[("Content-Type", content_type)], &body);
         }
     }
 }
@@ -873,6 +997,15 @@ fn complete(
     let _ = responder
         .chunk(b"data: [DONE]\n\n")
         .and_then(|()| responder.end_stream());
+}
+
+/// The body of a 5xx, as the service's gateway sends it.
+fn server_error_body(status: u16) -> String {
+    let message = match status {
+        503 => "Service Unavailable",
+        _ => "Internal Server Error",
+    };
+    status_body(status, message)
 }
 
 /// `{"status":N,"message":"…"}` in the service's field order (serde_json would sort them).

@@ -8,8 +8,9 @@
 //! by `tg_html` as TDLib does, text length is counted in code points after parsing and
 //! trimming, and `getUpdates` long-polls on a condition variable and confirms by offset.
 //!
-//! Tests script it (`push` updates built with the functions at the bottom, `fail_next` faults)
-//! and observe it (`calls`, `sent_to`, `replies_to`, `confirmed_offset`), waiting with
+//! Tests script it (`push` updates built with the functions at the bottom, `fail_next` faults,
+//! seeded `set_random_faults`, a `set_kill_hook` that crashes the bot in a chosen call) and
+//! observe it (`calls`, `sent_to`, `replies_to`, `confirmed_offset`), waiting with
 //! `wait_until`, which polls the record with a deadline.
 //!
 //! Order of checks, where several could fail: first what the Bot API server checks while
@@ -115,6 +116,9 @@ pub enum Fault {
     Delay(Duration),
     /// 200 with a body that is not JSON.
     Garbage,
+    /// Answer with this status and exactly these bytes as an `application/json` body: any
+    /// bytes, JSON or not, UTF-8 or not (robustness tests; see `properties`).
+    Body(u16, Vec<u8>),
 }
 
 /// Rates (0.0–1.0) of the seeded random faults for soak tests.
@@ -217,7 +221,17 @@ struct State {
 
     faults: HashMap<String, VecDeque<Fault>>,
     random: Option<(SplitMix, FaultRates)>,
+    kill_hook: Option<KillHook>,
     calls: Vec<Call>,
+}
+
+/// A callback to run in place of one call; see [`FakeTelegram::set_kill_hook`].
+struct KillHook {
+    /// Lower case, as fault queues are keyed.
+    method: String,
+    /// Calls of `method` still to let through before the hook's one.
+    pass: usize,
+    hook: Box<dyn FnOnce() + Send>,
 }
 
 struct Chat {
@@ -319,6 +333,30 @@ impl FakeTelegram {
         self.push(text_message(chat_id, user_id, text))
     }
 
+    /// Queues `updates` (any JSON values) exactly as given and all at once, so that a parked
+    /// getUpdates returns them together: for robustness tests. No id is assigned, no chat or
+    /// message registered, `allowed_updates` is not applied, and `update`, `message_of` and
+    /// `replies_to` do not know them. Give each an id from `next_update_id`, or none at all
+    /// (the next getUpdates with a positive offset drops one without an integer id).
+    pub fn push_raw(&self, updates: Vec<Value>) {
+        let mut state = self.lock();
+        // The queue's tail is its highest id, as on the real server.
+        let highest = updates.iter().filter_map(|u| u["update_id"].as_i64()).max();
+        if let Some(highest) = highest {
+            state.next_update_id = state.next_update_id.max(highest.saturating_add(1));
+        }
+        state.queue.extend(updates);
+        drop(state);
+        self.shared.wake.notify_all();
+    }
+
+    /// Takes the update_id `push` would assign next, for an update queued with `push_raw`.
+    pub fn next_update_id(&self) -> i64 {
+        let mut state = self.lock();
+        state.next_update_id += 1;
+        state.next_update_id - 1
+    }
+
     /// Makes a chat known without an update (a Chat object, e.g. from `chat(id)`).
     pub fn add_chat(&self, chat: Value) {
         self.lock().register_chat(&chat);
@@ -364,6 +402,27 @@ impl FakeTelegram {
 
     pub fn clear_random_faults(&self) {
         self.lock().random = None;
+    }
+
+    /// Crashes the bot at a chosen moment: when the `nth` call of `method` from now arrives
+    /// (1 = the next one), the fake runs `hook` before looking at the call, then closes the
+    /// connection without an answer (recorded with status 0). The hook is meant to SIGKILL
+    /// the bot and wait for it to exit, so the call is never handled: the bot dies blocked on
+    /// the network, where a crash most often finds a bot. The hook runs on the connection's
+    /// thread with the fake unlocked (it may look at the fake). One hook at a time; a new one
+    /// replaces one that has not fired.
+    pub fn set_kill_hook(&self, method: &str, nth: usize, hook: impl FnOnce() + Send + 'static) {
+        assert!(nth >= 1, "set_kill_hook: calls are counted from 1");
+        self.lock().kill_hook = Some(KillHook {
+            method: method.to_ascii_lowercase(),
+            pass: nth - 1,
+            hook: Box::new(hook),
+        });
+    }
+
+    /// Whether a kill hook is set and has not fired yet.
+    pub fn kill_hook_pending(&self) -> bool {
+        self.lock().kill_hook.is_some()
     }
 
     // --- observation ---
@@ -528,19 +587,15 @@ fn handle(shared: &Shared, request: &Request, responder: &mut Responder) {
             Err(error) => (method.to_string(), Wire::error(error)),
             Ok(parsed) => {
                 params = parsed;
-                let fault = shared.state.lock().unwrap().next_fault(method);
-                let wire = match fault {
-                    Some(Fault::Delay(delay)) => {
-                        thread::sleep(delay);
-                        None
+                let hook = shared.state.lock().unwrap().due_kill_hook(method);
+                let wire = match hook {
+                    // The bot is gone by now; the call is never handled.
+                    Some(hook) => {
+                        hook();
+                        Wire::Drop
                     }
-                    Some(fault) => Some(Wire::fault(fault)),
-                    None => None,
+                    None => answer(shared, method, &params),
                 };
-                let wire = wire.unwrap_or_else(|| match dispatch(shared, method, &params) {
-                    Ok(body) => Wire::Json(200, body),
-                    Err(error) => Wire::error(error),
-                });
                 (method.to_string(), wire)
             }
         },
@@ -558,6 +613,20 @@ fn handle(shared: &Shared, request: &Request, responder: &mut Responder) {
     wire.write(responder);
 }
 
+/// A fault queued or drawn for this call, else the method's answer.
+fn answer(shared: &Shared, method: &str, params: &Map<String, Value>) -> Wire {
+    let fault = shared.state.lock().unwrap().next_fault(method);
+    match fault {
+        Some(Fault::Delay(delay)) => thread::sleep(delay),
+        Some(fault) => return Wire::fault(fault),
+        None => {}
+    }
+    match dispatch(shared, method, params) {
+        Ok(body) => Wire::Json(200, body),
+        Err(error) => Wire::error(error),
+    }
+}
+
 /// An answer ready to go out.
 enum Wire {
     /// An envelope; a `parameters.retry_after` in it also becomes a `Retry-After` header.
@@ -568,6 +637,8 @@ enum Wire {
     Garbage,
     /// No answer: the connection is closed.
     Drop,
+    /// This status and these bytes, as `application/json`.
+    Raw(u16, Vec<u8>),
 }
 
 const GARBAGE: &str = "<<not json>> {\"ok\":tru";
@@ -593,6 +664,7 @@ impl Wire {
             Fault::BadGatewayHtml => Wire::BadGateway,
             Fault::Garbage => Wire::Garbage,
             Fault::Drop => Wire::Drop,
+            Fault::Body(status, bytes) => Wire::Raw(status, bytes),
             Fault::Delay(_) => unreachable!("a delay is handled by the caller"),
         }
     }
@@ -605,6 +677,11 @@ impl Wire {
             Wire::BadGateway => (502, Value::String(NGINX_502.into())),
             Wire::Garbage => (200, Value::String(GARBAGE.into())),
             Wire::Drop => (0, Value::Null),
+            Wire::Raw(status, bytes) => (
+                *status,
+                serde_json::from_slice(bytes)
+                    .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into())),
+            ),
         }
     }
 
@@ -631,6 +708,9 @@ impl Wire {
                 GARBAGE.as_bytes(),
             ),
             Wire::Drop => responder.drop_connection(),
+            Wire::Raw(status, bytes) => {
+                responder.send(status, &[("Content-Type", "application/json")], &bytes)
+            }
         }
     }
 }
@@ -1318,12 +1398,25 @@ impl State {
             while self.queue.len() > keep {
                 self.queue.pop_front();
             }
-        } else if offset > 0 && offset <= self.next_update_id + 10 {
+        } else if offset > 0 && offset <= self.next_update_id.saturating_add(10) {
             // An offset further in the future is ignored, as by the real server.
             self.queue
                 .retain(|u| u["update_id"].as_i64().is_some_and(|id| id >= offset));
             self.confirmed_offset = self.confirmed_offset.max(offset);
         }
+    }
+
+    /// The kill hook, if this call of `method` is the one it waits for.
+    fn due_kill_hook(&mut self, method: &str) -> Option<Box<dyn FnOnce() + Send>> {
+        let armed = self.kill_hook.as_mut()?;
+        if !armed.method.eq_ignore_ascii_case(method) {
+            return None;
+        }
+        if armed.pass > 0 {
+            armed.pass -= 1;
+            return None;
+        }
+        self.kill_hook.take().map(|armed| armed.hook)
     }
 
     fn next_fault(&mut self, method: &str) -> Option<Fault> {
@@ -1536,11 +1629,12 @@ fn unix_now() -> i64 {
         .as_secs() as i64
 }
 
-/// splitmix64: a tiny deterministic generator for reproducible random faults.
-struct SplitMix(u64);
+/// splitmix64: a tiny deterministic generator for reproducible random faults (also used by
+/// the GigaChat fake and the soak test, so that one seed drives a whole run).
+pub struct SplitMix(pub u64);
 
 impl SplitMix {
-    fn next(&mut self) -> u64 {
+    pub fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -1549,8 +1643,13 @@ impl SplitMix {
     }
 
     /// Uniform in [0, 1).
-    fn unit(&mut self) -> f64 {
+    pub fn unit(&mut self) -> f64 {
         (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Uniform in [0, n), for n > 0 (the modulo bias is negligible for small n).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
     }
 }
 

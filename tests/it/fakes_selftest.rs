@@ -5,6 +5,8 @@
 //! chat completions, streaming and the TLS trust setup.
 
 use std::io::{BufRead, BufReader};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -849,6 +851,43 @@ fn random_faults_are_reproducible_from_the_seed() {
 }
 
 #[test]
+fn a_kill_hook_runs_in_place_of_the_nth_call_of_its_method() {
+    let fake = FakeTelegram::start();
+    let agent = agent();
+    fake.add_chat(tg::chat(IVAN));
+    let ran = Arc::new(AtomicBool::new(false));
+    let flag = ran.clone();
+    fake.set_kill_hook("SENDMESSAGE", 2, move || flag.store(true, Ordering::SeqCst));
+    assert!(fake.kill_hook_pending());
+    result(send(&agent, &fake, IVAN, "первое"));
+    result(call(&agent, &fake, "getMe", json!({})));
+    assert!(!ran.load(Ordering::SeqCst), "other methods do not count");
+    let dropped = agent
+        .post(method_url(&fake, "sendMessage"))
+        .header("Content-Type", "application/json")
+        .send(json!({"chat_id": IVAN, "text": "второе"}).to_string());
+    assert!(
+        dropped.is_err(),
+        "the connection is closed without an answer"
+    );
+    assert!(ran.load(Ordering::SeqCst), "the hook ran");
+    assert!(!fake.kill_hook_pending());
+    result(send(&agent, &fake, IVAN, "третье"));
+    let texts: Vec<String> = fake.sent_to(IVAN).into_iter().map(|m| m.text).collect();
+    assert_eq!(
+        texts,
+        ["первое", "третье"],
+        "the killed call was not handled"
+    );
+    let statuses: Vec<u16> = fake
+        .calls_of("sendMessage")
+        .iter()
+        .map(|c| c.status)
+        .collect();
+    assert_eq!(statuses, [200, 0, 200]);
+}
+
+#[test]
 fn keep_alive_serves_many_requests_on_one_connection() {
     let fake = FakeTelegram::start();
     let agent = agent();
@@ -1345,6 +1384,111 @@ fn only_one_completion_at_a_time() {
         completion(&agent, &fake, &token, &ask("третий")).status,
         200
     );
+}
+
+#[test]
+fn random_gigachat_faults_are_reproducible_from_the_seed() {
+    let run = |seed: u64| -> (Vec<u16>, Vec<u16>) {
+        let fake = FakeGigaChat::start();
+        let agent = trusting(&fake);
+        let token = token(&agent, &fake);
+        let rates = gc::FaultRates {
+            server_error: 0.2,
+            dropped: 0.2,
+            expire_tokens_every: 0,
+        };
+        fake.set_random_faults(seed, rates);
+        for _ in 0..30 {
+            let _ = agent
+                .post(format!("{}/chat/completions", fake.base_url()))
+                .header("Authorization", format!("Bearer {token}"))
+                .header("Content-Type", "application/json")
+                .send(ask("x").to_string());
+        }
+        for _ in 0..10 {
+            let _ = agent
+                .post(fake.auth_url())
+                .header("Authorization", format!("Basic {}", fake.credentials()))
+                .header("RqUID", uuid::Uuid::new_v4().to_string())
+                .header("Content-Type", "application/x-www-form-urlencoded")
+                .send("scope=GIGACHAT_API_PERS");
+        }
+        let chat = fake.chat_requests().iter().map(|r| r.status).collect();
+        let oauth = fake.oauth_requests().iter().map(|r| r.status).collect();
+        (chat, oauth)
+    };
+    let first = run(7);
+    assert_eq!(first, run(7));
+    assert_ne!(first, run(8));
+    let (chat, oauth) = first;
+    for status in [0, 200] {
+        assert!(chat.contains(&status), "{status} in {chat:?}");
+    }
+    assert!(chat.iter().any(|s| [500, 503].contains(s)), "{chat:?}");
+    assert!(
+        oauth.iter().any(|s| *s != 200),
+        "OAuth gets faults too: {oauth:?}"
+    );
+    assert_eq!(oauth[0], 200, "the first token came before the faults");
+}
+
+#[test]
+fn tokens_expire_every_n_chat_requests() {
+    let fake = FakeGigaChat::start();
+    let agent = trusting(&fake);
+    let rates = gc::FaultRates {
+        server_error: 0.0,
+        dropped: 0.0,
+        expire_tokens_every: 3,
+    };
+    fake.set_random_faults(1, rates);
+    let mut token = token(&agent, &fake);
+    let mut statuses = Vec::new();
+    for _ in 0..7 {
+        let answer = completion(&agent, &fake, &token, &ask("x"));
+        if answer.status == 401 {
+            assert_eq!(
+                answer.body,
+                r#"{"status":401,"message":"Token has expired"}"#
+            );
+            token = self::token(&agent, &fake);
+        }
+        statuses.push(answer.status);
+    }
+    assert_eq!(statuses, [200, 200, 401, 200, 200, 401, 200]);
+}
+
+#[test]
+fn a_gigachat_kill_hook_runs_in_place_of_the_nth_chat_request() {
+    let fake = FakeGigaChat::start();
+    let agent = trusting(&fake);
+    let token = token(&agent, &fake);
+    let ran = Arc::new(AtomicBool::new(false));
+    let flag = ran.clone();
+    fake.set_kill_hook(2, move || flag.store(true, Ordering::SeqCst));
+    assert_eq!(
+        completion(&agent, &fake, &token, &ask("первый")).status,
+        200
+    );
+    assert!(!ran.load(Ordering::SeqCst));
+    let dropped = agent
+        .post(format!("{}/chat/completions", fake.base_url()))
+        .header("Authorization", format!("Bearer {token}"))
+        .header("Content-Type", "application/json")
+        .send(ask("второй").to_string());
+    assert!(
+        dropped.is_err(),
+        "the connection is closed without an answer"
+    );
+    assert!(ran.load(Ordering::SeqCst), "the hook ran");
+    assert!(!fake.kill_hook_pending());
+    assert_eq!(fake.in_flight(), 0, "the killed request holds no stream");
+    assert_eq!(
+        completion(&agent, &fake, &token, &ask("третий")).status,
+        200
+    );
+    let statuses: Vec<u16> = fake.chat_requests().iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [200, 0, 200]);
 }
 
 /// The `data:` payloads of an SSE body, and whether it ended cleanly.

@@ -141,6 +141,10 @@ pub struct BotProcess {
 }
 
 impl BotProcess {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Everything the bot wrote to stderr so far.
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()

@@ -9,16 +9,23 @@
 //! - `tg_html`: Telegram's HTML parse mode, as strict as TDLib's parser;
 //! - `fake_telegram`: the Bot API (long polling, sending, editing, faults, update builders);
 //! - `fake_gigachat`: OAuth and chat completions over real TLS with a throwaway CA;
-//! - `fakes_selftest`: tests of the fakes themselves, through real HTTP and TLS.
+//! - `fakes_selftest`: tests of the fakes themselves, through real HTTP and TLS;
+//! - `soak`: thousands of updates with random faults and SIGKILLs (`soak_full` is ignored);
+//! - `properties`: proptest properties of rendering, the config, and the bot fed any update
+//!   or response body (`PROPTEST_CASES=N` for a longer search).
 
 mod cli;
 mod conversation;
 mod core;
+mod exercises;
 mod fake_gigachat;
 mod fake_telegram;
 mod fakes_selftest;
 mod harness;
 mod http;
+mod lesson;
 mod owner;
+mod properties;
+mod soak;
 mod streaming;
 mod tg_html;
