@@ -126,11 +126,7 @@ pub struct ChatRequest {
 
 impl ChatRequest {
     pub fn header(&self, name: &str) -> Option<&str> {
-        let name = name.to_ascii_lowercase();
-        self.headers
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| v.as_str())
+        crate::http::header(&self.headers, name)
     }
 
     /// The system prompt, if the first message is one.
@@ -161,11 +157,7 @@ pub struct OAuthRequest {
 
 impl OAuthRequest {
     pub fn header(&self, name: &str) -> Option<&str> {
-        let name = name.to_ascii_lowercase();
-        self.headers
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| v.as_str())
+        crate::http::header(&self.headers, name)
     }
 }
 
@@ -445,16 +437,7 @@ impl FakeGigaChat {
 
     /// Polls `cond` every few milliseconds; panics with `what` and a summary on timeout.
     pub fn wait_until(&self, timeout: Duration, what: &str, cond: impl Fn(&FakeGigaChat) -> bool) {
-        let deadline = Instant::now() + timeout;
-        while !cond(self) {
-            if Instant::now() > deadline {
-                panic!(
-                    "timed out after {timeout:?} waiting for: {what}\n{}",
-                    self.dump()
-                );
-            }
-            thread::sleep(Duration::from_millis(5));
-        }
+        crate::http::wait_until(timeout, what, || cond(self), || self.dump());
     }
 
     /// The recorded requests, one line each, for failure messages.

@@ -524,16 +524,7 @@ impl FakeTelegram {
     /// Polls `cond` every few milliseconds; panics with `what` and the recent calls if it
     /// doesn't hold within `timeout`.
     pub fn wait_until(&self, timeout: Duration, what: &str, cond: impl Fn(&FakeTelegram) -> bool) {
-        let deadline = Instant::now() + timeout;
-        while !cond(self) {
-            if Instant::now() > deadline {
-                panic!(
-                    "timed out after {timeout:?} waiting for: {what}\n{}",
-                    self.dump()
-                );
-            }
-            thread::sleep(Duration::from_millis(5));
-        }
+        crate::http::wait_until(timeout, what, || cond(self), || self.dump());
     }
 
     /// The last calls, one line each, for failure messages.

@@ -152,13 +152,8 @@ impl BotProcess {
 
     /// Waits until the log contains `text`.
     pub fn wait_log(&self, text: &str, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        while !self.log().contains(text) {
-            if Instant::now() > deadline {
-                panic!("the bot never logged {text:?}; log:\n{}", self.log());
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        let what = format!("the bot to log {text:?}");
+        crate::http::wait_until(timeout, &what, || self.log().contains(text), || self.log());
     }
 
     /// Sends a signal by name ("TERM", "INT", "KILL").

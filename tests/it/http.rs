@@ -15,6 +15,7 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
 
 /// Read + Write, so a plain `TcpStream` and a TLS stream can be boxed alike.
 pub trait ReadWrite: Read + Write {}
@@ -41,11 +42,37 @@ pub struct Request {
 impl Request {
     /// The first header with this name (any case).
     pub fn header(&self, name: &str) -> Option<&str> {
-        let name = name.to_ascii_lowercase();
-        self.headers
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| v.as_str())
+        header(&self.headers, name)
+    }
+}
+
+/// The first header with this name (any case) in lower-case-named `headers`; the fakes'
+/// records of requests use it too.
+pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    let name = name.to_ascii_lowercase();
+    headers
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// Calls `cond` every 5 ms until it holds; after `timeout` panics with `what` and `dump()`.
+/// Tests wait on the fakes' records this way, never by sleeping a fixed time.
+pub fn wait_until(
+    timeout: Duration,
+    what: &str,
+    cond: impl Fn() -> bool,
+    dump: impl Fn() -> String,
+) {
+    let deadline = Instant::now() + timeout;
+    while !cond() {
+        if Instant::now() > deadline {
+            panic!(
+                "timed out after {timeout:?} waiting for: {what}\n{}",
+                dump()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(5));
     }
 }
 
