@@ -161,14 +161,16 @@ impl LiveAnswer {
     /// Sends message `shown.len()` with `text`; the first one replies to the question.
     fn send(&mut self, text: String) {
         let reply_to = self.shown.is_empty().then_some(self.reply_to);
-        let mut html = !self.plain;
-        let mut result = self.telegram.send_message(&OutgoingMessage {
-            chat_id: self.chat_id,
-            text: &text,
-            html,
-            reply_to,
-            keyboard: None,
-        });
+        let send = |text: &str, html: bool| {
+            self.telegram.send_message(&OutgoingMessage {
+                chat_id: self.chat_id,
+                text,
+                html,
+                reply_to,
+                keyboard: None,
+            })
+        };
+        let mut result = send(&text, !self.plain);
         let mut text = text;
         if let Err(err) = &result
             && err.is_bad_html()
@@ -177,16 +179,9 @@ impl LiveAnswer {
                 "chat {}: {err}; showing the answer as plain text",
                 self.chat_id
             );
-            self.plain = true;
-            html = false;
             text = render::visible_text(&text);
-            result = self.telegram.send_message(&OutgoingMessage {
-                chat_id: self.chat_id,
-                text: &text,
-                html,
-                reply_to,
-                keyboard: None,
-            });
+            result = send(&text, false);
+            self.plain = true;
         }
         match result {
             Ok(message) => {
