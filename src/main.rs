@@ -36,9 +36,10 @@ use crate::telegram::{ErrorKind, Telegram};
 /// Set when the bot must stop; checked between updates and between retries.
 pub static STOP: AtomicBool = AtomicBool::new(false);
 
-/// True while the loop waits in a long poll with nothing in flight. The signal watcher
-/// holds this lock while it exits, so the loop cannot start on new updates meanwhile.
-static IDLE: Mutex<bool> = Mutex::new(false);
+/// True while nothing is in flight: during start-up and while the loop waits in a long
+/// poll. The signal watcher holds this lock while it exits, so the loop cannot start on
+/// new updates meanwhile.
+static IDLE: Mutex<bool> = Mutex::new(true);
 
 fn main() -> ExitCode {
     logger::init();
@@ -85,6 +86,9 @@ fn main() -> ExitCode {
 
 /// Runs the bot: the lesson's `main()` with `run_polling()` written out as a loop we can see.
 fn run(config: Config, reset_state: bool) -> Result<()> {
+    // First, so that a stop signal during a slow start (Telegram unreachable, retrying)
+    // stops the bot at once and cleanly, instead of killing it.
+    watch_signals()?;
     // 2. The two clients and the saved state.
     let telegram = Telegram::new(&config.telegram, &STOP);
     let gigachat = GigaChat::new(&config.gigachat);
@@ -105,7 +109,6 @@ fn run(config: Config, reset_state: bool) -> Result<()> {
     log::info!("Бот запущен: @{}", me.username.as_deref().unwrap_or("?"));
 
     // 3. The loop, until a stop signal.
-    watch_signals()?;
     let mut bot = Bot::new(config, telegram, gigachat, store, me);
     poll(&mut bot)?;
     // Confirm the handled updates, so Telegram does not keep them for the next start.

@@ -380,6 +380,32 @@ fn sigterm_while_idle_stops_within_two_seconds_with_code_zero() {
     );
 }
 
+/// Telegram unreachable at start: the bot retries getMe; Ctrl-C stops it at once, cleanly.
+#[test]
+fn a_stop_signal_during_a_slow_start_stops_the_bot_at_once() {
+    let tg = FakeTelegram::start();
+    let gc = FakeGigaChat::start();
+    for _ in 0..20 {
+        tg.fail_next("getMe", Fault::BadGatewayHtml);
+    }
+    let env = BotEnv::new(&tg, &gc);
+    let mut bot = env.spawn(&[]);
+    tg.wait_until(WAIT, "getMe failed twice", |t| {
+        t.calls_of("getMe").len() >= 2
+    });
+    let started = Instant::now();
+    bot.signal("INT");
+    let status = bot.wait_exit(WAIT).expect("the bot stops");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(status.code(), Some(0), "{}", bot.log());
+    assert!(bot.log().contains("Бот остановлен"), "{}", bot.log());
+    assert!(tg.calls_of("getUpdates").is_empty());
+}
+
 #[test]
 fn sigterm_while_answering_finishes_the_answer_once() {
     let w = World::start();
