@@ -105,6 +105,7 @@ pub struct Bot {
     pub(crate) recent: HashMap<i64, VecDeque<Instant>>,
     /// When silent chats were last forgotten (Unix seconds).
     last_cleanup: u64,
+    typing: Typing,
 }
 
 /// An error the loop cannot go on after: the token was revoked, or the bot is stopping.
@@ -120,6 +121,7 @@ impl Bot {
         me: User,
     ) -> Bot {
         Bot {
+            typing: Typing::new(telegram.clone()),
             config,
             telegram,
             gigachat,
@@ -369,28 +371,25 @@ impl Bot {
     ) -> Result<(Result<Completion, gigachat::Error>, Option<LiveAnswer>), Fatal> {
         let interval = self.edit_interval(chat_id);
         let streaming = self.config.gigachat.stream;
-        let (telegram, gigachat) = (&self.telegram, &mut self.gigachat);
-        let (result, mut live) = std::thread::scope(|scope| {
-            let mut typing = Typing::start(scope, telegram, chat_id);
-            if !streaming {
-                let result = gigachat.chat(messages, None);
-                typing.stop();
-                return (result, None);
-            }
-            let mut live = LiveAnswer::new(telegram.clone(), chat_id, reply_to, interval);
-            let mut on_text = |piece: &str| {
-                // "typing…" ends before the first words appear.
-                typing.stop();
-                live.push(piece);
-            };
-            let result = gigachat.chat(messages, Some(&mut on_text));
+        let (telegram, gigachat, typing) = (&self.telegram, &mut self.gigachat, &mut self.typing);
+        typing.start(chat_id);
+        if !streaming {
+            let result = gigachat.chat(messages, None);
             typing.stop();
-            (result, Some(live))
-        });
-        if let Some(err) = live.as_mut().and_then(LiveAnswer::take_fatal) {
+            return Ok((result, None));
+        }
+        let mut live = LiveAnswer::new(telegram.clone(), chat_id, reply_to, interval);
+        let mut on_text = |piece: &str| {
+            // "typing…" ends before the first words appear.
+            typing.stop();
+            live.push(piece);
+        };
+        let result = gigachat.chat(messages, Some(&mut on_text));
+        typing.stop();
+        if let Some(err) = live.take_fatal() {
             return Err(err);
         }
-        Ok((result, live.filter(LiveAnswer::started)))
+        Ok((result, Some(live).filter(LiveAnswer::started)))
     }
 
     /// How often the live view of a streamed answer may be edited: Telegram allows about

@@ -6,7 +6,6 @@
 //! characters the current message is finished and the answer goes on in a new one.
 
 use std::sync::mpsc;
-use std::thread::{Scope, ScopedJoinHandle};
 use std::time::{Duration, Instant};
 
 use crate::render;
@@ -243,43 +242,69 @@ impl LiveAnswer {
     }
 }
 
-/// Keeps "typing…" on screen while GigaChat thinks. The status lasts 5 s: it is sent now,
-/// and a helper thread resends it every 4 s for as long as the wait lasts. The thread is
-/// scoped, so it always ends before the answer is sent; for a quick answer it sends nothing.
-pub struct Typing<'scope> {
-    running: Option<(mpsc::Sender<()>, ScopedJoinHandle<'scope, ()>)>,
+/// Keeps "typing…" on screen while GigaChat thinks. The status lasts 5 s: it is sent at
+/// the start, and a helper thread resends it every 4 s for as long as the wait lasts. One
+/// thread serves the whole run (a new thread per message cost more CPU than the rest of the
+/// bot's own work); for a quick answer it sends nothing.
+pub struct Typing {
+    telegram: Telegram,
+    orders: mpsc::Sender<Option<i64>>,
+    stopped: mpsc::Receiver<()>,
+    /// Whether the helper is repeating "typing…" now.
+    active: bool,
 }
 
-impl<'scope> Typing<'scope> {
-    /// Sends "typing…" now and starts the thread that repeats it.
-    pub fn start<'env>(
-        scope: &'scope Scope<'scope, 'env>,
-        telegram: &'env Telegram,
-        chat_id: i64,
-    ) -> Self {
-        if let Err(err) = telegram.send_typing(chat_id) {
-            log::debug!("{err}");
-        }
-        let (stop, stopped) = mpsc::channel::<()>();
-        let thread = scope.spawn(move || {
-            while let Err(mpsc::RecvTimeoutError::Timeout) =
-                stopped.recv_timeout(Duration::from_secs(4))
-            {
-                if let Err(err) = telegram.send_typing(chat_id) {
-                    log::debug!("{err}");
+impl Typing {
+    pub fn new(telegram: Telegram) -> Typing {
+        let (orders, incoming) = mpsc::channel::<Option<i64>>();
+        let (ack, stopped) = mpsc::channel();
+        let helper = telegram.clone();
+        std::thread::spawn(move || {
+            // `Some(chat)`: repeat for that chat; `None`: stop and say so. Ends with the bot.
+            let mut chat = None;
+            loop {
+                // Duration::MAX: no timeout, just wait for the next order.
+                let wait = chat.map_or(Duration::MAX, |_| Duration::from_secs(4));
+                match incoming.recv_timeout(wait) {
+                    Ok(Some(next)) => chat = Some(next),
+                    Ok(None) => {
+                        chat = None;
+                        if ack.send(()).is_err() {
+                            return;
+                        }
+                    }
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        if let Some(chat_id) = chat
+                            && let Err(err) = helper.send_typing(chat_id)
+                        {
+                            log::debug!("{err}");
+                        }
+                    }
+                    Err(mpsc::RecvTimeoutError::Disconnected) => return,
                 }
             }
         });
         Typing {
-            running: Some((stop, thread)),
+            telegram,
+            orders,
+            stopped,
+            active: false,
         }
     }
 
-    /// Stops and waits, so no "typing…" comes after the answer. Later calls do nothing.
+    /// Sends "typing…" now and has the helper repeat it until [`Typing::stop`].
+    pub fn start(&mut self, chat_id: i64) {
+        if let Err(err) = self.telegram.send_typing(chat_id) {
+            log::debug!("{err}");
+        }
+        self.active = self.orders.send(Some(chat_id)).is_ok();
+    }
+
+    /// Stops and waits for the helper, so no "typing…" comes after the answer. Later calls
+    /// do nothing.
     pub fn stop(&mut self) {
-        if let Some((stop, thread)) = self.running.take() {
-            drop(stop);
-            let _ = thread.join();
+        if std::mem::take(&mut self.active) && self.orders.send(None).is_ok() {
+            let _ = self.stopped.recv();
         }
     }
 }

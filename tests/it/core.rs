@@ -1,7 +1,7 @@
 //! The core bot (issue: the lesson's bot done right): answering, rendering, splitting,
 //! commands, non-text messages, and every GigaChat and Telegram failure.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 
@@ -91,6 +91,32 @@ fn a_private_question_gets_a_styled_answer_as_a_reply() {
         oauth.header("authorization"),
         Some(format!("Basic {}", w.gc.credentials()).as_str())
     );
+}
+
+/// A slow answer keeps "typing…" on screen (it lasts 5 s, so it is resent every 4 s), and
+/// none comes after the answer, which would make the bot look busy when it is not.
+#[test]
+fn typing_is_repeated_while_gigachat_thinks_and_stops_with_the_answer() {
+    let w = World::start();
+    w.gc.push_reply(Reply::Delay(
+        Duration::from_millis(4500),
+        Box::new(Reply::Text("не спеша".into())),
+    ));
+    let asked = Instant::now();
+    let answer = w.ask("Подумай как следует");
+    assert_eq!(answer, ["не спеша"]);
+    let typing = |t: &FakeTelegram| t.calls_of("sendChatAction");
+    let before = typing(&w.tg);
+    assert_eq!(before.len(), 2, "at once and after 4 s");
+    let gap = before[1].at - before[0].at;
+    assert!(
+        gap >= Duration::from_millis(3900) && gap < Duration::from_millis(4500),
+        "{gap:?}"
+    );
+    // A quick answer next: one "typing…", and nothing more once it is answered.
+    w.ask("А теперь быстро");
+    std::thread::sleep(Duration::from_secs(9).saturating_sub(asked.elapsed()));
+    assert_eq!(typing(&w.tg).len(), 3, "{}", w.tg.dump());
 }
 
 #[test]
