@@ -242,12 +242,11 @@ impl LiveAnswer {
     }
 }
 
-/// Keeps "typing…" on screen while GigaChat thinks. The status lasts 5 s: it is sent at
-/// the start, and a helper thread resends it every 4 s for as long as the wait lasts. One
-/// thread serves the whole run (a new thread per message cost more CPU than the rest of the
-/// bot's own work); for a quick answer it sends nothing.
+/// Keeps "typing…" on screen while GigaChat thinks. The status lasts 5 s: a helper thread
+/// sends it at the start, while the bot already asks GigaChat, and again every 4 s for as
+/// long as the wait lasts. One thread serves the whole run (a new thread per message cost
+/// more CPU than the rest of the bot's own work).
 pub struct Typing {
-    telegram: Telegram,
     orders: mpsc::Sender<Option<i64>>,
     stopped: mpsc::Receiver<()>,
     /// Whether the helper is repeating "typing…" now.
@@ -255,48 +254,47 @@ pub struct Typing {
 }
 
 impl Typing {
-    pub fn new(telegram: Telegram) -> Typing {
+    pub fn new(helper: Telegram) -> Typing {
         let (orders, incoming) = mpsc::channel::<Option<i64>>();
         let (ack, stopped) = mpsc::channel();
-        let helper = telegram.clone();
         std::thread::spawn(move || {
             // `Some(chat)`: repeat for that chat; `None`: stop and say so. Ends with the bot.
             let mut chat = None;
             loop {
                 // Duration::MAX: no timeout, just wait for the next order.
                 let wait = chat.map_or(Duration::MAX, |_| Duration::from_secs(4));
-                match incoming.recv_timeout(wait) {
-                    Ok(Some(next)) => chat = Some(next),
+                let send = match incoming.recv_timeout(wait) {
+                    Ok(Some(chat_id)) => {
+                        chat = Some(chat_id);
+                        chat
+                    }
                     Ok(None) => {
                         chat = None;
                         if ack.send(()).is_err() {
                             return;
                         }
+                        None
                     }
-                    Err(mpsc::RecvTimeoutError::Timeout) => {
-                        if let Some(chat_id) = chat
-                            && let Err(err) = helper.send_typing(chat_id)
-                        {
-                            log::debug!("{err}");
-                        }
-                    }
+                    Err(mpsc::RecvTimeoutError::Timeout) => chat,
                     Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                };
+                if let Some(chat_id) = send
+                    && let Err(err) = helper.send_typing(chat_id)
+                {
+                    log::debug!("{err}");
                 }
             }
         });
         Typing {
-            telegram,
             orders,
             stopped,
             active: false,
         }
     }
 
-    /// Sends "typing…" now and has the helper repeat it until [`Typing::stop`].
+    /// Has the helper send "typing…" now and repeat it until [`Typing::stop`]. The caller
+    /// goes on to ask GigaChat meanwhile.
     pub fn start(&mut self, chat_id: i64) {
-        if let Err(err) = self.telegram.send_typing(chat_id) {
-            log::debug!("{err}");
-        }
         self.active = self.orders.send(Some(chat_id)).is_ok();
     }
 
