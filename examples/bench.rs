@@ -155,7 +155,6 @@ impl Bot {
         let child = Command::new(binary)
             .current_dir(&dir)
             .env_clear()
-            .envs(std::env::vars().filter(|(k, _)| k == "NOSYNC" || k == "NOTHREAD"))
             .env("TELEGRAM_TOKEN", tg.token())
             .env("TELEGRAM_API_URL", tg.url())
             .env("GIGACHAT_CREDENTIALS", gc.credentials())
