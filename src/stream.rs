@@ -263,22 +263,18 @@ impl Typing {
             loop {
                 // Duration::MAX: no timeout, just wait for the next order.
                 let wait = chat.map_or(Duration::MAX, |_| Duration::from_secs(4));
-                let send = match incoming.recv_timeout(wait) {
-                    Ok(Some(chat_id)) => {
-                        chat = Some(chat_id);
-                        chat
-                    }
-                    Ok(None) => {
-                        chat = None;
-                        if ack.send(()).is_err() {
+                match incoming.recv_timeout(wait) {
+                    Ok(next) => {
+                        chat = next;
+                        if next.is_none() && ack.send(()).is_err() {
                             return;
                         }
-                        None
                     }
-                    Err(mpsc::RecvTimeoutError::Timeout) => chat,
+                    Err(mpsc::RecvTimeoutError::Timeout) => {}
                     Err(mpsc::RecvTimeoutError::Disconnected) => return,
-                };
-                if let Some(chat_id) = send
+                }
+                // After a start or 4 s of waiting; after a stop `chat` is None.
+                if let Some(chat_id) = chat
                     && let Err(err) = helper.send_typing(chat_id)
                 {
                     log::debug!("{err}");
