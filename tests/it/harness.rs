@@ -1,11 +1,11 @@
 //! Runs the real `gigabot` binary the way a user does: in its own working folder, with
 //! secrets in the environment and an optional config file, against the fakes.
 
-use std::io::Read;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::fake_gigachat::FakeGigaChat;
@@ -18,6 +18,7 @@ pub struct BotEnv {
 }
 
 static NEXT_DIR: AtomicUsize = AtomicUsize::new(0);
+static NEXT_LOG: AtomicUsize = AtomicUsize::new(0);
 
 impl BotEnv {
     /// Both fakes wired in, the CA file given, no config file.
@@ -105,25 +106,21 @@ impl BotEnv {
 
     /// Starts the bot (`gigabot run`) in the background.
     pub fn spawn(&self, args: &[&str]) -> BotProcess {
-        let mut child = self
+        // stderr goes to a file, not a pipe: a line the bot wrote before its next request
+        // is in the file when a fake sees that request, so a test never reads a stale log.
+        let path = self.path(&format!(
+            "stderr-{}.log",
+            NEXT_LOG.fetch_add(1, Ordering::Relaxed)
+        ));
+        let stderr = File::create(&path).expect("create the bot's log file");
+        // A handle of our own: the log stays readable even after the folder is removed.
+        let log = File::open(&path).expect("open the bot's log file");
+        let child = self
             .command(args)
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            .stderr(stderr)
             .spawn()
             .expect("start gigabot");
-        let log = Arc::new(Mutex::new(String::new()));
-        let mut stderr = child.stderr.take().expect("piped stderr");
-        let sink = Arc::clone(&log);
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = stderr.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                let text = String::from_utf8_lossy(&buf[..n]).to_string();
-                sink.lock().unwrap().push_str(&text);
-            }
-        });
         BotProcess { child, log }
     }
 }
@@ -137,7 +134,7 @@ impl Drop for BotEnv {
 /// A running bot; killed on drop if still running.
 pub struct BotProcess {
     child: Child,
-    log: Arc<Mutex<String>>,
+    log: File,
 }
 
 impl BotProcess {
@@ -147,7 +144,13 @@ impl BotProcess {
 
     /// Everything the bot wrote to stderr so far.
     pub fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
+        let mut bytes = Vec::new();
+        let mut chunk = vec![0; 64 * 1024];
+        // Positioned reads, so that threads sharing a process never move a file offset.
+        while let Ok(n @ 1..) = self.log.read_at(&mut chunk, bytes.len() as u64) {
+            bytes.extend_from_slice(&chunk[..n]);
+        }
+        String::from_utf8_lossy(&bytes).into_owned()
     }
 
     /// Waits until the log contains `text`.
