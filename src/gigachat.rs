@@ -6,6 +6,7 @@
 //! Russian Trusted Root CA of the Ministry of Digital Development goes).
 
 use std::fmt;
+use std::io::{BufRead, Read};
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -19,6 +20,13 @@ pub const RUSSIAN_TRUSTED_ROOT_SHA256: &str = "D2:6D:2D:02:31:B7:C3:9F:92:CC:73:
 
 /// Refresh this long before `expires_at`, as the official SDK does.
 const TOKEN_MARGIN_MS: u64 = 60_000;
+
+/// The longest answer the bot takes (about 250 Telegram messages), streamed or not.
+const MAX_ANSWER_BYTES: usize = 1 << 20;
+/// One event may carry the whole answer, JSON-escaped.
+const MAX_EVENT_BYTES: usize = 2 * MAX_ANSWER_BYTES;
+/// The whole event stream: the answer's events with their JSON around the text.
+const MAX_STREAM_BYTES: usize = 8 * MAX_ANSWER_BYTES;
 
 /// What went wrong; the bot gives each kind its own reply.
 #[derive(Debug)]
@@ -395,68 +403,13 @@ impl GigaChat {
                 return Ok(completion);
             }
             let reader = std::io::BufReader::new(response.body_mut().as_reader());
-            return self
-                .read_events(reader, on_text, request_id.clone())
+            return read_events(reader, on_text, request_id.clone(), self.timeout_secs)
                 .inspect_err(|err| {
                     log::warn!("gigachat chat stream: {err} (request {request_id})")
                 });
         }
         let text = self.body_text(&mut response)?;
         parse_completion(&text, request_id)
-    }
-
-    /// Reads server-sent events: `data: {json}` lines with `choices[0].delta.content`,
-    /// `finish_reason` and `usage` in the last one, then `data: [DONE]`.
-    fn read_events(
-        &self,
-        mut reader: impl std::io::BufRead,
-        on_text: &mut dyn FnMut(&str),
-        request_id: String,
-    ) -> Result<Completion, Error> {
-        let mut completion = Completion {
-            content: String::new(),
-            finish_reason: String::new(),
-            usage: Usage::default(),
-            request_id,
-        };
-        let mut line = String::new();
-        loop {
-            line.clear();
-            let read = reader
-                .read_line(&mut line)
-                .map_err(|err| match err.kind() {
-                    std::io::ErrorKind::TimedOut => Error::Timeout(self.timeout_secs),
-                    _ => Error::Interrupted(err.to_string()),
-                })?;
-            if read == 0 {
-                return Err(Error::Interrupted("the stream ended before [DONE]".into()));
-            }
-            let Some(data) = line.trim_end().strip_prefix("data:") else {
-                continue; // blank separators, comments, `event:` and `id:` lines
-            };
-            let data = data.trim_start();
-            if data == "[DONE]" {
-                if completion.finish_reason.is_empty() {
-                    completion.finish_reason = "stop".into();
-                }
-                return Ok(completion);
-            }
-            let event: StreamEvent = serde_json::from_str(data)
-                .map_err(|err| Error::BadResponse(format!("event: {err}")))?;
-            if let Some(usage) = event.usage {
-                completion.usage = usage;
-            }
-            let Some(choice) = event.choices.into_iter().next() else {
-                continue;
-            };
-            if let Some(reason) = choice.finish_reason {
-                completion.finish_reason = reason;
-            }
-            if !choice.delta.content.is_empty() {
-                completion.content.push_str(&choice.delta.content);
-                on_text(&choice.delta.content);
-            }
-        }
     }
 
     fn status_error(&self, status: u16, message: String) -> Error {
@@ -504,7 +457,7 @@ impl GigaChat {
         response
             .body_mut()
             .with_config()
-            .limit(16 * 1024 * 1024)
+            .limit(MAX_STREAM_BYTES as u64)
             .read_to_string()
             .map_err(|err| self.transport_error(err))
     }
@@ -513,6 +466,9 @@ impl GigaChat {
         let text = err.to_string();
         match err {
             ureq::Error::Timeout(_) => Error::Timeout(self.timeout_secs),
+            ureq::Error::BodyExceedsLimit(limit) => {
+                Error::BadResponse(format!("an answer longer than {} MiB", limit >> 20))
+            }
             _ if is_certificate_error(&text) => Error::Tls(self.tls_advice(&text)),
             _ => Error::Network(text),
         }
@@ -527,6 +483,91 @@ impl GigaChat {
                 "the server's TLS certificate is not signed by a certificate in gigachat.ca_bundle_file {} ({detail}): download the Russian Trusted Root CA from https://www.gosuslugi.ru/crt and point gigachat.ca_bundle_file at it",
                 path.display()
             ),
+        }
+    }
+}
+
+/// Reads server-sent events: `data: {json}` lines with `choices[0].delta.content`,
+/// `finish_reason` and `usage` in the last one, then `data: [DONE]`. A line, the answer
+/// and the whole stream have caps, so a server that never ends a line or a stream cannot
+/// fill the memory of a small machine. After `[DONE]` the body is read to its end: only
+/// then does ureq put the connection back in its pool for the next question.
+fn read_events(
+    mut reader: impl BufRead,
+    on_text: &mut dyn FnMut(&str),
+    request_id: String,
+    timeout_secs: u64,
+) -> Result<Completion, Error> {
+    let mut completion = Completion {
+        content: String::new(),
+        finish_reason: String::new(),
+        usage: Usage::default(),
+        request_id,
+    };
+    let mut line = Vec::new();
+    let mut total = 0;
+    loop {
+        line.clear();
+        let read = (&mut reader)
+            .take(MAX_EVENT_BYTES as u64 + 1)
+            .read_until(b'\n', &mut line)
+            .map_err(|err| match err.kind() {
+                std::io::ErrorKind::TimedOut => Error::Timeout(timeout_secs),
+                _ => Error::Interrupted(err.to_string()),
+            })?;
+        if read == 0 {
+            return Err(Error::Interrupted("the stream ended before [DONE]".into()));
+        }
+        total += read;
+        if read > MAX_EVENT_BYTES {
+            return Err(Error::BadResponse(format!(
+                "an event line longer than {} KiB",
+                MAX_EVENT_BYTES / 1024
+            )));
+        }
+        if total > MAX_STREAM_BYTES {
+            return Err(Error::BadResponse(format!(
+                "the event stream is longer than {} MiB",
+                MAX_STREAM_BYTES >> 20
+            )));
+        }
+        let Ok(line) = std::str::from_utf8(&line) else {
+            return Err(Error::BadResponse("an event that is not UTF-8".into()));
+        };
+        let Some(data) = line.trim_end().strip_prefix("data:") else {
+            continue; // blank separators, comments, `event:` and `id:` lines
+        };
+        let data = data.trim_start();
+        if data == "[DONE]" {
+            if completion.finish_reason.is_empty() {
+                completion.finish_reason = "stop".into();
+            }
+            // The rest is the chunked body's end; a server that sends more is not waited
+            // for beyond the cap, its connection is just not reused.
+            let _ = std::io::copy(&mut reader.take(64 * 1024), &mut std::io::sink());
+            return Ok(completion);
+        }
+        let event: StreamEvent = serde_json::from_str(data)
+            .map_err(|err| Error::BadResponse(format!("event: {err}")))?;
+        if let Some(usage) = event.usage {
+            completion.usage = usage;
+        }
+        let Some(choice) = event.choices.into_iter().next() else {
+            continue;
+        };
+        if let Some(reason) = choice.finish_reason {
+            completion.finish_reason = reason;
+        }
+        let piece = choice.delta.content;
+        if completion.content.len() + piece.len() > MAX_ANSWER_BYTES {
+            return Err(Error::BadResponse(format!(
+                "an answer longer than {} MiB",
+                MAX_ANSWER_BYTES >> 20
+            )));
+        }
+        if !piece.is_empty() {
+            completion.content.push_str(&piece);
+            on_text(&piece);
         }
     }
 }
@@ -556,6 +597,12 @@ fn parse_completion(text: &str, request_id: String) -> Result<Completion, Error>
     let Some(choice) = parsed.choices.into_iter().next() else {
         return Err(Error::BadResponse("no choices".into()));
     };
+    if choice.message.content.len() > MAX_ANSWER_BYTES {
+        return Err(Error::BadResponse(format!(
+            "an answer longer than {} MiB",
+            MAX_ANSWER_BYTES >> 20
+        )));
+    }
     Ok(Completion {
         content: choice.message.content,
         finish_reason: choice.finish_reason.unwrap_or_else(|| "stop".into()),
@@ -635,6 +682,74 @@ mod tests {
         assert!(!is_certificate_error(
             "io: Connection refused (os error 111)"
         ));
+    }
+
+    fn event(content: &str) -> String {
+        format!(
+            "data: {}\n\n",
+            json!({"choices": [{"delta": {"content": content}, "index": 0}]})
+        )
+    }
+
+    fn read(stream: &[u8]) -> (Result<Completion, Error>, String) {
+        let mut seen = String::new();
+        let mut cursor = std::io::Cursor::new(stream);
+        let result = read_events(&mut cursor, &mut |p| seen.push_str(p), "id".into(), 5);
+        (result, seen)
+    }
+
+    #[test]
+    fn a_stream_is_read_to_its_end_after_done() {
+        let mut stream = event("При") + &event("вет");
+        stream.push_str("data: [DONE]\n\n");
+        let tail = b"0\r\n\r\n-- the rest of the body --";
+        let mut bytes = stream.into_bytes();
+        bytes.extend_from_slice(tail);
+        let mut cursor = std::io::Cursor::new(&bytes[..]);
+        let mut seen = String::new();
+        let done = read_events(&mut cursor, &mut |p| seen.push_str(p), "id".into(), 5).unwrap();
+        assert_eq!((done.content.as_str(), seen.as_str()), ("Привет", "Привет"));
+        assert_eq!(done.finish_reason, "stop");
+        assert_eq!(
+            cursor.position() as usize,
+            bytes.len(),
+            "the body was not read to its end"
+        );
+    }
+
+    #[test]
+    fn an_endless_line_an_endless_stream_and_a_huge_answer_are_bad_answers() {
+        let endless_line = vec![b'x'; MAX_EVENT_BYTES + 10];
+        let (result, _) = read(&endless_line);
+        assert!(
+            matches!(result, Err(Error::BadResponse(ref m)) if m.contains("event line")),
+            "{result:?}"
+        );
+
+        let comments = format!(": {}\n", "x".repeat(1022)).repeat(MAX_STREAM_BYTES / 1024 + 1);
+        let (result, _) = read(comments.as_bytes());
+        assert!(
+            matches!(result, Err(Error::BadResponse(ref m)) if m.contains("stream")),
+            "{result:?}"
+        );
+
+        let piece = "я".repeat(1000); // 2000 bytes
+        let stream = event(&piece).repeat(MAX_ANSWER_BYTES / 2000 + 1);
+        let (result, seen) = read(stream.as_bytes());
+        assert!(
+            matches!(result, Err(Error::BadResponse(ref m)) if m.contains("answer")),
+            "{result:?}"
+        );
+        assert!(
+            seen.len() <= MAX_ANSWER_BYTES,
+            "{} bytes passed on",
+            seen.len()
+        );
+
+        let (result, _) = read(b"data: {\"choices\": []}\n\xff\xfe\n");
+        assert!(matches!(result, Err(Error::BadResponse(_))), "{result:?}");
+        let (result, _) = read(event("обрыв").as_bytes());
+        assert!(matches!(result, Err(Error::Interrupted(_))), "{result:?}");
     }
 
     #[test]
