@@ -47,12 +47,15 @@ pub const CHANNEL: i64 = -1009876543210;
 
 const FIRST_UPDATE_ID: i64 = 873000101;
 const FIRST_CALLBACK_QUERY_ID: u64 = 530276453942312085;
+/// A draft shows this long unless it is sent again (the Bot API docs: "a temporary
+/// 30-second preview").
+const DRAFT_LIFETIME: Duration = Duration::from_secs(30);
 /// Telegram forgets a callback query this long after the press.
 const CALLBACK_QUERY_LIFETIME: Duration = Duration::from_secs(150);
 const MAX_TEXT_BYTES: usize = 32768;
 const MAX_TEXT_CHARS: usize = 4096;
 
-const METHODS: [&str; 11] = [
+const METHODS: [&str; 12] = [
     "getMe",
     "getUpdates",
     "getWebhookInfo",
@@ -64,6 +67,7 @@ const METHODS: [&str; 11] = [
     "editMessageText",
     "editMessageReplyMarkup",
     "deleteMessage",
+    "sendMessageDraft",
 ];
 
 const CHAT_ACTIONS: [&str; 11] = [
@@ -185,6 +189,17 @@ pub struct SentMessage {
     pub deleted: bool,
 }
 
+/// A draft the bot streamed (`sendMessageDraft` that succeeded).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SentDraft {
+    pub chat_id: i64,
+    pub draft_id: i64,
+    /// What the user sees: the parsed, trimmed text ("" shows "Thinking…").
+    pub text: String,
+    pub parse_mode: Option<String>,
+    pub at: Instant,
+}
+
 /// The fake server. Dropping it stops it and ends any parked long poll.
 pub struct FakeTelegram {
     shared: Arc<Shared>,
@@ -240,6 +255,10 @@ struct Chat {
     blocked: bool,
     migrated_to: Option<i64>,
     messages: BTreeMap<i64, Stored>,
+    /// Every draft streamed to the chat, oldest first.
+    drafts: Vec<SentDraft>,
+    /// Whether a message came after the last draft (it replaces the draft on screen).
+    draft_replaced: bool,
 }
 
 /// A message in a chat, from a pushed update or sent by the bot.
@@ -477,6 +496,24 @@ impl FakeTelegram {
             .into_iter()
             .filter(|m| m.reply_to == Some(message_id))
             .collect()
+    }
+
+    /// The drafts streamed to a chat, oldest first.
+    pub fn drafts_to(&self, chat_id: i64) -> Vec<SentDraft> {
+        let state = self.lock();
+        state
+            .chats
+            .get(&chat_id)
+            .map_or(Vec::new(), |chat| chat.drafts.clone())
+    }
+
+    /// The draft a user sees now: the last one, unless a message came after it or it is
+    /// older than Telegram keeps one.
+    pub fn draft_showing(&self, chat_id: i64) -> Option<SentDraft> {
+        let state = self.lock();
+        let chat = state.chats.get(&chat_id)?;
+        let last = chat.drafts.last()?;
+        (!chat.draft_replaced && last.at.elapsed() < DRAFT_LIFETIME).then(|| last.clone())
     }
 
     /// A pushed update as the fake completed it (ids assigned).
@@ -767,6 +804,7 @@ fn dispatch(shared: &Shared, method: &str, p: &Map<String, Value>) -> Result<Val
         "editMessageText" => state.edit_message_text(p),
         "editMessageReplyMarkup" => state.edit_message_reply_markup(p),
         "deleteMessage" => state.delete_message(p),
+        "sendMessageDraft" => state.send_message_draft(p),
         other => unreachable!("{other} is in METHODS but not dispatched"),
     }
 }
@@ -1162,7 +1200,47 @@ impl State {
             seq,
         };
         chat.messages.insert(message_id, stored);
+        chat.draft_replaced = true;
         Ok(ok(message))
+    }
+
+    /// sendMessageDraft: private chats only, a non-zero draft_id, 0–4096 characters after
+    /// parsing (empty shows "Thinking…", whitespace alone is refused), the usual HTML errors.
+    /// The descriptions for a zero draft_id and a non-private chat are the fake's wording of
+    /// the documented rules (TDLib's RPC error for the chat is TEXTDRAFT_PEER_INVALID).
+    fn send_message_draft(&mut self, p: &Map<String, Value>) -> Result<Value, ApiError> {
+        let raw = text_param(p, "text").unwrap_or_default();
+        if raw.len() > MAX_TEXT_BYTES {
+            return Err(bad_request("text is too long"));
+        }
+        let html = parse_mode(p)?;
+        let parsed = parse_text(&raw, html)?;
+        let draft_id = int_param(p, "draft_id").ok_or_else(|| required("draft_id"))?;
+        if draft_id == 0 {
+            return Err(bad_request("draft_id must be non-zero"));
+        }
+        let chat_id = self.resolve_chat(p)?;
+        if self.chats[&chat_id].object["type"] != "private" {
+            return Err(bad_request("TEXTDRAFT_PEER_INVALID"));
+        }
+        let (text, _) = tg_html::trim(&parsed.0, &parsed.1);
+        if text.is_empty() && !raw.is_empty() {
+            return Err(bad_request("text must be non-empty"));
+        }
+        if text.chars().count() > MAX_TEXT_CHARS {
+            return Err(bad_request("message is too long"));
+        }
+        self.check_reachable(chat_id)?;
+        let chat = self.chats.get_mut(&chat_id).expect("resolved above");
+        chat.drafts.push(SentDraft {
+            chat_id,
+            draft_id,
+            text,
+            parse_mode: text_param(p, "parse_mode").filter(|m| !m.is_empty()),
+            at: Instant::now(),
+        });
+        chat.draft_replaced = false;
+        Ok(ok(json!(true)))
     }
 
     fn edit_message_text(&mut self, p: &Map<String, Value>) -> Result<Value, ApiError> {
@@ -1477,6 +1555,8 @@ impl State {
             blocked: false,
             migrated_to: None,
             messages: BTreeMap::new(),
+            drafts: Vec::new(),
+            draft_replaced: false,
         });
         id
     }

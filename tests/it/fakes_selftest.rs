@@ -559,6 +559,78 @@ fn send_message_rejects_what_telegram_rejects() {
 }
 
 #[test]
+fn drafts_follow_the_rules_of_send_message_draft() {
+    let fake = FakeTelegram::start();
+    let agent = agent();
+    for id in [IVAN, GROUP] {
+        fake.add_chat(tg::chat(id));
+    }
+    let draft = |params: Value| call(&agent, &fake, "sendMessageDraft", params);
+    // Private chats only; draft_id required and non-zero; whitespace alone is refused.
+    assert_error(
+        draft(json!({"chat_id": GROUP, "draft_id": 1, "text": "x"})),
+        400,
+        "Bad Request: TEXTDRAFT_PEER_INVALID",
+    );
+    assert_error(
+        draft(json!({"chat_id": IVAN, "text": "x"})),
+        400,
+        "Bad Request: parameter \"draft_id\" is required",
+    );
+    assert_error(
+        draft(json!({"chat_id": IVAN, "draft_id": 0, "text": "x"})),
+        400,
+        "Bad Request: draft_id must be non-zero",
+    );
+    assert_error(
+        draft(json!({"chat_id": IVAN, "draft_id": 1, "text": " \n "})),
+        400,
+        "Bad Request: text must be non-empty",
+    );
+    // 4096 characters after parsing pass, 4097 do not; bad HTML is refused as in sendMessage.
+    let full = format!("<b>{}</b>", "ж".repeat(4096));
+    result(draft(
+        json!({"chat_id": IVAN, "draft_id": 1, "text": full, "parse_mode": "HTML"}),
+    ));
+    assert_error(
+        draft(json!({"chat_id": IVAN, "draft_id": 1, "text": "ж".repeat(4097)})),
+        400,
+        "Bad Request: message is too long",
+    );
+    assert_error(
+        draft(json!({"chat_id": IVAN, "draft_id": 1, "text": "a < b", "parse_mode": "HTML"})),
+        400,
+        "Bad Request: can't parse entities: Unsupported start tag \"\" at byte offset 2",
+    );
+    // Empty text is the "Thinking…" placeholder.
+    assert_eq!(
+        result(draft(json!({"chat_id": IVAN, "draft_id": 7, "text": ""}))),
+        json!(true)
+    );
+    result(draft(
+        json!({"chat_id": IVAN, "draft_id": 7, "text": "<i>Растёт</i>", "parse_mode": "HTML"}),
+    ));
+    let drafts = fake.drafts_to(IVAN);
+    let texts: Vec<&str> = drafts.iter().map(|d| d.text.as_str()).collect();
+    assert_eq!(texts.len(), 3, "{texts:?}");
+    assert_eq!(texts[1..], ["", "Растёт"]);
+    assert_eq!(
+        fake.draft_showing(IVAN).map(|d| d.text),
+        Some("Растёт".into())
+    );
+    // The message that persists the answer replaces the draft on screen.
+    result(send(&agent, &fake, IVAN, "Растёт и вырос"));
+    assert_eq!(fake.draft_showing(IVAN), None);
+    // A user who blocked the bot gets no draft either.
+    fake.set_blocked(IVAN, true);
+    assert_error(
+        draft(json!({"chat_id": IVAN, "draft_id": 8, "text": "x"})),
+        403,
+        "Forbidden: bot was blocked by the user",
+    );
+}
+
+#[test]
 fn edits_and_deletes_follow_the_rules() {
     let fake = FakeTelegram::start();
     let agent = agent();
