@@ -12,9 +12,9 @@ use crate::commands::{KNOWN_COMMANDS, parse_command};
 use crate::config::Config;
 use crate::gigachat::{self, ChatMessage, Completion, GigaChat};
 use crate::render;
-use crate::store::{Store, Turn};
-use crate::stream::{LiveAnswer, Typing};
-use crate::telegram::{self, Message, OutgoingMessage, Telegram, Update, User};
+use crate::store::{Store, Turn, Unsent};
+use crate::stream::{Draft, Typing};
+use crate::telegram::{self, Chat, Message, OutgoingMessage, Telegram, Update, User};
 
 pub(crate) const START: &str =
     "Здравствуйте, {name}! Я отвечаю на вопросы с помощью GigaChat. Просто напишите вопрос.";
@@ -106,10 +106,12 @@ pub struct Bot {
     /// When silent chats were last forgotten (Unix seconds).
     last_cleanup: u64,
     typing: Typing,
+    /// Chats where Telegram answered a draft with 429, and until when.
+    draft_pauses: HashMap<i64, Instant>,
+    /// The update being handled (0 between updates), for the record of an answer of
+    /// several messages that goes out.
+    update_id: i64,
 }
-
-/// An error the loop cannot go on after: the token was revoked, or the bot is stopping.
-pub type Fatal = telegram::Error;
 
 impl Bot {
     /// The bot, with its clients, its saved state, and who it is on Telegram (from getMe).
@@ -130,36 +132,58 @@ impl Bot {
             started: Instant::now(),
             recent: HashMap::new(),
             last_cleanup: 0,
+            draft_pauses: HashMap::new(),
+            update_id: 0,
         }
     }
 
     /// Handles one update. Every failure except a fatal one is dealt with here (a reply to
-    /// the user, a log line), so one bad update never stops the loop.
-    pub fn handle_update(&mut self, update: Update) -> Result<Report, Fatal> {
+    /// the user, a log line), so one bad update never stops the loop; a message Telegram
+    /// refused ends the update's handling and is counted.
+    pub fn handle_update(&mut self, update: Update) -> Result<Report, telegram::Error> {
         let mut report = Report {
             kind: "ignored",
             ..Report::default()
         };
+        self.update_id = update.update_id;
+        let handled = self.dispatch(update, &mut report);
+        self.update_id = 0;
+        match handled {
+            Err(err) if err.is_fatal() => return Err(err),
+            Err(err) => {
+                log::warn!("chat {}: {err}; giving up on this message", report.chat_id);
+                self.count_failure("telegram send");
+                report.outcome = match report.outcome.is_empty() {
+                    true => format!("not sent: {err}"),
+                    false => format!("{}; not sent: {err}", report.outcome),
+                };
+            }
+            Ok(()) => {}
+        }
+        Ok(report)
+    }
+
+    fn dispatch(&mut self, update: Update, report: &mut Report) -> Result<(), telegram::Error> {
         if let Some(message) = update.message {
             report.chat_id = message.chat.id;
             report.user_id = message.from.as_ref().map_or(0, |u| u.id);
             report.style = self.style_of(message.chat.id).id.clone();
-            self.on_message(message, &mut report)?;
+            self.on_message(message, report)?;
         } else if let Some(query) = update.callback_query {
             report.kind = "callback";
             report.user_id = query.from.id;
             report.chat_id = query.message.as_ref().map_or(query.from.id, |m| m.chat.id);
-            self.on_callback(query, &mut report)?;
+            self.on_callback(query, report)?;
             report.style = self.style_of(report.chat_id).id.clone();
         } else if update.edited_message.is_some() {
             report.outcome = "edited message ignored".into();
         } else {
             report.outcome = "update kind not handled".into();
         }
-        Ok(report)
+        Ok(())
     }
 
-    fn on_message(&mut self, message: Message, report: &mut Report) -> Result<(), Fatal> {
+    fn on_message(&mut self, message: Message, report: &mut Report) -> Result<(), telegram::Error> {
         let chat_id = message.chat.id;
         if let Some(new_id) = message.migrate_to_chat_id {
             self.store.move_chat(chat_id, new_id);
@@ -231,25 +255,32 @@ impl Bot {
             );
             return Ok(());
         }
-        self.ask(chat_id, message.message_id, &from, &question, false, report)
+        self.ask(
+            &message.chat,
+            message.message_id,
+            &from,
+            &question,
+            false,
+            report,
+        )
     }
 
     /// Checks the user's limits, then asks.
     pub(crate) fn ask(
         &mut self,
-        chat_id: i64,
+        chat: &Chat,
         reply_to: i64,
         from: &User,
         question: &str,
         again: bool,
         report: &mut Report,
-    ) -> Result<(), Fatal> {
+    ) -> Result<(), telegram::Error> {
         if let Some(text) = self.over_limit(from.id) {
             report.kind = "limited";
-            report.outcome = self.reply(chat_id, reply_to, &text)?;
+            report.outcome = self.reply(chat.id, reply_to, &text)?;
             return Ok(());
         }
-        self.handle_message(chat_id, reply_to, Some(from), question, again, report)
+        self.handle_message(chat, reply_to, Some(from), question, again, report)
     }
 
     /// The lesson's `handle_message`: asks GigaChat in the chat's style, with the chat's
@@ -257,13 +288,14 @@ impl Bot {
     /// last exchange in memory.
     fn handle_message(
         &mut self,
-        chat_id: i64,
+        chat: &Chat,
         reply_to: i64,
         from: Option<&User>,
         question: &str,
         again: bool,
         report: &mut Report,
-    ) -> Result<(), Fatal> {
+    ) -> Result<(), telegram::Error> {
+        let chat_id = chat.id;
         // The conversation: the style's prompt, what the chat remembers, the new question.
         let style = self.style_of(chat_id).clone();
         report.style = style.id.clone();
@@ -276,9 +308,9 @@ impl Bot {
         );
         messages.push(ChatMessage::new("user", question));
 
-        // Ask GigaChat; meanwhile the chat shows "typing…", then the answer as it streams.
+        // Ask GigaChat; meanwhile "typing…", and in a private chat the answer as a draft.
         let started = Instant::now();
-        let (result, live) = self.ask_gigachat(chat_id, reply_to, &messages)?;
+        let (result, previewed) = self.ask_gigachat(chat, reply_to, &messages);
         report.gigachat_ms = Some(started.elapsed().as_millis());
         let tokens = result.as_ref().map_or(0, |c| c.usage.total_tokens);
         self.count_request(from, tokens);
@@ -292,58 +324,41 @@ impl Bot {
                 let kind = error_kind(&err);
                 report.outcome = format!("gigachat error: {kind}");
                 self.count_failure(&format!("gigachat {kind}"));
-                // Whatever part of a broken stream is already on screen stays, rendered.
-                if let Some(live) = live {
-                    let partial = live.received().to_string();
-                    live.finish(&partial).0?;
-                }
-                self.reply(chat_id, reply_to, &user_text(&err, &self.gigachat.model))?;
-                return Ok(());
+                // What the draft showed of a broken stream stays, followed by why it ended.
+                let mut chunks = match err {
+                    gigachat::Error::Interrupted(_) | gigachat::Error::Timeout(_) => {
+                        render::markdown_chunks(&previewed)
+                    }
+                    _ => Vec::new(),
+                };
+                chunks.extend(render::plain_chunks(&user_text(&err, &self.gigachat.model)));
+                return self.deliver(chat_id, Some(reply_to), &chunks, None);
             }
         };
         let answer = completion.content.trim();
-        let markdown = match completion.finish_reason.as_str() {
-            "blacklist" => {
-                report.outcome = "refused by gigachat (blacklist)".into();
-                self.count_failure("gigachat blacklist");
-                match live {
-                    Some(live) => drop(live.finish(BLACKLIST).0?),
-                    None => drop(self.reply(chat_id, reply_to, BLACKLIST)?),
-                }
-                return Ok(());
-            }
+        if completion.finish_reason == "blacklist" {
+            report.outcome = "refused by gigachat (blacklist)".into();
+            self.count_failure("gigachat blacklist");
+            self.reply(chat_id, reply_to, BLACKLIST)?;
+            return Ok(());
+        }
+        let mut chunks = render::markdown_chunks(answer);
+        if chunks.is_empty() {
             // Empty, or nothing a user would see (say, only a Markdown link definition).
-            _ if render::visible_text(&render::markdown_to_html(answer))
-                .trim()
-                .is_empty() =>
-            {
-                report.outcome = format!("empty answer (request {})", completion.request_id);
-                self.count_failure("gigachat empty answer");
-                match live {
-                    Some(live) => drop(live.finish(BAD_ANSWER).0?),
-                    None => drop(self.reply(chat_id, reply_to, BAD_ANSWER)?),
-                }
-                return Ok(());
-            }
-            "length" => format!("{answer}\n\n{CUT_SHORT}"),
-            _ => answer.to_string(),
-        };
+            report.outcome = format!("empty answer (request {})", completion.request_id);
+            self.count_failure("gigachat empty answer");
+            self.reply(chat_id, reply_to, BAD_ANSWER)?;
+            return Ok(());
+        }
+        if completion.finish_reason == "length" {
+            chunks = render::markdown_chunks(&format!("{answer}\n\n{CUT_SHORT}"));
+        }
         self.remember(chat_id, question, answer, history);
         let user_id = from.map_or(0, |u| u.id);
         self.write_transcript(chat_id, user_id, &style.id, question, answer, tokens);
-        let (sent, outcome) = match live {
-            Some(live) => {
-                let (sent, outcome) = live.finish(&markdown);
-                (sent?, outcome)
-            }
-            None => self.send_answer(chat_id, reply_to, &markdown)?,
-        };
-        if sent {
-            self.store.state.counters.answers += 1;
-        } else {
-            self.count_failure("telegram send");
-        }
-        report.outcome = outcome;
+        self.deliver(chat_id, Some(reply_to), &chunks, None)?;
+        self.store.state.counters.answers += 1;
+        report.outcome = format!("answered in {} message(s)", chunks.len());
         Ok(())
     }
 
@@ -361,49 +376,38 @@ impl Bot {
         history
     }
 
-    /// Asks GigaChat. "typing…" shows while it thinks; with `gigachat.stream` the answer
-    /// appears and grows as it arrives (the live view, returned if anything is on screen).
+    /// Asks GigaChat. "typing…" shows while it thinks; in a private chat with
+    /// `gigachat.stream` the answer then grows in a draft. Groups get no draft (Telegram
+    /// allows drafts in private chats only), so there GigaChat is asked for the whole
+    /// answer at once. Returns the answer and the text the draft received.
     fn ask_gigachat(
         &mut self,
-        chat_id: i64,
+        chat: &Chat,
         reply_to: i64,
         messages: &[ChatMessage],
-    ) -> Result<(Result<Completion, gigachat::Error>, Option<LiveAnswer>), Fatal> {
-        let interval = self.edit_interval(chat_id);
-        let streaming = self.config.gigachat.stream;
+    ) -> (Result<Completion, gigachat::Error>, String) {
         let (telegram, gigachat, typing) = (&self.telegram, &mut self.gigachat, &mut self.typing);
-        typing.start(chat_id);
-        if !streaming {
+        typing.start(chat.id);
+        if !(self.config.gigachat.stream && chat.kind == "private") {
             let result = gigachat.chat(messages, None);
             typing.stop();
-            return Ok((result, None));
+            return (result, String::new());
         }
-        let mut live = LiveAnswer::new(telegram.clone(), chat_id, reply_to, interval);
+        let interval = Duration::from_millis(self.config.bot.draft_interval_ms);
+        let paused = self.draft_pauses.remove(&chat.id);
+        let mut draft = Draft::new(telegram.clone(), chat.id, reply_to, interval, paused);
         let mut on_text = |piece: &str| {
-            // "typing…" ends before the first words appear.
+            // The draft takes over from "typing…".
             typing.stop();
-            live.push(piece);
+            draft.push(piece);
         };
         let result = gigachat.chat(messages, Some(&mut on_text));
         typing.stop();
-        if let Some(err) = live.take_fatal() {
-            return Err(err);
+        let (received, paused) = draft.finish();
+        if let Some(until) = paused {
+            self.draft_pauses.insert(chat.id, until);
         }
-        Ok((result, Some(live).filter(LiveAnswer::started)))
-    }
-
-    /// How often the live view of a streamed answer may be edited: Telegram allows about
-    /// one message a second in a private chat and 20 a minute in a group.
-    fn edit_interval(&self, chat_id: i64) -> Duration {
-        // Group and channel ids are negative, private chats (user ids) positive.
-        let group = chat_id < 0;
-        let ms = match self.config.bot.stream_edit_interval_ms {
-            Some(ms) if group => ms.max(3000),
-            Some(ms) => ms,
-            None if group => 3000,
-            None => 1000,
-        };
-        Duration::from_millis(ms)
+        (result, received)
     }
 
     /// Drops the memory of chats silent for `bot.forget_after_days`, at most once an hour.
@@ -465,152 +469,154 @@ impl Bot {
         self.store.put_chat(chat_id, &chat);
     }
 
-    /// Sends a Markdown answer as Telegram HTML, split into messages of at most 4096
-    /// characters; the first one replies to the question.
-    fn send_answer(
+    /// Sends messages made by `render`: the first replies to `reply_to`, the last carries
+    /// the buttons. Everything the bot says goes out here: answers, error texts, refusals,
+    /// notices. While an answer of several messages goes out, what is left of it is saved
+    /// after each message, so a restart sends only the rest (a kill between Telegram
+    /// taking a message and that save, a few milliseconds, can repeat that one message).
+    pub(crate) fn deliver(
         &mut self,
         chat_id: i64,
-        reply_to: i64,
-        markdown: &str,
-    ) -> Result<(bool, String), Fatal> {
-        let html = render::markdown_to_html(markdown);
-        let chunks = render::split_html(&html, render::MESSAGE_LIMIT);
-        if chunks.is_empty() {
-            return Ok((false, self.reply(chat_id, reply_to, BAD_ANSWER)?));
-        }
-        let count = chunks.len();
+        reply_to: Option<i64>,
+        chunks: &[String],
+        keyboard: Option<&Value>,
+    ) -> Result<(), telegram::Error> {
+        let mut chat_id = chat_id;
+        let last = chunks.len().saturating_sub(1);
         for (i, chunk) in chunks.iter().enumerate() {
-            let reply = (i == 0).then_some(reply_to);
-            if let Err(outcome) = self.send_html(chat_id, chunk, reply)? {
-                return Ok((
-                    false,
-                    format!("answer part {}/{count} not sent: {outcome}", i + 1),
-                ));
+            let reply_to = reply_to.filter(|_| i == 0);
+            let keyboard = keyboard.filter(|_| i == last);
+            match self.send_chunk(chat_id, chunk, reply_to, keyboard) {
+                Ok(sent_to) => chat_id = sent_to,
+                Err(err) => {
+                    if !err.is_fatal() {
+                        // Given up on: the rest is not sent after a restart either.
+                        self.store.state.unsent = None;
+                    }
+                    return Err(err);
+                }
+            }
+            if last > 0 {
+                self.note_unsent(chat_id, &chunks[i + 1..]);
             }
         }
-        Ok((true, format!("answered in {count} message(s)")))
+        Ok(())
     }
 
-    /// Sends one HTML chunk; if Telegram cannot parse it, sends its visible text instead,
-    /// so the user still gets the answer exactly once. The inner Err says why it was dropped.
-    fn send_html(
+    /// One message; its plain text if Telegram cannot parse the HTML, so the user still gets
+    /// it once. Returns the chat it went to: a group that became a supergroup has a new id.
+    fn send_chunk(
         &mut self,
-        chat_id: i64,
+        mut chat_id: i64,
         html: &str,
         reply_to: Option<i64>,
-    ) -> Result<Result<(), String>, Fatal> {
-        let message = OutgoingMessage {
+        keyboard: Option<&Value>,
+    ) -> Result<i64, telegram::Error> {
+        let mut plain: Option<String> = None;
+        let mut moved = false;
+        loop {
+            let message = OutgoingMessage {
+                chat_id,
+                text: plain.as_deref().unwrap_or(html),
+                html: plain.is_none(),
+                reply_to,
+                keyboard,
+            };
+            let err = match self.telegram.send_message(&message) {
+                Ok(_) => return Ok(chat_id),
+                Err(err) => err,
+            };
+            match err.migrated_to() {
+                Some(new_id) if !moved => {
+                    log::info!("chat {chat_id} became supergroup {new_id}; moving its state");
+                    self.store.move_chat(chat_id, new_id);
+                    chat_id = new_id;
+                    moved = true;
+                }
+                _ if err.is_bad_html() && plain.is_none() => {
+                    log::warn!("chat {chat_id}: {err}; sending the chunk as plain text");
+                    plain = Some(render::visible_text(html));
+                }
+                _ => return Err(err),
+            }
+        }
+    }
+
+    /// Saves what is left of the answer going out, with its update counted as handled: from
+    /// now on a restart sends the rest instead of answering the update again.
+    fn note_unsent(&mut self, chat_id: i64, rest: &[String]) {
+        let state = &mut self.store.state;
+        if rest.is_empty() {
+            state.unsent = None; // saved by the loop with the update
+            return;
+        }
+        state.unsent = Some(Unsent {
             chat_id,
-            text: html,
-            html: true,
-            reply_to,
-            keyboard: None,
+            chunks: rest.to_vec(),
+        });
+        if self.update_id > 0 {
+            state.last_update_id = self.update_id;
+        }
+        if let Err(err) = self.store.save() {
+            log::error!("{err:#}");
+        }
+    }
+
+    /// At start-up: sends the rest of an answer that a stop or a crash cut short.
+    pub fn send_unsent(&mut self) -> Result<(), telegram::Error> {
+        let Some(unsent) = self.store.state.unsent.clone() else {
+            return Ok(());
         };
-        match self.send(message)? {
-            Err(err) if err.is_bad_html() => {
-                log::warn!("chat {chat_id}: {err}; sending the chunk as plain text");
-                let plain = render::visible_text(html);
-                let message = OutgoingMessage {
-                    chat_id,
-                    text: &plain,
-                    html: false,
-                    reply_to,
-                    keyboard: None,
-                };
-                Ok(self
-                    .send(message)?
-                    .map(|_| ())
-                    .map_err(|err| err.to_string()))
-            }
-            other => Ok(other.map(|_| ()).map_err(|err| err.to_string())),
+        log::info!(
+            "chat {}: sending the last {} message(s) of an answer cut short by the restart",
+            unsent.chat_id,
+            unsent.chunks.len()
+        );
+        match self.deliver(unsent.chat_id, None, &unsent.chunks, None) {
+            Err(err) if err.is_fatal() => return Err(err),
+            Err(err) => log::warn!(
+                "chat {}: {err}; the rest of that answer is dropped",
+                unsent.chat_id
+            ),
+            Ok(()) => {}
         }
+        self.store.state.unsent = None;
+        if let Err(err) = self.store.save() {
+            log::error!("{err:#}");
+        }
+        Ok(())
     }
 
-    /// sendMessage, following a group's move to a supergroup once. The outer Err is fatal;
-    /// the inner one is Telegram refusing this message (logged here).
-    pub(crate) fn send(
-        &mut self,
-        mut message: OutgoingMessage,
-    ) -> Result<Result<Message, telegram::Error>, Fatal> {
-        for _ in 0..2 {
-            match self.telegram.send_message(&message) {
-                Ok(sent) => return Ok(Ok(sent)),
-                Err(err) => match err.kind {
-                    telegram::ErrorKind::Unauthorized | telegram::ErrorKind::Stopped => {
-                        return Err(err);
-                    }
-                    _ => {
-                        if let Some(new_id) = err.migrated_to() {
-                            log::info!(
-                                "chat {} became supergroup {new_id}; moving its state",
-                                message.chat_id
-                            );
-                            self.store.move_chat(message.chat_id, new_id);
-                            message.chat_id = new_id;
-                            continue;
-                        }
-                        if !err.is_bad_html() {
-                            log::warn!(
-                                "chat {}: {err}; giving up on this message",
-                                message.chat_id
-                            );
-                        }
-                        return Ok(Err(err));
-                    }
-                },
-            }
-        }
-        Ok(Err(telegram::Error {
-            method: "sendMessage",
-            kind: telegram::ErrorKind::Rejected {
-                code: 400,
-                description: "the chat moved twice".into(),
-                migrate_to_chat_id: None,
-            },
-        }))
-    }
-
-    /// Sends one of our own plain texts as a reply; returns the outcome for the log.
+    /// Sends one of our own texts as a reply; returns the outcome for the log.
     pub(crate) fn reply(
         &mut self,
         chat_id: i64,
         reply_to: i64,
         text: &str,
-    ) -> Result<String, Fatal> {
+    ) -> Result<String, telegram::Error> {
         self.send_plain(chat_id, Some(reply_to), text, None)
     }
 
-    /// Sends one of our own texts (no HTML), optionally as a reply and with buttons.
+    /// Sends one of our own texts, optionally as a reply and with buttons.
     pub(crate) fn send_plain(
         &mut self,
         chat_id: i64,
         reply_to: Option<i64>,
         text: &str,
-        keyboard: Option<Value>,
-    ) -> Result<String, Fatal> {
-        let message = OutgoingMessage {
-            chat_id,
-            text,
-            html: false,
-            reply_to,
-            keyboard,
-        };
-        Ok(match self.send(message)? {
-            Ok(_) => "replied".into(),
-            Err(err) => format!("not sent: {err}"),
-        })
+        keyboard: Option<&Value>,
+    ) -> Result<String, telegram::Error> {
+        self.deliver(chat_id, reply_to, &render::plain_chunks(text), keyboard)?;
+        Ok("replied".into())
     }
 }
 
 /// Passes on a fatal error; logs any other (the update goes on without that call).
-pub(crate) fn fatal_only(err: telegram::Error) -> Result<(), Fatal> {
-    match err.kind {
-        telegram::ErrorKind::Unauthorized | telegram::ErrorKind::Stopped => Err(err),
-        _ => {
-            log::info!("{err}");
-            Ok(())
-        }
+pub(crate) fn fatal_only(err: telegram::Error) -> Result<(), telegram::Error> {
+    if err.is_fatal() {
+        return Err(err);
     }
+    log::info!("{err}");
+    Ok(())
 }
 
 /// Removes the last user/assistant pair if it is the exchange for `question` (for /retry).

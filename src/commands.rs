@@ -7,7 +7,7 @@
 use serde_json::{Value, json};
 
 use crate::bot::{
-    Bot, CHOOSE_STYLE, COMMANDS, Fatal, GROUP_HINT, NO_SUCH_STYLE, NOT_ALLOWED, NOTHING_TO_RETRY,
+    Bot, CHOOSE_STYLE, COMMANDS, GROUP_HINT, NO_SUCH_STYLE, NOT_ALLOWED, NOTHING_TO_RETRY,
     RESET_DONE, Report, STALE_BUTTON, START, STYLE_SET, STYLE_TOAST, UNKNOWN_COMMAND, fatal_only,
     unix_now,
 };
@@ -21,7 +21,7 @@ impl Bot {
         message: &Message,
         command: &Command,
         report: &mut Report,
-    ) -> Result<(), Fatal> {
+    ) -> Result<(), telegram::Error> {
         let chat_id = message.chat.id;
         let reply_to = message.message_id;
         let in_group = message.chat.kind != "private";
@@ -58,7 +58,7 @@ impl Bot {
                         let Some(from) = message.from.as_ref() else {
                             return Ok(());
                         };
-                        return self.ask(chat_id, reply_to, from, &question, true, report);
+                        return self.ask(&message.chat, reply_to, from, &question, true, report);
                     }
                     None => self.reply(chat_id, reply_to, NOTHING_TO_RETRY)?,
                 }
@@ -72,7 +72,12 @@ impl Bot {
     }
 
     /// `/mode <id>` switches; `/mode` alone or an unknown id shows the buttons.
-    fn on_mode(&mut self, chat_id: i64, reply_to: i64, arg: &str) -> Result<String, Fatal> {
+    fn on_mode(
+        &mut self,
+        chat_id: i64,
+        reply_to: i64,
+        arg: &str,
+    ) -> Result<String, telegram::Error> {
         let wanted = arg.to_lowercase();
         if !wanted.is_empty()
             && let Some(style) = self.config.styles.iter().find(|s| s.id == wanted).cloned()
@@ -91,7 +96,7 @@ impl Bot {
             NO_SUCH_STYLE.replace("{id}", arg)
         };
         let keyboard = self.style_keyboard(&current.id);
-        self.send_plain(chat_id, Some(reply_to), &text, Some(keyboard))
+        self.send_plain(chat_id, Some(reply_to), &text, Some(&keyboard))
     }
 
     /// One button per style; the current one is marked. `callback_data` is `style:<id>`,
@@ -114,7 +119,7 @@ impl Bot {
         &mut self,
         query: CallbackQuery,
         report: &mut Report,
-    ) -> Result<(), Fatal> {
+    ) -> Result<(), telegram::Error> {
         let data = query.data.as_deref().unwrap_or("");
         if data.starts_with("allow:") || data.starts_with("deny:") {
             return self.on_access_button(&query, data, report);
@@ -158,7 +163,7 @@ impl Bot {
 
     /// Stops the button's spinner with a toast. "Query is too old" is only logged: the
     /// user already saw the spinner stop.
-    pub(crate) fn answer_query(&mut self, id: &str, text: &str) -> Result<(), Fatal> {
+    pub(crate) fn answer_query(&mut self, id: &str, text: &str) -> Result<(), telegram::Error> {
         match self.telegram.answer_callback_query(id, text) {
             Err(err) => fatal_only(err),
             Ok(()) => Ok(()),

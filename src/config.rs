@@ -70,7 +70,10 @@ pub struct BotConfig {
     pub requests_per_minute: u32,
     pub daily_tokens_per_user: u64,
     pub transcript_dir: Option<PathBuf>,
-    pub stream_edit_interval_ms: Option<u64>,
+    /// How often a private chat's draft may change while the answer streams. The old name
+    /// (from the edited live view the drafts replaced) still works.
+    #[serde(alias = "stream_edit_interval_ms")]
+    pub draft_interval_ms: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -153,7 +156,7 @@ impl Default for BotConfig {
             requests_per_minute: 6,
             daily_tokens_per_user: 0,
             transcript_dir: None,
-            stream_edit_interval_ms: None,
+            draft_interval_ms: 500,
         }
     }
 }
@@ -375,6 +378,12 @@ fn validate(config: &mut Config, needs: Needs) -> Result<()> {
     let bot = &config.bot;
     if bot.max_input_chars == 0 {
         bail!("bot.max_input_chars must be at least 1");
+    }
+    if bot.draft_interval_ms > 60_000 {
+        bail!(
+            "bot.draft_interval_ms = {} is out of range: use 0..=60000 milliseconds (a draft shows 30 s at most)",
+            bot.draft_interval_ms
+        );
     }
     if bot.state_file.as_os_str().is_empty() {
         bail!("bot.state_file is empty: give a file name such as gigabot-state.json");

@@ -108,8 +108,9 @@ fn run(config: Config, reset_state: bool) -> Result<()> {
     }
     log::info!("Бот запущен: @{}", me.username.as_deref().unwrap_or("?"));
 
-    // 3. The loop, until a stop signal.
+    // 3. The loop, until a stop signal; first the rest of an answer a restart cut short.
     let mut bot = Bot::new(config, telegram, gigachat, store, me);
+    bot.send_unsent().or_else(fatal)?;
     poll(&mut bot)?;
     // Confirm the handled updates, so Telegram does not keep them for the next start.
     let offset = bot.store.state.last_update_id + 1;

@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::bot::{self, Bot, Fatal, Report};
+use crate::bot::{self, Bot, Report};
 use crate::commands::Command;
-use crate::telegram::{CallbackQuery, Message, OutgoingMessage, User};
+use crate::render;
+use crate::telegram::{self, CallbackQuery, Message, User};
 
 impl Bot {
     /// Admins come from `bot.admins` only: no command can make an admin.
@@ -40,7 +41,7 @@ impl Bot {
         chat_id: i64,
         reply_to: i64,
         user: &User,
-    ) -> Result<String, Fatal> {
+    ) -> Result<String, telegram::Error> {
         let text = bot::NOT_ALLOWED.replace("{id}", &user.id.to_string());
         let outcome = self.reply(chat_id, reply_to, &text)?;
         let state = &self.store.state;
@@ -55,16 +56,12 @@ impl Bot {
             {"text": bot::ALLOW_BUTTON, "callback_data": format!("allow:{}", user.id)},
             {"text": bot::DENY_BUTTON, "callback_data": format!("deny:{}", user.id)},
         ]]});
+        let chunks = render::plain_chunks(&text);
         for admin in self.config.bot.admins.clone() {
-            let message = OutgoingMessage {
-                chat_id: admin,
-                text: &text,
-                keyboard: Some(keyboard.clone()),
-                ..OutgoingMessage::default()
-            };
-            match self.send(message)? {
+            match self.deliver(admin, None, &chunks, Some(&keyboard)) {
                 // Told once is enough; if no admin could be told, the next message tries again.
-                Ok(_) => drop(self.store.state.announced.insert(user.id)),
+                Ok(()) => drop(self.store.state.announced.insert(user.id)),
+                Err(err) if err.is_fatal() => return Err(err),
                 Err(err) => log::warn!(
                     "cannot tell admin {admin} about user {}: {err}; an admin must write /start to the bot first",
                     user.id
@@ -149,7 +146,7 @@ impl Bot {
         &mut self,
         message: &Message,
         command: &Command,
-    ) -> Option<Result<String, Fatal>> {
+    ) -> Option<Result<String, telegram::Error>> {
         let from = message.from.as_ref()?;
         if !self.is_admin(from.id) {
             return None;
@@ -192,7 +189,7 @@ impl Bot {
         query: &CallbackQuery,
         data: &str,
         report: &mut Report,
-    ) -> Result<(), Fatal> {
+    ) -> Result<(), telegram::Error> {
         let (action, id) = data.split_once(':').unwrap_or((data, ""));
         let (Ok(user_id), true) = (id.parse::<i64>(), self.is_admin(query.from.id)) else {
             report.outcome = format!("stale button {data:?}");
@@ -216,8 +213,11 @@ impl Bot {
         }
         if allow {
             // The user's private chat has the user's id; tell them they may write now.
-            let sent = self.send_plain(user_id, None, bot::WELCOME_ALLOWED, None)?;
-            log::info!("user {user_id} told about access: {sent}");
+            match self.send_plain(user_id, None, bot::WELCOME_ALLOWED, None) {
+                Ok(_) => log::info!("user {user_id} told about access"),
+                Err(err) if err.is_fatal() => return Err(err),
+                Err(err) => log::info!("user {user_id} not told about access: {err}"),
+            }
         }
         Ok(())
     }

@@ -26,6 +26,21 @@ pub fn markdown_to_html(markdown: &str) -> String {
     renderer.out.trim().to_string()
 }
 
+/// A Markdown answer as the messages to send: Telegram HTML of at most 4096 visible
+/// characters each; none if nothing in it would be visible.
+pub fn markdown_chunks(markdown: &str) -> Vec<String> {
+    let html = markdown_to_html(markdown);
+    split_html(&html, MESSAGE_LIMIT)
+}
+
+/// One of the bot's own texts as messages: escaped, so that no character of it (a user's
+/// name with a `<`, say) is taken for a tag, and split like an answer.
+pub fn plain_chunks(text: &str) -> Vec<String> {
+    let mut html = String::with_capacity(text.len());
+    push_escaped(&mut html, text, false);
+    split_html(&html, MESSAGE_LIMIT)
+}
+
 /// Splits Telegram HTML (as made by markdown_to_html) into chunks of at most `limit` visible characters each.
 /// Each chunk is valid on its own: tags open at a cut are closed, then reopened in the next chunk.
 pub fn split_html(html: &str, limit: usize) -> Vec<String> {

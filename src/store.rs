@@ -36,6 +36,18 @@ pub struct State {
     /// Per user, by user id: a [`UserStats`] as JSON.
     users: BTreeMap<i64, Box<RawValue>>,
     pub counters: Counters,
+    /// The rest of an answer of several messages whose sending a stop or a crash cut
+    /// short: sent before anything else at the next start.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unsent: Option<Unsent>,
+}
+
+/// Messages of an answer still to send, as HTML chunks ready for `sendMessage`. The update
+/// the answer was for counts as handled (`last_update_id`) from the first message on.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Unsent {
+    pub chat_id: i64,
+    pub chunks: Vec<String>,
 }
 
 #[derive(Debug, Default, Clone, Serialize, Deserialize, PartialEq)]

@@ -1,243 +1,126 @@
-//! What the user sees while GigaChat works: "typing…", and the answer growing as it streams.
+//! What the user sees while GigaChat works: "typing…", and in a private chat the answer
+//! growing in a draft.
 //!
-//! Still one thread and blocking I/O: GigaChat's events are read one by one, and between two
-//! reads this edits the Telegram message, no more often than the edit interval. The view
-//! is safely rendered HTML (unclosed Markdown is closed by the renderer); past 4096
-//! characters the current message is finished and the answer goes on in a new one.
+//! A draft (`sendMessageDraft`) is Telegram's own preview of a message being written: it
+//! shows in the chat for 30 s and goes when the message itself is sent. It is only a
+//! preview: nothing is saved for it, and the answer goes out through the bot's one delivery
+//! path at the end, so a bot killed mid-stream leaves no half answer behind. The loop never
+//! waits for a draft: a piece of the answer that arrives before the next draft is due is
+//! only collected, and rendered when one is due.
 
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use crate::render;
-use crate::telegram::{self, ErrorKind, OutgoingMessage, Telegram};
+use crate::telegram::{ErrorKind, Telegram};
 
-/// A message of the answer already on screen, and the text it shows.
-struct Shown {
-    id: i64,
-    text: String,
-}
-
-pub struct LiveAnswer {
+/// The answer as it streams, previewed as a draft in a private chat.
+pub struct Draft {
     /// A handle of its own (clones share the agent's connections).
     telegram: Telegram,
     chat_id: i64,
-    reply_to: i64,
+    /// Telegram animates changes between drafts with the same id: one per answer.
+    draft_id: i64,
     interval: Duration,
     /// The Markdown received so far.
     markdown: String,
-    shown: Vec<Shown>,
-    last_edit: Option<Instant>,
-    /// After a 429, no edits until then.
-    quiet_until: Option<Instant>,
-    /// Telegram refused our HTML once: the live view goes on in plain text.
+    /// The text of the last draft sent, not to send the same one twice.
+    shown: String,
+    /// No draft before this: the interval after the last one, or a 429's `retry_after`.
+    next: Instant,
+    /// The end of a 429's `retry_after`, which outlasts this answer if need be.
+    paused_until: Option<Instant>,
+    /// Telegram refused our HTML once: the drafts go on in plain text.
     plain: bool,
-    /// Why the view stopped: a fatal error, or Telegram refusing the messages.
-    failed: Option<telegram::Error>,
+    /// Telegram refused drafts for this answer; the answer itself still goes out.
+    off: bool,
 }
 
-impl LiveAnswer {
-    /// A view with nothing on screen yet; the first words will reply to `reply_to`.
-    pub fn new(telegram: Telegram, chat_id: i64, reply_to: i64, interval: Duration) -> Self {
-        LiveAnswer {
+impl Draft {
+    /// A preview in `chat_id` for the answer to message `reply_to`; the first piece of the
+    /// answer shows at once (or when `paused_until`, from an earlier 429, has passed), later
+    /// ones at most every `interval`.
+    pub fn new(
+        telegram: Telegram,
+        chat_id: i64,
+        reply_to: i64,
+        interval: Duration,
+        paused_until: Option<Instant>,
+    ) -> Draft {
+        Draft {
             telegram,
             chat_id,
-            reply_to,
+            draft_id: reply_to.max(1),
             interval,
             markdown: String::new(),
-            shown: Vec::new(),
-            last_edit: None,
-            quiet_until: None,
+            shown: String::new(),
+            next: paused_until.unwrap_or_else(Instant::now),
+            paused_until,
             plain: false,
-            failed: None,
+            off: false,
         }
     }
 
-    /// The Markdown received so far.
-    pub fn received(&self) -> &str {
-        &self.markdown
+    /// When the stream has ended: the Markdown received, and until when Telegram asked for
+    /// no drafts in this chat, if that is still to come.
+    pub fn finish(self) -> (String, Option<Instant>) {
+        let paused = self.paused_until.filter(|t| *t > Instant::now());
+        (self.markdown, paused)
     }
 
-    /// True once some of the answer is on screen.
-    pub fn started(live: &LiveAnswer) -> bool {
-        !live.shown.is_empty()
-    }
-
-    /// Takes the next piece of the answer and updates the screen if it is time to.
+    /// Takes the next piece of the answer; sends a draft if one is due.
     pub fn push(&mut self, piece: &str) {
         self.markdown.push_str(piece);
-        if self.failed.is_some() {
+        if !self.off && Instant::now() >= self.next {
+            self.show();
+        }
+    }
+
+    /// Sends the answer so far as a draft: its last 4096 characters' worth, as the final
+    /// answer's last message will show them.
+    fn show(&mut self) {
+        let chunks = render::split_html(
+            &render::markdown_to_html(&self.markdown),
+            render::MESSAGE_LIMIT,
+        );
+        let Some(last) = chunks.last() else {
+            return; // nothing visible yet (say, only "**")
+        };
+        let text = match self.plain {
+            true => render::visible_text(last),
+            false => last.clone(),
+        };
+        if text == self.shown {
             return;
         }
-        let chunks = self.chunks(&self.markdown);
-        for (i, chunk) in chunks.into_iter().enumerate() {
-            if i >= self.shown.len() {
-                // A new message is due: the first words, or the answer overflowed 4096.
-                self.send(chunk);
-            } else if self.shown[i].text != chunk && self.may_edit_now() {
-                self.edit_once(i, chunk);
-            }
-            if self.failed.is_some() {
-                return;
-            }
-        }
-    }
-
-    /// Shows the final answer (`markdown`, the full rendered text) in place of the live
-    /// view, waiting out the edit interval first. Returns whether all of it is on screen.
-    pub fn finish(mut self, markdown: &str) -> (Result<bool, telegram::Error>, String) {
-        if let Some(err) = self.failed.take() {
-            return self.failure(err);
-        }
-        self.plain = false;
-        let chunks = self.chunks(markdown);
-        if chunks.is_empty() {
-            return (Ok(false), "the answer was empty".into());
-        }
-        let count = chunks.len();
-        for (i, chunk) in chunks.into_iter().enumerate() {
-            if i >= self.shown.len() {
-                self.send(chunk);
-            } else if self.shown[i].text != chunk {
-                self.wait_for_edit_slot();
-                self.edit_final(i, chunk);
-            }
-            if let Some(err) = self.failed.take() {
-                return self.failure(err);
-            }
-        }
-        // The live view had more messages than the final answer needs (rare: Markdown
-        // that renders shorter once complete).
-        for extra in self.shown.drain(count..).collect::<Vec<_>>() {
-            if let Err(err) = self.telegram.delete_message(self.chat_id, extra.id) {
-                log::info!("{err}");
-            }
-        }
-        (Ok(true), format!("streamed in {count} message(s)"))
-    }
-
-    /// The fatal error, if the live view hit one (the caller stops the update).
-    pub fn take_fatal(&mut self) -> Option<telegram::Error> {
-        match &self.failed {
-            Some(err) if matches!(err.kind, ErrorKind::Unauthorized | ErrorKind::Stopped) => {
-                self.failed.take()
-            }
-            _ => None,
-        }
-    }
-
-    fn failure(self, err: telegram::Error) -> (Result<bool, telegram::Error>, String) {
-        match err.kind {
-            ErrorKind::Unauthorized | ErrorKind::Stopped => (Err(err), String::new()),
-            _ => (Ok(false), format!("answer not fully sent: {err}")),
-        }
-    }
-
-    /// The answer as message texts: HTML chunks, or their plain text after a refusal.
-    fn chunks(&self, markdown: &str) -> Vec<String> {
-        let html = render::markdown_to_html(markdown);
-        let chunks = render::split_html(&html, render::MESSAGE_LIMIT);
-        if self.plain {
-            chunks.iter().map(|c| render::visible_text(c)).collect()
-        } else {
-            chunks
-        }
-    }
-
-    fn may_edit_now(&self) -> bool {
-        let now = Instant::now();
-        self.quiet_until.is_none_or(|t| now >= t)
-            && self.last_edit.is_none_or(|t| now >= t + self.interval)
-    }
-
-    /// Sleeps until an edit is allowed: the interval since the last one, and any 429 pause.
-    fn wait_for_edit_slot(&self) {
-        let now = Instant::now();
-        let after_edit = self.last_edit.map_or(now, |t| t + self.interval);
-        let ready = after_edit.max(self.quiet_until.unwrap_or(now));
-        std::thread::sleep(ready.saturating_duration_since(now));
-    }
-
-    /// Sends message `shown.len()` with `text`; the first one replies to the question.
-    fn send(&mut self, text: String) {
-        let reply_to = self.shown.is_empty().then_some(self.reply_to);
-        let send = |text: &str, html: bool| {
-            self.telegram.send_message(&OutgoingMessage {
-                chat_id: self.chat_id,
-                text,
-                html,
-                reply_to,
-                keyboard: None,
-            })
-        };
-        let mut result = send(&text, !self.plain);
-        let mut text = text;
-        if let Err(err) = &result
-            && err.is_bad_html()
-        {
-            log::warn!(
-                "chat {}: {err}; showing the answer as plain text",
-                self.chat_id
-            );
-            text = render::visible_text(&text);
-            result = send(&text, false);
-            self.plain = true;
-        }
-        match result {
-            Ok(message) => {
-                self.shown.push(Shown {
-                    id: message.message_id,
-                    text,
-                });
-                self.last_edit = Some(Instant::now());
-            }
-            Err(err) => self.failed = Some(err),
-        }
-    }
-
-    /// A live-view edit: one try; a 429 pauses edits, other refusals are only logged.
-    fn edit_once(&mut self, i: usize, text: String) {
-        let id = self.shown[i].id;
-        self.last_edit = Some(Instant::now());
-        match self
-            .telegram
-            .edit_message_text_once(self.chat_id, id, &text, !self.plain)
-        {
-            Ok(()) => self.shown[i].text = text,
+        let sent =
+            self.telegram
+                .send_message_draft(self.chat_id, self.draft_id, &text, !self.plain);
+        self.next = Instant::now() + self.interval;
+        match sent {
+            Ok(()) => self.shown = text,
             Err(err) => match err.kind {
                 ErrorKind::RetryAfter(secs) => {
-                    log::info!("{err}; pausing the live view");
-                    self.quiet_until = Some(Instant::now() + Duration::from_secs(secs));
+                    log::info!("{err}; no drafts for this chat until then");
+                    self.next = Instant::now() + Duration::from_secs(secs);
+                    self.paused_until = Some(self.next);
                 }
-                ErrorKind::Unauthorized => self.failed = Some(err),
-                _ if err.is_bad_html() => self.plain = true,
-                _ => log::info!("{err}"),
+                _ if err.is_bad_html() && !self.plain => {
+                    log::warn!(
+                        "chat {}: {err}; the drafts go on in plain text",
+                        self.chat_id
+                    );
+                    self.plain = true;
+                    self.show();
+                }
+                _ => {
+                    log::info!(
+                        "chat {}: {err}; no more drafts for this answer",
+                        self.chat_id
+                    );
+                    self.off = true;
+                }
             },
-        }
-    }
-
-    /// The final edit of message `i`: retried like any call; bad HTML falls back to
-    /// plain text, so the user still sees the answer.
-    fn edit_final(&mut self, i: usize, text: String) {
-        let id = self.shown[i].id;
-        let mut result = self
-            .telegram
-            .edit_message_text(self.chat_id, id, &text, true, None);
-        if let Err(err) = &result
-            && err.is_bad_html()
-        {
-            log::warn!(
-                "chat {}: {err}; sending the chunk as plain text",
-                self.chat_id
-            );
-            let plain = render::visible_text(&text);
-            result = self
-                .telegram
-                .edit_message_text(self.chat_id, id, &plain, false, None);
-        }
-        self.last_edit = Some(Instant::now());
-        match result {
-            Ok(()) => self.shown[i].text = text,
-            Err(err) => self.failed = Some(err),
         }
     }
 }

@@ -71,6 +71,12 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {}
 
 impl Error {
+    /// The bot cannot go on: the token was revoked (401), or the bot is stopping. Any other
+    /// error concerns one message, and the loop goes on to the next update.
+    pub fn is_fatal(&self) -> bool {
+        matches!(self.kind, ErrorKind::Unauthorized | ErrorKind::Stopped)
+    }
+
     /// Telegram could not parse our HTML: the chunk is resent as plain text.
     pub fn is_bad_html(&self) -> bool {
         matches!(&self.kind, ErrorKind::Rejected { description, .. }
@@ -225,13 +231,12 @@ struct ResponseParameters {
 }
 
 /// A message to send; `reply_to` makes it a reply, `keyboard` adds inline buttons.
-#[derive(Default)]
 pub struct OutgoingMessage<'a> {
     pub chat_id: i64,
     pub text: &'a str,
     pub html: bool,
     pub reply_to: Option<i64>,
-    pub keyboard: Option<Value>,
+    pub keyboard: Option<&'a Value>,
 }
 
 /// The Bot API client: one ureq agent, so connections are kept alive between calls.
@@ -497,10 +502,28 @@ impl Telegram {
             params["reply_parameters"] =
                 json!({"message_id": id, "allow_sending_without_reply": true});
         }
-        if let Some(keyboard) = &message.keyboard {
+        if let Some(keyboard) = message.keyboard {
             params["reply_markup"] = keyboard.clone();
         }
         self.call("sendMessage", &params)
+    }
+
+    /// Shows the answer being written as a draft (private chats only): ephemeral, it
+    /// lasts 30 s or until the message itself is sent. One try: a draft that fails is
+    /// only a preview that did not show, and the next one comes later.
+    pub fn send_message_draft(
+        &self,
+        chat_id: i64,
+        draft_id: i64,
+        text: &str,
+        html: bool,
+    ) -> Result<(), Error> {
+        let mut params = json!({"chat_id": chat_id, "draft_id": draft_id, "text": text});
+        if html {
+            params["parse_mode"] = json!("HTML");
+        }
+        let _: bool = self.call_once("sendMessageDraft", &params)?;
+        Ok(())
     }
 
     /// Shows "typing…" for up to 5 s. Best effort: a failure is logged by the caller.
@@ -535,31 +558,6 @@ impl Telegram {
             Err(err) if err.is_not_modified() => Ok(()),
             other => other.map(|_| ()),
         }
-    }
-
-    /// One try at an edit, for the live view of a streamed answer: a 429 there is not
-    /// waited out, the next edit just comes later.
-    pub fn edit_message_text_once(
-        &self,
-        chat_id: i64,
-        message_id: i64,
-        text: &str,
-        html: bool,
-    ) -> Result<(), Error> {
-        let params = edit_params(chat_id, message_id, text, html, None);
-        match self.call_once::<IgnoredAny>("editMessageText", &params) {
-            Err(err) if err.is_not_modified() => Ok(()),
-            other => other.map(|_| ()),
-        }
-    }
-
-    /// Deletes one of the bot's messages (a live view that ended shorter).
-    pub fn delete_message(&self, chat_id: i64, message_id: i64) -> Result<(), Error> {
-        let _: bool = self.call(
-            "deleteMessage",
-            &json!({"chat_id": chat_id, "message_id": message_id}),
-        )?;
-        Ok(())
     }
 
     /// Confirms handled updates without waiting: used on shutdown.

@@ -233,6 +233,8 @@ struct State {
     in_flight: usize,
     tokens_per_sec: f64,
     pause_every: Option<(usize, Duration)>,
+    /// Characters per streamed event (the service sends about one token, ~4 characters).
+    piece_chars: usize,
     random: Option<(SplitMix, FaultRates)>,
     kill_hook: Option<KillHook>,
     /// Chat requests that arrived, for `expire_tokens_every`.
@@ -277,6 +279,7 @@ impl FakeGigaChat {
             in_flight: 0,
             tokens_per_sec: 0.0,
             pause_every: None,
+            piece_chars: 4,
             random: None,
             kill_hook: None,
             chats_arrived: 0,
@@ -390,6 +393,11 @@ impl FakeGigaChat {
         let mut state = self.lock();
         state.tokens_per_sec = tokens_per_sec;
         state.pause_every = pause_every;
+    }
+
+    /// Characters per streamed event from now on (4 by default, about one token).
+    pub fn set_stream_piece_chars(&self, chars: usize) {
+        self.lock().piece_chars = chars.max(1);
     }
 
     /// Random faults from a seeded generator: the same seed and requests give the same faults.
@@ -916,14 +924,17 @@ fn complete(
         return;
     }
 
-    let (tokens_per_sec, pause_every) = {
+    let (tokens_per_sec, pause_every, piece_chars) = {
         let state = shared.state.lock().unwrap();
-        (state.tokens_per_sec, state.pause_every)
+        (state.tokens_per_sec, state.pause_every, state.piece_chars)
     };
     let chars: Vec<char> = text.chars().collect();
     let pieces: Vec<String> = match chars.is_empty() {
         true => vec![String::new()],
-        false => chars.chunks(4).map(|c| c.iter().collect()).collect(),
+        false => chars
+            .chunks(piece_chars)
+            .map(|c| c.iter().collect())
+            .collect(),
     };
     let mut events: Vec<Value> = pieces
         .iter()

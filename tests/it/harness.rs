@@ -197,6 +197,29 @@ impl Drop for BotProcess {
     }
 }
 
+/// SIGKILLs a process and waits until it is dead (a zombie or gone): for the kill hooks of
+/// the fakes, which run in place of a request the bot is waiting on.
+pub fn sigkill(pid: u32) {
+    let status = Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -KILL {pid} failed");
+    let dead = || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| {
+            stat.rsplit(')')
+                .next()
+                .is_some_and(|rest| rest.trim_start().starts_with('Z'))
+        })
+    };
+    crate::http::wait_until(
+        Duration::from_secs(10),
+        "the killed bot to die",
+        dead,
+        String::new,
+    );
+}
+
 /// stdout and stderr of a finished command, as text.
 pub fn text(output: &Output) -> (String, String) {
     (

@@ -1,14 +1,23 @@
-//! Streaming: the user sees the answer grow, edits are paced, and every answer still
-//! arrives exactly once, complete and rendered.
+//! Streaming, as configured by default: in a private chat the answer grows in a native
+//! draft (`sendMessageDraft`) and then arrives as one message; in a group the chat shows
+//! "typing…" and then the answer. Drafts never hold the loop up, and every answer arrives
+//! exactly once, complete and rendered, also across a kill.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use serde_json::json;
 
 use crate::core::{WAIT, World};
 use crate::fake_gigachat::Reply;
-use crate::fake_telegram::{Call, Fault, IVAN};
+use crate::fake_telegram::{self as tg, ANNA, FakeTelegram, Fault, GROUP, IVAN};
+use crate::harness::sigkill;
 
-fn streaming() -> World {
-    World::start_with("")
+/// GigaChat's pace in the fake: events per second, four characters each (240 characters
+/// per second, about what GigaChat streams).
+const EVENTS_PER_SEC: f64 = 60.0;
+
+fn streaming(config: &str) -> World {
+    World::start_with(config)
 }
 
 /// A Markdown answer of about `chars` characters, in paragraphs of four sentences.
@@ -24,81 +33,300 @@ fn visible(markdown: &str) -> String {
     markdown.replace("**", "")
 }
 
-fn edits_of(calls: &[Call], message_id: i64) -> Vec<Instant> {
-    calls
-        .iter()
-        .filter(|c| c.method == "editMessageText" && c.int("message_id") == Some(message_id))
-        .map(|c| c.at)
-        .collect()
+fn count(tg: &FakeTelegram, method: &str) -> usize {
+    tg.calls_of(method).len()
 }
 
 #[test]
-fn the_first_words_come_fast_edits_are_paced_and_the_final_text_is_complete() {
-    let w = streaming();
-    let text = answer(600);
+fn drafts_grow_then_the_whole_answer_arrives_as_one_message() {
+    let w = streaming("[bot]\ndraft_interval_ms = 700\n");
+    let text = answer(1200); // about 5 s at GigaChat's pace
     w.gc.push_reply(Reply::Text(text.clone()));
-    w.gc.set_stream_speed(60.0, Some((25, Duration::from_millis(400))));
-    let asked = Instant::now();
+    w.gc.set_stream_speed(EVENTS_PER_SEC, None);
     let id = w.tg.push_text(IVAN, IVAN, "Что такое ток?");
-    w.tg.wait_until(WAIT, "the first words", |t| !t.replies_to(id).is_empty());
-    let first = asked.elapsed();
-    assert!(
-        first < Duration::from_millis(1500),
-        "first text after {first:?}"
-    );
-    let shown_first = w.tg.replies_to(id)[0].text.clone();
-    assert!(
-        shown_first.len() < text.len(),
-        "the first message is only the beginning"
-    );
-
     let parts = w.answer_to(id);
     assert_eq!(
         parts,
         [visible(&text)],
-        "the final message is the whole answer, rendered"
+        "one message, the whole answer, rendered"
     );
     let message = &w.tg.replies_to(id)[0];
     assert_eq!(message.parse_mode.as_deref(), Some("HTML"));
     assert!(message.entities.iter().any(|e| e["type"] == "bold"));
-    let edits = edits_of(&w.tg.calls(), message.message_id);
-    assert!(
-        edits.len() >= 2,
-        "the message grew in steps: {} edits",
-        edits.len()
-    );
-    for pair in edits.windows(2) {
-        let gap = pair[1] - pair[0];
-        assert!(gap >= Duration::from_millis(950), "edits {gap:?} apart");
+
+    let drafts = w.tg.drafts_to(IVAN);
+    assert!(drafts.len() >= 3, "the answer grew in drafts: {drafts:#?}");
+    let whole = visible(&text);
+    for (i, draft) in drafts.iter().enumerate() {
+        assert_eq!(draft.draft_id, drafts[0].draft_id, "one draft, animated");
+        // A draft is the answer's beginning (an unclosed "**" shows as typed).
+        let shown = draft.text.replace('*', "");
+        assert!(whole.starts_with(shown.trim_end()), "draft {i}: {shown:?}");
+        if i > 0 {
+            assert!(
+                draft.text.len() > drafts[i - 1].text.len(),
+                "draft {i} did not grow"
+            );
+            let gap = draft.at - drafts[i - 1].at;
+            assert!(
+                gap >= Duration::from_millis(600),
+                "drafts {gap:?} apart, set 700 ms"
+            );
+        }
     }
-    // No edit that changed nothing.
-    let not_modified =
-        w.tg.calls_of("editMessageText")
-            .iter()
-            .filter(|c| c.status == 400)
-            .count();
-    assert_eq!(not_modified, 0);
-    // "typing…" came before the first words, and not after them.
-    let calls = w.tg.calls();
-    let first_send = calls
-        .iter()
-        .position(|c| c.method == "sendMessage")
-        .unwrap();
-    let typing: Vec<usize> = calls
-        .iter()
-        .enumerate()
-        .filter(|(_, c)| c.method == "sendChatAction")
-        .map(|(i, _)| i)
-        .collect();
+    let sends = w.tg.calls_of("sendMessage");
+    let answered_at = sends.last().expect("the answer").at;
     assert!(
-        !typing.is_empty() && typing.iter().all(|&i| i < first_send),
-        "{typing:?} vs {first_send}"
+        answered_at - drafts[0].at >= Duration::from_secs(2),
+        "the first draft came long before the answer"
+    );
+    // No live view to edit; "typing…" only before the first words; the draft is gone.
+    assert_eq!(count(&w.tg, "editMessageText"), 0);
+    assert_eq!(w.tg.sent_to(IVAN).len(), 1);
+    let typing = w.tg.calls_of("sendChatAction");
+    assert!(
+        !typing.is_empty() && typing.iter().all(|c| c.at <= drafts[0].at),
+        "{}",
+        w.tg.dump()
+    );
+    assert_eq!(w.tg.draft_showing(IVAN), None);
+}
+
+#[test]
+fn a_draft_that_is_not_due_is_skipped_and_the_answer_is_not_held_back() {
+    let w = streaming("[bot]\ndraft_interval_ms = 20000\n");
+    let text = answer(480); // about 2 s
+    w.gc.push_reply(Reply::Text(text.clone()));
+    w.gc.set_stream_speed(EVENTS_PER_SEC, None);
+    let id = w.tg.push_text(IVAN, IVAN, "Вопрос");
+    assert_eq!(w.answer_to(id), [visible(&text)]);
+    let asked = w.gc.chat_requests()[0].at;
+    let answered = w.tg.calls_of("sendMessage")[0].at;
+    let stream = Duration::from_secs_f64((text.chars().count() / 4) as f64 / EVENTS_PER_SEC);
+    assert!(
+        answered - asked < stream + Duration::from_millis(1500),
+        "the answer came {:?} after the question for a {stream:?} stream",
+        answered - asked
+    );
+    assert_eq!(
+        count(&w.tg, "sendMessageDraft"),
+        1,
+        "only the first draft was due"
     );
 }
 
 #[test]
+fn a_429_on_a_draft_stops_drafts_until_retry_after_but_not_the_answer() {
+    let w = streaming("[bot]\ndraft_interval_ms = 200\n");
+    // 1 s streams, and Telegram asks for 3 s of quiet at the first draft.
+    let text = answer(240);
+    w.gc.set_responder(move |_| Reply::Text(text.clone()));
+    w.gc.set_stream_speed(EVENTS_PER_SEC, None);
+    w.tg.fail_next("sendMessageDraft", Fault::TooManyRequests(3));
+    let whole = visible(&answer(240));
+    let id = w.tg.push_text(IVAN, IVAN, "Вопрос");
+    assert_eq!(w.answer_to(id), std::slice::from_ref(&whole));
+    let refused = w.tg.calls_of("sendMessageDraft")[0].clone();
+    assert_eq!(refused.status, 429);
+    let answered = w.tg.calls_of("sendMessage")[0].at;
+    assert!(
+        answered - refused.at < Duration::from_secs(2),
+        "the answer waited {:?} after the 429",
+        answered - refused.at
+    );
+    // The next question in the same chat gets its answer, and no draft before the pause ends.
+    assert_eq!(w.ask("Ещё"), std::slice::from_ref(&whole));
+    let quiet = refused.at + Duration::from_millis(2900);
+    let early: Vec<_> = w.tg.calls_of("sendMessageDraft")[1..]
+        .iter()
+        .filter(|c| c.at < quiet)
+        .map(|c| c.at - refused.at)
+        .collect();
+    assert!(
+        early.is_empty(),
+        "drafts {early:?} after a 429 with retry_after 3"
+    );
+    // Once it is over, drafts come again.
+    w.tg.wait_until(WAIT, "retry_after passes", |_| {
+        refused.at.elapsed() > Duration::from_secs(3)
+    });
+    assert_eq!(w.ask("И ещё"), [whole]);
+    assert!(!w.tg.drafts_to(IVAN).is_empty(), "{}", w.tg.dump());
+}
+
+#[test]
+fn a_draft_telegram_refuses_does_not_lose_the_answer() {
+    let w = streaming("[bot]\ndraft_interval_ms = 100\n");
+    let text = answer(600);
+    w.gc.set_stream_speed(EVENTS_PER_SEC * 2.0, None);
+    // Refused for good: no more drafts for this answer, the answer still comes.
+    w.tg.fail_next(
+        "sendMessageDraft",
+        Fault::Status(
+            400,
+            json!({"ok": false, "error_code": 400, "description": "Bad Request: TEXTDRAFT_PEER_INVALID"}),
+        ),
+    );
+    w.gc.push_reply(Reply::Text(text.clone()));
+    assert_eq!(w.ask("Первый"), [visible(&text)]);
+    assert_eq!(count(&w.tg, "sendMessageDraft"), 1);
+    // HTML refused: the drafts go on as plain text, the answer is still HTML.
+    w.tg.fail_next(
+        "sendMessageDraft",
+        Fault::Status(
+            400,
+            json!({"ok": false, "error_code": 400, "description": "Bad Request: can't parse entities: Unsupported start tag \"x\" at byte offset 0"}),
+        ),
+    );
+    w.gc.push_reply(Reply::Text(text.clone()));
+    assert_eq!(w.ask("Второй"), [visible(&text)]);
+    let drafts = w.tg.drafts_to(IVAN);
+    assert!(drafts.len() >= 2, "{drafts:#?}");
+    assert!(drafts.iter().all(|d| d.parse_mode.is_none()));
+    let last = w.tg.sent_to(IVAN).pop().unwrap();
+    assert_eq!(last.parse_mode.as_deref(), Some("HTML"));
+}
+
+#[test]
+fn a_kill_mid_stream_then_a_restart_leaves_exactly_one_answer() {
+    let w = streaming("[bot]\ndraft_interval_ms = 100\n");
+    let text = answer(1200);
+    w.gc.set_responder(move |_| Reply::Text(text.clone()));
+    w.gc.set_stream_speed(EVENTS_PER_SEC * 2.0, None);
+    let pid = w.bot.pid();
+    w.tg.set_kill_hook("sendMessageDraft", 3, move || sigkill(pid));
+    let World { tg, gc, env, bot } = w;
+    let id = tg.push_text(IVAN, IVAN, "Что такое ток?");
+    tg.wait_until(WAIT, "the kill", |t| !t.kill_hook_pending());
+    drop(bot);
+    assert!(
+        tg.sent_to(IVAN).is_empty(),
+        "a half answer stayed in the chat"
+    );
+
+    let _bot = env.spawn(&[]);
+    tg.wait_until(WAIT, "the answer after the restart", |t| {
+        t.confirmed_offset() > id && t.polling()
+    });
+    let whole = visible(&answer(1200));
+    let replies = tg.replies_to(id);
+    assert_eq!(replies.len(), 1, "{}", tg.dump());
+    assert_eq!(replies[0].text, whole);
+    assert_eq!(tg.sent_to(IVAN).len(), 1, "one message in the chat");
+    assert_eq!(gc.chat_requests().len(), 2, "asked again after the restart");
+}
+
+#[test]
+fn an_answer_of_several_messages_cut_by_a_kill_is_finished_once_after_the_restart() {
+    let w = streaming("");
+    let text = answer(9000); // three messages
+    w.gc.push_reply(Reply::Text(text.clone()));
+    let pid = w.bot.pid();
+    // The second message of the answer never arrives: the bot dies while sending it.
+    w.tg.set_kill_hook("sendMessage", 2, move || sigkill(pid));
+    let World { tg, gc, env, bot } = w;
+    let id = tg.push_text(IVAN, IVAN, "Расскажи подробно");
+    tg.wait_until(WAIT, "the kill", |t| !t.kill_hook_pending());
+    drop(bot);
+    assert_eq!(tg.sent_to(IVAN).len(), 1, "the first message went out");
+
+    let bot = env.spawn(&[]);
+    tg.wait_until(WAIT, "the rest of the answer", |t| {
+        t.sent_to(IVAN).len() >= 3 && t.confirmed_offset() > id && t.polling()
+    });
+    let parts: Vec<String> = tg.sent_to(IVAN).into_iter().map(|m| m.text).collect();
+    assert_eq!(parts.len(), 3, "{parts:#?}\n{}", bot.log());
+    assert_eq!(
+        parts.join("\n\n"),
+        visible(&text),
+        "each part once, in order"
+    );
+    assert_eq!(
+        tg.replies_to(id).len(),
+        1,
+        "the first part replies to the question"
+    );
+    assert_eq!(
+        gc.chat_requests().len(),
+        1,
+        "GigaChat was not asked (and paid) again"
+    );
+    // The update counts as handled: a later question is answered, the old one is not.
+    let next = tg.push_text(IVAN, IVAN, "Спасибо");
+    tg.wait_until(WAIT, "answered", |t| t.replies_to(next).len() == 1);
+    assert_eq!(tg.sent_to(IVAN).len(), 4);
+}
+
+#[test]
+fn a_group_sees_typing_then_the_whole_answer_and_no_draft() {
+    let w = streaming("");
+    let text = answer(400);
+    w.gc.push_reply(Reply::Delay(
+        Duration::from_millis(1500),
+        Box::new(Reply::Text(text.clone())),
+    ));
+    let id =
+        w.tg.push(tg::group_text(GROUP, ANNA, "@SomeBot, что такое ток?"));
+    w.tg.wait_until(WAIT, "answered", |t| t.replies_to(id).len() == 1);
+    let sent = w.tg.sent_to(GROUP);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].text, visible(&text));
+    assert_eq!(
+        count(&w.tg, "sendMessageDraft"),
+        0,
+        "drafts are for private chats"
+    );
+    assert_eq!(count(&w.tg, "editMessageText"), 0);
+    let typing = w.tg.calls_of("sendChatAction");
+    let answered = w.tg.calls_of("sendMessage")[0].at;
+    assert!(
+        !typing.is_empty()
+            && typing
+                .iter()
+                .all(|c| c.at < answered && c.int("chat_id") == Some(GROUP)),
+        "{}",
+        w.tg.dump()
+    );
+}
+
+#[test]
+fn streamed_answers_reuse_the_connection_to_gigachat() {
+    let w = streaming("[bot]\nrequests_per_minute = 0\n");
+    w.ask("разминка");
+    let before = w.gc.connections();
+    for i in 0..5 {
+        w.ask(&format!("вопрос {i}"));
+    }
+    assert_eq!(w.gc.chat_requests().len(), 6);
+    assert!(w.gc.chat_requests().iter().all(|r| r.stream));
+    assert_eq!(
+        w.gc.connections(),
+        before,
+        "a new connection for a streamed answer"
+    );
+}
+
+#[test]
+fn a_stream_over_a_mebibyte_is_a_bad_answer_and_nothing_of_it_is_sent() {
+    let w = streaming("");
+    w.gc.set_stream_piece_chars(4096);
+    w.gc.push_reply(Reply::Text("x".repeat(1_100_000)));
+    let answer = w.ask("Бесконечный ответ");
+    assert_eq!(answer.len(), 1, "{answer:?}");
+    assert!(
+        answer[0].contains("Не удалось получить корректный ответ"),
+        "{answer:?}"
+    );
+    assert!(w.bot.log().contains("longer than 1 MiB"), "{}", w.bot.log());
+    // Not remembered; the bot goes on.
+    w.gc.set_stream_piece_chars(4);
+    w.ask("Дальше");
+    assert_eq!(w.gc.chat_requests().pop().unwrap().messages.len(), 2);
+}
+
+#[test]
 fn memory_limits_and_stats_work_the_same_when_streaming() {
-    let w = streaming();
+    let w = streaming("");
     w.ask("первый");
     let answer = w.ask("второй");
     assert_eq!(answer.len(), 1);
@@ -106,32 +334,8 @@ fn memory_limits_and_stats_work_the_same_when_streaming() {
 }
 
 #[test]
-fn a_429_on_an_edit_is_not_waited_out_mid_stream() {
-    let w = streaming();
-    let text = answer(900);
-    w.gc.push_reply(Reply::Text(text.clone()));
-    w.gc.set_stream_speed(60.0, None);
-    w.tg.fail_next("editMessageText", Fault::TooManyRequests(2));
-    let id = w.tg.push_text(IVAN, IVAN, "Вопрос");
-    let parts = w.answer_to(id);
-    assert_eq!(parts, [visible(&text)]);
-    let calls = w.tg.calls_of("editMessageText");
-    let refused = calls
-        .iter()
-        .position(|c| c.status == 429)
-        .expect("the 429 happened");
-    let next = &calls[refused + 1];
-    assert!(
-        next.at - calls[refused].at >= Duration::from_millis(1950),
-        "an edit came {:?} after the 429",
-        next.at - calls[refused].at
-    );
-    assert_eq!(w.tg.replies_to(id).len(), 1, "exactly one message");
-}
-
-#[test]
-fn a_stream_cut_in_the_middle_keeps_what_came_and_says_so() {
-    let w = streaming();
+fn a_stream_cut_in_the_middle_keeps_what_the_draft_showed_and_says_so() {
+    let w = streaming("");
     let text = answer(400);
     w.gc.push_reply(Reply::StreamCut(text.clone(), 20));
     w.gc.set_stream_speed(200.0, None);
@@ -139,11 +343,11 @@ fn a_stream_cut_in_the_middle_keeps_what_came_and_says_so() {
     let parts = w.answer_to(id);
     assert_eq!(parts.len(), 2, "{parts:?}");
     assert!(
-        visible(&text).starts_with(&parts[0]),
+        visible(&text).starts_with(&parts[0]) && !parts[0].is_empty(),
         "the part that came: {:?}",
         parts[0]
     );
-    assert!(parts[0].len() < text.len());
+    assert!(parts[0].chars().count() < visible(&text).chars().count());
     assert!(parts[1].contains("оборвался"), "{}", parts[1]);
     // A broken answer is not remembered.
     w.ask("дальше");
@@ -152,7 +356,7 @@ fn a_stream_cut_in_the_middle_keeps_what_came_and_says_so() {
 
 #[test]
 fn a_blacklisted_stream_ends_with_the_refusal() {
-    let w = streaming();
+    let w = streaming("");
     w.gc.push_reply(Reply::Finish(
         "Не люблю менять тему разговора, но вот сейчас тот самый случай.".into(),
         "blacklist",
@@ -167,8 +371,8 @@ fn a_blacklisted_stream_ends_with_the_refusal() {
 }
 
 #[test]
-fn a_streamed_answer_past_4096_characters_goes_on_in_new_messages() {
-    let w = streaming();
+fn a_streamed_answer_past_4096_characters_goes_out_in_several_messages() {
+    let w = streaming("");
     let text = answer(9000);
     w.gc.push_reply(Reply::Text(text.clone()));
     w.gc.set_stream_speed(2000.0, None);
@@ -182,11 +386,14 @@ fn a_streamed_answer_past_4096_characters_goes_on_in_new_messages() {
         parts.join("\n\n") == visible(&text),
         "the parts add up to the answer"
     );
+    for draft in w.tg.drafts_to(IVAN) {
+        assert!(draft.text.chars().count() <= 4096);
+    }
 }
 
 #[test]
 fn garbage_instead_of_an_event_stream_is_an_unreadable_answer() {
-    let w = streaming();
+    let w = streaming("");
     w.gc.push_reply(Reply::Garbage("{\"oops\": ".into()));
     let answer = w.ask("Вопрос").join("\n");
     assert!(
