@@ -690,6 +690,14 @@ mod tests {
     }
 
     #[test]
+    fn the_draft_interval_loads_under_its_old_name_and_is_range_checked() {
+        let c = load_text("[bot]\nstream_edit_interval_ms = 1500\n", ENV).unwrap();
+        assert_eq!(c.bot.draft_interval_ms, 1500);
+        let err = load_text("[bot]\ndraft_interval_ms = 600000\n", ENV).unwrap_err();
+        assert!(err.to_string().contains("bot.draft_interval_ms"), "{err}");
+    }
+
+    #[test]
     fn environment_wins_over_the_file() {
         let text = "[gigachat]\nmodel = \"GigaChat-2\"\nscope = \"GIGACHAT_API_B2B\"\n";
         let mut env = ENV.to_vec();

@@ -79,10 +79,7 @@ impl Draft {
     /// Sends the answer so far as a draft: its last 4096 characters' worth, as the final
     /// answer's last message will show them.
     fn show(&mut self) {
-        let chunks = render::split_html(
-            &render::markdown_to_html(&self.markdown),
-            render::MESSAGE_LIMIT,
-        );
+        let chunks = render::markdown_chunks(&self.markdown);
         let Some(last) = chunks.last() else {
             return; // nothing visible yet (say, only "**")
         };
@@ -101,7 +98,7 @@ impl Draft {
             Ok(()) => self.shown = text,
             Err(err) => match err.kind {
                 ErrorKind::RetryAfter(secs) => {
-                    log::info!("{err}; no drafts for this chat until then");
+                    log::info!("chat {}: {err}; no drafts there until then", self.chat_id);
                     self.next = Instant::now() + Duration::from_secs(secs);
                     self.paused_until = Some(self.next);
                 }

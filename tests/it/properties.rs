@@ -299,7 +299,7 @@ const KEYS: &[(&str, &str, &[&str])] = &[
     ("bot", "requests_per_minute", &["6", "0", "4294967296"]),
     ("bot", "daily_tokens_per_user", &["0", "100000"]),
     ("bot", "transcript_dir", &["\"transcripts\"", "\"\""]),
-    ("bot", "stream_edit_interval_ms", &["1000", "0"]),
+    ("bot", "draft_interval_ms", &["1000", "0"]),
     ("log", "level", &["\"info\"", "\"debug\"", "\"trace\"", "\"INFO\""]),
     ("log", "messages", &["true", "false"]),
     ("styles", "id", &["\"professor\"", "\"a\"", "\"x-1_2\"", "\"Pirate\"", "\"\""]),
@@ -1298,7 +1298,7 @@ fn gigachat_fault() -> BoxedStrategy<GigaFault> {
 #[test]
 fn any_gigachat_body_gets_the_user_a_reply_and_the_loop_goes_on() {
     // Streaming, as configured by default: both the event-stream and the JSON paths.
-    let config = "[bot]\nrequests_per_minute = 0\nstream_edit_interval_ms = 20\n";
+    let config = "[bot]\nrequests_per_minute = 0\ndraft_interval_ms = 20\n";
     run_with_bot(
         "any_gigachat_body_gets_the_user_a_reply_and_the_loop_goes_on",
         64,
