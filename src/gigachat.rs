@@ -321,9 +321,37 @@ impl GigaChat {
     }
 
     /// Asks for one answer. A 401 with a cached token gets one new token and one retry.
-    /// With `on_text` the answer is streamed: `on_text` gets each piece as it arrives, and
-    /// after a failure the caller still has the pieces that came.
+    /// A 429 (the personal tier's one request at a time is taken, say by the stream of a
+    /// bot that was killed mid-answer and just restarted) is tried again after 0.5, 1 and
+    /// 2 s: GigaChat refused the request, so nothing was paid for, and every other user
+    /// would get the same 429 meanwhile. With `on_text` the answer is streamed: `on_text`
+    /// gets each piece as it arrives, and after a failure the caller still has the pieces
+    /// that came.
     pub fn chat(
+        &mut self,
+        messages: &[ChatMessage],
+        mut on_text: Option<&mut dyn FnMut(&str)>,
+    ) -> Result<Completion, Error> {
+        let mut pauses = [500, 1000, 2000].into_iter().map(Duration::from_millis);
+        loop {
+            let on_text = on_text.as_mut().map(|f| &mut **f as &mut dyn FnMut(&str));
+            match self.chat_once(messages, on_text) {
+                Err(Error::RateLimited) => match pauses.next() {
+                    Some(pause) => {
+                        log::info!(
+                            "gigachat: busy (429); asking again in {} ms",
+                            pause.as_millis()
+                        );
+                        std::thread::sleep(pause);
+                    }
+                    None => return Err(Error::RateLimited),
+                },
+                other => return other,
+            }
+        }
+    }
+
+    fn chat_once(
         &mut self,
         messages: &[ChatMessage],
         mut on_text: Option<&mut dyn FnMut(&str)>,

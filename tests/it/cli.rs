@@ -160,10 +160,13 @@ fn ask_prints_the_answer_and_needs_no_telegram_token() {
     let (code, _, err) = run(&env, &["ask", "--style", "pirate", "Привет"]);
     assert_eq!(code, 2);
     assert!(err.contains("professor, fairy"), "{err}");
-    gc.push_reply(Reply::Status(
-        429,
-        r#"{"status":429,"message":"Too many requests"}"#.into(),
-    ));
+    // Busy: asked again a few times, then the error.
+    for _ in 0..4 {
+        gc.push_reply(Reply::Status(
+            429,
+            r#"{"status":429,"message":"Too many requests"}"#.into(),
+        ));
+    }
     let (code, out, err) = run(&env, &["ask", "Привет"]);
     assert_eq!(code, 1);
     assert!(out.is_empty());

@@ -290,13 +290,6 @@ fn gigachat_failure(reply: Reply) -> String {
 fn each_gigachat_failure_gets_its_own_reply() {
     let cases: Vec<(Reply, &str)> = vec![
         (
-            Reply::Status(
-                429,
-                r#"{"status":429,"message":"Too many requests"}"#.into(),
-            ),
-            "GigaChat перегружен, повторите через минуту.",
-        ),
-        (
             Reply::Status(402, r#"{"status":402,"message":"Payment Required"}"#.into()),
             "закончились токены",
         ),
@@ -329,6 +322,41 @@ fn each_gigachat_failure_gets_its_own_reply() {
         let label = format!("{reply:?}");
         let answer = gigachat_failure(reply);
         assert!(answer.contains(expected), "{label}: {answer}");
+    }
+}
+
+/// The personal tier serves one request at a time: a 429 (say, while the stream of a bot
+/// killed mid-answer is still running) is asked again after a pause, a few times, never in
+/// a hot loop; then the user is told.
+#[test]
+fn a_busy_gigachat_is_asked_again_a_few_times_then_the_user_is_told() {
+    let busy = || {
+        Reply::Status(
+            429,
+            r#"{"status":429,"message":"Too many requests"}"#.into(),
+        )
+    };
+    let w = World::start();
+    w.gc.push_reply(busy());
+    let answer = w.ask("Вопрос");
+    assert!(answer[0].starts_with("Ответ ("), "{answer:?}");
+    assert_eq!(w.gc.chat_requests().len(), 2);
+    for _ in 0..10 {
+        w.gc.push_reply(busy());
+    }
+    let answer = w.ask("Ещё вопрос").join("\n");
+    assert!(
+        answer.contains("GigaChat перегружен, повторите через минуту."),
+        "{answer}"
+    );
+    let asked: Vec<_> = w.gc.chat_requests()[2..].iter().map(|r| r.at).collect();
+    assert!((2..=5).contains(&asked.len()), "{} tries", asked.len());
+    for pair in asked.windows(2) {
+        assert!(
+            pair[1] - pair[0] >= Duration::from_millis(400),
+            "tries {:?} apart",
+            pair[1] - pair[0]
+        );
     }
 }
 

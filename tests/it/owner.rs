@@ -182,15 +182,15 @@ fn stats_count_answers_failures_tokens_and_users() {
     w.ask("один");
     w.ask("два");
     w.gc.push_reply(crate::fake_gigachat::Reply::Status(
-        429,
-        r#"{"status":429,"message":"Too many requests"}"#.into(),
+        500,
+        r#"{"status":500,"message":"Internal Server Error"}"#.into(),
     ));
     w.ask("три");
     let anna = w.tg.push_text(ANNA, ANNA, "вопрос Анны");
     w.tg.wait_until(WAIT, "answered", |t| t.replies_to(anna).len() == 1);
     let stats = w.ask("/stats").join("\n");
     assert!(stats.contains("Ответов: 3"), "{stats}");
-    assert!(stats.contains("gigachat rate limited 429: 1"), "{stats}");
+    assert!(stats.contains("gigachat server 500: 1"), "{stats}");
     assert!(stats.contains("Чатов: 2, пользователей: 2"), "{stats}");
     let today: u64 = stats
         .split("Токенов сегодня: ")

@@ -213,7 +213,14 @@ fn a_kill_mid_stream_then_a_restart_leaves_exactly_one_answer() {
     assert_eq!(replies.len(), 1, "{}", tg.dump());
     assert_eq!(replies[0].text, whole);
     assert_eq!(tg.sent_to(IVAN).len(), 1, "one message in the chat");
-    assert_eq!(gc.chat_requests().len(), 2, "asked again after the restart");
+    // Asked once more after the restart (a 429 first, while the killed bot's stream was
+    // still going, is asked again after a pause).
+    let answered = gc
+        .chat_requests()
+        .iter()
+        .filter(|r| r.status == 200)
+        .count();
+    assert_eq!(answered, 1, "{}", gc.dump());
 }
 
 #[test]
