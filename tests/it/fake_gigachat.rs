@@ -231,9 +231,10 @@ struct State {
     replies: VecDeque<Reply>,
     responder: Option<ReplyFn>,
     in_flight: usize,
-    tokens_per_sec: f64,
+    chars_per_sec: f64,
     pause_every: Option<(usize, Duration)>,
-    /// Characters per streamed event (the service sends about one token, ~4 characters).
+    /// Characters per streamed event: about 30 in the recorded live stream
+    /// (gigachat-fixtures/chat_stream.sse: 4 events for 133 characters).
     piece_chars: usize,
     random: Option<(SplitMix, FaultRates)>,
     kill_hook: Option<KillHook>,
@@ -277,9 +278,9 @@ impl FakeGigaChat {
             replies: VecDeque::new(),
             responder: None,
             in_flight: 0,
-            tokens_per_sec: 0.0,
+            chars_per_sec: 0.0,
             pause_every: None,
-            piece_chars: 4,
+            piece_chars: 32,
             random: None,
             kill_hook: None,
             chats_arrived: 0,
@@ -387,15 +388,15 @@ impl FakeGigaChat {
         self.lock().responder = Some(Arc::new(responder));
     }
 
-    /// Streaming pace: tokens (~4 characters) per second, 0 for no delay; and optionally a
-    /// pause after every n tokens.
-    pub fn set_stream_speed(&self, tokens_per_sec: f64, pause_every: Option<(usize, Duration)>) {
+    /// Streaming pace: characters of the answer per second, 0 for no delay; and optionally
+    /// a pause after every n events.
+    pub fn set_stream_speed(&self, chars_per_sec: f64, pause_every: Option<(usize, Duration)>) {
         let mut state = self.lock();
-        state.tokens_per_sec = tokens_per_sec;
+        state.chars_per_sec = chars_per_sec;
         state.pause_every = pause_every;
     }
 
-    /// Characters per streamed event from now on (4 by default, about one token).
+    /// Characters per streamed event from now on (32 by default, as recorded).
     pub fn set_stream_piece_chars(&self, chars: usize) {
         self.lock().piece_chars = chars.max(1);
     }
@@ -924,9 +925,9 @@ fn complete(
         return;
     }
 
-    let (tokens_per_sec, pause_every, piece_chars) = {
+    let (chars_per_sec, pause_every, piece_chars) = {
         let state = shared.state.lock().unwrap();
-        (state.tokens_per_sec, state.pause_every, state.piece_chars)
+        (state.chars_per_sec, state.pause_every, state.piece_chars)
     };
     let chars: Vec<char> = text.chars().collect();
     let pieces: Vec<String> = match chars.is_empty() {
@@ -973,8 +974,9 @@ fn complete(
         {
             return shared.finish(index, 0);
         }
-        if tokens_per_sec > 0.0 {
-            thread::sleep(Duration::from_secs_f64(1.0 / tokens_per_sec));
+        if chars_per_sec > 0.0 {
+            let chars = pieces.get(i).map_or(0, |p| p.chars().count());
+            thread::sleep(Duration::from_secs_f64(chars as f64 / chars_per_sec));
         }
         if let Some((every, pause)) = pause_every
             && every > 0

@@ -1604,7 +1604,8 @@ fn streaming_matches_the_recorded_events() {
     };
     let mut body = ask("Посчитай до трёх");
     body["stream"] = json!(true);
-    fake.set_stream_speed(500.0, Some((3, Duration::from_millis(5))));
+    fake.set_stream_speed(2000.0, Some((3, Duration::from_millis(5))));
+    fake.set_stream_piece_chars(8);
     let (events, clean) = sse_events(stream(body.clone()));
     assert!(clean);
     assert_eq!(events.last().map(String::as_str), Some("[DONE]"));

@@ -12,9 +12,8 @@ use crate::fake_gigachat::Reply;
 use crate::fake_telegram::{self as tg, ANNA, FakeTelegram, Fault, GROUP, IVAN};
 use crate::harness::sigkill;
 
-/// GigaChat's pace in the fake: events per second, four characters each (240 characters
-/// per second, about what GigaChat streams).
-const EVENTS_PER_SEC: f64 = 60.0;
+/// GigaChat's pace in the fake, in characters per second (about what GigaChat streams).
+const CHARS_PER_SEC: f64 = 240.0;
 
 fn streaming(config: &str) -> World {
     World::start_with(config)
@@ -42,7 +41,7 @@ fn drafts_grow_then_the_whole_answer_arrives_as_one_message() {
     let w = streaming("[bot]\ndraft_interval_ms = 700\n");
     let text = answer(1200); // about 5 s at GigaChat's pace
     w.gc.push_reply(Reply::Text(text.clone()));
-    w.gc.set_stream_speed(EVENTS_PER_SEC, None);
+    w.gc.set_stream_speed(CHARS_PER_SEC, None);
     let id = w.tg.push_text(IVAN, IVAN, "Что такое ток?");
     let parts = w.answer_to(id);
     assert_eq!(
@@ -97,12 +96,12 @@ fn a_draft_that_is_not_due_is_skipped_and_the_answer_is_not_held_back() {
     let w = streaming("[bot]\ndraft_interval_ms = 20000\n");
     let text = answer(480); // about 2 s
     w.gc.push_reply(Reply::Text(text.clone()));
-    w.gc.set_stream_speed(EVENTS_PER_SEC, None);
+    w.gc.set_stream_speed(CHARS_PER_SEC, None);
     let id = w.tg.push_text(IVAN, IVAN, "Вопрос");
     assert_eq!(w.answer_to(id), [visible(&text)]);
     let asked = w.gc.chat_requests()[0].at;
     let answered = w.tg.calls_of("sendMessage")[0].at;
-    let stream = Duration::from_secs_f64((text.chars().count() / 4) as f64 / EVENTS_PER_SEC);
+    let stream = Duration::from_secs_f64(text.chars().count() as f64 / CHARS_PER_SEC);
     assert!(
         answered - asked < stream + Duration::from_millis(1500),
         "the answer came {:?} after the question for a {stream:?} stream",
@@ -121,7 +120,7 @@ fn a_429_on_a_draft_stops_drafts_until_retry_after_but_not_the_answer() {
     // 1 s streams, and Telegram asks for 3 s of quiet at the first draft.
     let text = answer(240);
     w.gc.set_responder(move |_| Reply::Text(text.clone()));
-    w.gc.set_stream_speed(EVENTS_PER_SEC, None);
+    w.gc.set_stream_speed(CHARS_PER_SEC, None);
     w.tg.fail_next("sendMessageDraft", Fault::TooManyRequests(3));
     let whole = visible(&answer(240));
     let id = w.tg.push_text(IVAN, IVAN, "Вопрос");
@@ -158,7 +157,7 @@ fn a_429_on_a_draft_stops_drafts_until_retry_after_but_not_the_answer() {
 fn a_draft_telegram_refuses_does_not_lose_the_answer() {
     let w = streaming("[bot]\ndraft_interval_ms = 100\n");
     let text = answer(600);
-    w.gc.set_stream_speed(EVENTS_PER_SEC * 2.0, None);
+    w.gc.set_stream_speed(CHARS_PER_SEC * 2.0, None);
     // Refused for good: no more drafts for this answer, the answer still comes.
     w.tg.fail_next(
         "sendMessageDraft",
@@ -192,7 +191,7 @@ fn a_kill_mid_stream_then_a_restart_leaves_exactly_one_answer() {
     let w = streaming("[bot]\ndraft_interval_ms = 100\n");
     let text = answer(1200);
     w.gc.set_responder(move |_| Reply::Text(text.clone()));
-    w.gc.set_stream_speed(EVENTS_PER_SEC * 2.0, None);
+    w.gc.set_stream_speed(CHARS_PER_SEC * 2.0, None);
     let pid = w.bot.pid();
     w.tg.set_kill_hook("sendMessageDraft", 3, move || sigkill(pid));
     let World { tg, gc, env, bot } = w;
@@ -326,7 +325,7 @@ fn a_stream_over_a_mebibyte_is_a_bad_answer_and_nothing_of_it_is_sent() {
     );
     assert!(w.bot.log().contains("longer than 1 MiB"), "{}", w.bot.log());
     // Not remembered; the bot goes on.
-    w.gc.set_stream_piece_chars(4);
+    w.gc.set_stream_piece_chars(32);
     w.ask("Дальше");
     assert_eq!(w.gc.chat_requests().pop().unwrap().messages.len(), 2);
 }
@@ -344,8 +343,8 @@ fn memory_limits_and_stats_work_the_same_when_streaming() {
 fn a_stream_cut_in_the_middle_keeps_what_the_draft_showed_and_says_so() {
     let w = streaming("");
     let text = answer(400);
-    w.gc.push_reply(Reply::StreamCut(text.clone(), 20));
-    w.gc.set_stream_speed(200.0, None);
+    w.gc.push_reply(Reply::StreamCut(text.clone(), 5));
+    w.gc.set_stream_speed(800.0, None);
     let id = w.tg.push_text(IVAN, IVAN, "Вопрос");
     let parts = w.answer_to(id);
     assert_eq!(parts.len(), 2, "{parts:?}");
@@ -382,7 +381,7 @@ fn a_streamed_answer_past_4096_characters_goes_out_in_several_messages() {
     let w = streaming("");
     let text = answer(9000);
     w.gc.push_reply(Reply::Text(text.clone()));
-    w.gc.set_stream_speed(2000.0, None);
+    w.gc.set_stream_speed(8000.0, None);
     let id = w.tg.push_text(IVAN, IVAN, "Длинно");
     let parts = w.answer_to(id);
     assert!(parts.len() >= 3, "{}", parts.len());
