@@ -145,11 +145,17 @@ impl Bot {
             kind: "ignored",
             ..Report::default()
         };
-        self.update_id = update.update_id;
+        let id = update.update_id;
+        self.update_id = id;
+        self.store.begin();
         let handled = self.dispatch(update, &mut report);
         self.update_id = 0;
         match handled {
-            Err(err) if err.is_fatal() => return Err(err),
+            Err(err) if err.is_fatal() => {
+                // Not handled: after the restart it is handled again from the start.
+                self.store.rollback();
+                return Err(err);
+            }
             Err(err) => {
                 log::warn!("chat {}: {err}; giving up on this message", report.chat_id);
                 self.count_failure("telegram send");
@@ -159,6 +165,11 @@ impl Bot {
                 };
             }
             Ok(()) => {}
+        }
+        // What the update changed, saved together with its id.
+        self.store.set_last_update_id(id);
+        if let Err(err) = self.store.commit() {
+            log::error!("{err:#}");
         }
         Ok(report)
     }
@@ -357,7 +368,7 @@ impl Bot {
         let user_id = from.map_or(0, |u| u.id);
         self.write_transcript(chat_id, user_id, &style.id, question, answer, tokens);
         self.deliver(chat_id, Some(reply_to), &chunks, None)?;
-        self.store.state.counters.answers += 1;
+        self.store.count_answer();
         report.outcome = format!("answered in {} message(s)", chunks.len());
         Ok(())
     }
@@ -365,11 +376,8 @@ impl Bot {
     /// Notes the question in the chat's state; returns the memory to send with it (without
     /// the last exchange when it is asked again with /retry).
     fn start_exchange(&mut self, chat_id: i64, question: &str, again: bool) -> Vec<Turn> {
-        let mut chat = self.store.chat(chat_id);
-        chat.last_active = unix_now();
-        chat.last_question = Some(question.to_string());
-        self.store.put_chat(chat_id, &chat);
-        let mut history = chat.history;
+        self.store.note_question(chat_id, question, unix_now());
+        let mut history = self.store.history(chat_id);
         if again {
             drop_last_exchange(&mut history, question);
         }
@@ -418,28 +426,36 @@ impl Bot {
         }
         self.last_cleanup = now;
         let days = self.config.bot.forget_after_days;
+        self.store.begin();
         let forgotten = self.store.forget_silent(now, days);
+        if let Err(err) = self.store.commit() {
+            log::error!("{err:#}");
+        }
         if forgotten > 0 {
             log::info!("forgot the memory of {forgotten} chat(s) silent for {days} days");
         }
     }
 
-    /// After a bug (a caught panic): a short apology, best effort.
-    pub fn apologize(&mut self, chat_id: i64, reply_to: Option<i64>) {
+    /// After a bug (a caught panic) in update `update_id`: what it changed is dropped, the
+    /// update counts as handled (it would only fail again), and the user gets a short
+    /// apology, best effort.
+    pub fn apologize(&mut self, update_id: i64, origin: Option<(i64, Option<i64>)>) {
+        self.store.rollback();
+        self.store.begin();
         self.count_failure("bug");
-        if let Err(err) = self.send_plain(chat_id, reply_to, APOLOGY, None) {
+        if let Some((chat_id, reply_to)) = origin
+            && let Err(err) = self.send_plain(chat_id, reply_to, APOLOGY, None)
+        {
             log::warn!("{err}");
+        }
+        self.store.set_last_update_id(update_id);
+        if let Err(err) = self.store.commit() {
+            log::error!("{err:#}");
         }
     }
 
     fn count_failure(&mut self, kind: &str) {
-        *self
-            .store
-            .state
-            .counters
-            .failures
-            .entry(kind.to_string())
-            .or_default() += 1;
+        self.store.count_failure(kind);
     }
 
     /// Adds one exchange to the chat's memory, within `history_messages` and `history_chars`.
@@ -464,9 +480,7 @@ impl Bot {
             chars -= history[0].content.chars().count();
             history.remove(0);
         }
-        let mut chat = self.store.chat(chat_id);
-        chat.history = history;
-        self.store.put_chat(chat_id, &chat);
+        self.store.put_history(chat_id, &history);
     }
 
     /// Sends messages made by `render`: the first replies to `reply_to`, the last carries
@@ -491,7 +505,7 @@ impl Bot {
                 Err(err) => {
                     if !err.is_fatal() {
                         // Given up on: the rest is not sent after a restart either.
-                        self.store.state.unsent = None;
+                        self.store.set_unsent(None);
                     }
                     return Err(err);
                 }
@@ -545,26 +559,29 @@ impl Bot {
     /// Saves what is left of the answer going out, with its update counted as handled: from
     /// now on a restart sends the rest instead of answering the update again.
     fn note_unsent(&mut self, chat_id: i64, rest: &[String]) {
-        let state = &mut self.store.state;
         if rest.is_empty() {
-            state.unsent = None; // saved by the loop with the update
+            self.store.set_unsent(None); // committed with the update
             return;
         }
-        state.unsent = Some(Unsent {
+        let unsent = Unsent {
             chat_id,
             chunks: rest.to_vec(),
-        });
+        };
+        self.store.set_unsent(Some(&unsent));
         if self.update_id > 0 {
-            state.last_update_id = self.update_id;
+            self.store.set_last_update_id(self.update_id);
         }
-        if let Err(err) = self.store.save() {
+        if let Err(err) = self.store.commit() {
             log::error!("{err:#}");
         }
+        self.store.begin();
     }
 
     /// At start-up: sends the rest of an answer that a stop or a crash cut short.
     pub fn send_unsent(&mut self) -> Result<(), telegram::Error> {
-        let Some(unsent) = self.store.state.unsent.clone() else {
+        self.store.begin();
+        let Some(unsent) = self.store.unsent() else {
+            self.store.rollback();
             return Ok(());
         };
         log::info!(
@@ -573,15 +590,18 @@ impl Bot {
             unsent.chunks.len()
         );
         match self.deliver(unsent.chat_id, None, &unsent.chunks, None) {
-            Err(err) if err.is_fatal() => return Err(err),
+            Err(err) if err.is_fatal() => {
+                self.store.rollback();
+                return Err(err);
+            }
             Err(err) => log::warn!(
                 "chat {}: {err}; the rest of that answer is dropped",
                 unsent.chat_id
             ),
             Ok(()) => {}
         }
-        self.store.state.unsent = None;
-        if let Err(err) = self.store.save() {
+        self.store.set_unsent(None);
+        if let Err(err) = self.store.commit() {
             log::error!("{err:#}");
         }
         Ok(())

@@ -21,6 +21,8 @@ Usage:
   gigabot [run] [--config FILE] [--reset-state]   run the bot until Ctrl-C or SIGTERM
   gigabot check [--config FILE]                   check the config, the token, the key and TLS
   gigabot ask [--config FILE] [--style ID] TEXT…  ask GigaChat one question, answer on stdout
+  gigabot backup [--config FILE] COPY             copy the state (bot.state_file) to COPY, also
+                                                  while the bot runs
   gigabot --help | --version
 
 The config file is FILE, else $GIGABOT_CONFIG, else ./config.toml if present, else the
@@ -37,6 +39,9 @@ pub enum Command {
     Ask {
         style: Option<String>,
         question: String,
+    },
+    Backup {
+        into: PathBuf,
     },
     Help,
     Version,
@@ -243,7 +248,21 @@ pub fn parse_args(args: impl Iterator<Item = String>) -> Result<Args, String> {
                 question,
             }
         }
-        Some(other) => return Err(format!("unknown command {other:?}: use run, check or ask")),
+        Some("backup") => match words.next() {
+            Some(into) => Command::Backup {
+                into: PathBuf::from(into),
+            },
+            None => {
+                return Err(
+                    "backup needs a file to copy to: gigabot backup gigabot-copy.db".into(),
+                );
+            }
+        },
+        Some(other) => {
+            return Err(format!(
+                "unknown command {other:?}: use run, check, ask or backup"
+            ));
+        }
     };
     if let Some(extra) = words.next() {
         return Err(format!("unexpected argument {extra:?}"));
@@ -287,6 +306,13 @@ mod tests {
                 None,
             ),
             (
+                "backup copy.db",
+                Command::Backup {
+                    into: "copy.db".into(),
+                },
+                None,
+            ),
+            (
                 "ask -- --not-a-flag",
                 Command::Ask {
                     style: None,
@@ -313,6 +339,7 @@ mod tests {
             ("--config", "--config needs a value"),
             ("serve", "unknown command \"serve\""),
             ("ask", "ask needs a question"),
+            ("backup", "backup needs a file"),
             ("check extra", "unexpected argument \"extra\""),
             ("run --style fairy", "--style only goes with ask"),
             ("check --reset-state", "--reset-state only goes with run"),

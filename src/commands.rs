@@ -45,14 +45,11 @@ impl Bot {
             }
             "mode" => self.on_mode(chat_id, reply_to, command.args.trim())?,
             "reset" | "new" => {
-                let mut chat = self.store.chat(chat_id);
-                chat.history.clear();
-                chat.last_question = None;
-                self.store.put_chat(chat_id, &chat);
+                self.store.forget_chat(chat_id);
                 self.reply(chat_id, reply_to, RESET_DONE)?
             }
             "retry" => {
-                let last = self.store.chat(chat_id).last_question;
+                let last = self.store.last_question(chat_id);
                 match last {
                     Some(question) => {
                         let Some(from) = message.from.as_ref() else {
@@ -171,16 +168,13 @@ impl Bot {
     }
 
     fn set_style(&mut self, chat_id: i64, id: &str) {
-        let mut chat = self.store.chat(chat_id);
-        chat.style = Some(id.to_string());
-        chat.last_active = unix_now();
-        self.store.put_chat(chat_id, &chat);
+        self.store.set_style(chat_id, id, unix_now());
     }
 
     /// The chat's style, or the default if the chat has none or its style left the config.
     pub(crate) fn style_of(&self, chat_id: i64) -> &Style {
         let styles = &self.config.styles;
-        let chosen = self.store.chat(chat_id).style;
+        let chosen = self.store.style(chat_id);
         chosen
             .and_then(|id| styles.iter().find(|s| s.id == id))
             .or_else(|| {

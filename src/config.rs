@@ -147,7 +147,7 @@ impl Default for BotConfig {
         BotConfig {
             default_style: "professor".into(),
             max_input_chars: 4000,
-            state_file: "gigabot-state.json".into(),
+            state_file: "gigabot.db".into(),
             history_messages: 6,
             history_chars: 6000,
             forget_after_days: 30,
@@ -186,11 +186,12 @@ pub fn builtin_styles() -> Vec<Style> {
     ]
 }
 
-/// Which services the command talks to: `ask` needs no Telegram token.
+/// Which services the command talks to: `ask` needs no Telegram token, `backup` no secret.
 #[derive(Clone, Copy, PartialEq)]
 pub enum Needs {
     TelegramAndGigaChat,
     GigaChatOnly,
+    Nothing,
 }
 
 /// Finds, reads, overrides from the environment and validates the config.
@@ -370,7 +371,9 @@ fn validate(config: &mut Config, needs: Needs) -> Result<()> {
     if gc.max_tokens == Some(0) {
         bail!("gigachat.max_tokens must be at least 1 (or removed for the model's default)");
     }
-    resolve_credentials(gc)?;
+    if needs != Needs::Nothing {
+        resolve_credentials(gc)?;
+    }
     if let Some(path) = &gc.ca_bundle_file {
         gc.ca_certs = read_ca_file(path)?;
     }
@@ -386,7 +389,7 @@ fn validate(config: &mut Config, needs: Needs) -> Result<()> {
         );
     }
     if bot.state_file.as_os_str().is_empty() {
-        bail!("bot.state_file is empty: give a file name such as gigabot-state.json");
+        bail!("bot.state_file is empty: give a file name such as gigabot.db");
     }
     if !["error", "warn", "info", "debug"].contains(&config.log.level.as_str()) {
         bail!(

@@ -64,6 +64,7 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Command::Ask { .. } => Needs::GigaChatOnly,
+        Command::Backup { .. } => Needs::Nothing,
         _ => Needs::TelegramAndGigaChat,
     };
     // 1. The config (the lesson's globals), checked before any network call.
@@ -76,6 +77,14 @@ fn main() -> ExitCode {
         Command::Run { reset_state } => run(config, reset_state).map(|()| ExitCode::SUCCESS),
         Command::Check => Ok(cli::check(&config)),
         Command::Ask { style, question } => cli::ask(&config, style.as_deref(), &question),
+        Command::Backup { into } => store::backup(&config.bot.state_file, &into).map(|()| {
+            println!(
+                "the state {} is copied to {}",
+                config.bot.state_file.display(),
+                into.display()
+            );
+            ExitCode::SUCCESS
+        }),
         Command::Help | Command::Version => unreachable!("handled above"),
     };
     result.unwrap_or_else(|err| {
@@ -113,7 +122,7 @@ fn run(config: Config, reset_state: bool) -> Result<()> {
     bot.send_unsent().or_else(fatal)?;
     poll(&mut bot)?;
     // Confirm the handled updates, so Telegram does not keep them for the next start.
-    let offset = bot.store.state.last_update_id + 1;
+    let offset = bot.store.last_update_id() + 1;
     if let Err(err) = bot.telegram.confirm(offset) {
         log::debug!("{err}");
     }
@@ -126,7 +135,7 @@ fn poll(bot: &mut Bot) -> Result<()> {
     let mut handled = Handled::default();
     loop {
         // Wait for updates after the last handled one (a long poll: up to 30 s).
-        let offset = bot.store.state.last_update_id.saturating_add(1);
+        let offset = bot.store.last_update_id().saturating_add(1);
         let Some(polled) = wait_for_updates(bot, offset) else {
             return Ok(()); // stopping
         };
@@ -139,7 +148,7 @@ fn poll(bot: &mut Bot) -> Result<()> {
         }
         let offset = follow_restarted_ids(&updates, offset);
         bot.forget_silent_chats();
-        // Handle each one and save right after it, so a restart answers none twice.
+        // Handle each one; it is saved with what it changed, so a restart answers none twice.
         for update in updates.into_iter().filter(|u| u.update_id >= offset) {
             if STOP.load(Ordering::SeqCst) {
                 return Ok(());
@@ -149,10 +158,6 @@ fn poll(bot: &mut Bot) -> Result<()> {
                 return fatal(err);
             }
             handled.insert(id);
-            bot.store.state.last_update_id = id;
-            if let Err(err) = bot.store.save() {
-                log::error!("{err:#}");
-            }
         }
     }
 }
@@ -243,9 +248,7 @@ fn handle_update(bot: &mut Bot, update: telegram::Update) -> Result<(), telegram
         Ok(Err(err)) => return Err(err),
         Err(_) => {
             log::error!("update {id}: skipped after a bug (the panic is logged above)");
-            if let Some((chat_id, reply_to)) = origin {
-                bot.apologize(chat_id, reply_to);
-            }
+            bot.apologize(id, origin);
         }
     }
     Ok(())

@@ -4,7 +4,9 @@
 //! an allowlist the admins grow by command or button, a per-user rate and daily budget,
 //! and numbers that show where the tokens went.
 
+use std::fs::Permissions;
 use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -12,6 +14,7 @@ use serde_json::json;
 use crate::bot::{self, Bot, Report};
 use crate::commands::Command;
 use crate::render;
+use crate::store::Access;
 use crate::telegram::{self, CallbackQuery, Message, User};
 
 impl Bot {
@@ -23,14 +26,14 @@ impl Bot {
     /// Admins always; with `allowed_users` set, only those and users granted by command;
     /// otherwise everyone not denied by command.
     pub(crate) fn is_allowed(&self, user_id: i64) -> bool {
-        let state = &self.store.state;
         if self.is_admin(user_id) {
             return true;
         }
+        let granted = self.store.access(user_id).granted;
         if self.config.bot.allowed_users.is_empty() {
-            !state.denied.contains(&user_id)
+            granted != Some(false)
         } else {
-            self.config.bot.allowed_users.contains(&user_id) || state.granted.contains(&user_id)
+            self.config.bot.allowed_users.contains(&user_id) || granted == Some(true)
         }
     }
 
@@ -44,8 +47,8 @@ impl Bot {
     ) -> Result<String, telegram::Error> {
         let text = bot::NOT_ALLOWED.replace("{id}", &user.id.to_string());
         let outcome = self.reply(chat_id, reply_to, &text)?;
-        let state = &self.store.state;
-        if state.denied.contains(&user.id) || state.announced.contains(&user.id) {
+        let access = self.store.access(user.id);
+        if access.granted == Some(false) || access.announced {
             return Ok(outcome);
         }
         let who = display_name(user);
@@ -60,7 +63,13 @@ impl Bot {
         for admin in self.config.bot.admins.clone() {
             match self.deliver(admin, None, &chunks, Some(&keyboard)) {
                 // Told once is enough; if no admin could be told, the next message tries again.
-                Ok(()) => drop(self.store.state.announced.insert(user.id)),
+                Ok(()) => self.store.set_access(
+                    user.id,
+                    Access {
+                        announced: true,
+                        ..access
+                    },
+                ),
                 Err(err) if err.is_fatal() => return Err(err),
                 Err(err) => log::warn!(
                     "cannot tell admin {admin} about user {}: {err}; an admin must write /start to the bot first",
@@ -119,7 +128,7 @@ impl Bot {
 
     /// Counts a GigaChat request of `user` (for the rate limit, the budget and /stats).
     pub(crate) fn count_request(&mut self, user: Option<&User>, tokens: u64) {
-        self.store.state.counters.tokens += tokens;
+        self.store.add_tokens(tokens);
         let Some(user) = user else { return };
         self.recent
             .entry(user.id)
@@ -137,6 +146,7 @@ impl Bot {
         stats.tokens_today += tokens;
         stats.requests += 1;
         stats.tokens += tokens;
+        stats.last_active = bot::unix_now();
         self.store.put_user(user.id, &stats);
     }
 
@@ -166,21 +176,23 @@ impl Bot {
     /// Allows or refuses a user by command or button; the reply for the admin.
     fn decide(&mut self, user_id: i64, allow: bool) -> String {
         let id = user_id.to_string();
-        let state = &mut self.store.state;
-        state.announced.insert(user_id);
-        if allow {
-            state.denied.remove(&user_id);
-            state.granted.insert(user_id);
+        let mut access = Access {
+            announced: true,
+            ..self.store.access(user_id)
+        };
+        let text = if allow {
+            access.granted = Some(true);
             bot::ALLOWED.replace("{id}", &id)
         } else if self.config.bot.admins.contains(&user_id)
             || self.config.bot.allowed_users.contains(&user_id)
         {
             bot::IN_CONFIG.replace("{id}", &id)
         } else {
-            state.granted.remove(&user_id);
-            state.denied.insert(user_id);
+            access.granted = Some(false);
             bot::DENIED.replace("{id}", &id)
-        }
+        };
+        self.store.set_access(user_id, access);
+        text
     }
 
     /// A press on "Разрешить" / "Отклонить" in an admin's access request.
@@ -232,7 +244,6 @@ impl Bot {
             }
         };
         let bot = &self.config.bot;
-        let state = &self.store.state;
         let mode = if bot.allowed_users.is_empty() {
             "открыт для всех, кроме отклонённых"
         } else {
@@ -242,16 +253,15 @@ impl Bot {
             "Доступ: {mode}.\nАдминистраторы (конфиг): {}\nРазрешены в конфиге: {}\nРазрешены командой: {}\nОтклонены командой: {}",
             list(&mut bot.admins.iter()),
             list(&mut bot.allowed_users.iter()),
-            list(&mut state.granted.iter()),
-            list(&mut state.denied.iter()),
+            list(&mut self.store.decided(true).iter()),
+            list(&mut self.store.decided(false).iter()),
         )
     }
 
     /// The /stats text: uptime, answers, failures, tokens, chats, users, the most active.
     pub(crate) fn stats_text(&self) -> String {
-        let state = &self.store.state;
         let (today, _) = local_day(bot::unix_now());
-        let counters = &state.counters;
+        let counters = self.store.counters();
         let failures = if counters.failures.is_empty() {
             "нет".to_string()
         } else {
@@ -262,22 +272,8 @@ impl Bot {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        let mut active: Vec<_> = self
-            .store
-            .users()
-            .filter(|(_, u)| u.day == today && u.requests_today > 0)
-            .collect();
-        active.sort_by(|a, b| {
-            b.1.requests_today
-                .cmp(&a.1.requests_today)
-                .then(a.0.cmp(&b.0))
-        });
-        let tokens_today: u64 = self
-            .store
-            .users()
-            .filter(|(_, u)| u.day == today)
-            .map(|(_, u)| u.tokens_today)
-            .sum();
+        let active = self.store.busiest(&today, 5);
+        let tokens_today = self.store.tokens_on(&today);
         let mut text = format!(
             "Статистика\nРаботает: {}\nОтветов: {}\nОшибки: {failures}\nТокенов сегодня: {tokens_today}, всего: {}\nЧатов: {}, пользователей: {}",
             hours_minutes(self.started.elapsed().as_secs()),
@@ -288,7 +284,7 @@ impl Bot {
         );
         if !active.is_empty() {
             text.push_str("\nСамые активные сегодня:");
-            for (i, (id, user)) in active.iter().take(5).enumerate() {
+            for (i, (id, user)) in active.iter().enumerate() {
                 text.push_str(&format!(
                     "\n{}. {} ({id}) — вопросов: {}, токенов: {}",
                     i + 1,
@@ -324,14 +320,22 @@ impl Bot {
             "tokens": tokens,
         });
         let path = dir.join(format!("{chat_id}.jsonl"));
-        let written = std::fs::create_dir_all(dir).and_then(|()| {
-            let mut file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&path)?;
-            // One write per line, so a crash leaves at most a torn last line.
-            file.write_all(format!("{line}\n").as_bytes())
-        });
+        // What people wrote: the folder and the files are the owner's alone, whatever the umask.
+        let written = std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .and_then(|()| std::fs::set_permissions(dir, Permissions::from_mode(0o700)))
+            .and_then(|()| {
+                let mut file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .mode(0o600)
+                    .open(&path)?;
+                file.set_permissions(Permissions::from_mode(0o600))?;
+                // One write per line, so a crash leaves at most a torn last line.
+                file.write_all(format!("{line}\n").as_bytes())
+            });
         if let Err(err) = written {
             log::error!("cannot append to the transcript {}: {err}", path.display());
         }

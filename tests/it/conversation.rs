@@ -6,7 +6,7 @@ use serde_json::json;
 use crate::core::{WAIT, World};
 use crate::fake_gigachat::Reply;
 use crate::fake_telegram::{self as tg, ANNA, GROUP, IVAN};
-use crate::harness::read_state;
+use crate::harness::open_state;
 
 const NO_STREAM: &str = "[gigachat]\nstream = false\n";
 
@@ -339,8 +339,13 @@ fn a_restart_keeps_style_memory_and_offset_and_answers_what_came_meanwhile() {
     let w = World::start();
     w.ask("/mode fairy");
     w.ask("первый");
-    let state = read_state(&w.env.path("gigabot-state.json"));
-    assert_eq!(state["chats"][IVAN.to_string()]["style"], json!("fairy"));
+    // What an owner sees with `sqlite3 gigabot.db`.
+    let style: String = open_state(&w.env.path("gigabot.db"))
+        .query_row("SELECT style FROM chats WHERE id = ?1", [IVAN], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(style, "fairy");
     let World { tg, gc, env, bot } = w;
     let mut bot = bot;
     assert_eq!(bot.stop().code(), Some(0));
@@ -404,40 +409,54 @@ fn a_broken_state_file_is_refused_never_overwritten_and_reset_moves_it_aside() {
     let World { tg, gc, env, bot } = w;
     let mut bot = bot;
     bot.stop();
-    let path = env.path("gigabot-state.json");
+    let path = env.path("gigabot.db");
     let full = std::fs::read(&path).unwrap();
-    // A few cut points, from the seed printed on failure.
+    for name in ["gigabot.db-wal", "gigabot.db-shm"] {
+        let _ = std::fs::remove_file(env.path(name));
+    }
+    // A file cut short at a few points (from the seed printed on failure), then one that
+    // is not a database at all.
     let seed = full.len() as u64 * 7919;
-    for i in 1..=4u64 {
-        let cut = ((seed * i) % (full.len() as u64 - 1)) as usize + 1;
-        std::fs::write(&path, &full[..cut]).unwrap();
+    let mut broken: Vec<Vec<u8>> = (1..=3u64)
+        .map(|i| full[..((seed * i) % (full.len() as u64 - 1)) as usize + 1].to_vec())
+        .collect();
+    broken.push(b"{\"chats\": {".to_vec());
+    for bytes in &broken {
+        std::fs::write(&path, bytes).unwrap();
         let output = env.run(&[]);
         let (_, err) = crate::harness::text(&output);
-        assert_eq!(output.status.code(), Some(1), "cut at {cut}: {err}");
+        assert_eq!(
+            output.status.code(),
+            Some(1),
+            "{} bytes: {err}",
+            bytes.len()
+        );
         assert!(
-            err.contains("gigabot-state.json") && err.contains("--reset-state"),
+            err.contains("gigabot.db") && err.contains("--reset-state"),
             "{err}"
         );
         assert_eq!(
-            std::fs::read(&path).unwrap(),
-            &full[..cut],
-            "cut at {cut}: the file was changed"
+            &std::fs::read(&path).unwrap(),
+            bytes,
+            "the file was changed"
         );
     }
+    std::fs::write(&path, &broken[0]).unwrap();
     let _bot = env.spawn(&["run", "--reset-state"]);
     tg.wait_until(WAIT, "the bot starts again", |t| {
         t.calls_of("getMe").len() == 2
     });
-    let broken: Vec<_> = std::fs::read_dir(&env.dir)
+    let aside: Vec<_> = std::fs::read_dir(&env.dir)
         .unwrap()
         .filter_map(|e| e.ok())
         .filter(|e| {
             e.file_name()
                 .to_string_lossy()
-                .starts_with("gigabot-state.json.broken-")
+                .starts_with("gigabot.db.broken-")
         })
         .collect();
-    assert_eq!(broken.len(), 1);
+    assert_eq!(aside.len(), 1);
+    assert_eq!(std::fs::read(aside[0].path()).unwrap(), broken[0]);
     let id = tg.push_text(IVAN, IVAN, "с чистого листа");
     tg.wait_until(WAIT, "answered", |t| t.replies_to(id).len() == 1);
     assert_eq!(gc.chat_requests().pop().unwrap().messages.len(), 2);

@@ -73,8 +73,13 @@ impl BotEnv {
 
     fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_gigabot"));
+        command.args(args);
+        self.prepared(command)
+    }
+
+    /// In the bot's folder, with exactly the bot's environment.
+    fn prepared(&self, mut command: Command) -> Command {
         command
-            .args(args)
             .current_dir(&self.dir)
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -106,6 +111,21 @@ impl BotEnv {
 
     /// Starts the bot (`gigabot run`) in the background.
     pub fn spawn(&self, args: &[&str]) -> BotProcess {
+        self.spawn_command(self.command(args))
+    }
+
+    /// Starts the bot under this umask (as a shell or a service manager would set it).
+    pub fn spawn_with_umask(&self, umask: &str, args: &[&str]) -> BotProcess {
+        let mut command = Command::new("sh");
+        command
+            .arg("-c")
+            .arg(format!("umask {umask} && exec \"$0\" \"$@\""))
+            .arg(env!("CARGO_BIN_EXE_gigabot"))
+            .args(args);
+        self.spawn_command(self.prepared(command))
+    }
+
+    fn spawn_command(&self, mut command: Command) -> BotProcess {
         // stderr goes to a file, not a pipe: a line the bot wrote before its next request
         // is in the file when a fake sees that request, so a test never reads a stale log.
         let path = self.path(&format!(
@@ -115,8 +135,7 @@ impl BotEnv {
         let stderr = File::create(&path).expect("create the bot's log file");
         // A handle of our own: the log stays readable even after the folder is removed.
         let log = File::open(&path).expect("open the bot's log file");
-        let child = self
-            .command(args)
+        let child = command
             .stdout(Stdio::null())
             .stderr(stderr)
             .spawn()
@@ -228,8 +247,16 @@ pub fn text(output: &Output) -> (String, String) {
     )
 }
 
-/// Reads the saved state file of a bot's folder.
-pub fn read_state(path: &Path) -> serde_json::Value {
-    let bytes = std::fs::read(path).expect("read the state file");
-    serde_json::from_slice(&bytes).expect("the state file is JSON")
+/// Opens a bot's database read-only, as an owner would with `sqlite3` (also while the bot
+/// runs, and after a kill: what it shows is what the bot committed).
+pub fn open_state(path: &Path) -> rusqlite::Connection {
+    rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .unwrap_or_else(|err| panic!("open the state {}: {err}", path.display()))
+}
+
+/// The last update id the bot saved as handled.
+pub fn saved_update_id(path: &Path) -> i64 {
+    open_state(path)
+        .query_row("SELECT last_update_id FROM meta", [], |r| r.get(0))
+        .unwrap_or_else(|err| panic!("read the state {}: {err}", path.display()))
 }

@@ -27,5 +27,6 @@ mod lesson;
 mod owner;
 mod properties;
 mod soak;
+mod state;
 mod streaming;
 mod tg_html;

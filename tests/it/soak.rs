@@ -39,7 +39,7 @@ use serde_json::Value;
 use crate::core::WAIT;
 use crate::fake_gigachat::{self as gc, ChatRequest, FakeGigaChat, Reply};
 use crate::fake_telegram::{self as tg, FakeTelegram, FaultRates, SplitMix};
-use crate::harness::{BotEnv, BotProcess};
+use crate::harness::{BotEnv, BotProcess, saved_update_id};
 
 const DEFAULT_SEED: u64 = 20_260_122;
 /// Updates pushed at once; the next chunk waits until the bot has handled this one.
@@ -496,16 +496,12 @@ impl Run {
             killed.exited,
             "seed {seed}: the bot did not exit after SIGKILL on {method}"
         );
-        let path = self.env.path("gigabot-state.json");
-        let bytes = std::fs::read(&path).unwrap_or_else(|err| {
-            panic!("seed {seed}: no state file after the kill on {method}: {err}")
-        });
-        let state: Value = serde_json::from_slice(&bytes).unwrap_or_else(|err| {
-            panic!("seed {seed}: the state file is not JSON after the kill on {method}: {err}")
-        });
-        let saved = state["last_update_id"].as_i64().unwrap_or_else(|| {
-            panic!("seed {seed}: the state file has no last_update_id after the kill on {method}")
-        });
+        let path = self.env.path("gigabot.db");
+        assert!(
+            path.exists(),
+            "seed {seed}: no state file after the kill on {method}"
+        );
+        let saved = saved_update_id(&path);
         let last_pushed = self.pushed.last().map_or(0, |p| p.id);
         let previous = self.saved_ids.last().copied().unwrap_or(0);
         assert!(
@@ -660,9 +656,7 @@ impl Run {
 
     /// The state file names the last update the bot was given (edits are not given to it).
     fn check_final_state(&self) {
-        let path = self.env.path("gigabot-state.json");
-        let state: Value = serde_json::from_slice(&std::fs::read(&path).expect("the state file"))
-            .unwrap_or_else(|err| panic!("seed {}: the final state file: {err}", self.seed));
+        let saved = saved_update_id(&self.env.path("gigabot.db"));
         let delivered = self
             .pushed
             .iter()
@@ -670,7 +664,7 @@ impl Run {
             .map(|p| p.id)
             .max();
         assert_eq!(
-            state["last_update_id"].as_i64(),
+            Some(saved),
             delivered,
             "seed {}: last_update_id in the state file at the end",
             self.seed
