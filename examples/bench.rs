@@ -255,6 +255,17 @@ impl Bot {
             .unwrap_or(0)
     }
 
+    /// Proportional set size in kB: shared library pages divided among their users.
+    fn pss_kb(&self) -> u64 {
+        let rollup = std::fs::read_to_string(format!("/proc/{}/smaps_rollup", self.child.id()))
+            .unwrap_or_default();
+        rollup
+            .lines()
+            .find_map(|l| l.strip_prefix("Pss:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    }
+
     /// A line of /proc/<pid>/status in kB: "VmHWM" (peak resident memory), "RssAnon"…
     fn status_kb(&self, key: &str) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
@@ -686,9 +697,14 @@ fn growth(binary: &Path, chats: i64, window: i64, rows: &mut Vec<Row>) {
     ));
     rows.push(row(
         &format!("{label}: bot CPU per answer, {window} → {chats} chats"),
-        format!("{:.3} ms → {:.3} ms", first.1, last.1),
-        "≤ 0.5 ms",
-        Some(first.1.max(last.1) <= 0.5),
+        format!(
+            "{:.3} ms → {:.3} ms ({:.2}×)",
+            first.1,
+            last.1,
+            last.1 / first.1
+        ),
+        "flat: last ≤ 1.25× first",
+        Some(last.1 <= 1.25 * first.1),
     ));
     rows.push(row(
         &format!(
@@ -696,9 +712,10 @@ fn growth(binary: &Path, chats: i64, window: i64, rows: &mut Vec<Row>) {
             3 * chats + 2 * window
         ),
         format!(
-            "{peak:.1} MB (now: {:.1} MB of libraries and code, {:.1} MB heap; database {:.1} MB)",
+            "{peak:.1} MB (now: {:.1} MB of libraries and code, {:.1} MB heap, PSS {:.1} MB; database {:.1} MB)",
             bot.status_kb("RssFile") as f64 / 1024.0,
             bot.status_kb("RssAnon") as f64 / 1024.0,
+            bot.pss_kb() as f64 / 1024.0,
             db as f64 / 1e6
         ),
         "≤ 10 MiB",

@@ -3,7 +3,7 @@
 //! The texts users see are the constants right below, so a teacher can change them
 //! without reading the logic.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -101,8 +101,6 @@ pub struct Bot {
     pub store: Store,
     pub(crate) me: User,
     pub(crate) started: Instant,
-    /// Recent GigaChat requests per user, for `requests_per_minute`.
-    pub(crate) recent: HashMap<i64, VecDeque<Instant>>,
     /// When silent chats were last forgotten (Unix seconds).
     last_cleanup: u64,
     typing: Typing,
@@ -130,7 +128,6 @@ impl Bot {
             store,
             me,
             started: Instant::now(),
-            recent: HashMap::new(),
             last_cleanup: 0,
             draft_pauses: HashMap::new(),
             update_id: 0,

@@ -7,7 +7,6 @@
 use std::fs::Permissions;
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
-use std::time::{Duration, Instant};
 
 use serde_json::json;
 
@@ -81,35 +80,29 @@ impl Bot {
     }
 
     /// Checks the per-minute rate and the daily token budget before a GigaChat call;
-    /// Some(reply) says when the user may write again. Admins are exempt.
+    /// Some(reply) says when the user may write again. Admins are exempt. Both come from
+    /// the user's row in the store, so they hold across restarts and take no memory.
     pub(crate) fn over_limit(&mut self, user_id: i64) -> Option<String> {
-        if self.is_admin(user_id) {
+        let per_minute = self.config.bot.requests_per_minute as usize;
+        let budget = self.config.bot.daily_tokens_per_user;
+        if self.is_admin(user_id) || (per_minute == 0 && budget == 0) {
             return None;
         }
-        let per_minute = self.config.bot.requests_per_minute as usize;
-        if per_minute > 0 {
-            let now = Instant::now();
-            let recent = self.recent.entry(user_id).or_default();
-            while recent
-                .front()
-                .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(60))
-            {
-                recent.pop_front();
-            }
-            if recent.len() >= per_minute {
-                let oldest = *recent.front().expect("len >= per_minute > 0");
-                let wait = 60 - now.duration_since(oldest).as_secs().min(59);
-                return Some(
-                    bot::RATE_LIMIT
-                        .replace("{n}", &per_minute.to_string())
-                        .replace("{secs}", &wait.to_string()),
-                );
-            }
+        let now = bot::unix_now();
+        let user = self.store.user(user_id);
+        let recent = within_a_minute(&user.recent, now);
+        if per_minute > 0 && recent.len() >= per_minute {
+            // The oldest of the last `per_minute` requests leaves the window first.
+            let oldest = recent[recent.len() - per_minute];
+            let wait = (oldest + 60).saturating_sub(now).max(1);
+            return Some(
+                bot::RATE_LIMIT
+                    .replace("{n}", &per_minute.to_string())
+                    .replace("{secs}", &wait.to_string()),
+            );
         }
-        let budget = self.config.bot.daily_tokens_per_user;
         if budget > 0 {
-            let (today, left) = local_day(bot::unix_now());
-            let user = self.store.user(user_id);
+            let (today, left) = local_day(now);
             let used = if user.day == today {
                 user.tokens_today
             } else {
@@ -130,10 +123,6 @@ impl Bot {
     pub(crate) fn count_request(&mut self, user: Option<&User>, tokens: u64) {
         self.store.add_tokens(tokens);
         let Some(user) = user else { return };
-        self.recent
-            .entry(user.id)
-            .or_default()
-            .push_back(Instant::now());
         let (today, _) = local_day(bot::unix_now());
         let mut stats = self.store.user(user.id);
         stats.name = display_name(user);
@@ -146,7 +135,13 @@ impl Bot {
         stats.tokens_today += tokens;
         stats.requests += 1;
         stats.tokens += tokens;
-        stats.last_active = bot::unix_now();
+        let now = bot::unix_now();
+        stats.last_active = now;
+        // The last requests, as many as the per-minute limit can need.
+        let mut recent = within_a_minute(&stats.recent, now);
+        recent.push(now);
+        let keep = self.config.bot.requests_per_minute as usize;
+        stats.recent = recent.split_off(recent.len().saturating_sub(keep));
         self.store.put_user(user.id, &stats);
     }
 
@@ -340,6 +335,16 @@ impl Bot {
             log::error!("cannot append to the transcript {}: {err}", path.display());
         }
     }
+}
+
+/// The request times (Unix seconds) of the last minute; a clock set back makes later
+/// entries count as gone, never as a minute-long block.
+fn within_a_minute(times: &[u64], now: u64) -> Vec<u64> {
+    times
+        .iter()
+        .copied()
+        .filter(|&t| t <= now && now - t < 60)
+        .collect()
 }
 
 /// "Иван (@ivan)" for messages to admins and /stats.

@@ -58,7 +58,8 @@ CREATE TABLE users (
     tokens_today INTEGER NOT NULL,
     requests INTEGER NOT NULL,
     tokens INTEGER NOT NULL,
-    last_active INTEGER NOT NULL
+    last_active INTEGER NOT NULL,
+    recent TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE access (
     user_id INTEGER PRIMARY KEY,
@@ -99,6 +100,8 @@ pub struct UserStats {
     pub tokens: u64,
     /// Unix seconds of the last request, to prune users silent for `forget_after_days`.
     pub last_active: u64,
+    /// Unix seconds of the last requests, for `requests_per_minute`.
+    pub recent: Vec<u64>,
 }
 
 /// Bot-wide counters for /stats.
@@ -359,8 +362,8 @@ impl Store {
         let read = self
             .db
             .prepare_cached(
-                "SELECT name, day, requests_today, tokens_today, requests, tokens, last_active
-                 FROM users WHERE id = ?1",
+                "SELECT name, day, requests_today, tokens_today, requests, tokens, last_active,
+                 recent FROM users WHERE id = ?1",
             )
             .and_then(|mut s| s.query_row([user_id], user_row).optional())
             .map(Option::unwrap_or_default);
@@ -370,8 +373,9 @@ impl Store {
     /// Stores the user's changed usage.
     pub fn put_user(&mut self, user_id: i64, user: &UserStats) {
         let sql = "INSERT OR REPLACE INTO users
-            (id, name, day, requests_today, tokens_today, requests, tokens, last_active)
-            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+            (id, name, day, requests_today, tokens_today, requests, tokens, last_active, recent)
+            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+        let recent: Vec<String> = user.recent.iter().map(u64::to_string).collect();
         let written = self.db.prepare_cached(sql).and_then(|mut s| {
             s.execute(params![
                 user_id,
@@ -382,6 +386,7 @@ impl Store {
                 user.requests as i64,
                 user.tokens as i64,
                 user.last_active as i64,
+                recent.join(","),
             ])
         });
         self.checked("user", written);
@@ -397,12 +402,12 @@ impl Store {
         let read = self
             .db
             .prepare_cached(
-                "SELECT name, day, requests_today, tokens_today, requests, tokens, last_active, id
-                 FROM users WHERE day = ?1 AND requests_today > 0
+                "SELECT name, day, requests_today, tokens_today, requests, tokens, last_active,
+                 recent, id FROM users WHERE day = ?1 AND requests_today > 0
                  ORDER BY requests_today DESC, id LIMIT ?2",
             )
             .and_then(|mut s| {
-                s.query_map(params![day, n as i64], |r| Ok((r.get(7)?, user_row(r)?)))?
+                s.query_map(params![day, n as i64], |r| Ok((r.get(8)?, user_row(r)?)))?
                     .collect()
             });
         self.checked("busiest users", read)
@@ -607,6 +612,11 @@ fn user_row(r: &rusqlite::Row) -> rusqlite::Result<UserStats> {
         requests: n(4)?,
         tokens: n(5)?,
         last_active: n(6)?,
+        recent: r
+            .get::<_, String>(7)?
+            .split(',')
+            .filter_map(|t| t.parse().ok())
+            .collect(),
     })
 }
 
@@ -862,7 +872,7 @@ fn import(path: &Path, (json_path, legacy): &(PathBuf, Legacy)) -> Result<()> {
     }
     for (id, u) in &legacy.users {
         tx.execute(
-            "INSERT INTO users VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            "INSERT INTO users VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, '')",
             params![
                 id,
                 u.name,

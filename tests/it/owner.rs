@@ -163,6 +163,23 @@ fn the_rate_limit_says_when_to_write_again_and_skips_gigachat() {
     assert!(w.ask("два")[0].starts_with("Ответ"));
 }
 
+/// The limit is kept in the state, so restarting the bot does not reset it.
+#[test]
+fn the_rate_limit_holds_across_a_restart() {
+    let w = World::start_with("[gigachat]\nstream = false\n[bot]\nrequests_per_minute = 2\n");
+    w.ask("раз");
+    w.ask("два");
+    let World { tg, gc, env, bot } = w;
+    let mut bot = bot;
+    assert_eq!(bot.stop().code(), Some(0));
+    let _bot = env.spawn(&[]);
+    let id = tg.push_text(IVAN, IVAN, "три");
+    tg.wait_until(WAIT, "answered", |t| t.replies_to(id).len() == 1);
+    let reply = &tg.replies_to(id)[0].text;
+    assert!(reply.contains("не больше 2 в минуту"), "{reply}");
+    assert_eq!(gc.chat_requests().len(), 2);
+}
+
 #[test]
 fn the_daily_token_budget_stops_gigachat_calls_until_midnight() {
     let w = World::start_with("[gigachat]\nstream = false\n[bot]\ndaily_tokens_per_user = 30\n");
