@@ -131,11 +131,21 @@ pub struct Unsent {
     pub chunks: Vec<String>,
 }
 
+#[derive(Default)]
+struct Meta {
+    changed: bool,
+    answers: u64,
+    tokens: u64,
+}
+
 /// The database, and the lock that keeps a second bot off it.
 pub struct Store {
     db: Connection,
     /// Cached: the loop asks for it around every update.
     last_update_id: i64,
+    /// What the transaction adds to the meta row, written once at its commit: an update
+    /// would otherwise rewrite that row three times.
+    meta: Meta,
     /// A statement of the open transaction failed; its commit rolls back.
     failed: Cell<bool>,
     _lock: File,
@@ -180,6 +190,7 @@ impl Store {
         Ok(Store {
             db,
             last_update_id,
+            meta: Meta::default(),
             failed: Cell::new(false),
             _lock: lock,
         })
@@ -193,6 +204,14 @@ impl Store {
 
     /// Saves everything since [`Store::begin`] at once; after a failed statement, nothing.
     pub fn commit(&mut self) -> Result<()> {
+        let meta = std::mem::take(&mut self.meta);
+        if meta.changed {
+            self.run(
+                "meta",
+                "UPDATE meta SET last_update_id = ?1, answers = answers + ?2, tokens = tokens + ?3",
+                params![self.last_update_id, meta.answers as i64, meta.tokens as i64],
+            );
+        }
         if self.failed.replace(false) {
             let _ = self.db.execute_batch("ROLLBACK");
             bail!(
@@ -207,9 +226,14 @@ impl Store {
     /// Drops everything since [`Store::begin`] (after a bug, or when the bot must stop).
     pub fn rollback(&mut self) {
         self.failed.set(false);
+        self.meta = Meta::default();
         if let Err(err) = self.db.execute_batch("ROLLBACK") {
             log::debug!("state rollback: {err}");
         }
+        let saved = self
+            .db
+            .query_row("SELECT last_update_id FROM meta", [], |r| r.get(0));
+        self.last_update_id = self.checked("last update", saved);
     }
 
     /// The last update handled (answered or given up on for good).
@@ -220,7 +244,7 @@ impl Store {
     /// Notes the update as handled; saved with the transaction.
     pub fn set_last_update_id(&mut self, id: i64) {
         self.last_update_id = id;
-        self.run("last update", "UPDATE meta SET last_update_id = ?1", [id]);
+        self.meta.changed = true;
     }
 
     /// The chat's style id; None means `bot.default_style`.
@@ -475,8 +499,8 @@ impl Store {
                 .query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)?.max(0) as u64)))?
                 .collect::<rusqlite::Result<_>>()?;
             Ok(Counters {
-                answers: answers.max(0) as u64,
-                tokens: tokens.max(0) as u64,
+                answers: answers.max(0) as u64 + self.meta.answers,
+                tokens: tokens.max(0) as u64 + self.meta.tokens,
                 failures,
             })
         };
@@ -485,16 +509,14 @@ impl Store {
 
     /// One more answer, and the tokens a GigaChat request used.
     pub fn count_answer(&mut self) {
-        self.run("counters", "UPDATE meta SET answers = answers + 1", []);
+        self.meta.changed = true;
+        self.meta.answers += 1;
     }
 
     /// Tokens a GigaChat request used, in the bot-wide total.
     pub fn add_tokens(&mut self, tokens: u64) {
-        self.run(
-            "counters",
-            "UPDATE meta SET tokens = tokens + ?1",
-            [tokens as i64],
-        );
+        self.meta.changed = true;
+        self.meta.tokens += tokens;
     }
 
     /// One more failure of this kind.
