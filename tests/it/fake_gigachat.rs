@@ -240,6 +240,8 @@ struct State {
     kill_hook: Option<KillHook>,
     /// Chat requests that arrived, for `expire_tokens_every`.
     chats_arrived: usize,
+    /// Answered requests are recorded without their messages, headers and body.
+    light_records: bool,
     oauth_requests: Vec<OAuthRequest>,
     chat_requests: Vec<ChatRequest>,
 }
@@ -284,6 +286,7 @@ impl FakeGigaChat {
             random: None,
             kill_hook: None,
             chats_arrived: 0,
+            light_records: false,
             oauth_requests: Vec::new(),
             chat_requests: Vec::new(),
         };
@@ -399,6 +402,12 @@ impl FakeGigaChat {
     /// Characters per streamed event from now on (32 by default, as recorded).
     pub fn set_stream_piece_chars(&self, chars: usize) {
         self.lock().piece_chars = chars.max(1);
+    }
+
+    /// From now on answered chat requests are recorded without their messages, headers
+    /// and body (for benchmarks of tens of thousands of answers).
+    pub fn light_records(&self, light: bool) {
+        self.lock().light_records = light;
     }
 
     /// Random faults from a seeded generator: the same seed and requests give the same faults.
@@ -577,7 +586,18 @@ fn chat(shared: &Shared, request: &Request, responder: &mut Responder) {
             };
             let index = {
                 let mut state = shared.state.lock().unwrap();
-                state.chat_requests.push(chat.clone());
+                let record = match state.light_records {
+                    // The status and time only: a long benchmark would keep every
+                    // conversation twice over.
+                    true => ChatRequest {
+                        messages: Vec::new(),
+                        headers: Vec::new(),
+                        body: Value::Null,
+                        ..chat.clone()
+                    },
+                    false => chat.clone(),
+                };
+                state.chat_requests.push(record);
                 state.chat_requests.len() - 1
             };
             answer(shared, index, responder, &chat, reply);

@@ -238,6 +238,7 @@ struct State {
     random: Option<(SplitMix, FaultRates)>,
     kill_hook: Option<KillHook>,
     calls: Vec<Call>,
+    record_calls: bool,
 }
 
 /// A callback to run in place of one call; see [`FakeTelegram::set_kill_hook`].
@@ -308,6 +309,7 @@ impl FakeTelegram {
         let state = State {
             next_update_id: FIRST_UPDATE_ID,
             next_callback_query: FIRST_CALLBACK_QUERY_ID,
+            record_calls: true,
             ..State::default()
         };
         let shared = Arc::new(Shared {
@@ -328,6 +330,12 @@ impl FakeTelegram {
 
     pub fn token(&self) -> &'static str {
         TOKEN
+    }
+
+    /// Whether calls are recorded from now on (off for benchmarks of tens of thousands of
+    /// answers; the chats and their messages are kept either way).
+    pub fn record_calls(&self, record: bool) {
+        self.lock().record_calls = record;
     }
 
     /// TCP connections accepted so far (keep-alive checks).
@@ -637,7 +645,11 @@ fn handle(shared: &Shared, request: &Request, responder: &mut Responder) {
         response,
         at,
     };
-    shared.state.lock().unwrap().calls.push(call);
+    let mut state = shared.state.lock().unwrap();
+    if state.record_calls {
+        state.calls.push(call);
+    }
+    drop(state);
     wire.write(responder);
 }
 
