@@ -1,7 +1,7 @@
 //! The benchmark: runs the real release binary against the test fakes on 127.0.0.1
 //! (GigaChat over TLS) and prints one table of figures with their targets.
 //!
-//! Run: `cargo run --release --example bench` (about eight minutes; `--quick` for a shorter
+//! Run: `cargo run --release --example bench` (about ten minutes; `--quick` for a shorter
 //! run with smaller counts). It builds `target/release/gigabot` first.
 //!
 //! The fakes are the integration tests' own, included by path, so the benchmark and the
