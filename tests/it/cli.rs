@@ -357,7 +357,7 @@ fn a_conflict_with_another_instance_is_logged_once_and_retried() {
 
 #[test]
 fn sigterm_while_idle_stops_within_two_seconds_with_code_zero() {
-    let w = World::start_with("[telegram]\npoll_timeout_secs = 30\n[gigachat]\nstream = false\n");
+    let w = World::start_with("[telegram]\npoll_timeout_secs = 30\n");
     let mut bot = w.bot;
     w.tg.wait_until(WAIT, "parked in a long poll", |t| t.polling());
     let started = Instant::now();

@@ -8,8 +8,6 @@ use crate::fake_gigachat::Reply;
 use crate::fake_telegram::{self as tg, ANNA, GROUP, IVAN};
 use crate::harness::open_state;
 
-const NO_STREAM: &str = "[gigachat]\nstream = false\n";
-
 #[test]
 fn the_bot_remembers_the_last_three_exchanges() {
     let w = World::start();
@@ -61,7 +59,7 @@ fn what_did_i_just_ask_is_answerable() {
 
 #[test]
 fn memory_is_bounded_by_size_and_can_be_turned_off() {
-    let w = World::start_with(&format!("{NO_STREAM}[bot]\nhistory_chars = 120\n"));
+    let w = World::start_with("[bot]\nhistory_chars = 120\n");
     w.gc.push_reply(Reply::Text("д".repeat(200)));
     w.ask("длинный ответ, пожалуйста");
     w.ask("короткий");
@@ -78,7 +76,7 @@ fn memory_is_bounded_by_size_and_can_be_turned_off() {
     );
     assert!(last.messages.iter().any(|m| m.content == "короткий"));
 
-    let w = World::start_with(&format!("{NO_STREAM}[bot]\nhistory_messages = 0\n"));
+    let w = World::start_with("[bot]\nhistory_messages = 0\n");
     w.ask("раз");
     w.ask("два");
     assert_eq!(w.gc.chat_requests().pop().unwrap().messages.len(), 2);

@@ -35,8 +35,9 @@ impl World {
         World { tg, gc, env, bot }
     }
 
+    /// The default configuration, as users run it (streaming on).
     pub fn start() -> World {
-        World::start_with("[gigachat]\nstream = false\n")
+        World::start_with("")
     }
 
     /// Sends a private text from Ivan and waits for the bot to answer it (any number of
@@ -192,7 +193,7 @@ fn edited_messages_and_channel_posts_are_ignored() {
 
 #[test]
 fn a_message_over_the_limit_is_refused_without_a_gigachat_call() {
-    let w = World::start_with("[gigachat]\nstream = false\n[bot]\nmax_input_chars = 100\n");
+    let w = World::start_with("[bot]\nmax_input_chars = 100\n");
     let answer = w.ask(&"я".repeat(101)).join("\n");
     assert!(answer.contains("101"), "{answer}");
     assert!(answer.contains("100"), "{answer}");
@@ -371,7 +372,7 @@ fn an_answer_cut_by_max_tokens_is_sent_with_a_note() {
 
 #[test]
 fn a_timeout_is_reported() {
-    let w = World::start_with("[gigachat]\nstream = false\ntimeout_secs = 1\n");
+    let w = World::start_with("[gigachat]\ntimeout_secs = 1\n");
     w.gc.push_reply(Reply::Delay(
         Duration::from_secs(3),
         Box::new(Reply::Text("поздно".into())),

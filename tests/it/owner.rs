@@ -8,7 +8,7 @@ use crate::fake_telegram::{self as tg, ANNA, IVAN};
 /// Ivan is the admin (he has written to the bot before); only 555 is allowed by config.
 fn restricted() -> World {
     let w = World::start_with(&format!(
-        "[gigachat]\nstream = false\n[bot]\nadmins = [{IVAN}]\nallowed_users = [555]\n"
+        "[bot]\nadmins = [{IVAN}]\nallowed_users = [555]\n"
     ));
     w.tg.add_chat(tg::chat(IVAN));
     w
@@ -137,9 +137,7 @@ fn admin_commands_grant_deny_and_list_and_survive_a_restart() {
 
 #[test]
 fn admin_commands_from_others_look_unknown() {
-    let w = World::start_with(&format!(
-        "[gigachat]\nstream = false\n[bot]\nadmins = [{ANNA}]\n"
-    ));
+    let w = World::start_with(&format!("[bot]\nadmins = [{ANNA}]\n"));
     let unknown = w.ask("/weather").join("\n");
     for command in ["/stats", "/users", &format!("/allow {PETR}")] {
         assert_eq!(w.ask(command).join("\n"), unknown, "{command}");
@@ -148,7 +146,7 @@ fn admin_commands_from_others_look_unknown() {
 
 #[test]
 fn the_rate_limit_says_when_to_write_again_and_skips_gigachat() {
-    let w = World::start_with("[gigachat]\nstream = false\n[bot]\nrequests_per_minute = 2\n");
+    let w = World::start_with("[bot]\nrequests_per_minute = 2\n");
     w.ask("раз");
     w.ask("два");
     let limited = w.ask("три").join("\n");
@@ -157,7 +155,7 @@ fn the_rate_limit_says_when_to_write_again_and_skips_gigachat() {
     assert_eq!(w.gc.chat_requests().len(), 2);
     // Admins are exempt.
     let w = World::start_with(&format!(
-        "[gigachat]\nstream = false\n[bot]\nrequests_per_minute = 1\nadmins = [{IVAN}]\n"
+        "[bot]\nrequests_per_minute = 1\nadmins = [{IVAN}]\n"
     ));
     w.ask("раз");
     assert!(w.ask("два")[0].starts_with("Ответ"));
@@ -166,7 +164,7 @@ fn the_rate_limit_says_when_to_write_again_and_skips_gigachat() {
 /// The limit is kept in the state, so restarting the bot does not reset it.
 #[test]
 fn the_rate_limit_holds_across_a_restart() {
-    let w = World::start_with("[gigachat]\nstream = false\n[bot]\nrequests_per_minute = 2\n");
+    let w = World::start_with("[bot]\nrequests_per_minute = 2\n");
     w.ask("раз");
     w.ask("два");
     let World { tg, gc, env, bot } = w;
@@ -182,7 +180,7 @@ fn the_rate_limit_holds_across_a_restart() {
 
 #[test]
 fn the_daily_token_budget_stops_gigachat_calls_until_midnight() {
-    let w = World::start_with("[gigachat]\nstream = false\n[bot]\ndaily_tokens_per_user = 30\n");
+    let w = World::start_with("[bot]\ndaily_tokens_per_user = 30\n");
     w.ask("первый вопрос подлиннее, чтобы потратить токены");
     w.ask("второй вопрос тоже длинный, токены кончаются");
     let limited = w.ask("третий").join("\n");
@@ -193,9 +191,7 @@ fn the_daily_token_budget_stops_gigachat_calls_until_midnight() {
 
 #[test]
 fn stats_count_answers_failures_tokens_and_users() {
-    let w = World::start_with(&format!(
-        "[gigachat]\nstream = false\n[bot]\nadmins = [{IVAN}]\n"
-    ));
+    let w = World::start_with(&format!("[bot]\nadmins = [{IVAN}]\n"));
     w.ask("один");
     w.ask("два");
     w.gc.push_reply(crate::fake_gigachat::Reply::Status(
@@ -226,9 +222,7 @@ fn stats_count_answers_failures_tokens_and_users() {
 
 #[test]
 fn stats_survive_a_restart() {
-    let w = World::start_with(&format!(
-        "[gigachat]\nstream = false\n[bot]\nadmins = [{IVAN}]\n"
-    ));
+    let w = World::start_with(&format!("[bot]\nadmins = [{IVAN}]\n"));
     w.ask("один");
     let crate::core::World {
         tg,
@@ -246,8 +240,7 @@ fn stats_survive_a_restart() {
 
 #[test]
 fn transcripts_keep_each_exchange_as_a_json_line() {
-    let w =
-        World::start_with("[gigachat]\nstream = false\n[bot]\ntranscript_dir = \"transcripts\"\n");
+    let w = World::start_with("[bot]\ntranscript_dir = \"transcripts\"\n");
     w.ask("первый");
     w.ask("второй");
     let text = std::fs::read_to_string(w.env.path(&format!("transcripts/{IVAN}.jsonl"))).unwrap();
@@ -265,7 +258,7 @@ fn transcripts_keep_each_exchange_as_a_json_line() {
 
 #[test]
 fn message_texts_are_logged_only_when_asked() {
-    let w = World::start_with("[gigachat]\nstream = false\n[log]\nmessages = true\n");
+    let w = World::start_with("[log]\nmessages = true\n");
     w.ask("видимый вопрос");
     assert!(w.bot.log().contains("видимый вопрос"));
 }
@@ -323,7 +316,7 @@ fn the_systemd_unit_passes_systemd_analyze_verify() {
 #[test]
 fn an_admin_who_never_wrote_to_the_bot_is_told_on_the_next_try() {
     let w = World::start_with(&format!(
-        "[gigachat]\nstream = false\n[bot]\nadmins = [{IVAN}]\nallowed_users = [555]\n"
+        "[bot]\nadmins = [{IVAN}]\nallowed_users = [555]\n"
     ));
     let first = w.tg.push_text(PETR, PETR, "Привет!");
     w.tg.wait_until(WAIT, "refused", |t| {

@@ -502,8 +502,7 @@ proptest! {
 // --- the bot: updates and response bodies ---
 
 /// The shared bot's config: no rate limit (cases ask many questions a minute), full logs.
-const QUIET_CONFIG: &str =
-    "[gigachat]\nstream = false\n[bot]\nrequests_per_minute = 0\n[log]\nlevel = \"debug\"\n";
+const QUIET_CONFIG: &str = "[bot]\nrequests_per_minute = 0\n[log]\nlevel = \"debug\"\n";
 
 /// Runs a property whose cases talk to one bot started with `config`, with the failure
 /// persistence and `PROPTEST_CASES` of `proptest!`. Passing cases share the bot; after a
@@ -802,7 +801,7 @@ fn update() -> BoxedStrategy<RawUpdate> {
 
 #[test]
 fn any_json_update_is_logged_and_the_loop_goes_on() {
-    let config = "[gigachat]\nstream = false\n[bot]\nrequests_per_minute = 0\n";
+    let config = "[bot]\nrequests_per_minute = 0\n";
     let updates = vec(update(), 1..=32);
     run_with_bot(
         "any_json_update_is_logged_and_the_loop_goes_on",
@@ -871,7 +870,7 @@ const ODD_UPDATE_IDS: &[i64] = &[1, 5, 0, -1, -5, i64::MIN];
 
 #[test]
 fn any_integer_update_id_is_handled_at_most_once_and_the_loop_goes_on() {
-    let config = "[gigachat]\nstream = false\n[bot]\nrequests_per_minute = 0\n";
+    let config = "[bot]\nrequests_per_minute = 0\n";
     run_with_bot(
         "any_integer_update_id_is_handled_at_most_once_and_the_loop_goes_on",
         16,

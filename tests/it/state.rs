@@ -67,7 +67,7 @@ fn the_state_files_and_transcripts_are_private_whatever_the_umask() {
 
 #[test]
 fn a_backup_made_while_the_bot_runs_holds_the_memory() {
-    let w = World::start_with("[gigachat]\nstream = false\n");
+    let w = World::start_with("");
     w.ask("/mode fairy");
     w.ask("Что такое закон Ома?");
     let output = w.env.run(&["backup", "copy.db"]);
@@ -98,7 +98,7 @@ fn the_json_state_of_the_previous_version_is_imported_on_the_first_start() {
     let gc = FakeGigaChat::start();
     let mut env = BotEnv::new(&tg, &gc);
     // The fixture's chats were last active on 2026-12-01: never forgotten in this test.
-    env.config("[telegram]\npoll_timeout_secs = 10\n[gigachat]\nstream = false\n[bot]\nforget_after_days = 0\n");
+    env.config("[telegram]\npoll_timeout_secs = 10\n[bot]\nforget_after_days = 0\n");
     let fixture = include_bytes!("../fixtures/state-v0.1.json");
     std::fs::write(env.path("gigabot-state.json"), fixture).unwrap();
     let bot = env.spawn(&[]);
