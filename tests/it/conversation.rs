@@ -377,29 +377,6 @@ fn a_restart_keeps_style_memory_and_offset_and_answers_what_came_meanwhile() {
 }
 
 #[test]
-fn a_kill_between_answers_does_not_answer_twice_after_restart() {
-    let w = World::start();
-    w.ask("первый");
-    let World {
-        tg,
-        gc: _gc,
-        env,
-        bot,
-    } = w;
-    let mut bot = bot;
-    bot.signal("KILL");
-    bot.wait_exit(WAIT).unwrap();
-    let _bot = env.spawn(&[]);
-    let id = tg.push_text(IVAN, IVAN, "второй");
-    tg.wait_until(WAIT, "answered", |t| t.replies_to(id).len() == 1);
-    assert_eq!(
-        tg.sent_to(IVAN).len(),
-        2,
-        "the first question was not answered again"
-    );
-}
-
-#[test]
 fn a_broken_state_file_is_refused_never_overwritten_and_reset_moves_it_aside() {
     let w = World::start();
     w.ask("/mode fairy");

@@ -26,6 +26,7 @@ mod http;
 mod lesson;
 mod owner;
 mod properties;
+mod restarts;
 mod soak;
 mod state;
 mod streaming;
