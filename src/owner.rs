@@ -386,12 +386,24 @@ pub fn local_day(unix_secs: u64) -> (String, u64) {
 mod tests {
     use super::*;
 
+    /// Checked against date(1) in the same time zone, not against our own arithmetic.
     #[test]
-    fn local_day_has_a_date_and_time_to_midnight() {
-        let (day, left) = local_day(1_781_000_000);
-        assert_eq!(day.len(), 10);
-        assert!(day.starts_with("2026-06-"), "{day}");
-        assert!((1..=86_400).contains(&left), "{left}");
+    fn local_day_agrees_with_date_on_the_day_and_the_next_midnight() {
+        let date = |args: &[&str]| {
+            let out = std::process::Command::new("date")
+                .args(args)
+                .output()
+                .unwrap();
+            String::from_utf8(out.stdout).unwrap().trim().to_string()
+        };
+        for unix in [1_781_000_000u64, 1_781_049_599, 1_798_761_600] {
+            let (day, left) = local_day(unix);
+            assert_eq!(day, date(&["-d", &format!("@{unix}"), "+%F"]), "{unix}");
+            let midnight: u64 = date(&["-d", &format!("{day} + 1 day"), "+%s"])
+                .parse()
+                .unwrap();
+            assert_eq!(left, midnight - unix, "{unix}");
+        }
     }
 
     #[test]
