@@ -475,3 +475,48 @@ fn logs_under_failures_hold_no_secret_and_no_message_text() {
     assert!(longest < 300, "a token-sized word in the log: {longest}");
     assert!(!log.contains("секретный"), "message text in the log: {log}");
 }
+
+/// `log.level` (here by `GIGABOT_LOG`) hides the levels below it; under systemd, which sets
+/// `JOURNAL_STREAM` and stamps each line itself, the lines carry no time of their own.
+#[test]
+fn the_log_level_filters_lines_and_journald_gets_no_timestamps() {
+    let tg = FakeTelegram::start();
+    let gc = FakeGigaChat::start();
+    let mut env = BotEnv::new(&tg, &gc);
+    env.set("GIGABOT_LOG", "warn");
+    env.set("JOURNAL_STREAM", "8:12345");
+    let bot = env.spawn(&[]);
+    tg.wait_until(WAIT, "the bot polls", |t| t.polling());
+    gc.push_reply(Reply::Status(
+        500,
+        r#"{"status":500,"message":"Internal Server Error"}"#.into(),
+    ));
+    let id = tg.push_text(IVAN, IVAN, "Вопрос");
+    tg.wait_until(WAIT, "answered", |t| {
+        t.replies_to(id).len() == 1 && t.confirmed_offset() > id
+    });
+    bot.wait_log("server error (500)", WAIT);
+    let log = bot.log();
+    let lines: Vec<&str> = log.lines().collect();
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.starts_with("WARN ") || l.starts_with("ERROR")),
+        "{log}"
+    );
+    assert!(
+        !log.contains("Бот запущен") && !log.contains("update="),
+        "info lines: {log}"
+    );
+    // The same bot at the default level, outside systemd: info lines, each with its time.
+    drop(bot);
+    let mut env = BotEnv::new(&tg, &gc);
+    env.unset("GIGABOT_LOG");
+    let bot = env.spawn(&[]);
+    bot.wait_log("Бот запущен", WAIT);
+    let first = bot.log().lines().next().unwrap_or("").to_string();
+    assert!(
+        first.len() > 21 && first.as_bytes()[4] == b'-' && first[20..].starts_with(" INFO "),
+        "{first:?}"
+    );
+}

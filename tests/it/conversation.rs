@@ -458,3 +458,46 @@ fn update_ids_that_restarted_below_the_saved_one_are_still_answered() {
     tg.wait_until(WAIT, "answered", |t| t.replies_to(next).len() == 1);
     assert_eq!(tg.replies_to(id).len(), 1);
 }
+
+/// `/new` is `/reset` by another name; `/start` with a deep-link payload (t.me/bot?start=x)
+/// greets like `/start`.
+#[test]
+fn new_forgets_like_reset_and_start_with_a_payload_greets() {
+    let w = World::start();
+    w.ask("первый");
+    let forgot = w.ask("/new").join("\n");
+    assert!(forgot.contains("Я забыл наш разговор"), "{forgot}");
+    w.ask("второй");
+    assert_eq!(
+        w.gc.chat_requests().pop().unwrap().messages.len(),
+        2,
+        "memory was cleared"
+    );
+    let greeting = w.ask("/start from_site").join("\n");
+    assert!(greeting.contains("Здравствуйте, Иван"), "{greeting}");
+    assert_eq!(w.gc.chat_requests().len(), 2, "a greeting asks no GigaChat");
+}
+
+/// A text mention (the bot picked from the member list, for users without a @username
+/// match) addresses the bot like an @mention.
+#[test]
+fn a_text_mention_of_the_bot_in_a_group_is_answered() {
+    let w = World::start();
+    let mut update = tg::group_text(GROUP, ANNA, "Бот, что такое ток?");
+    update["message"]["entities"] =
+        json!([{"type": "text_mention", "offset": 0, "length": 3, "user": tg::bot_user()}]);
+    let id = w.tg.push(update);
+    w.tg.wait_until(WAIT, "answered", |t| t.replies_to(id).len() == 1);
+    let request = w.gc.chat_requests().pop().unwrap();
+    // The mention and the comma after it are not part of the question.
+    assert_eq!(request.last_user(), Some("что такое ток?"));
+    // A text mention of someone else is not for the bot.
+    let mut other = tg::group_text(GROUP, ANNA, "Иван, что скажешь?");
+    other["message"]["entities"] =
+        json!([{"type": "text_mention", "offset": 0, "length": 4, "user": tg::user(IVAN)}]);
+    let id = w.tg.push(other);
+    w.tg.wait_until(WAIT, "handled", |t| {
+        t.confirmed_offset() > id && t.polling()
+    });
+    assert!(w.tg.replies_to(id).is_empty());
+}

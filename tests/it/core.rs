@@ -468,3 +468,51 @@ fn a_blocked_user_does_not_stall_the_loop() {
     w.tg.set_blocked(IVAN, false);
     assert_eq!(w.ask("Снова").len(), 1);
 }
+
+/// What the owner sets reaches GigaChat as the API names it (reference §2).
+#[test]
+fn temperature_max_tokens_and_the_profanity_filter_reach_the_request() {
+    let w = World::start_with(
+        "[gigachat]\ntemperature = 0.3\nmax_tokens = 512\nprofanity_check = false\n",
+    );
+    w.ask("Вопрос");
+    let request = &w.gc.chat_requests()[0];
+    assert_eq!(request.temperature, Some(0.3));
+    assert_eq!(request.max_tokens, Some(512));
+    assert_eq!(request.body["profanity_check"], json!(false));
+    // Unset, they are left to the model's defaults: not sent at all.
+    let w = World::start();
+    w.ask("Вопрос");
+    let body = &w.gc.chat_requests()[0].body;
+    assert!(
+        body.get("temperature").is_none() && body.get("max_tokens").is_none(),
+        "{body}"
+    );
+}
+
+/// A key of one scope used with another: OAuth answers 400 (code 7); the user gets the
+/// lesson's text, the log names the setting to fix, and the OAuth request is not retried in
+/// a loop.
+#[test]
+fn a_scope_that_does_not_match_the_key_is_reported_with_the_setting_to_fix() {
+    let tg = FakeTelegram::start();
+    let gc = FakeGigaChat::start();
+    let mut env = BotEnv::new(&tg, &gc);
+    env.set("GIGACHAT_SCOPE", "GIGACHAT_API_B2B");
+    let bot = env.spawn(&[]);
+    tg.wait_until(WAIT, "the bot polls", |t| t.polling());
+    let id = tg.push_text(IVAN, IVAN, "Вопрос");
+    tg.wait_until(WAIT, "answered", |t| t.replies_to(id).len() == 1);
+    assert_eq!(
+        tg.replies_to(id)[0].text,
+        "Ошибка авторизации в GigaChat API."
+    );
+    let log = bot.log();
+    assert!(
+        log.contains("scope from db not fully includes consumed scope")
+            && log.contains("GIGACHAT_SCOPE"),
+        "{log}"
+    );
+    assert_eq!(gc.oauth_requests().len(), 1);
+    assert_eq!(gc.oauth_requests()[0].status, 400);
+}
