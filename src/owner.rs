@@ -13,7 +13,7 @@ use serde_json::json;
 use crate::bot::{self, Bot, Report};
 use crate::commands::Command;
 use crate::render;
-use crate::store::Access;
+use crate::store::{Access, UserStats};
 use crate::telegram::{self, CallbackQuery, Message, User};
 
 impl Bot {
@@ -89,34 +89,9 @@ impl Bot {
             return None;
         }
         let now = bot::unix_now();
+        let (today, to_midnight) = local_day(now);
         let user = self.store.user(user_id);
-        let recent = within_a_minute(&user.recent, now);
-        if per_minute > 0 && recent.len() >= per_minute {
-            // The oldest of the last `per_minute` requests leaves the window first.
-            let oldest = recent[recent.len() - per_minute];
-            let wait = (oldest + 60).saturating_sub(now).max(1);
-            return Some(
-                bot::RATE_LIMIT
-                    .replace("{n}", &per_minute.to_string())
-                    .replace("{secs}", &wait.to_string()),
-            );
-        }
-        if budget > 0 {
-            let (today, left) = local_day(now);
-            let used = if user.day == today {
-                user.tokens_today
-            } else {
-                0
-            };
-            if used >= budget {
-                return Some(
-                    bot::TOKEN_BUDGET
-                        .replace("{budget}", &budget.to_string())
-                        .replace("{wait}", &hours_minutes(left)),
-                );
-            }
-        }
-        None
+        limit_reply(per_minute, budget, &user, now, (&today, to_midnight))
     }
 
     /// Counts a GigaChat request of `user` (for the rate limit, the budget and /stats).
@@ -337,6 +312,39 @@ impl Bot {
     }
 }
 
+/// What a user over a limit is told, if they are: `per_minute` requests in the last 60 s,
+/// or `budget` tokens spent on `today` (0 turns a limit off). A plain decision over the
+/// user's row and the time, so that tests can set the clock.
+fn limit_reply(
+    per_minute: usize,
+    budget: u64,
+    user: &UserStats,
+    now: u64,
+    (today, to_midnight): (&str, u64),
+) -> Option<String> {
+    let recent = within_a_minute(&user.recent, now);
+    if per_minute > 0 && recent.len() >= per_minute {
+        // The oldest of the last `per_minute` requests leaves the window first.
+        let oldest = recent[recent.len() - per_minute];
+        let wait = (oldest + 60).saturating_sub(now).max(1);
+        return Some(
+            bot::RATE_LIMIT
+                .replace("{n}", &per_minute.to_string())
+                .replace("{secs}", &wait.to_string()),
+        );
+    }
+    let used = if user.day == today {
+        user.tokens_today
+    } else {
+        0
+    };
+    (budget > 0 && used >= budget).then(|| {
+        bot::TOKEN_BUDGET
+            .replace("{budget}", &budget.to_string())
+            .replace("{wait}", &hours_minutes(to_midnight))
+    })
+}
+
 /// The request times (Unix seconds) of the last minute; a clock set back makes later
 /// entries count as gone, never as a minute-long block.
 fn within_a_minute(times: &[u64], now: u64) -> Vec<u64> {
@@ -404,6 +412,52 @@ mod tests {
                 .unwrap();
             assert_eq!(left, midnight - unix, "{unix}");
         }
+    }
+
+    #[test]
+    fn the_per_minute_limit_lifts_when_the_oldest_request_is_a_minute_old() {
+        let now = 1_781_000_000;
+        let user = UserStats {
+            recent: vec![now - 59, now - 30],
+            ..UserStats::default()
+        };
+        let day = ("2026-06-09", 3600);
+        let reply = limit_reply(2, 0, &user, now, day).expect("two in a minute");
+        assert!(
+            reply.contains("не больше 2 в минуту") && reply.contains("через 1 с"),
+            "{reply}"
+        );
+        assert_eq!(
+            limit_reply(2, 0, &user, now + 1, day),
+            None,
+            "the oldest left the window"
+        );
+        assert!(
+            limit_reply(3, 0, &user, now, day).is_none(),
+            "under the limit"
+        );
+        assert!(limit_reply(0, 0, &user, now, day).is_none(), "no limit");
+        // A clock set back: requests "in the future" do not block anyone.
+        assert!(limit_reply(2, 0, &user, now - 3600, day).is_none());
+    }
+
+    #[test]
+    fn the_daily_budget_starts_again_on_a_new_day() {
+        let user = UserStats {
+            day: "2026-06-09".into(),
+            tokens_today: 500,
+            ..UserStats::default()
+        };
+        let reply = limit_reply(0, 500, &user, 1_781_000_000, ("2026-06-09", 3 * 3600 + 300));
+        assert!(reply.is_some_and(|r| r.contains("500 токенов") && r.contains("3 ч 5 мин")));
+        assert_eq!(
+            limit_reply(0, 500, &user, 1_781_086_400, ("2026-06-10", 86_400)),
+            None
+        );
+        assert_eq!(
+            limit_reply(0, 501, &user, 1_781_000_000, ("2026-06-09", 60)),
+            None
+        );
     }
 
     #[test]

@@ -1,6 +1,9 @@
 //! The saved state as an owner meets it: one SQLite file (`gigabot.db`) that only the bot's
 //! user can read, one bot per file, a backup while the bot runs, and the JSON state of the
-//! previous version imported on the first start.
+//! previous version imported on the first start. Also time: limits lift, budgets start
+//! again and silent chats are forgotten by the state's clock, so the tests move time by
+//! rewriting the state between two runs of the bot (the rules themselves, with any clock,
+//! are unit tests in owner.rs and store.rs).
 
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
@@ -136,4 +139,79 @@ fn the_json_state_of_the_previous_version_is_imported_on_the_first_start() {
     );
     let anna = tg.push_text(ANNA, ANNA, "/start");
     tg.wait_until(WAIT, "answered", |t| t.replies_to(anna).len() == 1);
+}
+
+/// Stops the bot, rewrites its saved state with `sql` (as time passing would have left it),
+/// and starts it again: the clock of limits and forgetting is the state's, so moving the
+/// state moves the clock.
+fn restart_after(w: World, sql: &str) -> World {
+    let World { tg, gc, env, bot } = w;
+    let mut bot = bot;
+    assert_eq!(bot.stop().code(), Some(0));
+    let db = rusqlite::Connection::open(env.path("gigabot.db")).unwrap();
+    db.execute_batch(sql).unwrap();
+    drop(db);
+    let bot = env.spawn(&[]);
+    tg.wait_until(WAIT, "the bot polls again", |t| t.polling());
+    World { tg, gc, env, bot }
+}
+
+#[test]
+fn the_per_minute_limit_lifts_a_minute_after_the_requests() {
+    let w = World::start_with("[bot]\nrequests_per_minute = 1\n");
+    w.ask("раз");
+    assert!(w.ask("два")[0].contains("не больше 1 в минуту"));
+    let w = restart_after(
+        w,
+        "UPDATE users SET recent = CAST(unixepoch() - 61 AS TEXT)",
+    );
+    assert!(w.ask("три")[0].starts_with("Ответ ("));
+    assert_eq!(w.gc.chat_requests().len(), 2);
+}
+
+#[test]
+fn the_daily_budget_starts_again_the_next_day() {
+    let w = World::start_with("[bot]\ndaily_tokens_per_user = 30\n");
+    w.ask("первый вопрос, который тратит весь дневной лимит токенов");
+    assert!(w.ask("второй")[0].contains("30 токенов"));
+    let w = restart_after(w, "UPDATE users SET day = '2000-01-01'");
+    assert!(w.ask("третий")[0].starts_with("Ответ ("));
+    assert_eq!(w.gc.chat_requests().len(), 2);
+}
+
+#[test]
+fn the_running_bot_forgets_chats_silent_for_forget_after_days() {
+    let w = World::start_with("[bot]\nforget_after_days = 30\n");
+    w.ask("/mode fairy");
+    w.ask("запомни это");
+    let anna = w.tg.push_text(ANNA, ANNA, "и это");
+    w.tg.wait_until(WAIT, "answered", |t| t.replies_to(anna).len() == 1);
+    // Ivan was silent for 31 days, Anna for 29.
+    let w = restart_after(
+        w,
+        &format!(
+            "UPDATE chats SET last_active = unixepoch() - 31 * 86400 WHERE id = {IVAN};
+             UPDATE chats SET last_active = unixepoch() - 29 * 86400 WHERE id = {ANNA};"
+        ),
+    );
+    w.ask("что я просил запомнить?");
+    let request = w.gc.chat_requests().pop().unwrap();
+    assert_eq!(request.messages.len(), 2, "Ivan's memory is forgotten");
+    assert_eq!(
+        request.system(),
+        Some("Отвечай как сказочный персонаж"),
+        "his style is kept"
+    );
+    assert!(
+        w.bot.log().contains("forgot the memory of 1 chat(s)"),
+        "{}",
+        w.bot.log()
+    );
+    let anna = w.tg.push_text(ANNA, ANNA, "а я?");
+    w.tg.wait_until(WAIT, "answered", |t| t.replies_to(anna).len() == 1);
+    assert_eq!(
+        w.gc.chat_requests().pop().unwrap().messages.len(),
+        4,
+        "Anna remembers"
+    );
 }
