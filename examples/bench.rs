@@ -102,6 +102,14 @@ fn main() {
     print_table(&rows);
 }
 
+/// The fake Telegram without its flood control: the benchmark's chats ask faster than people
+/// type, and a figure would then measure the fake's pacing, not the bot.
+fn telegram() -> FakeTelegram {
+    let tg = FakeTelegram::start();
+    tg.set_flood_limits(None);
+    tg
+}
+
 fn row(what: &str, value: String, target: &str, ok: Option<bool>) -> Row {
     Row {
         what: what.to_string(),
@@ -330,7 +338,7 @@ fn wait_handled(tg: &FakeTelegram, last: i64, timeout: Duration) {
 fn startup(binary: &Path, rows: &mut Vec<Row>) {
     let mut times = Vec::new();
     for _ in 0..5 {
-        let tg = FakeTelegram::start();
+        let tg = telegram();
         let gc = FakeGigaChat::start();
         // A waiting update makes the first poll return at once, so it is recorded at once.
         tg.push_text(42, 42, "Привет");
@@ -360,7 +368,7 @@ fn throughput(
     label: &str,
     rows: &mut Vec<Row>,
 ) {
-    let tg = FakeTelegram::start();
+    let tg = telegram();
     let gc = FakeGigaChat::start();
     let bot = Bot::start(binary, &tg, &gc, config);
     tg.wait_until(Duration::from_secs(10), "polling", |t| t.polling());
@@ -459,7 +467,7 @@ fn throughput(
 
 /// GigaChat answers in 100 ms: what the bot adds per message.
 fn overhead(binary: &Path, messages: usize, config: &str, label: &str, rows: &mut Vec<Row>) {
-    let tg = FakeTelegram::start();
+    let tg = telegram();
     let gc = FakeGigaChat::start();
     gc.set_responder(|request| {
         Reply::Delay(
@@ -492,7 +500,7 @@ fn overhead(binary: &Path, messages: usize, config: &str, label: &str, rows: &mu
 
 /// Peak memory over many messages in many chats, each with full memory.
 fn memory(binary: &Path, messages: usize, chats: i64, rows: &mut Vec<Row>) {
-    let tg = FakeTelegram::start();
+    let tg = telegram();
     let gc = FakeGigaChat::start();
     let bot = Bot::start(binary, &tg, &gc, DEFAULT);
     tg.wait_until(Duration::from_secs(10), "polling", |t| t.polling());
@@ -527,7 +535,7 @@ fn memory(binary: &Path, messages: usize, chats: i64, rows: &mut Vec<Row>) {
 }
 
 fn idle(binary: &Path, secs: u64, rows: &mut Vec<Row>) {
-    let tg = FakeTelegram::start();
+    let tg = telegram();
     let gc = FakeGigaChat::start();
     let bot = Bot::start(binary, &tg, &gc, DEFAULT);
     tg.wait_until(Duration::from_secs(10), "polling", |t| t.polling());
@@ -559,7 +567,7 @@ fn drafts(binary: &Path, rows: &mut Vec<Row>) {
     ];
     let generation = Duration::from_secs_f64(text.chars().count() as f64 / 240.0);
     for (interval, stream) in runs {
-        let tg = FakeTelegram::start();
+        let tg = telegram();
         let gc = FakeGigaChat::start();
         let answer = text.clone();
         // Not streamed, the same answer comes whole after the time it takes to generate.
@@ -614,7 +622,7 @@ fn drafts(binary: &Path, rows: &mut Vec<Row>) {
 /// Questions one at a time: how soon after the answer's sendMessage the next getUpdates
 /// starts (the state is saved in between).
 fn next_poll(binary: &Path, questions: usize, rows: &mut Vec<Row>) {
-    let tg = FakeTelegram::start();
+    let tg = telegram();
     let gc = FakeGigaChat::start();
     let _bot = Bot::start(binary, &tg, &gc, DEFAULT);
     tg.wait_until(Duration::from_secs(10), "polling", |t| t.polling());
@@ -653,7 +661,7 @@ fn next_poll(binary: &Path, questions: usize, rows: &mut Vec<Row>) {
 /// exchanges each, answers of about 300 characters), measured in a window of `window`
 /// answers at the start (300 chats) and at the end. Also start-up on the full state.
 fn growth(binary: &Path, chats: i64, window: i64, rows: &mut Vec<Row>) {
-    let tg = FakeTelegram::start();
+    let tg = telegram();
     let gc = FakeGigaChat::start();
     let filler = " Сопротивление проводника зависит от материала, длины и сечения.".repeat(4);
     gc.set_responder(move |request| Reply::Text(format!("{}{filler}", default_answer(request))));
@@ -800,7 +808,7 @@ fn growth(binary: &Path, chats: i64, window: i64, rows: &mut Vec<Row>) {
 /// How long one request to each fake takes from here: the part of the overhead that is the
 /// fakes' own work, not the bot's.
 fn rtt(rows: &mut Vec<Row>) {
-    let tg = FakeTelegram::start();
+    let tg = telegram();
     let gc = FakeGigaChat::start();
     tg.add_chat(fake_telegram::chat(42));
     let agent: ureq::Agent = ureq::Agent::config_builder()

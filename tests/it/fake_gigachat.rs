@@ -233,6 +233,8 @@ struct State {
     in_flight: usize,
     chars_per_sec: f64,
     pause_every: Option<(usize, Duration)>,
+    /// How long a stream takes from its headers to its first event (GigaChat thinking).
+    first_event_delay: Duration,
     /// Characters per streamed event: about 30 in the recorded live stream
     /// (gigachat-fixtures/chat_stream.sse: 4 events for 133 characters).
     piece_chars: usize,
@@ -281,6 +283,7 @@ impl FakeGigaChat {
             responder: None,
             in_flight: 0,
             chars_per_sec: 0.0,
+            first_event_delay: Duration::ZERO,
             pause_every: None,
             piece_chars: 32,
             random: None,
@@ -397,6 +400,12 @@ impl FakeGigaChat {
         let mut state = self.lock();
         state.chars_per_sec = chars_per_sec;
         state.pause_every = pause_every;
+    }
+
+    /// From now on a stream's first event comes this long after its headers, as when the
+    /// model takes a while to start (0 by default).
+    pub fn set_first_event_delay(&self, delay: Duration) {
+        self.lock().first_event_delay = delay;
     }
 
     /// Characters per streamed event from now on (32 by default, as recorded).
@@ -945,9 +954,14 @@ fn complete(
         return;
     }
 
-    let (chars_per_sec, pause_every, piece_chars) = {
+    let (chars_per_sec, pause_every, piece_chars, first_event_delay) = {
         let state = shared.state.lock().unwrap();
-        (state.chars_per_sec, state.pause_every, state.piece_chars)
+        (
+            state.chars_per_sec,
+            state.pause_every,
+            state.piece_chars,
+            state.first_event_delay,
+        )
     };
     let chars: Vec<char> = text.chars().collect();
     let pieces: Vec<String> = match chars.is_empty() {
@@ -984,6 +998,7 @@ fn complete(
     if responder.start_stream(200, &headers).is_err() {
         return shared.finish(index, 0);
     }
+    thread::sleep(first_event_delay);
     for (i, event) in events.iter().enumerate() {
         if cut == Some(i) {
             break;

@@ -138,6 +138,26 @@ pub struct FaultRates {
     pub retry_after: u64,
 }
 
+/// Telegram's flood control, as its FAQ puts it: "in a single chat, avoid sending more than
+/// one message per second. We may allow short bursts …", and "in a group, bots are not able
+/// to send more than 20 messages per minute". Past it a send gets 429 with `retry_after`.
+#[derive(Debug, Clone, Copy)]
+pub struct FloodLimits {
+    /// A private chat takes this many messages in any window of as many seconds.
+    pub private_burst: usize,
+    /// A group takes this many messages in any 60 s.
+    pub group_per_minute: usize,
+}
+
+impl Default for FloodLimits {
+    fn default() -> Self {
+        FloodLimits {
+            private_burst: 5,
+            group_per_minute: 20,
+        }
+    }
+}
+
 /// One request as the fake saw and answered it.
 #[derive(Debug, Clone)]
 pub struct Call {
@@ -239,6 +259,9 @@ struct State {
     kill_hook: Option<KillHook>,
     calls: Vec<Call>,
     record_calls: bool,
+    flood: Option<FloodLimits>,
+    /// When each chat was last sent a message, for the flood control.
+    sends: HashMap<i64, VecDeque<Instant>>,
 }
 
 /// A callback to run in place of one call; see [`FakeTelegram::set_kill_hook`].
@@ -310,6 +333,7 @@ impl FakeTelegram {
             next_update_id: FIRST_UPDATE_ID,
             next_callback_query: FIRST_CALLBACK_QUERY_ID,
             record_calls: true,
+            flood: Some(FloodLimits::default()),
             ..State::default()
         };
         let shared = Arc::new(Shared {
@@ -330,6 +354,12 @@ impl FakeTelegram {
 
     pub fn token(&self) -> &'static str {
         TOKEN
+    }
+
+    /// Sets the flood control (on by default with Telegram's documented rates; `None` turns
+    /// it off, for benchmarks that send thousands of messages to a few chats).
+    pub fn set_flood_limits(&self, limits: Option<FloodLimits>) {
+        self.lock().flood = limits;
     }
 
     /// Whether calls are recorded from now on (off for benchmarks of tens of thousands of
@@ -1180,6 +1210,7 @@ impl State {
         };
         self.check_reachable(chat_id)?;
         check_button_data(&markup)?;
+        self.flood_check(chat_id)?;
 
         let seq = self.next_seq();
         let chat = self.chats.get_mut(&chat_id).expect("resolved above");
@@ -1432,6 +1463,37 @@ impl State {
             });
         }
         Ok(id)
+    }
+
+    /// Counts a message to `chat_id`, or answers 429 if the chat has had its share.
+    fn flood_check(&mut self, chat_id: i64) -> Result<(), ApiError> {
+        let Some(limits) = self.flood else {
+            return Ok(());
+        };
+        let private = self.chats[&chat_id].object["type"] == "private";
+        let (allowed, window) = match private {
+            true => (
+                limits.private_burst,
+                Duration::from_secs(limits.private_burst as u64),
+            ),
+            false => (limits.group_per_minute, Duration::from_secs(60)),
+        };
+        let now = Instant::now();
+        let sent = self.sends.entry(chat_id).or_default();
+        while sent.front().is_some_and(|t| now - *t >= window) {
+            sent.pop_front();
+        }
+        if sent.len() >= allowed.max(1) {
+            let free = *sent.front().expect("at least one send") + window - now;
+            let seconds = free.as_secs() + u64::from(free.subsec_nanos() > 0);
+            return Err(ApiError {
+                code: 429,
+                description: format!("Too Many Requests: retry after {seconds}"),
+                parameters: Some(json!({"retry_after": seconds})),
+            });
+        }
+        sent.push_back(now);
+        Ok(())
     }
 
     /// 403 if the user blocked the bot or the bot was removed from the group.

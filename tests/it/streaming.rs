@@ -39,9 +39,10 @@ fn count(tg: &FakeTelegram, method: &str) -> usize {
 #[test]
 fn drafts_grow_then_the_whole_answer_arrives_as_one_message() {
     let w = streaming("[bot]\ndraft_interval_ms = 700\n");
-    let text = answer(1200); // about 5 s at GigaChat's pace
+    let text = answer(1200); // about 5 s at GigaChat's pace, after 1.5 s of thinking
     w.gc.push_reply(Reply::Text(text.clone()));
     w.gc.set_stream_speed(CHARS_PER_SEC, None);
+    w.gc.set_first_event_delay(Duration::from_millis(1500));
     let id = w.tg.push_text(IVAN, IVAN, "Что такое ток?");
     let parts = w.answer_to(id);
     assert_eq!(
@@ -78,6 +79,22 @@ fn drafts_grow_then_the_whole_answer_arrives_as_one_message() {
     assert!(
         answered_at - drafts[0].at >= Duration::from_secs(2),
         "the first draft came long before the answer"
+    );
+    // "typing…" while GigaChat thinks (at once, not when the first words come), and the
+    // first draft as soon as they do.
+    let asked = w.gc.chat_requests()[0].at;
+    let typing_at = w.tg.calls_of("sendChatAction")[0].at;
+    assert!(
+        typing_at < asked + Duration::from_millis(500),
+        "typing came late"
+    );
+    assert!(
+        drafts[0].at - asked >= Duration::from_millis(1400),
+        "a draft before the words"
+    );
+    assert!(
+        drafts[0].at - asked < Duration::from_millis(3000),
+        "the first draft came late"
     );
     // No live view to edit; "typing…" only before the first words; the draft is gone.
     assert_eq!(count(&w.tg, "editMessageText"), 0);
@@ -406,4 +423,46 @@ fn garbage_instead_of_an_event_stream_is_an_unreadable_answer() {
         answer.contains("Не удалось получить корректный ответ"),
         "{answer}"
     );
+}
+
+/// Telegram's flood control answers a long answer's later parts with 429: each is sent again
+/// after `retry_after`, not before (ignored) and not over and over (a hot loop), and every
+/// part arrives once.
+#[test]
+fn a_long_answer_under_flood_control_waits_out_retry_after_once_per_part() {
+    let w = streaming("");
+    w.tg.set_flood_limits(Some(tg::FloodLimits {
+        private_burst: 1,
+        group_per_minute: 20,
+    }));
+    let text = answer(9000); // three messages
+    w.gc.push_reply(Reply::Text(text.clone()));
+    let id = w.tg.push_text(IVAN, IVAN, "Длинно");
+    let parts = w.answer_to(id);
+    assert_eq!(parts.join("\n\n"), visible(&text), "every part once");
+    let sends = w.tg.calls_of("sendMessage");
+    let refused: Vec<usize> = (0..sends.len())
+        .filter(|&i| sends[i].status == 429)
+        .collect();
+    assert!(
+        !refused.is_empty(),
+        "the fake paced nothing: {}",
+        w.tg.dump()
+    );
+    assert!(
+        refused.len() <= 2 * (parts.len() - 1),
+        "retried hot: {} × 429",
+        refused.len()
+    );
+    for &i in &refused {
+        let wait = sends[i].response["parameters"]["retry_after"]
+            .as_u64()
+            .unwrap();
+        let next = &sends[i + 1];
+        let gap = next.at - sends[i].at;
+        assert!(
+            gap >= Duration::from_millis(wait * 1000 - 100),
+            "sent again {gap:?} after a 429 with retry_after {wait}"
+        );
+    }
 }
