@@ -94,12 +94,26 @@ pub fn check(config: &Config) -> ExitCode {
                 path.display(),
                 gc.ca_certs.len()
             );
-            for der in &gc.ca_certs {
-                if let Some(report) = gigachat::describe_ca(der) {
-                    let verdict = if report.is_russian_trusted_root {
-                        "this is the Russian Trusted Root CA"
-                    } else {
-                        "this is not the Russian Trusted Root CA"
+            let reports: Vec<_> = gc
+                .ca_certs
+                .iter()
+                .filter_map(|der| gigachat::describe_ca(der))
+                .collect();
+            // A whole bundle (the system's, say) is summed up, not listed certificate by
+            // certificate: what matters is whether the Ministry's root is in it.
+            if reports.len() > 3 {
+                let verdict = match reports.iter().any(|r| r.is_russian_trusted_root) {
+                    true => "the Russian Trusted Root CA is among them",
+                    false => {
+                        "the Russian Trusted Root CA is not among them: GigaChat's certificate will not be trusted"
+                    }
+                };
+                println!("    {verdict}");
+            } else {
+                for report in &reports {
+                    let verdict = match report.is_russian_trusted_root {
+                        true => "this is the Russian Trusted Root CA",
+                        false => "this is not the Russian Trusted Root CA",
                     };
                     println!(
                         "    subject: {}\n    SHA-256: {}\n    {verdict}",

@@ -223,8 +223,7 @@ fn find_and_load(explicit: Option<&Path>, needs: Needs) -> Result<Config> {
             ..Config::default()
         },
     };
-    apply_env(&mut config, env_var)?;
-    validate(&mut config, needs)?;
+    settle(&mut config, env_var, needs)?;
     Ok(config)
 }
 
@@ -258,8 +257,9 @@ fn one_line(text: &str) -> String {
         .collect()
 }
 
-/// "`[telegram] token`: " for the line of an error, so the user sees which key is wrong
-/// without the line's value being printed.
+/// "`[telegram] token`: " for the line of an error, so the user sees which key is wrong.
+/// Only the key is shown, never the rest of the line: in a line like `token: "123:AA…"`
+/// (a colon for `=`) the rest is the secret.
 fn key_at_line(text: &str, line: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     let Some(current) = lines.get(line.saturating_sub(1)) else {
@@ -272,12 +272,49 @@ fn key_at_line(text: &str, line: usize) -> String {
         .find(|l| l.starts_with('['))
         .map(|l| format!("{} ", l.split('#').next().unwrap_or(l).trim()))
         .unwrap_or_default();
-    match current.split_once('=') {
-        Some((key, _)) if !current.trim_start().starts_with('[') => {
-            format!("`{section}{}`: ", key.trim())
-        }
-        _ => format!("`{}`: ", current.trim()),
+    let current = current.trim_start();
+    if current.starts_with('[') {
+        // A table header: its name is not a secret, but cut it at the closing bracket.
+        let header = current.split(']').next().unwrap_or("");
+        return format!("`{}]`: ", header.chars().take(60).collect::<String>());
     }
+    let key: String = current
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        .collect();
+    match key.is_empty() {
+        true => String::new(),
+        false => format!("`{section}{key}`: "),
+    }
+}
+
+/// From the parsed file to the config the bot runs with: empty values dropped, the
+/// environment applied, everything checked. `get` is the environment, passed in for tests.
+fn settle(config: &mut Config, get: impl Fn(&str) -> Option<String>, needs: Needs) -> Result<()> {
+    drop_empty(config);
+    apply_env(config, get)?;
+    validate(config, needs)
+}
+
+/// Empty means not set, in the file as in the environment: `credentials = ""` must not win
+/// over `client_id` and `client_secret`, nor `ca_bundle_file = ""` be opened as a file.
+fn drop_empty(config: &mut Config) {
+    let blank = |s: &str| s.trim().is_empty();
+    let tg = &mut config.telegram;
+    tg.token = tg.token.take().filter(|t| !blank(t.expose()));
+    let gc = &mut config.gigachat;
+    gc.credentials = gc.credentials.take().filter(|c| !blank(c.expose()));
+    gc.client_id = gc.client_id.take().filter(|c| !blank(c));
+    gc.client_secret = gc.client_secret.take().filter(|c| !blank(c.expose()));
+    gc.ca_bundle_file = gc
+        .ca_bundle_file
+        .take()
+        .filter(|p| !p.as_os_str().is_empty());
+    let bot = &mut config.bot;
+    bot.transcript_dir = bot
+        .transcript_dir
+        .take()
+        .filter(|p| !p.as_os_str().is_empty());
 }
 
 /// Reads an environment variable; an empty value counts as unset (as in most env files).
@@ -644,8 +681,7 @@ mod tests {
 
     fn load_text(text: &str, env: &[(&str, &str)]) -> Result<Config> {
         let mut config = parse(text, "config.toml")?;
-        apply_env(&mut config, env_of(env))?;
-        validate(&mut config, Needs::TelegramAndGigaChat)?;
+        settle(&mut config, env_of(env), Needs::TelegramAndGigaChat)?;
         Ok(config)
     }
 
@@ -725,10 +761,52 @@ mod tests {
     }
 
     #[test]
+    fn a_line_without_an_equals_sign_names_its_key_but_never_its_value() {
+        for text in [
+            "[telegram]\ntoken: \"123456:AAHsecretvalue\"\n",
+            "[telegram]\ntoken \"123456:AAHsecretvalue\"\n",
+            "[telegram]\ntoken = \"123456:AAHsecretvalue\n",
+            "[telegram]\n\"123456:AAHsecretvalue\"\n",
+        ] {
+            let err = load_text(text, ENV).unwrap_err().to_string();
+            assert!(err.starts_with("config.toml:2: "), "{err}");
+            assert!(
+                !err.contains("AAHsecret") && !err.contains("123456"),
+                "{err}"
+            );
+        }
+        let err = load_text("[telegram]\ntoken: \"x\"\n", ENV)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`[telegram] token`"), "{err}");
+    }
+
+    #[test]
+    fn empty_values_in_the_file_count_as_not_set() {
+        let text = "[gigachat]\ncredentials = \"\"\nclient_id = \"id\"\nclient_secret = \"secret\"\nca_bundle_file = \"\"\n[bot]\ntranscript_dir = \"\"\n";
+        let env: Vec<_> = ENV
+            .iter()
+            .filter(|(k, _)| *k != "GIGACHAT_CREDENTIALS")
+            .copied()
+            .collect();
+        let c = load_text(text, &env).unwrap();
+        // The key is made from client_id and client_secret, not taken as "".
+        assert_eq!(
+            c.gigachat.credentials.unwrap().expose(),
+            base64_encode(b"id:secret")
+        );
+        assert!(c.gigachat.ca_bundle_file.is_none() && c.bot.transcript_dir.is_none());
+        let err = load_text("[telegram]\ntoken = \" \"\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("TELEGRAM_TOKEN is not set"), "{err}");
+    }
+
+    #[test]
     fn errors_stay_on_one_line() {
         let err = load_text("a\rb = 1\n", ENV).unwrap_err().to_string();
         assert!(!err.contains('\r') && !err.contains('\n'), "{err:?}");
-        assert!(err.contains("a\\rb"), "{err:?}");
+        assert!(err.starts_with("config.toml:1: `a`: "), "{err:?}");
         assert_eq!(one_line("/tmp/a\nb"), "/tmp/a\\nb");
     }
 

@@ -117,10 +117,12 @@ fn push_escaped(out: &mut String, text: &str, quotes: bool) {
     }
 }
 
-/// Links Telegram opens safely; relative and `javascript:` URLs become plain text.
+/// Links that only open a web page or a mail: `tg://` ones (join a group, open a chat,
+/// mention a user) in an answer a prompt talked GigaChat into are plain text, and so are
+/// relative and `javascript:` URLs.
 fn allowed_url(url: &str) -> bool {
     let scheme = url.split_once(':').map_or("", |(scheme, _)| scheme);
-    ["http", "https", "tg", "mailto"]
+    ["http", "https", "mailto"]
         .iter()
         .any(|s| s.eq_ignore_ascii_case(scheme))
 }
@@ -572,7 +574,9 @@ mod tests {
         let cases = [
             ("**b** *i* ~~s~~ `c` ***bi***", "<b>b</b> <i>i</i> <s>s</s> <code>c</code> <i><b>bi</b></i>"),
             ("[x](javascript:alert(1)) [r](/p) [e]()", "x r e"),
-            ("[H](HTTPS://A.B) [t](tg://x?a=1)", "<a href=\"HTTPS://A.B\">H</a> <a href=\"tg://x?a=1\">t</a>"),
+            ("[H](HTTPS://A.B) [m](mailto:a@b.c)", "<a href=\"HTTPS://A.B\">H</a> <a href=\"mailto:a@b.c\">m</a>"),
+            // An answer a prompt injected: tg:// links open chats, join groups, mention users.
+            ("[t](tg://join?invite=x) [u](tg://user?id=1) [f](file:///etc/passwd)", "t u f"),
             ("<https://a.b>", "<a href=\"https://a.b\">https://a.b</a>"),
             ("<me@x.org>", "<a href=\"mailto:me@x.org\">me@x.org</a>"),
             ("![cat](https://e.com/c.png) ![dog](d.png)", "<a href=\"https://e.com/c.png\">cat</a> dog"),

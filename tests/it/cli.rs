@@ -193,6 +193,29 @@ fn check_reports_every_item_and_exits_zero_when_all_work() {
     }
 }
 
+/// A CA file that is a whole bundle (the system's has about 140 certificates) is summed up:
+/// how many there are and whether the Ministry's root is among them, not hundreds of lines.
+#[test]
+fn check_sums_up_a_bundle_of_many_certificates() {
+    let tg = FakeTelegram::start();
+    let gc = FakeGigaChat::start();
+    let mut env = BotEnv::new(&tg, &gc);
+    let ours = std::fs::read_to_string(gc.ca_pem_path()).unwrap();
+    let other = std::fs::read_to_string(gc.other_ca_pem_path()).unwrap();
+    let bundle = env.path("bundle.pem");
+    std::fs::write(&bundle, format!("{ours}{}", other.repeat(11))).unwrap();
+    env.set("GIGACHAT_CA_BUNDLE_FILE", &bundle.display().to_string());
+    let (code, out, err) = run(&env, &["check"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("12 certificate(s)"), "{out}");
+    assert!(
+        out.contains("the Russian Trusted Root CA is not among them"),
+        "{out}"
+    );
+    assert!(!out.contains("SHA-256: "), "listed one by one: {out}");
+    assert!(out.lines().count() < 15, "{out}");
+}
+
 #[test]
 fn check_says_what_to_fix() {
     let tg = FakeTelegram::start();
