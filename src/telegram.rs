@@ -363,20 +363,26 @@ impl Telegram {
     }
 
     /// A call that waits out network trouble, 5xx, 429 and 409, with exponential backoff
-    /// (1 s doubling to 60 s, with jitter). It logs when trouble starts and when it ends,
-    /// not every try. Returns at once on 401 and on refusals, which retrying cannot fix.
+    /// (1 s doubling to 10 s, with jitter: the bot answers again within about 12 s of
+    /// Telegram coming back). It logs when trouble starts, again after 1 and 5 minutes and
+    /// then every 15, and when it ends. Returns at once on 401 and on refusals, which
+    /// retrying cannot fix.
     pub fn call<T: DeserializeOwned>(
         &self,
         method: &'static str,
         params: &Value,
     ) -> Result<T, Error> {
         let mut failures = 0u32;
-        let mut delay = Duration::from_secs(1);
+        let mut since: Option<Instant> = None;
+        let mut previous = Duration::ZERO;
         loop {
             let err = match self.call_once(method, params) {
                 Ok(result) => {
-                    if failures > 0 {
-                        log::info!("telegram {method}: works again after {failures} failed tries");
+                    if let Some(since) = since {
+                        log::info!(
+                            "telegram {method}: works again after {failures} failed tries in {}",
+                            minutes_seconds(since.elapsed())
+                        );
                     }
                     return Ok(result);
                 }
@@ -385,13 +391,16 @@ impl Telegram {
             let wait = match &err.kind {
                 ErrorKind::RetryAfter(secs) => Duration::from_secs(*secs),
                 ErrorKind::Transient(_) | ErrorKind::Conflict(_) => {
-                    let wait = delay + jitter(delay);
-                    delay = (delay * 2).min(Duration::from_secs(60));
-                    wait
+                    let delay = retry_delay(failures);
+                    delay + jitter(delay)
                 }
                 _ => return Err(err),
             };
             failures += 1;
+            let started = *since.get_or_insert_with(Instant::now);
+            let elapsed = started.elapsed();
+            let say_again = time_to_say_again(previous, elapsed);
+            previous = elapsed;
             if failures == 1 {
                 match &err.kind {
                     ErrorKind::Conflict(_) => log::error!(
@@ -399,6 +408,12 @@ impl Telegram {
                     ),
                     _ => log::warn!("{err}; retrying"),
                 }
+            } else if say_again {
+                log::warn!(
+                    "{err}; still failing after {}: check the network and telegram.api_url ({}); `gigabot check` tests the connection. Retrying",
+                    minutes_seconds(elapsed),
+                    host_of(&self.api_url)
+                );
             } else {
                 log::debug!("{err}; try {failures}, next in {} ms", wait.as_millis());
             }
@@ -465,23 +480,24 @@ impl Telegram {
             "timeout": self.poll_timeout_secs,
             "allowed_updates": ["message", "callback_query"],
         });
-        let mut delay = Duration::from_secs(1);
+        let mut refusals = 0;
         loop {
             match self.call::<Vec<Value>>("getUpdates", &params) {
                 Ok(raw) => return Ok(raw.into_iter().filter_map(parse_update).collect()),
                 Err(err) if matches!(err.kind, ErrorKind::Rejected { .. }) => {
-                    if delay == Duration::from_secs(1) {
+                    let delay = retry_delay(refusals);
+                    if refusals == 0 {
                         log::error!("{err}; polling again with growing pauses");
                     } else {
                         log::debug!("{err}; next poll in {} s", delay.as_secs());
                     }
+                    refusals += 1;
                     if !self.sleep(delay) {
                         return Err(Error {
                             method: "getUpdates",
                             kind: ErrorKind::Stopped,
                         });
                     }
-                    delay = (delay * 2).min(Duration::from_secs(60));
                 }
                 Err(err) => return Err(err),
             }
@@ -653,6 +669,38 @@ pub fn redact_token(text: &str, token: &str) -> String {
     out
 }
 
+/// The pause before try `failures + 1`: 1 s doubling to 10 s. Capped low, so that the bot
+/// answers again within about 12 s (with jitter) of Telegram coming back.
+fn retry_delay(failures: u32) -> Duration {
+    Duration::from_secs(1u64 << failures.min(4)).min(Duration::from_secs(10))
+}
+
+/// Whether trouble that has lasted `now` (and `previous` at the last try) is to be reported
+/// again: once past a minute, once past five, then every fifteen.
+fn time_to_say_again(previous: Duration, now: Duration) -> bool {
+    let marks = |d: Duration| match d.as_secs() {
+        s if s < 60 => 0,
+        s if s < 300 => 1,
+        s => 2 + (s - 300) / 900,
+    };
+    marks(now) > marks(previous)
+}
+
+/// "3 min 5 s", for how long trouble lasted.
+fn minutes_seconds(d: Duration) -> String {
+    let s = d.as_secs();
+    match s / 60 {
+        0 => format!("{s} s"),
+        m => format!("{m} min {} s", s % 60),
+    }
+}
+
+/// The host (and port) of an API URL, for messages: the path holds the bot token.
+fn host_of(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    rest.split('/').next().unwrap_or(rest)
+}
+
 /// Up to a quarter of `delay`, so restarted bots do not retry in lockstep.
 fn jitter(delay: Duration) -> Duration {
     let nanos = std::time::SystemTime::now()
@@ -709,6 +757,36 @@ mod tests {
             clean,
             "bad uri: http://h/bot***/getMe and http://h/bot***/x"
         );
+    }
+
+    #[test]
+    fn after_any_number_of_failures_the_next_try_comes_within_13_seconds() {
+        let delays: Vec<u64> = (0..8).map(|n| retry_delay(n).as_secs()).collect();
+        assert_eq!(delays[..4], [1, 2, 4, 8], "quick at first");
+        for n in 0..100 {
+            let delay = retry_delay(n);
+            assert!(
+                delay + delay / 4 <= Duration::from_millis(12_500),
+                "try {n}: {delay:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn long_trouble_is_reported_after_one_and_five_minutes_then_every_fifteen() {
+        let secs = Duration::from_secs;
+        let mut said = Vec::new();
+        let mut previous = Duration::ZERO;
+        for t in (0..3600).step_by(10) {
+            if time_to_say_again(previous, secs(t)) {
+                said.push(t);
+            }
+            previous = secs(t);
+        }
+        assert_eq!(said, [60, 300, 1200, 2100, 3000]);
+        assert_eq!(minutes_seconds(secs(185)), "3 min 5 s");
+        assert_eq!(host_of("https://api.telegram.org"), "api.telegram.org");
+        assert_eq!(host_of("http://127.0.0.1:8081/x"), "127.0.0.1:8081");
     }
 
     #[test]
