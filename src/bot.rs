@@ -537,6 +537,12 @@ impl Bot {
                 Ok(_) => return Ok(chat_id),
                 Err(err) => err,
             };
+            if matches!(err.kind, telegram::ErrorKind::Lost(_)) {
+                log::warn!(
+                    "chat {chat_id}: {err}; it has most likely arrived, so it is not sent again"
+                );
+                return Ok(chat_id);
+            }
             match err.migrated_to() {
                 Some(new_id) if !moved => {
                     log::info!("chat {chat_id} became supergroup {new_id}; moving its state");

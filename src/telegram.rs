@@ -26,8 +26,13 @@ pub struct Error {
 
 #[derive(Debug)]
 pub enum ErrorKind {
-    /// Network trouble, a timeout, a 5xx or an unreadable answer: worth trying again.
+    /// Network trouble before the request went out, a 5xx or an unreadable error page: it
+    /// did not reach Telegram, worth trying again.
     Transient(String),
+    /// The request went out but its answer did not come back (a dropped connection, a
+    /// timeout waiting, garbage): Telegram has most likely done it. Tried again only for
+    /// calls that may be made twice (not sendMessage: the user would get the message twice).
+    Lost(String),
     /// Flood control (429): wait this many seconds.
     RetryAfter(u64),
     /// The token is wrong or was revoked (401): nothing works until the owner fixes it.
@@ -49,6 +54,12 @@ impl fmt::Display for Error {
         let method = self.method;
         match &self.kind {
             ErrorKind::Transient(detail) => write!(f, "telegram {method}: {detail}"),
+            ErrorKind::Lost(detail) => {
+                write!(
+                    f,
+                    "telegram {method}: sent, but no answer came back ({detail})"
+                )
+            }
             ErrorKind::RetryAfter(secs) => {
                 write!(
                     f,
@@ -310,7 +321,13 @@ impl Telegram {
             .post(&url)
             .header("Content-Type", "application/json")
             .send(&body[..])
-            .map_err(|err| fail(ErrorKind::Transient(self.redact(&err.to_string()))))?;
+            .map_err(|err| {
+                let detail = self.redact(&err.to_string());
+                fail(match never_sent(&err) {
+                    true => ErrorKind::Transient(detail),
+                    false => ErrorKind::Lost(detail),
+                })
+            })?;
         let status = response.status().as_u16();
         let retry_header = response
             .headers()
@@ -322,18 +339,23 @@ impl Telegram {
             .with_config()
             .limit(64 * 1024 * 1024)
             .read_to_string()
-            .map_err(|err| fail(ErrorKind::Transient(self.redact(&err.to_string()))))?;
+            .map_err(|err| fail(ErrorKind::Lost(self.redact(&err.to_string()))))?;
         let Ok(envelope) = serde_json::from_str::<Envelope>(&text) else {
-            // nginx in front of Telegram answers 502/504 with an HTML page.
-            return Err(fail(ErrorKind::Transient(format!(
+            // nginx in front of Telegram answers 502/504 with an HTML page, a proxy on the way
+            // a 4xx one: not done. A 2xx that does not read may well have been done.
+            let detail = format!(
                 "unreadable answer (HTTP {status}, {} bytes, not JSON)",
                 text.len()
-            ))));
+            );
+            return Err(fail(match status {
+                200..=299 => ErrorKind::Lost(detail),
+                _ => ErrorKind::Transient(detail),
+            }));
         };
         if envelope.ok {
             let result = envelope.result.unwrap_or(Value::Null);
             return serde_json::from_value(result)
-                .map_err(|err| fail(ErrorKind::Transient(format!("unexpected result: {err}"))));
+                .map_err(|err| fail(ErrorKind::Lost(format!("unexpected result: {err}"))));
         }
         let code = envelope.error_code.unwrap_or(status);
         let description = envelope
@@ -390,7 +412,8 @@ impl Telegram {
             };
             let wait = match &err.kind {
                 ErrorKind::RetryAfter(secs) => Duration::from_secs(*secs),
-                ErrorKind::Transient(_) | ErrorKind::Conflict(_) => {
+                ErrorKind::Lost(_) if NOT_TWICE.contains(&method) => return Err(err),
+                ErrorKind::Transient(_) | ErrorKind::Conflict(_) | ErrorKind::Lost(_) => {
                     let delay = retry_delay(failures);
                     delay + jitter(delay)
                 }
@@ -667,6 +690,33 @@ pub fn redact_token(text: &str, token: &str) -> String {
         out.replace_range(start..start + digits + 1 + secret, "***");
     }
     out
+}
+
+/// Calls that must not be made twice: a message sent again is a message the user reads
+/// twice. (Polls, edits, drafts, "typing…" and button answers do no harm repeated.)
+const NOT_TWICE: [&str; 1] = ["sendMessage"];
+
+/// Whether a transport error shows that the request never left: the host was not found, the
+/// connection or its TLS handshake failed. Anything later may have reached Telegram.
+fn never_sent(err: &ureq::Error) -> bool {
+    use std::io::ErrorKind as Io;
+    match err {
+        ureq::Error::HostNotFound
+        | ureq::Error::ConnectionFailed
+        | ureq::Error::BadUri(_)
+        | ureq::Error::Tls(_)
+        | ureq::Error::NativeTls(_)
+        | ureq::Error::Timeout(ureq::Timeout::Resolve | ureq::Timeout::Connect) => true,
+        ureq::Error::Io(io) => matches!(
+            io.kind(),
+            Io::ConnectionRefused
+                | Io::NotFound
+                | Io::AddrNotAvailable
+                | Io::NetworkUnreachable
+                | Io::HostUnreachable
+        ),
+        _ => false,
+    }
 }
 
 /// The pause before try `failures + 1`: 1 s doubling to 10 s. Capped low, so that the bot

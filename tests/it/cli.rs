@@ -480,7 +480,7 @@ fn logs_under_failures_hold_no_secret_and_no_message_text() {
     let env = BotEnv::new(&tg, &gc);
     let bot = env.spawn(&[]);
     tg.wait_until(WAIT, "the bot polls", |t| t.polling());
-    tg.fail_next("sendMessage", Fault::Drop);
+    tg.fail_next("sendMessage", Fault::DropAfter);
     tg.fail_next("getUpdates", Fault::BadGatewayHtml);
     gc.push_reply(Reply::Status(
         401,

@@ -438,8 +438,8 @@ fn a_wrong_gigachat_key_says_authorization_failed_and_is_not_retried_in_a_loop()
 #[test]
 fn telegram_faults_are_retried_and_nothing_is_lost_or_doubled() {
     let w = World::start();
+    // Answered by Telegram without the message sent (a 502 page, a 429): sent again.
     w.tg.fail_next("sendMessage", Fault::BadGatewayHtml);
-    w.tg.fail_next("sendMessage", Fault::Drop);
     w.tg.fail_next("sendMessage", Fault::TooManyRequests(1));
     let answer = w.ask("Вопрос");
     assert_eq!(answer.len(), 1);
@@ -451,6 +451,24 @@ fn telegram_faults_are_retried_and_nothing_is_lost_or_doubled() {
     let answer = w.ask("Второй");
     assert_eq!(answer.len(), 1, "{answer:?}");
     assert_eq!(w.gc.chat_requests().len(), 2);
+}
+
+/// The connection drops after Telegram sent the message: the bot cannot know that it did,
+/// but it usually has, so the message is not sent again (the user would read it twice).
+#[test]
+fn a_message_whose_answer_was_lost_is_not_sent_twice() {
+    let w = World::start();
+    w.tg.fail_next("sendMessage", Fault::DropAfter);
+    let id = w.tg.push_text(IVAN, IVAN, "Вопрос");
+    w.tg.wait_until(WAIT, "handled", |t| {
+        t.confirmed_offset() > id && t.polling()
+    });
+    assert_eq!(w.tg.replies_to(id).len(), 1, "{}", w.tg.dump());
+    assert_eq!(w.tg.calls_of("sendMessage").len(), 1, "sent again");
+    assert!(w.bot.log().contains("not sent again"), "{}", w.bot.log());
+    // Polls are made again, lost or not: nothing is lost there either.
+    w.tg.fail_next("getUpdates", Fault::DropAfter);
+    assert_eq!(w.ask("Второй").len(), 1);
 }
 
 #[test]
@@ -515,4 +533,18 @@ fn a_scope_that_does_not_match_the_key_is_reported_with_the_setting_to_fix() {
     );
     assert_eq!(gc.oauth_requests().len(), 1);
     assert_eq!(gc.oauth_requests()[0].status, 400);
+}
+
+/// A chat completion whose answer got lost may still have been generated, and paid for:
+/// it is not asked for again; the user is told to ask again.
+#[test]
+fn a_gigachat_answer_that_got_lost_is_not_asked_for_again() {
+    let w = World::start();
+    w.gc.push_reply(Reply::Drop);
+    let answer = w.ask("Вопрос").join("\n");
+    assert!(
+        answer.contains("Не удалось связаться с GigaChat"),
+        "{answer}"
+    );
+    assert_eq!(w.gc.chat_requests().len(), 1, "asked (and paid) twice");
 }

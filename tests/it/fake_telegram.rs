@@ -114,14 +114,19 @@ pub enum Fault {
     TooManyRequests(u64),
     /// 502 with nginx's HTML page, as the front-end proxy sometimes sends.
     BadGatewayHtml,
-    /// Read the request, then close the connection without answering.
+    /// Read the request, then close the connection without answering (it is not handled).
     Drop,
+    /// Handle the request, then close the connection without the answer: Telegram did it,
+    /// the bot never heard (a "lost response").
+    DropAfter,
     /// Wait, then handle the call normally.
     Delay(Duration),
     /// 200 with a body that is not JSON.
     Garbage,
     /// Answer with this status and exactly these bytes as an `application/json` body: any
-    /// bytes, JSON or not, UTF-8 or not (robustness tests; see `properties`).
+    /// bytes, JSON or not, UTF-8 or not (robustness tests; see `properties`). With a 2xx
+    /// status the call is handled first, as a server that says 200 has done it (a poll is
+    /// answered at once, not held).
     Body(u16, Vec<u8>),
 }
 
@@ -130,7 +135,7 @@ pub enum Fault {
 pub struct FaultRates {
     /// 500 `Internal Server Error: restart` or 502 HTML, on any method.
     pub server_error: f64,
-    /// A dropped connection, on any method.
+    /// A dropped connection, on any method (after the message was sent, for sendMessage).
     pub dropped: f64,
     /// 429 with `retry_after`, on sendMessage only.
     pub too_many_requests: f64,
@@ -688,6 +693,14 @@ fn answer(shared: &Shared, method: &str, params: &Map<String, Value>) -> Wire {
     let fault = shared.state.lock().unwrap().next_fault(method);
     match fault {
         Some(Fault::Delay(delay)) => thread::sleep(delay),
+        Some(Fault::DropAfter) => {
+            let _ = dispatch(shared, method, params);
+            return Wire::Drop;
+        }
+        Some(Fault::Body(status @ 200..=299, bytes)) if method != "getUpdates" => {
+            let _ = dispatch(shared, method, params);
+            return Wire::Raw(status, bytes);
+        }
         Some(fault) => return Wire::fault(fault),
         None => {}
     }
@@ -735,7 +748,7 @@ impl Wire {
             Fault::Garbage => Wire::Garbage,
             Fault::Drop => Wire::Drop,
             Fault::Body(status, bytes) => Wire::Raw(status, bytes),
-            Fault::Delay(_) => unreachable!("a delay is handled by the caller"),
+            Fault::Delay(_) | Fault::DropAfter => unreachable!("handled by the caller"),
         }
     }
 
@@ -1582,7 +1595,12 @@ impl State {
             });
         }
         if roll < rates.server_error + rates.dropped {
-            return Some(Fault::Drop);
+            // A dropped sendMessage was done (Telegram "has usually delivered it", and the
+            // bot does not send it twice); other calls are dropped before being done.
+            return Some(match method {
+                "sendMessage" => Fault::DropAfter,
+                _ => Fault::Drop,
+            });
         }
         let throttled = roll < rates.server_error + rates.dropped + rates.too_many_requests;
         if method == "sendMessage" && throttled {
