@@ -125,6 +125,9 @@ pub struct Chat {
     /// "private", "group", "supergroup" or "channel".
     #[serde(rename = "type", default)]
     pub kind: String,
+    /// Groups and channels have a title, and public ones a @username.
+    pub title: Option<String>,
+    pub username: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Clone)]
@@ -141,6 +144,9 @@ pub struct MessageEntity {
 pub struct Message {
     pub message_id: i64,
     pub from: Option<User>,
+    /// Set when the message is sent on behalf of a chat: a channel, or a group's anonymous
+    /// admin. `from` is then a placeholder account shared by all such messages.
+    pub sender_chat: Option<Chat>,
     pub chat: Chat,
     #[serde(default)]
     pub date: i64,
@@ -165,6 +171,20 @@ pub struct Message {
 }
 
 impl Message {
+    /// Who wrote the message, as access, limits and usage count them: the user, or for a
+    /// message sent on behalf of a chat that chat (its id, its title), never the shared
+    /// placeholder account in `from` (a channel's @Channel_Bot, @GroupAnonymousBot).
+    pub fn sender(&self) -> Option<User> {
+        match &self.sender_chat {
+            Some(chat) => Some(User {
+                id: chat.id,
+                first_name: chat.title.clone().unwrap_or_default(),
+                username: chat.username.clone(),
+            }),
+            None => self.from.clone(),
+        }
+    }
+
     /// True for a sticker, photo, voice… — content a user sent that the bot cannot read.
     /// Service messages (members joining, pins) are not content and give false.
     pub fn has_non_text_content(&self) -> bool {
@@ -334,23 +354,24 @@ impl Telegram {
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok());
-        let text = response
+        // nginx in front of Telegram answers 502/504 with an HTML page, a proxy on the way
+        // a 4xx one: not done. A 2xx that does not read may well have been done.
+        let unreadable = |detail: String| match status {
+            200..=299 => ErrorKind::Lost(detail),
+            _ => ErrorKind::Transient(detail),
+        };
+        let bytes = response
             .body_mut()
             .with_config()
             .limit(64 * 1024 * 1024)
-            .read_to_string()
-            .map_err(|err| fail(ErrorKind::Lost(self.redact(&err.to_string()))))?;
-        let Ok(envelope) = serde_json::from_str::<Envelope>(&text) else {
-            // nginx in front of Telegram answers 502/504 with an HTML page, a proxy on the way
-            // a 4xx one: not done. A 2xx that does not read may well have been done.
+            .read_to_vec()
+            .map_err(|err| fail(unreadable(self.redact(&err.to_string()))))?;
+        let Ok(envelope) = serde_json::from_slice::<Envelope>(&bytes) else {
             let detail = format!(
                 "unreadable answer (HTTP {status}, {} bytes, not JSON)",
-                text.len()
+                bytes.len()
             );
-            return Err(fail(match status {
-                200..=299 => ErrorKind::Lost(detail),
-                _ => ErrorKind::Transient(detail),
-            }));
+            return Err(fail(unreadable(detail)));
         };
         if envelope.ok {
             let result = envelope.result.unwrap_or(Value::Null);
