@@ -47,6 +47,9 @@ pub(crate) const ALLOWED: &str = "Пользователю {id} доступ р�
 pub(crate) const DENIED: &str = "Пользователю {id} в доступе отказано.";
 pub(crate) const IN_CONFIG: &str = "Пользователь {id} указан в конфиге (bot.admins или bot.allowed_users): командой его не убрать, измените конфиг.";
 pub(crate) const ADMIN_USAGE: &str = "Укажите id пользователя: /{cmd} 123456789";
+pub(crate) const ADMIN_ANSWERED_PRIVATELY: &str = "Ответил вам в личных сообщениях.";
+pub(crate) const ADMIN_ASK_PRIVATELY: &str =
+    "Напишите мне в личные сообщения (/start), и я отвечу там: в группе этот ответ увидели бы все.";
 pub(crate) const WELCOME_ALLOWED: &str = "Вам открыли доступ к боту. Задайте вопрос!";
 pub(crate) const RATE_LIMIT: &str =
     "Слишком много вопросов: не больше {n} в минуту. Напишите снова через {secs} с.";
@@ -174,7 +177,7 @@ impl Bot {
     fn dispatch(&mut self, update: Update, report: &mut Report) -> Result<(), telegram::Error> {
         if let Some(message) = update.message {
             report.chat_id = message.chat.id;
-            report.user_id = message.from.as_ref().map_or(0, |u| u.id);
+            report.user_id = message.sender().map_or(0, |u| u.id);
             report.style = self.style_of(message.chat.id).id.clone();
             self.on_message(message, report)?;
         } else if let Some(query) = update.callback_query {
@@ -200,8 +203,7 @@ impl Bot {
         }
         let in_group = matches!(message.chat.kind.as_str(), "group" | "supergroup");
         let Some(from) = message
-            .from
-            .clone()
+            .sender()
             .filter(|_| in_group || message.chat.kind == "private")
         else {
             report.outcome = "not from a user in a private chat or group".into();

@@ -32,7 +32,8 @@ impl Bot {
         report.outcome = match command.name.as_str() {
             "start" | "help" => {
                 let style = self.style_of(chat_id);
-                let name = message.from.as_ref().map_or("", |u| u.first_name.as_str());
+                let sender = message.sender();
+                let name = sender.as_ref().map_or("", |u| u.first_name.as_str());
                 let start = START.replace("{name}", name).replace(", !", "!");
                 let mut text = format!(
                     "{start}\nСейчас мой стиль: «{}».\n\n{COMMANDS}",
@@ -52,10 +53,10 @@ impl Bot {
                 let last = self.store.last_question(chat_id);
                 match last {
                     Some(question) => {
-                        let Some(from) = message.from.as_ref() else {
+                        let Some(from) = message.sender() else {
                             return Ok(());
                         };
-                        return self.ask(&message.chat, reply_to, from, &question, true, report);
+                        return self.ask(&message.chat, reply_to, &from, &question, true, report);
                     }
                     None => self.reply(chat_id, reply_to, NOTHING_TO_RETRY)?,
                 }

@@ -127,7 +127,8 @@ impl Bot {
         message: &Message,
         command: &Command,
     ) -> Option<Result<String, telegram::Error>> {
-        let from = message.from.as_ref()?;
+        // An anonymous admin writes as the group: no admin of ours can be told from it.
+        let from = message.sender()?;
         if !self.is_admin(from.id) {
             return None;
         }
@@ -140,7 +141,31 @@ impl Bot {
             "stats" => self.stats_text(),
             _ => return None,
         };
-        Some(self.reply(message.chat.id, message.message_id, &text))
+        if message.chat.kind == "private" {
+            return Some(self.reply(message.chat.id, message.message_id, &text));
+        }
+        // Names, ids and usage are for the admin's eyes: in a group, only a pointer there.
+        Some(self.report_privately(message, from.id, &text))
+    }
+
+    /// Sends an admin's report to the admin's private chat and says so in the group; if the
+    /// bot may not write to the admin yet, asks them to write to it first.
+    fn report_privately(
+        &mut self,
+        message: &Message,
+        admin: i64,
+        text: &str,
+    ) -> Result<String, telegram::Error> {
+        let pointer = match self.send_plain(admin, None, text, None) {
+            Ok(_) => bot::ADMIN_ANSWERED_PRIVATELY,
+            Err(err) if err.is_fatal() => return Err(err),
+            Err(err) => {
+                log::info!("admin {admin}: {err}; asked to write to the bot first");
+                bot::ADMIN_ASK_PRIVATELY
+            }
+        };
+        self.reply(message.chat.id, message.message_id, pointer)?;
+        Ok("answered the admin privately".into())
     }
 
     /// Allows or refuses a user by command or button; the reply for the admin.

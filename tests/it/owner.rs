@@ -1,9 +1,9 @@
 //! The owner's tools: access, limits, /stats, transcripts, and the systemd unit.
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::core::{WAIT, World};
-use crate::fake_telegram::{self as tg, ANNA, IVAN};
+use crate::fake_telegram::{self as tg, ANNA, CHANNEL, GROUP, IVAN};
 
 /// Ivan is the admin (he has written to the bot before); only 555 is allowed by config.
 fn restricted() -> World {
@@ -349,4 +349,105 @@ fn an_admin_who_never_wrote_to_the_bot_is_told_on_the_next_try() {
     });
     assert_eq!(w.tg.sent_to(IVAN).len(), 1, "told once it could be");
     assert_eq!(w.tg.sent_to(PETR).len(), 3, "each message got the refusal");
+}
+
+/// /stats, /users, /allow and /deny name users and count their tokens: asked in a group,
+/// they are answered in the admin's private chat, and the group sees only where to look.
+#[test]
+fn admin_reports_asked_in_a_group_are_answered_privately() {
+    let w = World::start_with(&format!("[bot]\nadmins = [{ANNA}]\n"));
+    w.ask("вопрос Ивана");
+    // Anna never wrote to the bot: it may not write to her, so she is asked to first.
+    let id = w.tg.push(tg::group_text(GROUP, ANNA, "/stats@SomeBot"));
+    w.tg.wait_until(WAIT, "answered", |t| t.replies_to(id).len() == 1);
+    let said = &w.tg.replies_to(id)[0].text;
+    assert!(said.contains("в личные сообщения"), "{said}");
+    // Once she has, the reports go there.
+    w.tg.add_chat(tg::chat(ANNA));
+    for command in [
+        "/stats@SomeBot",
+        "/users@SomeBot",
+        &format!("/deny@SomeBot {PETR}"),
+    ] {
+        let id = w.tg.push(tg::group_text(GROUP, ANNA, command));
+        w.tg.wait_until(WAIT, "answered", |t| t.replies_to(id).len() == 1);
+        assert_eq!(
+            w.tg.replies_to(id)[0].text,
+            "Ответил вам в личных сообщениях."
+        );
+    }
+    let private: Vec<String> = w.tg.sent_to(ANNA).into_iter().map(|m| m.text).collect();
+    assert_eq!(private.len(), 3, "{private:?}");
+    assert!(
+        private[0].contains("Статистика") && private[0].contains("Иван"),
+        "{private:?}"
+    );
+    assert!(private[2].contains(&PETR.to_string()), "{private:?}");
+    // Nothing about users reached the group.
+    for message in w.tg.sent_to(GROUP) {
+        assert!(
+            !message.text.contains("Иван")
+                && !message.text.contains(&IVAN.to_string())
+                && !message.text.contains("токен"),
+            "{:?}",
+            message.text
+        );
+    }
+}
+
+/// A message sent on behalf of a chat (a channel writing in its discussion group, an
+/// anonymous admin) comes `from` a placeholder account every such message shares
+/// (@Channel_Bot, 136817688). The bot counts the chat itself as the sender: allowing or
+/// denying one channel is not allowing or denying them all.
+#[test]
+fn messages_on_behalf_of_a_chat_are_that_chat_s_not_the_placeholder_s() {
+    const CHANNEL_BOT: i64 = 136817688;
+    const OTHER_CHANNEL: i64 = -1005556667778;
+    let on_behalf = |channel: i64, title: &str, text: &str| {
+        let mut update = tg::group_text(GROUP, CHANNEL_BOT, text);
+        let message = &mut update["message"];
+        message["from"] = json!({"id": CHANNEL_BOT, "is_bot": true, "first_name": "Channel", "username": "Channel_Bot"});
+        message["sender_chat"] = json!({"id": channel, "title": title, "type": "channel"});
+        update
+    };
+    let w = World::start_with(&format!(
+        "[bot]\nadmins = [{IVAN}]\nallowed_users = [{IVAN}]\n"
+    ));
+    w.tg.add_chat(tg::chat(IVAN)); // the admin has started the bot
+    // A channel nobody allowed is refused, with its own id to pass on.
+    let id =
+        w.tg.push(on_behalf(CHANNEL, "News Channel", "@SomeBot привет"));
+    w.tg.wait_until(WAIT, "refused", |t| t.replies_to(id).len() == 1);
+    let refusal = &w.tg.replies_to(id)[0].text;
+    assert!(refusal.contains(&CHANNEL.to_string()), "{refusal}");
+    // The admin is asked about that channel, by name (right after the refusal).
+    w.tg.wait_until(WAIT, "the admin is asked", |t| !t.sent_to(IVAN).is_empty());
+    let asked = w.tg.sent_to(IVAN).pop().unwrap();
+    assert!(
+        asked.text.contains("News Channel") && asked.text.contains(&CHANNEL.to_string()),
+        "{}",
+        asked.text
+    );
+    // Allowing it allows that channel only.
+    w.ask(&format!("/allow {CHANNEL}"));
+    let id = w.tg.push(on_behalf(
+        CHANNEL,
+        "News Channel",
+        "@SomeBot что такое ток?",
+    ));
+    w.tg.wait_until(WAIT, "answered", |t| t.replies_to(id).len() == 1);
+    assert!(w.tg.replies_to(id)[0].text.starts_with("Ответ ("));
+    let id =
+        w.tg.push(on_behalf(OTHER_CHANNEL, "Other", "@SomeBot а мне?"));
+    w.tg.wait_until(WAIT, "refused", |t| t.replies_to(id).len() == 1);
+    assert!(
+        w.tg.replies_to(id)[0]
+            .text
+            .contains(&OTHER_CHANNEL.to_string())
+    );
+    assert_eq!(
+        w.gc.chat_requests().len(),
+        1,
+        "only the allowed channel's question"
+    );
 }
