@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 
 use crate::config::Config;
 use crate::gigachat::{self, GigaChat};
-use crate::telegram::{ErrorKind, Telegram};
+use crate::telegram::{ErrorKind, Telegram, host_of};
 use crate::{STOP, bot};
 
 pub const USAGE: &str = "\
@@ -64,7 +64,12 @@ pub fn check(config: &Config) -> ExitCode {
     let mut ok = true;
     println!("✓ config: {}", config.source);
 
-    let telegram = Telegram::new(&config.telegram, &STOP);
+    // Each step says what it is about to do first: a server that hangs shows where.
+    println!(
+        "… telegram: asking {} who the bot is (up to 10 s)",
+        host_of(&config.telegram.api_url)
+    );
+    let telegram = Telegram::for_check(&config.telegram, &STOP);
     match telegram.get_me_once() {
         Ok(me) => println!(
             "✓ telegram: the token works, the bot is @{} (id {})",
@@ -74,9 +79,10 @@ pub fn check(config: &Config) -> ExitCode {
         Err(err) => {
             ok = false;
             match err.kind {
-                ErrorKind::Unauthorized => {
-                    println!("✗ telegram: the bot token is wrong (401): check it with @BotFather")
-                }
+                ErrorKind::Unauthorized => println!(
+                    "✗ telegram: the bot token is wrong (401): check {} with @BotFather",
+                    config.telegram.token_origin
+                ),
                 _ => println!(
                     "✗ telegram: {err}: check telegram.api_url ({}) and the network",
                     config.telegram.api_url
@@ -124,7 +130,12 @@ pub fn check(config: &Config) -> ExitCode {
         }
     }
 
-    let mut gigachat = GigaChat::new(gc);
+    println!(
+        "… gigachat: asking {} for an access token (up to {} s)",
+        host_of(&gc.auth_url),
+        gc.timeout_secs.min(10)
+    );
+    let mut gigachat = GigaChat::for_check(gc);
     match gigachat.get_gigachat_token() {
         Ok(_) => {
             let left = gigachat
@@ -134,6 +145,10 @@ pub fn check(config: &Config) -> ExitCode {
             println!(
                 "✓ gigachat: got an access token (scope {}, valid for {left} min)",
                 gc.scope
+            );
+            println!(
+                "… gigachat: asking {} for the models",
+                host_of(&gc.base_url)
             );
             match gigachat.models() {
                 Ok(models) => {

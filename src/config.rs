@@ -23,6 +23,20 @@ pub struct Config {
     /// Where the config came from: a path, or "built-in defaults".
     #[serde(skip)]
     pub source: String,
+    /// Keys set by an environment variable, with its name: an error names what the
+    /// operator actually set, not the key it overrode.
+    #[serde(skip)]
+    pub from_env: Vec<(&'static str, &'static str)>,
+}
+
+/// Where a key's value came from, as the operator would look for it: the environment
+/// variable that set it, or the key in the config file.
+fn origin(from_env: &[(&'static str, &'static str)], source: &str, key: &str) -> String {
+    match from_env.iter().find(|(k, _)| *k == key) {
+        Some((_, env)) => env.to_string(),
+        None if source.starts_with("built-in") => key.to_string(),
+        None => format!("{key} in {source}"),
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -31,6 +45,9 @@ pub struct TelegramConfig {
     pub token: Option<Secret>,
     pub api_url: String,
     pub poll_timeout_secs: u64,
+    /// Where the token came from (see [`Config::origin`]), for "the token is wrong".
+    #[serde(skip)]
+    pub token_origin: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -54,6 +71,9 @@ pub struct GigaChatConfig {
     /// The certificates read from `ca_bundle_file` (DER), checked at load time.
     #[serde(skip)]
     pub ca_certs: Vec<Vec<u8>>,
+    /// What to check when OAuth refuses the key: the settings it came from.
+    #[serde(skip)]
+    pub key_origin: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -117,6 +137,7 @@ impl Default for TelegramConfig {
             token: None,
             api_url: "https://api.telegram.org".into(),
             poll_timeout_secs: 30,
+            token_origin: String::new(),
         }
     }
 }
@@ -138,6 +159,7 @@ impl Default for GigaChatConfig {
             max_tokens: None,
             stream: true,
             ca_certs: Vec::new(),
+            key_origin: String::new(),
         }
     }
 }
@@ -214,9 +236,7 @@ fn find_and_load(explicit: Option<&Path>, needs: Needs) -> Result<Config> {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read the config file {}", path.display()))?;
-            let mut config = parse(&text, &path.display().to_string())?;
-            config.source = path.display().to_string();
-            config
+            parse(&text, &path.display().to_string())?
         }
         None => Config {
             source: "built-in defaults (no config file)".into(),
@@ -230,7 +250,7 @@ fn find_and_load(explicit: Option<&Path>, needs: Needs) -> Result<Config> {
 /// Parses the TOML text; errors name the file, the line, and the key, never the value
 /// (a value can be a secret).
 pub fn parse(text: &str, file_name: &str) -> Result<Config> {
-    toml::from_str(text).map_err(|err| {
+    let mut config: Config = toml::from_str(text).map_err(|err| {
         let message = err.message().trim_end_matches('\n').replace('\n', " ");
         match err.span() {
             Some(span) => {
@@ -241,7 +261,9 @@ pub fn parse(text: &str, file_name: &str) -> Result<Config> {
             }
             None => anyhow::anyhow!(one_line(&format!("{file_name}: {message}"))),
         }
-    })
+    })?;
+    config.source = file_name.to_string();
+    Ok(config)
 }
 
 /// Control characters (a newline in a path, a carriage return in a key) shown escaped.
@@ -322,115 +344,179 @@ fn env_var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
-/// Applies the environment overrides. `get` is the environment, passed in for tests.
+/// Applies the environment overrides, noting which keys they set. `get` is the
+/// environment, passed in for tests.
 fn apply_env(config: &mut Config, get: impl Fn(&str) -> Option<String>) -> Result<()> {
+    let mut from_env = Vec::new();
+    let mut var = |env: &'static str, key: &'static str| {
+        let value = get(env)?;
+        from_env.push((key, env));
+        Some(value)
+    };
     let tg = &mut config.telegram;
     let gc = &mut config.gigachat;
-    if let Some(v) = get("TELEGRAM_TOKEN") {
+    if let Some(v) = var("TELEGRAM_TOKEN", "telegram.token") {
         tg.token = Some(Secret(v.trim().to_string()));
     }
-    if let Some(v) = get("TELEGRAM_API_URL") {
+    if let Some(v) = var("TELEGRAM_API_URL", "telegram.api_url") {
         tg.api_url = v;
     }
-    if let Some(v) = get("GIGACHAT_CREDENTIALS") {
+    if let Some(v) = var("GIGACHAT_CREDENTIALS", "gigachat.credentials") {
         gc.credentials = Some(Secret(v.trim().to_string()));
     }
-    if let Some(v) = get("GIGACHAT_CLIENT_ID") {
+    if let Some(v) = var("GIGACHAT_CLIENT_ID", "gigachat.client_id") {
         gc.client_id = Some(v.trim().to_string());
     }
-    if let Some(v) = get("GIGACHAT_CLIENT_SECRET") {
+    if let Some(v) = var("GIGACHAT_CLIENT_SECRET", "gigachat.client_secret") {
         gc.client_secret = Some(Secret(v.trim().to_string()));
     }
-    if let Some(v) = get("GIGACHAT_SCOPE") {
+    if let Some(v) = var("GIGACHAT_SCOPE", "gigachat.scope") {
         gc.scope = v.trim().to_string();
     }
-    if let Some(v) = get("GIGACHAT_MODEL") {
+    if let Some(v) = var("GIGACHAT_MODEL", "gigachat.model") {
         gc.model = v.trim().to_string();
     }
-    if let Some(v) = get("GIGACHAT_AUTH_URL") {
+    if let Some(v) = var("GIGACHAT_AUTH_URL", "gigachat.auth_url") {
         gc.auth_url = v;
     }
-    if let Some(v) = get("GIGACHAT_BASE_URL") {
+    if let Some(v) = var("GIGACHAT_BASE_URL", "gigachat.base_url") {
         gc.base_url = v;
     }
-    if let Some(v) = get("GIGACHAT_CA_BUNDLE_FILE") {
+    if let Some(v) = var("GIGACHAT_CA_BUNDLE_FILE", "gigachat.ca_bundle_file") {
         gc.ca_bundle_file = Some(PathBuf::from(v));
     }
-    if let Some(v) = get("GIGABOT_LOG") {
+    if let Some(v) = var("GIGABOT_LOG", "log.level") {
         config.log.level = v.trim().to_lowercase();
     }
+    config.from_env = from_env;
     Ok(())
 }
 
 const SCOPES: [&str; 3] = ["GIGACHAT_API_PERS", "GIGACHAT_API_B2B", "GIGACHAT_API_CORP"];
 
 fn validate(config: &mut Config, needs: Needs) -> Result<()> {
+    let (from_env, source) = (config.from_env.clone(), config.source.clone());
+    let name = |key: &str| origin(&from_env, &source, key);
     let tg = &mut config.telegram;
-    tg.api_url = check_url("telegram.api_url", &tg.api_url, false)?;
-    if !(1..=50).contains(&tg.poll_timeout_secs) {
+    tg.api_url = check_url(&name("telegram.api_url"), &tg.api_url, false)?;
+    in_range(
+        "telegram.poll_timeout_secs",
+        tg.poll_timeout_secs,
+        1..=50,
+        "seconds (Telegram holds a long poll 50 s at most)",
+    )?;
+    tg.token_origin = name("telegram.token");
+    if let Some(token) = &tg.token
+        && !looks_like_bot_token(token.expose())
+    {
         bail!(
-            "telegram.poll_timeout_secs = {} is out of range: use 1..=50 seconds (Telegram holds a long poll 50 s at most)",
-            tg.poll_timeout_secs
+            "{} does not look like a bot token (digits, a colon, then letters): copy it again from @BotFather",
+            tg.token_origin
         );
-    }
-    if needs == Needs::TelegramAndGigaChat {
-        match &tg.token {
-            None => bail!(
-                "TELEGRAM_TOKEN is not set: get a token from @BotFather and set TELEGRAM_TOKEN (or telegram.token in the config)"
-            ),
-            Some(token) if !looks_like_bot_token(token.expose()) => bail!(
-                "TELEGRAM_TOKEN does not look like a bot token (digits, a colon, then letters): copy it again from @BotFather"
-            ),
-            Some(_) => {}
-        }
     }
 
     let gc = &mut config.gigachat;
-    gc.auth_url = check_url("gigachat.auth_url", &gc.auth_url, true)?;
-    gc.base_url = check_url("gigachat.base_url", &gc.base_url, true)?;
+    gc.auth_url = check_url(&name("gigachat.auth_url"), &gc.auth_url, true)?;
+    gc.base_url = check_url(&name("gigachat.base_url"), &gc.base_url, true)?;
     if !SCOPES.contains(&gc.scope.as_str()) {
         bail!(
-            "gigachat.scope = {:?} is not a GigaChat scope: use GIGACHAT_API_PERS (individuals), GIGACHAT_API_B2B or GIGACHAT_API_CORP",
+            "{} = {:?} is not a GigaChat scope: use GIGACHAT_API_PERS (individuals), GIGACHAT_API_B2B or GIGACHAT_API_CORP",
+            name("gigachat.scope"),
             gc.scope
         );
     }
     if gc.model.trim().is_empty() {
-        bail!("gigachat.model is empty: set it to a model name such as GigaChat-2-Max");
+        bail!(
+            "{} is empty: set it to a model name such as GigaChat-2-Max",
+            name("gigachat.model")
+        );
     }
-    if gc.timeout_secs == 0 {
-        bail!("gigachat.timeout_secs must be at least 1");
-    }
+    // Up to ten minutes: the loop waits for GigaChat while every other user waits too.
+    in_range("gigachat.timeout_secs", gc.timeout_secs, 1..=600, "seconds")?;
     if let Some(t) = gc.temperature
         && !(t > 0.0 && t.is_finite())
     {
         bail!("gigachat.temperature = {t} must be greater than 0 (GigaChat rejects 0)");
     }
-    if gc.max_tokens == Some(0) {
-        bail!("gigachat.max_tokens must be at least 1 (or removed for the model's default)");
+    if let Some(max) = gc.max_tokens {
+        in_range(
+            "gigachat.max_tokens",
+            max.into(),
+            1..=1_000_000,
+            "tokens (or remove it for the model's default)",
+        )?;
+    }
+    // Every missing secret at once: an operator setting up fixes them in one go.
+    let mut missing = Vec::new();
+    if needs == Needs::TelegramAndGigaChat && tg.token.is_none() {
+        missing.push(
+            "TELEGRAM_TOKEN is not set: get a token from @BotFather and set TELEGRAM_TOKEN (or telegram.token in the config)".to_string(),
+        );
     }
     if needs != Needs::Nothing {
-        resolve_credentials(gc)?;
+        match resolve_credentials(gc, &name) {
+            Ok(key_origin) => gc.key_origin = key_origin,
+            Err(err) => missing.push(err.to_string()),
+        }
+    }
+    if !missing.is_empty() {
+        bail!("{}", missing.join("; "));
     }
     if let Some(path) = &gc.ca_bundle_file {
-        gc.ca_certs = read_ca_file(path)?;
+        gc.ca_certs = read_ca_file(path, &name("gigachat.ca_bundle_file"))?;
     }
 
     let bot = &config.bot;
-    if bot.max_input_chars == 0 {
-        bail!("bot.max_input_chars must be at least 1");
-    }
-    if bot.draft_interval_ms > 60_000 {
-        bail!(
-            "bot.draft_interval_ms = {} is out of range: use 0..=60000 milliseconds (a draft shows 30 s at most)",
-            bot.draft_interval_ms
-        );
-    }
+    // Wide enough for any real use, narrow enough that no sum or product of them overflows.
+    in_range(
+        "bot.max_input_chars",
+        bot.max_input_chars as u64,
+        1..=100_000,
+        "characters",
+    )?;
+    in_range(
+        "bot.history_messages",
+        bot.history_messages as u64,
+        0..=1000,
+        "messages",
+    )?;
+    in_range(
+        "bot.history_chars",
+        bot.history_chars as u64,
+        0..=1_000_000,
+        "characters",
+    )?;
+    in_range(
+        "bot.forget_after_days",
+        bot.forget_after_days,
+        0..=36_500,
+        "days (0 = never)",
+    )?;
+    in_range(
+        "bot.requests_per_minute",
+        bot.requests_per_minute.into(),
+        0..=10_000,
+        "requests (0 = no limit)",
+    )?;
+    in_range(
+        "bot.daily_tokens_per_user",
+        bot.daily_tokens_per_user,
+        0..=1_000_000_000_000,
+        "tokens (0 = no limit)",
+    )?;
+    in_range(
+        "bot.draft_interval_ms",
+        bot.draft_interval_ms,
+        0..=60_000,
+        "milliseconds (a draft shows 30 s at most)",
+    )?;
     if bot.state_file.as_os_str().is_empty() {
         bail!("bot.state_file is empty: give a file name such as gigabot.db");
     }
     if !["error", "warn", "info", "debug"].contains(&config.log.level.as_str()) {
         bail!(
-            "log.level = {:?} is not a level: use error, warn, info or debug (also GIGABOT_LOG)",
+            "{} = {:?} is not a level: use error, warn, info or debug",
+            name("log.level"),
             config.log.level
         );
     }
@@ -448,6 +534,18 @@ fn validate(config: &mut Config, needs: Needs) -> Result<()> {
             "bot.default_style = {:?} is not one of the styles ({}): add a [[styles]] entry with that id or pick one of them",
             config.bot.default_style,
             style_ids(&config.styles)
+        );
+    }
+    Ok(())
+}
+
+/// "bot.forget_after_days = 99999999 is out of range: use 0..=36500 days (0 = never)".
+fn in_range(key: &str, value: u64, range: std::ops::RangeInclusive<u64>, unit: &str) -> Result<()> {
+    if !range.contains(&value) {
+        bail!(
+            "{key} = {value} is out of range: use {}..={} {unit}",
+            range.start(),
+            range.end()
         );
     }
     Ok(())
@@ -545,10 +643,11 @@ fn looks_like_bot_token(token: &str) -> bool {
 }
 
 /// Settles the one Base64 key GigaChat's OAuth wants, from `credentials` or from
-/// `client_id` + `client_secret`.
-fn resolve_credentials(gc: &mut GigaChatConfig) -> Result<()> {
+/// `client_id` + `client_secret`; returns the settings it came from, for "check these".
+fn resolve_credentials(gc: &mut GigaChatConfig, name: &dyn Fn(&str) -> String) -> Result<String> {
+    let scope = name("gigachat.scope");
     if gc.credentials.is_some() {
-        return Ok(());
+        return Ok(format!("{} and {scope}", name("gigachat.credentials")));
     }
     match (&gc.client_id, &gc.client_secret) {
         (_, Some(secret)) if is_authorization_key(secret.expose()) => {
@@ -557,19 +656,25 @@ fn resolve_credentials(gc: &mut GigaChatConfig) -> Result<()> {
                 "gigachat.client_secret already is a Base64 authorization key: using it as is"
             );
             gc.credentials = Some(secret.clone());
+            Ok(format!("{} and {scope}", name("gigachat.client_secret")))
         }
         (Some(id), Some(secret)) => {
             let key = base64_encode(format!("{id}:{}", secret.expose()).as_bytes());
             gc.credentials = Some(Secret(key));
+            Ok(format!(
+                "{}, {} and {scope}",
+                name("gigachat.client_id"),
+                name("gigachat.client_secret")
+            ))
         }
         (None, Some(_)) => bail!(
-            "GIGACHAT_CLIENT_ID is not set: with GIGACHAT_CLIENT_SECRET the bot needs the client id too (or set GIGACHAT_CREDENTIALS to the authorization key)"
+            "GIGACHAT_CLIENT_ID is not set: with {} the bot needs the client id too (or set GIGACHAT_CREDENTIALS to the authorization key)",
+            name("gigachat.client_secret")
         ),
         _ => bail!(
             "GIGACHAT_CREDENTIALS is not set: copy the authorization key (\"Ключ авторизации\") of your project at developers.sber.ru/studio and set GIGACHAT_CREDENTIALS (or gigachat.credentials)"
         ),
     }
-    Ok(())
 }
 
 /// An authorization key is Base64 of `client_id:client_secret`; a bare client secret
@@ -632,10 +737,11 @@ fn base64_decode(text: &str) -> Option<Vec<u8>> {
 }
 
 /// Reads a CA file: PEM with one or more certificates, or one DER certificate.
-pub fn read_ca_file(path: &Path) -> Result<Vec<Vec<u8>>> {
+/// `name` says where the path came from (GIGACHAT_CA_BUNDLE_FILE or the key in the file).
+pub fn read_ca_file(path: &Path, name: &str) -> Result<Vec<Vec<u8>>> {
     let bytes = std::fs::read(path).with_context(|| {
         format!(
-            "cannot read gigachat.ca_bundle_file {}: fix the path (the Russian Trusted Root CA is at https://www.gosuslugi.ru/crt)",
+            "cannot read {name} {}: fix the path (the Russian Trusted Root CA is at https://www.gosuslugi.ru/crt)",
             path.display()
         )
     })?;
@@ -655,7 +761,7 @@ pub fn read_ca_file(path: &Path) -> Result<Vec<Vec<u8>>> {
     };
     if certs.is_empty() {
         bail!(
-            "gigachat.ca_bundle_file {} holds no certificate (expected PEM or DER): download the Russian Trusted Root CA from https://www.gosuslugi.ru/crt",
+            "{name} {} holds no certificate (expected PEM or DER): download the Russian Trusted Root CA from https://www.gosuslugi.ru/crt",
             path.display()
         );
     }
@@ -823,12 +929,85 @@ mod tests {
     }
 
     #[test]
-    fn missing_secrets_say_where_to_get_them() {
+    fn missing_secrets_say_where_to_get_them_all_at_once() {
         let err = load_text("", &[]).unwrap_err().to_string();
         assert!(err.contains("TELEGRAM_TOKEN is not set"), "{err}");
         assert!(err.contains("@BotFather"), "{err}");
-        let err = load_text("", &ENV[..1]).unwrap_err().to_string();
         assert!(err.contains("GIGACHAT_CREDENTIALS is not set"), "{err}");
+        let err = load_text("", &ENV[..1]).unwrap_err().to_string();
+        assert!(err.starts_with("GIGACHAT_CREDENTIALS is not set"), "{err}");
+    }
+
+    #[test]
+    fn numbers_out_of_range_are_refused_before_any_arithmetic() {
+        for (text, key) in [
+            (
+                "[bot]\nforget_after_days = 213503982334601\n",
+                "bot.forget_after_days",
+            ),
+            (
+                "[bot]\nhistory_chars = 18446744073709551615\n",
+                "bot.history_chars",
+            ),
+            ("[bot]\nhistory_messages = 100000\n", "bot.history_messages"),
+            ("[bot]\nmax_input_chars = 0\n", "bot.max_input_chars"),
+            (
+                "[bot]\nrequests_per_minute = 4000000000\n",
+                "bot.requests_per_minute",
+            ),
+            (
+                "[bot]\ndaily_tokens_per_user = 18446744073709551615\n",
+                "bot.daily_tokens_per_user",
+            ),
+            ("[gigachat]\ntimeout_secs = 0\n", "gigachat.timeout_secs"),
+            (
+                "[gigachat]\ntimeout_secs = 18446744073709551615\n",
+                "gigachat.timeout_secs",
+            ),
+            ("[gigachat]\nmax_tokens = 0\n", "gigachat.max_tokens"),
+            (
+                "[telegram]\npoll_timeout_secs = 0\n",
+                "telegram.poll_timeout_secs",
+            ),
+        ] {
+            let err = load_text(text, ENV).unwrap_err().to_string();
+            assert!(err.starts_with(&format!("{key} = ")), "{text:?}: {err}");
+            assert!(err.contains("is out of range: use "), "{err}");
+        }
+        // The edges themselves are fine.
+        load_text(
+            "[bot]\nforget_after_days = 36500\n[gigachat]\ntimeout_secs = 600\n",
+            ENV,
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn errors_name_the_variable_or_the_file_the_value_came_from() {
+        let mut env = ENV.to_vec();
+        env.push(("GIGABOT_LOG", "trace"));
+        let err = load_text("[log]\nlevel = \"info\"\n", &env).unwrap_err();
+        assert!(
+            err.to_string().starts_with("GIGABOT_LOG = \"trace\""),
+            "{err}"
+        );
+        let err = load_text("[log]\nlevel = \"loud\"\n", ENV).unwrap_err();
+        assert!(
+            err.to_string().starts_with("log.level in config.toml = "),
+            "{err}"
+        );
+        let text = "[telegram]\ntoken = \"123:a b\"\n";
+        let err = load_text(text, &ENV[1..]).unwrap_err().to_string();
+        assert!(
+            err.starts_with("telegram.token in config.toml does not"),
+            "{err}"
+        );
+        let c = load_text("", ENV).unwrap();
+        assert_eq!(c.telegram.token_origin, "TELEGRAM_TOKEN");
+        assert_eq!(
+            c.gigachat.key_origin,
+            "GIGACHAT_CREDENTIALS and gigachat.scope in config.toml"
+        );
     }
 
     #[test]

@@ -31,8 +31,13 @@ const MAX_STREAM_BYTES: usize = 8 * MAX_ANSWER_BYTES;
 /// What went wrong; the bot gives each kind its own reply.
 #[derive(Debug)]
 pub enum Error {
-    /// OAuth refused the key or scope, or the API refused a fresh token.
-    Auth { status: u16, message: String },
+    /// OAuth refused the key or scope, or the API refused a fresh token; `check` names the
+    /// settings the key came from.
+    Auth {
+        status: u16,
+        message: String,
+        check: String,
+    },
     /// 429: the personal tier allows one request at a time.
     RateLimited,
     /// 402: the paid tokens are used up.
@@ -45,8 +50,8 @@ pub enum Error {
     Server(u16),
     /// Another 4xx (400, 422…): GigaChat refused the request as made.
     Refused { status: u16, message: String },
-    /// No answer within `timeout_secs`.
-    Timeout(u64),
+    /// A phase of the call took too long: which one, and its limit, in words.
+    Timeout(String),
     /// The server's certificate is not trusted.
     Tls(String),
     /// DNS, connection refused or reset…
@@ -60,9 +65,13 @@ pub enum Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Auth { status, message } => write!(
+            Error::Auth {
+                status,
+                message,
+                check,
+            } => write!(
                 f,
-                "gigachat: authorization failed ({status} {message}): check GIGACHAT_CREDENTIALS and GIGACHAT_SCOPE"
+                "gigachat: authorization failed ({status} {message}): check {check}"
             ),
             Error::RateLimited => write!(f, "gigachat: too many requests (429)"),
             Error::PaymentRequired => write!(
@@ -78,10 +87,7 @@ impl fmt::Display for Error {
             Error::Refused { status, message } => {
                 write!(f, "gigachat: request refused ({status} {message})")
             }
-            Error::Timeout(secs) => write!(
-                f,
-                "gigachat: no answer within {secs} s (gigachat.timeout_secs)"
-            ),
+            Error::Timeout(what) => write!(f, "gigachat: {what}"),
             Error::Tls(detail) => write!(f, "gigachat: {detail}"),
             Error::Network(detail) => write!(f, "gigachat: cannot connect: {detail}"),
             Error::BadResponse(detail) => write!(f, "gigachat: unreadable answer: {detail}"),
@@ -200,13 +206,30 @@ pub struct GigaChat {
     temperature: Option<f64>,
     max_tokens: Option<u32>,
     timeout_secs: u64,
+    timeout_name: &'static str,
     ca_bundle_file: Option<PathBuf>,
+    key_origin: String,
     token: Option<AccessToken>,
 }
 
 impl GigaChat {
     /// The client: one agent (kept-alive connections) trusting the configured roots.
     pub fn new(config: &GigaChatConfig) -> GigaChat {
+        GigaChat::with_timeout(config, config.timeout_secs, "gigachat.timeout_secs")
+    }
+
+    /// For `gigabot check`: at most 10 s per phase, so a hanging server is reported soon.
+    pub fn for_check(config: &GigaChatConfig) -> GigaChat {
+        let secs = config.timeout_secs.min(10);
+        GigaChat::with_timeout(config, secs, "the limit of `gigabot check`")
+    }
+
+    /// `timeout_name` is what a timeout message names as the limit that applied.
+    fn with_timeout(
+        config: &GigaChatConfig,
+        timeout_secs: u64,
+        timeout_name: &'static str,
+    ) -> GigaChat {
         let roots = if config.ca_certs.is_empty() {
             // The system trust store, where the lesson tells students to install the CA.
             ureq::tls::RootCerts::PlatformVerifier
@@ -220,10 +243,10 @@ impl GigaChat {
         };
         // Per-phase timeouts (see telegram.rs for why not a global one): the answer must start
         // within timeout_secs, and all of it (a stream included) arrive within timeout_secs more.
-        let timeout = Duration::from_secs(config.timeout_secs);
+        let timeout = Duration::from_secs(timeout_secs);
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
-            .timeout_connect(Some(Duration::from_secs(15).min(timeout)))
+            .timeout_connect(Some(Duration::from_secs(connect_secs(timeout_secs))))
             .timeout_send_request(Some(timeout))
             .timeout_send_body(Some(timeout))
             .timeout_recv_response(Some(timeout))
@@ -255,8 +278,10 @@ impl GigaChat {
             profanity_check: config.profanity_check,
             temperature: config.temperature,
             max_tokens: config.max_tokens,
-            timeout_secs: config.timeout_secs,
+            timeout_secs,
+            timeout_name,
             ca_bundle_file: config.ca_bundle_file.clone(),
+            key_origin: config.key_origin.clone(),
             token: None,
         }
     }
@@ -283,7 +308,11 @@ impl GigaChat {
             let message = error_message(&body);
             log::warn!("gigachat oauth: HTTP {status} {message} (RqUID {rq_uid})");
             return Err(match status {
-                400 | 401 | 403 => Error::Auth { status, message },
+                400 | 401 | 403 => Error::Auth {
+                    status,
+                    message,
+                    check: self.key_origin.clone(),
+                },
                 429 => Error::RateLimited,
                 500.. => Error::Server(status),
                 _ => Error::Refused { status, message },
@@ -442,7 +471,11 @@ impl GigaChat {
 
     fn status_error(&self, status: u16, message: String) -> Error {
         match status {
-            401 | 403 => Error::Auth { status, message },
+            401 | 403 => Error::Auth {
+                status,
+                message,
+                check: self.key_origin.clone(),
+            },
             402 => Error::PaymentRequired,
             404 => Error::UnknownModel(self.model.clone()),
             413 => Error::TooLarge(message),
@@ -493,7 +526,9 @@ impl GigaChat {
     fn transport_error(&self, err: ureq::Error) -> Error {
         let text = err.to_string();
         match err {
-            ureq::Error::Timeout(_) => Error::Timeout(self.timeout_secs),
+            ureq::Error::Timeout(phase) => {
+                Error::Timeout(timeout_text(phase, self.timeout_secs, self.timeout_name))
+            }
             ureq::Error::BodyExceedsLimit(limit) => {
                 Error::BadResponse(format!("an answer longer than {} MiB", limit >> 20))
             }
@@ -503,6 +538,18 @@ impl GigaChat {
     }
 
     fn tls_advice(&self, detail: &str) -> String {
+        let lower = detail.to_lowercase();
+        if lower.contains("hostname mismatch") || lower.contains("ip address mismatch") {
+            // The certificate is trusted, but names another host: a wrong URL or a proxy.
+            return format!(
+                "the server's TLS certificate is for another host name ({detail}): check gigachat.auth_url and gigachat.base_url, the hosts must be the ones GigaChat's certificate names"
+            );
+        }
+        if lower.contains("expired") || lower.contains("not yet valid") {
+            return format!(
+                "the server's TLS certificate is out of its validity dates ({detail}): check this machine's clock (`date`)"
+            );
+        }
         match &self.ca_bundle_file {
             None => format!(
                 "the server's TLS certificate is not trusted ({detail}): download the Russian Trusted Root CA from https://www.gosuslugi.ru/crt and set gigachat.ca_bundle_file (GIGACHAT_CA_BUNDLE_FILE) to it"
@@ -540,7 +587,10 @@ fn read_events(
             .take(MAX_EVENT_BYTES as u64 + 1)
             .read_until(b'\n', &mut line)
             .map_err(|err| match err.kind() {
-                std::io::ErrorKind::TimedOut => Error::Timeout(timeout_secs),
+                std::io::ErrorKind::TimedOut => {
+                    let phase = ureq::Timeout::RecvBody;
+                    Error::Timeout(timeout_text(phase, timeout_secs, "gigachat.timeout_secs"))
+                }
                 _ => Error::Interrupted(err.to_string()),
             })?;
         if read == 0 {
@@ -610,10 +660,35 @@ fn is_certificate_error(text: &str) -> bool {
         "self signed certificate",
         "certificate has expired",
         "hostname mismatch",
+        "ip address mismatch",
+        "certificate is not yet valid",
         "certificate is not trusted",
     ]
     .iter()
     .any(|needle| text.contains(needle))
+}
+
+/// How long connecting may take: 15 s, or less if the whole timeout is shorter.
+fn connect_secs(timeout_secs: u64) -> u64 {
+    timeout_secs.min(15)
+}
+
+/// Which phase ran out of time, with the limit that applied to it: a connect that hangs
+/// is reported as a 15 s connect, not as the 120 s answer timeout.
+fn timeout_text(phase: ureq::Timeout, secs: u64, name: &str) -> String {
+    match phase {
+        ureq::Timeout::Resolve | ureq::Timeout::Connect => format!(
+            "could not connect within {} s (DNS, TCP and TLS): check the network and gigachat.auth_url / gigachat.base_url",
+            connect_secs(secs)
+        ),
+        ureq::Timeout::SendRequest | ureq::Timeout::SendBody => {
+            format!("sending the request took longer than {secs} s ({name})")
+        }
+        ureq::Timeout::RecvBody => {
+            format!("the answer did not finish within {secs} s ({name})")
+        }
+        _ => format!("no answer within {secs} s ({name})"),
+    }
 }
 
 /// A whole (non-streamed) answer.

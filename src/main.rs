@@ -89,8 +89,27 @@ fn main() -> ExitCode {
     };
     result.unwrap_or_else(|err| {
         log::error!("{err:#}");
-        ExitCode::from(1)
+        exit_code(&err)
     })
+}
+
+/// Marks an error as "Telegram refused the bot token".
+#[derive(Debug)]
+struct TokenRefused;
+
+impl std::fmt::Display for TokenRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("telegram")
+    }
+}
+
+/// 3 when Telegram refused the bot token, so that systemd (RestartPreventExitStatus) does not
+/// restart every few seconds a bot that only a person can fix; 1 for the rest.
+fn exit_code(err: &anyhow::Error) -> ExitCode {
+    match err.downcast_ref::<TokenRefused>() {
+        Some(_) => ExitCode::from(3),
+        None => ExitCode::from(1),
+    }
 }
 
 /// Runs the bot: the lesson's `main()` with `run_polling()` written out as a loop we can see.
@@ -103,10 +122,12 @@ fn run(config: Config, reset_state: bool) -> Result<()> {
     let gigachat = GigaChat::new(&config.gigachat);
     let store = Store::open(&config.bot.state_file, reset_state)?;
 
+    let token_origin = config.telegram.token_origin.clone();
     let me = telegram.get_me().map_err(|err| match err.kind {
-        ErrorKind::Unauthorized => {
-            anyhow::anyhow!("the bot token is wrong: check it with @BotFather")
-        }
+        ErrorKind::Unauthorized => anyhow::anyhow!(
+            "the bot token is wrong (Telegram answered 401 Unauthorized): check {token_origin} with @BotFather"
+        )
+        .context(TokenRefused),
         _ => anyhow::Error::new(err),
     })?;
     if telegram.remove_webhook_if_set()? {
@@ -119,7 +140,7 @@ fn run(config: Config, reset_state: bool) -> Result<()> {
 
     // 3. The loop, until a stop signal; first the rest of an answer a restart cut short.
     let mut bot = Bot::new(config, telegram, gigachat, store, me);
-    bot.send_unsent().or_else(fatal)?;
+    bot.send_unsent().or_else(|err| fatal(err, &token_origin))?;
     poll(&mut bot)?;
     // Confirm the handled updates, so Telegram does not keep them for the next start.
     let offset = bot.store.last_update_id() + 1;
@@ -141,7 +162,7 @@ fn poll(bot: &mut Bot) -> Result<()> {
         };
         let mut updates = match polled {
             Ok(updates) => updates,
-            Err(err) => return fatal(err),
+            Err(err) => return fatal(err, &bot.config.telegram.token_origin),
         };
         if drop_unusable(&mut updates, &handled) {
             continue;
@@ -155,7 +176,7 @@ fn poll(bot: &mut Bot) -> Result<()> {
             }
             let id = update.update_id;
             if let Err(err) = handle_update(bot, update) {
-                return fatal(err);
+                return fatal(err, &bot.config.telegram.token_origin);
             }
             handled.insert(id);
         }
@@ -306,11 +327,13 @@ fn set_idle(idle: bool) -> bool {
     true
 }
 
-fn fatal(err: telegram::Error) -> Result<()> {
+/// What ends the loop: a refused token (said with where it came from) or a stop.
+fn fatal(err: telegram::Error, token_origin: &str) -> Result<()> {
     match err.kind {
-        ErrorKind::Unauthorized => anyhow::bail!(
-            "telegram: the bot token stopped working (401 Unauthorized): it was revoked or changed in @BotFather; set the new TELEGRAM_TOKEN and start the bot again"
-        ),
+        ErrorKind::Unauthorized => Err(anyhow::anyhow!(
+            "the bot token stopped working (Telegram answered 401 Unauthorized): it was revoked or changed in @BotFather; put the new token into {token_origin} and start the bot again"
+        )
+        .context(TokenRefused)),
         ErrorKind::Stopped => Ok(()),
         _ => Err(err.into()),
     }

@@ -278,27 +278,59 @@ pub struct Telegram {
     api_url: String,
     token: Secret,
     poll_timeout_secs: u64,
+    limits: Limits,
     stop: &'static AtomicBool,
+}
+
+/// Per-phase time limits in seconds. Set per phase, not as one global timeout: with a
+/// global one, ureq resolves the host name on a new thread for every request.
+#[derive(Clone, Copy)]
+struct Limits {
+    connect: u64,
+    send: u64,
+    answer: u64,
+    body: u64,
 }
 
 impl Telegram {
     /// `stop` is checked between retries, so a shutdown is not held up by a dead network.
     pub fn new(config: &TelegramConfig, stop: &'static AtomicBool) -> Telegram {
+        // The wait for an answer must outlast the long poll, or every idle poll would be an
+        // error.
+        let limits = Limits {
+            connect: 15,
+            send: 30,
+            answer: config.poll_timeout_secs + 15,
+            body: 60,
+        };
+        Telegram::with_limits(config, stop, limits)
+    }
+
+    /// For `gigabot check`, which makes no long poll: a hanging Telegram is reported within
+    /// seconds, not after the 45 s a poll may take.
+    pub fn for_check(config: &TelegramConfig, stop: &'static AtomicBool) -> Telegram {
+        let limits = Limits {
+            connect: 5,
+            send: 5,
+            answer: 10,
+            body: 10,
+        };
+        Telegram::with_limits(config, stop, limits)
+    }
+
+    fn with_limits(config: &TelegramConfig, stop: &'static AtomicBool, limits: Limits) -> Telegram {
         let token = config
             .token
             .clone()
             .expect("config::load requires a token for the commands that talk to Telegram");
-        // The wait for an answer must outlast the long poll, or every idle poll would be an
-        // error. Timeouts are set per phase, not as one global timeout: with a global one,
-        // ureq resolves the host name on a new thread for every request.
-        let answer = Duration::from_secs(config.poll_timeout_secs + 15);
+        let secs = Duration::from_secs;
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
-            .timeout_connect(Some(Duration::from_secs(15)))
-            .timeout_send_request(Some(Duration::from_secs(15)))
-            .timeout_send_body(Some(Duration::from_secs(30)))
-            .timeout_recv_response(Some(answer))
-            .timeout_recv_body(Some(Duration::from_secs(60)))
+            .timeout_connect(Some(secs(limits.connect)))
+            .timeout_send_request(Some(secs(limits.send)))
+            .timeout_send_body(Some(secs(limits.send)))
+            .timeout_recv_response(Some(secs(limits.answer)))
+            .timeout_recv_body(Some(secs(limits.body)))
             // Small buffers: both APIs send headers of a few hundred bytes, and the 128 KB
             // defaults would be a large part of the bot's memory.
             .max_response_header_size(16 * 1024)
@@ -318,7 +350,26 @@ impl Telegram {
             api_url: config.api_url.clone(),
             token,
             poll_timeout_secs: config.poll_timeout_secs,
+            limits,
             stop,
+        }
+    }
+
+    /// Which phase ran out of time, with its real limit.
+    fn timeout_text(&self, phase: ureq::Timeout) -> String {
+        let host = host_of(&self.api_url);
+        let l = self.limits;
+        match phase {
+            ureq::Timeout::Resolve | ureq::Timeout::Connect => {
+                format!("could not connect to {host} within {} s", l.connect)
+            }
+            ureq::Timeout::SendRequest | ureq::Timeout::SendBody => {
+                format!("sending to {host} took longer than {} s", l.send)
+            }
+            ureq::Timeout::RecvBody => {
+                format!("the answer from {host} did not finish within {} s", l.body)
+            }
+            _ => format!("no answer from {host} within {} s", l.answer),
         }
     }
 
@@ -342,7 +393,10 @@ impl Telegram {
             .header("Content-Type", "application/json")
             .send(&body[..])
             .map_err(|err| {
-                let detail = self.redact(&err.to_string());
+                let detail = match &err {
+                    ureq::Error::Timeout(phase) => self.timeout_text(*phase),
+                    _ => self.redact(&err.to_string()),
+                };
                 fail(match never_sent(&err) {
                     true => ErrorKind::Transient(detail),
                     false => ErrorKind::Lost(detail),
@@ -365,7 +419,12 @@ impl Telegram {
             .with_config()
             .limit(64 * 1024 * 1024)
             .read_to_vec()
-            .map_err(|err| fail(unreadable(self.redact(&err.to_string()))))?;
+            .map_err(|err| {
+                fail(unreadable(match err {
+                    ureq::Error::Timeout(phase) => self.timeout_text(phase),
+                    _ => self.redact(&err.to_string()),
+                }))
+            })?;
         let Ok(envelope) = serde_json::from_slice::<Envelope>(&bytes) else {
             let detail = format!(
                 "unreadable answer (HTTP {status}, {} bytes, not JSON)",
@@ -767,7 +826,7 @@ fn minutes_seconds(d: Duration) -> String {
 }
 
 /// The host (and port) of an API URL, for messages: the path holds the bot token.
-fn host_of(url: &str) -> &str {
+pub fn host_of(url: &str) -> &str {
     let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
     rest.split('/').next().unwrap_or(rest)
 }

@@ -84,6 +84,9 @@ pub struct FakeGigaChatOptions {
     /// (id, type) of each model; chat completions accept the "chat" ones.
     pub models: Vec<(String, String)>,
     pub token_ttl: Duration,
+    /// The only host name the server certificate names, in place of 127.0.0.1 and
+    /// localhost: a trusted certificate for another host, as a wrong URL or a proxy shows.
+    pub certificate_for: Option<String>,
 }
 
 impl Default for FakeGigaChatOptions {
@@ -97,6 +100,7 @@ impl Default for FakeGigaChatOptions {
                 .map(|(id, kind)| (id.to_string(), kind.to_string()))
                 .collect(),
             token_ttl: Duration::from_secs(30 * 60),
+            certificate_for: None,
         }
     }
 }
@@ -256,7 +260,7 @@ impl FakeGigaChat {
     pub fn start_with(options: FakeGigaChatOptions) -> FakeGigaChat {
         let (ca, ca_key) = make_ca("gigabot test CA");
         let (other_ca, _) = make_ca("unrelated test CA");
-        let (cert, key) = make_server_cert(&ca, &ca_key);
+        let (cert, key) = make_server_cert(&ca, &ca_key, options.certificate_for.as_deref());
         let dir = fresh_temp_dir();
         fs::write(dir.join("ca.pem"), ca.to_pem().expect("CA to PEM")).expect("write ca.pem");
         fs::write(dir.join("ca.der"), ca.to_der().expect("CA to DER")).expect("write ca.der");
@@ -1170,8 +1174,12 @@ fn make_ca(name: &str) -> (X509, PKey<Private>) {
     (cert.build(), key)
 }
 
-/// The server certificate for 127.0.0.1 and localhost, signed by `ca`.
-fn make_server_cert(ca: &X509, ca_key: &PKey<Private>) -> (X509, PKey<Private>) {
+/// The server certificate for 127.0.0.1 and localhost (or only for `host`), signed by `ca`.
+fn make_server_cert(
+    ca: &X509,
+    ca_key: &PKey<Private>,
+    host: Option<&str>,
+) -> (X509, PKey<Private>) {
     let key = new_key();
     let mut subject = X509NameBuilder::new().expect("name builder");
     subject
@@ -1199,11 +1207,14 @@ fn make_server_cert(ca: &X509, ca_key: &PKey<Private>) -> (X509, PKey<Private>) 
     cert.append_extension(ExtendedKeyUsage::new().server_auth().build().expect("EKU"))
         .expect("add EKU");
     let context = cert.x509v3_context(Some(ca), None);
-    let san = SubjectAlternativeName::new()
-        .ip("127.0.0.1")
-        .dns("localhost")
-        .build(&context)
-        .expect("SAN");
+    let san = match host {
+        Some(host) => SubjectAlternativeName::new().dns(host).build(&context),
+        None => SubjectAlternativeName::new()
+            .ip("127.0.0.1")
+            .dns("localhost")
+            .build(&context),
+    }
+    .expect("SAN");
     let aki = AuthorityKeyIdentifier::new()
         .keyid(true)
         .build(&context)

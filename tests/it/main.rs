@@ -24,6 +24,7 @@ mod fakes_selftest;
 mod harness;
 mod http;
 mod lesson;
+mod operator;
 mod owner;
 mod properties;
 mod restarts;
