@@ -17,6 +17,7 @@
 mod cli;
 mod conversation;
 mod core;
+mod deploy;
 mod exercises;
 mod fake_gigachat;
 mod fake_telegram;
