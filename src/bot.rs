@@ -14,7 +14,9 @@ use crate::gigachat::{self, ChatMessage, Completion, GigaChat};
 use crate::render;
 use crate::store::{Store, Turn, Unsent};
 use crate::stream::{Draft, Typing};
-use crate::telegram::{self, Chat, Message, OutgoingMessage, Telegram, Update, User};
+use crate::telegram::{
+    self, Chat, ErrorKind, Message, OnFlood, OutgoingMessage, Telegram, Update, User,
+};
 
 pub(crate) const START: &str =
     "Здравствуйте, {name}! Я отвечаю на вопросы с помощью GigaChat. Просто напишите вопрос.";
@@ -109,6 +111,8 @@ pub struct Bot {
     typing: Typing,
     /// Chats where Telegram answered a draft with 429, and until when.
     draft_pauses: HashMap<i64, Instant>,
+    /// The notices each user was sent lately, for the notice budget.
+    notices: Notices,
     /// The update being handled (0 between updates), for the record of an answer of
     /// several messages that goes out.
     update_id: i64,
@@ -133,6 +137,7 @@ impl Bot {
             started: Instant::now(),
             last_cleanup: 0,
             draft_pauses: HashMap::new(),
+            notices: Notices::default(),
             update_id: 0,
         }
     }
@@ -240,7 +245,7 @@ impl Bot {
         }
         if message.text.is_none() {
             report.kind = "non-text";
-            report.outcome = self.reply(chat_id, message.message_id, NOT_TEXT)?;
+            report.outcome = self.notice(chat_id, message.message_id, from.id, NOT_TEXT)?;
             return Ok(());
         }
         report.kind = "text";
@@ -250,7 +255,7 @@ impl Bot {
             message.text.as_deref().unwrap_or("").trim().to_string()
         };
         if question.is_empty() {
-            report.outcome = self.reply(chat_id, message.message_id, EMPTY_QUESTION)?;
+            report.outcome = self.notice(chat_id, message.message_id, from.id, EMPTY_QUESTION)?;
             return Ok(());
         }
         let len = question.chars().count();
@@ -261,7 +266,7 @@ impl Bot {
                 .replace("{max}", &max.to_string());
             report.outcome = format!(
                 "too long ({len} chars); {}",
-                self.reply(chat_id, message.message_id, &text)?
+                self.notice(chat_id, message.message_id, from.id, &text)?
             );
             return Ok(());
         }
@@ -287,7 +292,7 @@ impl Bot {
     ) -> Result<(), telegram::Error> {
         if let Some(text) = self.over_limit(from.id) {
             report.kind = "limited";
-            report.outcome = self.reply(chat.id, reply_to, &text)?;
+            report.outcome = self.notice(chat.id, reply_to, from.id, &text)?;
             return Ok(());
         }
         self.handle_message(chat, reply_to, Some(from), question, again, report)
@@ -342,7 +347,7 @@ impl Bot {
                     _ => Vec::new(),
                 };
                 chunks.extend(render::plain_chunks(&user_text(&err, &self.gigachat.model)));
-                return self.deliver(chat_id, Some(reply_to), &chunks, None);
+                return self.deliver(chat_id, Some(reply_to), &chunks, None, OnFlood::Wait);
             }
         };
         let answer = completion.content.trim();
@@ -366,7 +371,7 @@ impl Bot {
         self.remember(chat_id, question, answer, history);
         let user_id = from.map_or(0, |u| u.id);
         self.write_transcript(chat_id, user_id, &style.id, question, answer, tokens);
-        self.deliver(chat_id, Some(reply_to), &chunks, None)?;
+        self.deliver(chat_id, Some(reply_to), &chunks, None, OnFlood::Wait)?;
         self.store.count_answer();
         report.outcome = format!("answered in {} message(s)", chunks.len());
         Ok(())
@@ -487,19 +492,21 @@ impl Bot {
     /// notices. While an answer of several messages goes out, what is left of it is saved
     /// after each message, so a restart sends only the rest (a kill between Telegram
     /// taking a message and that save, a few milliseconds, can repeat that one message).
+    /// `on_flood` says whether a 429 is waited out or returned at once.
     pub(crate) fn deliver(
         &mut self,
         chat_id: i64,
         reply_to: Option<i64>,
         chunks: &[String],
         keyboard: Option<&Value>,
+        on_flood: OnFlood,
     ) -> Result<(), telegram::Error> {
         let mut chat_id = chat_id;
         let last = chunks.len().saturating_sub(1);
         for (i, chunk) in chunks.iter().enumerate() {
             let reply_to = reply_to.filter(|_| i == 0);
             let keyboard = keyboard.filter(|_| i == last);
-            match self.send_chunk(chat_id, chunk, reply_to, keyboard) {
+            match self.send_chunk(chat_id, chunk, reply_to, keyboard, on_flood) {
                 Ok(sent_to) => chat_id = sent_to,
                 Err(err) => {
                     if !err.is_fatal() {
@@ -524,6 +531,7 @@ impl Bot {
         html: &str,
         reply_to: Option<i64>,
         keyboard: Option<&Value>,
+        on_flood: OnFlood,
     ) -> Result<i64, telegram::Error> {
         let mut plain: Option<String> = None;
         let mut moved = false;
@@ -535,7 +543,7 @@ impl Bot {
                 reply_to,
                 keyboard,
             };
-            let err = match self.telegram.send_message(&message) {
+            let err = match self.telegram.send_message(&message, on_flood) {
                 Ok(_) => return Ok(chat_id),
                 Err(err) => err,
             };
@@ -594,7 +602,7 @@ impl Bot {
             unsent.chat_id,
             unsent.chunks.len()
         );
-        match self.deliver(unsent.chat_id, None, &unsent.chunks, None) {
+        match self.deliver(unsent.chat_id, None, &unsent.chunks, None, OnFlood::Wait) {
             Err(err) if err.is_fatal() => {
                 self.store.rollback();
                 return Err(err);
@@ -622,6 +630,32 @@ impl Bot {
         self.send_plain(chat_id, Some(reply_to), text, None)
     }
 
+    /// Sends a notice — "text only", "too long", "write a question", "not allowed", "over
+    /// the limit" — in reply to a message of `user_id` (the sender as access counts them),
+    /// within the user's notice budget and without waiting out a 429: a notice is only a
+    /// courtesy, and waiting for it would hold up everyone else's answers. Returns the
+    /// outcome for the log.
+    pub(crate) fn notice(
+        &mut self,
+        chat_id: i64,
+        reply_to: i64,
+        user_id: i64,
+        text: &str,
+    ) -> Result<String, telegram::Error> {
+        if !self.notices.allow(user_id, Instant::now()) {
+            return Ok("notice suppressed: the user's notice budget is spent".into());
+        }
+        let chunks = render::plain_chunks(text);
+        match self.deliver(chat_id, Some(reply_to), &chunks, None, OnFlood::GiveUp) {
+            Ok(()) => Ok("replied".into()),
+            Err(err) if matches!(err.kind, ErrorKind::RetryAfter(_)) => {
+                log::info!("chat {chat_id}: {err}; the notice is dropped, not waited for");
+                Ok(format!("notice dropped: {err}"))
+            }
+            Err(err) => Err(err),
+        }
+    }
+
     /// Sends one of our own texts, optionally as a reply and with buttons.
     pub(crate) fn send_plain(
         &mut self,
@@ -630,8 +664,59 @@ impl Bot {
         text: &str,
         keyboard: Option<&Value>,
     ) -> Result<String, telegram::Error> {
-        self.deliver(chat_id, reply_to, &render::plain_chunks(text), keyboard)?;
+        let chunks = render::plain_chunks(text);
+        self.deliver(chat_id, reply_to, &chunks, keyboard, OnFlood::Wait)?;
         Ok("replied".into())
+    }
+}
+
+/// Notices a user gets at most in [`NOTICE_WINDOW`]. Five lets a person see every kind in a
+/// row (a sticker, a voice note, a photo, a too long text…) and fits Telegram's burst of
+/// about five messages to one private chat, so notices alone never trip its flood control;
+/// forty stickers get five replies, then silence.
+pub(crate) const NOTICE_BUDGET: usize = 5;
+/// Ten minutes: a flooder gets at most 30 notices an hour instead of 40 a minute, and a
+/// person who comes back later is told again.
+pub(crate) const NOTICE_WINDOW: Duration = Duration::from_secs(10 * 60);
+
+/// The notice budget of each user: when they were last sent notices. Kept in memory only:
+/// a restart forgets it, which at worst gives a flooder another handful. Users whose
+/// notices have all left the window are forgotten at most once a window, so the map holds
+/// only users told something in the last two windows, at most [`NOTICE_BUDGET`] times each.
+/// Admins are not exempt: they rarely get notices, and the budget guards the loop and the
+/// bot's standing with Telegram, whoever floods.
+#[derive(Debug, Default)]
+pub(crate) struct Notices {
+    sent: HashMap<i64, Vec<Instant>>,
+    pruned: Option<Instant>,
+}
+
+impl Notices {
+    /// Whether `user_id` may get a notice at `now`; if so it is counted (whether or not
+    /// Telegram then takes it: a flood is cut off either way). A plain decision over the
+    /// state and the clock, so that tests can set the time.
+    pub(crate) fn allow(&mut self, user_id: i64, now: Instant) -> bool {
+        let recent = |t: &Instant| now.saturating_duration_since(*t) < NOTICE_WINDOW;
+        if self
+            .pruned
+            .is_none_or(|at| now.saturating_duration_since(at) >= NOTICE_WINDOW)
+        {
+            self.pruned = Some(now);
+            self.sent.retain(|_, sent| sent.iter().any(recent));
+        }
+        let sent = self.sent.entry(user_id).or_default();
+        sent.retain(recent);
+        if sent.len() >= NOTICE_BUDGET {
+            return false;
+        }
+        sent.push(now);
+        true
+    }
+
+    /// Users the budget remembers now.
+    #[cfg(test)]
+    fn users(&self) -> usize {
+        self.sent.len()
     }
 }
 
@@ -721,5 +806,50 @@ mod tests {
         assert_eq!(history.len(), 4);
         drop_last_exchange(&mut history, "b");
         assert_eq!(history, vec![turn("user", "a"), turn("assistant", "A")]);
+    }
+
+    #[test]
+    fn the_notice_budget_lifts_after_its_window_and_is_per_user() {
+        let t0 = Instant::now();
+        let secs = Duration::from_secs;
+        let mut notices = Notices::default();
+        for i in 0..NOTICE_BUDGET as u64 {
+            assert!(
+                notices.allow(1, t0 + secs(i)),
+                "notice {i} is within the budget"
+            );
+        }
+        assert!(!notices.allow(1, t0 + secs(60)), "the budget is spent");
+        assert!(
+            !notices.allow(1, t0 + NOTICE_WINDOW - secs(1)),
+            "still spent"
+        );
+        // A fresh user is not held to another's budget.
+        assert!(notices.allow(2, t0 + secs(60)));
+        // The first notice has left the window: room for exactly one more.
+        assert!(notices.allow(1, t0 + NOTICE_WINDOW));
+        assert!(!notices.allow(1, t0 + NOTICE_WINDOW));
+        // Refused tries do not count: a whole window after the last notice, a full budget.
+        let later = t0 + NOTICE_WINDOW * 2;
+        for i in 0..NOTICE_BUDGET as u64 {
+            assert!(
+                notices.allow(1, later + secs(i)),
+                "notice {i} after the window"
+            );
+        }
+        assert!(!notices.allow(1, later + secs(10)));
+    }
+
+    #[test]
+    fn users_whose_notices_are_old_are_forgotten() {
+        let t0 = Instant::now();
+        let mut notices = Notices::default();
+        for user in 0..1000 {
+            assert!(notices.allow(user, t0));
+        }
+        assert_eq!(notices.users(), 1000);
+        // A window later one more user writes: the thousand are forgotten.
+        assert!(notices.allow(5000, t0 + NOTICE_WINDOW));
+        assert_eq!(notices.users(), 1);
     }
 }

@@ -14,7 +14,7 @@ use crate::bot::{self, Bot, Report};
 use crate::commands::Command;
 use crate::render;
 use crate::store::{Access, UserStats};
-use crate::telegram::{self, CallbackQuery, Message, User};
+use crate::telegram::{self, CallbackQuery, Message, OnFlood, User};
 
 impl Bot {
     /// Admins come from `bot.admins` only: no command can make an admin.
@@ -36,8 +36,10 @@ impl Bot {
         }
     }
 
-    /// A polite refusal that shows the user's id, and one message to the admins per new
-    /// user, with buttons to allow or refuse. No GigaChat call.
+    /// A polite refusal that shows the user's id (a notice: within the user's notice
+    /// budget), and one message to the admins per new user, with buttons to allow or
+    /// refuse. The admins are asked whether or not the refusal itself went out. No GigaChat
+    /// call.
     pub(crate) fn refuse(
         &mut self,
         chat_id: i64,
@@ -45,7 +47,7 @@ impl Bot {
         user: &User,
     ) -> Result<String, telegram::Error> {
         let text = bot::NOT_ALLOWED.replace("{id}", &user.id.to_string());
-        let outcome = self.reply(chat_id, reply_to, &text)?;
+        let outcome = self.notice(chat_id, reply_to, user.id, &text)?;
         let access = self.store.access(user.id);
         if access.granted == Some(false) || access.announced {
             return Ok(outcome);
@@ -60,7 +62,7 @@ impl Bot {
         ]]});
         let chunks = render::plain_chunks(&text);
         for admin in self.config.bot.admins.clone() {
-            match self.deliver(admin, None, &chunks, Some(&keyboard)) {
+            match self.deliver(admin, None, &chunks, Some(&keyboard), OnFlood::Wait) {
                 // Told once is enough; if no admin could be told, the next message tries again.
                 Ok(()) => self.store.set_access(
                     user.id,

@@ -270,6 +270,16 @@ pub struct OutgoingMessage<'a> {
     pub keyboard: Option<&'a Value>,
 }
 
+/// What a call does when Telegram's flood control answers 429 with `retry_after`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum OnFlood {
+    /// Wait it out and send again: the chat's own answer needs that wait.
+    Wait,
+    /// Return the 429 at once: for notices, not worth holding the loop (and every other
+    /// chat) for. Network trouble is still retried, as for any call.
+    GiveUp,
+}
+
 /// The Bot API client: one ureq agent, so connections are kept alive between calls.
 /// Clones share the agent and its connection pool.
 #[derive(Clone)]
@@ -474,6 +484,16 @@ impl Telegram {
         method: &'static str,
         params: &Value,
     ) -> Result<T, Error> {
+        self.call_with(method, params, OnFlood::Wait)
+    }
+
+    /// [`Telegram::call`], with a choice of what a 429 does.
+    fn call_with<T: DeserializeOwned>(
+        &self,
+        method: &'static str,
+        params: &Value,
+        on_flood: OnFlood,
+    ) -> Result<T, Error> {
         let mut failures = 0u32;
         let mut since: Option<Instant> = None;
         let mut previous = Duration::ZERO;
@@ -491,6 +511,7 @@ impl Telegram {
                 Err(err) => err,
             };
             let wait = match &err.kind {
+                ErrorKind::RetryAfter(_) if on_flood == OnFlood::GiveUp => return Err(err),
                 ErrorKind::RetryAfter(secs) => Duration::from_secs(*secs),
                 ErrorKind::Lost(_) if NOT_TWICE.contains(&method) => return Err(err),
                 ErrorKind::Transient(_) | ErrorKind::Conflict(_) | ErrorKind::Lost(_) => {
@@ -607,8 +628,13 @@ impl Telegram {
         }
     }
 
-    /// Sends a message (link previews off: answers are full of links).
-    pub fn send_message(&self, message: &OutgoingMessage) -> Result<Message, Error> {
+    /// Sends a message (link previews off: answers are full of links). `on_flood` says
+    /// whether a 429 is waited out (a chat's own answer) or returned at once (a notice).
+    pub fn send_message(
+        &self,
+        message: &OutgoingMessage,
+        on_flood: OnFlood,
+    ) -> Result<Message, Error> {
         let mut params = json!({
             "chat_id": message.chat_id,
             "text": message.text,
@@ -624,7 +650,7 @@ impl Telegram {
         if let Some(keyboard) = message.keyboard {
             params["reply_markup"] = keyboard.clone();
         }
-        self.call("sendMessage", &params)
+        self.call_with("sendMessage", &params, on_flood)
     }
 
     /// Shows the answer being written as a draft (private chats only): ephemeral, it

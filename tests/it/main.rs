@@ -25,6 +25,7 @@ mod fakes_selftest;
 mod harness;
 mod http;
 mod lesson;
+mod notices;
 mod operator;
 mod owner;
 mod properties;
