@@ -4,6 +4,8 @@
 //! the model, the CA file) and says what to do about each; `ask` is one question to GigaChat
 //! from the terminal, the quickest way to see the key and TLS work.
 
+use std::ffi::OsString;
+use std::fmt;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -12,7 +14,7 @@ use anyhow::{Context, Result};
 use crate::config::Config;
 use crate::gigachat::{self, GigaChat};
 use crate::telegram::{ErrorKind, Telegram, host_of};
-use crate::{STOP, bot};
+use crate::{STOP, clock};
 
 pub const USAGE: &str = "\
 gigabot — a Telegram bot that answers through GigaChat
@@ -53,11 +55,27 @@ pub struct Args {
     pub config: Option<PathBuf>,
 }
 
-/// A usage or config error: one line, exit code 2 (runtime trouble exits with 1).
-pub fn usage_error(err: anyhow::Error) -> ExitCode {
-    log::error!("{err:#}");
-    ExitCode::from(2)
+/// What the user must fix before anything runs: exit code 2 (runtime trouble exits with 1).
+/// Said once, by `main`.
+#[derive(Debug)]
+pub enum Usage {
+    /// A command line that does not parse; said with a pointer to `--help`.
+    Arguments(String),
+    /// A config that cannot work, or an argument the config rejects (an unknown style);
+    /// one line in the log.
+    Config(anyhow::Error),
 }
+
+impl fmt::Display for Usage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Usage::Arguments(message) => f.write_str(message),
+            Usage::Config(err) => write!(f, "{err:#}"),
+        }
+    }
+}
+
+impl std::error::Error for Usage {}
 
 /// `gigabot check`: each item on its own line, with what to do when it fails.
 pub fn check(config: &Config) -> ExitCode {
@@ -140,7 +158,7 @@ pub fn check(config: &Config) -> ExitCode {
         Ok(_) => {
             let left = gigachat
                 .token_expires_at_ms()
-                .map(|ms| ms.saturating_sub(bot::unix_now() * 1000) / 60_000)
+                .map(|ms| ms.saturating_sub(clock::unix_now_ms()) / 60_000)
                 .unwrap_or(0);
             println!(
                 "✓ gigachat: got an access token (scope {}, valid for {left} min)",
@@ -193,10 +211,11 @@ pub fn ask(config: &Config, style: Option<&str>, question: &str) -> Result<ExitC
     let style_id = style.unwrap_or(&config.bot.default_style);
     let Some(style) = config.styles.iter().find(|s| s.id == style_id) else {
         let ids: Vec<&str> = config.styles.iter().map(|s| s.id.as_str()).collect();
-        return Ok(usage_error(anyhow::anyhow!(
+        return Err(Usage::Config(anyhow::anyhow!(
             "--style {style_id:?} is not a style: use one of {}",
             ids.join(", ")
-        )));
+        ))
+        .into());
     };
     let mut gigachat = GigaChat::new(&config.gigachat);
     let messages = [
@@ -219,56 +238,56 @@ pub fn ask(config: &Config, style: Option<&str>, question: &str) -> Result<ExitC
     }
 }
 
-/// Parses the command line. Errors are one line for the user.
-pub fn parse_args(args: impl Iterator<Item = String>) -> Result<Args, String> {
+/// Parses the command line (without the program's name). Errors are one line for the user.
+/// Paths may be any bytes; the words of a question and a style must be UTF-8.
+pub fn parse_args(args: impl IntoIterator<Item = impl Into<OsString>>) -> Result<Args, Usage> {
+    parse(lexopt::Parser::from_args(args)).map_err(Usage::Arguments)
+}
+
+fn parse(mut parser: lexopt::Parser) -> Result<Args, String> {
+    use lexopt::Arg::{Long, Short, Value};
     let mut config = None;
     let mut style = None;
     let mut reset_state = false;
     let mut words = Vec::new();
-    let mut args = args.peekable();
-    let mut only_words = false;
-    while let Some(arg) = args.next() {
-        if only_words || !arg.starts_with('-') || arg == "-" {
-            words.push(arg);
-            continue;
-        }
-        let (flag, inline) = match arg.split_once('=') {
-            Some((flag, value)) => (flag.to_string(), Some(value.to_string())),
-            None => (arg.clone(), None),
-        };
-        let mut value = |name: &str| {
-            inline
-                .clone()
-                .or_else(|| args.next())
-                .filter(|v| !v.is_empty())
-                .ok_or(format!("{name} needs a value"))
-        };
-        match flag.as_str() {
-            "--" => only_words = true,
-            "-h" | "--help" => {
+    while let Some(arg) = parser.next().map_err(|err| match err {
+        lexopt::Error::UnexpectedValue { option, .. } => format!("{option} takes no value"),
+        err => err.to_string(),
+    })? {
+        match arg {
+            Short('h') | Long("help") => {
                 return Ok(Args {
                     command: Command::Help,
                     config,
                 });
             }
-            "-V" | "--version" => {
+            Short('V') | Long("version") => {
                 return Ok(Args {
                     command: Command::Version,
                     config,
                 });
             }
-            "-c" | "--config" => config = Some(PathBuf::from(value("--config")?)),
-            "--style" => style = Some(value("--style")?),
-            "--reset-state" => reset_state = true,
-            _ => return Err(format!("unknown option {flag}")),
+            Short('c') | Long("config") => {
+                config = Some(PathBuf::from(value(&mut parser, "--config")?));
+            }
+            Long("style") => style = Some(utf8(value(&mut parser, "--style")?, "--style")?),
+            Long("reset-state") => reset_state = true,
+            Short(flag) => return Err(format!("unknown option -{flag}")),
+            Long(flag) => return Err(format!("unknown option --{flag}")),
+            Value(word) => words.push(word),
         }
     }
     let mut words = words.into_iter();
-    let command = match words.next().as_deref() {
-        None | Some("run") => Command::Run { reset_state },
-        Some("check") => Command::Check,
-        Some("ask") => {
-            let question = words.by_ref().collect::<Vec<_>>().join(" ");
+    let first = words.next();
+    let command = match first.as_ref().map(|word| word.to_str()) {
+        None | Some(Some("run")) => Command::Run { reset_state },
+        Some(Some("check")) => Command::Check,
+        Some(Some("ask")) => {
+            let words: Vec<String> = words
+                .by_ref()
+                .map(|word| utf8(word, "the question"))
+                .collect::<Result<_, _>>()?;
+            let question = words.join(" ");
             if question.trim().is_empty() {
                 return Err("ask needs a question: gigabot ask \"Что такое закон Ома?\"".into());
             }
@@ -277,7 +296,7 @@ pub fn parse_args(args: impl Iterator<Item = String>) -> Result<Args, String> {
                 question,
             }
         }
-        Some("backup") => match words.next() {
+        Some(Some("backup")) => match words.next() {
             Some(into) => Command::Backup {
                 into: PathBuf::from(into),
             },
@@ -287,9 +306,10 @@ pub fn parse_args(args: impl Iterator<Item = String>) -> Result<Args, String> {
                 );
             }
         },
-        Some(other) => {
+        Some(_) => {
             return Err(format!(
-                "unknown command {other:?}: use run, check, ask or backup"
+                "unknown command {:?}: use run, check, ask or backup",
+                first.unwrap_or_default()
             ));
         }
     };
@@ -305,12 +325,27 @@ pub fn parse_args(args: impl Iterator<Item = String>) -> Result<Args, String> {
     Ok(Args { command, config })
 }
 
+/// The value of the option `name`, which may not be empty.
+fn value(parser: &mut lexopt::Parser, name: &str) -> Result<OsString, String> {
+    parser
+        .value()
+        .ok()
+        .filter(|value| !value.is_empty())
+        .ok_or(format!("{name} needs a value"))
+}
+
+fn utf8(text: OsString, what: &str) -> Result<String, String> {
+    text.into_string().map_err(|text| {
+        format!("{what} is not UTF-8 text: {text:?} (is the terminal's encoding UTF-8?)")
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn parse(line: &str) -> Result<Args, String> {
-        parse_args(line.split_whitespace().map(String::from))
+        parse_args(line.split_whitespace()).map_err(|err| err.to_string())
     }
 
     #[test]
@@ -372,9 +407,50 @@ mod tests {
             ("check extra", "unexpected argument \"extra\""),
             ("run --style fairy", "--style only goes with ask"),
             ("check --reset-state", "--reset-state only goes with run"),
+            ("--reset-state=yes", "--reset-state takes no value"),
+            ("--config=", "--config needs a value"),
+            ("-x", "unknown option -x"),
+            ("--bogus=1", "unknown option --bogus"),
         ] {
             let err = parse(line).unwrap_err();
             assert!(err.starts_with(expected), "{line}: {err}");
+        }
+    }
+
+    /// On Unix an argument is any bytes: a path may be, text may not, and nothing panics.
+    #[test]
+    fn arguments_that_are_not_utf8() {
+        use std::os::unix::ffi::OsStringExt;
+        let bytes = |b: &[u8]| OsString::from_vec(b.to_vec());
+        let args =
+            parse_args([bytes(b"--config"), bytes(b"bot-\xff.toml"), bytes(b"check")]).unwrap();
+        assert_eq!(args.config, Some(PathBuf::from(bytes(b"bot-\xff.toml"))));
+        let args = parse_args([bytes(b"backup"), bytes(b"copy-\xff.db")]).unwrap();
+        assert_eq!(
+            args.command,
+            Command::Backup {
+                into: bytes(b"copy-\xff.db").into()
+            }
+        );
+        let cases: &[(&[&[u8]], &str)] = &[
+            (
+                &[b"ask", b"\xf0\xd2\xc9"], // KOI8-R
+                "the question is not UTF-8 text: \"\\xF0\\xD2\\xC9\"",
+            ),
+            (
+                &[b"ask", b"--style", b"\xff", b"x"],
+                "--style is not UTF-8 text",
+            ),
+            (&[b"\xff"], "unknown command \"\\xFF\""),
+            (&[b"check", b"\xff"], "unexpected argument \"\\xFF\""),
+            (&[b"--\xff"], "unknown option --\u{FFFD}"),
+            (&[b"-\xff"], "unknown option -\u{FFFD}"),
+        ];
+        for (line, expected) in cases {
+            let err = parse_args(line.iter().map(|b| bytes(b)))
+                .unwrap_err()
+                .to_string();
+            assert!(err.starts_with(expected), "{line:?}: {err}");
         }
     }
 }

@@ -8,11 +8,12 @@
 use std::fmt;
 use std::io::{BufRead, Read};
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use crate::clock::unix_now_ms;
 use crate::config::{GigaChatConfig, Secret};
 
 /// SHA-256 of the Russian Trusted Root CA (НУЦ Минцифры), as `check` prints fingerprints.
@@ -290,7 +291,7 @@ impl GigaChat {
     /// a new one from the OAuth endpoint (the lesson's function of the same name).
     pub fn get_gigachat_token(&mut self) -> Result<Secret, Error> {
         if let Some(token) = &self.token
-            && token.expires_at_ms > now_ms() + TOKEN_MARGIN_MS
+            && token.expires_at_ms > unix_now_ms() + TOKEN_MARGIN_MS
         {
             return Ok(token.value.clone());
         }
@@ -335,7 +336,7 @@ impl GigaChat {
         };
         log::debug!(
             "gigachat oauth: new token, valid for {} s",
-            expires_at_ms.saturating_sub(now_ms()) / 1000
+            expires_at_ms.saturating_sub(unix_now_ms()) / 1000
         );
         self.token = Some(AccessToken {
             value: parsed.access_token.clone(),
@@ -731,13 +732,6 @@ fn error_message(body: &str) -> String {
     } else {
         message
     }
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 /// What `check` says about a CA certificate.

@@ -8,6 +8,7 @@
 
 mod bot;
 mod cli;
+mod clock;
 mod commands;
 mod config;
 mod gigachat;
@@ -27,7 +28,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::{Context, Result};
 
 use crate::bot::Bot;
-use crate::cli::Command;
+use crate::cli::{Command, Usage};
 use crate::config::{Config, Needs};
 use crate::gigachat::GigaChat;
 use crate::store::Store;
@@ -47,50 +48,64 @@ fn main() -> ExitCode {
     std::panic::set_hook(Box::new(|info| {
         log::error!("bug: {}", info.to_string().replace('\n', " "));
     }));
-    let args = match cli::parse_args(std::env::args().skip(1)) {
-        Ok(args) => args,
-        Err(message) => {
-            eprintln!("gigabot: {message}\nTry `gigabot --help`.");
-            return ExitCode::from(2);
-        }
-    };
+    match run() {
+        Ok(code) => code,
+        Err(err) => fail(&err),
+    }
+}
+
+/// Does what the command line asks: the bot, `check`, `ask` or `backup`, after the config.
+fn run() -> Result<ExitCode> {
+    let args = cli::parse_args(std::env::args_os().skip(1))?;
     let needs = match args.command {
         Command::Help => {
             println!("{}", cli::USAGE);
-            return ExitCode::SUCCESS;
+            return Ok(ExitCode::SUCCESS);
         }
         Command::Version => {
             println!("gigabot {}", env!("CARGO_PKG_VERSION"));
-            return ExitCode::SUCCESS;
+            return Ok(ExitCode::SUCCESS);
         }
         Command::Ask { .. } => Needs::GigaChatOnly,
         Command::Backup { .. } => Needs::Nothing,
         _ => Needs::TelegramAndGigaChat,
     };
     // 1. The config (the lesson's globals), checked before any network call.
-    let config = match config::load(args.config.as_deref(), needs) {
-        Ok(config) => config,
-        Err(err) => return cli::usage_error(err),
-    };
+    let config = config::load(args.config.as_deref(), needs).map_err(Usage::Config)?;
     logger::set_level(&config.log.level);
-    let result = match args.command {
-        Command::Run { reset_state } => run(config, reset_state).map(|()| ExitCode::SUCCESS),
+    match args.command {
+        Command::Run { reset_state } => run_bot(config, reset_state).map(|()| ExitCode::SUCCESS),
         Command::Check => Ok(cli::check(&config)),
         Command::Ask { style, question } => cli::ask(&config, style.as_deref(), &question),
-        Command::Backup { into } => store::backup(&config.bot.state_file, &into).map(|()| {
+        Command::Backup { into } => {
+            store::backup(&config.bot.state_file, &into)?;
             println!(
                 "the state {} is copied to {}",
                 config.bot.state_file.display(),
                 into.display()
             );
-            ExitCode::SUCCESS
-        }),
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Help | Command::Version => unreachable!("handled above"),
+    }
+}
+
+/// The one place a fatal error is said, once, and its exit code chosen: 2 for what the user
+/// must fix before anything runs (the command line, the config); 3 when Telegram refused the
+/// bot token, so that systemd (RestartPreventExitStatus) does not restart every few seconds
+/// a bot that only a person can fix; 1 for the rest.
+fn fail(err: &anyhow::Error) -> ExitCode {
+    let code = match err.downcast_ref::<Usage>() {
+        Some(Usage::Arguments(message)) => {
+            eprintln!("gigabot: {message}\nTry `gigabot --help`.");
+            return ExitCode::from(2);
+        }
+        Some(Usage::Config(_)) => 2,
+        None if err.downcast_ref::<TokenRefused>().is_some() => 3,
+        None => 1,
     };
-    result.unwrap_or_else(|err| {
-        log::error!("{err:#}");
-        exit_code(&err)
-    })
+    log::error!("{err:#}");
+    ExitCode::from(code)
 }
 
 /// Marks an error as "Telegram refused the bot token".
@@ -103,17 +118,8 @@ impl std::fmt::Display for TokenRefused {
     }
 }
 
-/// 3 when Telegram refused the bot token, so that systemd (RestartPreventExitStatus) does not
-/// restart every few seconds a bot that only a person can fix; 1 for the rest.
-fn exit_code(err: &anyhow::Error) -> ExitCode {
-    match err.downcast_ref::<TokenRefused>() {
-        Some(_) => ExitCode::from(3),
-        None => ExitCode::from(1),
-    }
-}
-
 /// Runs the bot: the lesson's `main()` with `run_polling()` written out as a loop we can see.
-fn run(config: Config, reset_state: bool) -> Result<()> {
+fn run_bot(config: Config, reset_state: bool) -> Result<()> {
     // First, so that a stop signal during a slow start (Telegram unreachable, retrying)
     // stops the bot at once and cleanly, instead of killing it.
     watch_signals()?;

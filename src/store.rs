@@ -24,6 +24,8 @@ use anyhow::{Context, Result, bail};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
+use crate::clock::unix_now;
+
 /// The schema this binary writes (`PRAGMA user_version`).
 const SCHEMA_VERSION: i64 = 1;
 /// "gigb" (`PRAGMA application_id`): tells our database from any other SQLite file.
@@ -782,12 +784,6 @@ fn move_aside(path: &Path) -> Result<PathBuf> {
     Ok(aside)
 }
 
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(suffix);
@@ -967,17 +963,60 @@ mod tests {
 
     const GROUP: i64 = -1001234567890;
 
-    /// A fresh folder under the system temp dir, removed when the test ends.
+    /// A fresh folder under the system temp dir, removed when the test ends (also when it
+    /// fails: the drop runs while the panic unwinds).
     struct TempDir(PathBuf);
+
+    /// The prefix of the folders; the test process's id ends each name.
+    const PREFIX: &str = "gigabot-store-";
 
     impl TempDir {
         fn new(name: &str) -> TempDir {
-            let dir =
-                std::env::temp_dir().join(format!("gigabot-store-{name}-{}", std::process::id()));
+            static SWEEP: std::sync::Once = std::sync::Once::new();
+            SWEEP.call_once(remove_orphans);
+            let dir = std::env::temp_dir().join(format!("{PREFIX}{name}-{}", std::process::id()));
             let _ = fs::remove_dir_all(&dir);
             fs::create_dir_all(&dir).unwrap();
             TempDir(dir)
         }
+    }
+
+    /// Removes the folders of test runs that were killed before their drops ran (Ctrl+C, a
+    /// SIGKILL): those whose process is gone. Folders of a run still going are kept.
+    fn remove_orphans() {
+        if !Path::new("/proc/self").exists() {
+            return; // no way to tell a live process from a dead one
+        }
+        let Ok(entries) = fs::read_dir(std::env::temp_dir()) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let pid = name
+                .strip_prefix(PREFIX)
+                .and_then(|rest| rest.rsplit_once('-'))
+                .and_then(|(_, pid)| pid.parse::<u32>().ok());
+            if let Some(pid) = pid
+                && !Path::new(&format!("/proc/{pid}")).exists()
+            {
+                let _ = fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+
+    #[test]
+    fn a_test_folder_goes_with_its_store() {
+        let dir = TempDir::new("gone");
+        let folder = dir.0.clone();
+        let (_path, store) = sample(&dir);
+        drop(store);
+        drop(dir);
+        assert!(!folder.exists(), "{} was left behind", folder.display());
+        // A folder of a killed run (no such process) goes at the next run's first TempDir.
+        let orphan = std::env::temp_dir().join(format!("{PREFIX}killed-{}", u32::MAX));
+        fs::create_dir_all(&orphan).unwrap();
+        remove_orphans();
+        assert!(!orphan.exists(), "{} was left behind", orphan.display());
     }
 
     impl Drop for TempDir {

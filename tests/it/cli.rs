@@ -33,6 +33,50 @@ fn help_and_version() {
     assert!(err.contains("unknown command"), "{err}");
 }
 
+/// An argument that is not UTF-8 never panics. A path is taken as it is (a file name is
+/// any bytes on Unix, and refusing it would lock out a file the user can see); text is a
+/// usage error.
+#[test]
+fn arguments_that_are_not_utf8_are_paths_or_usage_errors() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let env = BotEnv::empty();
+    let run = |args: &[&OsStr]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_gigabot"))
+            .args(args)
+            .current_dir(&env.dir)
+            .env_clear()
+            .output()
+            .expect("run gigabot");
+        let (_, err) = text(&output);
+        assert!(
+            !err.contains("panicked") && !err.contains("bug:"),
+            "{args:?}: {err}"
+        );
+        (output.status.code().unwrap_or(-1), err)
+    };
+    // The config file is read under its own name, and its errors say that name.
+    let name = OsStr::from_bytes(b"bot-\xff.toml");
+    std::fs::write(env.dir.join(name), "[bot\n").unwrap();
+    let (code, err) = run(&[OsStr::new("check"), OsStr::new("--config"), name]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("bot-\u{FFFD}.toml:1"), "{err}");
+    // A question typed in a terminal that is not UTF-8 (KOI8-R here).
+    let (code, err) = run(&[OsStr::new("ask"), OsStr::from_bytes(b"\xf0\xd2\xc9")]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.starts_with("gigabot: the question is not UTF-8 text")
+            && err.contains("Try `gigabot --help`."),
+        "{err}"
+    );
+    // Neither a command nor an option.
+    for arg in [&b"\xff"[..], b"--\xff", b"-\xff"] {
+        let (code, err) = run(&[OsStr::from_bytes(arg)]);
+        assert_eq!(code, 2, "{err}");
+        assert!(err.starts_with("gigabot: unknown "), "{err}");
+    }
+}
+
 /// A config problem: exit 2, one line on stderr, no network call, no secret.
 fn config_error(env: &BotEnv, tg: &FakeTelegram, gc: &FakeGigaChat) -> String {
     let (code, out, err) = run(env, &[]);
