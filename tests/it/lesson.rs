@@ -1,6 +1,7 @@
 //! docs/lesson.md quotes the code; these tests keep the quotes true.
 
-/// Every ```rust block in docs/lesson.md appears, line for line, in a file under src/.
+/// Every ```rust block in docs/lesson.md appears, line for line, in a file under src/ or in
+/// examples/lesson.rs (the lesson's bot in Rust, which the lesson walks through first).
 #[test]
 fn lesson_excerpts_are_verbatim_in_src() {
     let root = env!("CARGO_MANIFEST_DIR");
@@ -9,6 +10,7 @@ fn lesson_excerpts_are_verbatim_in_src() {
         .expect("src/")
         .map(|entry| entry.expect("a file in src/").path())
         .filter(|path| path.extension().is_some_and(|e| e == "rs"))
+        .chain([format!("{root}/examples/lesson.rs").into()])
         .map(|path| {
             let text = std::fs::read_to_string(&path).expect("read a source file");
             (path.display().to_string(), text)
@@ -25,7 +27,7 @@ fn lesson_excerpts_are_verbatim_in_src() {
             sources
                 .iter()
                 .any(|(_, text)| text.contains(excerpt.as_str())),
-            "this excerpt of docs/lesson.md is not in src/ any more; update the lesson:\n{excerpt}"
+            "this excerpt of docs/lesson.md is not in src/ or examples/lesson.rs any more; update the lesson:\n{excerpt}"
         );
     }
 }

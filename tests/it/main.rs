@@ -25,6 +25,7 @@ mod fakes_selftest;
 mod harness;
 mod http;
 mod lesson;
+mod lesson_example;
 mod notices;
 mod operator;
 mod owner;
