@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 use crate::config::Config;
 use crate::gigachat::{self, GigaChat};
 use crate::telegram::{ErrorKind, Telegram, host_of};
-use crate::{STOP, bot};
+use crate::{STOP, clock};
 
 pub const USAGE: &str = "\
 gigabot — a Telegram bot that answers through GigaChat
@@ -140,7 +140,7 @@ pub fn check(config: &Config) -> ExitCode {
         Ok(_) => {
             let left = gigachat
                 .token_expires_at_ms()
-                .map(|ms| ms.saturating_sub(bot::unix_now() * 1000) / 60_000)
+                .map(|ms| ms.saturating_sub(clock::unix_now() * 1000) / 60_000)
                 .unwrap_or(0);
             println!(
                 "✓ gigachat: got an access token (scope {}, valid for {left} min)",
