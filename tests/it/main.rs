@@ -33,4 +33,5 @@ mod restarts;
 mod soak;
 mod state;
 mod streaming;
+mod tidy;
 mod tg_html;
