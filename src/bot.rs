@@ -1,111 +1,35 @@
-//! What to do with one update: commands, button presses, and questions for GigaChat.
-//!
-//! The texts users see are the constants right below, so a teacher can change them
-//! without reading the logic.
+//! The bot: what it does with each update. It asks commands.rs what a message or a button
+//! press calls for, then does it: asks GigaChat, saves, and sends. Everything the bot says
+//! goes out through one function, [`Bot::deliver`].
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
-use crate::commands::{KNOWN_COMMANDS, parse_command};
-use crate::config::Config;
+use crate::clock;
+use crate::commands::{self, Action, Context, Press};
+use crate::config::{Config, Style};
 use crate::gigachat::{self, ChatMessage, Completion, GigaChat};
+use crate::owner::{self, Notices};
 use crate::render;
+use crate::report::{Kind, Outcome, Report};
 use crate::store::{Store, Turn, Unsent};
 use crate::stream::{Draft, Typing};
 use crate::telegram::{
-    self, Chat, ErrorKind, Message, OnFlood, OutgoingMessage, Telegram, Update, User,
+    self, CallbackQuery, Chat, ErrorKind, Message, OnFlood, OutgoingMessage, Telegram, Update, User,
 };
-
-pub(crate) const START: &str =
-    "Здравствуйте, {name}! Я отвечаю на вопросы с помощью GigaChat. Просто напишите вопрос.";
-pub(crate) const COMMANDS: &str = "Команды:\n\
-/mode — выбрать стиль ответов\n\
-/reset — забыть разговор и начать заново\n\
-/retry — спросить последний вопрос ещё раз\n\
-/help — эта справка";
-pub(crate) const GROUP_HINT: &str = "В группе я отвечаю, когда ко мне обращаются через @имя, отвечают на моё сообщение или пишут команду.";
-pub(crate) const UNKNOWN_COMMAND: &str = "Такой команды я не знаю.";
-const NOT_TEXT: &str = "Я понимаю только текст. Напишите вопрос словами, пожалуйста.";
-const EMPTY_QUESTION: &str = "Напишите вопрос после обращения ко мне.";
-const TOO_LONG: &str = "Слишком длинное сообщение: {len} символов, а я принимаю не больше {max}. Сократите его, пожалуйста.";
-pub(crate) const CHOOSE_STYLE: &str = "Выберите стиль ответов. Сейчас: «{title}».";
-pub(crate) const NO_SUCH_STYLE: &str = "Стиля «{id}» нет. Выберите один из этих:";
-pub(crate) const STYLE_SET: &str = "Теперь я отвечаю в стиле «{title}».";
-pub(crate) const STYLE_TOAST: &str = "Стиль: {title}";
-pub(crate) const STALE_BUTTON: &str = "Эта кнопка устарела. Отправьте /mode, чтобы выбрать стиль.";
-const APOLOGY: &str = "Извините, при обработке этого сообщения случилась ошибка. Попробуйте ещё раз или напишите по-другому.";
-pub(crate) const RESET_DONE: &str = "Я забыл наш разговор. Начнём заново!";
-pub(crate) const NOTHING_TO_RETRY: &str = "Мне нечего повторить: сначала задайте вопрос.";
-
-// Access and limits (owner.rs).
-pub(crate) const NOT_ALLOWED: &str = "Извините, этот бот работает только для приглашённых пользователей. Ваш id: {id} — передайте его владельцу бота.";
-pub(crate) const ACCESS_REQUEST: &str =
-    "Новый пользователь хочет поговорить с ботом: {name}, id {id}.";
-pub(crate) const ALLOW_BUTTON: &str = "Разрешить";
-pub(crate) const DENY_BUTTON: &str = "Отклонить";
-pub(crate) const ALLOWED: &str = "Пользователю {id} доступ разрешён.";
-pub(crate) const DENIED: &str = "Пользователю {id} в доступе отказано.";
-pub(crate) const IN_CONFIG: &str = "Пользователь {id} указан в конфиге (bot.admins или bot.allowed_users): командой его не убрать, измените конфиг.";
-pub(crate) const ADMIN_USAGE: &str = "Укажите id пользователя: /{cmd} 123456789";
-pub(crate) const ADMIN_ANSWERED_PRIVATELY: &str = "Ответил вам в личных сообщениях.";
-pub(crate) const ADMIN_ASK_PRIVATELY: &str =
-    "Напишите мне в личные сообщения (/start), и я отвечу там: в группе этот ответ увидели бы все.";
-pub(crate) const WELCOME_ALLOWED: &str = "Вам открыли доступ к боту. Задайте вопрос!";
-pub(crate) const RATE_LIMIT: &str =
-    "Слишком много вопросов: не больше {n} в минуту. Напишите снова через {secs} с.";
-pub(crate) const TOKEN_BUDGET: &str = "Ваш дневной лимит ({budget} токенов GigaChat) исчерпан. Напишите снова после полуночи (через {wait}).";
-
-// GigaChat failures. The first three are the lesson's own texts.
-const AUTH_FAILED: &str = "Ошибка авторизации в GigaChat API.";
-const BAD_ANSWER: &str = "Не удалось получить корректный ответ от GigaChat API.";
-const HTTP_ERROR: &str = "Ошибка при получении ответа от GigaChat API: {status}";
-const RATE_LIMITED: &str = "GigaChat перегружен, повторите через минуту.";
-const PAYMENT_REQUIRED: &str =
-    "У владельца бота закончились токены GigaChat (402). Попробуйте позже.";
-const UNKNOWN_MODEL: &str =
-    "Модель «{model}» недоступна в GigaChat (404). Владельцу бота: проверьте gigachat.model.";
-const TOO_LARGE: &str = "Разговор стал слишком длинным для GigaChat. Начните заново: /reset";
-const SERVER_ERROR: &str = "GigaChat временно не работает (ошибка {status}). Повторите позже.";
-const TIMEOUT: &str = "GigaChat не ответил вовремя. Повторите вопрос чуть позже.";
-const UNREACHABLE: &str = "Не удалось связаться с GigaChat. Повторите позже.";
-const INTERRUPTED: &str = "Ответ GigaChat оборвался на полуслове. Повторите вопрос: /retry";
-const BLACKLIST: &str =
-    "GigaChat не отвечает на вопросы на эту тему. Попробуйте спросить о чём-нибудь другом.";
-const CUT_SHORT: &str = "_(Ответ обрезан: GigaChat достиг ограничения длины.)_";
-
-/// The commands shown in Telegram's menu (`setMyCommands`).
-pub const MENU: [(&str, &str); 5] = [
-    ("start", "Начать и узнать, что я умею"),
-    ("mode", "Выбрать стиль ответов"),
-    ("reset", "Забыть разговор и начать заново"),
-    ("retry", "Спросить последний вопрос ещё раз"),
-    ("help", "Справка"),
-];
-
-/// What happened with one update, for the log line.
-#[derive(Debug, Default)]
-pub struct Report {
-    pub chat_id: i64,
-    pub user_id: i64,
-    /// text, command, callback, non-text, refused, limited, ignored.
-    pub kind: &'static str,
-    pub style: String,
-    pub gigachat_ms: Option<u128>,
-    pub tokens: u64,
-    pub outcome: String,
-    /// The message text, only with `log.messages = true`.
-    pub text: Option<String>,
-}
+use crate::texts;
+use crate::transcript;
 
 pub struct Bot {
-    pub config: Config,
-    pub telegram: Telegram,
-    pub gigachat: GigaChat,
-    pub store: Store,
-    pub(crate) me: User,
-    pub(crate) started: Instant,
+    config: Config,
+    telegram: Telegram,
+    gigachat: GigaChat,
+    store: Store,
+    /// Who the bot is on Telegram (from getMe).
+    me: User,
+    started: Instant,
     /// When silent chats were last forgotten (Unix seconds).
     last_cleanup: u64,
     typing: Typing,
@@ -142,14 +66,26 @@ impl Bot {
         }
     }
 
+    /// The Telegram client, for the polling loop.
+    pub fn telegram(&self) -> &Telegram {
+        &self.telegram
+    }
+
+    /// The offset the next getUpdates asks for: the update after the last one handled.
+    pub fn next_offset(&self) -> i64 {
+        self.store.last_update_id().saturating_add(1)
+    }
+
+    /// Where the bot token came from, for the message when Telegram stops taking it.
+    pub fn token_origin(&self) -> &str {
+        &self.config.telegram.token_origin
+    }
+
     /// Handles one update. Every failure except a fatal one is dealt with here (a reply to
     /// the user, a log line), so one bad update never stops the loop; a message Telegram
     /// refused ends the update's handling and is counted.
     pub fn handle_update(&mut self, update: Update) -> Result<Report, telegram::Error> {
-        let mut report = Report {
-            kind: "ignored",
-            ..Report::default()
-        };
+        let mut report = Report::default();
         let id = update.update_id;
         self.update_id = id;
         self.store.begin();
@@ -163,11 +99,12 @@ impl Bot {
             }
             Err(err) => {
                 log::warn!("chat {}: {err}; giving up on this message", report.chat_id);
-                self.count_failure("telegram send");
-                report.outcome = match report.outcome.is_empty() {
-                    true => format!("not sent: {err}"),
-                    false => format!("{}; not sent: {err}", report.outcome),
+                self.store.count_failure("telegram send");
+                let before = match report.outcome {
+                    Outcome::Nothing => String::new(),
+                    ref done => done.to_string(),
                 };
+                report.outcome = Outcome::NotSent(before, err.to_string());
             }
             Ok(()) => {}
         }
@@ -184,118 +121,158 @@ impl Bot {
             report.chat_id = message.chat.id;
             report.user_id = message.sender().map_or(0, |u| u.id);
             report.style = self.style_of(message.chat.id).id.clone();
-            self.on_message(message, report)?;
+            if self.config.log.messages {
+                report.text = message.text.clone();
+            }
+            self.on_message(message, report)
         } else if let Some(query) = update.callback_query {
-            report.kind = "callback";
+            report.kind = Kind::Callback;
             report.user_id = query.from.id;
             report.chat_id = query.message.as_ref().map_or(query.from.id, |m| m.chat.id);
-            self.on_callback(query, report)?;
+            self.on_press(&query, report)?;
             report.style = self.style_of(report.chat_id).id.clone();
+            Ok(())
         } else if update.edited_message.is_some() {
-            report.outcome = "edited message ignored".into();
+            report.outcome = Outcome::Ignored("edited message ignored");
+            Ok(())
         } else {
-            report.outcome = "update kind not handled".into();
+            report.outcome = Outcome::Ignored("update kind not handled");
+            Ok(())
         }
+    }
+
+    /// What decisions may look at: the config, the state, the time.
+    fn context(&self) -> Context<'_> {
+        let now = clock::unix_now();
+        let (today, to_midnight) = clock::local_day(now);
+        Context {
+            config: &self.config,
+            store: &self.store,
+            me: &self.me,
+            now,
+            today: (today, to_midnight),
+            uptime_secs: self.started.elapsed().as_secs(),
+        }
+    }
+
+    /// Does what commands.rs decided for a message.
+    fn on_message(&mut self, message: Message, report: &mut Report) -> Result<(), telegram::Error> {
+        let decision = commands::decide_message(&self.context(), &message);
+        report.kind = decision.kind;
+        let (chat_id, reply_to) = (message.chat.id, message.message_id);
+        let sender = message.sender();
+        let sender_id = sender.as_ref().map_or(0, |u| u.id);
+        report.outcome = match decision.action {
+            Action::Ignore(why) => Outcome::Ignored(why),
+            Action::MoveChat(new_id) => {
+                self.store.move_chat(chat_id, new_id);
+                Outcome::Moved(new_id)
+            }
+            Action::Reply(text, keyboard) => {
+                self.send_plain(chat_id, Some(reply_to), &text, keyboard.as_ref())?
+            }
+            Action::Notice(text) => self.notice(chat_id, reply_to, sender_id, &text)?,
+            Action::Refuse(user) => self.refuse(chat_id, reply_to, &user)?,
+            Action::Ask { question, again } => {
+                let chat = &message.chat;
+                return self.handle_message(
+                    chat,
+                    reply_to,
+                    sender.as_ref(),
+                    &question,
+                    again,
+                    report,
+                );
+            }
+            Action::SetStyle { id, reply } => {
+                self.store.set_style(chat_id, &id, clock::unix_now());
+                self.send_plain(chat_id, Some(reply_to), &reply, None)?
+            }
+            Action::Reset => {
+                self.store.forget_chat(chat_id);
+                self.send_plain(chat_id, Some(reply_to), texts::RESET_DONE, None)?
+            }
+            Action::Grant { user_id, allow } => {
+                let (access, text) = owner::decide(&self.config, &self.store, user_id, allow);
+                self.store.set_access(user_id, access);
+                self.report_to_admin(&message, sender_id, &text)?
+            }
+            Action::Report(text) => self.report_to_admin(&message, sender_id, &text)?,
+        };
         Ok(())
     }
 
-    fn on_message(&mut self, message: Message, report: &mut Report) -> Result<(), telegram::Error> {
-        let chat_id = message.chat.id;
-        if let Some(new_id) = message.migrate_to_chat_id {
-            self.store.move_chat(chat_id, new_id);
-            report.outcome = format!("group moved to {new_id}");
-            return Ok(());
-        }
-        let in_group = matches!(message.chat.kind.as_str(), "group" | "supergroup");
-        let Some(from) = message
-            .sender()
-            .filter(|_| in_group || message.chat.kind == "private")
-        else {
-            report.outcome = "not from a user in a private chat or group".into();
-            return Ok(());
-        };
-        if self.config.log.messages {
-            report.text = message.text.clone();
-        }
-        let command = message.text.as_deref().and_then(parse_command);
-        // Is this message for us at all? Only then do access rules apply.
-        let for_me = match (&command, message.text.as_deref()) {
-            (Some(command), _) => match command.bot {
-                Some(name) => self.is_my_name(name),
-                // In a group a bare unknown command may be meant for another bot.
-                None => !in_group || KNOWN_COMMANDS.contains(&command.name.as_str()),
-            },
-            (None, Some(_)) => !in_group || self.is_addressed(&message),
-            (None, None) => {
-                message.has_non_text_content() && (!in_group || self.is_reply_to_me(&message))
-            }
-        };
-        if !for_me {
-            report.outcome = "not for this bot".into();
-            return Ok(());
-        }
-        if !self.is_allowed(from.id) {
-            report.kind = "refused";
-            report.outcome = self.refuse(chat_id, message.message_id, &from)?;
-            return Ok(());
-        }
-        if let Some(command) = command {
-            report.kind = "command";
-            return self.on_command(&message, &command, report);
-        }
-        if message.text.is_none() {
-            report.kind = "non-text";
-            report.outcome = self.notice(chat_id, message.message_id, from.id, NOT_TEXT)?;
-            return Ok(());
-        }
-        report.kind = "text";
-        let question = if in_group {
-            self.strip_mentions(&message)
-        } else {
-            message.text.as_deref().unwrap_or("").trim().to_string()
-        };
-        if question.is_empty() {
-            report.outcome = self.notice(chat_id, message.message_id, from.id, EMPTY_QUESTION)?;
-            return Ok(());
-        }
-        let len = question.chars().count();
-        let max = self.config.bot.max_input_chars;
-        if len > max {
-            let text = TOO_LONG
-                .replace("{len}", &len.to_string())
-                .replace("{max}", &max.to_string());
-            report.outcome = format!(
-                "too long ({len} chars); {}",
-                self.notice(chat_id, message.message_id, from.id, &text)?
-            );
-            return Ok(());
-        }
-        self.ask(
-            &message.chat,
-            message.message_id,
-            &from,
-            &question,
-            false,
-            report,
-        )
-    }
-
-    /// Checks the user's limits, then asks.
-    pub(crate) fn ask(
+    /// Does what commands.rs decided for a pressed button.
+    fn on_press(
         &mut self,
-        chat: &Chat,
-        reply_to: i64,
-        from: &User,
-        question: &str,
-        again: bool,
+        query: &CallbackQuery,
         report: &mut Report,
     ) -> Result<(), telegram::Error> {
-        if let Some(text) = self.over_limit(from.id) {
-            report.kind = "limited";
-            report.outcome = self.notice(chat.id, reply_to, from.id, &text)?;
-            return Ok(());
+        match commands::decide_press(&self.context(), query) {
+            Press::Stale => {
+                report.outcome = Outcome::StaleButton;
+                self.answer_query(&query.id, texts::STALE_BUTTON)
+            }
+            Press::Refused => {
+                report.kind = Kind::Refused;
+                report.outcome = Outcome::ButtonRefused;
+                let text = texts::NOT_ALLOWED.replace("{id}", &query.from.id.to_string());
+                self.answer_query(&query.id, &text)
+            }
+            Press::Style {
+                chat_id,
+                message_id,
+                editable,
+                style,
+            } => {
+                self.store.set_style(chat_id, &style.id, clock::unix_now());
+                self.answer_query(
+                    &query.id,
+                    &texts::STYLE_TOAST.replace("{title}", &style.title),
+                )?;
+                if editable {
+                    let text = texts::CHOOSE_STYLE.replace("{title}", &style.title);
+                    let keyboard = commands::style_keyboard(&self.config, &style.id);
+                    let edited = self.telegram.edit_message_text(
+                        chat_id,
+                        message_id,
+                        &text,
+                        false,
+                        Some(&keyboard),
+                    );
+                    edited.or_else(fatal_only)?;
+                }
+                report.outcome = Outcome::StyleSet(style.id);
+                Ok(())
+            }
+            Press::Access { user_id, allow } => {
+                let (access, text) = owner::decide(&self.config, &self.store, user_id, allow);
+                self.store.set_access(user_id, access);
+                report.outcome = Outcome::AdminDecided(user_id, allow);
+                self.answer_query(&query.id, &text)?;
+                if let Some(message) = query.message.as_ref().filter(|m| m.date != 0) {
+                    let edited = format!("{}\n\n{text}", message.text.as_deref().unwrap_or(""));
+                    let chat_id = message.chat.id;
+                    let sent = self.telegram.edit_message_text(
+                        chat_id,
+                        message.message_id,
+                        &edited,
+                        false,
+                        None,
+                    );
+                    sent.or_else(fatal_only)?;
+                }
+                if allow {
+                    // The user's private chat has the user's id; tell them they may write now.
+                    match self.send_plain(user_id, None, texts::WELCOME_ALLOWED, None) {
+                        Ok(_) => log::info!("user {user_id} told about access"),
+                        Err(err) if err.is_fatal() => return Err(err),
+                        Err(err) => log::info!("user {user_id} not told about access: {err}"),
+                    }
+                }
+                Ok(())
+            }
         }
-        self.handle_message(chat, reply_to, Some(from), question, again, report)
     }
 
     /// The lesson's `handle_message`: asks GigaChat in the chat's style, with the chat's
@@ -336,9 +313,9 @@ impl Bot {
             Ok(completion) => completion,
             Err(err) => {
                 log::warn!("chat {chat_id}: {err}");
-                let kind = error_kind(&err);
-                report.outcome = format!("gigachat error: {kind}");
-                self.count_failure(&format!("gigachat {kind}"));
+                let kind = err.kind();
+                report.outcome = Outcome::GigaChatFailed(kind.clone());
+                self.store.count_failure(&format!("gigachat {kind}"));
                 // What the draft showed of a broken stream stays, followed by why it ended.
                 let mut chunks = match err {
                     gigachat::Error::Interrupted(_) | gigachat::Error::Timeout(_) => {
@@ -352,35 +329,147 @@ impl Bot {
         };
         let answer = completion.content.trim();
         if completion.finish_reason == "blacklist" {
-            report.outcome = "refused by gigachat (blacklist)".into();
-            self.count_failure("gigachat blacklist");
-            self.reply(chat_id, reply_to, BLACKLIST)?;
+            report.outcome = Outcome::Blacklisted;
+            self.store.count_failure("gigachat blacklist");
+            self.send_plain(chat_id, Some(reply_to), texts::BLACKLIST, None)?;
             return Ok(());
         }
         let mut chunks = render::markdown_chunks(answer);
         if chunks.is_empty() {
             // Empty, or nothing a user would see (say, only a Markdown link definition).
-            report.outcome = format!("empty answer (request {})", completion.request_id);
-            self.count_failure("gigachat empty answer");
-            self.reply(chat_id, reply_to, BAD_ANSWER)?;
+            report.outcome = Outcome::EmptyAnswer(completion.request_id);
+            self.store.count_failure("gigachat empty answer");
+            self.send_plain(chat_id, Some(reply_to), texts::BAD_ANSWER, None)?;
             return Ok(());
         }
         if completion.finish_reason == "length" {
-            chunks = render::markdown_chunks(&format!("{answer}\n\n{CUT_SHORT}"));
+            chunks = render::markdown_chunks(&format!("{answer}\n\n{}", texts::CUT_SHORT));
         }
         self.remember(chat_id, question, answer, history);
-        let user_id = from.map_or(0, |u| u.id);
-        self.write_transcript(chat_id, user_id, &style.id, question, answer, tokens);
+        self.write_transcript(chat_id, from, &style.id, question, answer, tokens);
         self.deliver(chat_id, Some(reply_to), &chunks, None, OnFlood::Wait)?;
         self.store.count_answer();
-        report.outcome = format!("answered in {} message(s)", chunks.len());
+        report.outcome = Outcome::Answered(chunks.len());
         Ok(())
+    }
+
+    /// The chat's style, or the default.
+    fn style_of(&self, chat_id: i64) -> &Style {
+        commands::style_of(&self.context(), chat_id)
+    }
+
+    /// Counts a GigaChat request of `user` (for the rate limit, the budget and /stats).
+    fn count_request(&mut self, user: Option<&User>, tokens: u64) {
+        self.store.add_tokens(tokens);
+        let Some(user) = user else { return };
+        let now = clock::unix_now();
+        let (today, _) = clock::local_day(now);
+        let keep = self.config.bot.requests_per_minute as usize;
+        let stats = owner::counted(self.store.user(user.id), user, tokens, now, &today, keep);
+        self.store.put_user(user.id, &stats);
+    }
+
+    /// Appends the exchange to the chat's transcript, if the owner keeps them.
+    fn write_transcript(
+        &self,
+        chat_id: i64,
+        from: Option<&User>,
+        style: &str,
+        question: &str,
+        answer: &str,
+        tokens: u64,
+    ) {
+        let Some(dir) = &self.config.bot.transcript_dir else {
+            return;
+        };
+        let line = json!({
+            "time": clock::utc_timestamp(clock::unix_now()),
+            "chat_id": chat_id,
+            "user_id": from.map_or(0, |u| u.id),
+            "style": style,
+            "question": question,
+            "answer": answer,
+            "tokens": tokens,
+        });
+        transcript::append(dir, chat_id, &line);
+    }
+
+    /// A polite refusal that shows the sender's id (a notice: within the sender's notice
+    /// budget), and one message to the admins per new user, with buttons to allow or
+    /// refuse. The admins are asked whether or not the refusal itself went out.
+    fn refuse(
+        &mut self,
+        chat_id: i64,
+        reply_to: i64,
+        user: &User,
+    ) -> Result<Outcome, telegram::Error> {
+        let text = texts::NOT_ALLOWED.replace("{id}", &user.id.to_string());
+        let outcome = self.notice(chat_id, reply_to, user.id, &text)?;
+        let Some((request, keyboard)) = owner::access_request(&self.store, user) else {
+            return Ok(outcome);
+        };
+        let chunks = render::plain_chunks(&request);
+        for admin in self.config.bot.admins.clone() {
+            match self.deliver(admin, None, &chunks, Some(&keyboard), OnFlood::Wait) {
+                // Told once is enough; if no admin could be told, the next message tries again.
+                Ok(()) => {
+                    let access = self.store.access(user.id);
+                    self.store.set_access(
+                        user.id,
+                        crate::store::Access {
+                            announced: true,
+                            ..access
+                        },
+                    );
+                }
+                Err(err) if err.is_fatal() => return Err(err),
+                Err(err) => log::warn!(
+                    "cannot tell admin {admin} about user {}: {err}; an admin must write /start to the bot first",
+                    user.id
+                ),
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// An admin's report: as a reply in a private chat; asked in a group, it goes to the
+    /// admin's private chat and the group is told so (or the admin is asked to write to
+    /// the bot first, if the bot may not write to them yet).
+    fn report_to_admin(
+        &mut self,
+        message: &Message,
+        admin: i64,
+        text: &str,
+    ) -> Result<Outcome, telegram::Error> {
+        let (chat_id, reply_to) = (message.chat.id, message.message_id);
+        if message.chat.kind == "private" {
+            return self.send_plain(chat_id, Some(reply_to), text, None);
+        }
+        let pointer = match self.send_plain(admin, None, text, None) {
+            Ok(_) => texts::ADMIN_ANSWERED_PRIVATELY,
+            Err(err) if err.is_fatal() => return Err(err),
+            Err(err) => {
+                log::info!("admin {admin}: {err}; asked to write to the bot first");
+                texts::ADMIN_ASK_PRIVATELY
+            }
+        };
+        self.send_plain(chat_id, Some(reply_to), pointer, None)?;
+        Ok(Outcome::AnsweredPrivately)
+    }
+
+    /// Stops the button's spinner with a toast. "Query is too old" is only logged: the
+    /// user already saw the spinner stop.
+    fn answer_query(&mut self, id: &str, text: &str) -> Result<(), telegram::Error> {
+        self.telegram
+            .answer_callback_query(id, text)
+            .or_else(fatal_only)
     }
 
     /// Notes the question in the chat's state; returns the memory to send with it (without
     /// the last exchange when it is asked again with /retry).
     fn start_exchange(&mut self, chat_id: i64, question: &str, again: bool) -> Vec<Turn> {
-        self.store.note_question(chat_id, question, unix_now());
+        self.store
+            .note_question(chat_id, question, clock::unix_now());
         let mut history = self.store.history(chat_id);
         if again {
             drop_last_exchange(&mut history, question);
@@ -424,7 +513,7 @@ impl Bot {
 
     /// Drops the memory of chats silent for `bot.forget_after_days`, at most once an hour.
     pub fn forget_silent_chats(&mut self) {
-        let now = unix_now();
+        let now = clock::unix_now();
         if now < self.last_cleanup + 3600 {
             return;
         }
@@ -446,9 +535,9 @@ impl Bot {
     pub fn apologize(&mut self, update_id: i64, origin: Option<(i64, Option<i64>)>) {
         self.store.rollback();
         self.store.begin();
-        self.count_failure("bug");
+        self.store.count_failure("bug");
         if let Some((chat_id, reply_to)) = origin
-            && let Err(err) = self.send_plain(chat_id, reply_to, APOLOGY, None)
+            && let Err(err) = self.send_plain(chat_id, reply_to, texts::APOLOGY, None)
         {
             log::warn!("{err}");
         }
@@ -458,8 +547,11 @@ impl Bot {
         }
     }
 
-    fn count_failure(&mut self, kind: &str) {
-        self.store.count_failure(kind);
+    /// Confirms the handled updates before stopping, so Telegram does not send them again.
+    pub fn confirm_handled(&self) {
+        if let Err(err) = self.telegram.confirm(self.next_offset()) {
+            log::debug!("{err}");
+        }
     }
 
     /// Adds one exchange to the chat's memory, within `history_messages` and `history_chars`.
@@ -493,7 +585,7 @@ impl Bot {
     /// after each message, so a restart sends only the rest (a kill between Telegram
     /// taking a message and that save, a few milliseconds, can repeat that one message).
     /// `on_flood` says whether a 429 is waited out or returned at once.
-    pub(crate) fn deliver(
+    fn deliver(
         &mut self,
         chat_id: i64,
         reply_to: Option<i64>,
@@ -620,108 +712,47 @@ impl Bot {
         Ok(())
     }
 
-    /// Sends one of our own texts as a reply; returns the outcome for the log.
-    pub(crate) fn reply(
-        &mut self,
-        chat_id: i64,
-        reply_to: i64,
-        text: &str,
-    ) -> Result<String, telegram::Error> {
-        self.send_plain(chat_id, Some(reply_to), text, None)
-    }
-
     /// Sends a notice — "text only", "too long", "write a question", "not allowed", "over
     /// the limit" — in reply to a message of `user_id` (the sender as access counts them),
     /// within the user's notice budget and without waiting out a 429: a notice is only a
-    /// courtesy, and waiting for it would hold up everyone else's answers. Returns the
-    /// outcome for the log.
-    pub(crate) fn notice(
+    /// courtesy, and waiting for it would hold up everyone else's answers.
+    fn notice(
         &mut self,
         chat_id: i64,
         reply_to: i64,
         user_id: i64,
         text: &str,
-    ) -> Result<String, telegram::Error> {
+    ) -> Result<Outcome, telegram::Error> {
         if !self.notices.allow(user_id, Instant::now()) {
-            return Ok("notice suppressed: the user's notice budget is spent".into());
+            return Ok(Outcome::NoticeSuppressed);
         }
         let chunks = render::plain_chunks(text);
         match self.deliver(chat_id, Some(reply_to), &chunks, None, OnFlood::GiveUp) {
-            Ok(()) => Ok("replied".into()),
+            Ok(()) => Ok(Outcome::Replied),
             Err(err) if matches!(err.kind, ErrorKind::RetryAfter(_)) => {
                 log::info!("chat {chat_id}: {err}; the notice is dropped, not waited for");
-                Ok(format!("notice dropped: {err}"))
+                Ok(Outcome::NoticeDropped(err.to_string()))
             }
             Err(err) => Err(err),
         }
     }
 
     /// Sends one of our own texts, optionally as a reply and with buttons.
-    pub(crate) fn send_plain(
+    fn send_plain(
         &mut self,
         chat_id: i64,
         reply_to: Option<i64>,
         text: &str,
         keyboard: Option<&Value>,
-    ) -> Result<String, telegram::Error> {
+    ) -> Result<Outcome, telegram::Error> {
         let chunks = render::plain_chunks(text);
         self.deliver(chat_id, reply_to, &chunks, keyboard, OnFlood::Wait)?;
-        Ok("replied".into())
-    }
-}
-
-/// Notices a user gets at most in [`NOTICE_WINDOW`]. Five lets a person see every kind in a
-/// row (a sticker, a voice note, a photo, a too long text…) and fits Telegram's burst of
-/// about five messages to one private chat, so notices alone never trip its flood control;
-/// forty stickers get five replies, then silence.
-pub(crate) const NOTICE_BUDGET: usize = 5;
-/// Ten minutes: a flooder gets at most 30 notices an hour instead of 40 a minute, and a
-/// person who comes back later is told again.
-pub(crate) const NOTICE_WINDOW: Duration = Duration::from_secs(10 * 60);
-
-/// The notice budget of each user: when they were last sent notices. Kept in memory only:
-/// a restart forgets it, which at worst gives a flooder another handful. Users whose
-/// notices have all left the window are forgotten at most once a window, so the map holds
-/// only users told something in the last two windows, at most [`NOTICE_BUDGET`] times each.
-/// Admins are not exempt: they rarely get notices, and the budget guards the loop and the
-/// bot's standing with Telegram, whoever floods.
-#[derive(Debug, Default)]
-pub(crate) struct Notices {
-    sent: HashMap<i64, Vec<Instant>>,
-    pruned: Option<Instant>,
-}
-
-impl Notices {
-    /// Whether `user_id` may get a notice at `now`; if so it is counted (whether or not
-    /// Telegram then takes it: a flood is cut off either way). A plain decision over the
-    /// state and the clock, so that tests can set the time.
-    pub(crate) fn allow(&mut self, user_id: i64, now: Instant) -> bool {
-        let recent = |t: &Instant| now.saturating_duration_since(*t) < NOTICE_WINDOW;
-        if self
-            .pruned
-            .is_none_or(|at| now.saturating_duration_since(at) >= NOTICE_WINDOW)
-        {
-            self.pruned = Some(now);
-            self.sent.retain(|_, sent| sent.iter().any(recent));
-        }
-        let sent = self.sent.entry(user_id).or_default();
-        sent.retain(recent);
-        if sent.len() >= NOTICE_BUDGET {
-            return false;
-        }
-        sent.push(now);
-        true
-    }
-
-    /// Users the budget remembers now.
-    #[cfg(test)]
-    fn users(&self) -> usize {
-        self.sent.len()
+        Ok(Outcome::Replied)
     }
 }
 
 /// Passes on a fatal error; logs any other (the update goes on without that call).
-pub(crate) fn fatal_only(err: telegram::Error) -> Result<(), telegram::Error> {
+fn fatal_only(err: telegram::Error) -> Result<(), telegram::Error> {
     if err.is_fatal() {
         return Err(err);
     }
@@ -730,7 +761,7 @@ pub(crate) fn fatal_only(err: telegram::Error) -> Result<(), telegram::Error> {
 }
 
 /// Removes the last user/assistant pair if it is the exchange for `question` (for /retry).
-pub(crate) fn drop_last_exchange(history: &mut Vec<Turn>, question: &str) {
+fn drop_last_exchange(history: &mut Vec<Turn>, question: &str) {
     let n = history.len();
     if n >= 2
         && history[n - 2].role == "user"
@@ -744,46 +775,20 @@ pub(crate) fn drop_last_exchange(history: &mut Vec<Turn>, question: &str) {
 /// The Russian reply for a GigaChat failure.
 fn user_text(err: &gigachat::Error, model: &str) -> String {
     use gigachat::Error as E;
+    let status = |text: &str, status: &u16| text.replace("{status}", &status.to_string());
     match err {
-        E::Auth { .. } => AUTH_FAILED.into(),
-        E::RateLimited => RATE_LIMITED.into(),
-        E::PaymentRequired => PAYMENT_REQUIRED.into(),
-        E::UnknownModel(_) => UNKNOWN_MODEL.replace("{model}", model),
-        E::TooLarge(_) => TOO_LARGE.into(),
-        E::Server(status) => SERVER_ERROR.replace("{status}", &status.to_string()),
-        E::Refused { status, .. } => HTTP_ERROR.replace("{status}", &status.to_string()),
-        E::Timeout(_) => TIMEOUT.into(),
-        E::Tls(_) | E::Network(_) => UNREACHABLE.into(),
-        E::BadResponse(_) => BAD_ANSWER.into(),
-        E::Interrupted(_) => INTERRUPTED.into(),
+        E::Auth { .. } => texts::AUTH_FAILED.into(),
+        E::RateLimited => texts::RATE_LIMITED.into(),
+        E::PaymentRequired => texts::PAYMENT_REQUIRED.into(),
+        E::UnknownModel(_) => texts::UNKNOWN_MODEL.replace("{model}", model),
+        E::TooLarge(_) => texts::TOO_LARGE.into(),
+        E::Server(code) => status(texts::SERVER_ERROR, code),
+        E::Refused { status: code, .. } => status(texts::HTTP_ERROR, code),
+        E::Timeout(_) => texts::TIMEOUT.into(),
+        E::Tls(_) | E::Network(_) => texts::UNREACHABLE.into(),
+        E::BadResponse(_) => texts::BAD_ANSWER.into(),
+        E::Interrupted(_) => texts::INTERRUPTED.into(),
     }
-}
-
-/// A short name of the failure for the log line.
-fn error_kind(err: &gigachat::Error) -> String {
-    use gigachat::Error as E;
-    match err {
-        E::Auth { status, .. } => format!("auth {status}"),
-        E::RateLimited => "rate limited 429".into(),
-        E::PaymentRequired => "payment required 402".into(),
-        E::UnknownModel(_) => "unknown model 404".into(),
-        E::TooLarge(_) => "too large 413".into(),
-        E::Server(status) => format!("server {status}"),
-        E::Refused { status, .. } => format!("refused {status}"),
-        E::Timeout(_) => "timeout".into(),
-        E::Tls(_) => "tls".into(),
-        E::Network(_) => "network".into(),
-        E::BadResponse(_) => "bad response".into(),
-        E::Interrupted(_) => "interrupted".into(),
-    }
-}
-
-/// Seconds since 1970, for the state file's dates.
-pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -806,50 +811,5 @@ mod tests {
         assert_eq!(history.len(), 4);
         drop_last_exchange(&mut history, "b");
         assert_eq!(history, vec![turn("user", "a"), turn("assistant", "A")]);
-    }
-
-    #[test]
-    fn the_notice_budget_lifts_after_its_window_and_is_per_user() {
-        let t0 = Instant::now();
-        let secs = Duration::from_secs;
-        let mut notices = Notices::default();
-        for i in 0..NOTICE_BUDGET as u64 {
-            assert!(
-                notices.allow(1, t0 + secs(i)),
-                "notice {i} is within the budget"
-            );
-        }
-        assert!(!notices.allow(1, t0 + secs(60)), "the budget is spent");
-        assert!(
-            !notices.allow(1, t0 + NOTICE_WINDOW - secs(1)),
-            "still spent"
-        );
-        // A fresh user is not held to another's budget.
-        assert!(notices.allow(2, t0 + secs(60)));
-        // The first notice has left the window: room for exactly one more.
-        assert!(notices.allow(1, t0 + NOTICE_WINDOW));
-        assert!(!notices.allow(1, t0 + NOTICE_WINDOW));
-        // Refused tries do not count: a whole window after the last notice, a full budget.
-        let later = t0 + NOTICE_WINDOW * 2;
-        for i in 0..NOTICE_BUDGET as u64 {
-            assert!(
-                notices.allow(1, later + secs(i)),
-                "notice {i} after the window"
-            );
-        }
-        assert!(!notices.allow(1, later + secs(10)));
-    }
-
-    #[test]
-    fn users_whose_notices_are_old_are_forgotten() {
-        let t0 = Instant::now();
-        let mut notices = Notices::default();
-        for user in 0..1000 {
-            assert!(notices.allow(user, t0));
-        }
-        assert_eq!(notices.users(), 1000);
-        // A window later one more user writes: the thousand are forgotten.
-        assert!(notices.allow(5000, t0 + NOTICE_WINDOW));
-        assert_eq!(notices.users(), 1);
     }
 }

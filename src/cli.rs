@@ -11,10 +11,10 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 
+use crate::clock;
 use crate::config::Config;
 use crate::gigachat::{self, GigaChat};
 use crate::telegram::{ErrorKind, Telegram, host_of};
-use crate::{STOP, clock};
 
 pub const USAGE: &str = "\
 gigabot — a Telegram bot that answers through GigaChat
@@ -87,7 +87,7 @@ pub fn check(config: &Config) -> ExitCode {
         "… telegram: asking {} who the bot is (up to 10 s)",
         host_of(&config.telegram.api_url)
     );
-    let telegram = Telegram::for_check(&config.telegram, &STOP);
+    let telegram = Telegram::for_check(&config.telegram);
     match telegram.get_me_once() {
         Ok(me) => println!(
             "✓ telegram: the token works, the bot is @{} (id {})",

@@ -31,7 +31,6 @@ pub fn utc_timestamp(unix_secs: u64) -> String {
 
 /// Today's local date ("2026-11-26") in the system time zone (TZ, else /etc/localtime) and
 /// the seconds left until the next local midnight, when daily budgets start again.
-#[cfg_attr(not(test), expect(dead_code, reason = "owner.rs is about to call it"))]
 pub fn local_day(unix_secs: u64) -> (String, u64) {
     local_day_in(&TimeZone::system(), unix_secs)
 }

@@ -1,259 +1,348 @@
-//! Commands, buttons, and who a message in a group is meant for.
+//! What to do with a message or a button press: who it is for, whether its sender may talk
+//! to the bot, which command it is, what to answer. Plain functions of the config, the
+//! saved state and the time that return a [`Decision`]; bot.rs does what it says.
 //!
-//! `/start`, `/mode`, `/reset`, `/retry` and the style buttons; the admin commands live in
-//! owner.rs. In a group the bot speaks only when spoken to: a mention, a reply to it, or a
-//! command for it.
+//! In a group the bot speaks only when spoken to: a mention, a reply to it, or a command
+//! for it.
 
 use serde_json::{Value, json};
 
-use crate::bot::{
-    Bot, CHOOSE_STYLE, COMMANDS, GROUP_HINT, NO_SUCH_STYLE, NOT_ALLOWED, NOTHING_TO_RETRY,
-    RESET_DONE, Report, STALE_BUTTON, START, STYLE_SET, STYLE_TOAST, UNKNOWN_COMMAND, fatal_only,
-    unix_now,
-};
-use crate::config::Style;
-use crate::telegram::{self, CallbackQuery, Message};
+use crate::config::{Config, Style};
+use crate::owner;
+use crate::report::Kind;
+use crate::store::Store;
+use crate::telegram::{self, CallbackQuery, Message, User};
+use crate::texts;
 
-impl Bot {
-    /// Answers a command meant for this bot; admin commands are tried first.
-    pub(crate) fn on_command(
-        &mut self,
-        message: &Message,
-        command: &Command,
-        report: &mut Report,
-    ) -> Result<(), telegram::Error> {
-        let chat_id = message.chat.id;
-        let reply_to = message.message_id;
-        let in_group = message.chat.kind != "private";
-        if let Some(outcome) = self.on_admin_command(message, command) {
-            report.outcome = outcome?;
-            return Ok(());
+/// What a decision may look at.
+pub struct Context<'a> {
+    pub config: &'a Config,
+    pub store: &'a Store,
+    /// The bot itself (from getMe): mentions of it and replies to it address it.
+    pub me: &'a User,
+    /// Unix seconds, and today's local date with the seconds left until local midnight.
+    pub now: u64,
+    pub today: (String, u64),
+    pub uptime_secs: u64,
+}
+
+/// What to do with a message.
+#[derive(Debug)]
+pub enum Action {
+    /// Nothing to send; the reason goes to the log.
+    Ignore(&'static str),
+    /// The group became a supergroup with this id: its state moves there.
+    MoveChat(i64),
+    /// Reply with this text, and these buttons if any.
+    Reply(String, Option<Value>),
+    /// A courtesy reply (text only, too long, over the limit): within the sender's notice
+    /// budget, never waited for.
+    Notice(String),
+    /// The sender may not talk to the bot: a refusal notice, and the admins asked once.
+    Refuse(User),
+    /// Ask GigaChat in the chat's style (the lesson's `handle_message`); `again` re-asks
+    /// the last question (/retry).
+    Ask { question: String, again: bool },
+    /// `/mode <id>`: the chat's style changes, and the user is told.
+    SetStyle { id: String, reply: String },
+    /// `/reset`: the chat's memory goes.
+    Reset,
+    /// An admin's `/allow <id>` or `/deny <id>`.
+    Grant { user_id: i64, allow: bool },
+    /// An admin's report (/users, /stats): in the admin's private chat, even when asked in
+    /// a group, where everyone would see names and ids.
+    Report(String),
+}
+
+/// A decision: the kind of message, for the log, and what to do.
+#[derive(Debug)]
+pub struct Decision {
+    pub kind: Kind,
+    pub action: Action,
+}
+
+fn decision(kind: Kind, action: Action) -> Decision {
+    Decision { kind, action }
+}
+
+/// What to do with a message.
+pub fn decide_message(cx: &Context, message: &Message) -> Decision {
+    if let Some(new_id) = message.migrate_to_chat_id {
+        return decision(Kind::Ignored, Action::MoveChat(new_id));
+    }
+    let in_group = matches!(message.chat.kind.as_str(), "group" | "supergroup");
+    let Some(sender) = message
+        .sender()
+        .filter(|_| in_group || message.chat.kind == "private")
+    else {
+        let why = "not from a user in a private chat or group";
+        return decision(Kind::Ignored, Action::Ignore(why));
+    };
+    let command = message.text.as_deref().and_then(parse_command);
+    // Is this message for us at all? Only then do access rules apply.
+    let for_me = match (&command, message.text.as_deref()) {
+        (Some(command), _) => match command.bot {
+            Some(name) => is_my_name(cx.me, name),
+            // In a group a bare unknown command may be meant for another bot.
+            None => !in_group || KNOWN_COMMANDS.contains(&command.name.as_str()),
+        },
+        (None, Some(_)) => !in_group || is_addressed(cx.me, message),
+        (None, None) => {
+            message.has_non_text_content() && (!in_group || is_reply_to_me(cx.me, message))
         }
-        report.outcome = match command.name.as_str() {
-            "start" | "help" => {
-                let style = self.style_of(chat_id);
-                let sender = message.sender();
-                let name = sender.as_ref().map_or("", |u| u.first_name.as_str());
-                let start = START.replace("{name}", name).replace(", !", "!");
-                let mut text = format!(
-                    "{start}\nСейчас мой стиль: «{}».\n\n{COMMANDS}",
-                    style.title
-                );
-                if in_group {
-                    text = format!("{text}\n\n{GROUP_HINT}");
-                }
-                self.reply(chat_id, reply_to, &text)?
-            }
-            "mode" => self.on_mode(chat_id, reply_to, command.args.trim())?,
-            "reset" | "new" => {
-                self.store.forget_chat(chat_id);
-                self.reply(chat_id, reply_to, RESET_DONE)?
-            }
-            "retry" => {
-                let last = self.store.last_question(chat_id);
-                match last {
-                    Some(question) => {
-                        let Some(from) = message.sender() else {
-                            return Ok(());
-                        };
-                        return self.ask(&message.chat, reply_to, &from, &question, true, report);
-                    }
-                    None => self.reply(chat_id, reply_to, NOTHING_TO_RETRY)?,
-                }
-            }
-            _ => {
-                let text = format!("{UNKNOWN_COMMAND}\n\n{COMMANDS}");
-                self.reply(chat_id, reply_to, &text)?
-            }
-        };
-        Ok(())
+    };
+    if !for_me {
+        return decision(Kind::Ignored, Action::Ignore("not for this bot"));
     }
-
-    /// `/mode <id>` switches; `/mode` alone or an unknown id shows the buttons.
-    fn on_mode(
-        &mut self,
-        chat_id: i64,
-        reply_to: i64,
-        arg: &str,
-    ) -> Result<String, telegram::Error> {
-        let wanted = arg.to_lowercase();
-        if !wanted.is_empty()
-            && let Some(style) = self.config.styles.iter().find(|s| s.id == wanted).cloned()
-        {
-            self.set_style(chat_id, &style.id);
-            return self.reply(
-                chat_id,
-                reply_to,
-                &STYLE_SET.replace("{title}", &style.title),
-            );
-        }
-        let current = self.style_of(chat_id).clone();
-        let text = if wanted.is_empty() {
-            CHOOSE_STYLE.replace("{title}", &current.title)
-        } else {
-            NO_SUCH_STYLE.replace("{id}", arg)
-        };
-        let keyboard = self.style_keyboard(&current.id);
-        self.send_plain(chat_id, Some(reply_to), &text, Some(&keyboard))
+    if !owner::is_allowed(cx.config, cx.store, sender.id) {
+        return decision(Kind::Refused, Action::Refuse(sender));
     }
-
-    /// One button per style; the current one is marked. `callback_data` is `style:<id>`,
-    /// at most 38 bytes since ids are at most 32.
-    fn style_keyboard(&self, current: &str) -> Value {
-        let rows: Vec<Value> = self
-            .config
-            .styles
-            .iter()
-            .map(|style| {
-                let mark = if style.id == current { "✓ " } else { "" };
-                json!([{"text": format!("{mark}{}", style.title), "callback_data": format!("style:{}", style.id)}])
-            })
-            .collect();
-        json!({ "inline_keyboard": rows })
+    if let Some(command) = command {
+        return decide_command(cx, message, &command, &sender);
     }
-
-    /// A pressed button: a style choice, or an admin's access decision.
-    pub(crate) fn on_callback(
-        &mut self,
-        query: CallbackQuery,
-        report: &mut Report,
-    ) -> Result<(), telegram::Error> {
-        let data = query.data.as_deref().unwrap_or("");
-        if data.starts_with("allow:") || data.starts_with("deny:") {
-            return self.on_access_button(&query, data, report);
-        }
-        if !self.is_allowed(query.from.id) {
-            report.kind = "refused";
-            report.outcome = "button from a user without access".into();
-            let text = NOT_ALLOWED.replace("{id}", &query.from.id.to_string());
-            return self.answer_query(&query.id, &text);
-        }
-        let style = data
-            .strip_prefix("style:")
-            .and_then(|id| self.config.styles.iter().find(|s| s.id == id))
-            .cloned();
-        let (Some(style), Some(message)) = (style, query.message.as_ref()) else {
-            report.outcome = format!("stale button {data:?}");
-            self.answer_query(&query.id, STALE_BUTTON)?;
-            return Ok(());
-        };
-        let chat_id = message.chat.id;
-        self.set_style(chat_id, &style.id);
-        self.answer_query(&query.id, &STYLE_TOAST.replace("{title}", &style.title))?;
-        // Old messages come as stubs with date 0; they cannot be edited.
-        if message.date != 0 {
-            let text = CHOOSE_STYLE.replace("{title}", &style.title);
-            let keyboard = self.style_keyboard(&style.id);
-            let edited = self.telegram.edit_message_text(
-                chat_id,
-                message.message_id,
-                &text,
-                false,
-                Some(&keyboard),
-            );
-            if let Err(err) = edited {
-                fatal_only(err)?;
-            }
-        }
-        report.outcome = format!("style set to {}", style.id);
-        Ok(())
+    let Some(text) = message.text.as_deref() else {
+        return decision(Kind::NonText, Action::Notice(texts::NOT_TEXT.into()));
+    };
+    let question = match in_group {
+        true => strip_mentions(cx.me, message),
+        false => text.trim().to_string(),
+    };
+    if question.is_empty() {
+        return decision(Kind::Text, Action::Notice(texts::EMPTY_QUESTION.into()));
     }
-
-    /// Stops the button's spinner with a toast. "Query is too old" is only logged: the
-    /// user already saw the spinner stop.
-    pub(crate) fn answer_query(&mut self, id: &str, text: &str) -> Result<(), telegram::Error> {
-        match self.telegram.answer_callback_query(id, text) {
-            Err(err) => fatal_only(err),
-            Ok(()) => Ok(()),
-        }
+    let (len, max) = (question.chars().count(), cx.config.bot.max_input_chars);
+    if len > max {
+        let text = texts::TOO_LONG
+            .replace("{len}", &len.to_string())
+            .replace("{max}", &max.to_string());
+        return decision(Kind::TooLong, Action::Notice(text));
     }
+    ask(cx, sender.id, Kind::Text, question, false)
+}
 
-    fn set_style(&mut self, chat_id: i64, id: &str) {
-        self.store.set_style(chat_id, id, unix_now());
-    }
-
-    /// The chat's style, or the default if the chat has none or its style left the config.
-    pub(crate) fn style_of(&self, chat_id: i64) -> &Style {
-        let styles = &self.config.styles;
-        let chosen = self.store.style(chat_id);
-        chosen
-            .and_then(|id| styles.iter().find(|s| s.id == id))
-            .or_else(|| {
-                styles
-                    .iter()
-                    .find(|s| s.id == self.config.bot.default_style)
-            })
-            .unwrap_or(&styles[0])
-    }
-
-    /// Is `name` this bot's @username (Telegram compares them without case)?
-    pub(crate) fn is_my_name(&self, name: &str) -> bool {
-        self.me
-            .username
-            .as_deref()
-            .is_some_and(|mine| mine.eq_ignore_ascii_case(name))
-    }
-
-    /// Does the message reply to one of this bot's messages?
-    pub(crate) fn is_reply_to_me(&self, message: &Message) -> bool {
-        message
-            .reply_to_message
-            .as_ref()
-            .and_then(|m| m.from.as_ref())
-            .is_some_and(|from| from.id == self.me.id)
-    }
-
-    /// In a group: mentioned by @username or by a text mention, or a reply to the bot.
-    pub(crate) fn is_addressed(&self, message: &Message) -> bool {
-        self.is_reply_to_me(message) || !self.my_mentions(message).is_empty()
-    }
-
-    /// Byte ranges of the mentions of this bot in the message text.
-    fn my_mentions(&self, message: &Message) -> Vec<(usize, usize)> {
-        let text = message.text.as_deref().unwrap_or("");
-        message
-            .entities
-            .iter()
-            .filter(|e| match e.kind.as_str() {
-                "mention" => telegram::entity_text(text, e)
-                    .and_then(|t| t.strip_prefix('@'))
-                    .is_some_and(|name| self.is_my_name(name)),
-                "text_mention" => e.user.as_ref().is_some_and(|u| u.id == self.me.id),
-                _ => false,
-            })
-            .filter_map(|e| telegram::entity_bytes(text, e))
-            .collect()
-    }
-
-    /// The question without "@botname" (and the comma or colon right after it).
-    pub(crate) fn strip_mentions(&self, message: &Message) -> String {
-        let text = message.text.as_deref().unwrap_or("");
-        let mut out = String::with_capacity(text.len());
-        let mut pos = 0;
-        for (start, end) in self.my_mentions(message) {
-            if start < pos {
-                continue;
-            }
-            out.push_str(&text[pos..start]);
-            pos = end;
-            if let Some(rest) = text.get(pos..)
-                && rest.starts_with([',', ':'])
-            {
-                pos += 1;
-            }
-        }
-        out.push_str(&text[pos..]);
-        out.split(' ')
-            .filter(|w| !w.is_empty())
-            .collect::<Vec<_>>()
-            .join(" ")
-            .trim()
-            .to_string()
+/// Asks GigaChat, unless the sender is over a limit.
+fn ask(cx: &Context, sender: i64, kind: Kind, question: String, again: bool) -> Decision {
+    match owner::over_limit(
+        cx.config,
+        cx.store,
+        sender,
+        cx.now,
+        (&cx.today.0, cx.today.1),
+    ) {
+        Some(text) => decision(Kind::Limited, Action::Notice(text)),
+        None => decision(kind, Action::Ask { question, again }),
     }
 }
 
+/// A command meant for this bot, from a sender who may talk to it.
+fn decide_command(cx: &Context, message: &Message, command: &Command, sender: &User) -> Decision {
+    if command.name == "retry"
+        && let Some(question) = cx.store.last_question(message.chat.id)
+    {
+        return ask(cx, sender.id, Kind::Command, question, true);
+    }
+    decision(Kind::Command, command_action(cx, message, command, sender))
+}
+
+fn command_action(cx: &Context, message: &Message, command: &Command, sender: &User) -> Action {
+    let chat_id = message.chat.id;
+    if owner::is_admin(cx.config, sender.id) {
+        match command.name.as_str() {
+            "allow" | "deny" => {
+                let allow = command.name == "allow";
+                return match command.args.trim().parse::<i64>() {
+                    Ok(user_id) => Action::Grant { user_id, allow },
+                    Err(_) => Action::Report(texts::ADMIN_USAGE.replace("{cmd}", &command.name)),
+                };
+            }
+            "users" => return Action::Report(owner::users_text(cx.config, cx.store)),
+            "stats" => {
+                let text = owner::stats_text(cx.store, cx.uptime_secs, &cx.today.0);
+                return Action::Report(text);
+            }
+            _ => {}
+        }
+    }
+    match command.name.as_str() {
+        "start" | "help" => {
+            let start = texts::START
+                .replace("{name}", &sender.first_name)
+                .replace(", !", "!");
+            let current = texts::CURRENT_STYLE.replace("{title}", &style_of(cx, chat_id).title);
+            let mut text = format!("{start}\n{current}\n\n{}", texts::COMMANDS);
+            if message.chat.kind != "private" {
+                text = format!("{text}\n\n{}", texts::GROUP_HINT);
+            }
+            Action::Reply(text, None)
+        }
+        "mode" => decide_mode(cx, chat_id, command.args.trim()),
+        "reset" | "new" => Action::Reset,
+        "retry" => Action::Reply(texts::NOTHING_TO_RETRY.into(), None),
+        _ => Action::Reply(
+            format!("{}\n\n{}", texts::UNKNOWN_COMMAND, texts::COMMANDS),
+            None,
+        ),
+    }
+}
+
+/// `/mode <id>` switches; `/mode` alone or an unknown id shows the buttons.
+fn decide_mode(cx: &Context, chat_id: i64, arg: &str) -> Action {
+    let wanted = arg.to_lowercase();
+    if let Some(style) = cx.config.styles.iter().find(|s| s.id == wanted) {
+        let reply = texts::STYLE_SET.replace("{title}", &style.title);
+        return Action::SetStyle {
+            id: style.id.clone(),
+            reply,
+        };
+    }
+    let current = style_of(cx, chat_id);
+    let text = match wanted.is_empty() {
+        true => texts::CHOOSE_STYLE.replace("{title}", &current.title),
+        false => texts::NO_SUCH_STYLE.replace("{id}", arg),
+    };
+    Action::Reply(text, Some(style_keyboard(cx.config, &current.id)))
+}
+
+/// What to do with a pressed button.
+#[derive(Debug)]
+pub enum Press {
+    /// A button of an old message, or one that no longer means anything.
+    Stale,
+    /// A style button from someone who may not talk to the bot.
+    Refused,
+    /// A style chosen in the message `message_id` of `chat_id`; `editable` is false for
+    /// old messages, which Telegram sends as stubs with date 0.
+    Style {
+        chat_id: i64,
+        message_id: i64,
+        editable: bool,
+        style: Style,
+    },
+    /// An admin's "Разрешить" / "Отклонить" on an access request.
+    Access { user_id: i64, allow: bool },
+}
+
+/// What to do with a pressed button.
+pub fn decide_press(cx: &Context, query: &CallbackQuery) -> Press {
+    let data = query.data.as_deref().unwrap_or("");
+    if let Some((action, id)) = data.split_once(':')
+        && matches!(action, "allow" | "deny")
+    {
+        return match (id.parse::<i64>(), owner::is_admin(cx.config, query.from.id)) {
+            (Ok(user_id), true) => Press::Access {
+                user_id,
+                allow: action == "allow",
+            },
+            _ => Press::Stale,
+        };
+    }
+    if !owner::is_allowed(cx.config, cx.store, query.from.id) {
+        return Press::Refused;
+    }
+    let style = data
+        .strip_prefix("style:")
+        .and_then(|id| cx.config.styles.iter().find(|s| s.id == id));
+    match (style, query.message.as_ref()) {
+        (Some(style), Some(message)) => Press::Style {
+            chat_id: message.chat.id,
+            message_id: message.message_id,
+            editable: message.date != 0,
+            style: style.clone(),
+        },
+        _ => Press::Stale,
+    }
+}
+
+/// One button per style; the current one is marked. `callback_data` is `style:<id>`,
+/// at most 38 bytes since ids are at most 32.
+pub fn style_keyboard(config: &Config, current: &str) -> Value {
+    let rows: Vec<Value> = config
+        .styles
+        .iter()
+        .map(|style| {
+            let mark = if style.id == current { "✓ " } else { "" };
+            json!([{"text": format!("{mark}{}", style.title), "callback_data": format!("style:{}", style.id)}])
+        })
+        .collect();
+    json!({ "inline_keyboard": rows })
+}
+
+/// The chat's style, or the default if the chat has none or its style left the config.
+pub fn style_of<'a>(cx: &Context<'a>, chat_id: i64) -> &'a Style {
+    let styles = &cx.config.styles;
+    cx.store
+        .style(chat_id)
+        .and_then(|id| styles.iter().find(|s| s.id == id))
+        .or_else(|| styles.iter().find(|s| s.id == cx.config.bot.default_style))
+        .unwrap_or(&styles[0])
+}
+
+/// Is `name` this bot's @username (Telegram compares them without case)?
+fn is_my_name(me: &User, name: &str) -> bool {
+    me.username
+        .as_deref()
+        .is_some_and(|mine| mine.eq_ignore_ascii_case(name))
+}
+
+/// Does the message reply to one of this bot's messages?
+fn is_reply_to_me(me: &User, message: &Message) -> bool {
+    message
+        .reply_to_message
+        .as_ref()
+        .and_then(|m| m.from.as_ref())
+        .is_some_and(|from| from.id == me.id)
+}
+
+/// In a group: mentioned by @username or by a text mention, or a reply to the bot.
+fn is_addressed(me: &User, message: &Message) -> bool {
+    is_reply_to_me(me, message) || !my_mentions(me, message).is_empty()
+}
+
+/// Byte ranges of the mentions of this bot in the message text.
+fn my_mentions(me: &User, message: &Message) -> Vec<(usize, usize)> {
+    let text = message.text.as_deref().unwrap_or("");
+    message
+        .entities
+        .iter()
+        .filter(|e| match e.kind.as_str() {
+            "mention" => telegram::entity_text(text, e)
+                .and_then(|t| t.strip_prefix('@'))
+                .is_some_and(|name| is_my_name(me, name)),
+            "text_mention" => e.user.as_ref().is_some_and(|u| u.id == me.id),
+            _ => false,
+        })
+        .filter_map(|e| telegram::entity_bytes(text, e))
+        .collect()
+}
+
+/// The question without "@botname" (and the comma or colon right after it).
+fn strip_mentions(me: &User, message: &Message) -> String {
+    let text = message.text.as_deref().unwrap_or("");
+    let mut out = String::with_capacity(text.len());
+    let mut pos = 0;
+    for (start, end) in my_mentions(me, message) {
+        if start < pos {
+            continue;
+        }
+        out.push_str(&text[pos..start]);
+        pos = end;
+        if let Some(rest) = text.get(pos..)
+            && rest.starts_with([',', ':'])
+        {
+            pos += 1;
+        }
+    }
+    out.push_str(&text[pos..]);
+    out.split(' ')
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+        .trim()
+        .to_string()
+}
+
 /// Commands answered in groups even without "@botname".
-pub(crate) const KNOWN_COMMANDS: [&str; 10] = [
+const KNOWN_COMMANDS: [&str; 10] = [
     "start", "help", "mode", "reset", "new", "retry", "allow", "deny", "users", "stats",
 ];
 

@@ -99,6 +99,26 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+impl Error {
+    /// A short name of the failure, for the log line and the /stats counters.
+    pub fn kind(&self) -> String {
+        match self {
+            Error::Auth { status, .. } => format!("auth {status}"),
+            Error::RateLimited => "rate limited 429".into(),
+            Error::PaymentRequired => "payment required 402".into(),
+            Error::UnknownModel(_) => "unknown model 404".into(),
+            Error::TooLarge(_) => "too large 413".into(),
+            Error::Server(status) => format!("server {status}"),
+            Error::Refused { status, .. } => format!("refused {status}"),
+            Error::Timeout(_) => "timeout".into(),
+            Error::Tls(_) => "tls".into(),
+            Error::Network(_) => "network".into(),
+            Error::BadResponse(_) => "bad response".into(),
+            Error::Interrupted(_) => "interrupted".into(),
+        }
+    }
+}
+
 /// One message of a conversation, as the API wants it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ChatMessage {

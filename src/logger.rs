@@ -61,6 +61,3 @@ impl Log for Logger {
 
     fn flush(&self) {}
 }
-
-/// Until owner.rs calls [`clock::utc_timestamp`] itself.
-pub use crate::clock::utc_timestamp as format_utc;

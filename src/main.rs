@@ -6,6 +6,8 @@
 //! Blocking I/O and one loop keep it small, and keep to the personal GigaChat tier's limit of
 //! one request at a time. The command line itself (`check`, `ask`, arguments) is in cli.rs.
 
+#![forbid(unsafe_code)]
+
 mod bot;
 mod cli;
 mod clock;
@@ -15,9 +17,12 @@ mod gigachat;
 mod logger;
 mod owner;
 mod render;
+mod report;
 mod store;
 mod stream;
 mod telegram;
+mod texts;
+mod transcript;
 
 use std::collections::{HashSet, VecDeque};
 use std::panic::AssertUnwindSafe;
@@ -139,7 +144,7 @@ fn run_bot(config: Config, reset_state: bool) -> Result<()> {
     if telegram.remove_webhook_if_set()? {
         log::info!("a webhook was set for this bot; deleted it so that polling works");
     }
-    if let Err(err) = telegram.set_my_commands(&bot::MENU) {
+    if let Err(err) = telegram.set_my_commands(texts::MENU) {
         log::warn!("{err}; the command menu stays as it was");
     }
     log::info!("Бот запущен: @{}", me.username.as_deref().unwrap_or("?"));
@@ -149,10 +154,7 @@ fn run_bot(config: Config, reset_state: bool) -> Result<()> {
     bot.send_unsent().or_else(|err| fatal(err, &token_origin))?;
     poll(&mut bot)?;
     // Confirm the handled updates, so Telegram does not keep them for the next start.
-    let offset = bot.store.last_update_id() + 1;
-    if let Err(err) = bot.telegram.confirm(offset) {
-        log::debug!("{err}");
-    }
+    bot.confirm_handled();
     log::info!("Бот остановлен");
     Ok(())
 }
@@ -162,13 +164,13 @@ fn poll(bot: &mut Bot) -> Result<()> {
     let mut handled = Handled::default();
     loop {
         // Wait for updates after the last handled one (a long poll: up to 30 s).
-        let offset = bot.store.last_update_id().saturating_add(1);
+        let offset = bot.next_offset();
         let Some(polled) = wait_for_updates(bot, offset) else {
             return Ok(()); // stopping
         };
         let mut updates = match polled {
             Ok(updates) => updates,
-            Err(err) => return fatal(err, &bot.config.telegram.token_origin),
+            Err(err) => return fatal(err, bot.token_origin()),
         };
         if drop_unusable(&mut updates, &handled) {
             continue;
@@ -182,7 +184,7 @@ fn poll(bot: &mut Bot) -> Result<()> {
             }
             let id = update.update_id;
             if let Err(err) = handle_update(bot, update) {
-                return fatal(err, &bot.config.telegram.token_origin);
+                return fatal(err, bot.token_origin());
             }
             handled.insert(id);
         }
@@ -198,7 +200,7 @@ fn wait_for_updates(
     if !set_idle(true) {
         return None;
     }
-    let polled = bot.telegram.get_updates(offset);
+    let polled = bot.telegram().get_updates(offset);
     set_idle(false).then_some(polled)
 }
 
@@ -281,7 +283,7 @@ fn handle_update(bot: &mut Bot, update: telegram::Update) -> Result<(), telegram
     Ok(())
 }
 
-fn log_report(update_id: i64, r: &bot::Report) {
+fn log_report(update_id: i64, r: &report::Report) {
     let latency = r.gigachat_ms.map_or("-".to_string(), |ms| format!("{ms}"));
     let text = r
         .text
@@ -294,7 +296,7 @@ fn log_report(update_id: i64, r: &bot::Report) {
         r.kind,
         r.style,
         r.tokens,
-        r.outcome
+        r.outcome.to_string()
     );
 }
 

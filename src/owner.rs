@@ -1,347 +1,95 @@
-//! The owner's tools: who may talk to the bot, limits on use, /stats, transcripts.
+//! The owner's rules: who may talk to the bot, limits on use, and the admins' reports.
 //!
 //! GigaChat quotas are paid in tokens, so a bot left open on the internet needs these:
 //! an allowlist the admins grow by command or button, a per-user rate and daily budget,
-//! and numbers that show where the tokens went.
+//! and numbers that show where the tokens went. Everything here is a plain function of
+//! the config, the saved state and the time; bot.rs acts on what they return.
 
-use std::fs::Permissions;
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
-use serde_json::json;
+use serde_json::{Value, json};
 
-use crate::bot::{self, Bot, Report};
-use crate::commands::Command;
-use crate::render;
-use crate::store::{Access, UserStats};
-use crate::telegram::{self, CallbackQuery, Message, OnFlood, User};
+use crate::config::Config;
+use crate::store::{Access, Store, UserStats};
+use crate::telegram::User;
+use crate::texts;
 
-impl Bot {
-    /// Admins come from `bot.admins` only: no command can make an admin.
-    pub(crate) fn is_admin(&self, user_id: i64) -> bool {
-        self.config.bot.admins.contains(&user_id)
+/// Admins come from `bot.admins` only: no command can make an admin.
+pub fn is_admin(config: &Config, user_id: i64) -> bool {
+    config.bot.admins.contains(&user_id)
+}
+
+/// Admins always; with `allowed_users` set, only those and users granted by command;
+/// otherwise everyone not denied by command.
+pub fn is_allowed(config: &Config, store: &Store, user_id: i64) -> bool {
+    if is_admin(config, user_id) {
+        return true;
     }
-
-    /// Admins always; with `allowed_users` set, only those and users granted by command;
-    /// otherwise everyone not denied by command.
-    pub(crate) fn is_allowed(&self, user_id: i64) -> bool {
-        if self.is_admin(user_id) {
-            return true;
-        }
-        let granted = self.store.access(user_id).granted;
-        if self.config.bot.allowed_users.is_empty() {
-            granted != Some(false)
-        } else {
-            self.config.bot.allowed_users.contains(&user_id) || granted == Some(true)
-        }
-    }
-
-    /// A polite refusal that shows the user's id (a notice: within the user's notice
-    /// budget), and one message to the admins per new user, with buttons to allow or
-    /// refuse. The admins are asked whether or not the refusal itself went out. No GigaChat
-    /// call.
-    pub(crate) fn refuse(
-        &mut self,
-        chat_id: i64,
-        reply_to: i64,
-        user: &User,
-    ) -> Result<String, telegram::Error> {
-        let text = bot::NOT_ALLOWED.replace("{id}", &user.id.to_string());
-        let outcome = self.notice(chat_id, reply_to, user.id, &text)?;
-        let access = self.store.access(user.id);
-        if access.granted == Some(false) || access.announced {
-            return Ok(outcome);
-        }
-        let who = display_name(user);
-        let text = bot::ACCESS_REQUEST
-            .replace("{name}", &who)
-            .replace("{id}", &user.id.to_string());
-        let keyboard = json!({"inline_keyboard": [[
-            {"text": bot::ALLOW_BUTTON, "callback_data": format!("allow:{}", user.id)},
-            {"text": bot::DENY_BUTTON, "callback_data": format!("deny:{}", user.id)},
-        ]]});
-        let chunks = render::plain_chunks(&text);
-        for admin in self.config.bot.admins.clone() {
-            match self.deliver(admin, None, &chunks, Some(&keyboard), OnFlood::Wait) {
-                // Told once is enough; if no admin could be told, the next message tries again.
-                Ok(()) => self.store.set_access(
-                    user.id,
-                    Access {
-                        announced: true,
-                        ..access
-                    },
-                ),
-                Err(err) if err.is_fatal() => return Err(err),
-                Err(err) => log::warn!(
-                    "cannot tell admin {admin} about user {}: {err}; an admin must write /start to the bot first",
-                    user.id
-                ),
-            }
-        }
-        Ok(outcome)
-    }
-
-    /// Checks the per-minute rate and the daily token budget before a GigaChat call;
-    /// Some(reply) says when the user may write again. Admins are exempt. Both come from
-    /// the user's row in the store, so they hold across restarts and take no memory.
-    pub(crate) fn over_limit(&mut self, user_id: i64) -> Option<String> {
-        let per_minute = self.config.bot.requests_per_minute as usize;
-        let budget = self.config.bot.daily_tokens_per_user;
-        if self.is_admin(user_id) || (per_minute == 0 && budget == 0) {
-            return None;
-        }
-        let now = bot::unix_now();
-        let (today, to_midnight) = local_day(now);
-        let user = self.store.user(user_id);
-        limit_reply(per_minute, budget, &user, now, (&today, to_midnight))
-    }
-
-    /// Counts a GigaChat request of `user` (for the rate limit, the budget and /stats).
-    pub(crate) fn count_request(&mut self, user: Option<&User>, tokens: u64) {
-        self.store.add_tokens(tokens);
-        let Some(user) = user else { return };
-        let (today, _) = local_day(bot::unix_now());
-        let mut stats = self.store.user(user.id);
-        stats.name = display_name(user);
-        if stats.day != today {
-            stats.day = today;
-            stats.requests_today = 0;
-            stats.tokens_today = 0;
-        }
-        stats.requests_today += 1;
-        stats.tokens_today += tokens;
-        stats.requests += 1;
-        stats.tokens += tokens;
-        let now = bot::unix_now();
-        stats.last_active = now;
-        // The last requests, as many as the per-minute limit can need.
-        let mut recent = within_a_minute(&stats.recent, now);
-        recent.push(now);
-        let keep = self.config.bot.requests_per_minute as usize;
-        stats.recent = recent.split_off(recent.len().saturating_sub(keep));
-        self.store.put_user(user.id, &stats);
-    }
-
-    /// `/allow`, `/deny`, `/users`, `/stats` from an admin. None for anything else, so a
-    /// non-admin gets the same answer as for an unknown command.
-    pub(crate) fn on_admin_command(
-        &mut self,
-        message: &Message,
-        command: &Command,
-    ) -> Option<Result<String, telegram::Error>> {
-        // An anonymous admin writes as the group: no admin of ours can be told from it.
-        let from = message.sender()?;
-        if !self.is_admin(from.id) {
-            return None;
-        }
-        let text = match command.name.as_str() {
-            "allow" | "deny" => match command.args.trim().parse::<i64>() {
-                Ok(user_id) => self.decide(user_id, command.name == "allow"),
-                Err(_) => bot::ADMIN_USAGE.replace("{cmd}", &command.name),
-            },
-            "users" => self.users_text(),
-            "stats" => self.stats_text(),
-            _ => return None,
-        };
-        if message.chat.kind == "private" {
-            return Some(self.reply(message.chat.id, message.message_id, &text));
-        }
-        // Names, ids and usage are for the admin's eyes: in a group, only a pointer there.
-        Some(self.report_privately(message, from.id, &text))
-    }
-
-    /// Sends an admin's report to the admin's private chat and says so in the group; if the
-    /// bot may not write to the admin yet, asks them to write to it first.
-    fn report_privately(
-        &mut self,
-        message: &Message,
-        admin: i64,
-        text: &str,
-    ) -> Result<String, telegram::Error> {
-        let pointer = match self.send_plain(admin, None, text, None) {
-            Ok(_) => bot::ADMIN_ANSWERED_PRIVATELY,
-            Err(err) if err.is_fatal() => return Err(err),
-            Err(err) => {
-                log::info!("admin {admin}: {err}; asked to write to the bot first");
-                bot::ADMIN_ASK_PRIVATELY
-            }
-        };
-        self.reply(message.chat.id, message.message_id, pointer)?;
-        Ok("answered the admin privately".into())
-    }
-
-    /// Allows or refuses a user by command or button; the reply for the admin.
-    fn decide(&mut self, user_id: i64, allow: bool) -> String {
-        let id = user_id.to_string();
-        let mut access = Access {
-            announced: true,
-            ..self.store.access(user_id)
-        };
-        let text = if allow {
-            access.granted = Some(true);
-            bot::ALLOWED.replace("{id}", &id)
-        } else if self.config.bot.admins.contains(&user_id)
-            || self.config.bot.allowed_users.contains(&user_id)
-        {
-            bot::IN_CONFIG.replace("{id}", &id)
-        } else {
-            access.granted = Some(false);
-            bot::DENIED.replace("{id}", &id)
-        };
-        self.store.set_access(user_id, access);
-        text
-    }
-
-    /// A press on "Разрешить" / "Отклонить" in an admin's access request.
-    pub(crate) fn on_access_button(
-        &mut self,
-        query: &CallbackQuery,
-        data: &str,
-        report: &mut Report,
-    ) -> Result<(), telegram::Error> {
-        let (action, id) = data.split_once(':').unwrap_or((data, ""));
-        let (Ok(user_id), true) = (id.parse::<i64>(), self.is_admin(query.from.id)) else {
-            report.outcome = format!("stale button {data:?}");
-            return self.answer_query(&query.id, bot::STALE_BUTTON);
-        };
-        let allow = action == "allow";
-        let text = self.decide(user_id, allow);
-        report.outcome = format!("admin {action} {user_id}");
-        self.answer_query(&query.id, &text)?;
-        if let Some(message) = query.message.as_ref().filter(|m| m.date != 0) {
-            let edited = format!("{}\n\n{text}", message.text.as_deref().unwrap_or(""));
-            if let Err(err) = self.telegram.edit_message_text(
-                message.chat.id,
-                message.message_id,
-                &edited,
-                false,
-                None,
-            ) {
-                bot::fatal_only(err)?;
-            }
-        }
-        if allow {
-            // The user's private chat has the user's id; tell them they may write now.
-            match self.send_plain(user_id, None, bot::WELCOME_ALLOWED, None) {
-                Ok(_) => log::info!("user {user_id} told about access"),
-                Err(err) if err.is_fatal() => return Err(err),
-                Err(err) => log::info!("user {user_id} not told about access: {err}"),
-            }
-        }
-        Ok(())
-    }
-
-    fn users_text(&self) -> String {
-        let list = |ids: &mut dyn Iterator<Item = &i64>| {
-            let ids: Vec<String> = ids.map(i64::to_string).collect();
-            if ids.is_empty() {
-                "—".to_string()
-            } else {
-                ids.join(", ")
-            }
-        };
-        let bot = &self.config.bot;
-        let mode = if bot.allowed_users.is_empty() {
-            "открыт для всех, кроме отклонённых"
-        } else {
-            "только для разрешённых"
-        };
-        format!(
-            "Доступ: {mode}.\nАдминистраторы (конфиг): {}\nРазрешены в конфиге: {}\nРазрешены командой: {}\nОтклонены командой: {}",
-            list(&mut bot.admins.iter()),
-            list(&mut bot.allowed_users.iter()),
-            list(&mut self.store.decided(true).iter()),
-            list(&mut self.store.decided(false).iter()),
-        )
-    }
-
-    /// The /stats text: uptime, answers, failures, tokens, chats, users, the most active.
-    pub(crate) fn stats_text(&self) -> String {
-        let (today, _) = local_day(bot::unix_now());
-        let counters = self.store.counters();
-        let failures = if counters.failures.is_empty() {
-            "нет".to_string()
-        } else {
-            counters
-                .failures
-                .iter()
-                .map(|(kind, n)| format!("{kind}: {n}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        let active = self.store.busiest(&today, 5);
-        let tokens_today = self.store.tokens_on(&today);
-        let mut text = format!(
-            "Статистика\nРаботает: {}\nОтветов: {}\nОшибки: {failures}\nТокенов сегодня: {tokens_today}, всего: {}\nЧатов: {}, пользователей: {}",
-            hours_minutes(self.started.elapsed().as_secs()),
-            counters.answers,
-            counters.tokens,
-            self.store.chat_count(),
-            self.store.user_count(),
-        );
-        if !active.is_empty() {
-            text.push_str("\nСамые активные сегодня:");
-            for (i, (id, user)) in active.iter().enumerate() {
-                text.push_str(&format!(
-                    "\n{}. {} ({id}) — вопросов: {}, токенов: {}",
-                    i + 1,
-                    user.name,
-                    user.requests_today,
-                    user.tokens_today
-                ));
-            }
-        }
-        text
-    }
-
-    /// Appends one exchange to `<transcript_dir>/<chat_id>.jsonl` (off unless configured).
-    pub(crate) fn write_transcript(
-        &self,
-        chat_id: i64,
-        user_id: i64,
-        style: &str,
-        question: &str,
-        answer: &str,
-        tokens: u64,
-    ) {
-        let Some(dir) = &self.config.bot.transcript_dir else {
-            return;
-        };
-        let line = json!({
-            "time": crate::logger::format_utc(bot::unix_now()),
-            "chat_id": chat_id,
-            "user_id": user_id,
-            "style": style,
-            "question": question,
-            "answer": answer,
-            "tokens": tokens,
-        });
-        let path = dir.join(format!("{chat_id}.jsonl"));
-        // What people wrote: the folder and the files are the owner's alone, whatever the umask.
-        let written = std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .and_then(|()| std::fs::set_permissions(dir, Permissions::from_mode(0o700)))
-            .and_then(|()| {
-                let mut file = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .mode(0o600)
-                    .open(&path)?;
-                file.set_permissions(Permissions::from_mode(0o600))?;
-                // One write per line, so a crash leaves at most a torn last line.
-                file.write_all(format!("{line}\n").as_bytes())
-            });
-        if let Err(err) = written {
-            log::error!("cannot append to the transcript {}: {err}", path.display());
-        }
+    let granted = store.access(user_id).granted;
+    if config.bot.allowed_users.is_empty() {
+        granted != Some(false)
+    } else {
+        config.bot.allowed_users.contains(&user_id) || granted == Some(true)
     }
 }
 
+/// The message to the admins about a new user who was refused, with buttons to allow or
+/// refuse; None if they were told already or the user was denied.
+pub fn access_request(store: &Store, user: &User) -> Option<(String, Value)> {
+    let access = store.access(user.id);
+    if access.granted == Some(false) || access.announced {
+        return None;
+    }
+    let text = texts::ACCESS_REQUEST
+        .replace("{name}", &display_name(user))
+        .replace("{id}", &user.id.to_string());
+    let keyboard = json!({"inline_keyboard": [[
+        {"text": texts::ALLOW_BUTTON, "callback_data": format!("allow:{}", user.id)},
+        {"text": texts::DENY_BUTTON, "callback_data": format!("deny:{}", user.id)},
+    ]]});
+    Some((text, keyboard))
+}
+
+/// An admin's decision on a user: the access to save and the reply for the admin. Users
+/// in the config cannot be denied by command.
+pub fn decide(config: &Config, store: &Store, user_id: i64, allow: bool) -> (Access, String) {
+    let id = user_id.to_string();
+    let mut access = Access {
+        announced: true,
+        ..store.access(user_id)
+    };
+    let text = if allow {
+        access.granted = Some(true);
+        texts::ALLOWED.replace("{id}", &id)
+    } else if config.bot.admins.contains(&user_id) || config.bot.allowed_users.contains(&user_id) {
+        texts::IN_CONFIG.replace("{id}", &id)
+    } else {
+        access.granted = Some(false);
+        texts::DENIED.replace("{id}", &id)
+    };
+    (access, text)
+}
+
+/// What a user over a limit is told before a GigaChat call, if they are; admins are
+/// exempt. `day` is today's local date and the seconds to local midnight.
+pub fn over_limit(
+    config: &Config,
+    store: &Store,
+    user_id: i64,
+    now: u64,
+    day: (&str, u64),
+) -> Option<String> {
+    let per_minute = config.bot.requests_per_minute as usize;
+    let budget = config.bot.daily_tokens_per_user;
+    if is_admin(config, user_id) || (per_minute == 0 && budget == 0) {
+        return None;
+    }
+    limit_reply(per_minute, budget, &store.user(user_id), now, day)
+}
+
 /// What a user over a limit is told, if they are: `per_minute` requests in the last 60 s,
-/// or `budget` tokens spent on `today` (0 turns a limit off). A plain decision over the
-/// user's row and the time, so that tests can set the clock.
+/// or `budget` tokens spent on `today` (0 turns a limit off).
 fn limit_reply(
     per_minute: usize,
     budget: u64,
@@ -355,7 +103,7 @@ fn limit_reply(
         let oldest = recent[recent.len() - per_minute];
         let wait = (oldest + 60).saturating_sub(now).max(1);
         return Some(
-            bot::RATE_LIMIT
+            texts::RATE_LIMIT
                 .replace("{n}", &per_minute.to_string())
                 .replace("{secs}", &wait.to_string()),
         );
@@ -366,10 +114,37 @@ fn limit_reply(
         0
     };
     (budget > 0 && used >= budget).then(|| {
-        bot::TOKEN_BUDGET
+        texts::TOKEN_BUDGET
             .replace("{budget}", &budget.to_string())
             .replace("{wait}", &hours_minutes(to_midnight))
     })
+}
+
+/// The user's row after one more GigaChat request of `tokens`, for the limits and /stats;
+/// it keeps as many request times as the per-minute limit can need.
+pub fn counted(
+    mut stats: UserStats,
+    user: &User,
+    tokens: u64,
+    now: u64,
+    today: &str,
+    keep: usize,
+) -> UserStats {
+    stats.name = display_name(user);
+    if stats.day != today {
+        stats.day = today.to_string();
+        stats.requests_today = 0;
+        stats.tokens_today = 0;
+    }
+    stats.requests_today += 1;
+    stats.tokens_today += tokens;
+    stats.requests += 1;
+    stats.tokens += tokens;
+    stats.last_active = now;
+    let mut recent = within_a_minute(&stats.recent, now);
+    recent.push(now);
+    stats.recent = recent.split_off(recent.len().saturating_sub(keep));
+    stats
 }
 
 /// The request times (Unix seconds) of the last minute; a clock set back makes later
@@ -380,6 +155,66 @@ fn within_a_minute(times: &[u64], now: u64) -> Vec<u64> {
         .copied()
         .filter(|&t| t <= now && now - t < 60)
         .collect()
+}
+
+/// The /users text: the access mode and who is allowed or denied, and by what.
+pub fn users_text(config: &Config, store: &Store) -> String {
+    let list = |ids: &[i64]| match ids.is_empty() {
+        true => "—".to_string(),
+        false => ids
+            .iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
+    };
+    let bot = &config.bot;
+    let mode = match bot.allowed_users.is_empty() {
+        true => texts::OPEN_TO_ALL,
+        false => texts::ALLOWED_ONLY,
+    };
+    texts::USERS
+        .replace("{mode}", mode)
+        .replace("{admins}", &list(&bot.admins))
+        .replace("{allowed}", &list(&bot.allowed_users))
+        .replace("{granted}", &list(&store.decided(true)))
+        .replace("{denied}", &list(&store.decided(false)))
+}
+
+/// The /stats text: uptime, answers, failures, tokens, chats, users, the most active today.
+pub fn stats_text(store: &Store, uptime_secs: u64, today: &str) -> String {
+    let counters = store.counters();
+    let failures = match counters.failures.is_empty() {
+        true => texts::NO_FAILURES.to_string(),
+        false => counters
+            .failures
+            .iter()
+            .map(|(kind, n)| format!("{kind}: {n}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+    };
+    let mut text = texts::STATS
+        .replace("{uptime}", &hours_minutes(uptime_secs))
+        .replace("{answers}", &counters.answers.to_string())
+        .replace("{failures}", &failures)
+        .replace("{tokens_today}", &store.tokens_on(today).to_string())
+        .replace("{tokens}", &counters.tokens.to_string())
+        .replace("{chats}", &store.chat_count().to_string())
+        .replace("{users}", &store.user_count().to_string());
+    let active = store.busiest(today, 5);
+    if !active.is_empty() {
+        text.push_str(texts::MOST_ACTIVE);
+        for (i, (id, user)) in active.iter().enumerate() {
+            text.push_str(
+                &texts::ACTIVE_USER
+                    .replace("{n}", &(i + 1).to_string())
+                    .replace("{name}", &user.name)
+                    .replace("{id}", &id.to_string())
+                    .replace("{requests}", &user.requests_today.to_string())
+                    .replace("{tokens}", &user.tokens_today.to_string()),
+            );
+        }
+    }
+    text
 }
 
 /// "Иван (@ivan)" for messages to admins and /stats.
@@ -393,53 +228,64 @@ fn display_name(user: &User) -> String {
 /// "2 ч 5 мин".
 fn hours_minutes(secs: u64) -> String {
     let minutes = secs.div_ceil(60);
-    format!("{} ч {} мин", minutes / 60, minutes % 60)
+    texts::HOURS_MINUTES
+        .replace("{h}", &(minutes / 60).to_string())
+        .replace("{m}", &(minutes % 60).to_string())
 }
 
-/// Today's local date ("2026-11-26") and the seconds left until local midnight, when
-/// daily budgets start again.
-pub fn local_day(unix_secs: u64) -> (String, u64) {
-    let time = unix_secs as libc::time_t;
-    // SAFETY: localtime_r only writes the tm we own; a zeroed tm is a valid value.
-    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    let ok = unsafe { !libc::localtime_r(&time, &mut tm).is_null() };
-    if !ok {
-        let day = crate::logger::format_utc(unix_secs)[..10].to_string();
-        return (day, 86_400 - unix_secs % 86_400);
+/// Notices a user gets at most in [`NOTICE_WINDOW`]. Five lets a person see every kind in a
+/// row (a sticker, a voice note, a photo, a too long text…) and fits Telegram's burst of
+/// about five messages to one private chat, so notices alone never trip its flood control;
+/// forty stickers get five replies, then silence.
+pub const NOTICE_BUDGET: usize = 5;
+/// Ten minutes: a flooder gets at most 30 notices an hour instead of 40 a minute, and a
+/// person who comes back later is told again.
+pub const NOTICE_WINDOW: Duration = Duration::from_secs(10 * 60);
+
+/// The notice budget of each user: when they were last sent notices. Kept in memory only:
+/// a restart forgets it, which at worst gives a flooder another handful. Users whose
+/// notices have all left the window are forgotten at most once a window, so the map holds
+/// only users told something in the last two windows, at most [`NOTICE_BUDGET`] times each.
+/// Admins are not exempt: they rarely get notices, and the budget guards the loop and the
+/// bot's standing with Telegram, whoever floods.
+#[derive(Debug, Default)]
+pub struct Notices {
+    sent: HashMap<i64, Vec<Instant>>,
+    pruned: Option<Instant>,
+}
+
+impl Notices {
+    /// Whether `user_id` may get a notice at `now`; if so it is counted (whether or not
+    /// Telegram then takes it: a flood is cut off either way). A plain decision over the
+    /// state and the clock, so that tests can set the time.
+    pub fn allow(&mut self, user_id: i64, now: Instant) -> bool {
+        let recent = |t: &Instant| now.saturating_duration_since(*t) < NOTICE_WINDOW;
+        if self
+            .pruned
+            .is_none_or(|at| now.saturating_duration_since(at) >= NOTICE_WINDOW)
+        {
+            self.pruned = Some(now);
+            self.sent.retain(|_, sent| sent.iter().any(recent));
+        }
+        let sent = self.sent.entry(user_id).or_default();
+        sent.retain(recent);
+        if sent.len() >= NOTICE_BUDGET {
+            return false;
+        }
+        sent.push(now);
+        true
     }
-    let day = format!(
-        "{:04}-{:02}-{:02}",
-        tm.tm_year + 1900,
-        tm.tm_mon + 1,
-        tm.tm_mday
-    );
-    let since_midnight = (tm.tm_hour * 3600 + tm.tm_min * 60 + tm.tm_sec) as u64;
-    (day, 86_400u64.saturating_sub(since_midnight))
+
+    /// Users the budget remembers now.
+    #[cfg(test)]
+    fn users(&self) -> usize {
+        self.sent.len()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Checked against date(1) in the same time zone, not against our own arithmetic.
-    #[test]
-    fn local_day_agrees_with_date_on_the_day_and_the_next_midnight() {
-        let date = |args: &[&str]| {
-            let out = std::process::Command::new("date")
-                .args(args)
-                .output()
-                .unwrap();
-            String::from_utf8(out.stdout).unwrap().trim().to_string()
-        };
-        for unix in [1_781_000_000u64, 1_781_049_599, 1_798_761_600] {
-            let (day, left) = local_day(unix);
-            assert_eq!(day, date(&["-d", &format!("@{unix}"), "+%F"]), "{unix}");
-            let midnight: u64 = date(&["-d", &format!("{day} + 1 day"), "+%s"])
-                .parse()
-                .unwrap();
-            assert_eq!(left, midnight - unix, "{unix}");
-        }
-    }
 
     #[test]
     fn the_per_minute_limit_lifts_when_the_oldest_request_is_a_minute_old() {
@@ -492,5 +338,50 @@ mod tests {
         assert_eq!(hours_minutes(0), "0 ч 0 мин");
         assert_eq!(hours_minutes(61), "0 ч 2 мин");
         assert_eq!(hours_minutes(3 * 3600 + 5 * 60), "3 ч 5 мин");
+    }
+
+    #[test]
+    fn the_notice_budget_lifts_after_its_window_and_is_per_user() {
+        let t0 = Instant::now();
+        let secs = Duration::from_secs;
+        let mut notices = Notices::default();
+        for i in 0..NOTICE_BUDGET as u64 {
+            assert!(
+                notices.allow(1, t0 + secs(i)),
+                "notice {i} is within the budget"
+            );
+        }
+        assert!(!notices.allow(1, t0 + secs(60)), "the budget is spent");
+        assert!(
+            !notices.allow(1, t0 + NOTICE_WINDOW - secs(1)),
+            "still spent"
+        );
+        // A fresh user is not held to another's budget.
+        assert!(notices.allow(2, t0 + secs(60)));
+        // The first notice has left the window: room for exactly one more.
+        assert!(notices.allow(1, t0 + NOTICE_WINDOW));
+        assert!(!notices.allow(1, t0 + NOTICE_WINDOW));
+        // Refused tries do not count: a whole window after the last notice, a full budget.
+        let later = t0 + NOTICE_WINDOW * 2;
+        for i in 0..NOTICE_BUDGET as u64 {
+            assert!(
+                notices.allow(1, later + secs(i)),
+                "notice {i} after the window"
+            );
+        }
+        assert!(!notices.allow(1, later + secs(10)));
+    }
+
+    #[test]
+    fn users_whose_notices_are_old_are_forgotten() {
+        let t0 = Instant::now();
+        let mut notices = Notices::default();
+        for user in 0..1000 {
+            assert!(notices.allow(user, t0));
+        }
+        assert_eq!(notices.users(), 1000);
+        // A window later one more user writes: the thousand are forgotten.
+        assert!(notices.allow(5000, t0 + NOTICE_WINDOW));
+        assert_eq!(notices.users(), 1);
     }
 }

@@ -134,6 +134,7 @@ pub struct Typing {
 }
 
 impl Typing {
+    /// Starts the one helper thread, which sends with its own clone of the client.
     pub fn new(helper: Telegram) -> Typing {
         let (orders, incoming) = mpsc::channel::<Option<i64>>();
         let (ack, stopped) = mpsc::channel();

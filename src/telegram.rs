@@ -318,7 +318,10 @@ impl Telegram {
 
     /// For `gigabot check`, which makes no long poll: a hanging Telegram is reported within
     /// seconds, not after the 45 s a poll may take.
-    pub fn for_check(config: &TelegramConfig, stop: &'static AtomicBool) -> Telegram {
+    pub fn for_check(config: &TelegramConfig) -> Telegram {
+        // check makes single calls, never retried: there is nothing for a stop to cut short.
+        static NEVER: AtomicBool = AtomicBool::new(false);
+        let stop = &NEVER;
         let limits = Limits {
             connect: 5,
             send: 5,

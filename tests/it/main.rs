@@ -35,3 +35,4 @@ mod soak;
 mod state;
 mod streaming;
 mod tg_html;
+mod tidy;

@@ -1,0 +1,111 @@
+//! What happened with one update: the fields of its log line.
+
+use std::fmt;
+
+/// What kind of update it was.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub enum Kind {
+    Text,
+    TooLong,
+    Command,
+    Callback,
+    NonText,
+    Refused,
+    Limited,
+    #[default]
+    Ignored,
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Kind::Text => "text",
+            Kind::TooLong => "too-long",
+            Kind::Command => "command",
+            Kind::Callback => "callback",
+            Kind::NonText => "non-text",
+            Kind::Refused => "refused",
+            Kind::Limited => "limited",
+            Kind::Ignored => "ignored",
+        })
+    }
+}
+
+/// How the update ended.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub enum Outcome {
+    /// Nothing happened (yet).
+    #[default]
+    Nothing,
+    /// Nothing to do, and why.
+    Ignored(&'static str),
+    /// The group became a supergroup with this id.
+    Moved(i64),
+    /// One of our own texts was sent.
+    Replied,
+    /// GigaChat's answer was sent in this many messages.
+    Answered(usize),
+    /// A notice was not sent: the sender's notice budget is spent.
+    NoticeSuppressed,
+    /// A notice met Telegram's flood control and was dropped, not waited for.
+    NoticeDropped(String),
+    /// GigaChat failed this way (the user was told).
+    GigaChatFailed(String),
+    /// GigaChat refused the topic (finish_reason "blacklist").
+    Blacklisted,
+    /// GigaChat answered nothing a user could see.
+    EmptyAnswer(String),
+    /// An admin's report went to the admin's private chat.
+    AnsweredPrivately,
+    /// A style button set the chat's style.
+    StyleSet(String),
+    /// A button that means nothing any more.
+    StaleButton,
+    /// A button from someone who may not talk to the bot.
+    ButtonRefused,
+    /// An admin allowed (true) or denied a user by button.
+    AdminDecided(i64, bool),
+    /// Telegram refused to take what was to be sent; what had happened before, if anything.
+    NotSent(String, String),
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Outcome::Nothing => f.write_str("nothing"),
+            Outcome::Ignored(why) => f.write_str(why),
+            Outcome::Moved(id) => write!(f, "group moved to {id}"),
+            Outcome::Replied => f.write_str("replied"),
+            Outcome::Answered(n) => write!(f, "answered in {n} message(s)"),
+            Outcome::NoticeSuppressed => {
+                f.write_str("notice suppressed: the user's notice budget is spent")
+            }
+            Outcome::NoticeDropped(err) => write!(f, "notice dropped: {err}"),
+            Outcome::GigaChatFailed(kind) => write!(f, "gigachat error: {kind}"),
+            Outcome::Blacklisted => f.write_str("refused by gigachat (blacklist)"),
+            Outcome::EmptyAnswer(request) => write!(f, "empty answer (request {request})"),
+            Outcome::AnsweredPrivately => f.write_str("answered the admin privately"),
+            Outcome::StyleSet(id) => write!(f, "style set to {id}"),
+            Outcome::StaleButton => f.write_str("stale button"),
+            Outcome::ButtonRefused => f.write_str("button from a user without access"),
+            Outcome::AdminDecided(id, true) => write!(f, "admin allow {id}"),
+            Outcome::AdminDecided(id, false) => write!(f, "admin deny {id}"),
+            Outcome::NotSent(before, err) if before.is_empty() => write!(f, "not sent: {err}"),
+            Outcome::NotSent(before, err) => write!(f, "{before}; not sent: {err}"),
+        }
+    }
+}
+
+/// The fields of one update's log line.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub chat_id: i64,
+    pub user_id: i64,
+    pub kind: Kind,
+    pub style: String,
+    pub gigachat_ms: Option<u128>,
+    pub tokens: u64,
+    pub outcome: Outcome,
+    /// The message text, only with `log.messages = true`.
+    pub text: Option<String>,
+}

@@ -1,0 +1,78 @@
+//! Every text the bot's users see, in one place: a teacher changes a word here without
+//! reading any logic. `{name}`-style placeholders are filled in where the text is used.
+
+pub const START: &str =
+    "Здравствуйте, {name}! Я отвечаю на вопросы с помощью GigaChat. Просто напишите вопрос.";
+pub const COMMANDS: &str = "Команды:\n\
+/mode — выбрать стиль ответов\n\
+/reset — забыть разговор и начать заново\n\
+/retry — спросить последний вопрос ещё раз\n\
+/help — эта справка";
+pub const GROUP_HINT: &str = "В группе я отвечаю, когда ко мне обращаются через @имя, отвечают на моё сообщение или пишут команду.";
+pub const UNKNOWN_COMMAND: &str = "Такой команды я не знаю.";
+pub const NOT_TEXT: &str = "Я понимаю только текст. Напишите вопрос словами, пожалуйста.";
+pub const EMPTY_QUESTION: &str = "Напишите вопрос после обращения ко мне.";
+pub const TOO_LONG: &str = "Слишком длинное сообщение: {len} символов, а я принимаю не больше {max}. Сократите его, пожалуйста.";
+pub const CHOOSE_STYLE: &str = "Выберите стиль ответов. Сейчас: «{title}».";
+pub const NO_SUCH_STYLE: &str = "Стиля «{id}» нет. Выберите один из этих:";
+pub const STYLE_SET: &str = "Теперь я отвечаю в стиле «{title}».";
+pub const STYLE_TOAST: &str = "Стиль: {title}";
+pub const STALE_BUTTON: &str = "Эта кнопка устарела. Отправьте /mode, чтобы выбрать стиль.";
+pub const APOLOGY: &str = "Извините, при обработке этого сообщения случилась ошибка. Попробуйте ещё раз или напишите по-другому.";
+pub const RESET_DONE: &str = "Я забыл наш разговор. Начнём заново!";
+pub const NOTHING_TO_RETRY: &str = "Мне нечего повторить: сначала задайте вопрос.";
+
+// Access and limits.
+pub const NOT_ALLOWED: &str = "Извините, этот бот работает только для приглашённых пользователей. Ваш id: {id} — передайте его владельцу бота.";
+pub const ACCESS_REQUEST: &str = "Новый пользователь хочет поговорить с ботом: {name}, id {id}.";
+pub const ALLOW_BUTTON: &str = "Разрешить";
+pub const DENY_BUTTON: &str = "Отклонить";
+pub const ALLOWED: &str = "Пользователю {id} доступ разрешён.";
+pub const DENIED: &str = "Пользователю {id} в доступе отказано.";
+pub const IN_CONFIG: &str = "Пользователь {id} указан в конфиге (bot.admins или bot.allowed_users): командой его не убрать, измените конфиг.";
+pub const ADMIN_USAGE: &str = "Укажите id пользователя: /{cmd} 123456789";
+pub const ADMIN_ANSWERED_PRIVATELY: &str = "Ответил вам в личных сообщениях.";
+pub const ADMIN_ASK_PRIVATELY: &str =
+    "Напишите мне в личные сообщения (/start), и я отвечу там: в группе этот ответ увидели бы все.";
+pub const WELCOME_ALLOWED: &str = "Вам открыли доступ к боту. Задайте вопрос!";
+pub const RATE_LIMIT: &str =
+    "Слишком много вопросов: не больше {n} в минуту. Напишите снова через {secs} с.";
+pub const TOKEN_BUDGET: &str = "Ваш дневной лимит ({budget} токенов GigaChat) исчерпан. Напишите снова после полуночи (через {wait}).";
+
+// GigaChat failures. The first three are the lesson's own texts.
+pub const AUTH_FAILED: &str = "Ошибка авторизации в GigaChat API.";
+pub const BAD_ANSWER: &str = "Не удалось получить корректный ответ от GigaChat API.";
+pub const HTTP_ERROR: &str = "Ошибка при получении ответа от GigaChat API: {status}";
+pub const RATE_LIMITED: &str = "GigaChat перегружен, повторите через минуту.";
+pub const PAYMENT_REQUIRED: &str =
+    "У владельца бота закончились токены GigaChat (402). Попробуйте позже.";
+pub const UNKNOWN_MODEL: &str =
+    "Модель «{model}» недоступна в GigaChat (404). Владельцу бота: проверьте gigachat.model.";
+pub const TOO_LARGE: &str = "Разговор стал слишком длинным для GigaChat. Начните заново: /reset";
+pub const SERVER_ERROR: &str = "GigaChat временно не работает (ошибка {status}). Повторите позже.";
+pub const TIMEOUT: &str = "GigaChat не ответил вовремя. Повторите вопрос чуть позже.";
+pub const UNREACHABLE: &str = "Не удалось связаться с GigaChat. Повторите позже.";
+pub const INTERRUPTED: &str = "Ответ GigaChat оборвался на полуслове. Повторите вопрос: /retry";
+pub const BLACKLIST: &str =
+    "GigaChat не отвечает на вопросы на эту тему. Попробуйте спросить о чём-нибудь другом.";
+pub const CUT_SHORT: &str = "_(Ответ обрезан: GigaChat достиг ограничения длины.)_";
+
+/// The commands shown in Telegram's menu (`setMyCommands`).
+pub const MENU: &[(&str, &str)] = &[
+    ("start", "Начать и узнать, что я умею"),
+    ("mode", "Выбрать стиль ответов"),
+    ("reset", "Забыть разговор и начать заново"),
+    ("retry", "Спросить последний вопрос ещё раз"),
+    ("help", "Справка"),
+];
+
+// The admin's reports (/users, /stats).
+pub const USERS: &str = "Доступ: {mode}.\nАдминистраторы (конфиг): {admins}\nРазрешены в конфиге: {allowed}\nРазрешены командой: {granted}\nОтклонены командой: {denied}";
+pub const OPEN_TO_ALL: &str = "открыт для всех, кроме отклонённых";
+pub const ALLOWED_ONLY: &str = "только для разрешённых";
+pub const STATS: &str = "Статистика\nРаботает: {uptime}\nОтветов: {answers}\nОшибки: {failures}\nТокенов сегодня: {tokens_today}, всего: {tokens}\nЧатов: {chats}, пользователей: {users}";
+pub const NO_FAILURES: &str = "нет";
+pub const MOST_ACTIVE: &str = "\nСамые активные сегодня:";
+pub const ACTIVE_USER: &str = "\n{n}. {name} ({id}) — вопросов: {requests}, токенов: {tokens}";
+pub const HOURS_MINUTES: &str = "{h} ч {m} мин";
+pub const CURRENT_STYLE: &str = "Сейчас мой стиль: «{title}».";

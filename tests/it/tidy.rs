@@ -1,0 +1,195 @@
+//! The shape of `src/`, checked: imports run the one way ARCHITECTURE.md draws, no file
+//! grows past a reading, no `unsafe`, every public function says why it is there. Rules a
+//! reviewer would otherwise have to remember (rust-analyzer keeps tests like these).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Files still over the limit, each with the length it may not grow past. The list may
+/// only shrink: issue 14 empties it.
+const TOO_LONG_FOR_NOW: &[(&str, usize)] = &[
+    ("bot.rs", 815),
+    ("config.rs", 1072),
+    ("gigachat.rs", 884),
+    ("render.rs", 782),
+    ("store.rs", 1374),
+    ("telegram.rs", 1001),
+];
+
+const MAX_LINES: usize = 600;
+
+/// `src/*.rs` by module name.
+fn sources() -> BTreeMap<String, String> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = BTreeMap::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "rs") {
+            let name = path.file_stem().unwrap().to_string_lossy().to_string();
+            files.insert(name, std::fs::read_to_string(&path).unwrap());
+        }
+    }
+    files
+}
+
+/// The layers of ARCHITECTURE.md's "Dependency direction": module → its layer (1 = top).
+fn layers() -> BTreeMap<String, usize> {
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/ARCHITECTURE.md")).unwrap();
+    let section = text
+        .split("## Dependency direction")
+        .nth(1)
+        .expect("ARCHITECTURE.md has a section \"## Dependency direction\"");
+    let mut layers = BTreeMap::new();
+    for line in section.lines().take_while(|l| !l.starts_with("## ")) {
+        let Some((number, modules)) = line.split_once(". ") else {
+            continue;
+        };
+        let Ok(layer) = number.trim().parse::<usize>() else {
+            continue;
+        };
+        for module in modules.split(',') {
+            layers.insert(module.trim().trim_matches('`').to_string(), layer);
+        }
+    }
+    assert!(!layers.is_empty(), "no numbered layers in ARCHITECTURE.md");
+    layers
+}
+
+/// The crate's modules a source file uses (`crate::x`, `crate::{x, y}`), comments aside;
+/// an item of the crate root (`crate::STOP`) counts as `main`.
+fn imports(source: &str) -> Vec<String> {
+    let code: String = source
+        .lines()
+        .map(|l| l.split("//").next().unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let mut found = Vec::new();
+    let mut rest = code.as_str();
+    while let Some(at) = rest.find("crate::") {
+        rest = &rest[at + "crate::".len()..];
+        // A group lists several (`crate::{a, b::C}`); a path names one.
+        let names: Vec<&str> = match rest.strip_prefix('{') {
+            Some(group) => group.split('}').next().unwrap_or("").split(',').collect(),
+            None => vec![rest],
+        };
+        for name in names {
+            let name: String = name
+                .trim()
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            match name.chars().next() {
+                Some(c) if c.is_ascii_uppercase() => found.push("main".to_string()),
+                Some(_) => found.push(name),
+                None => {}
+            }
+        }
+    }
+    found.sort();
+    found.dedup();
+    found
+}
+
+/// Each line of the file outside its `#[cfg(test)] mod tests`.
+fn product_lines(source: &str) -> Vec<&str> {
+    let lines: Vec<&str> = source.lines().collect();
+    let end = lines
+        .windows(2)
+        .position(|w| w[0] == "#[cfg(test)]" && w[1].starts_with("mod tests"))
+        .unwrap_or(lines.len());
+    lines[..end].to_vec()
+}
+
+#[test]
+fn imports_run_the_way_architecture_md_draws_them() {
+    let layers = layers();
+    let mut wrong = Vec::new();
+    for (module, source) in sources() {
+        let Some(&own) = layers.get(&module) else {
+            wrong.push(format!("{module}.rs is in no layer of ARCHITECTURE.md"));
+            continue;
+        };
+        for import in imports(&source) {
+            match layers.get(&import) {
+                Some(&layer) if layer > own => {}
+                Some(_) => wrong.push(format!(
+                    "{module} (layer {own}) imports {import} (layer {}): imports go to lower layers only",
+                    layers[&import]
+                )),
+                None => wrong.push(format!("{module} imports {import}, which is in no layer")),
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[test]
+fn no_file_is_longer_than_a_reading() {
+    let mut wrong = Vec::new();
+    for (module, source) in sources() {
+        let file = format!("{module}.rs");
+        let lines = source.lines().count();
+        let limit = TOO_LONG_FOR_NOW
+            .iter()
+            .find(|(name, _)| *name == file)
+            .map_or(MAX_LINES, |(_, limit)| *limit);
+        if lines > limit {
+            wrong.push(format!("src/{file} has {lines} lines, more than {limit}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[test]
+fn there_is_no_unsafe_code() {
+    for (module, source) in sources() {
+        for (i, line) in source.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or("");
+            assert!(
+                !code.contains("unsafe ") && !code.contains("unsafe{"),
+                "src/{module}.rs:{}: unsafe code: {line}",
+                i + 1
+            );
+        }
+    }
+}
+
+#[test]
+fn every_public_function_says_why_it_is_there() {
+    let mut wrong = Vec::new();
+    for (module, source) in sources() {
+        let lines = product_lines(&source);
+        for (i, line) in lines.iter().enumerate() {
+            let code = line.trim_start();
+            if !(code.starts_with("pub fn ") || code.starts_with("pub(crate) fn ")) {
+                continue;
+            }
+            // The line above, past attributes, must be a doc comment.
+            let documented = lines[..i]
+                .iter()
+                .rev()
+                .map(|l| l.trim_start())
+                .find(|l| !l.starts_with("#["))
+                .is_some_and(|l| l.starts_with("///"));
+            if !documented {
+                wrong.push(format!("src/{module}.rs:{}: {}", i + 1, code));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "undocumented:\n{}", wrong.join("\n"));
+}
+
+/// The checks themselves can fail: a backwards import and an undocumented function are seen.
+#[test]
+fn the_checks_see_what_they_look_for() {
+    assert_eq!(
+        imports(
+            "use crate::bot::Bot; // not crate::store\nuse crate::{config, texts::START, STOP};"
+        ),
+        ["bot", "config", "main", "texts"]
+    );
+    assert_eq!(product_lines("a\n#[cfg(test)]\nmod tests {\n}"), ["a"]);
+    let layers = layers();
+    assert!(layers["main"] < layers["bot"] && layers["bot"] < layers["telegram"]);
+}
