@@ -155,10 +155,11 @@ pub struct Message {
     pub entities: Vec<MessageEntity>,
     pub reply_to_message: Option<Box<Message>>,
     pub migrate_to_chat_id: Option<i64>,
-    // Content a text bot cannot read; each gets a polite "text only" reply.
-    sticker: Option<IgnoredAny>,
-    photo: Option<IgnoredAny>,
-    voice: Option<IgnoredAny>,
+    // Content a text bot cannot read; each gets a polite "text only" reply. Public, so
+    // that a branch can tell one from another (a voice note, say).
+    pub sticker: Option<IgnoredAny>,
+    pub photo: Option<IgnoredAny>,
+    pub voice: Option<IgnoredAny>,
     audio: Option<IgnoredAny>,
     video: Option<IgnoredAny>,
     video_note: Option<IgnoredAny>,

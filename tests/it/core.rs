@@ -182,7 +182,8 @@ fn stickers_photos_voice_and_documents_get_a_polite_refusal() {
         let id = w.tg.push(update);
         let answer = w.answer_to(id);
         assert_eq!(answer.len(), 1);
-        assert!(answer[0].contains("только текст"), "{answer:?}");
+        // Whatever the words, the reply asks for text.
+        assert!(answer[0].to_lowercase().contains("текст"), "{answer:?}");
     }
     assert!(w.gc.chat_requests().is_empty());
 }
