@@ -1,0 +1,279 @@
+//! The renderer's tests; tests/it/properties.rs runs them a second time, with render.rs.
+
+use super::*;
+
+/// Panics unless `html` is what Telegram's parser accepts: only its tags, balanced, nested
+/// as Telegram allows, and every `<`, `>`, `&` of the text escaped.
+fn assert_valid(html: &str) {
+    let allowed = [
+        "b",
+        "i",
+        "u",
+        "s",
+        "code",
+        "pre",
+        "a",
+        "blockquote",
+        "tg-spoiler",
+    ];
+    let mut stack: Vec<&str> = Vec::new();
+    let mut rest = html;
+    while let Some(c) = rest.chars().next() {
+        let mut len = c.len_utf8();
+        if c == '<' {
+            len = rest.find('>').expect("unclosed tag") + 1;
+            let tag = &rest[1..len - 1];
+            if let Some(name) = tag.strip_prefix('/') {
+                assert_eq!(stack.pop(), Some(name), "unbalanced: {html:?}");
+            } else {
+                let name = tag.split(' ').next().unwrap_or("");
+                let parent = stack.last().copied().unwrap_or("");
+                assert!(allowed.contains(&name), "tag {name:?}: {html:?}");
+                assert!(parent != "code", "inside code: {html:?}");
+                assert!(parent != "pre" || name == "code", "inside pre: {html:?}");
+                let nests_itself = name == "a" || name == "blockquote";
+                assert!(!(nests_itself && stack.contains(&name)), "nested: {html:?}");
+                stack.push(name);
+            }
+        } else if c == '&' {
+            len = decode_entity(rest).expect("bare &").1;
+        }
+        assert!(c != '>', "bare >: {html:?}");
+        rest = &rest[len..];
+    }
+    assert!(stack.is_empty(), "unclosed {stack:?}: {html:?}");
+}
+
+/// Splits and checks every chunk: valid, within `limit`, not blank.
+fn split_checked(html: &str, limit: usize) -> Vec<String> {
+    let chunks = split_html(html, limit);
+    for chunk in &chunks {
+        assert_valid(chunk);
+        let text = visible_text(chunk);
+        assert!(text.chars().count() <= limit, "too long: {chunk:?}");
+        assert!(!text.trim().is_empty(), "blank chunk: {chunk:?}");
+    }
+    chunks
+}
+
+fn joined_text(chunks: &[String]) -> String {
+    chunks.iter().map(|chunk| visible_text(chunk)).collect()
+}
+
+fn assert_renders(cases: &[(&str, &str)]) {
+    for (markdown, html) in cases {
+        assert_eq!(markdown_to_html(markdown), *html, "markdown: {markdown:?}");
+    }
+}
+
+#[test]
+fn inline_formatting_and_links() {
+    #[rustfmt::skip]
+    let cases = [
+        ("**b** *i* ~~s~~ `c` ***bi***", "<b>b</b> <i>i</i> <s>s</s> <code>c</code> <i><b>bi</b></i>"),
+        ("[x](javascript:alert(1)) [r](/p) [e]()", "x r e"),
+        ("[H](HTTPS://A.B) [m](mailto:a@b.c)", "<a href=\"HTTPS://A.B\">H</a> <a href=\"mailto:a@b.c\">m</a>"),
+        // An answer a prompt injected: tg:// links open chats, join groups, mention users.
+        ("[t](tg://join?invite=x) [u](tg://user?id=1) [f](file:///etc/passwd)", "t u f"),
+        ("<https://a.b>", "<a href=\"https://a.b\">https://a.b</a>"),
+        ("<me@x.org>", "<a href=\"mailto:me@x.org\">me@x.org</a>"),
+        ("![cat](https://e.com/c.png) ![dog](d.png)", "<a href=\"https://e.com/c.png\">cat</a> dog"),
+        ("[![a](https://i/x.png)](https://l)", "<a href=\"https://l\">a</a>"),
+        ("one\ntwo  \nthree\\\nfour", "one\ntwo\nthree\nfour"),
+    ];
+    assert_renders(&cases);
+}
+
+#[test]
+fn blocks() {
+    #[rustfmt::skip]
+    let cases = [
+        ("# Title\ntext\n### T", "<b>Title</b>\n\ntext\n\n<b>T</b>"),
+        ("a\n\n---\n\nb", "a\n\n———\n\nb"),
+        ("```rust\nfn main() {}\n```", "<pre><code class=\"language-rust\">fn main() {}</code></pre>"),
+        ("```c++ {x}\nx\n```", "<pre><code class=\"language-c++\">x</code></pre>"),
+        ("```<!>\ny\n```\n\n    z\n", "<pre>y</pre>\n\n<pre>z</pre>"),
+        ("- a\n- b\n  - c\n    1. d\n\n1. x\n2. y", "• a\n• b\n  ◦ c\n    1. d\n\n1. x\n2. y"),
+        ("3. x\n4. y", "3. x\n4. y"),
+        ("- one\n\n- two", "• one\n• two"),
+        ("- [ ] todo\n- [x] done", "☐ todo\n☑ done"),
+        ("> a\n>> b\n\nc", "<blockquote>a\n\nb</blockquote>\n\nc"),
+        ("> - a\n> - b", "<blockquote>• a\n• b</blockquote>"),
+        ("| A | *B* |\n|---|---|\n| 1 | 2 |\n| 3 | 4 |", "<b>A | <i>B</i></b>\n1 | 2\n3 | 4"),
+    ];
+    assert_renders(&cases);
+}
+
+#[test]
+fn escaping_raw_html_and_entities() {
+    #[rustfmt::skip]
+    let cases = [
+        ("a < b && c > d", "a &lt; b &amp;&amp; c &gt; d"),
+        ("`a<b && c>d`", "<code>a&lt;b &amp;&amp; c&gt;d</code>"),
+        ("```\nif a<b {}\n```", "<pre>if a&lt;b {}</pre>"),
+        ("[x <y>](https://e.com/?q=\"a\"&b=1)", "<a href=\"https://e.com/?q=&quot;a&quot;&amp;b=1\">x &lt;y&gt;</a>"),
+        ("a<br>b\n\n<div>x</div>\n\nc", "a&lt;br&gt;b\n\n&lt;div&gt;x&lt;/div&gt;\n\nc"),
+        ("a&nbsp;b &amp; &lt; AT&T", "a\u{a0}b &amp; &lt; AT&amp;T"),
+        ("[`x`](https://e.com)", "<a href=\"https://e.com\">x</a>"),
+    ];
+    assert_renders(&cases);
+    let html = "<b>a &lt; b</b> &amp;&quot;&#128512;&#x41;&#xD800;&bogus;&#;";
+    assert_eq!(visible_text(html), "a < b &\"😀A&#xD800;&bogus;&#;");
+}
+
+#[test]
+fn partial_and_odd_input_stays_balanced() {
+    #[rustfmt::skip]
+    let cases = [
+        ("**bold", "**bold"),
+        ("Код:\n```py\nprint(1)", "Код:\n\n<pre><code class=\"language-py\">print(1)</code></pre>"),
+        ("a\r\nb\r\n\r\n```\r\nx\r\n```", "a\nb\n\n<pre>x</pre>"),
+        ("x\0y", "x\u{FFFD}y"),
+        ("", ""),
+        (" \n\t\r\n ", ""),
+    ];
+    assert_renders(&cases);
+    #[rustfmt::skip]
+    let odd = ["*a **b*", "`", "<", "&", "[a](https://x", "> > > x", "- > ```\n", "~~**x~~**"];
+    for markdown in odd {
+        let html = markdown_to_html(markdown);
+        assert_valid(&html);
+        assert_eq!(html.trim(), html);
+    }
+}
+
+#[test]
+fn split_returns_what_fits_whole() {
+    assert_eq!(split_html("<b>hi</b>", 4096), ["<b>hi</b>"]);
+    assert!(split_html("", 4096).is_empty());
+    assert!(split_html("<pre> \n </pre>", 1).is_empty());
+}
+
+#[test]
+fn long_answer_splits_at_paragraphs() {
+    let paragraph = "Привет, мир! Это **абзац** с эмодзи 😀🚀 и <кодом>. ".repeat(6);
+    let html = markdown_to_html(&vec![paragraph.trim(); 40].join("\n\n"));
+    let whole = visible_text(&html);
+    assert!(whole.chars().count() > 10_000);
+    let chunks = split_checked(&html, MESSAGE_LIMIT);
+    assert_eq!(chunks.len(), 3);
+    assert_eq!(joined_text(&chunks), whole);
+    for chunk in &chunks[..2] {
+        assert!(visible_text(chunk).ends_with(".\n\n"), "{chunk:?}");
+    }
+}
+
+#[test]
+fn long_code_block_is_reopened() {
+    let lines = "let строка = \"значение\"; // 😀\n".repeat(150);
+    let markdown = format!("```rust\n{lines}```");
+    let html = markdown_to_html(&markdown);
+    let chunks = split_checked(&html, MESSAGE_LIMIT);
+    assert_eq!(chunks.len(), 2);
+    for chunk in &chunks {
+        assert!(chunk.starts_with("<pre><code class=\"language-rust\">let строка"));
+        assert!(chunk.ends_with("😀</code></pre>") || chunk.ends_with("😀\n</code></pre>"));
+    }
+    assert_eq!(joined_text(&chunks), visible_text(&html));
+}
+
+#[test]
+fn tags_are_closed_and_reopened_at_a_cut() {
+    assert_eq!(
+        split_checked("<b>aaaa bbbb</b>", 5),
+        ["<b>aaaa </b>", "<b>bbbb</b>"]
+    );
+    assert_eq!(
+        split_checked("<b>aaaa </b><i>bb</i>", 5),
+        ["<b>aaaa </b>", "<i>bb</i>"]
+    );
+    let html = "<blockquote><a href=\"https://x\">aa <i>bb</i></a> cc</blockquote>";
+    assert_eq!(
+        split_checked(html, 4),
+        [
+            "<blockquote><a href=\"https://x\">aa </a></blockquote>",
+            "<blockquote><a href=\"https://x\"><i>bb</i></a> </blockquote>",
+            "<blockquote>cc</blockquote>",
+        ]
+    );
+}
+
+#[test]
+fn cut_prefers_paragraph_line_sentence_space() {
+    #[rustfmt::skip]
+    let cases: [(&str, usize, &[&str]); 5] = [
+        ("aaaaaaaaaa\n\nbb\ncc dd", 18, &["aaaaaaaaaa\n\n", "bb\ncc dd"]),
+        ("aaa bbb. ccc\nddd eee fff", 20, &["aaa bbb. ccc\n", "ddd eee fff"]),
+        ("aa bb. cc dd ee", 12, &["aa bb. ", "cc dd ee"]),
+        // A paragraph end in the first half loses to a space in the last half.
+        ("aa\n\nbbbbbbbbb ccccc", 15, &["aa\n\nbbbbbbbbb ", "ccccc"]),
+        // No boundary in the last half: the best one anywhere, then forced cuts.
+        ("a bbbbbbbbbbbbbbbbbbbb", 10, &["a ", "bbbbbbbbbb", "bbbbbbbbbb"]),
+    ];
+    for (html, limit, expected) in cases {
+        assert_eq!(split_checked(html, limit), expected, "{html:?}");
+    }
+}
+
+#[test]
+fn long_word_is_cut_at_the_limit() {
+    let chunks = split_checked(&"x".repeat(10_000), MESSAGE_LIMIT);
+    let lengths: Vec<usize> = chunks.iter().map(|chunk| chunk.len()).collect();
+    assert_eq!(lengths, [4096, 4096, 1808]);
+}
+
+#[test]
+fn entity_counts_as_one_character() {
+    let html = markdown_to_html(&"<".repeat(MESSAGE_LIMIT));
+    assert_eq!(html, "&lt;".repeat(MESSAGE_LIMIT));
+    assert_eq!(split_checked(&html, MESSAGE_LIMIT), [html.as_str()]);
+    let over = markdown_to_html(&"<".repeat(MESSAGE_LIMIT + 1));
+    assert_eq!(split_checked(&over, MESSAGE_LIMIT), [html.as_str(), "&lt;"]);
+}
+
+#[test]
+fn emoji_counts_once_and_stays_whole() {
+    let chunks = split_checked(&"😀".repeat(MESSAGE_LIMIT + 1), MESSAGE_LIMIT);
+    assert_eq!(chunks, ["😀".repeat(MESSAGE_LIMIT), "😀".to_string()]);
+    assert_eq!(split_checked("aaaa👍🏽", 5), ["aaaa", "👍🏽"]);
+    assert_eq!(split_checked("aaa👩‍💻", 5), ["aaa", "👩‍💻"]);
+    assert_eq!(
+        split_checked("ёe\u{301}e\u{301}", 2),
+        ["ё", "e\u{301}", "e\u{301}"]
+    );
+    // Whitespace that fits in no chunk is dropped rather than sent as a blank message.
+    assert_eq!(split_checked("<pre>aaaa   </pre>", 4), ["<pre>aaaa</pre>"]);
+}
+
+#[test]
+fn random_markdown_always_gives_valid_chunks() {
+    #[rustfmt::skip]
+    let parts = [
+        "word ", "слово ", "😀", "👍🏽", "**", "*", "~~", "`", "\n", "\n\n", "- ", "1. ", "> ",
+        "# ", "```rust\n", "<", "&", "\\", " ", ". ", "[l](https://x.y/\"q\") ", "|a|b|\n|-|-|\n",
+    ];
+    let mut seed: u64 = 42;
+    let mut random = move || {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (seed >> 33) as usize
+    };
+    for _ in 0..300 {
+        let markdown: String = (0..random() % 80)
+            .map(|_| parts[random() % parts.len()])
+            .collect();
+        let html = markdown_to_html(&markdown);
+        assert_valid(&html);
+        let whole = visible_text(&html);
+        let no_space = |text: &str| text.split_whitespace().collect::<String>();
+        for limit in [1, 2, 5, 17, 60] {
+            let joined = joined_text(&split_checked(&html, limit));
+            let context = format!("{markdown:?} at {limit}");
+            assert_eq!(no_space(&joined), no_space(&whole), "{context}");
+            if limit >= 17 {
+                assert_eq!(joined.trim_end(), whole.trim_end(), "{context}");
+            }
+        }
+    }
+}

@@ -1,0 +1,237 @@
+//! The database file under the store: its schema, the lock that keeps a second bot off it,
+//! the checks that keep the bot off a file that is not its own, and `backup`.
+//!
+//! WAL mode with `synchronous = FULL`: every commit is on the disk before the loop polls
+//! past its update. (NORMAL would save one fsync per update, but a power cut could then
+//! undo an update whose answer the user already has, and it would be answered again.)
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Read;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use rusqlite::{Connection, OpenFlags};
+
+use crate::clock::unix_now;
+
+/// The schema this binary writes (`PRAGMA user_version`).
+const SCHEMA_VERSION: i64 = 1;
+/// "gigb" (`PRAGMA application_id`): tells our database from any other SQLite file.
+pub(super) const APPLICATION_ID: i64 = 0x6769_6762;
+
+const SCHEMA: &str = "
+CREATE TABLE meta (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    last_update_id INTEGER NOT NULL,
+    answers INTEGER NOT NULL,
+    tokens INTEGER NOT NULL
+);
+INSERT INTO meta VALUES (1, 0, 0, 0);
+CREATE TABLE chats (
+    id INTEGER PRIMARY KEY,
+    style TEXT,
+    last_question TEXT,
+    last_active INTEGER NOT NULL
+);
+CREATE TABLE turns (
+    chat_id INTEGER NOT NULL,
+    n INTEGER NOT NULL,
+    role TEXT NOT NULL CHECK (role IN ('user', 'assistant')),
+    content TEXT NOT NULL,
+    PRIMARY KEY (chat_id, n)
+) WITHOUT ROWID;
+CREATE TABLE users (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    day TEXT NOT NULL,
+    requests_today INTEGER NOT NULL,
+    tokens_today INTEGER NOT NULL,
+    requests INTEGER NOT NULL,
+    tokens INTEGER NOT NULL,
+    last_active INTEGER NOT NULL,
+    recent TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE access (
+    user_id INTEGER PRIMARY KEY,
+    granted INTEGER CHECK (granted IN (0, 1)),
+    announced INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE failures (kind TEXT PRIMARY KEY, count INTEGER NOT NULL);
+CREATE TABLE unsent (n INTEGER PRIMARY KEY, chat_id INTEGER NOT NULL, chunk TEXT NOT NULL);
+";
+
+/// The lock file beside the database, held for as long as the process lives.
+pub(super) fn lock(path: &Path) -> Result<File> {
+    let lock_path = with_suffix(path, ".lock");
+    let file = private_file(&lock_path)
+        .with_context(|| format!("cannot create the lock file {}", lock_path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(fs::TryLockError::WouldBlock) => bail!(
+            "another gigabot is running with the state file {}: stop it first (two bots on one state would answer twice and overwrite each other's memory)",
+            path.display()
+        ),
+        Err(fs::TryLockError::Error(err)) => {
+            Err(err).with_context(|| format!("cannot lock {}", lock_path.display()))
+        }
+    }
+}
+
+/// Creates (or opens) a file only its owner may read, whatever the umask.
+fn private_file(path: &Path) -> std::io::Result<File> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)?;
+    file.set_permissions(fs::Permissions::from_mode(0o600))?;
+    Ok(file)
+}
+
+/// Opens our database, creating it (0600, as its -wal and -shm files then are) if need be.
+pub(super) fn connect(path: &Path) -> Result<Connection> {
+    let context = || format!("cannot open the state file {}", path.display());
+    private_file(path).with_context(context)?;
+    let db = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .with_context(context)?;
+    db.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA cache_size = -1024;",
+    )
+    .with_context(context)?;
+    // Every statement the bot runs stays prepared (the default keeps 16).
+    db.set_prepared_statement_cache_capacity(40);
+    let version: i64 = db.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version == 0 {
+        db.execute_batch(&format!(
+            "BEGIN; {SCHEMA} PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+        ))
+        .with_context(context)?;
+    }
+    for wal_file in ["-wal", "-shm"] {
+        let _ = fs::set_permissions(
+            with_suffix(path, wal_file),
+            fs::Permissions::from_mode(0o600),
+        );
+    }
+    Ok(db)
+}
+
+/// Why the file at `path` cannot be our database (a missing or empty file is a fresh start).
+pub(super) fn check_file(path: &Path) -> Result<()> {
+    let mut header = [0u8; 100];
+    let size = match fs::metadata(path) {
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(err) => bail!("cannot be read ({err})"),
+        Ok(meta) => meta.len(),
+    };
+    if size == 0 {
+        return Ok(());
+    }
+    let read = File::open(path).and_then(|mut f| f.read_exact(&mut header));
+    if read.is_err() || &header[..16] != b"SQLite format 3\0" {
+        bail!("is not a gigabot database (not SQLite)");
+    }
+    // A cut file: the header counts more pages than there are.
+    let page_size = match u16::from_be_bytes([header[16], header[17]]) {
+        1 => 65_536,
+        n => u64::from(n),
+    };
+    let pages = u64::from(u32::from_be_bytes([
+        header[28], header[29], header[30], header[31],
+    ]));
+    if page_size * pages > size {
+        bail!("is cut short ({size} bytes of {})", page_size * pages);
+    }
+    let db = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let pragma = |name: &str| db.query_row(&format!("PRAGMA {name}"), [], |r| r.get::<_, i64>(0));
+    let tables: i64 = db
+        .query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| r.get(0))
+        .map_err(|err| anyhow::anyhow!("is broken ({err})"))?;
+    match (pragma("application_id")?, pragma("user_version")?) {
+        (0, 0) if tables == 0 => return Ok(()),
+        (APPLICATION_ID, version) if version > SCHEMA_VERSION => bail!(
+            "was written by a newer gigabot (schema {version}, this one knows {SCHEMA_VERSION}): run the newer version"
+        ),
+        (APPLICATION_ID, _) => {}
+        _ => bail!("is an SQLite database of another program, not gigabot's"),
+    }
+    let check: String = db
+        .query_row("PRAGMA quick_check", [], |r| r.get(0))
+        .map_err(|err| anyhow::anyhow!("is broken ({err})"))?;
+    if check != "ok" {
+        bail!("is broken ({check})");
+    }
+    Ok(())
+}
+
+/// A file that cannot be our database (`err` says why) stops the bot, unless `reset_broken`
+/// (`--reset-state`): then it and its -wal and -shm move to `<name>.broken-<time>`.
+pub(super) fn refuse_or_move_aside(
+    path: &Path,
+    err: anyhow::Error,
+    reset_broken: bool,
+) -> Result<()> {
+    if !reset_broken {
+        bail!(
+            "the state file {} {err:#}; it was left untouched. Restore it from a backup, or start with --reset-state to move it aside and begin with empty memory",
+            path.display()
+        );
+    }
+    let aside = with_suffix(path, &format!(".broken-{}", unix_now()));
+    fs::rename(path, &aside)
+        .with_context(|| format!("cannot move the broken state file {} aside", path.display()))?;
+    for wal_file in ["-wal", "-shm"] {
+        let from = with_suffix(path, wal_file);
+        if from.exists() {
+            let _ = fs::rename(&from, with_suffix(&aside, wal_file));
+        }
+    }
+    log::warn!(
+        "the state file {} {err:#}; moved it to {} and started fresh",
+        path.display(),
+        aside.display()
+    );
+    Ok(())
+}
+
+/// `path` with `suffix` added to its name: `gigabot.db` → `gigabot.db-wal`.
+pub(super) fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// Copies the live database to `into`, safely while a bot writes to it (`gigabot backup`).
+/// Read-only: the copy is made by SQLite's `VACUUM INTO`, the database is not touched.
+pub fn backup(path: &Path, into: &Path) -> Result<()> {
+    check_file(path).with_context(|| format!("the state file {}", path.display()))?;
+    if !path.exists() {
+        bail!("there is no state file {} to back up", path.display());
+    }
+    if into.exists() {
+        bail!("{} exists already: give a new file name", into.display());
+    }
+    // A stopped bot leaves no -wal file; then nothing writes, and the file is read as it is
+    // (nothing created beside it that the bot's user could not open later).
+    let running = with_suffix(path, "-wal").exists();
+    let uri = format!(
+        "file:{}?mode=ro{}",
+        path.display(),
+        if running { "" } else { "&immutable=1" }
+    );
+    let db = Connection::open_with_flags(
+        uri,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI,
+    )
+    .with_context(|| format!("cannot open the state file {}", path.display()))?;
+    private_file(into).with_context(|| format!("cannot create {}", into.display()))?;
+    db.execute("VACUUM INTO ?1", [into.display().to_string()])
+        .with_context(|| format!("cannot copy the state to {}", into.display()))?;
+    Ok(())
+}
