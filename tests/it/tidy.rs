@@ -11,7 +11,7 @@ const TOO_LONG_FOR_NOW: &[(&str, usize)] = &[
     ("bot.rs", 815),
     ("config.rs", 1072),
     ("gigachat.rs", 884),
-    ("telegram.rs", 1001),
+    ("telegram.rs", 1002),
 ];
 
 const MAX_LINES: usize = 600;
