@@ -1,12 +1,11 @@
-//! GigaChat: the OAuth token (cached), chat completions, the model list, and TLS roots.
+//! GigaChat: the OAuth token (cached), chat completions (a stream is read in `sse`), the
+//! model list, TLS roots, the CA report; what can go wrong is in `error`.
 //!
 //! The lesson fetched a new token for every message and turned TLS verification off
 //! (`verify=False`). Here the token is kept until a minute before it expires, and TLS is
 //! always verified: against the system trust store, or against `ca_bundle_file` (where the
 //! Russian Trusted Root CA of the Ministry of Digital Development goes).
 
-use std::fmt;
-use std::io::{BufRead, Read};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -16,8 +15,12 @@ use serde_json::json;
 use crate::clock::unix_now_ms;
 use crate::config::{GigaChatConfig, Secret};
 
-/// SHA-256 of the Russian Trusted Root CA (НУЦ Минцифры), as `check` prints fingerprints.
-pub const RUSSIAN_TRUSTED_ROOT_SHA256: &str = "D2:6D:2D:02:31:B7:C3:9F:92:CC:73:85:12:BA:54:10:35:19:E4:40:5D:68:B5:BD:70:3E:97:88:CA:8E:CF:31";
+mod error;
+mod sse;
+
+pub use error::Error;
+use error::{error_message, is_certificate_error, timeout_text};
+use sse::read_events;
 
 /// Refresh this long before `expires_at`, as the official SDK does.
 const TOKEN_MARGIN_MS: u64 = 60_000;
@@ -28,96 +31,6 @@ const MAX_ANSWER_BYTES: usize = 1 << 20;
 const MAX_EVENT_BYTES: usize = 2 * MAX_ANSWER_BYTES;
 /// The whole event stream: the answer's events with their JSON around the text.
 const MAX_STREAM_BYTES: usize = 8 * MAX_ANSWER_BYTES;
-
-/// What went wrong; the bot gives each kind its own reply.
-#[derive(Debug)]
-pub enum Error {
-    /// OAuth refused the key or scope, or the API refused a fresh token; `check` names the
-    /// settings the key came from.
-    Auth {
-        status: u16,
-        message: String,
-        check: String,
-    },
-    /// 429: the personal tier allows one request at a time.
-    RateLimited,
-    /// 402: the paid tokens are used up.
-    PaymentRequired,
-    /// 404: the configured model does not exist for this key.
-    UnknownModel(String),
-    /// 413: the request (usually the conversation) is too large.
-    TooLarge(String),
-    /// 5xx.
-    Server(u16),
-    /// Another 4xx (400, 422…): GigaChat refused the request as made.
-    Refused { status: u16, message: String },
-    /// A phase of the call took too long: which one, and its limit, in words.
-    Timeout(String),
-    /// The server's certificate is not trusted.
-    Tls(String),
-    /// DNS, connection refused or reset…
-    Network(String),
-    /// A 200 whose body is not the JSON GigaChat sends.
-    BadResponse(String),
-    /// The answer stream broke off before its end.
-    Interrupted(String),
-}
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Error::Auth {
-                status,
-                message,
-                check,
-            } => write!(
-                f,
-                "gigachat: authorization failed ({status} {message}): check {check}"
-            ),
-            Error::RateLimited => write!(f, "gigachat: too many requests (429)"),
-            Error::PaymentRequired => write!(
-                f,
-                "gigachat: payment required (402): the token package is used up"
-            ),
-            Error::UnknownModel(model) => write!(
-                f,
-                "gigachat: no such model {model:?} (404): set gigachat.model to a model `gigabot check` lists"
-            ),
-            Error::TooLarge(message) => write!(f, "gigachat: request too large (413 {message})"),
-            Error::Server(status) => write!(f, "gigachat: server error ({status})"),
-            Error::Refused { status, message } => {
-                write!(f, "gigachat: request refused ({status} {message})")
-            }
-            Error::Timeout(what) => write!(f, "gigachat: {what}"),
-            Error::Tls(detail) => write!(f, "gigachat: {detail}"),
-            Error::Network(detail) => write!(f, "gigachat: cannot connect: {detail}"),
-            Error::BadResponse(detail) => write!(f, "gigachat: unreadable answer: {detail}"),
-            Error::Interrupted(detail) => write!(f, "gigachat: the answer broke off: {detail}"),
-        }
-    }
-}
-
-impl std::error::Error for Error {}
-
-impl Error {
-    /// A short name of the failure, for the log line and the /stats counters.
-    pub fn kind(&self) -> String {
-        match self {
-            Error::Auth { status, .. } => format!("auth {status}"),
-            Error::RateLimited => "rate limited 429".into(),
-            Error::PaymentRequired => "payment required 402".into(),
-            Error::UnknownModel(_) => "unknown model 404".into(),
-            Error::TooLarge(_) => "too large 413".into(),
-            Error::Server(status) => format!("server {status}"),
-            Error::Refused { status, .. } => format!("refused {status}"),
-            Error::Timeout(_) => "timeout".into(),
-            Error::Tls(_) => "tls".into(),
-            Error::Network(_) => "network".into(),
-            Error::BadResponse(_) => "bad response".into(),
-            Error::Interrupted(_) => "interrupted".into(),
-        }
-    }
-}
 
 /// One message of a conversation, as the API wants it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -179,20 +92,6 @@ struct ChoiceMessage {
 }
 
 #[derive(Deserialize)]
-struct StreamEvent {
-    #[serde(default)]
-    choices: Vec<StreamChoice>,
-    usage: Option<Usage>,
-}
-
-#[derive(Deserialize)]
-struct StreamChoice {
-    #[serde(default)]
-    delta: ChoiceMessage,
-    finish_reason: Option<String>,
-}
-
-#[derive(Deserialize)]
 struct ModelList {
     data: Vec<Model>,
 }
@@ -202,13 +101,6 @@ pub struct Model {
     pub id: String,
     #[serde(rename = "type", default)]
     pub kind: String,
-}
-
-/// Error bodies: `{"status", "message"}` from the API, `{"code", "message"}` from OAuth.
-#[derive(Deserialize, Default)]
-struct ErrorBody {
-    #[serde(default)]
-    message: String,
 }
 
 struct AccessToken {
@@ -583,133 +475,9 @@ impl GigaChat {
     }
 }
 
-/// Reads server-sent events: `data: {json}` lines with `choices[0].delta.content`,
-/// `finish_reason` and `usage` in the last one, then `data: [DONE]`. A line, the answer
-/// and the whole stream have caps, so a server that never ends a line or a stream cannot
-/// fill the memory of a small machine. After `[DONE]` the body is read to its end: only
-/// then does ureq put the connection back in its pool for the next question.
-fn read_events(
-    mut reader: impl BufRead,
-    on_text: &mut dyn FnMut(&str),
-    request_id: String,
-    timeout_secs: u64,
-) -> Result<Completion, Error> {
-    let mut completion = Completion {
-        content: String::new(),
-        finish_reason: String::new(),
-        usage: Usage::default(),
-        request_id,
-    };
-    let mut line = Vec::new();
-    let mut total = 0;
-    loop {
-        line.clear();
-        let read = (&mut reader)
-            .take(MAX_EVENT_BYTES as u64 + 1)
-            .read_until(b'\n', &mut line)
-            .map_err(|err| match err.kind() {
-                std::io::ErrorKind::TimedOut => {
-                    let phase = ureq::Timeout::RecvBody;
-                    Error::Timeout(timeout_text(phase, timeout_secs, "gigachat.timeout_secs"))
-                }
-                _ => Error::Interrupted(err.to_string()),
-            })?;
-        if read == 0 {
-            return Err(Error::Interrupted("the stream ended before [DONE]".into()));
-        }
-        total += read;
-        if read > MAX_EVENT_BYTES {
-            return Err(Error::BadResponse(format!(
-                "an event line longer than {} KiB",
-                MAX_EVENT_BYTES / 1024
-            )));
-        }
-        if total > MAX_STREAM_BYTES {
-            return Err(Error::BadResponse(format!(
-                "the event stream is longer than {} MiB",
-                MAX_STREAM_BYTES >> 20
-            )));
-        }
-        let Ok(line) = std::str::from_utf8(&line) else {
-            return Err(Error::BadResponse("an event that is not UTF-8".into()));
-        };
-        let Some(data) = line.trim_end().strip_prefix("data:") else {
-            continue; // blank separators, comments, `event:` and `id:` lines
-        };
-        let data = data.trim_start();
-        if data == "[DONE]" {
-            if completion.finish_reason.is_empty() {
-                completion.finish_reason = "stop".into();
-            }
-            // The rest is the chunked body's end; a server that sends more is not waited
-            // for beyond the cap, its connection is just not reused.
-            let _ = std::io::copy(&mut reader.take(64 * 1024), &mut std::io::sink());
-            return Ok(completion);
-        }
-        let event: StreamEvent = serde_json::from_str(data)
-            .map_err(|err| Error::BadResponse(format!("event: {err}")))?;
-        if let Some(usage) = event.usage {
-            completion.usage = usage;
-        }
-        let Some(choice) = event.choices.into_iter().next() else {
-            continue;
-        };
-        if let Some(reason) = choice.finish_reason {
-            completion.finish_reason = reason;
-        }
-        let piece = choice.delta.content;
-        if completion.content.len() + piece.len() > MAX_ANSWER_BYTES {
-            return Err(Error::BadResponse(format!(
-                "an answer longer than {} MiB",
-                MAX_ANSWER_BYTES >> 20
-            )));
-        }
-        if !piece.is_empty() {
-            completion.content.push_str(&piece);
-            on_text(&piece);
-        }
-    }
-}
-
-/// OpenSSL's words for "I do not trust this certificate".
-fn is_certificate_error(text: &str) -> bool {
-    let text = text.to_lowercase();
-    [
-        "certificate verify failed",
-        "unable to get local issuer",
-        "self-signed certificate",
-        "self signed certificate",
-        "certificate has expired",
-        "hostname mismatch",
-        "ip address mismatch",
-        "certificate is not yet valid",
-        "certificate is not trusted",
-    ]
-    .iter()
-    .any(|needle| text.contains(needle))
-}
-
 /// How long connecting may take: 15 s, or less if the whole timeout is shorter.
 fn connect_secs(timeout_secs: u64) -> u64 {
     timeout_secs.min(15)
-}
-
-/// Which phase ran out of time, with the limit that applied to it: a connect that hangs
-/// is reported as a 15 s connect, not as the 120 s answer timeout.
-fn timeout_text(phase: ureq::Timeout, secs: u64, name: &str) -> String {
-    match phase {
-        ureq::Timeout::Resolve | ureq::Timeout::Connect => format!(
-            "could not connect within {} s (DNS, TCP and TLS): check the network and gigachat.auth_url / gigachat.base_url",
-            connect_secs(secs)
-        ),
-        ureq::Timeout::SendRequest | ureq::Timeout::SendBody => {
-            format!("sending the request took longer than {secs} s ({name})")
-        }
-        ureq::Timeout::RecvBody => {
-            format!("the answer did not finish within {secs} s ({name})")
-        }
-        _ => format!("no answer within {secs} s ({name})"),
-    }
 }
 
 /// A whole (non-streamed) answer.
@@ -743,16 +511,8 @@ fn header(response: &ureq::http::Response<ureq::Body>, name: &str) -> Option<Str
         .map(str::to_string)
 }
 
-fn error_message(body: &str) -> String {
-    let message = serde_json::from_str::<ErrorBody>(body)
-        .map(|b| b.message)
-        .unwrap_or_default();
-    if message.is_empty() {
-        format!("({} bytes, no message)", body.len())
-    } else {
-        message
-    }
-}
+/// SHA-256 of the Russian Trusted Root CA (НУЦ Минцифры), as `check` prints fingerprints.
+pub const RUSSIAN_TRUSTED_ROOT_SHA256: &str = "D2:6D:2D:02:31:B7:C3:9F:92:CC:73:85:12:BA:54:10:35:19:E4:40:5D:68:B5:BD:70:3E:97:88:CA:8E:CF:31";
 
 /// What `check` says about a CA certificate.
 pub struct CaReport {
@@ -785,100 +545,4 @@ pub fn describe_ca(der: &[u8]) -> Option<CaReport> {
         subject,
         sha256,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn recognises_openssl_certificate_errors() {
-        assert!(is_certificate_error(
-            "native-tls: error:0A000086:SSL routines:tls_post_process_server_certificate:certificate verify failed:ssl/statem/statem_clnt.c:1889: (unable to get local issuer certificate)"
-        ));
-        assert!(!is_certificate_error(
-            "io: Connection refused (os error 111)"
-        ));
-    }
-
-    fn event(content: &str) -> String {
-        format!(
-            "data: {}\n\n",
-            json!({"choices": [{"delta": {"content": content}, "index": 0}]})
-        )
-    }
-
-    fn read(stream: &[u8]) -> (Result<Completion, Error>, String) {
-        let mut seen = String::new();
-        let mut cursor = std::io::Cursor::new(stream);
-        let result = read_events(&mut cursor, &mut |p| seen.push_str(p), "id".into(), 5);
-        (result, seen)
-    }
-
-    #[test]
-    fn a_stream_is_read_to_its_end_after_done() {
-        let mut stream = event("При") + &event("вет");
-        stream.push_str("data: [DONE]\n\n");
-        let tail = b"0\r\n\r\n-- the rest of the body --";
-        let mut bytes = stream.into_bytes();
-        bytes.extend_from_slice(tail);
-        let mut cursor = std::io::Cursor::new(&bytes[..]);
-        let mut seen = String::new();
-        let done = read_events(&mut cursor, &mut |p| seen.push_str(p), "id".into(), 5).unwrap();
-        assert_eq!((done.content.as_str(), seen.as_str()), ("Привет", "Привет"));
-        assert_eq!(done.finish_reason, "stop");
-        assert_eq!(
-            cursor.position() as usize,
-            bytes.len(),
-            "the body was not read to its end"
-        );
-    }
-
-    #[test]
-    fn an_endless_line_an_endless_stream_and_a_huge_answer_are_bad_answers() {
-        let endless_line = vec![b'x'; MAX_EVENT_BYTES + 10];
-        let (result, _) = read(&endless_line);
-        assert!(
-            matches!(result, Err(Error::BadResponse(ref m)) if m.contains("event line")),
-            "{result:?}"
-        );
-
-        let comments = format!(": {}\n", "x".repeat(1022)).repeat(MAX_STREAM_BYTES / 1024 + 1);
-        let (result, _) = read(comments.as_bytes());
-        assert!(
-            matches!(result, Err(Error::BadResponse(ref m)) if m.contains("stream")),
-            "{result:?}"
-        );
-
-        let piece = "я".repeat(1000); // 2000 bytes
-        let stream = event(&piece).repeat(MAX_ANSWER_BYTES / 2000 + 1);
-        let (result, seen) = read(stream.as_bytes());
-        assert!(
-            matches!(result, Err(Error::BadResponse(ref m)) if m.contains("answer")),
-            "{result:?}"
-        );
-        assert!(
-            seen.len() <= MAX_ANSWER_BYTES,
-            "{} bytes passed on",
-            seen.len()
-        );
-
-        let (result, _) = read(b"data: {\"choices\": []}\n\xff\xfe\n");
-        assert!(matches!(result, Err(Error::BadResponse(_))), "{result:?}");
-        let (result, _) = read(event("обрыв").as_bytes());
-        assert!(matches!(result, Err(Error::Interrupted(_))), "{result:?}");
-    }
-
-    #[test]
-    fn error_messages_come_from_both_body_shapes() {
-        assert_eq!(
-            error_message(r#"{"status":429,"message":"Too many requests"}"#),
-            "Too many requests"
-        );
-        assert_eq!(
-            error_message(r#"{"code":6,"message":"credentials doesn't match db data"}"#),
-            "credentials doesn't match db data"
-        );
-        assert_eq!(error_message("<html>"), "(6 bytes, no message)");
-    }
 }

@@ -1,0 +1,352 @@
+//! Every check of a loaded config, each failure one line that names the key (or the
+//! environment variable) and the fix; and what follows from the values: the styles, the
+//! authorization key, the CA certificates.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use base64::prelude::{BASE64_STANDARD, Engine as _};
+
+use super::{Config, GigaChatConfig, Needs, Secret, Style, builtin_styles};
+
+/// Where a key's value came from, as the operator would look for it: the environment
+/// variable that set it, or the key in the config file.
+fn origin(from_env: &[(&'static str, &'static str)], source: &str, key: &str) -> String {
+    match from_env.iter().find(|(k, _)| *k == key) {
+        Some((_, env)) => env.to_string(),
+        None if source.starts_with("built-in") => key.to_string(),
+        None => format!("{key} in {source}"),
+    }
+}
+
+const SCOPES: [&str; 3] = ["GIGACHAT_API_PERS", "GIGACHAT_API_B2B", "GIGACHAT_API_CORP"];
+
+/// Checks the values in the order of the file and settles what follows from them: URLs
+/// trimmed, the authorization key and its origin, the CA certificates, the styles.
+pub(super) fn validate(config: &mut Config, needs: Needs) -> Result<()> {
+    let (from_env, source) = (config.from_env.clone(), config.source.clone());
+    let name = |key: &str| origin(&from_env, &source, key);
+    let tg = &mut config.telegram;
+    tg.api_url = check_url(&name("telegram.api_url"), &tg.api_url, false)?;
+    in_range(
+        "telegram.poll_timeout_secs",
+        tg.poll_timeout_secs,
+        1..=50,
+        "seconds (Telegram holds a long poll 50 s at most)",
+    )?;
+    tg.token_origin = name("telegram.token");
+    if let Some(token) = &tg.token
+        && !looks_like_bot_token(token.expose())
+    {
+        bail!(
+            "{} does not look like a bot token (digits, a colon, then letters): copy it again from @BotFather",
+            tg.token_origin
+        );
+    }
+
+    let gc = &mut config.gigachat;
+    gc.auth_url = check_url(&name("gigachat.auth_url"), &gc.auth_url, true)?;
+    gc.base_url = check_url(&name("gigachat.base_url"), &gc.base_url, true)?;
+    if !SCOPES.contains(&gc.scope.as_str()) {
+        bail!(
+            "{} = {:?} is not a GigaChat scope: use GIGACHAT_API_PERS (individuals), GIGACHAT_API_B2B or GIGACHAT_API_CORP",
+            name("gigachat.scope"),
+            gc.scope
+        );
+    }
+    if gc.model.trim().is_empty() {
+        bail!(
+            "{} is empty: set it to a model name such as GigaChat-2-Max",
+            name("gigachat.model")
+        );
+    }
+    // Up to ten minutes: the loop waits for GigaChat while every other user waits too.
+    in_range("gigachat.timeout_secs", gc.timeout_secs, 1..=600, "seconds")?;
+    if let Some(t) = gc.temperature
+        && !(t > 0.0 && t.is_finite())
+    {
+        bail!("gigachat.temperature = {t} must be greater than 0 (GigaChat rejects 0)");
+    }
+    if let Some(max) = gc.max_tokens {
+        in_range(
+            "gigachat.max_tokens",
+            max.into(),
+            1..=1_000_000,
+            "tokens (or remove it for the model's default)",
+        )?;
+    }
+    // Every missing secret at once: an operator setting up fixes them in one go.
+    let mut missing = Vec::new();
+    if needs == Needs::TelegramAndGigaChat && tg.token.is_none() {
+        missing.push(
+            "TELEGRAM_TOKEN is not set: get a token from @BotFather and set TELEGRAM_TOKEN (or telegram.token in the config)".to_string(),
+        );
+    }
+    if needs != Needs::Nothing {
+        match resolve_credentials(gc, &name) {
+            Ok(key_origin) => gc.key_origin = key_origin,
+            Err(err) => missing.push(err.to_string()),
+        }
+    }
+    if !missing.is_empty() {
+        bail!("{}", missing.join("; "));
+    }
+    if let Some(path) = &gc.ca_bundle_file {
+        gc.ca_certs = read_ca_file(path, &name("gigachat.ca_bundle_file"))?;
+    }
+
+    let bot = &config.bot;
+    // Wide enough for any real use, narrow enough that no sum or product of them overflows.
+    in_range(
+        "bot.max_input_chars",
+        bot.max_input_chars as u64,
+        1..=100_000,
+        "characters",
+    )?;
+    in_range(
+        "bot.history_messages",
+        bot.history_messages as u64,
+        0..=1000,
+        "messages",
+    )?;
+    in_range(
+        "bot.history_chars",
+        bot.history_chars as u64,
+        0..=1_000_000,
+        "characters",
+    )?;
+    in_range(
+        "bot.forget_after_days",
+        bot.forget_after_days,
+        0..=36_500,
+        "days (0 = never)",
+    )?;
+    in_range(
+        "bot.requests_per_minute",
+        bot.requests_per_minute.into(),
+        0..=10_000,
+        "requests (0 = no limit)",
+    )?;
+    in_range(
+        "bot.daily_tokens_per_user",
+        bot.daily_tokens_per_user,
+        0..=1_000_000_000_000,
+        "tokens (0 = no limit)",
+    )?;
+    in_range(
+        "bot.draft_interval_ms",
+        bot.draft_interval_ms,
+        0..=60_000,
+        "milliseconds (a draft shows 30 s at most)",
+    )?;
+    if bot.state_file.as_os_str().is_empty() {
+        bail!("bot.state_file is empty: give a file name such as gigabot.db");
+    }
+    if !["error", "warn", "info", "debug"].contains(&config.log.level.as_str()) {
+        bail!(
+            "{} = {:?} is not a level: use error, warn, info or debug",
+            name("log.level"),
+            config.log.level
+        );
+    }
+
+    if config.styles.is_empty() {
+        config.styles = builtin_styles();
+    }
+    validate_styles(&config.styles)?;
+    if !config
+        .styles
+        .iter()
+        .any(|s| s.id == config.bot.default_style)
+    {
+        bail!(
+            "bot.default_style = {:?} is not one of the styles ({}): add a [[styles]] entry with that id or pick one of them",
+            config.bot.default_style,
+            style_ids(&config.styles)
+        );
+    }
+    Ok(())
+}
+
+/// "bot.forget_after_days = 99999999 is out of range: use 0..=36500 days (0 = never)".
+fn in_range(key: &str, value: u64, range: std::ops::RangeInclusive<u64>, unit: &str) -> Result<()> {
+    if !range.contains(&value) {
+        bail!(
+            "{key} = {value} is out of range: use {}..={} {unit}",
+            range.start(),
+            range.end()
+        );
+    }
+    Ok(())
+}
+
+fn style_ids(styles: &[Style]) -> String {
+    styles
+        .iter()
+        .map(|s| s.id.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Style ids go into `/mode <id>` and into button callback data (64 bytes at most), so they
+/// are short and plain.
+fn validate_styles(styles: &[Style]) -> Result<()> {
+    for (i, style) in styles.iter().enumerate() {
+        let n = i + 1;
+        let id_ok = !style.id.is_empty()
+            && style.id.len() <= 32
+            && style
+                .id
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+        if !id_ok {
+            bail!(
+                "styles #{n}: id {:?} is not allowed: use 1 to 32 of a-z, 0-9, _ and -",
+                style.id
+            );
+        }
+        if styles[..i].iter().any(|s| s.id == style.id) {
+            bail!(
+                "styles #{n}: id {:?} is used twice: style ids must be unique",
+                style.id
+            );
+        }
+        if style.title.trim().is_empty() {
+            bail!(
+                "styles #{n} ({}): title is empty: give the name users see",
+                style.id
+            );
+        }
+        if style.title.chars().count() > 60 {
+            bail!(
+                "styles #{n} ({}): title is longer than 60 characters",
+                style.id
+            );
+        }
+        if style.prompt.trim().is_empty() {
+            bail!(
+                "styles #{n} ({}): prompt is empty: write the system prompt, e.g. \"Отвечай как научный сотрудник\"",
+                style.id
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Accepts http:// and https:// (https only where `tls_only`); drops one trailing slash.
+fn check_url(key: &str, url: &str, tls_only: bool) -> Result<String> {
+    let url = url.trim();
+    let url = url.strip_suffix('/').unwrap_or(url);
+    let rest = if let Some(rest) = url.strip_prefix("https://") {
+        rest
+    } else if let Some(rest) = url.strip_prefix("http://") {
+        if tls_only {
+            bail!(
+                "{key} = {url:?} must start with https://: GigaChat is only used over verified TLS"
+            );
+        }
+        rest
+    } else {
+        bail!("{key} = {url:?} is not a URL: it must start with https:// or http://");
+    };
+    if rest.is_empty() || rest.starts_with('/') || rest.contains(char::is_whitespace) {
+        bail!("{key} = {url:?} has no host name");
+    }
+    Ok(url.to_string())
+}
+
+/// `123456789:AA...`: digits, a colon, then URL-safe characters. Checked so that a pasted
+/// quote or space is reported here instead of as a confusing 404 from Telegram.
+fn looks_like_bot_token(token: &str) -> bool {
+    match token.split_once(':') {
+        Some((id, secret)) => {
+            !id.is_empty()
+                && id.bytes().all(|b| b.is_ascii_digit())
+                && !secret.is_empty()
+                && secret
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        }
+        None => false,
+    }
+}
+
+/// Settles the one Base64 key GigaChat's OAuth wants, from `credentials` or from
+/// `client_id` + `client_secret`; returns the settings it came from, for "check these".
+fn resolve_credentials(gc: &mut GigaChatConfig, name: &dyn Fn(&str) -> String) -> Result<String> {
+    let scope = name("gigachat.scope");
+    if gc.credentials.is_some() {
+        return Ok(format!("{} and {scope}", name("gigachat.credentials")));
+    }
+    match (&gc.client_id, &gc.client_secret) {
+        (_, Some(secret)) if is_authorization_key(secret.expose()) => {
+            // The lesson keeps the ready Base64 key in GIGACHAT_CLIENT_SECRET.
+            log::info!(
+                "gigachat.client_secret already is a Base64 authorization key: using it as is"
+            );
+            gc.credentials = Some(secret.clone());
+            Ok(format!("{} and {scope}", name("gigachat.client_secret")))
+        }
+        (Some(id), Some(secret)) => {
+            let key = BASE64_STANDARD.encode(format!("{id}:{}", secret.expose()));
+            gc.credentials = Some(Secret(key));
+            Ok(format!(
+                "{}, {} and {scope}",
+                name("gigachat.client_id"),
+                name("gigachat.client_secret")
+            ))
+        }
+        (None, Some(_)) => bail!(
+            "GIGACHAT_CLIENT_ID is not set: with {} the bot needs the client id too (or set GIGACHAT_CREDENTIALS to the authorization key)",
+            name("gigachat.client_secret")
+        ),
+        _ => bail!(
+            "GIGACHAT_CREDENTIALS is not set: copy the authorization key (\"Ключ авторизации\") of your project at developers.sber.ru/studio and set GIGACHAT_CREDENTIALS (or gigachat.credentials)"
+        ),
+    }
+}
+
+/// An authorization key is Base64 of `client_id:client_secret`; a bare client secret
+/// (a UUID) never decodes to that.
+pub(super) fn is_authorization_key(value: &str) -> bool {
+    BASE64_STANDARD
+        .decode(value.trim())
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .is_some_and(|text| {
+            text.split_once(':')
+                .is_some_and(|(id, secret)| !id.is_empty() && !secret.is_empty())
+        })
+}
+
+/// Reads a CA file: PEM with one or more certificates, or one DER certificate.
+/// `name` says where the path came from (GIGACHAT_CA_BUNDLE_FILE or the key in the file).
+fn read_ca_file(path: &Path, name: &str) -> Result<Vec<Vec<u8>>> {
+    let bytes = std::fs::read(path).with_context(|| {
+        format!(
+            "cannot read {name} {}: fix the path (the Russian Trusted Root CA is at https://www.gosuslugi.ru/crt)",
+            path.display()
+        )
+    })?;
+    let certs = if bytes.windows(11).any(|w| w == b"-----BEGIN ") {
+        openssl::x509::X509::stack_from_pem(&bytes)
+            .ok()
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|c| c.to_der().ok())
+            .collect()
+    } else {
+        openssl::x509::X509::from_der(&bytes)
+            .ok()
+            .and_then(|c| c.to_der().ok())
+            .into_iter()
+            .collect::<Vec<_>>()
+    };
+    if certs.is_empty() {
+        bail!(
+            "{name} {} holds no certificate (expected PEM or DER): download the Russian Trusted Root CA from https://www.gosuslugi.ru/crt",
+            path.display()
+        );
+    }
+    Ok(certs)
+}

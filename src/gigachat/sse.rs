@@ -1,0 +1,186 @@
+//! A streamed answer: server-sent events, read with caps on a line, the answer and the stream.
+
+use std::io::{BufRead, Read};
+
+use serde::Deserialize;
+
+use super::error::timeout_text;
+use super::{ChoiceMessage, Completion, Error, Usage};
+use super::{MAX_ANSWER_BYTES, MAX_EVENT_BYTES, MAX_STREAM_BYTES};
+
+#[derive(Deserialize)]
+struct StreamEvent {
+    #[serde(default)]
+    choices: Vec<StreamChoice>,
+    usage: Option<Usage>,
+}
+
+#[derive(Deserialize)]
+struct StreamChoice {
+    #[serde(default)]
+    delta: ChoiceMessage,
+    finish_reason: Option<String>,
+}
+
+/// Reads server-sent events: `data: {json}` lines with `choices[0].delta.content`,
+/// `finish_reason` and `usage` in the last one, then `data: [DONE]`. A line, the answer
+/// and the whole stream have caps, so a server that never ends a line or a stream cannot
+/// fill the memory of a small machine. After `[DONE]` the body is read to its end: only
+/// then does ureq put the connection back in its pool for the next question.
+pub(super) fn read_events(
+    mut reader: impl BufRead,
+    on_text: &mut dyn FnMut(&str),
+    request_id: String,
+    timeout_secs: u64,
+) -> Result<Completion, Error> {
+    let mut completion = Completion {
+        content: String::new(),
+        finish_reason: String::new(),
+        usage: Usage::default(),
+        request_id,
+    };
+    let mut line = Vec::new();
+    let mut total = 0;
+    loop {
+        line.clear();
+        let read = (&mut reader)
+            .take(MAX_EVENT_BYTES as u64 + 1)
+            .read_until(b'\n', &mut line)
+            .map_err(|err| match err.kind() {
+                std::io::ErrorKind::TimedOut => {
+                    let phase = ureq::Timeout::RecvBody;
+                    Error::Timeout(timeout_text(phase, timeout_secs, "gigachat.timeout_secs"))
+                }
+                _ => Error::Interrupted(err.to_string()),
+            })?;
+        if read == 0 {
+            return Err(Error::Interrupted("the stream ended before [DONE]".into()));
+        }
+        total += read;
+        if read > MAX_EVENT_BYTES {
+            return Err(Error::BadResponse(format!(
+                "an event line longer than {} KiB",
+                MAX_EVENT_BYTES / 1024
+            )));
+        }
+        if total > MAX_STREAM_BYTES {
+            return Err(Error::BadResponse(format!(
+                "the event stream is longer than {} MiB",
+                MAX_STREAM_BYTES >> 20
+            )));
+        }
+        let Ok(line) = std::str::from_utf8(&line) else {
+            return Err(Error::BadResponse("an event that is not UTF-8".into()));
+        };
+        let Some(data) = line.trim_end().strip_prefix("data:") else {
+            continue; // blank separators, comments, `event:` and `id:` lines
+        };
+        let data = data.trim_start();
+        if data == "[DONE]" {
+            if completion.finish_reason.is_empty() {
+                completion.finish_reason = "stop".into();
+            }
+            // The rest is the chunked body's end; a server that sends more is not waited
+            // for beyond the cap, its connection is just not reused.
+            let _ = std::io::copy(&mut reader.take(64 * 1024), &mut std::io::sink());
+            return Ok(completion);
+        }
+        let event: StreamEvent = serde_json::from_str(data)
+            .map_err(|err| Error::BadResponse(format!("event: {err}")))?;
+        if let Some(usage) = event.usage {
+            completion.usage = usage;
+        }
+        let Some(choice) = event.choices.into_iter().next() else {
+            continue;
+        };
+        if let Some(reason) = choice.finish_reason {
+            completion.finish_reason = reason;
+        }
+        let piece = choice.delta.content;
+        if completion.content.len() + piece.len() > MAX_ANSWER_BYTES {
+            return Err(Error::BadResponse(format!(
+                "an answer longer than {} MiB",
+                MAX_ANSWER_BYTES >> 20
+            )));
+        }
+        if !piece.is_empty() {
+            completion.content.push_str(&piece);
+            on_text(&piece);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn event(content: &str) -> String {
+        format!(
+            "data: {}\n\n",
+            json!({"choices": [{"delta": {"content": content}, "index": 0}]})
+        )
+    }
+
+    fn read(stream: &[u8]) -> (Result<Completion, Error>, String) {
+        let mut seen = String::new();
+        let mut cursor = std::io::Cursor::new(stream);
+        let result = read_events(&mut cursor, &mut |p| seen.push_str(p), "id".into(), 5);
+        (result, seen)
+    }
+
+    #[test]
+    fn a_stream_is_read_to_its_end_after_done() {
+        let mut stream = event("При") + &event("вет");
+        stream.push_str("data: [DONE]\n\n");
+        let tail = b"0\r\n\r\n-- the rest of the body --";
+        let mut bytes = stream.into_bytes();
+        bytes.extend_from_slice(tail);
+        let mut cursor = std::io::Cursor::new(&bytes[..]);
+        let mut seen = String::new();
+        let done = read_events(&mut cursor, &mut |p| seen.push_str(p), "id".into(), 5).unwrap();
+        assert_eq!((done.content.as_str(), seen.as_str()), ("Привет", "Привет"));
+        assert_eq!(done.finish_reason, "stop");
+        assert_eq!(
+            cursor.position() as usize,
+            bytes.len(),
+            "the body was not read to its end"
+        );
+    }
+
+    #[test]
+    fn an_endless_line_an_endless_stream_and_a_huge_answer_are_bad_answers() {
+        let endless_line = vec![b'x'; MAX_EVENT_BYTES + 10];
+        let (result, _) = read(&endless_line);
+        assert!(
+            matches!(result, Err(Error::BadResponse(ref m)) if m.contains("event line")),
+            "{result:?}"
+        );
+
+        let comments = format!(": {}\n", "x".repeat(1022)).repeat(MAX_STREAM_BYTES / 1024 + 1);
+        let (result, _) = read(comments.as_bytes());
+        assert!(
+            matches!(result, Err(Error::BadResponse(ref m)) if m.contains("stream")),
+            "{result:?}"
+        );
+
+        let piece = "я".repeat(1000); // 2000 bytes
+        let stream = event(&piece).repeat(MAX_ANSWER_BYTES / 2000 + 1);
+        let (result, seen) = read(stream.as_bytes());
+        assert!(
+            matches!(result, Err(Error::BadResponse(ref m)) if m.contains("answer")),
+            "{result:?}"
+        );
+        assert!(
+            seen.len() <= MAX_ANSWER_BYTES,
+            "{} bytes passed on",
+            seen.len()
+        );
+
+        let (result, _) = read(b"data: {\"choices\": []}\n\xff\xfe\n");
+        assert!(matches!(result, Err(Error::BadResponse(_))), "{result:?}");
+        let (result, _) = read(event("обрыв").as_bytes());
+        assert!(matches!(result, Err(Error::Interrupted(_))), "{result:?}");
+    }
+}
