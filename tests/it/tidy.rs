@@ -7,24 +7,33 @@ use std::path::Path;
 
 /// Files still over the limit, each with the length it may not grow past. The list may
 /// only shrink: issue 14 empties it.
-const TOO_LONG_FOR_NOW: &[(&str, usize)] = &[
-    ("bot.rs", 815),
-    ("telegram.rs", 1002),
-];
+const TOO_LONG_FOR_NOW: &[(&str, usize)] = &[("bot.rs", 815), ("telegram.rs", 1002)];
 
 const MAX_LINES: usize = 600;
 
-/// `src/*.rs` by module name.
-fn sources() -> BTreeMap<String, String> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let mut files = BTreeMap::new();
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "rs") {
-            let name = path.file_stem().unwrap().to_string_lossy().to_string();
-            files.insert(name, std::fs::read_to_string(&path).unwrap());
+/// Every source file: (its module, its path under src/, its text). A file in `src/store/`
+/// belongs to the module `store`.
+fn sources() -> Vec<(String, String, String)> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    let mut dirs = vec![src.clone()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let label = path
+                    .strip_prefix(&src)
+                    .unwrap()
+                    .to_string_lossy()
+                    .to_string();
+                let module = label.split(['/', '.']).next().unwrap().to_string();
+                files.push((module, label, std::fs::read_to_string(&path).unwrap()));
+            }
         }
     }
+    files.sort();
     files
 }
 
@@ -101,16 +110,18 @@ fn product_lines(source: &str) -> Vec<&str> {
 fn imports_run_the_way_architecture_md_draws_them() {
     let layers = layers();
     let mut wrong = Vec::new();
-    for (module, source) in sources() {
+    for (module, file, source) in sources() {
         let Some(&own) = layers.get(&module) else {
-            wrong.push(format!("{module}.rs is in no layer of ARCHITECTURE.md"));
+            wrong.push(format!(
+                "src/{file}: {module} is in no layer of ARCHITECTURE.md"
+            ));
             continue;
         };
         for import in imports(&source) {
             match layers.get(&import) {
                 Some(&layer) if layer > own => {}
                 Some(_) => wrong.push(format!(
-                    "{module} (layer {own}) imports {import} (layer {}): imports go to lower layers only",
+                    "src/{file}: {module} (layer {own}) imports {import} (layer {}): imports go to lower layers only",
                     layers[&import]
                 )),
                 None => wrong.push(format!("{module} imports {import}, which is in no layer")),
@@ -123,8 +134,7 @@ fn imports_run_the_way_architecture_md_draws_them() {
 #[test]
 fn no_file_is_longer_than_a_reading() {
     let mut wrong = Vec::new();
-    for (module, source) in sources() {
-        let file = format!("{module}.rs");
+    for (_, file, source) in sources() {
         let lines = source.lines().count();
         let limit = TOO_LONG_FOR_NOW
             .iter()
@@ -139,12 +149,12 @@ fn no_file_is_longer_than_a_reading() {
 
 #[test]
 fn there_is_no_unsafe_code() {
-    for (module, source) in sources() {
+    for (_, file, source) in sources() {
         for (i, line) in source.lines().enumerate() {
             let code = line.split("//").next().unwrap_or("");
             assert!(
                 !code.contains("unsafe ") && !code.contains("unsafe{"),
-                "src/{module}.rs:{}: unsafe code: {line}",
+                "src/{file}:{}: unsafe code: {line}",
                 i + 1
             );
         }
@@ -154,7 +164,7 @@ fn there_is_no_unsafe_code() {
 #[test]
 fn every_public_function_says_why_it_is_there() {
     let mut wrong = Vec::new();
-    for (module, source) in sources() {
+    for (_, file, source) in sources() {
         let lines = product_lines(&source);
         for (i, line) in lines.iter().enumerate() {
             let code = line.trim_start();
@@ -169,7 +179,7 @@ fn every_public_function_says_why_it_is_there() {
                 .find(|l| !l.starts_with("#["))
                 .is_some_and(|l| l.starts_with("///"));
             if !documented {
-                wrong.push(format!("src/{module}.rs:{}: {}", i + 1, code));
+                wrong.push(format!("src/{file}:{}: {}", i + 1, code));
             }
         }
     }
