@@ -5,22 +5,24 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::clock;
-use crate::commands::{self, Action, Context, Press};
+use crate::commands::{self, Action, Ask, Context};
 use crate::config::{Config, Style};
 use crate::gigachat::{self, ChatMessage, Completion, GigaChat};
 use crate::owner::{self, Notices};
 use crate::render;
 use crate::report::{Kind, Outcome, Report};
-use crate::store::{Store, Turn, Unsent};
+use crate::store::{Store, Turn};
 use crate::stream::{Draft, Typing};
-use crate::telegram::{
-    self, CallbackQuery, Chat, ErrorKind, Message, OnFlood, OutgoingMessage, Telegram, Update, User,
-};
+use crate::telegram::{self, Chat, Message, OnFlood, Telegram, Update, User};
 use crate::texts;
 use crate::transcript;
+
+mod buttons;
+mod deliver;
+use deliver::fatal_only;
 
 pub struct Bot {
     config: Config,
@@ -173,16 +175,9 @@ impl Bot {
             }
             Action::Notice(text) => self.notice(chat_id, reply_to, sender_id, &text)?,
             Action::Refuse(user) => self.refuse(chat_id, reply_to, &user)?,
-            Action::Ask { question, again } => {
-                let chat = &message.chat;
-                return self.handle_message(
-                    chat,
-                    reply_to,
-                    sender.as_ref(),
-                    &question,
-                    again,
-                    report,
-                );
+            Action::Ask(ask) => {
+                let (chat, from) = (&message.chat, sender.as_ref());
+                return self.handle_message(chat, reply_to, from, &ask, report);
             }
             Action::SetStyle { id, reply } => {
                 self.store.set_style(chat_id, &id, clock::unix_now());
@@ -202,92 +197,18 @@ impl Bot {
         Ok(())
     }
 
-    /// Does what commands.rs decided for a pressed button.
-    fn on_press(
-        &mut self,
-        query: &CallbackQuery,
-        report: &mut Report,
-    ) -> Result<(), telegram::Error> {
-        match commands::decide_press(&self.context(), query) {
-            Press::Stale => {
-                report.outcome = Outcome::StaleButton;
-                self.answer_query(&query.id, texts::STALE_BUTTON)
-            }
-            Press::Refused => {
-                report.kind = Kind::Refused;
-                report.outcome = Outcome::ButtonRefused;
-                let text = texts::NOT_ALLOWED.replace("{id}", &query.from.id.to_string());
-                self.answer_query(&query.id, &text)
-            }
-            Press::Style {
-                chat_id,
-                message_id,
-                editable,
-                style,
-            } => {
-                self.store.set_style(chat_id, &style.id, clock::unix_now());
-                self.answer_query(
-                    &query.id,
-                    &texts::STYLE_TOAST.replace("{title}", &style.title),
-                )?;
-                if editable {
-                    let text = texts::CHOOSE_STYLE.replace("{title}", &style.title);
-                    let keyboard = commands::style_keyboard(&self.config, &style.id);
-                    let edited = self.telegram.edit_message_text(
-                        chat_id,
-                        message_id,
-                        &text,
-                        false,
-                        Some(&keyboard),
-                    );
-                    edited.or_else(fatal_only)?;
-                }
-                report.outcome = Outcome::StyleSet(style.id);
-                Ok(())
-            }
-            Press::Access { user_id, allow } => {
-                let (access, text) = owner::decide(&self.config, &self.store, user_id, allow);
-                self.store.set_access(user_id, access);
-                report.outcome = Outcome::AdminDecided(user_id, allow);
-                self.answer_query(&query.id, &text)?;
-                if let Some(message) = query.message.as_ref().filter(|m| m.date != 0) {
-                    let edited = format!("{}\n\n{text}", message.text.as_deref().unwrap_or(""));
-                    let chat_id = message.chat.id;
-                    let sent = self.telegram.edit_message_text(
-                        chat_id,
-                        message.message_id,
-                        &edited,
-                        false,
-                        None,
-                    );
-                    sent.or_else(fatal_only)?;
-                }
-                if allow {
-                    // The user's private chat has the user's id; tell them they may write now.
-                    match self.send_plain(user_id, None, texts::WELCOME_ALLOWED, None) {
-                        Ok(_) => log::info!("user {user_id} told about access"),
-                        Err(err) if err.is_fatal() => return Err(err),
-                        Err(err) => log::info!("user {user_id} not told about access: {err}"),
-                    }
-                }
-                Ok(())
-            }
-        }
-    }
-
     /// The lesson's `handle_message`: asks GigaChat in the chat's style, with the chat's
-    /// memory, and replies. `again` re-asks the last question (/retry), replacing the
-    /// last exchange in memory.
+    /// memory, and replies. /retry (`ask.again`) replaces the last exchange in memory;
+    /// memory keeps the question as typed, without its context.
     fn handle_message(
         &mut self,
         chat: &Chat,
         reply_to: i64,
         from: Option<&User>,
-        question: &str,
-        again: bool,
+        ask: &Ask,
         report: &mut Report,
     ) -> Result<(), telegram::Error> {
-        let chat_id = chat.id;
+        let (chat_id, question, again) = (chat.id, ask.question.as_str(), ask.again);
         // The conversation: the style's prompt, what the chat remembers, the new question.
         let style = self.style_of(chat_id).clone();
         report.style = style.id.clone();
@@ -298,7 +219,7 @@ impl Bot {
                 .iter()
                 .map(|t| ChatMessage::new(&t.role, &t.content)),
         );
-        messages.push(ChatMessage::new("user", question));
+        messages.push(ChatMessage::new("user", &ask.prompt()));
 
         // Ask GigaChat; meanwhile "typing…", and in a private chat the answer as a draft.
         let started = Instant::now();
@@ -457,14 +378,6 @@ impl Bot {
         Ok(Outcome::AnsweredPrivately)
     }
 
-    /// Stops the button's spinner with a toast. "Query is too old" is only logged: the
-    /// user already saw the spinner stop.
-    fn answer_query(&mut self, id: &str, text: &str) -> Result<(), telegram::Error> {
-        self.telegram
-            .answer_callback_query(id, text)
-            .or_else(fatal_only)
-    }
-
     /// Notes the question in the chat's state; returns the memory to send with it (without
     /// the last exchange when it is asked again with /retry).
     fn start_exchange(&mut self, chat_id: i64, question: &str, again: bool) -> Vec<Turn> {
@@ -578,186 +491,6 @@ impl Bot {
         }
         self.store.put_history(chat_id, &history);
     }
-
-    /// Sends messages made by `render`: the first replies to `reply_to`, the last carries
-    /// the buttons. Everything the bot says goes out here: answers, error texts, refusals,
-    /// notices. While an answer of several messages goes out, what is left of it is saved
-    /// after each message, so a restart sends only the rest (a kill between Telegram
-    /// taking a message and that save, a few milliseconds, can repeat that one message).
-    /// `on_flood` says whether a 429 is waited out or returned at once.
-    fn deliver(
-        &mut self,
-        chat_id: i64,
-        reply_to: Option<i64>,
-        chunks: &[String],
-        keyboard: Option<&Value>,
-        on_flood: OnFlood,
-    ) -> Result<(), telegram::Error> {
-        let mut chat_id = chat_id;
-        let last = chunks.len().saturating_sub(1);
-        for (i, chunk) in chunks.iter().enumerate() {
-            let reply_to = reply_to.filter(|_| i == 0);
-            let keyboard = keyboard.filter(|_| i == last);
-            match self.send_chunk(chat_id, chunk, reply_to, keyboard, on_flood) {
-                Ok(sent_to) => chat_id = sent_to,
-                Err(err) => {
-                    if !err.is_fatal() {
-                        // Given up on: the rest is not sent after a restart either.
-                        self.store.set_unsent(None);
-                    }
-                    return Err(err);
-                }
-            }
-            if last > 0 {
-                self.note_unsent(chat_id, &chunks[i + 1..]);
-            }
-        }
-        Ok(())
-    }
-
-    /// One message; its plain text if Telegram cannot parse the HTML, so the user still gets
-    /// it once. Returns the chat it went to: a group that became a supergroup has a new id.
-    fn send_chunk(
-        &mut self,
-        mut chat_id: i64,
-        html: &str,
-        reply_to: Option<i64>,
-        keyboard: Option<&Value>,
-        on_flood: OnFlood,
-    ) -> Result<i64, telegram::Error> {
-        let mut plain: Option<String> = None;
-        let mut moved = false;
-        loop {
-            let message = OutgoingMessage {
-                chat_id,
-                text: plain.as_deref().unwrap_or(html),
-                html: plain.is_none(),
-                reply_to,
-                keyboard,
-            };
-            let err = match self.telegram.send_message(&message, on_flood) {
-                Ok(_) => return Ok(chat_id),
-                Err(err) => err,
-            };
-            if matches!(err.kind, telegram::ErrorKind::Lost(_)) {
-                log::warn!(
-                    "chat {chat_id}: {err}; it has most likely arrived, so it is not sent again"
-                );
-                return Ok(chat_id);
-            }
-            match err.migrated_to() {
-                Some(new_id) if !moved => {
-                    log::info!("chat {chat_id} became supergroup {new_id}; moving its state");
-                    self.store.move_chat(chat_id, new_id);
-                    chat_id = new_id;
-                    moved = true;
-                }
-                _ if err.is_bad_html() && plain.is_none() => {
-                    log::warn!("chat {chat_id}: {err}; sending the chunk as plain text");
-                    plain = Some(render::visible_text(html));
-                }
-                _ => return Err(err),
-            }
-        }
-    }
-
-    /// Saves what is left of the answer going out, with its update counted as handled: from
-    /// now on a restart sends the rest instead of answering the update again.
-    fn note_unsent(&mut self, chat_id: i64, rest: &[String]) {
-        if rest.is_empty() {
-            self.store.set_unsent(None); // committed with the update
-            return;
-        }
-        let unsent = Unsent {
-            chat_id,
-            chunks: rest.to_vec(),
-        };
-        self.store.set_unsent(Some(&unsent));
-        if self.update_id > 0 {
-            self.store.set_last_update_id(self.update_id);
-        }
-        if let Err(err) = self.store.commit() {
-            log::error!("{err:#}");
-        }
-        self.store.begin();
-    }
-
-    /// At start-up: sends the rest of an answer that a stop or a crash cut short.
-    pub fn send_unsent(&mut self) -> Result<(), telegram::Error> {
-        self.store.begin();
-        let Some(unsent) = self.store.unsent() else {
-            self.store.rollback();
-            return Ok(());
-        };
-        log::info!(
-            "chat {}: sending the last {} message(s) of an answer cut short by the restart",
-            unsent.chat_id,
-            unsent.chunks.len()
-        );
-        match self.deliver(unsent.chat_id, None, &unsent.chunks, None, OnFlood::Wait) {
-            Err(err) if err.is_fatal() => {
-                self.store.rollback();
-                return Err(err);
-            }
-            Err(err) => log::warn!(
-                "chat {}: {err}; the rest of that answer is dropped",
-                unsent.chat_id
-            ),
-            Ok(()) => {}
-        }
-        self.store.set_unsent(None);
-        if let Err(err) = self.store.commit() {
-            log::error!("{err:#}");
-        }
-        Ok(())
-    }
-
-    /// Sends a notice — "text only", "too long", "write a question", "not allowed", "over
-    /// the limit" — in reply to a message of `user_id` (the sender as access counts them),
-    /// within the user's notice budget and without waiting out a 429: a notice is only a
-    /// courtesy, and waiting for it would hold up everyone else's answers.
-    fn notice(
-        &mut self,
-        chat_id: i64,
-        reply_to: i64,
-        user_id: i64,
-        text: &str,
-    ) -> Result<Outcome, telegram::Error> {
-        if !self.notices.allow(user_id, Instant::now()) {
-            return Ok(Outcome::NoticeSuppressed);
-        }
-        let chunks = render::plain_chunks(text);
-        match self.deliver(chat_id, Some(reply_to), &chunks, None, OnFlood::GiveUp) {
-            Ok(()) => Ok(Outcome::Replied),
-            Err(err) if matches!(err.kind, ErrorKind::RetryAfter(_)) => {
-                log::info!("chat {chat_id}: {err}; the notice is dropped, not waited for");
-                Ok(Outcome::NoticeDropped(err.to_string()))
-            }
-            Err(err) => Err(err),
-        }
-    }
-
-    /// Sends one of our own texts, optionally as a reply and with buttons.
-    fn send_plain(
-        &mut self,
-        chat_id: i64,
-        reply_to: Option<i64>,
-        text: &str,
-        keyboard: Option<&Value>,
-    ) -> Result<Outcome, telegram::Error> {
-        let chunks = render::plain_chunks(text);
-        self.deliver(chat_id, reply_to, &chunks, keyboard, OnFlood::Wait)?;
-        Ok(Outcome::Replied)
-    }
-}
-
-/// Passes on a fatal error; logs any other (the update goes on without that call).
-fn fatal_only(err: telegram::Error) -> Result<(), telegram::Error> {
-    if err.is_fatal() {
-        return Err(err);
-    }
-    log::info!("{err}");
-    Ok(())
 }
 
 /// Removes the last user/assistant pair if it is the exchange for `question` (for /retry).

@@ -4,11 +4,15 @@
 //!
 //! In a group the bot speaks only when spoken to: a mention, a reply to it, or a command
 //! for it.
+//!
+//! A question that replies to a message, or quotes part of one, is asked with that text
+//! (its [`reply_context`]) before it, once: memory keeps the question as typed.
 
 use serde_json::{Value, json};
 
 use crate::config::{Config, Style};
 use crate::owner;
+use crate::render;
 use crate::report::Kind;
 use crate::store::Store;
 use crate::telegram::{self, CallbackQuery, Message, User};
@@ -40,9 +44,8 @@ pub enum Action {
     Notice(String),
     /// The sender may not talk to the bot: a refusal notice, and the admins asked once.
     Refuse(User),
-    /// Ask GigaChat in the chat's style (the lesson's `handle_message`); `again` re-asks
-    /// the last question (/retry).
-    Ask { question: String, again: bool },
+    /// Ask GigaChat in the chat's style (the lesson's `handle_message`).
+    Ask(Ask),
     /// `/mode <id>`: the chat's style changes, and the user is told.
     SetStyle { id: String, reply: String },
     /// `/reset`: the chat's memory goes.
@@ -52,6 +55,28 @@ pub enum Action {
     /// An admin's report (/users, /stats): in the admin's private chat, even when asked in
     /// a group, where everyone would see names and ids.
     Report(String),
+}
+
+/// A question for GigaChat.
+#[derive(Debug)]
+pub struct Ask {
+    /// As typed (without a mention of the bot): what memory keeps and /retry asks again.
+    pub question: String,
+    /// Re-asks the last question (/retry): its old exchange leaves memory.
+    pub again: bool,
+    /// What the question replies to or quotes, sent with it this once.
+    pub context: Option<String>,
+}
+
+impl Ask {
+    /// The question as GigaChat gets it: after its context, if any, in the same user message
+    /// (so the roles still alternate and the context stays next to what it explains).
+    pub fn prompt(&self) -> String {
+        match &self.context {
+            Some(context) => format!("{}\n«{context}»\n\n{}", texts::REPLY_CONTEXT, self.question),
+            None => self.question.clone(),
+        }
+    }
 }
 
 /// A decision: the kind of message, for the log, and what to do.
@@ -117,11 +142,17 @@ pub fn decide_message(cx: &Context, message: &Message) -> Decision {
             .replace("{max}", &max.to_string());
         return decision(Kind::TooLong, Action::Notice(text));
     }
-    ask(cx, sender.id, Kind::Text, question, false)
+    let context = reply_context(cx, message);
+    let question = Ask {
+        question,
+        again: false,
+        context,
+    };
+    ask(cx, sender.id, Kind::Text, question)
 }
 
 /// Asks GigaChat, unless the sender is over a limit.
-fn ask(cx: &Context, sender: i64, kind: Kind, question: String, again: bool) -> Decision {
+fn ask(cx: &Context, sender: i64, kind: Kind, question: Ask) -> Decision {
     match owner::over_limit(
         cx.config,
         cx.store,
@@ -130,7 +161,7 @@ fn ask(cx: &Context, sender: i64, kind: Kind, question: String, again: bool) -> 
         (&cx.today.0, cx.today.1),
     ) {
         Some(text) => decision(Kind::Limited, Action::Notice(text)),
-        None => decision(kind, Action::Ask { question, again }),
+        None => decision(kind, Action::Ask(question)),
     }
 }
 
@@ -139,7 +170,13 @@ fn decide_command(cx: &Context, message: &Message, command: &Command, sender: &U
     if command.name == "retry"
         && let Some(question) = cx.store.last_question(message.chat.id)
     {
-        return ask(cx, sender.id, Kind::Command, question, true);
+        // Only the question is saved: what it replied to is not asked again.
+        let again = Ask {
+            question,
+            again: true,
+            context: None,
+        };
+        return ask(cx, sender.id, Kind::Command, again);
     }
     decision(Kind::Command, command_action(cx, message, command, sender))
 }
@@ -291,6 +328,60 @@ fn is_reply_to_me(me: &User, message: &Message) -> bool {
         .as_ref()
         .and_then(|m| m.from.as_ref())
         .is_some_and(|from| from.id == me.id)
+}
+
+/// What a message replies to, as its question's context: the part the user quoted if any
+/// (also of another chat's message), else the replied-to message's text or caption. None
+/// for no reply, nothing but blanks, no text (a sticker, a photo without caption, a
+/// service message), and for the chat's last answer, which memory puts right before the
+/// question anyway; an older answer counts, since the reply says which one is meant. The
+/// beginning of it, at most `bot.history_chars` characters, like memory: a message says
+/// what it is about first, and a user who means a later part can quote that part.
+fn reply_context(cx: &Context, message: &Message) -> Option<String> {
+    let text = match (&message.quote, message.reply_to_message.as_deref()) {
+        (Some(quote), _) => quote.text.as_str(),
+        (None, Some(replied)) => {
+            let text = replied.text.as_deref().or(replied.caption.as_deref())?;
+            if is_reply_to_me(cx.me, message) && is_last_answer(cx, message.chat.id, text) {
+                return None;
+            }
+            text
+        }
+        (None, None) => return None,
+    };
+    let text = text.trim();
+    let max = cx.config.bot.history_chars;
+    if text.chars().count() <= max {
+        return (!text.is_empty()).then(|| text.to_string());
+    }
+    // Cut on a character, the "…" within the bound.
+    let kept: String = text.chars().take(max.saturating_sub(1)).collect();
+    let kept = kept.trim_end();
+    (!kept.is_empty()).then(|| format!("{kept}…"))
+}
+
+/// Is `text`, a message of the bot, its last answer in the chat's memory (or one message of
+/// it)? Telegram shows the answer rendered, perhaps in parts, perhaps with the cut-short
+/// note; memory holds GigaChat's Markdown. Blanks are compared as one space.
+fn is_last_answer(cx: &Context, chat_id: i64, text: &str) -> bool {
+    let history = cx.store.history(chat_id);
+    let Some(answer) = history.last().filter(|t| t.role == "assistant") else {
+        return false;
+    };
+    let squeeze = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    let shown = |markdown: &str| {
+        let chunks = render::markdown_chunks(markdown);
+        squeeze(
+            &chunks
+                .iter()
+                .map(|c| render::visible_text(c))
+                .collect::<Vec<_>>()
+                .join(" "),
+        )
+    };
+    let text = squeeze(text);
+    let cut = format!("{}\n\n{}", answer.content, texts::CUT_SHORT);
+    shown(&answer.content).contains(&text) || shown(&cut).contains(&text)
 }
 
 /// In a group: mentioned by @username or by a text mention, or a reply to the bot.

@@ -57,6 +57,10 @@ pub const BLACKLIST: &str =
     "GigaChat не отвечает на вопросы на эту тему. Попробуйте спросить о чём-нибудь другом.";
 pub const CUT_SHORT: &str = "_(Ответ обрезан: GigaChat достиг ограничения длины.)_";
 
+// Seen by GigaChat, not by users: before a question that replies to or quotes a message
+// comes this line, then that message (or the quoted part) in «», then the question.
+pub const REPLY_CONTEXT: &str = "Мой вопрос относится к этому тексту:";
+
 /// The commands shown in Telegram's menu (`setMyCommands`).
 pub const MENU: &[(&str, &str)] = &[
     ("start", "Начать и узнать, что я умею"),

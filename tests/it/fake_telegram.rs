@@ -1666,6 +1666,9 @@ impl State {
                 }
             };
         }
+        if message.get("quote").is_some() {
+            check_quote(message);
+        }
         if let Some(new_id) = message["migrate_to_chat_id"].as_i64() {
             let title = message["chat"]["title"].clone();
             self.register_chat(&json!({"id": new_id, "title": title, "type": "supergroup"}));
@@ -1740,6 +1743,27 @@ fn set_markup(message: &mut Map<String, Value>, markup: Option<Value>) {
         Some(markup) => message.insert("reply_markup".into(), markup),
         None => message.remove("reply_markup"),
     };
+}
+
+/// A quote is a part of the replied-to message, as Telegram's apps only let a user select
+/// one: checked against its text or caption, and its `position` (UTF-16) set. The quote of
+/// an `external_reply` (another chat's message, which the fake does not hold) is taken as is.
+fn check_quote(message: &mut Value) {
+    let quote = message["quote"]["text"].as_str().expect("a quote has text");
+    assert!(!quote.trim().is_empty(), "Telegram sends no empty quote");
+    let replied = &message["reply_to_message"];
+    let Some(whole) = replied["text"].as_str().or(replied["caption"].as_str()) else {
+        assert!(
+            message.get("external_reply").is_some(),
+            "a quote of a message without text: {message}"
+        );
+        return;
+    };
+    let at = whole
+        .find(quote)
+        .unwrap_or_else(|| panic!("the quote {quote:?} is not a part of {whole:?}"));
+    let position = whole[..at].encode_utf16().count();
+    message["quote"]["position"] = json!(position);
 }
 
 /// A message as it appears in `reply_to_message`: without its own reply.
@@ -1899,6 +1923,45 @@ pub fn group_text(chat_id: i64, user_id: i64, text: &str) -> Value {
 pub fn reply_to(chat_id: i64, user_id: i64, message_id: i64, text: &str) -> Value {
     let mut update = text_message(chat_id, user_id, text);
     update["message"]["reply_to_message"] = json!({"message_id": message_id});
+    update
+}
+
+/// A reply to message `message_id` that quotes `quote`, a part of it (`push` checks that
+/// and sets the quote's position).
+pub fn reply_quoting(
+    chat_id: i64,
+    user_id: i64,
+    message_id: i64,
+    quote: &str,
+    text: &str,
+) -> Value {
+    let mut update = reply_to(chat_id, user_id, message_id, text);
+    update["message"]["quote"] = json!({"text": quote, "position": 0, "is_manual": true});
+    update
+}
+
+/// A reply to post `message_id` of channel `from_chat`: `external_reply` instead of
+/// `reply_to_message`, and it holds no text, so a quoted part (`quote`) is all the bot gets
+/// of that post.
+pub fn external_reply(
+    chat_id: i64,
+    user_id: i64,
+    from_chat: i64,
+    message_id: i64,
+    quote: Option<&str>,
+    text: &str,
+) -> Value {
+    let mut update = text_message(chat_id, user_id, text);
+    let origin = chat(from_chat);
+    assert_eq!(origin["type"], "channel", "a post of a channel");
+    update["message"]["external_reply"] = json!({
+        "origin": {"type": "channel", "chat": origin, "message_id": message_id, "date": unix_now()},
+        "chat": origin,
+        "message_id": message_id,
+    });
+    if let Some(quote) = quote {
+        update["message"]["quote"] = json!({"text": quote, "position": 0, "is_manual": true});
+    }
     update
 }
 

@@ -15,6 +15,7 @@
 //!   or response body (`PROPTEST_CASES=N` for a longer search).
 
 mod cli;
+mod context;
 mod conversation;
 mod core;
 mod deploy;

@@ -1,0 +1,97 @@
+//! How a Telegram call failed, in the kinds a caller branches on, and in words for the log.
+
+use std::fmt;
+
+/// A Telegram call that failed: which method, and how (callers branch on the kind).
+#[derive(Debug)]
+pub struct Error {
+    pub method: &'static str,
+    pub kind: ErrorKind,
+}
+
+#[derive(Debug)]
+pub enum ErrorKind {
+    /// Network trouble before the request went out, a 5xx or an unreadable error page: it
+    /// did not reach Telegram, worth trying again.
+    Transient(String),
+    /// The request went out but its answer did not come back (a dropped connection, a
+    /// timeout waiting, garbage): Telegram has most likely done it. Tried again only for
+    /// calls that may be made twice (not sendMessage: the user would get the message twice).
+    Lost(String),
+    /// Flood control (429): wait this many seconds.
+    RetryAfter(u64),
+    /// The token is wrong or was revoked (401): nothing works until the owner fixes it.
+    Unauthorized,
+    /// Another bot instance is polling, or a webhook is set (409).
+    Conflict(String),
+    /// Telegram refused this request (400, 403, …): sending it again will not help.
+    Rejected {
+        code: u16,
+        description: String,
+        migrate_to_chat_id: Option<i64>,
+    },
+    /// The bot is shutting down; the call was abandoned.
+    Stopped,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let method = self.method;
+        match &self.kind {
+            ErrorKind::Transient(detail) => write!(f, "telegram {method}: {detail}"),
+            ErrorKind::Lost(detail) => {
+                write!(
+                    f,
+                    "telegram {method}: sent, but no answer came back ({detail})"
+                )
+            }
+            ErrorKind::RetryAfter(secs) => {
+                write!(
+                    f,
+                    "telegram {method}: too many requests, retry after {secs} s"
+                )
+            }
+            ErrorKind::Unauthorized => write!(
+                f,
+                "telegram {method}: the bot token is wrong or revoked (401): check it with @BotFather"
+            ),
+            ErrorKind::Conflict(description) => write!(f, "telegram {method}: {description} (409)"),
+            ErrorKind::Rejected {
+                code, description, ..
+            } => write!(f, "telegram {method}: {description} ({code})"),
+            ErrorKind::Stopped => write!(f, "telegram {method}: abandoned, the bot is stopping"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl Error {
+    /// The bot cannot go on: the token was revoked (401), or the bot is stopping. Any other
+    /// error concerns one message, and the loop goes on to the next update.
+    pub fn is_fatal(&self) -> bool {
+        matches!(self.kind, ErrorKind::Unauthorized | ErrorKind::Stopped)
+    }
+
+    /// Telegram could not parse our HTML: the chunk is resent as plain text.
+    pub fn is_bad_html(&self) -> bool {
+        matches!(&self.kind, ErrorKind::Rejected { description, .. }
+            if description.contains("can't parse entities"))
+    }
+
+    /// The edit would change nothing: the message already shows what we want.
+    pub fn is_not_modified(&self) -> bool {
+        matches!(&self.kind, ErrorKind::Rejected { description, .. }
+            if description.contains("message is not modified"))
+    }
+
+    /// The group became a supergroup with this new id.
+    pub fn migrated_to(&self) -> Option<i64> {
+        match &self.kind {
+            ErrorKind::Rejected {
+                migrate_to_chat_id, ..
+            } => *migrate_to_chat_id,
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,98 @@
+//! Unit tests of the Telegram client.
+
+use super::types::{MessageEntity, utf16_range_to_bytes};
+use super::*;
+
+#[test]
+fn redacts_the_token_from_urls_in_errors() {
+    let token = "7000000001:AAHsecret_Token-xyz";
+    let text = format!("bad uri: http://h/bot{token}/getMe and http://h/bot123:other/x");
+    let clean = redact_token(&text, token);
+    assert!(!clean.contains("AAHsecret"), "{clean}");
+    assert!(!clean.contains("123:other"), "{clean}");
+    assert_eq!(
+        clean,
+        "bad uri: http://h/bot***/getMe and http://h/bot***/x"
+    );
+}
+
+#[test]
+fn after_any_number_of_failures_the_next_try_comes_within_13_seconds() {
+    let delays: Vec<u64> = (0..8).map(|n| retry_delay(n).as_secs()).collect();
+    assert_eq!(delays[..4], [1, 2, 4, 8], "quick at first");
+    for n in 0..100 {
+        let delay = retry_delay(n);
+        assert!(
+            delay + delay / 4 <= Duration::from_millis(12_500),
+            "try {n}: {delay:?}"
+        );
+    }
+}
+
+#[test]
+fn long_trouble_is_reported_after_one_and_five_minutes_then_every_fifteen() {
+    let secs = Duration::from_secs;
+    let mut said = Vec::new();
+    let mut previous = Duration::ZERO;
+    for t in (0..3600).step_by(10) {
+        if time_to_say_again(previous, secs(t)) {
+            said.push(t);
+        }
+        previous = secs(t);
+    }
+    assert_eq!(said, [60, 300, 1200, 2100, 3000]);
+    assert_eq!(minutes_seconds(secs(185)), "3 min 5 s");
+    assert_eq!(host_of("https://api.telegram.org"), "api.telegram.org");
+    assert_eq!(host_of("http://127.0.0.1:8081/x"), "127.0.0.1:8081");
+}
+
+#[test]
+fn utf16_offsets_map_to_bytes() {
+    // The fixture: "👋 @SomeBot, …" has the mention at UTF-16 offset 3.
+    let text = "👋 @SomeBot, объясни";
+    let entity = MessageEntity {
+        kind: "mention".into(),
+        offset: 3,
+        length: 8,
+        user: None,
+    };
+    assert_eq!(entity_text(text, &entity), Some("@SomeBot"));
+    let past_end = MessageEntity {
+        offset: 30,
+        ..entity.clone()
+    };
+    assert_eq!(entity_text(text, &past_end), None);
+    let overflowing = MessageEntity {
+        offset: usize::MAX,
+        ..entity
+    };
+    assert_eq!(entity_text(text, &overflowing), None);
+    assert_eq!(utf16_range_to_bytes("ab", 0, 2), Some((0, 2)));
+    assert_eq!(utf16_range_to_bytes("ab", 2, 2), Some((2, 2)));
+    // Inside a surrogate pair is not a boundary.
+    assert_eq!(utf16_range_to_bytes("👋", 1, 2), None);
+}
+
+#[test]
+fn update_errors_do_not_quote_message_texts() {
+    assert_eq!(
+        without_strings(r#"invalid type: string "секрет", expected i64 at line 1"#),
+        r#"invalid type: string "…", expected i64 at line 1"#
+    );
+    assert_eq!(
+        without_strings("missing field `chat`"),
+        "missing field `chat`"
+    );
+}
+
+#[test]
+fn broken_updates_keep_their_id() {
+    let broken = json!({"update_id": 7, "message": {"message_id": "not a number"}});
+    let update = parse_update(broken).unwrap();
+    assert_eq!(update.update_id, 7);
+    assert!(update.message.is_none());
+    assert!(parse_update(json!({"no_id": true})).is_none());
+    let sticker = json!({"update_id": 8, "message": {"message_id": 1, "chat": {"id": 5, "type": "private"}, "sticker": {"emoji": "😂"}}});
+    let update = parse_update(sticker).unwrap();
+    assert!(update.message.unwrap().has_non_text_content());
+}

@@ -1,0 +1,175 @@
+//! The Bot API types the bot reads, named as the Bot API docs name them. Only the fields
+//! the bot uses; unknown fields and update kinds are ignored, as every Bot API version adds
+//! some. Entity offsets are in UTF-16 units, as Telegram counts them.
+
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+
+#[derive(Debug, Deserialize, Clone)]
+pub struct User {
+    pub id: i64,
+    #[serde(default)]
+    pub first_name: String,
+    pub username: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Clone)]
+pub struct Chat {
+    pub id: i64,
+    /// "private", "group", "supergroup" or "channel".
+    #[serde(rename = "type", default)]
+    pub kind: String,
+    /// Groups and channels have a title, and public ones a @username.
+    pub title: Option<String>,
+    pub username: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Clone)]
+pub struct MessageEntity {
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// In UTF-16 code units, as everywhere in the Bot API.
+    pub offset: usize,
+    pub length: usize,
+    pub user: Option<User>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct TextQuote {
+    pub text: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Message {
+    pub message_id: i64,
+    pub from: Option<User>,
+    /// Set when the message is sent on behalf of a chat: a channel, or a group's anonymous
+    /// admin. `from` is then a placeholder account shared by all such messages.
+    pub sender_chat: Option<Chat>,
+    pub chat: Chat,
+    #[serde(default)]
+    pub date: i64,
+    pub text: Option<String>,
+    #[serde(default)]
+    pub entities: Vec<MessageEntity>,
+    pub caption: Option<String>,
+    pub reply_to_message: Option<Box<Message>>,
+    /// The part of the replied-to message the user quoted (of an `external_reply` too).
+    pub quote: Option<TextQuote>,
+    pub migrate_to_chat_id: Option<i64>,
+    // Content a text bot cannot read; each gets a polite "text only" reply. Public, so
+    // that a branch can tell one from another (a voice note, say).
+    pub sticker: Option<IgnoredAny>,
+    pub photo: Option<IgnoredAny>,
+    pub voice: Option<IgnoredAny>,
+    audio: Option<IgnoredAny>,
+    video: Option<IgnoredAny>,
+    video_note: Option<IgnoredAny>,
+    animation: Option<IgnoredAny>,
+    document: Option<IgnoredAny>,
+    location: Option<IgnoredAny>,
+    contact: Option<IgnoredAny>,
+    poll: Option<IgnoredAny>,
+    dice: Option<IgnoredAny>,
+}
+
+impl Message {
+    /// Who wrote the message, as access, limits and usage count them: the user, or for a
+    /// message sent on behalf of a chat that chat (its id, its title), never the shared
+    /// placeholder account in `from` (a channel's @Channel_Bot, @GroupAnonymousBot).
+    pub fn sender(&self) -> Option<User> {
+        match &self.sender_chat {
+            Some(chat) => Some(User {
+                id: chat.id,
+                first_name: chat.title.clone().unwrap_or_default(),
+                username: chat.username.clone(),
+            }),
+            None => self.from.clone(),
+        }
+    }
+
+    /// True for a sticker, photo, voice… — content a user sent that the bot cannot read.
+    /// Service messages (members joining, pins) are not content and give false.
+    pub fn has_non_text_content(&self) -> bool {
+        [
+            &self.sticker,
+            &self.photo,
+            &self.voice,
+            &self.audio,
+            &self.video,
+            &self.video_note,
+            &self.animation,
+            &self.document,
+            &self.location,
+            &self.contact,
+            &self.poll,
+            &self.dice,
+        ]
+        .iter()
+        .any(|field| field.is_some())
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CallbackQuery {
+    pub id: String,
+    pub from: User,
+    /// The message with the button; for old messages Telegram sends a stub with `date: 0`.
+    pub message: Option<Message>,
+    pub data: Option<String>,
+}
+
+/// One incoming update. Kinds we do not handle parse to all-`None` and are skipped.
+#[derive(Debug, Deserialize, Default)]
+pub struct Update {
+    pub update_id: i64,
+    pub message: Option<Message>,
+    pub edited_message: Option<IgnoredAny>,
+    pub callback_query: Option<CallbackQuery>,
+}
+
+impl Update {
+    /// The chat and message an answer would go to, if any (for an apology after a bug).
+    pub fn origin(&self) -> Option<(i64, Option<i64>)> {
+        if let Some(message) = &self.message {
+            return Some((message.chat.id, Some(message.message_id)));
+        }
+        let query = self.callback_query.as_ref()?;
+        Some((
+            query.message.as_ref().map_or(query.from.id, |m| m.chat.id),
+            None,
+        ))
+    }
+}
+
+/// The part of `text` an entity covers (offsets in UTF-16 units); None if it does not fit.
+pub fn entity_text<'a>(text: &'a str, entity: &MessageEntity) -> Option<&'a str> {
+    let (start, end) = entity_bytes(text, entity)?;
+    text.get(start..end)
+}
+
+/// An entity's byte range in `text`; None if it does not fit (or its numbers overflow).
+pub fn entity_bytes(text: &str, entity: &MessageEntity) -> Option<(usize, usize)> {
+    let end = entity.offset.checked_add(entity.length)?;
+    utf16_range_to_bytes(text, entity.offset, end)
+}
+
+/// Converts a UTF-16 range into byte offsets of `text`; None if it does not fall on
+/// character boundaries or runs past the end.
+pub fn utf16_range_to_bytes(text: &str, from: usize, to: usize) -> Option<(usize, usize)> {
+    let mut units = 0;
+    let mut start = None;
+    for (byte, ch) in text.char_indices() {
+        if units == from {
+            start = Some(byte);
+        }
+        if units == to {
+            return Some((start?, byte));
+        }
+        units += ch.len_utf16();
+    }
+    if units == to {
+        return Some((start.or((units == from).then_some(text.len()))?, text.len()));
+    }
+    None
+}
