@@ -22,7 +22,9 @@ use crate::transcript;
 
 mod buttons;
 mod deliver;
+mod files;
 use deliver::fatal_only;
+use files::Upload;
 
 pub struct Bot {
     config: Config,
@@ -199,7 +201,7 @@ impl Bot {
 
     /// The lesson's `handle_message`: asks GigaChat in the chat's style, with the chat's
     /// memory, and replies. /retry (`ask.again`) replaces the last exchange in memory;
-    /// memory keeps the question as typed, without its context.
+    /// memory keeps the question as typed, without its context, and of a file only a note.
     fn handle_message(
         &mut self,
         chat: &Chat,
@@ -208,7 +210,19 @@ impl Bot {
         ask: &Ask,
         report: &mut Report,
     ) -> Result<(), telegram::Error> {
-        let (chat_id, question, again) = (chat.id, ask.question.as_str(), ask.again);
+        let remembered = ask.remembered();
+        let (chat_id, question, again) = (chat.id, remembered.as_str(), ask.again);
+        // A photo or document goes to GigaChat's storage first, for this answer only.
+        let attachment = match &ask.file {
+            Some(file) => match self.upload(chat_id, file, report)? {
+                Upload::Done(id) => Some(id),
+                Upload::Failed(text) => {
+                    self.send_plain(chat_id, Some(reply_to), &text, None)?;
+                    return Ok(());
+                }
+            },
+            None => None,
+        };
         // The conversation: the style's prompt, what the chat remembers, the new question.
         let style = self.style_of(chat_id).clone();
         report.style = style.id.clone();
@@ -219,12 +233,17 @@ impl Bot {
                 .iter()
                 .map(|t| ChatMessage::new(&t.role, &t.content)),
         );
-        messages.push(ChatMessage::new("user", &ask.prompt()));
+        let mut last = ChatMessage::new("user", &ask.prompt());
+        last.attachments.extend(attachment.clone());
+        messages.push(last);
 
         // Ask GigaChat; meanwhile "typing…", and in a private chat the answer as a draft.
         let started = Instant::now();
         let (result, previewed) = self.ask_gigachat(chat, reply_to, &messages);
         report.gigachat_ms = Some(started.elapsed().as_millis());
+        if let Some(id) = &attachment {
+            self.forget_upload(id);
+        }
         let tokens = result.as_ref().map_or(0, |c| c.usage.total_tokens);
         self.count_request(from, tokens);
         report.tokens = tokens;
@@ -244,7 +263,8 @@ impl Bot {
                     }
                     _ => Vec::new(),
                 };
-                chunks.extend(render::plain_chunks(&user_text(&err, &self.gigachat.model)));
+                let text = user_text(&err, &self.gigachat.model, attachment.is_some());
+                chunks.extend(render::plain_chunks(&text));
                 return self.deliver(chat_id, Some(reply_to), &chunks, None, OnFlood::Wait);
             }
         };
@@ -505,11 +525,16 @@ fn drop_last_exchange(history: &mut Vec<Turn>, question: &str) {
     }
 }
 
-/// The Russian reply for a GigaChat failure.
-fn user_text(err: &gigachat::Error, model: &str) -> String {
+/// The Russian reply for a GigaChat failure; `file`: the question was about a file, which
+/// GigaChat may have refused.
+fn user_text(err: &gigachat::Error, model: &str, file: bool) -> String {
     use gigachat::Error as E;
     let status = |text: &str, status: &u16| text.replace("{status}", &status.to_string());
     match err {
+        E::Refused { status: code, .. }
+        | E::Auth {
+            status: code @ 403, ..
+        } if file => status(texts::FILE_REFUSED, code),
         E::Auth { .. } => texts::AUTH_FAILED.into(),
         E::RateLimited => texts::RATE_LIMITED.into(),
         E::PaymentRequired => texts::PAYMENT_REQUIRED.into(),

@@ -7,6 +7,9 @@
 //!
 //! A question that replies to a message, or quotes part of one, is asked with that text
 //! (its [`reply_context`]) before it, once: memory keeps the question as typed.
+//!
+//! A photo or a document is asked about with its caption, or a default question; `files`
+//! decides which file goes to GigaChat, or why none can.
 
 use serde_json::{Value, json};
 
@@ -17,6 +20,9 @@ use crate::report::Kind;
 use crate::store::Store;
 use crate::telegram::{self, CallbackQuery, Message, User};
 use crate::texts;
+
+mod files;
+pub use files::FileRef;
 
 /// What a decision may look at.
 pub struct Context<'a> {
@@ -66,6 +72,8 @@ pub struct Ask {
     pub again: bool,
     /// What the question replies to or quotes, sent with it this once.
     pub context: Option<String>,
+    /// The photo or document the question is about, uploaded to GigaChat for this answer.
+    pub file: Option<FileRef>,
 }
 
 impl Ask {
@@ -74,6 +82,14 @@ impl Ask {
     pub fn prompt(&self) -> String {
         match &self.context {
             Some(context) => format!("{}\n«{context}»\n\n{}", texts::REPLY_CONTEXT, self.question),
+            None => self.question.clone(),
+        }
+    }
+
+    /// What memory keeps: a note of the file, if any ("[фото]"), then the question.
+    pub fn remembered(&self) -> String {
+        match &self.file {
+            Some(file) => format!("{} {}", file.note(), self.question),
             None => self.question.clone(),
         }
     }
@@ -113,7 +129,7 @@ pub fn decide_message(cx: &Context, message: &Message) -> Decision {
         },
         (None, Some(_)) => !in_group || is_addressed(cx.me, message),
         (None, None) => {
-            message.has_non_text_content() && (!in_group || is_reply_to_me(cx.me, message))
+            message.has_non_text_content() && (!in_group || is_addressed(cx.me, message))
         }
     };
     if !for_me {
@@ -125,11 +141,14 @@ pub fn decide_message(cx: &Context, message: &Message) -> Decision {
     if let Some(command) = command {
         return decide_command(cx, message, &command, &sender);
     }
+    if let Some(decision) = files::decide_file(cx, message, sender.id, in_group) {
+        return decision;
+    }
     let Some(text) = message.text.as_deref() else {
         return decision(Kind::NonText, Action::Notice(texts::NOT_TEXT.into()));
     };
     let question = match in_group {
-        true => strip_mentions(cx.me, message),
+        true => strip_mentions(cx.me, message, false),
         false => text.trim().to_string(),
     };
     if question.is_empty() {
@@ -147,6 +166,7 @@ pub fn decide_message(cx: &Context, message: &Message) -> Decision {
         question,
         again: false,
         context,
+        file: None,
     };
     ask(cx, sender.id, Kind::Text, question)
 }
@@ -175,6 +195,7 @@ fn decide_command(cx: &Context, message: &Message, command: &Command, sender: &U
             question,
             again: true,
             context: None,
+            file: None,
         };
         return ask(cx, sender.id, Kind::Command, again);
     }
@@ -384,16 +405,29 @@ fn is_last_answer(cx: &Context, chat_id: i64, text: &str) -> bool {
     shown(&answer.content).contains(&text) || shown(&cut).contains(&text)
 }
 
-/// In a group: mentioned by @username or by a text mention, or a reply to the bot.
+/// In a group: mentioned by @username or by a text mention (in the text, or in a photo's
+/// caption), or a reply to the bot.
 fn is_addressed(me: &User, message: &Message) -> bool {
-    is_reply_to_me(me, message) || !my_mentions(me, message).is_empty()
+    is_reply_to_me(me, message)
+        || !my_mentions(me, message, false).is_empty()
+        || !my_mentions(me, message, true).is_empty()
 }
 
-/// Byte ranges of the mentions of this bot in the message text.
-fn my_mentions(me: &User, message: &Message) -> Vec<(usize, usize)> {
-    let text = message.text.as_deref().unwrap_or("");
-    message
-        .entities
+/// The message text and its entities, or its caption and theirs.
+fn text_of(message: &Message, caption: bool) -> (&str, &[telegram::MessageEntity]) {
+    match caption {
+        true => (
+            message.caption.as_deref().unwrap_or(""),
+            &message.caption_entities,
+        ),
+        false => (message.text.as_deref().unwrap_or(""), &message.entities),
+    }
+}
+
+/// Byte ranges of the mentions of this bot in the message text (or caption).
+fn my_mentions(me: &User, message: &Message, caption: bool) -> Vec<(usize, usize)> {
+    let (text, entities) = text_of(message, caption);
+    entities
         .iter()
         .filter(|e| match e.kind.as_str() {
             "mention" => telegram::entity_text(text, e)
@@ -406,12 +440,12 @@ fn my_mentions(me: &User, message: &Message) -> Vec<(usize, usize)> {
         .collect()
 }
 
-/// The question without "@botname" (and the comma or colon right after it).
-fn strip_mentions(me: &User, message: &Message) -> String {
-    let text = message.text.as_deref().unwrap_or("");
+/// The question (or caption) without "@botname" (and the comma or colon right after it).
+fn strip_mentions(me: &User, message: &Message, caption: bool) -> String {
+    let (text, _) = text_of(message, caption);
     let mut out = String::with_capacity(text.len());
     let mut pos = 0;
-    for (start, end) in my_mentions(me, message) {
+    for (start, end) in my_mentions(me, message, caption) {
         if start < pos {
             continue;
         }

@@ -16,10 +16,12 @@ use crate::clock::unix_now_ms;
 use crate::config::{GigaChatConfig, Secret};
 
 mod error;
+mod files;
 mod sse;
 
 pub use error::Error;
 use error::{error_message, is_certificate_error, timeout_text};
+pub use files::{MAX_IMAGE_BYTES, MAX_TEXT_FILE_BYTES, sees_images};
 use sse::read_events;
 
 /// Refresh this long before `expires_at`, as the official SDK does.
@@ -37,6 +39,9 @@ const MAX_STREAM_BYTES: usize = 8 * MAX_ANSWER_BYTES;
 pub struct ChatMessage {
     pub role: String,
     pub content: String,
+    /// Ids of files uploaded with [`GigaChat::upload_file`] that this message asks about.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<String>,
 }
 
 impl ChatMessage {
@@ -45,6 +50,7 @@ impl ChatMessage {
         ChatMessage {
             role: role.to_string(),
             content: content.to_string(),
+            attachments: Vec::new(),
         }
     }
 }

@@ -10,6 +10,8 @@ pub enum Kind {
     Command,
     Callback,
     NonText,
+    /// A photo or a document, asked about through GigaChat.
+    File,
     Refused,
     Limited,
     #[default]
@@ -24,6 +26,7 @@ impl fmt::Display for Kind {
             Kind::Command => "command",
             Kind::Callback => "callback",
             Kind::NonText => "non-text",
+            Kind::File => "file",
             Kind::Refused => "refused",
             Kind::Limited => "limited",
             Kind::Ignored => "ignored",
@@ -51,6 +54,8 @@ pub enum Outcome {
     NoticeDropped(String),
     /// GigaChat failed this way (the user was told).
     GigaChatFailed(String),
+    /// The user's file could not be fetched from Telegram (the user was told).
+    FileFailed(String),
     /// GigaChat refused the topic (finish_reason "blacklist").
     Blacklisted,
     /// GigaChat answered nothing a user could see.
@@ -82,6 +87,7 @@ impl fmt::Display for Outcome {
             }
             Outcome::NoticeDropped(err) => write!(f, "notice dropped: {err}"),
             Outcome::GigaChatFailed(kind) => write!(f, "gigachat error: {kind}"),
+            Outcome::FileFailed(why) => write!(f, "file not fetched: {why}"),
             Outcome::Blacklisted => f.write_str("refused by gigachat (blacklist)"),
             Outcome::EmptyAnswer(request) => write!(f, "empty answer (request {request})"),
             Outcome::AnsweredPrivately => f.write_str("answered the admin privately"),

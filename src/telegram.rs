@@ -17,11 +17,15 @@ use serde_json::{Value, json};
 use crate::config::{Secret, TelegramConfig};
 
 mod error;
+mod files;
 mod retry;
 mod types;
 pub use error::{Error, ErrorKind};
+pub use files::MAX_DOWNLOAD_BYTES;
 use retry::{NOT_TWICE, jitter, minutes_seconds, never_sent, retry_delay, time_to_say_again};
-pub use types::{CallbackQuery, Chat, Message, Update, User, entity_bytes, entity_text};
+pub use types::{
+    CallbackQuery, Chat, File, Message, MessageEntity, Update, User, entity_bytes, entity_text,
+};
 
 #[derive(Deserialize)]
 struct WebhookInfo {

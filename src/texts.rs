@@ -10,7 +10,8 @@ pub const COMMANDS: &str = "Команды:\n\
 /help — эта справка";
 pub const GROUP_HINT: &str = "В группе я отвечаю, когда ко мне обращаются через @имя, отвечают на моё сообщение или пишут команду.";
 pub const UNKNOWN_COMMAND: &str = "Такой команды я не знаю.";
-pub const NOT_TEXT: &str = "Я понимаю только текст. Напишите вопрос словами, пожалуйста.";
+pub const NOT_TEXT: &str =
+    "Такое я не понимаю: только текст, фото и документы. Напишите вопрос словами, пожалуйста.";
 pub const EMPTY_QUESTION: &str = "Напишите вопрос после обращения ко мне.";
 pub const TOO_LONG: &str = "Слишком длинное сообщение: {len} символов, а я принимаю не больше {max}. Сократите его, пожалуйста.";
 pub const CHOOSE_STYLE: &str = "Выберите стиль ответов. Сейчас: «{title}».";
@@ -21,6 +22,21 @@ pub const STALE_BUTTON: &str = "Эта кнопка устарела. Отпра
 pub const APOLOGY: &str = "Извините, при обработке этого сообщения случилась ошибка. Попробуйте ещё раз или напишите по-другому.";
 pub const RESET_DONE: &str = "Я забыл наш разговор. Начнём заново!";
 pub const NOTHING_TO_RETRY: &str = "Мне нечего повторить: сначала задайте вопрос.";
+
+// Photos and documents. The questions are GigaChat's when the user sent no caption; the
+// notes are what memory keeps instead of the file.
+pub const PHOTO_QUESTION: &str = "Что на этом изображении? Опиши и объясни.";
+pub const DOCUMENT_QUESTION: &str = "О чём этот документ? Перескажи главное.";
+pub const PHOTO_NOTE: &str = "[фото]";
+pub const DOCUMENT_NOTE: &str = "[документ {name}]";
+pub const FILE_TOO_BIG: &str = "Файл слишком большой ({size} МБ): я принимаю фото до {image_max} МБ и документы до {text_max} МБ.";
+pub const FILE_TYPE: &str = "Такие файлы я не читаю: пришлите фото (JPEG, PNG, TIFF, BMP) или документ TXT, PDF, DOC, DOCX, EPUB, PPT, PPTX.";
+pub const NO_IMAGES: &str = "Модель «{model}» не видит изображений, поэтому фото я не прочитаю — пришлите документ или спросите текстом.";
+pub const DOWNLOAD_FAILED: &str =
+    "Не удалось скачать файл из Telegram — пришлите его ещё раз, пожалуйста.";
+pub const UPLOAD_REFUSED: &str =
+    "GigaChat не принял этот файл (ошибка {status}) — попробуйте другой файл или спросите текстом.";
+pub const FILE_REFUSED: &str = "GigaChat не смог прочитать этот файл (ошибка {status}) — попробуйте другой файл или спросите текстом.";
 
 // Access and limits.
 pub const NOT_ALLOWED: &str = "Извините, этот бот работает только для приглашённых пользователей. Ваш id: {id} — передайте его владельцу бота.";

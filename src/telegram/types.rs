@@ -53,6 +53,9 @@ pub struct Message {
     #[serde(default)]
     pub entities: Vec<MessageEntity>,
     pub caption: Option<String>,
+    /// Mentions and the like in the caption (a photo's "@bot, что это?").
+    #[serde(default)]
+    pub caption_entities: Vec<MessageEntity>,
     pub reply_to_message: Option<Box<Message>>,
     /// The part of the replied-to message the user quoted (of an `external_reply` too).
     pub quote: Option<TextQuote>,
@@ -60,13 +63,14 @@ pub struct Message {
     // Content a text bot cannot read; each gets a polite "text only" reply. Public, so
     // that a branch can tell one from another (a voice note, say).
     pub sticker: Option<IgnoredAny>,
-    pub photo: Option<IgnoredAny>,
     pub voice: Option<IgnoredAny>,
+    /// A photo in several sizes, and a file: the bot reads both (through GigaChat).
+    pub photo: Option<Vec<PhotoSize>>,
+    pub document: Option<Document>,
     audio: Option<IgnoredAny>,
     video: Option<IgnoredAny>,
     video_note: Option<IgnoredAny>,
     animation: Option<IgnoredAny>,
-    document: Option<IgnoredAny>,
     location: Option<IgnoredAny>,
     contact: Option<IgnoredAny>,
     poll: Option<IgnoredAny>,
@@ -91,23 +95,50 @@ impl Message {
     /// True for a sticker, photo, voice… — content a user sent that the bot cannot read.
     /// Service messages (members joining, pins) are not content and give false.
     pub fn has_non_text_content(&self) -> bool {
-        [
-            &self.sticker,
-            &self.photo,
-            &self.voice,
-            &self.audio,
-            &self.video,
-            &self.video_note,
-            &self.animation,
-            &self.document,
-            &self.location,
-            &self.contact,
-            &self.poll,
-            &self.dice,
-        ]
-        .iter()
-        .any(|field| field.is_some())
+        self.photo.is_some()
+            || self.document.is_some()
+            || [
+                &self.sticker,
+                &self.voice,
+                &self.audio,
+                &self.video,
+                &self.video_note,
+                &self.animation,
+                &self.location,
+                &self.contact,
+                &self.poll,
+                &self.dice,
+            ]
+            .iter()
+            .any(|field| field.is_some())
     }
+}
+
+/// One size of a photo: `Message.photo` lists several.
+#[derive(Debug, Deserialize, Clone)]
+pub struct PhotoSize {
+    pub file_id: String,
+    #[serde(default)]
+    pub width: u64,
+    #[serde(default)]
+    pub height: u64,
+    pub file_size: Option<u64>,
+}
+
+/// A file sent as a file; its name and type as the sender's app gave them.
+#[derive(Debug, Deserialize, Clone)]
+pub struct Document {
+    pub file_id: String,
+    pub file_name: Option<String>,
+    pub mime_type: Option<String>,
+    pub file_size: Option<u64>,
+}
+
+/// A file ready to download (getFile); `file_path` is missing for files over 20 MB.
+#[derive(Debug, Deserialize)]
+pub struct File {
+    pub file_size: Option<u64>,
+    pub file_path: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

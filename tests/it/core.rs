@@ -171,14 +171,9 @@ fn an_unknown_command_gets_the_list() {
 }
 
 #[test]
-fn stickers_photos_voice_and_documents_get_a_polite_refusal() {
+fn stickers_and_voice_get_a_polite_refusal_photos_and_documents_an_answer() {
     let w = World::start();
-    for update in [
-        tg::sticker(IVAN, IVAN),
-        tg::photo(IVAN, IVAN, Some("Что на схеме?")),
-        tg::voice(IVAN, IVAN),
-        tg::document(IVAN, IVAN, "report.pdf"),
-    ] {
+    for update in [tg::sticker(IVAN, IVAN), tg::voice(IVAN, IVAN)] {
         let id = w.tg.push(update);
         let answer = w.answer_to(id);
         assert_eq!(answer.len(), 1);
@@ -186,6 +181,16 @@ fn stickers_photos_voice_and_documents_get_a_polite_refusal() {
         assert!(answer[0].to_lowercase().contains("текст"), "{answer:?}");
     }
     assert!(w.gc.chat_requests().is_empty());
+    // Photos and documents are read (tests/it/files.rs has the details).
+    for update in [
+        tg::photo(IVAN, IVAN, Some("Что на схеме?")),
+        tg::document(IVAN, IVAN, "report.pdf"),
+    ] {
+        let id = w.tg.push(update);
+        assert_eq!(w.answer_to(id).len(), 1);
+    }
+    assert_eq!(w.gc.chat_requests().len(), 2);
+    assert_eq!(w.gc.files().len(), 2);
 }
 
 #[test]

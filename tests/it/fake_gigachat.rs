@@ -109,6 +109,68 @@ impl Default for FakeGigaChatOptions {
 pub struct ChatMessage {
     pub role: String,
     pub content: String,
+    /// File ids the message asks about (`attachments`).
+    pub attachments: Vec<String>,
+}
+
+/// A file in the fake's storage, as uploaded (`POST /files`).
+#[derive(Debug, Clone)]
+pub struct StoredFile {
+    pub id: String,
+    pub filename: String,
+    /// The part's Content-Type.
+    pub mime: String,
+    pub purpose: String,
+    pub bytes: Vec<u8>,
+    /// `X-Client-ID` of the upload ("" without one): only that client may use the file.
+    pub client: String,
+    pub created_at: u64,
+    pub deleted: bool,
+}
+
+/// The formats and limits of the reference (gigachat-media.md §1.5): MIME → max bytes.
+const TEXT_MIMES: [&str; 7] = [
+    "text/plain",
+    "application/msword",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "application/pdf",
+    "application/epub",
+    "application/ppt",
+    "application/pptx",
+];
+const IMAGE_MIMES: [&str; 5] = [
+    "image/jpeg",
+    "image/jpg",
+    "image/png",
+    "image/tiff",
+    "image/bmp",
+];
+const AUDIO_MIMES: [&str; 10] = [
+    "audio/mp4",
+    "audio/mp3",
+    "audio/x-m4a",
+    "audio/x-wav",
+    "audio/wave",
+    "audio/wav",
+    "audio/x-pn-wav",
+    "audio/webm",
+    "audio/x-ogg",
+    "audio/opus",
+];
+pub const MAX_IMAGE: usize = 15 << 20;
+pub const MAX_TEXT: usize = 40 << 20;
+pub const MAX_AUDIO: usize = 35 << 20;
+
+fn max_bytes(mime: &str) -> Option<usize> {
+    if TEXT_MIMES.contains(&mime) {
+        Some(MAX_TEXT)
+    } else if IMAGE_MIMES.contains(&mime) {
+        Some(MAX_IMAGE)
+    } else if AUDIO_MIMES.contains(&mime) {
+        Some(MAX_AUDIO)
+    } else {
+        None
+    }
 }
 
 /// A request to `/chat/completions`, as the fake parsed it.
@@ -250,6 +312,12 @@ struct State {
     light_records: bool,
     oauth_requests: Vec<OAuthRequest>,
     chat_requests: Vec<ChatRequest>,
+    /// Every file uploaded, deleted ones too (marked).
+    files: Vec<StoredFile>,
+    /// Faults for the next uploads: status and body.
+    upload_faults: VecDeque<(u16, String)>,
+    /// Every `/files…` request: method, path, status.
+    file_requests: Vec<(String, String, u16)>,
 }
 
 impl FakeGigaChat {
@@ -296,6 +364,9 @@ impl FakeGigaChat {
             light_records: false,
             oauth_requests: Vec::new(),
             chat_requests: Vec::new(),
+            files: Vec::new(),
+            upload_faults: VecDeque::new(),
+            file_requests: Vec::new(),
         };
         let shared = Arc::new(Shared {
             state: Mutex::new(state),
@@ -456,6 +527,23 @@ impl FakeGigaChat {
         self.lock().oauth_requests.clone()
     }
 
+    /// Every file uploaded, in order (deleted ones marked).
+    pub fn files(&self) -> Vec<StoredFile> {
+        self.lock().files.clone()
+    }
+
+    /// Every request to `/files…`: (method, path, status).
+    pub fn file_requests(&self) -> Vec<(String, String, u16)> {
+        self.lock().file_requests.clone()
+    }
+
+    /// The next upload gets this status and JSON body.
+    pub fn fail_next_upload(&self, status: u16, body: &str) {
+        self.lock()
+            .upload_faults
+            .push_back((status, body.to_string()));
+    }
+
     /// Every chat completion request that was answered (or dropped), in order.
     pub fn chat_requests(&self) -> Vec<ChatRequest> {
         self.lock().chat_requests.clone()
@@ -524,6 +612,18 @@ fn handle(shared: &Shared, request: &Request, responder: &mut Responder) {
         ("POST", "/api/v2/oauth") => oauth(shared, request, responder),
         ("POST", "/api/v1/chat/completions") => chat(shared, request, responder),
         ("GET", "/api/v1/models") => models(shared, request, responder, None),
+        (_, path) if path == "/api/v1/files" || path.starts_with("/api/v1/files/") => {
+            let (status, body, bytes) = shared.state.lock().unwrap().files_answer(request);
+            shared.state.lock().unwrap().file_requests.push((
+                request.method.clone(),
+                request.path.clone(),
+                status,
+            ));
+            match bytes {
+                Some(bytes) => responder.send(200, &[("Content-Type", "image/jpeg")], &bytes),
+                None => send_json(responder, status, &body, &[]),
+            }
+        }
         ("GET", path) if path.starts_with("/api/v1/models/") => models(
             shared,
             request,
@@ -795,9 +895,11 @@ impl State {
             if role == "system" && i > 0 {
                 return Err(invalid("system message must be the first message"));
             }
+            let attachments = self.check_attachments(request, i, &message["attachments"])?;
             chat.messages.push(ChatMessage {
                 role: role.into(),
                 content: content.into(),
+                attachments,
             });
         }
         if let Some(temperature) = body.get("temperature") {
@@ -822,6 +924,184 @@ impl State {
             Some(RandomFault::Drop) => Ok((Some(Reply::Drop), None)),
             None => Ok((self.replies.pop_front(), self.responder.clone())),
         }
+    }
+
+    /// A message's `attachments`: absent, or an array of ids of files this client uploaded
+    /// and has not deleted (else 403 "Access to file … is denied", the reference's answer
+    /// for another client's file); at most one image per message.
+    fn check_attachments(
+        &self,
+        request: &Request,
+        i: usize,
+        attachments: &Value,
+    ) -> Result<Vec<String>, (u16, String)> {
+        let invalid =
+            |message: &str| (422, status_body(422, &format!("Invalid params: {message}")));
+        if attachments.is_null() {
+            return Ok(Vec::new());
+        }
+        let Some(ids) = attachments.as_array() else {
+            return Err(invalid(&format!(
+                "messages[{i}].attachments must be an array"
+            )));
+        };
+        let client = request.header("x-client-id").unwrap_or("");
+        let mut found = Vec::new();
+        let mut images = 0;
+        for id in ids {
+            let Some(id) = id.as_str() else {
+                return Err(invalid(&format!(
+                    "messages[{i}].attachments must be strings"
+                )));
+            };
+            let file = self
+                .files
+                .iter()
+                .find(|f| f.id == id && !f.deleted && f.client == client);
+            let Some(file) = file else {
+                return Err((
+                    403,
+                    status_body(403, &format!("Access to file '{id}' is denied")),
+                ));
+            };
+            if IMAGE_MIMES.contains(&file.mime.as_str()) {
+                images += 1;
+            }
+            found.push(id.to_string());
+        }
+        if images > 1 {
+            // The limit is documented; the error's words are not (UNCONFIRMED).
+            return Err(invalid("only one image per message is allowed"));
+        }
+        Ok(found)
+    }
+
+    /// `/files`: upload (multipart, strictly), list, info, content (GET only), delete.
+    /// Returns status, JSON body, and the raw bytes for `content`.
+    fn files_answer(&mut self, request: &Request) -> (u16, String, Option<Vec<u8>>) {
+        if let Err(body) = self.check_token(request) {
+            return (401, body, None);
+        }
+        let client = request.header("x-client-id").unwrap_or("").to_string();
+        let rest = request.path["/api/v1/files".len()..]
+            .trim_start_matches('/')
+            .to_string();
+        let object = |f: &StoredFile| {
+            format!(
+                "{{\"id\":{},\"object\":\"file\",\"bytes\":{},\"access_policy\":\"private\",\"created_at\":{},\"filename\":{},\"purpose\":{}}}",
+                json!(f.id),
+                f.bytes.len(),
+                f.created_at,
+                json!(f.filename),
+                json!(f.purpose)
+            )
+        };
+        let not_found = (404, status_body(404, "File not found"), None); // UNCONFIRMED shape
+        match (request.method.as_str(), rest.as_str()) {
+            ("POST", "") => match self.upload(request, client) {
+                Ok(file) => (200, object(&file), None),
+                Err((status, body)) => (status, body, None),
+            },
+            ("GET", "") => {
+                let data: Vec<String> = self
+                    .files
+                    .iter()
+                    .rev()
+                    .filter(|f| !f.deleted && f.client == client)
+                    .map(object)
+                    .collect();
+                (200, format!("{{\"data\":[{}]}}", data.join(",")), None)
+            }
+            (method, rest) => {
+                let (id, action) = rest.split_once('/').unwrap_or((rest, ""));
+                let Some(index) = self.files.iter().position(|f| f.id == id && !f.deleted) else {
+                    return not_found;
+                };
+                if self.files[index].client != client {
+                    return (
+                        403,
+                        status_body(403, &format!("Access to file '{id}' is denied")),
+                        None,
+                    );
+                }
+                match (method, action) {
+                    ("GET", "") => (200, object(&self.files[index]), None),
+                    ("GET", "content") => {
+                        (200, String::new(), Some(self.files[index].bytes.clone()))
+                    }
+                    ("POST", "delete") => {
+                        self.files[index].deleted = true;
+                        (
+                            200,
+                            format!(
+                                "{{\"id\":{},\"object\":\"file\",\"deleted\":true}}",
+                                json!(id)
+                            ),
+                            None,
+                        )
+                    }
+                    _ => (405, status_body(405, "Method Not Allowed"), None),
+                }
+            }
+        }
+    }
+
+    /// `POST /files`: multipart/form-data with a `purpose` field ("general" or "assistant")
+    /// and a `file` part with a filename and a Content-Type of §1.5, within its limit.
+    fn upload(&mut self, request: &Request, client: String) -> Result<StoredFile, (u16, String)> {
+        if let Some(fault) = self.upload_faults.pop_front() {
+            return Err(fault);
+        }
+        let bad = |message: &str| (400, status_body(400, message));
+        let content_type = request.header("content-type").unwrap_or("");
+        let boundary = content_type
+            .strip_prefix("multipart/form-data")
+            .and_then(|rest| {
+                rest.split(';')
+                    .find_map(|p| p.trim().strip_prefix("boundary="))
+            })
+            .map(|b| b.trim_matches('"').to_string())
+            .ok_or_else(|| bad("Content-Type must be multipart/form-data with a boundary"))?;
+        let parts = parse_multipart(&request.body, &boundary)
+            .ok_or_else(|| bad("malformed multipart body"))?;
+        let purpose = parts
+            .iter()
+            .find(|p| p.name == "purpose" && p.filename.is_none())
+            .map(|p| String::from_utf8_lossy(&p.body).into_owned())
+            .ok_or_else(|| bad("purpose is required"))?;
+        if !["general", "assistant"].contains(&purpose.as_str()) {
+            return Err(bad("purpose must be one of general, assistant"));
+        }
+        let file = parts
+            .iter()
+            .find(|p| p.name == "file")
+            .ok_or_else(|| bad("file is required"))?;
+        let Some(filename) = file.filename.clone().filter(|n| !n.is_empty()) else {
+            return Err(bad("file must have a filename"));
+        };
+        let mime = file.content_type.clone().unwrap_or_default();
+        // No source shows the real answer to an unsupported type (UNCONFIRMED): 415.
+        let Some(max) = max_bytes(&mime) else {
+            return Err((
+                415,
+                status_body(415, &format!("Unsupported file type: {mime}")),
+            ));
+        };
+        if file.body.len() > max {
+            return Err((413, status_body(413, "Payload too large")));
+        }
+        let stored = StoredFile {
+            id: uuid4(),
+            filename,
+            mime,
+            purpose,
+            bytes: file.body.clone(),
+            client,
+            created_at: now_ms() / 1000,
+            deleted: false,
+        };
+        self.files.push(stored.clone());
+        Ok(stored)
     }
 
     /// Counts an arriving chat request, expires the tokens if it is the n-th of
@@ -1032,6 +1312,80 @@ fn complete(
     let _ = responder
         .chunk(b"data: [DONE]\n\n")
         .and_then(|()| responder.end_stream());
+}
+
+/// One part of a multipart/form-data body.
+struct Part {
+    name: String,
+    filename: Option<String>,
+    content_type: Option<String>,
+    body: Vec<u8>,
+}
+
+/// Splits a multipart body strictly: each part opens with `--boundary` CRLF, has a
+/// Content-Disposition `form-data` with a name, a blank line, the body, CRLF; the last
+/// boundary ends with `--`. None for anything else.
+fn parse_multipart(body: &[u8], boundary: &str) -> Option<Vec<Part>> {
+    let delimiter = format!("--{boundary}").into_bytes();
+    let find = |hay: &[u8], needle: &[u8], from: usize| {
+        hay.get(from..)?
+            .windows(needle.len())
+            .position(|w| w == needle)
+            .map(|p| p + from)
+    };
+    if !body.starts_with(&delimiter) {
+        return None;
+    }
+    let mut parts = Vec::new();
+    let mut at = delimiter.len();
+    loop {
+        let rest = body.get(at..)?;
+        if rest.starts_with(b"--") {
+            return Some(parts);
+        }
+        let rest_at = at + 2;
+        if !rest.starts_with(b"\r\n") {
+            return None;
+        }
+        let head_end = find(body, b"\r\n\r\n", rest_at)?;
+        let head = std::str::from_utf8(&body[rest_at..head_end]).ok()?;
+        let mut closing = b"\r\n".to_vec();
+        closing.extend_from_slice(&delimiter);
+        let end = find(body, &closing, head_end + 4)?;
+        let mut part = Part {
+            name: String::new(),
+            filename: None,
+            content_type: None,
+            body: body[head_end + 4..end].to_vec(),
+        };
+        for line in head.split("\r\n") {
+            let (name, value) = line.split_once(':')?;
+            match name.trim().to_ascii_lowercase().as_str() {
+                "content-disposition" => {
+                    let mut fields = value.split(';').map(str::trim);
+                    if fields.next()? != "form-data" {
+                        return None;
+                    }
+                    for field in fields {
+                        let (key, value) = field.split_once('=')?;
+                        let value = value.trim_matches('"').to_string();
+                        match key {
+                            "name" => part.name = value,
+                            "filename" => part.filename = Some(value),
+                            _ => {}
+                        }
+                    }
+                }
+                "content-type" => part.content_type = Some(value.trim().to_ascii_lowercase()),
+                _ => {}
+            }
+        }
+        if part.name.is_empty() {
+            return None;
+        }
+        parts.push(part);
+        at = end + closing.len();
+    }
 }
 
 /// The body of a 5xx, as the service's gateway sends it.

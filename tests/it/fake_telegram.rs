@@ -54,9 +54,12 @@ const DRAFT_LIFETIME: Duration = Duration::from_secs(30);
 const CALLBACK_QUERY_LIFETIME: Duration = Duration::from_secs(150);
 const MAX_TEXT_BYTES: usize = 32768;
 const MAX_TEXT_CHARS: usize = 4096;
+/// Bots may download files up to 20 MiB (the server's `MAX_DOWNLOAD_FILE_SIZE = 20 << 20`).
+pub const MAX_DOWNLOAD: u64 = 20 << 20;
 
-const METHODS: [&str; 12] = [
+const METHODS: [&str; 13] = [
     "getMe",
+    "getFile",
     "getUpdates",
     "getWebhookInfo",
     "deleteWebhook",
@@ -267,6 +270,10 @@ struct State {
     flood: Option<FloodLimits>,
     /// When each chat was last sent a message, for the flood control.
     sends: HashMap<i64, VecDeque<Instant>>,
+    /// Files users sent, by file_id: registered when a message with them is pushed.
+    files: HashMap<String, FakeFile>,
+    /// Downloads (`/file/bot<token>/<path>`): the path and the status answered.
+    downloads: Vec<(String, u16)>,
 }
 
 /// A callback to run in place of one call; see [`FakeTelegram::set_kill_hook`].
@@ -314,6 +321,34 @@ struct ApiError {
     code: u16,
     description: String,
     parameters: Option<Value>,
+}
+
+/// A file on Telegram's servers.
+struct FakeFile {
+    file_unique_id: String,
+    size: u64,
+    path: String,
+    /// The bytes, if a test set them; else `size` made-up bytes (a JPEG's magic first for photos).
+    bytes: Option<Vec<u8>>,
+    /// Gone from the file server: getFile still answers, the download gets 404.
+    lost: bool,
+}
+
+impl FakeFile {
+    fn bytes(&self) -> Vec<u8> {
+        if let Some(bytes) = &self.bytes {
+            return bytes.clone();
+        }
+        let mut bytes: Vec<u8> = (0..self.size).map(|i| (i % 251) as u8).collect();
+        if self.path.ends_with(".jpg") {
+            for (i, b) in [0xFF, 0xD8, 0xFF, 0xE0].iter().enumerate() {
+                if let Some(slot) = bytes.get_mut(i) {
+                    *slot = *b;
+                }
+            }
+        }
+        bytes
+    }
 }
 
 fn bad_request(detail: impl std::fmt::Display) -> ApiError {
@@ -487,6 +522,31 @@ impl FakeTelegram {
         self.lock().kill_hook.is_some()
     }
 
+    /// Registers a file (or replaces its bytes), as if a user had sent it.
+    pub fn add_file(&self, file_id: &str, path: &str, bytes: Vec<u8>) {
+        let file = FakeFile {
+            file_unique_id: unique_id(file_id),
+            size: bytes.len() as u64,
+            path: path.into(),
+            bytes: Some(bytes),
+            lost: false,
+        };
+        self.lock().files.insert(file_id.into(), file);
+    }
+
+    /// Forgets a file's bytes, as Telegram's storage may: getFile still answers, the
+    /// download gets 404.
+    pub fn lose_file(&self, file_id: &str) {
+        if let Some(file) = self.lock().files.get_mut(file_id) {
+            file.lost = true;
+        }
+    }
+
+    /// The downloads so far: the file path and the status answered (0: dropped).
+    pub fn downloads(&self) -> Vec<(String, u16)> {
+        self.lock().downloads.clone()
+    }
+
     // --- observation ---
 
     /// Every request so far, in the order they were answered.
@@ -650,6 +710,9 @@ impl Drop for FakeTelegram {
 // --- serving ---
 
 fn handle(shared: &Shared, request: &Request, responder: &mut Responder) {
+    if let Some(rest) = request.path.strip_prefix("/file/bot") {
+        return download(shared, request, rest, responder);
+    }
     let at = Instant::now();
     let mut params = Map::new();
     let (method, wire) = match route(request) {
@@ -686,6 +749,53 @@ fn handle(shared: &Shared, request: &Request, responder: &mut Responder) {
     }
     drop(state);
     wire.write(responder);
+}
+
+/// `GET /file/bot<token>/<file_path>`: the bytes, or the JSON 404 Telegram answers for an
+/// unknown path (or token). Faults queued for "download" apply (Drop, Status, Delay).
+fn download(shared: &Shared, request: &Request, rest: &str, responder: &mut Responder) {
+    let path = rest
+        .split_once('/')
+        .filter(|(token, _)| *token == TOKEN)
+        .map(|(_, path)| percent_decode(path));
+    let mut state = shared.state.lock().unwrap();
+    let fault = state
+        .faults
+        .get_mut("download")
+        .and_then(VecDeque::pop_front);
+    let found = path.as_ref().and_then(|path| {
+        let file = state.files.values().find(|f| &f.path == path && !f.lost)?;
+        (request.method == "GET").then(|| file.bytes())
+    });
+    let recorded = path.clone().unwrap_or_else(|| "(wrong token)".into());
+    let not_found = json!({"ok": false, "error_code": 404, "description": "Not Found"});
+    let status = match (&fault, &found) {
+        (Some(Fault::Drop | Fault::DropAfter), _) => 0,
+        (Some(Fault::Status(status, _)), _) => *status,
+        (_, Some(_)) => 200,
+        (_, None) => 404,
+    };
+    state.downloads.push((recorded, status));
+    drop(state);
+    if let Some(Fault::Delay(delay)) = &fault {
+        thread::sleep(*delay);
+    }
+    match (fault, found) {
+        (Some(Fault::Drop | Fault::DropAfter), _) => responder.drop_connection(),
+        (Some(Fault::Status(status, body)), _) => responder.send(
+            status,
+            &[("Content-Type", "application/json")],
+            body.to_string().as_bytes(),
+        ),
+        (_, Some(bytes)) => {
+            responder.send(200, &[("Content-Type", "application/octet-stream")], &bytes)
+        }
+        (_, None) => responder.send(
+            404,
+            &[("Content-Type", "application/json")],
+            not_found.to_string().as_bytes(),
+        ),
+    }
 }
 
 /// A fault queued or drawn for this call, else the method's answer.
@@ -837,6 +947,7 @@ fn dispatch(shared: &Shared, method: &str, p: &Map<String, Value>) -> Result<Val
     let mut state = shared.state.lock().unwrap();
     match method {
         "getMe" => Ok(ok(get_me())),
+        "getFile" => state.get_file(p),
         "getWebhookInfo" => Ok(ok(json!({
             "url": state.webhook_url.clone().unwrap_or_default(),
             "has_custom_certificate": false,
@@ -1203,6 +1314,70 @@ fn reply_param(p: &Map<String, Value>) -> Result<Option<(i64, bool)>, ApiError> 
 // --- methods ---
 
 impl State {
+    /// getFile: a known file_id gets its File (without `file_path` over 20 MB, which the
+    /// server refuses: "file is too big").
+    fn get_file(&mut self, p: &Map<String, Value>) -> Result<Value, ApiError> {
+        let file_id = text_param(p, "file_id").ok_or_else(|| required("file_id"))?;
+        let Some(file) = self.files.get(&file_id) else {
+            return Err(bad_request("invalid file_id"));
+        };
+        if file.size > MAX_DOWNLOAD {
+            return Err(bad_request("file is too big"));
+        }
+        Ok(ok(json!({
+            "file_id": file_id,
+            "file_unique_id": file.file_unique_id,
+            "file_size": file.size,
+            "file_path": file.path,
+        })))
+    }
+
+    /// The files of a pushed message (photo sizes, a document, a voice, a sticker), so that
+    /// getFile knows them; a file_id already known keeps its bytes.
+    fn register_files(&mut self, message: &Value) {
+        let mut found: Vec<(&Value, &str)> = Vec::new();
+        for size in message["photo"].as_array().into_iter().flatten() {
+            found.push((size, "photos"));
+        }
+        for (field, folder) in [
+            ("document", "documents"),
+            ("voice", "voice"),
+            ("sticker", "stickers"),
+        ] {
+            if message[field].is_object() {
+                found.push((&message[field], folder));
+            }
+        }
+        for (file, folder) in found {
+            let Some(file_id) = file["file_id"].as_str() else {
+                continue;
+            };
+            if self.files.contains_key(file_id) {
+                continue;
+            }
+            let extension = match folder {
+                "photos" => "jpg".to_string(),
+                "voice" => "oga".into(),
+                "stickers" => "webp".into(),
+                _ => file["file_name"]
+                    .as_str()
+                    .and_then(|n| n.rsplit_once('.'))
+                    .map_or("bin".into(), |(_, e)| e.to_ascii_lowercase()),
+            };
+            let path = format!("{folder}/file_{}.{extension}", self.files.len());
+            let fake = FakeFile {
+                file_unique_id: file["file_unique_id"]
+                    .as_str()
+                    .map_or_else(|| unique_id(file_id), String::from),
+                size: file["file_size"].as_u64().unwrap_or(0),
+                path,
+                bytes: None,
+                lost: false,
+            };
+            self.files.insert(file_id.to_string(), fake);
+        }
+    }
+
     fn send_message(&mut self, p: &Map<String, Value>) -> Result<Value, ApiError> {
         let raw = text_param(p, "text").unwrap_or_default();
         check_raw_text(&raw)?;
@@ -1655,6 +1830,7 @@ impl State {
 
     fn register_message(&mut self, message: &mut Value) {
         let chat_id = self.register_chat(&message["chat"]);
+        self.register_files(message);
         let reply_to = message
             .get("reply_to_message")
             .and_then(|r| r["message_id"].as_i64());
@@ -2014,6 +2190,80 @@ pub fn photo(chat_id: i64, user_id: i64, caption: Option<&str>) -> Value {
         }
     }
     json!({"message": message})
+}
+
+/// A photo in the given sizes (width, height, file_size), smallest first as Telegram sends
+/// them; each size gets its own file_id, derived from `tag`.
+pub fn photo_sized(
+    chat_id: i64,
+    user_id: i64,
+    tag: &str,
+    sizes: &[(u64, u64, u64)],
+    caption: Option<&str>,
+) -> Value {
+    let mut update = photo(chat_id, user_id, caption);
+    let sizes: Vec<Value> = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &(width, height, size))| {
+            let file_id = format!("AgACAgIAAxkBAAIt{tag}{i}x{width}QADNQQ");
+            json!({
+                "file_id": file_id, "file_unique_id": unique_id(&file_id),
+                "file_size": size, "width": width, "height": height,
+            })
+        })
+        .collect();
+    update["message"]["photo"] = Value::Array(sizes);
+    update
+}
+
+/// A document with this name, MIME type (None: the app sent none) and size, and a caption.
+pub fn document_file(
+    chat_id: i64,
+    user_id: i64,
+    file_name: &str,
+    mime_type: Option<&str>,
+    file_size: u64,
+    caption: Option<&str>,
+) -> Value {
+    let mut message = message_base(chat_id, user_id);
+    let file_id = format!("BQACAgIAAxkBAAIt{}x{file_size}NQQ", file_name.len());
+    let file_id: String = file_id
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect();
+    let file_id = format!(
+        "{file_id}{}",
+        file_name
+            .bytes()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    );
+    message["document"] = json!({
+        "file_name": file_name,
+        "file_id": file_id,
+        "file_unique_id": unique_id(&file_id),
+        "file_size": file_size,
+    });
+    if let Some(mime) = mime_type {
+        message["document"]["mime_type"] = json!(mime);
+    }
+    if let Some(caption) = caption {
+        message["caption"] = json!(caption);
+        let entities = detect_entities(caption);
+        if !entities.is_empty() {
+            message["caption_entities"] = Value::Array(entities);
+        }
+    }
+    json!({"message": message})
+}
+
+/// A file_unique_id made from a file_id (short, as Telegram's are).
+fn unique_id(file_id: &str) -> String {
+    let sum = file_id
+        .bytes()
+        .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64));
+    format!("AgAD{sum:x}")
 }
 
 pub fn voice(chat_id: i64, user_id: i64) -> Value {

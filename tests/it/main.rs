@@ -23,6 +23,7 @@ mod exercises;
 mod fake_gigachat;
 mod fake_telegram;
 mod fakes_selftest;
+mod files;
 mod harness;
 mod http;
 mod lesson;

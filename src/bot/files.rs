@@ -1,0 +1,101 @@
+//! A photo or document on its way to GigaChat: getFile, the download (at most 20 MB), the
+//! upload to GigaChat's storage; and its deletion after the answer. Each step has its own
+//! sentence for the user when it fails; "typing…" shows meanwhile.
+
+use super::Bot;
+use crate::commands::FileRef;
+use crate::gigachat;
+use crate::report::{Outcome, Report};
+use crate::telegram::{self, ErrorKind, MAX_DOWNLOAD_BYTES};
+use crate::texts;
+
+/// Where a file got to: GigaChat's id for it, or what to tell the user instead.
+pub(super) enum Upload {
+    Done(String),
+    Failed(String),
+}
+
+impl Bot {
+    /// Fetches the file from Telegram and uploads it to GigaChat: its id there, or the text
+    /// that tells the user what failed (logged and counted). Only a fatal Telegram error
+    /// (a revoked token, a stop) is an `Err`.
+    pub(super) fn upload(
+        &mut self,
+        chat_id: i64,
+        file: &FileRef,
+        report: &mut Report,
+    ) -> Result<Upload, telegram::Error> {
+        self.typing.start(chat_id);
+        let result = self.fetch_and_upload(file, report);
+        if !matches!(result, Ok(Upload::Done(_))) {
+            self.typing.stop();
+        }
+        result
+    }
+
+    fn fetch_and_upload(
+        &mut self,
+        file: &FileRef,
+        report: &mut Report,
+    ) -> Result<Upload, telegram::Error> {
+        let max = MAX_DOWNLOAD_BYTES.min(match file.image {
+            true => gigachat::MAX_IMAGE_BYTES,
+            false => gigachat::MAX_TEXT_FILE_BYTES,
+        });
+        let fetched = self.telegram.get_file(&file.file_id).and_then(|found| {
+            let size = found.file_size.or(file.size).unwrap_or(0);
+            let Some(path) = found.file_path.filter(|_| size <= max) else {
+                return Err(telegram::Error {
+                    method: "getFile",
+                    kind: ErrorKind::Rejected {
+                        code: 400,
+                        description: format!("a file of {size} bytes, more than {max}"),
+                        migrate_to_chat_id: None,
+                    },
+                });
+            };
+            self.telegram.download(&path, max)
+        });
+        let bytes = match fetched {
+            Ok(bytes) => bytes,
+            Err(err) if err.is_fatal() => return Err(err),
+            Err(err) => {
+                log::warn!("chat {}: {err}", report.chat_id);
+                self.store.count_failure("telegram file");
+                report.outcome = Outcome::FileFailed(err.to_string());
+                return Ok(Upload::Failed(texts::DOWNLOAD_FAILED.into()));
+            }
+        };
+        match self.gigachat.upload_file(&file.name, file.mime, &bytes) {
+            Ok(id) => {
+                log::debug!("gigachat: uploaded {} bytes as file {id}", bytes.len());
+                Ok(Upload::Done(id))
+            }
+            Err(err) => {
+                log::warn!("chat {}: file upload: {err}", report.chat_id);
+                let kind = err.kind();
+                self.store.count_failure(&format!("gigachat upload {kind}"));
+                report.outcome = Outcome::GigaChatFailed(format!("upload {kind}"));
+                let text = match &err {
+                    gigachat::Error::Refused { status, .. } => {
+                        texts::UPLOAD_REFUSED.replace("{status}", &status.to_string())
+                    }
+                    gigachat::Error::TooLarge(_) => {
+                        texts::UPLOAD_REFUSED.replace("{status}", "413")
+                    }
+                    _ => super::user_text(&err, &self.gigachat.model, false),
+                };
+                Ok(Upload::Failed(text))
+            }
+        }
+    }
+
+    /// Deletes an uploaded file once its answer is done (or failed): GigaChat would keep
+    /// it. Best effort: a failure is logged, and the file stays in the owner's storage.
+    pub(super) fn forget_upload(&mut self, id: &str) {
+        match self.gigachat.delete_file(id) {
+            Ok(()) => log::debug!("gigachat: deleted file {id}"),
+            Err(err) => log::warn!("gigachat: could not delete file {id}: {err}"),
+        }
+    }
+}

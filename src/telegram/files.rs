@@ -1,0 +1,60 @@
+//! Files users send: where one is (`getFile`), and its bytes (the download URL). The URL
+//! holds the token like every request URL, so errors name "file download", never the URL.
+
+use serde_json::json;
+
+use super::{Envelope, Error, ErrorKind, File, Telegram, never_sent};
+
+/// The largest file a bot may download from the cloud Bot API (the server's
+/// `MAX_DOWNLOAD_FILE_SIZE`, 20 MiB): getFile refuses bigger ones.
+pub const MAX_DOWNLOAD_BYTES: u64 = 20 << 20;
+
+impl Telegram {
+    /// Where a file the bot received can be downloaded (`file_path`, valid for an hour).
+    /// Waits out network trouble like any call; a refusal ("invalid file_id", "file is too
+    /// big") returns at once.
+    pub fn get_file(&self, file_id: &str) -> Result<File, Error> {
+        self.call("getFile", &json!({ "file_id": file_id }))
+    }
+
+    /// The bytes of a file by its `file_path` from getFile, at most `max` of them. One try:
+    /// a download that fails is the user's to send again, not the loop's to wait for.
+    pub fn download(&self, file_path: &str, max: u64) -> Result<Vec<u8>, Error> {
+        let fail = |kind| Error {
+            method: "file download",
+            kind,
+        };
+        let path = file_path.trim_start_matches('/');
+        let url = format!("{}/file/bot{}/{path}", self.api_url, self.token.expose());
+        let detail = |err: ureq::Error| match err {
+            ureq::Error::Timeout(phase) => self.timeout_text(phase),
+            ureq::Error::BodyExceedsLimit(_) => format!("the file is larger than {max} bytes"),
+            other => self.redact(&other.to_string()),
+        };
+        let mut response = self.agent.get(&url).call().map_err(|err| {
+            let transient = never_sent(&err);
+            let text = detail(err);
+            fail(match transient {
+                true => ErrorKind::Transient(text),
+                false => ErrorKind::Lost(text),
+            })
+        })?;
+        let status = response.status().as_u16();
+        let body = response.body_mut().with_config().limit(max);
+        if status != 200 {
+            // Telegram answers a JSON envelope ("Not Found"), an nginx in front an HTML page.
+            let bytes = body.read_to_vec().unwrap_or_default();
+            let description = serde_json::from_slice::<Envelope>(&bytes)
+                .ok()
+                .and_then(|e| e.description)
+                .unwrap_or_else(|| format!("HTTP {status}"));
+            return Err(fail(ErrorKind::Rejected {
+                code: status,
+                description,
+                migrate_to_chat_id: None,
+            }));
+        }
+        body.read_to_vec()
+            .map_err(|err| fail(ErrorKind::Lost(detail(err))))
+    }
+}
