@@ -78,6 +78,9 @@ fn main() {
             );
         }
     }
+    if run("photo") {
+        photo_beside_text(&binary, if quick { 20 } else { 100 }, &mut rows);
+    }
     if run("poll") {
         next_poll(&binary, if quick { 20 } else { 100 }, &mut rows);
     }
@@ -495,6 +498,41 @@ fn overhead(binary: &Path, messages: usize, config: &str, label: &str, rows: &mu
         format!("{per:.3} ms"),
         "≤ 2 ms",
         Some(per <= 2.0),
+    ));
+}
+
+/// What a photo costs beside a text question: one at a time (the loop is one), default
+/// config, instant GigaChat. A photo adds getFile, the download (a 138 KB JPEG), the upload
+/// to GigaChat's /files and its deletion: four more requests.
+fn photo_beside_text(binary: &Path, questions: usize, rows: &mut Vec<Row>) {
+    let tg = telegram();
+    let gc = FakeGigaChat::start();
+    let bot = Bot::start(binary, &tg, &gc, "[bot]\nrequests_per_minute = 0\n");
+    tg.wait_until(Duration::from_secs(10), "polling", |t| t.polling());
+    let warm = tg.push(fake_telegram::photo(77, 77, Some("разминка")));
+    wait_handled(&tg, warm, Duration::from_secs(30));
+    let measure = |photo: bool| {
+        let (cpu, started) = (bot.cpu(), Instant::now());
+        for i in 0..questions {
+            let chat = 100 + i as i64;
+            let id = match photo {
+                true => tg.push(fake_telegram::photo(chat, chat, Some("Что на фото?"))),
+                false => tg.push_text(chat, chat, "Что на фото?"),
+            };
+            wait_handled(&tg, id, Duration::from_secs(30));
+        }
+        let n = questions as f64;
+        let wall = started.elapsed().as_secs_f64() / n * 1000.0;
+        let cpu = (bot.cpu() - cpu).as_secs_f64() / n * 1000.0;
+        (wall, cpu)
+    };
+    let (text_wall, text_cpu) = measure(false);
+    let (photo_wall, photo_cpu) = measure(true);
+    rows.push(row(
+        &format!("a photo answer beside a text answer ({questions} each, one at a time), default config: wall / bot CPU per answer"),
+        format!("text {text_wall:.2} ms / {text_cpu:.2} ms; photo {photo_wall:.2} ms / {photo_cpu:.2} ms"),
+        "—",
+        None,
     ));
 }
 
