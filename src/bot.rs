@@ -14,6 +14,7 @@ use crate::gigachat::{self, ChatMessage, Completion, GigaChat};
 use crate::owner::{self, Notices};
 use crate::render;
 use crate::report::{Kind, Outcome, Report};
+use crate::salutespeech::SaluteSpeech;
 use crate::store::{Store, Turn};
 use crate::stream::{Draft, Typing};
 use crate::telegram::{self, Chat, Message, OnFlood, Telegram, Update, User};
@@ -23,6 +24,7 @@ use crate::transcript;
 mod buttons;
 mod deliver;
 mod files;
+mod voice;
 use deliver::fatal_only;
 use files::Upload;
 
@@ -30,6 +32,10 @@ pub struct Bot {
     config: Config,
     telegram: Telegram,
     gigachat: GigaChat,
+    /// Speech to text for voice notes, if a SaluteSpeech key is set.
+    salutespeech: Option<SaluteSpeech>,
+    /// The log named the missing SaluteSpeech key already (at the first voice note).
+    voice_hint_logged: bool,
     store: Store,
     /// Who the bot is on Telegram (from getMe).
     me: User,
@@ -55,8 +61,12 @@ impl Bot {
         store: Store,
         me: User,
     ) -> Bot {
+        let gc = &config.gigachat;
+        let speech = SaluteSpeech::new(&config.salutespeech, &gc.ca_certs, gc.timeout_secs);
         Bot {
             typing: Typing::new(telegram.clone()),
+            salutespeech: speech,
+            voice_hint_logged: false,
             config,
             telegram,
             gigachat,
@@ -175,11 +185,18 @@ impl Bot {
             Action::Reply(text, keyboard) => {
                 self.send_plain(chat_id, Some(reply_to), &text, keyboard.as_ref())?
             }
-            Action::Notice(text) => self.notice(chat_id, reply_to, sender_id, &text)?,
+            Action::Notice(text) => {
+                self.note_no_speech_key(&message);
+                self.notice(chat_id, reply_to, sender_id, &text)?
+            }
             Action::Refuse(user) => self.refuse(chat_id, reply_to, &user)?,
             Action::Ask(ask) => {
                 let (chat, from) = (&message.chat, sender.as_ref());
                 return self.handle_message(chat, reply_to, from, &ask, report);
+            }
+            Action::Transcribe { voice, ask } => {
+                let (chat, from) = (&message.chat, sender.as_ref());
+                return self.transcribe(chat, reply_to, from, &voice, ask, report);
             }
             Action::SetStyle { id, reply } => {
                 self.store.set_style(chat_id, &id, clock::unix_now());

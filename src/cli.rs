@@ -14,6 +14,7 @@ use anyhow::{Context, Result};
 use crate::clock;
 use crate::config::Config;
 use crate::gigachat::{self, GigaChat};
+use crate::salutespeech::SaluteSpeech;
 use crate::telegram::{ErrorKind, Telegram, host_of};
 
 pub const USAGE: &str = "\
@@ -76,6 +77,40 @@ impl fmt::Display for Usage {
 }
 
 impl std::error::Error for Usage {}
+
+/// `check`'s SaluteSpeech line: not configured, or a token obtained, or why not.
+fn check_salutespeech(config: &Config) -> bool {
+    let ss = &config.salutespeech;
+    let gc = &config.gigachat;
+    let secs = gc.timeout_secs.min(10);
+    let Some(mut speech) = SaluteSpeech::new(ss, &gc.ca_certs, secs) else {
+        println!(
+            "• salutespeech: not configured, voice notes get the text-only reply (set SALUTE_SPEECH_CREDENTIALS to the SaluteSpeech project's key)"
+        );
+        return true;
+    };
+    println!(
+        "… salutespeech: asking {} for an access token (up to {secs} s)",
+        host_of(&ss.auth_url)
+    );
+    match speech.get_token() {
+        Ok(_) => {
+            let left = speech
+                .token_expires_at_ms()
+                .map(|ms| ms.saturating_sub(clock::unix_now_ms()) / 60_000)
+                .unwrap_or(0);
+            println!(
+                "✓ salutespeech: got an access token (scope {}, valid for {left} min): voice notes are recognized",
+                ss.scope
+            );
+            true
+        }
+        Err(err) => {
+            println!("✗ {err}");
+            false
+        }
+    }
+}
 
 /// `gigabot check`: each item on its own line, with what to do when it fails.
 pub fn check(config: &Config) -> ExitCode {
@@ -197,6 +232,7 @@ pub fn check(config: &Config) -> ExitCode {
             println!("✗ {err}");
         }
     }
+    ok &= check_salutespeech(config);
     if ok {
         println!("Всё в порядке: бот готов к запуску.");
         ExitCode::SUCCESS

@@ -9,7 +9,8 @@
 //! (its [`reply_context`]) before it, once: memory keeps the question as typed.
 //!
 //! A photo or a document is asked about with its caption, or a default question; `files`
-//! decides which file goes to GigaChat, or why none can.
+//! decides which file goes to GigaChat, or why none can; `voice`, which voice notes are
+//! recognized (with a SaluteSpeech key, up to a minute).
 
 use serde_json::{Value, json};
 
@@ -22,7 +23,9 @@ use crate::telegram::{self, CallbackQuery, Message, User};
 use crate::texts;
 
 mod files;
+mod voice;
 pub use files::FileRef;
+pub use voice::heard;
 
 /// What a decision may look at.
 pub struct Context<'a> {
@@ -52,6 +55,8 @@ pub enum Action {
     Refuse(User),
     /// Ask GigaChat in the chat's style (the lesson's `handle_message`).
     Ask(Ask),
+    /// A voice note: recognized by SaluteSpeech, shown, then asked (its text the question).
+    Transcribe { voice: telegram::Voice, ask: Ask },
     /// `/mode <id>`: the chat's style changes, and the user is told.
     SetStyle { id: String, reply: String },
     /// `/reset`: the chat's memory goes.
@@ -142,6 +147,9 @@ pub fn decide_message(cx: &Context, message: &Message) -> Decision {
         return decide_command(cx, message, &command, &sender);
     }
     if let Some(decision) = files::decide_file(cx, message, sender.id, in_group) {
+        return decision;
+    }
+    if let Some(decision) = voice::decide_voice(cx, message, sender.id) {
         return decision;
     }
     let Some(text) = message.text.as_deref() else {

@@ -2,7 +2,7 @@
 //!
 //! Everything that can be wrong with a config is found here (the checks in `validate`),
 //! before any network call, and reported as one line that names the key and the fix.
-//! Secrets (the bot token, the GigaChat key) live in [`Secret`], which never prints its value.
+//! Secrets (the bot token, the GigaChat and SaluteSpeech keys) live in [`Secret`], which never prints its value.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -21,6 +21,7 @@ mod validate;
 pub struct Config {
     pub telegram: TelegramConfig,
     pub gigachat: GigaChatConfig,
+    pub salutespeech: SaluteSpeechConfig,
     pub bot: BotConfig,
     pub log: LogConfig,
     pub styles: Vec<Style>,
@@ -65,6 +66,21 @@ pub struct GigaChatConfig {
     /// The certificates read from `ca_bundle_file` (DER), checked at load time.
     #[serde(skip)]
     pub ca_certs: Vec<Vec<u8>>,
+    /// What to check when OAuth refuses the key: the settings it came from.
+    #[serde(skip)]
+    pub key_origin: String,
+}
+
+/// Speech to text for voice notes; without `credentials` the bot reads text only.
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SaluteSpeechConfig {
+    /// The SaluteSpeech project's own authorization key (not GigaChat's).
+    pub credentials: Option<Secret>,
+    pub scope: String,
+    pub auth_url: String,
+    /// Recognition is `POST {url}/speech:recognize`.
+    pub url: String,
     /// What to check when OAuth refuses the key: the settings it came from.
     #[serde(skip)]
     pub key_origin: String,
@@ -153,6 +169,18 @@ impl Default for GigaChatConfig {
             max_tokens: None,
             stream: true,
             ca_certs: Vec::new(),
+            key_origin: String::new(),
+        }
+    }
+}
+
+impl Default for SaluteSpeechConfig {
+    fn default() -> Self {
+        SaluteSpeechConfig {
+            credentials: None,
+            scope: "SALUTE_SPEECH_PERS".into(),
+            auth_url: GigaChatConfig::default().auth_url,
+            url: "https://smartspeech.sber.ru/rest/v1".into(),
             key_origin: String::new(),
         }
     }
@@ -326,6 +354,8 @@ fn drop_empty(config: &mut Config) {
         .ca_bundle_file
         .take()
         .filter(|p| !p.as_os_str().is_empty());
+    let ss = &mut config.salutespeech;
+    ss.credentials = ss.credentials.take().filter(|c| !blank(c.expose()));
     let bot = &mut config.bot;
     bot.transcript_dir = bot
         .transcript_dir
@@ -378,6 +408,19 @@ fn apply_env(config: &mut Config, get: impl Fn(&str) -> Option<String>) {
     }
     if let Some(v) = var("GIGACHAT_CA_BUNDLE_FILE", "gigachat.ca_bundle_file") {
         gc.ca_bundle_file = Some(PathBuf::from(v));
+    }
+    let ss = &mut config.salutespeech;
+    if let Some(v) = var("SALUTE_SPEECH_CREDENTIALS", "salutespeech.credentials") {
+        ss.credentials = Some(Secret(v.trim().to_string()));
+    }
+    if let Some(v) = var("SALUTE_SPEECH_SCOPE", "salutespeech.scope") {
+        ss.scope = v.trim().to_string();
+    }
+    if let Some(v) = var("SALUTE_SPEECH_AUTH_URL", "salutespeech.auth_url") {
+        ss.auth_url = v;
+    }
+    if let Some(v) = var("SALUTE_SPEECH_URL", "salutespeech.url") {
+        ss.url = v;
     }
     if let Some(v) = var("GIGABOT_LOG", "log.level") {
         config.log.level = v.trim().to_lowercase();

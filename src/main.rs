@@ -18,6 +18,7 @@ mod logger;
 mod owner;
 mod render;
 mod report;
+mod salutespeech;
 mod store;
 mod stream;
 mod telegram;

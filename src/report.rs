@@ -12,6 +12,8 @@ pub enum Kind {
     NonText,
     /// A photo or a document, asked about through GigaChat.
     File,
+    /// A voice note, recognized through SaluteSpeech.
+    Voice,
     Refused,
     Limited,
     #[default]
@@ -27,6 +29,7 @@ impl fmt::Display for Kind {
             Kind::Callback => "callback",
             Kind::NonText => "non-text",
             Kind::File => "file",
+            Kind::Voice => "voice",
             Kind::Refused => "refused",
             Kind::Limited => "limited",
             Kind::Ignored => "ignored",
@@ -56,6 +59,8 @@ pub enum Outcome {
     GigaChatFailed(String),
     /// The user's file could not be fetched from Telegram (the user was told).
     FileFailed(String),
+    /// SaluteSpeech did not recognize the voice note, and why (the user was told).
+    RecognitionFailed(String),
     /// GigaChat refused the topic (finish_reason "blacklist").
     Blacklisted,
     /// GigaChat answered nothing a user could see.
@@ -88,6 +93,7 @@ impl fmt::Display for Outcome {
             Outcome::NoticeDropped(err) => write!(f, "notice dropped: {err}"),
             Outcome::GigaChatFailed(kind) => write!(f, "gigachat error: {kind}"),
             Outcome::FileFailed(why) => write!(f, "file not fetched: {why}"),
+            Outcome::RecognitionFailed(why) => write!(f, "voice not recognized: {why}"),
             Outcome::Blacklisted => f.write_str("refused by gigachat (blacklist)"),
             Outcome::EmptyAnswer(request) => write!(f, "empty answer (request {request})"),
             Outcome::AnsweredPrivately => f.write_str("answered the admin privately"),

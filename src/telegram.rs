@@ -24,7 +24,8 @@ pub use error::{Error, ErrorKind};
 pub use files::MAX_DOWNLOAD_BYTES;
 use retry::{NOT_TWICE, jitter, minutes_seconds, never_sent, retry_delay, time_to_say_again};
 pub use types::{
-    CallbackQuery, Chat, File, Message, MessageEntity, Update, User, entity_bytes, entity_text,
+    CallbackQuery, Chat, File, Message, MessageEntity, Update, User, Voice, entity_bytes,
+    entity_text,
 };
 
 #[derive(Deserialize)]

@@ -38,6 +38,18 @@ pub const UPLOAD_REFUSED: &str =
     "GigaChat не принял этот файл (ошибка {status}) — попробуйте другой файл или спросите текстом.";
 pub const FILE_REFUSED: &str = "GigaChat не смог прочитать этот файл (ошибка {status}) — попробуйте другой файл или спросите текстом.";
 
+// Voice notes (SaluteSpeech). VOICE_HEARD shows what was recognized, in «», before the answer.
+pub const VOICE_HEARD: &str = "Распознал: «{text}»";
+pub const VOICE_TOO_LONG: &str = "Голосовое длиннее минуты ({secs} с): я распознаю записи до {max} секунд — запишите покороче или напишите текстом.";
+pub const VOICE_DOWNLOAD_FAILED: &str =
+    "Не удалось скачать голосовое из Telegram — отправьте его ещё раз, пожалуйста.";
+pub const VOICE_EMPTY: &str =
+    "Речь в записи не удалось разобрать — запишите ещё раз почётче или напишите текстом.";
+pub const VOICE_FAILED: &str =
+    "Не удалось распознать голосовое (ошибка {status}) — попробуйте ещё раз или напишите текстом.";
+pub const VOICE_UNREACHABLE: &str =
+    "Не удалось распознать голосовое: сервис распознавания речи недоступен — напишите текстом.";
+
 // Access and limits.
 pub const NOT_ALLOWED: &str = "Извините, этот бот работает только для приглашённых пользователей. Ваш id: {id} — передайте его владельцу бота.";
 pub const ACCESS_REQUEST: &str = "Новый пользователь хочет поговорить с ботом: {name}, id {id}.";

@@ -344,3 +344,42 @@ fn an_unreadable_ca_file_names_the_file() {
     assert!(err.contains("/nonexistent/ca.pem"), "{err}");
     assert!(err.contains("gosuslugi.ru/crt"), "{err}");
 }
+
+#[test]
+fn salutespeech_is_optional_with_documented_defaults_and_env_overrides() {
+    let c = load_text("", ENV).unwrap();
+    let ss = &c.salutespeech;
+    assert!(ss.credentials.is_none());
+    assert_eq!(ss.scope, "SALUTE_SPEECH_PERS");
+    assert_eq!(ss.auth_url, c.gigachat.auth_url);
+    assert_eq!(ss.url, "https://smartspeech.sber.ru/rest/v1");
+    // Empty means not set, in the file as in the environment.
+    let c = load_text("[salutespeech]\ncredentials = \" \"\n", ENV).unwrap();
+    assert!(c.salutespeech.credentials.is_none());
+    let mut env = ENV.to_vec();
+    env.extend([
+        ("SALUTE_SPEECH_CREDENTIALS", " c3M6a2V5 "),
+        ("SALUTE_SPEECH_URL", "https://127.0.0.1:1/rest/v1/"),
+    ]);
+    let c = load_text("[salutespeech]\ncredentials = \"from-file\"\n", &env).unwrap();
+    let ss = &c.salutespeech;
+    assert_eq!(ss.credentials.as_ref().unwrap().expose(), "c3M6a2V5");
+    assert_eq!(ss.url, "https://127.0.0.1:1/rest/v1");
+    assert_eq!(
+        ss.key_origin,
+        "SALUTE_SPEECH_CREDENTIALS and salutespeech.scope in config.toml"
+    );
+    assert!(!format!("{c:?}").contains("c3M6a2V5"));
+}
+
+#[test]
+fn salutespeech_urls_and_scope_are_checked() {
+    let err = load_text("[salutespeech]\nurl = \"http://x/rest\"\n", ENV).unwrap_err();
+    assert!(err.to_string().contains("salutespeech.url"), "{err}");
+    assert!(err.to_string().contains("https://"), "{err}");
+    let err = load_text("[salutespeech]\nscope = \"GIGACHAT_API_PERS\"\n", ENV).unwrap_err();
+    assert!(
+        err.to_string().contains("not a SaluteSpeech scope"),
+        "{err}"
+    );
+}

@@ -20,6 +20,12 @@ fn origin(from_env: &[(&'static str, &'static str)], source: &str, key: &str) ->
 }
 
 const SCOPES: [&str; 3] = ["GIGACHAT_API_PERS", "GIGACHAT_API_B2B", "GIGACHAT_API_CORP"];
+const SPEECH_SCOPES: [&str; 4] = [
+    "SALUTE_SPEECH_PERS",
+    "SALUTE_SPEECH_CORP",
+    "SALUTE_SPEECH_B2B",
+    "SBER_SPEECH",
+];
 
 /// Checks the values in the order of the file and settles what follows from them: URLs
 /// trimmed, the authorization key and its origin, the CA certificates, the styles.
@@ -94,6 +100,22 @@ pub(super) fn validate(config: &mut Config, needs: Needs) -> Result<()> {
     if let Some(path) = &gc.ca_bundle_file {
         gc.ca_certs = read_ca_file(path, &name("gigachat.ca_bundle_file"))?;
     }
+
+    let ss = &mut config.salutespeech;
+    ss.auth_url = check_url(&name("salutespeech.auth_url"), &ss.auth_url, true)?;
+    ss.url = check_url(&name("salutespeech.url"), &ss.url, true)?;
+    if !SPEECH_SCOPES.contains(&ss.scope.as_str()) {
+        bail!(
+            "{} = {:?} is not a SaluteSpeech scope: use SALUTE_SPEECH_PERS (individuals), SALUTE_SPEECH_CORP or SALUTE_SPEECH_B2B",
+            name("salutespeech.scope"),
+            ss.scope
+        );
+    }
+    ss.key_origin = format!(
+        "{} and {}",
+        name("salutespeech.credentials"),
+        name("salutespeech.scope")
+    );
 
     let bot = &config.bot;
     // Wide enough for any real use, narrow enough that no sum or product of them overflows.
@@ -242,7 +264,7 @@ fn check_url(key: &str, url: &str, tls_only: bool) -> Result<String> {
     } else if let Some(rest) = url.strip_prefix("http://") {
         if tls_only {
             bail!(
-                "{key} = {url:?} must start with https://: GigaChat is only used over verified TLS"
+                "{key} = {url:?} must start with https://: Sber's services are only used over verified TLS"
             );
         }
         rest

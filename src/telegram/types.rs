@@ -63,7 +63,8 @@ pub struct Message {
     // Content a text bot cannot read; each gets a polite "text only" reply. Public, so
     // that a branch can tell one from another (a voice note, say).
     pub sticker: Option<IgnoredAny>,
-    pub voice: Option<IgnoredAny>,
+    /// A voice note: recognized through SaluteSpeech when it is configured.
+    pub voice: Option<Voice>,
     /// A photo in several sizes, and a file: the bot reads both (through GigaChat).
     pub photo: Option<Vec<PhotoSize>>,
     pub document: Option<Document>,
@@ -97,9 +98,9 @@ impl Message {
     pub fn has_non_text_content(&self) -> bool {
         self.photo.is_some()
             || self.document.is_some()
+            || self.voice.is_some()
             || [
                 &self.sticker,
-                &self.voice,
                 &self.audio,
                 &self.video,
                 &self.video_note,
@@ -131,6 +132,15 @@ pub struct Document {
     pub file_id: String,
     pub file_name: Option<String>,
     pub mime_type: Option<String>,
+    pub file_size: Option<u64>,
+}
+
+/// A voice note (OGG/Opus); `duration` in seconds, as the sender's app gave it.
+#[derive(Debug, Deserialize, Clone)]
+pub struct Voice {
+    pub file_id: String,
+    #[serde(default)]
+    pub duration: u64,
     pub file_size: Option<u64>,
 }
 

@@ -1425,7 +1425,7 @@ fn uuid4() -> String {
 }
 
 /// An opaque token shaped like the real ones: a JWE compact serialization of ~1230 chars.
-fn random_token() -> String {
+pub(crate) fn random_token() -> String {
     let random = |len: usize| -> String {
         let bytes: Vec<u8> = (0..len.div_ceil(16))
             .flat_map(|_| *uuid::Uuid::new_v4().as_bytes())
@@ -1448,7 +1448,7 @@ fn random_token() -> String {
 
 const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-fn base64_encode(bytes: &[u8]) -> String {
+pub(crate) fn base64_encode(bytes: &[u8]) -> String {
     let mut out = String::new();
     for group in bytes.chunks(3) {
         let n = group
@@ -1466,7 +1466,7 @@ fn base64_encode(bytes: &[u8]) -> String {
 }
 
 /// Standard Base64 with optional padding; `None` if it isn't Base64.
-fn base64_decode(text: &str) -> Option<Vec<u8>> {
+pub(crate) fn base64_decode(text: &str) -> Option<Vec<u8>> {
     let text = text.trim_end_matches('=');
     if text.is_empty() || text.len() % 4 == 1 {
         return None;
@@ -1489,7 +1489,7 @@ fn base64_decode(text: &str) -> Option<Vec<u8>> {
 // --- certificates ---
 
 /// A throwaway CA: EC P-256, CA:TRUE, keyCertSign, valid from yesterday for 30 days.
-fn make_ca(name: &str) -> (X509, PKey<Private>) {
+pub(crate) fn make_ca(name: &str) -> (X509, PKey<Private>) {
     let key = new_key();
     let mut subject = X509NameBuilder::new().expect("name builder");
     subject
@@ -1529,7 +1529,7 @@ fn make_ca(name: &str) -> (X509, PKey<Private>) {
 }
 
 /// The server certificate for 127.0.0.1 and localhost (or only for `host`), signed by `ca`.
-fn make_server_cert(
+pub(crate) fn make_server_cert(
     ca: &X509,
     ca_key: &PKey<Private>,
     host: Option<&str>,
@@ -1605,7 +1605,7 @@ fn certificate_builder(key: &PKey<Private>) -> openssl::x509::X509Builder {
     cert
 }
 
-fn fresh_temp_dir() -> PathBuf {
+pub(crate) fn fresh_temp_dir() -> PathBuf {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let name = format!(
         "gigabot-fake-gigachat-{}-{}-{}",

@@ -2276,6 +2276,23 @@ pub fn voice(chat_id: i64, user_id: i64) -> Value {
     json!({"message": message})
 }
 
+/// A voice note of `duration` seconds and `file_size` bytes; its file_id is derived from
+/// `tag`, so that a test can register its bytes with `add_file` first.
+pub fn voice_of(chat_id: i64, user_id: i64, tag: &str, duration: u64, file_size: u64) -> Value {
+    let mut message = message_base(chat_id, user_id);
+    let file_id = voice_file_id(tag);
+    message["voice"] = json!({
+        "duration": duration, "mime_type": "audio/ogg",
+        "file_id": file_id, "file_unique_id": unique_id(&file_id), "file_size": file_size,
+    });
+    json!({"message": message})
+}
+
+/// The file_id of `voice_of(…, tag, …)`.
+pub fn voice_file_id(tag: &str) -> String {
+    format!("AwACAgIAAxkBAAIt{tag}ZmZxN3Jlc2VhcmNoX3ZvaWNlNQQ")
+}
+
 pub fn document(chat_id: i64, user_id: i64, file_name: &str) -> Value {
     let mut message = message_base(chat_id, user_id);
     message["document"] = json!({

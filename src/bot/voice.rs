@@ -1,0 +1,116 @@
+//! A voice note on its way to a question: getFile, the download, SaluteSpeech's
+//! recognition; the recognized text shown to the user in «» (so a misheard word is seen),
+//! then asked like a typed question. Each failing step has its own sentence.
+
+use super::Bot;
+use crate::commands::{self, Ask};
+use crate::report::{Outcome, Report};
+use crate::salutespeech::{self, MAX_VOICE_BYTES};
+use crate::telegram::{self, Chat, ErrorKind, Message, User, Voice};
+use crate::texts;
+
+impl Bot {
+    /// Recognizes the note, shows what was heard, and answers it as a question; a failure
+    /// is told in one sentence. Only a fatal Telegram error is an `Err`.
+    pub(super) fn transcribe(
+        &mut self,
+        chat: &Chat,
+        reply_to: i64,
+        from: Option<&User>,
+        voice: &Voice,
+        mut ask: Ask,
+        report: &mut Report,
+    ) -> Result<(), telegram::Error> {
+        self.typing.start(chat.id);
+        let heard = self.hear(voice, report);
+        self.typing.stop();
+        let question = match heard?.and_then(|text| commands::heard(&self.config, &text)) {
+            Ok(question) => question,
+            Err(text) => {
+                if report.outcome == Outcome::Nothing {
+                    report.outcome = Outcome::RecognitionFailed("nothing to ask".into());
+                }
+                self.send_plain(chat.id, Some(reply_to), &text, None)?;
+                return Ok(());
+            }
+        };
+        let shown = texts::VOICE_HEARD.replace("{text}", &question);
+        self.send_plain(chat.id, Some(reply_to), &shown, None)?;
+        ask.question = question;
+        self.handle_message(chat, reply_to, from, &ask, report)
+    }
+
+    /// The recognized text, or the sentence that tells the user what failed (logged and
+    /// counted).
+    fn hear(
+        &mut self,
+        voice: &Voice,
+        report: &mut Report,
+    ) -> Result<Result<String, String>, telegram::Error> {
+        let fetched = self.telegram.get_file(&voice.file_id).and_then(|found| {
+            let size = found.file_size.or(voice.file_size).unwrap_or(0);
+            let Some(path) = found.file_path.filter(|_| size <= MAX_VOICE_BYTES) else {
+                return Err(telegram::Error {
+                    method: "getFile",
+                    kind: ErrorKind::Rejected {
+                        code: 400,
+                        description: format!("a voice note of {size} bytes"),
+                        migrate_to_chat_id: None,
+                    },
+                });
+            };
+            self.telegram.download(&path, MAX_VOICE_BYTES)
+        });
+        let bytes = match fetched {
+            Ok(bytes) => bytes,
+            Err(err) if err.is_fatal() => return Err(err),
+            Err(err) => {
+                log::warn!("chat {}: {err}", report.chat_id);
+                self.store.count_failure("telegram file");
+                report.outcome = Outcome::FileFailed(err.to_string());
+                return Ok(Err(texts::VOICE_DOWNLOAD_FAILED.into()));
+            }
+        };
+        let Some(speech) = self.salutespeech.as_mut() else {
+            // Decided with a key, so the client exists; should it not, say it plainly.
+            return Ok(Err(texts::NOT_TEXT.into()));
+        };
+        match speech.recognize(&bytes) {
+            Ok(text) => Ok(Ok(text)),
+            Err(err) => {
+                log::warn!("chat {}: {err}", report.chat_id);
+                let kind = err.kind();
+                self.store.count_failure(&format!("salutespeech {kind}"));
+                report.outcome = Outcome::RecognitionFailed(kind);
+                Ok(Err(speech_text(&err)))
+            }
+        }
+    }
+
+    /// A voice note without a SaluteSpeech key gets the "text only" notice; the first one
+    /// also tells the log which setting would make the bot listen.
+    pub(super) fn note_no_speech_key(&mut self, message: &Message) {
+        if message.voice.is_none() || self.salutespeech.is_some() || self.voice_hint_logged {
+            return;
+        }
+        self.voice_hint_logged = true;
+        log::info!(
+            "a voice note got the text-only reply: set SALUTE_SPEECH_CREDENTIALS (salutespeech.credentials) to a SaluteSpeech key to have voice notes recognized"
+        );
+    }
+}
+
+/// The Russian sentence for a recognition failure.
+fn speech_text(err: &salutespeech::Error) -> String {
+    use salutespeech::Error as E;
+    let status = |code: u16| texts::VOICE_FAILED.replace("{status}", &code.to_string());
+    match err {
+        E::Auth { status: code, .. } => status(*code),
+        E::TooLarge => status(413),
+        E::RateLimited => status(429),
+        E::Server(code) | E::Refused { status: code, .. } => status(*code),
+        E::Timeout(_) | E::Tls(_) | E::Network(_) | E::BadResponse(_) => {
+            texts::VOICE_UNREACHABLE.into()
+        }
+    }
+}
