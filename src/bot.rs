@@ -26,7 +26,6 @@ mod deliver;
 mod files;
 mod voice;
 use deliver::fatal_only;
-use files::Upload;
 
 pub struct Bot {
     config: Config,
@@ -50,6 +49,13 @@ pub struct Bot {
     /// The update being handled (0 between updates), for the record of an answer of
     /// several messages that goes out.
     update_id: i64,
+}
+
+/// A step before GigaChat is asked (a file uploaded, a voice note heard): what to go on
+/// with, or the sentence that tells the user why not.
+enum Step {
+    Next(String),
+    Stop(String),
 }
 
 impl Bot {
@@ -232,8 +238,8 @@ impl Bot {
         // A photo or document goes to GigaChat's storage first, for this answer only.
         let attachment = match &ask.file {
             Some(file) => match self.upload(chat_id, file, report)? {
-                Upload::Done(id) => Some(id),
-                Upload::Failed(text) => {
+                Step::Next(id) => Some(id),
+                Step::Stop(text) => {
                     self.send_plain(chat_id, Some(reply_to), &text, None)?;
                     return Ok(());
                 }

@@ -2,18 +2,12 @@
 //! upload to GigaChat's storage; and its deletion after the answer. Each step has its own
 //! sentence for the user when it fails; "typing…" shows meanwhile.
 
-use super::Bot;
+use super::{Bot, Step};
 use crate::commands::FileRef;
 use crate::gigachat;
 use crate::report::{Outcome, Report};
-use crate::telegram::{self, ErrorKind, MAX_DOWNLOAD_BYTES};
+use crate::telegram::{self, MAX_DOWNLOAD_BYTES};
 use crate::texts;
-
-/// Where a file got to: GigaChat's id for it, or what to tell the user instead.
-pub(super) enum Upload {
-    Done(String),
-    Failed(String),
-}
 
 impl Bot {
     /// Fetches the file from Telegram and uploads it to GigaChat: its id there, or the text
@@ -24,10 +18,10 @@ impl Bot {
         chat_id: i64,
         file: &FileRef,
         report: &mut Report,
-    ) -> Result<Upload, telegram::Error> {
+    ) -> Result<Step, telegram::Error> {
         self.typing.start(chat_id);
         let result = self.fetch_and_upload(file, report);
-        if !matches!(result, Ok(Upload::Done(_))) {
+        if !matches!(result, Ok(Step::Next(_))) {
             self.typing.stop();
         }
         result
@@ -37,25 +31,12 @@ impl Bot {
         &mut self,
         file: &FileRef,
         report: &mut Report,
-    ) -> Result<Upload, telegram::Error> {
+    ) -> Result<Step, telegram::Error> {
         let max = MAX_DOWNLOAD_BYTES.min(match file.image {
             true => gigachat::MAX_IMAGE_BYTES,
             false => gigachat::MAX_TEXT_FILE_BYTES,
         });
-        let fetched = self.telegram.get_file(&file.file_id).and_then(|found| {
-            let size = found.file_size.or(file.size).unwrap_or(0);
-            let Some(path) = found.file_path.filter(|_| size <= max) else {
-                return Err(telegram::Error {
-                    method: "getFile",
-                    kind: ErrorKind::Rejected {
-                        code: 400,
-                        description: format!("a file of {size} bytes, more than {max}"),
-                        migrate_to_chat_id: None,
-                    },
-                });
-            };
-            self.telegram.download(&path, max)
-        });
+        let fetched = self.telegram.fetch_file(&file.file_id, file.size, max);
         let bytes = match fetched {
             Ok(bytes) => bytes,
             Err(err) if err.is_fatal() => return Err(err),
@@ -63,13 +44,13 @@ impl Bot {
                 log::warn!("chat {}: {err}", report.chat_id);
                 self.store.count_failure("telegram file");
                 report.outcome = Outcome::FileFailed(err.to_string());
-                return Ok(Upload::Failed(texts::DOWNLOAD_FAILED.into()));
+                return Ok(Step::Stop(texts::DOWNLOAD_FAILED.into()));
             }
         };
         match self.gigachat.upload_file(&file.name, file.mime, &bytes) {
             Ok(id) => {
                 log::debug!("gigachat: uploaded {} bytes as file {id}", bytes.len());
-                Ok(Upload::Done(id))
+                Ok(Step::Next(id))
             }
             Err(err) => {
                 log::warn!("chat {}: file upload: {err}", report.chat_id);
@@ -85,7 +66,7 @@ impl Bot {
                     }
                     _ => super::user_text(&err, &self.gigachat.model, false),
                 };
-                Ok(Upload::Failed(text))
+                Ok(Step::Stop(text))
             }
         }
     }

@@ -2,11 +2,11 @@
 //! recognition; the recognized text shown to the user in «» (so a misheard word is seen),
 //! then asked like a typed question. Each failing step has its own sentence.
 
-use super::Bot;
+use super::{Bot, Step};
 use crate::commands::{self, Ask};
 use crate::report::{Outcome, Report};
 use crate::salutespeech::{self, MAX_VOICE_BYTES};
-use crate::telegram::{self, Chat, ErrorKind, Message, User, Voice};
+use crate::telegram::{self, Chat, Message, User, Voice};
 use crate::texts;
 
 impl Bot {
@@ -24,7 +24,11 @@ impl Bot {
         self.typing.start(chat.id);
         let heard = self.hear(voice, report);
         self.typing.stop();
-        let question = match heard?.and_then(|text| commands::heard(&self.config, &text)) {
+        let heard = match heard? {
+            Step::Next(text) => commands::heard(&self.config, &text),
+            Step::Stop(text) => Err(text),
+        };
+        let question = match heard {
             Ok(question) => question,
             Err(text) => {
                 if report.outcome == Outcome::Nothing {
@@ -42,25 +46,10 @@ impl Bot {
 
     /// The recognized text, or the sentence that tells the user what failed (logged and
     /// counted).
-    fn hear(
-        &mut self,
-        voice: &Voice,
-        report: &mut Report,
-    ) -> Result<Result<String, String>, telegram::Error> {
-        let fetched = self.telegram.get_file(&voice.file_id).and_then(|found| {
-            let size = found.file_size.or(voice.file_size).unwrap_or(0);
-            let Some(path) = found.file_path.filter(|_| size <= MAX_VOICE_BYTES) else {
-                return Err(telegram::Error {
-                    method: "getFile",
-                    kind: ErrorKind::Rejected {
-                        code: 400,
-                        description: format!("a voice note of {size} bytes"),
-                        migrate_to_chat_id: None,
-                    },
-                });
-            };
-            self.telegram.download(&path, MAX_VOICE_BYTES)
-        });
+    fn hear(&mut self, voice: &Voice, report: &mut Report) -> Result<Step, telegram::Error> {
+        let fetched = self
+            .telegram
+            .fetch_file(&voice.file_id, voice.file_size, MAX_VOICE_BYTES);
         let bytes = match fetched {
             Ok(bytes) => bytes,
             Err(err) if err.is_fatal() => return Err(err),
@@ -68,21 +57,21 @@ impl Bot {
                 log::warn!("chat {}: {err}", report.chat_id);
                 self.store.count_failure("telegram file");
                 report.outcome = Outcome::FileFailed(err.to_string());
-                return Ok(Err(texts::VOICE_DOWNLOAD_FAILED.into()));
+                return Ok(Step::Stop(texts::VOICE_DOWNLOAD_FAILED.into()));
             }
         };
         let Some(speech) = self.salutespeech.as_mut() else {
             // Decided with a key, so the client exists; should it not, say it plainly.
-            return Ok(Err(texts::NOT_TEXT.into()));
+            return Ok(Step::Stop(texts::NOT_TEXT.into()));
         };
         match speech.recognize(&bytes) {
-            Ok(text) => Ok(Ok(text)),
+            Ok(text) => Ok(Step::Next(text)),
             Err(err) => {
                 log::warn!("chat {}: {err}", report.chat_id);
                 let kind = err.kind();
                 self.store.count_failure(&format!("salutespeech {kind}"));
                 report.outcome = Outcome::RecognitionFailed(kind);
-                Ok(Err(speech_text(&err)))
+                Ok(Step::Stop(speech_text(&err)))
             }
         }
     }

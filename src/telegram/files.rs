@@ -17,6 +17,30 @@ impl Telegram {
         self.call("getFile", &json!({ "file_id": file_id }))
     }
 
+    /// A file the bot received, at most `max` bytes: getFile, then the download. `known` is
+    /// the size the message gave, for when getFile gives none; a bigger file is refused
+    /// before any byte is downloaded.
+    pub fn fetch_file(
+        &self,
+        file_id: &str,
+        known: Option<u64>,
+        max: u64,
+    ) -> Result<Vec<u8>, Error> {
+        let found = self.get_file(file_id)?;
+        let size = found.file_size.or(known).unwrap_or(0);
+        match found.file_path.filter(|_| size <= max) {
+            Some(path) => self.download(&path, max),
+            None => Err(Error {
+                method: "getFile",
+                kind: ErrorKind::Rejected {
+                    code: 400,
+                    description: format!("a file of {size} bytes, more than {max}"),
+                    migrate_to_chat_id: None,
+                },
+            }),
+        }
+    }
+
     /// The bytes of a file by its `file_path` from getFile, at most `max` of them. One try:
     /// a download that fails is the user's to send again, not the loop's to wait for.
     pub fn download(&self, file_path: &str, max: u64) -> Result<Vec<u8>, Error> {
