@@ -5,8 +5,6 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use serde_json::json;
-
 use crate::clock;
 use crate::commands::{self, Action, Ask, Context};
 use crate::config::{Config, Style};
@@ -19,13 +17,15 @@ use crate::store::{Store, Turn};
 use crate::stream::{Draft, Typing};
 use crate::telegram::{self, Chat, Message, OnFlood, Telegram, Update, User};
 use crate::texts;
-use crate::transcript;
 
 mod buttons;
 mod deliver;
 mod files;
+mod memory;
+mod pictures;
 mod voice;
 use deliver::fatal_only;
+use memory::drop_last_exchange;
 
 pub struct Bot {
     config: Config,
@@ -291,15 +291,21 @@ impl Bot {
                 return self.deliver(chat_id, Some(reply_to), &chunks, None, OnFlood::Wait);
             }
         };
-        let answer = completion.content.trim();
+        let content = completion.content.trim();
         if completion.finish_reason == "blacklist" {
             report.outcome = Outcome::Blacklisted;
             self.store.count_failure("gigachat blacklist");
             self.send_plain(chat_id, Some(reply_to), texts::BLACKLIST, None)?;
             return Ok(());
         }
+        // A picture goes out first; then the text (what its caption did not hold).
+        let drawn = self.picture(chat_id, reply_to, content, report)?;
+        let (answer, remembered, photo) = match &drawn {
+            Some(d) => (d.text.as_str(), d.remembered.as_str(), usize::from(d.sent)),
+            None => (content, content, 0),
+        };
         let mut chunks = render::markdown_chunks(answer);
-        if chunks.is_empty() {
+        if chunks.is_empty() && photo == 0 {
             // Empty, or nothing a user would see (say, only a Markdown link definition).
             report.outcome = Outcome::EmptyAnswer(completion.request_id);
             self.store.count_failure("gigachat empty answer");
@@ -309,11 +315,12 @@ impl Bot {
         if completion.finish_reason == "length" {
             chunks = render::markdown_chunks(&format!("{answer}\n\n{}", texts::CUT_SHORT));
         }
-        self.remember(chat_id, question, answer, history);
-        self.write_transcript(chat_id, from, &style.id, question, answer, tokens);
-        self.deliver(chat_id, Some(reply_to), &chunks, None, OnFlood::Wait)?;
+        self.remember(chat_id, question, remembered, history);
+        self.write_transcript(chat_id, from, &style.id, question, remembered, tokens);
+        let reply = Some(reply_to).filter(|_| photo == 0);
+        self.deliver(chat_id, reply, &chunks, None, OnFlood::Wait)?;
         self.store.count_answer();
-        report.outcome = Outcome::Answered(chunks.len());
+        report.outcome = Outcome::Answered(photo + chunks.len());
         Ok(())
     }
 
@@ -331,31 +338,6 @@ impl Bot {
         let keep = self.config.bot.requests_per_minute as usize;
         let stats = owner::counted(self.store.user(user.id), user, tokens, now, &today, keep);
         self.store.put_user(user.id, &stats);
-    }
-
-    /// Appends the exchange to the chat's transcript, if the owner keeps them.
-    fn write_transcript(
-        &self,
-        chat_id: i64,
-        from: Option<&User>,
-        style: &str,
-        question: &str,
-        answer: &str,
-        tokens: u64,
-    ) {
-        let Some(dir) = &self.config.bot.transcript_dir else {
-            return;
-        };
-        let line = json!({
-            "time": clock::utc_timestamp(clock::unix_now()),
-            "chat_id": chat_id,
-            "user_id": from.map_or(0, |u| u.id),
-            "style": style,
-            "question": question,
-            "answer": answer,
-            "tokens": tokens,
-        });
-        transcript::append(dir, chat_id, &line);
     }
 
     /// A polite refusal that shows the sender's id (a notice: within the sender's notice
@@ -434,9 +416,9 @@ impl Bot {
     }
 
     /// Asks GigaChat. "typing…" shows while it thinks; in a private chat with
-    /// `gigachat.stream` the answer then grows in a draft. Groups get no draft (Telegram
-    /// allows drafts in private chats only), so there GigaChat is asked for the whole
-    /// answer at once. Returns the answer and the text the draft received.
+    /// `gigachat.stream` (and not `gigachat.images`) the answer then grows in a draft.
+    /// Groups get no draft (Telegram allows drafts in private chats only), so there
+    /// GigaChat is asked for the whole answer at once. Returns the answer and the text the draft received.
     fn ask_gigachat(
         &mut self,
         chat: &Chat,
@@ -445,7 +427,9 @@ impl Bot {
     ) -> (Result<Completion, gigachat::Error>, String) {
         let (telegram, gigachat, typing) = (&self.telegram, &mut self.gigachat, &mut self.typing);
         typing.start(chat.id);
-        if !(self.config.gigachat.stream && chat.kind == "private") {
+        // A drawing answer is asked for whole: its stream would carry progress events.
+        let gc = &self.config.gigachat;
+        if !(gc.stream && !gc.images && chat.kind == "private") {
             let result = gigachat.chat(messages, None);
             typing.stop();
             return (result, String::new());
@@ -536,18 +520,6 @@ impl Bot {
     }
 }
 
-/// Removes the last user/assistant pair if it is the exchange for `question` (for /retry).
-fn drop_last_exchange(history: &mut Vec<Turn>, question: &str) {
-    let n = history.len();
-    if n >= 2
-        && history[n - 2].role == "user"
-        && history[n - 2].content == question
-        && history[n - 1].role == "assistant"
-    {
-        history.truncate(n - 2);
-    }
-}
-
 /// The Russian reply for a GigaChat failure; `file`: the question was about a file, which
 /// GigaChat may have refused.
 fn user_text(err: &gigachat::Error, model: &str, file: bool) -> String {
@@ -569,28 +541,5 @@ fn user_text(err: &gigachat::Error, model: &str, file: bool) -> String {
         E::Tls(_) | E::Network(_) => texts::UNREACHABLE.into(),
         E::BadResponse(_) => texts::BAD_ANSWER.into(),
         E::Interrupted(_) => texts::INTERRUPTED.into(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn retry_drops_only_the_matching_exchange() {
-        let turn = |role: &str, content: &str| Turn {
-            role: role.into(),
-            content: content.into(),
-        };
-        let mut history = vec![
-            turn("user", "a"),
-            turn("assistant", "A"),
-            turn("user", "b"),
-            turn("assistant", "B"),
-        ];
-        drop_last_exchange(&mut history, "a");
-        assert_eq!(history.len(), 4);
-        drop_last_exchange(&mut history, "b");
-        assert_eq!(history, vec![turn("user", "a"), turn("assistant", "A")]);
     }
 }

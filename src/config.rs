@@ -63,6 +63,8 @@ pub struct GigaChatConfig {
     pub temperature: Option<f64>,
     pub max_tokens: Option<u32>,
     pub stream: bool,
+    /// Pictures: GigaChat may draw (`function_call: auto`, which costs more tokens).
+    pub images: bool,
     /// The certificates read from `ca_bundle_file` (DER), checked at load time.
     #[serde(skip)]
     pub ca_certs: Vec<Vec<u8>>,
@@ -168,6 +170,7 @@ impl Default for GigaChatConfig {
             temperature: None,
             max_tokens: None,
             stream: true,
+            images: false,
             ca_certs: Vec::new(),
             key_origin: String::new(),
         }

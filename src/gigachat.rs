@@ -21,7 +21,7 @@ mod sse;
 
 pub use error::Error;
 use error::{error_message, is_certificate_error, timeout_text};
-pub use files::{MAX_IMAGE_BYTES, MAX_TEXT_FILE_BYTES, sees_images};
+pub use files::{MAX_IMAGE_BYTES, MAX_TEXT_FILE_BYTES, drawn_picture, sees_images};
 use sse::read_events;
 
 /// Refresh this long before `expires_at`, as the official SDK does.
@@ -124,6 +124,8 @@ pub struct GigaChat {
     profanity_check: bool,
     temperature: Option<f64>,
     max_tokens: Option<u32>,
+    /// GigaChat may draw: every request says `function_call: auto`.
+    pub images: bool,
     timeout_secs: u64,
     timeout_name: &'static str,
     ca_bundle_file: Option<PathBuf>,
@@ -197,6 +199,7 @@ impl GigaChat {
             profanity_check: config.profanity_check,
             temperature: config.temperature,
             max_tokens: config.max_tokens,
+            images: config.images,
             timeout_secs,
             timeout_name,
             ca_bundle_file: config.ca_bundle_file.clone(),
@@ -338,6 +341,9 @@ impl GigaChat {
         }
         if stream {
             body["stream"] = json!(true);
+        }
+        if self.images {
+            body["function_call"] = json!("auto");
         }
         let request_id = uuid::Uuid::new_v4().to_string();
         let accept = if stream {

@@ -18,10 +18,14 @@ use crate::config::{Secret, TelegramConfig};
 
 mod error;
 mod files;
+mod photo;
+mod redact;
 mod retry;
 mod types;
 pub use error::{Error, ErrorKind};
 pub use files::MAX_DOWNLOAD_BYTES;
+pub use photo::{CAPTION_LIMIT, MAX_PHOTO_BYTES};
+pub use redact::{host_of, redact_token};
 use retry::{NOT_TWICE, jitter, minutes_seconds, never_sent, retry_delay, time_to_say_again};
 pub use types::{
     CallbackQuery, Chat, File, Message, MessageEntity, Update, User, Voice, entity_bytes,
@@ -186,14 +190,24 @@ impl Telegram {
         method: &'static str,
         params: &Value,
     ) -> Result<T, Error> {
+        let body = serde_json::to_vec(params).expect("serde_json::Value always serializes");
+        self.post_once(method, "application/json", &body)
+    }
+
+    /// One HTTP call with a body of this type (JSON, or a multipart form); unpacks the envelope.
+    fn post_once<T: DeserializeOwned>(
+        &self,
+        method: &'static str,
+        content_type: &str,
+        body: &[u8],
+    ) -> Result<T, Error> {
         let fail = |kind| Error { method, kind };
         let url = format!("{}/bot{}/{method}", self.api_url, self.token.expose());
-        let body = serde_json::to_vec(params).expect("serde_json::Value always serializes");
         let mut response = self
             .agent
             .post(&url)
-            .header("Content-Type", "application/json")
-            .send(&body[..])
+            .header("Content-Type", content_type)
+            .send(body)
             .map_err(|err| {
                 let detail = match &err {
                     ureq::Error::Timeout(phase) => self.timeout_text(*phase),
@@ -562,38 +576,6 @@ fn without_strings(text: &str) -> String {
         out.push_str(if i % 2 == 1 { "…" } else { part });
     }
     out
-}
-
-/// Replaces the token, and anything shaped like `bot<digits>:<secret>`, with `***`.
-pub fn redact_token(text: &str, token: &str) -> String {
-    let mut out = if token.is_empty() {
-        text.to_string()
-    } else {
-        text.replace(token, "***")
-    };
-    // Belt and braces: any other token-shaped run after "/bot".
-    let mut from = 0;
-    while let Some(found) = out[from..].find("/bot") {
-        let start = from + found + 4;
-        from = start;
-        let rest = &out[start..];
-        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 || !rest[digits..].starts_with(':') {
-            continue;
-        }
-        let secret = rest[digits + 1..]
-            .bytes()
-            .take_while(|b| b.is_ascii_alphanumeric() || *b == b'_' || *b == b'-')
-            .count();
-        out.replace_range(start..start + digits + 1 + secret, "***");
-    }
-    out
-}
-
-/// The host (and port) of an API URL, for messages: the path holds the bot token.
-pub fn host_of(url: &str) -> &str {
-    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
-    rest.split('/').next().unwrap_or(rest)
 }
 
 #[cfg(test)]

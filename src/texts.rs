@@ -83,6 +83,13 @@ pub const UNREACHABLE: &str = "Не удалось связаться с GigaCha
 pub const INTERRUPTED: &str = "Ответ GigaChat оборвался на полуслове. Повторите вопрос: /retry";
 pub const BLACKLIST: &str =
     "GigaChat не отвечает на вопросы на эту тему. Попробуйте спросить о чём-нибудь другом.";
+// Pictures GigaChat drew (gigachat.images). The memory keeps the note in place of a picture.
+pub const PICTURE_NOTE: &str = "[рисунок]";
+pub const PICTURE_NOT_FETCHED: &str =
+    "_(GigaChat нарисовал картинку, но скачать её не удалось. Попросите нарисовать ещё раз.)_";
+pub const PICTURE_NOT_SENT: &str =
+    "_(GigaChat нарисовал картинку, но Telegram её не принял. Попросите нарисовать ещё раз.)_";
+pub const PICTURES_OFF: &str = "_(GigaChat прислал картинку, но рисунки в этом боте выключены.)_";
 pub const CUT_SHORT: &str = "_(Ответ обрезан: GigaChat достиг ограничения длины.)_";
 
 // Seen by GigaChat, not by users: before a question that replies to or quotes a message

@@ -20,6 +20,25 @@ pub fn sees_images(model: &str) -> bool {
     model.contains("-pro") || model.contains("-max")
 }
 
+/// A picture in an answer: GigaChat's tag `<img src="ID" fuse="true"/>` (text may come
+/// before and after it). Returns the file's id and the rest of the text without the tag;
+/// only that shape counts (a `<video …/>` or a tag in other words is left as text).
+pub fn drawn_picture(answer: &str) -> Option<(String, String)> {
+    let start = answer.find("<img src=\"")?;
+    let after = &answer[start + "<img src=\"".len()..];
+    let (id, tail) = after.split_once('"')?;
+    let tail = tail
+        .trim_start()
+        .strip_prefix("fuse=\"true\"")?
+        .trim_start();
+    let rest = tail.strip_prefix("/>").or_else(|| tail.strip_prefix('>'))?;
+    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        return None;
+    }
+    let text = format!("{} {}", answer[..start].trim_end(), rest.trim_start());
+    Some((id.to_string(), text.trim().to_string()))
+}
+
 #[derive(Deserialize)]
 struct Uploaded {
     id: String,
@@ -42,8 +61,9 @@ impl GigaChat {
                 .header("Authorization", &format!("Bearer {}", token.expose()))
                 .send(&body[..]);
             this.read(result)
+                .map(|(status, text)| (status, text.into_bytes()))
         })?;
-        let uploaded: Uploaded = serde_json::from_str(&text)
+        let uploaded: Uploaded = serde_json::from_slice(&text)
             .map_err(|err| Error::BadResponse(format!("file upload: {err}")))?;
         // It goes into a URL path when the file is deleted.
         let id = uploaded.id;
@@ -68,8 +88,45 @@ impl GigaChat {
                 .header("Authorization", &format!("Bearer {}", token.expose()))
                 .send(&b"{}"[..]);
             this.read(result)
+                .map(|(status, text)| (status, text.into_bytes()))
         })?;
         Ok(())
+    }
+
+    /// The bytes of a picture GigaChat drew (`GET /files/{id}/content`), at most `max` of
+    /// them. GigaChat sends JPEG; anything else (its type is not documented, so the bytes
+    /// are checked) is a bad answer.
+    pub fn download_image(&mut self, id: &str, max: usize) -> Result<Vec<u8>, Error> {
+        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+            return Err(Error::BadResponse("a picture without an id".into()));
+        }
+        let url = format!("{}/files/{id}/content", self.base_url);
+        let bytes = self.authorized("download", |this, token| {
+            let result = this
+                .agent
+                .get(&url)
+                .header("Accept", "application/jpg")
+                .header("Authorization", &format!("Bearer {}", token.expose()))
+                .call();
+            let mut response = result.map_err(|err| this.transport_error(err))?;
+            let status = response.status().as_u16();
+            let bytes = response
+                .body_mut()
+                .with_config()
+                .limit(max as u64)
+                .read_to_vec()
+                .map_err(|err| match err {
+                    ureq::Error::BodyExceedsLimit(_) => {
+                        Error::BadResponse(format!("a picture of more than {max} bytes"))
+                    }
+                    other => this.transport_error(other),
+                })?;
+            Ok((status, bytes))
+        })?;
+        if !bytes.starts_with(&[0xFF, 0xD8]) {
+            return Err(Error::BadResponse("the picture is not a JPEG".into()));
+        }
+        Ok(bytes)
     }
 
     /// A call with the access token: a 401 with a cached token gets one new token and one
@@ -77,8 +134,8 @@ impl GigaChat {
     fn authorized(
         &mut self,
         what: &str,
-        call: impl Fn(&GigaChat, &Secret) -> Result<(u16, String), Error>,
-    ) -> Result<String, Error> {
+        call: impl Fn(&GigaChat, &Secret) -> Result<(u16, Vec<u8>), Error>,
+    ) -> Result<Vec<u8>, Error> {
         let had_token = self.token.is_some();
         let token = self.get_gigachat_token()?;
         let (mut status, mut text) = call(self, &token)?;
@@ -91,7 +148,7 @@ impl GigaChat {
         if status == 200 {
             return Ok(text);
         }
-        let message = error_message(&text);
+        let message = error_message(&String::from_utf8_lossy(&text));
         log::warn!("gigachat file {what}: HTTP {status} {message}");
         Err(match status {
             401 => Error::Auth {
@@ -143,5 +200,24 @@ mod tests {
         );
         assert!(sees_images("GigaChat-2-Max") && sees_images("GigaChat-Pro"));
         assert!(!sees_images("GigaChat-2") && !sees_images("GigaChat"));
+    }
+
+    #[test]
+    fn a_picture_is_found_only_in_its_own_tag() {
+        let found =
+            drawn_picture("Запускаю. <img src=\"3727db23-91a3\" fuse=\"true\"/> - вот кот.");
+        assert_eq!(
+            found,
+            Some(("3727db23-91a3".into(), "Запускаю. - вот кот.".into()))
+        );
+        let only = drawn_picture("<img src=\"a1\" fuse=\"true\" />");
+        assert_eq!(only, Some(("a1".into(), String::new())));
+        assert_eq!(drawn_picture("<img src=\"a1\"/> нет fuse"), None);
+        assert_eq!(drawn_picture("<img src=\"a b\" fuse=\"true\"/>"), None);
+        assert_eq!(
+            drawn_picture("<video cover=\"x\" src=\"a1\" fuse=\"true\"/>"),
+            None
+        );
+        assert_eq!(drawn_picture("просто текст"), None);
     }
 }

@@ -181,6 +181,8 @@ pub struct ChatRequest {
     pub temperature: Option<f64>,
     pub max_tokens: Option<i64>,
     pub stream: bool,
+    /// `function_call` as sent ("auto" lets the model draw), if it was.
+    pub function_call: Option<Value>,
     /// Lower-case names.
     pub headers: Vec<(String, String)>,
     /// The raw JSON body (`null` if it wasn't JSON).
@@ -318,6 +320,12 @@ struct State {
     upload_faults: VecDeque<(u16, String)>,
     /// Every `/files…` request: method, path, status.
     file_requests: Vec<(String, String, u16)>,
+    /// Faults for the next downloads (`GET /files/{id}/content`): status and body.
+    content_faults: VecDeque<(u16, String)>,
+    /// The text around a drawing's tag, if a test set one.
+    drawing_text: Option<String>,
+    /// Pictures drawn so far.
+    drawn: usize,
 }
 
 impl FakeGigaChat {
@@ -367,6 +375,9 @@ impl FakeGigaChat {
             files: Vec::new(),
             upload_faults: VecDeque::new(),
             file_requests: Vec::new(),
+            content_faults: VecDeque::new(),
+            drawing_text: None,
+            drawn: 0,
         };
         let shared = Arc::new(Shared {
             state: Mutex::new(state),
@@ -538,6 +549,18 @@ impl FakeGigaChat {
     }
 
     /// The next upload gets this status and JSON body.
+    /// The next download of a file's content gets this status and body.
+    pub fn fail_next_content(&self, status: u16, body: &str) {
+        self.lock()
+            .content_faults
+            .push_back((status, body.to_string()));
+    }
+
+    /// The text a drawing answer has after its tag (default: "вот мой рисунок: <question>").
+    pub fn set_drawing_text(&self, text: &str) {
+        self.lock().drawing_text = Some(text.to_string());
+    }
+
     pub fn fail_next_upload(&self, status: u16, body: &str) {
         self.lock()
             .upload_faults
@@ -671,6 +694,7 @@ fn chat(shared: &Shared, request: &Request, responder: &mut Responder) {
         temperature: None,
         max_tokens: None,
         stream: false,
+        function_call: None,
         headers: request.headers.clone(),
         body: serde_json::from_slice(&request.body).unwrap_or(Value::Null),
         status: 0,
@@ -695,7 +719,12 @@ fn chat(shared: &Shared, request: &Request, responder: &mut Responder) {
             let reply = match (queued, custom) {
                 (Some(reply), _) => reply,
                 (None, Some(custom)) => custom(&chat),
-                (None, None) => Reply::Text(default_answer(&chat)),
+                (None, None) => shared
+                    .state
+                    .lock()
+                    .unwrap()
+                    .drawing(request, &chat)
+                    .unwrap_or_else(|| Reply::Text(default_answer(&chat))),
             };
             let index = {
                 let mut state = shared.state.lock().unwrap();
@@ -915,6 +944,20 @@ impl State {
             }
         }
         chat.stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
+        if let Some(call) = body.get("function_call") {
+            let named = call.get("name").and_then(Value::as_str).is_some();
+            if !(call == "auto" || call == "none" || call.is_object() && named) {
+                return Err(invalid(
+                    "function_call must be \"auto\", \"none\" or {\"name\": ...}",
+                ));
+            }
+            chat.function_call = Some(call.clone());
+        }
+        if let Some(functions) = body.get("functions")
+            && !functions.is_array()
+        {
+            return Err(invalid("functions must be an array"));
+        }
         self.in_flight += 1;
         // A random fault goes before queued replies, which stay queued.
         match self.random_fault() {
@@ -924,6 +967,40 @@ impl State {
             Some(RandomFault::Drop) => Ok((Some(Reply::Drop), None)),
             None => Ok((self.replies.pop_front(), self.responder.clone())),
         }
+    }
+
+    /// The built-in `text2image`: with `function_call: "auto"` a question that asks to draw
+    /// ("нарисуй…") gets a JPEG stored under a new id for this client and the reference's
+    /// answer, `<img src="ID" fuse="true"/>` then the text (finish_reason "stop").
+    fn drawing(&mut self, request: &Request, chat: &ChatRequest) -> Option<Reply> {
+        let question = chat.last_user()?.to_lowercase();
+        if chat.function_call.as_ref()? != "auto" || !question.contains("нарису") {
+            return None;
+        }
+        self.drawn += 1;
+        let mut jpeg = vec![0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10];
+        jpeg.extend_from_slice(b"JFIF\0");
+        jpeg.extend_from_slice(format!("drawn {} for {question}", self.drawn).as_bytes());
+        jpeg.extend_from_slice(&[0xFF, 0xD9]);
+        let stored = StoredFile {
+            id: uuid4(),
+            filename: "image.jpg".into(),
+            mime: "image/jpeg".into(),
+            purpose: "general".into(),
+            bytes: jpeg,
+            client: request.header("x-client-id").unwrap_or("").to_string(),
+            created_at: now_ms() / 1000,
+            deleted: false,
+        };
+        let id = stored.id.clone();
+        self.files.push(stored);
+        let text = self
+            .drawing_text
+            .clone()
+            .unwrap_or_else(|| format!("вот мой рисунок: {}", chat.last_user().unwrap_or("")));
+        Some(Reply::Text(format!(
+            "<img src=\"{id}\" fuse=\"true\"/> {text}"
+        )))
     }
 
     /// A message's `attachments`: absent, or an array of ids of files this client uploaded
@@ -1026,9 +1103,10 @@ impl State {
                 }
                 match (method, action) {
                     ("GET", "") => (200, object(&self.files[index]), None),
-                    ("GET", "content") => {
-                        (200, String::new(), Some(self.files[index].bytes.clone()))
-                    }
+                    ("GET", "content") => match self.content_faults.pop_front() {
+                        Some((status, body)) => (status, body, None),
+                        None => (200, String::new(), Some(self.files[index].bytes.clone())),
+                    },
                     ("POST", "delete") => {
                         self.files[index].deleted = true;
                         (
@@ -1315,17 +1393,17 @@ fn complete(
 }
 
 /// One part of a multipart/form-data body.
-struct Part {
-    name: String,
-    filename: Option<String>,
-    content_type: Option<String>,
-    body: Vec<u8>,
+pub(crate) struct Part {
+    pub(crate) name: String,
+    pub(crate) filename: Option<String>,
+    pub(crate) content_type: Option<String>,
+    pub(crate) body: Vec<u8>,
 }
 
 /// Splits a multipart body strictly: each part opens with `--boundary` CRLF, has a
 /// Content-Disposition `form-data` with a name, a blank line, the body, CRLF; the last
 /// boundary ends with `--`. None for anything else.
-fn parse_multipart(body: &[u8], boundary: &str) -> Option<Vec<Part>> {
+pub(crate) fn parse_multipart(body: &[u8], boundary: &str) -> Option<Vec<Part>> {
     let delimiter = format!("--{boundary}").into_bytes();
     let find = |hay: &[u8], needle: &[u8], from: usize| {
         hay.get(from..)?

@@ -57,7 +57,7 @@ const MAX_TEXT_CHARS: usize = 4096;
 /// Bots may download files up to 20 MiB (the server's `MAX_DOWNLOAD_FILE_SIZE = 20 << 20`).
 pub const MAX_DOWNLOAD: u64 = 20 << 20;
 
-const METHODS: [&str; 13] = [
+const METHODS: [&str; 14] = [
     "getMe",
     "getFile",
     "getUpdates",
@@ -65,6 +65,7 @@ const METHODS: [&str; 13] = [
     "deleteWebhook",
     "setMyCommands",
     "sendMessage",
+    "sendPhoto",
     "sendChatAction",
     "answerCallbackQuery",
     "editMessageText",
@@ -215,6 +216,8 @@ pub struct SentMessage {
     /// Successful editMessageText and editMessageReplyMarkup calls.
     pub edits: usize,
     pub deleted: bool,
+    /// The bytes of a photo the bot uploaded (sendPhoto); `text` and `html` are its caption.
+    pub photo: Option<Vec<u8>>,
 }
 
 /// A draft the bot streamed (`sendMessageDraft` that succeeded).
@@ -308,6 +311,8 @@ struct Stored {
     edits: usize,
     deleted: bool,
     seq: u64,
+    /// An uploaded photo's bytes.
+    photo: Option<Vec<u8>>,
 }
 
 struct CallbackQuery {
@@ -965,6 +970,7 @@ fn dispatch(shared: &Shared, method: &str, p: &Map<String, Value>) -> Result<Val
         }
         "setMyCommands" => state.set_my_commands(p),
         "sendMessage" => state.send_message(p),
+        "sendPhoto" => state.send_photo(p),
         "sendChatAction" => state.send_chat_action(p),
         "answerCallbackQuery" => state.answer_callback_query(p),
         "editMessageText" => state.edit_message_text(p),
@@ -1069,8 +1075,33 @@ fn parse_params(request: &Request) -> Result<Map<String, Value>, ApiError> {
             for (name, value) in form_pairs(&String::from_utf8_lossy(&request.body)) {
                 params.insert(name, Value::String(value));
             }
+        } else if content_type.starts_with("multipart/form-data") {
+            // A file part becomes {filename, content_type, base64}; text parts are strings.
+            let raw = request.header("content-type").unwrap_or("");
+            let boundary = raw
+                .split(';')
+                .find_map(|p| p.trim().strip_prefix("boundary="))
+                .map(|b| b.trim_matches('"').to_string())
+                .unwrap_or_default();
+            let Some(parts) = crate::fake_gigachat::parse_multipart(&request.body, &boundary)
+            else {
+                return Err(bad_request("can't parse multipart/form-data request"));
+            };
+            for part in parts {
+                let value = match &part.filename {
+                    Some(filename) => json!({
+                        "filename": filename,
+                        "content_type": part.content_type,
+                        "base64": crate::fake_gigachat::base64_encode(&part.body),
+                    }),
+                    None => match String::from_utf8(part.body) {
+                        Ok(text) => Value::String(text),
+                        Err(_) => return Err(bad_request("a form field is not UTF-8")),
+                    },
+                };
+                params.insert(part.name, value);
+            }
         } else {
-            // The real server also takes multipart/form-data; a text bot has no need for it.
             return Err(bad_request(format!(
                 "the fake doesn't accept Content-Type \"{content_type}\""
             )));
@@ -1429,6 +1460,93 @@ impl State {
             edits: 0,
             deleted: false,
             seq,
+            photo: None,
+        };
+        chat.messages.insert(message_id, stored);
+        chat.draft_replaced = true;
+        Ok(ok(message))
+    }
+
+    /// sendPhoto as an upload: the `photo` part (a file part: a file_id or URL string is
+    /// not served by this fake), a caption of 0–1024 characters after parsing, the usual
+    /// HTML, chat, reply and reachability checks. The error texts are the server's
+    /// (reference §5.2).
+    fn send_photo(&mut self, p: &Map<String, Value>) -> Result<Value, ApiError> {
+        let bytes = match p.get("photo") {
+            Some(Value::Object(file)) => file
+                .get("base64")
+                .and_then(Value::as_str)
+                .and_then(crate::fake_gigachat::base64_decode)
+                .filter(|b| !b.is_empty()),
+            Some(Value::String(_)) => {
+                return Err(bad_request("wrong file identifier/HTTP URL specified"));
+            }
+            _ => None,
+        };
+        let Some(bytes) = bytes else {
+            return Err(bad_request("there is no photo in the request"));
+        };
+        if bytes.len() > 10 << 20 || !bytes.starts_with(&[0xFF, 0xD8]) {
+            return Err(bad_request("IMAGE_PROCESS_FAILED"));
+        }
+        let raw = text_param(p, "caption").unwrap_or_default();
+        let html = parse_mode(p)?;
+        let parsed = parse_text(&raw, html)?;
+        let reply = reply_param(p)?;
+        let chat_id = self.resolve_chat(p)?;
+        let (caption, entities) = tg_html::trim(&parsed.0, &parsed.1);
+        if caption.chars().count() > 1024 {
+            return Err(bad_request("message caption is too long"));
+        }
+        let reply_to = match reply {
+            None => None,
+            Some((id, allow)) => match self.live_message(chat_id, id) {
+                Some(_) => Some(id),
+                None if allow => None,
+                None => return Err(bad_request("message to be replied not found")),
+            },
+        };
+        self.check_reachable(chat_id)?;
+        self.flood_check(chat_id)?;
+
+        let seq = self.next_seq();
+        let chat = self.chats.get_mut(&chat_id).expect("resolved above");
+        let message_id = chat.next_message_id;
+        chat.next_message_id += 1;
+        let unique = format!("photo{chat_id}x{message_id}");
+        let mut message = json!({
+            "message_id": message_id,
+            "from": bot_user(),
+            "chat": chat.object,
+            "date": unix_now(),
+            "photo": [{
+                "file_id": format!("AgAC{unique}"),
+                "file_unique_id": unique,
+                "width": 1024,
+                "height": 1024,
+                "file_size": bytes.len(),
+            }],
+        });
+        if !caption.is_empty() {
+            message["caption"] = json!(caption);
+            let entities: Vec<Value> = entities.iter().map(tg_html::Entity::to_json).collect();
+            if !entities.is_empty() {
+                message["caption_entities"] = Value::Array(entities);
+            }
+        }
+        if let Some(id) = reply_to {
+            message["reply_to_message"] = reply_object(&chat.messages[&id].message);
+        }
+        let stored = Stored {
+            message: message.clone(),
+            from_bot: true,
+            html: raw,
+            parse_mode: text_param(p, "parse_mode").filter(|m| !m.is_empty()),
+            reply_to,
+            edits: 0,
+            deleted: false,
+            seq,
+            photo: Some(bytes),
         };
         chat.messages.insert(message_id, stored);
         chat.draft_replaced = true;
@@ -1866,6 +1984,7 @@ impl State {
             edits: 0,
             deleted: false,
             seq: 0,
+            photo: None,
         };
         chat.messages.insert(message_id, stored);
     }
@@ -1956,7 +2075,11 @@ fn sent_message(chat_id: i64, message_id: i64, stored: &Stored) -> SentMessage {
     SentMessage {
         chat_id,
         message_id,
-        text: message["text"].as_str().unwrap_or_default().to_string(),
+        text: message["text"]
+            .as_str()
+            .or(message["caption"].as_str())
+            .unwrap_or_default()
+            .to_string(),
         html: stored.html.clone(),
         parse_mode: stored.parse_mode.clone(),
         entities: message["entities"].as_array().cloned().unwrap_or_default(),
@@ -1964,6 +2087,7 @@ fn sent_message(chat_id: i64, message_id: i64, stored: &Stored) -> SentMessage {
         markup: message.get("reply_markup").cloned(),
         edits: stored.edits,
         deleted: stored.deleted,
+        photo: stored.photo.clone(),
     }
 }
 

@@ -32,6 +32,7 @@ mod lesson_example;
 mod notices;
 mod operator;
 mod owner;
+mod pictures;
 mod properties;
 mod restarts;
 mod soak;
