@@ -317,6 +317,10 @@ impl Bot {
         }
         self.remember(chat_id, question, remembered, history);
         self.write_transcript(chat_id, from, &style.id, question, remembered, tokens);
+        if photo > 0 {
+            // The photo is out: a restart from here sends the rest, never the photo again.
+            self.note_sent_so_far(chat_id, &chunks);
+        }
         let reply = Some(reply_to).filter(|_| photo == 0);
         self.deliver(chat_id, reply, &chunks, None, OnFlood::Wait)?;
         self.store.count_answer();

@@ -102,11 +102,18 @@ impl Bot {
             self.store.set_unsent(None); // committed with the update
             return;
         }
+        self.note_sent_so_far(chat_id, rest);
+    }
+
+    /// Commits the update as handled now, with `rest` (maybe nothing) still to send: after
+    /// a message that must not go out twice (a photo), a restart sends only the rest.
+    pub(super) fn note_sent_so_far(&mut self, chat_id: i64, rest: &[String]) {
         let unsent = Unsent {
             chat_id,
             chunks: rest.to_vec(),
         };
-        self.store.set_unsent(Some(&unsent));
+        self.store
+            .set_unsent(Some(&unsent).filter(|u| !u.chunks.is_empty()));
         if self.update_id > 0 {
             self.store.set_last_update_id(self.update_id);
         }

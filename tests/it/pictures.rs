@@ -3,9 +3,10 @@
 //! `sendPhoto` (multipart), the rest of the answer as the caption or after the photo. The
 //! fakes' text2image answer and sendPhoto, as strict as gigachat-media.md §3 and §5.2.
 
-use crate::core::World;
+use crate::core::{WAIT, World};
 use crate::fake_gigachat::Reply;
 use crate::fake_telegram::{self as tg, Fault, IVAN};
+use crate::harness::sigkill;
 
 const IMAGES_ON: &str = "[gigachat]\nimages = true\n";
 
@@ -73,6 +74,36 @@ fn a_rest_longer_than_a_caption_follows_the_photo() {
     );
     assert!(sent[1].photo.is_none() && sent[1].message_id > sent[0].message_id);
     assert_eq!(answer[1], long.trim());
+}
+
+/// A kill after the photo went out and before the text did: the restart sends the text,
+/// not a second photo, and GigaChat is not asked (and paid) again.
+#[test]
+fn killed_between_the_photo_and_the_text_the_photo_is_not_sent_twice() {
+    let w = World::start_with(IMAGES_ON);
+    let long = "Кот. ".repeat(300);
+    w.gc.set_drawing_text(&long);
+    let pid = w.bot.pid();
+    w.tg.set_kill_hook("sendMessage", 1, move || sigkill(pid));
+    let id =
+        w.tg.push_text(IVAN, IVAN, "нарисуй кота и расскажи о котах");
+    w.tg.wait_until(WAIT, "the kill", |t| !t.kill_hook_pending());
+    assert_eq!(
+        w.tg.calls_of("sendPhoto").len(),
+        1,
+        "the photo went out first"
+    );
+    let World { tg, gc, env, bot } = w;
+    drop(bot);
+    let bot = env.spawn(&[]);
+    tg.wait_until(WAIT, "the text after the restart", |t| {
+        t.sent_to(IVAN).len() >= 2 && t.confirmed_offset() > id && t.polling()
+    });
+    let sent = tg.sent_to(IVAN);
+    let photos = sent.iter().filter(|m| m.photo.is_some()).count();
+    assert_eq!((photos, sent.len()), (1, 2), "{}", tg.dump());
+    assert_eq!(sent[1].text, long.trim());
+    assert_eq!(gc.chat_requests().len(), 1, "asked again: {}", bot.log());
 }
 
 #[test]
