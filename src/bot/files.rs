@@ -36,16 +36,8 @@ impl Bot {
             true => gigachat::MAX_IMAGE_BYTES,
             false => gigachat::MAX_TEXT_FILE_BYTES,
         });
-        let fetched = self.telegram.fetch_file(&file.file_id, file.size, max);
-        let bytes = match fetched {
-            Ok(bytes) => bytes,
-            Err(err) if err.is_fatal() => return Err(err),
-            Err(err) => {
-                log::warn!("chat {}: {err}", report.chat_id);
-                self.store.count_failure("telegram file");
-                report.outcome = Outcome::FileFailed(err.to_string());
-                return Ok(Step::Stop(texts::DOWNLOAD_FAILED.into()));
-            }
+        let Some(bytes) = self.fetch(&file.file_id, file.size, max, report)? else {
+            return Ok(Step::Stop(texts::DOWNLOAD_FAILED.into()));
         };
         match self.gigachat.upload_file(&file.name, file.mime, &bytes) {
             Ok(id) => {
@@ -67,6 +59,27 @@ impl Bot {
                     _ => super::user_text(&err, &self.gigachat.model, false),
                 };
                 Ok(Step::Stop(text))
+            }
+        }
+    }
+
+    /// A received file's bytes (at most `max`), or None when Telegram would not give them
+    /// (logged, counted, and the outcome set). Only a fatal Telegram error is an `Err`.
+    pub(super) fn fetch(
+        &mut self,
+        file_id: &str,
+        known: Option<u64>,
+        max: u64,
+        report: &mut Report,
+    ) -> Result<Option<Vec<u8>>, telegram::Error> {
+        match self.telegram.fetch_file(file_id, known, max) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(err) if err.is_fatal() => Err(err),
+            Err(err) => {
+                log::warn!("chat {}: {err}", report.chat_id);
+                self.store.count_failure("telegram file");
+                report.outcome = Outcome::FileFailed(err.to_string());
+                Ok(None)
             }
         }
     }

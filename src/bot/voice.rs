@@ -47,18 +47,9 @@ impl Bot {
     /// The recognized text, or the sentence that tells the user what failed (logged and
     /// counted).
     fn hear(&mut self, voice: &Voice, report: &mut Report) -> Result<Step, telegram::Error> {
-        let fetched = self
-            .telegram
-            .fetch_file(&voice.file_id, voice.file_size, MAX_VOICE_BYTES);
-        let bytes = match fetched {
-            Ok(bytes) => bytes,
-            Err(err) if err.is_fatal() => return Err(err),
-            Err(err) => {
-                log::warn!("chat {}: {err}", report.chat_id);
-                self.store.count_failure("telegram file");
-                report.outcome = Outcome::FileFailed(err.to_string());
-                return Ok(Step::Stop(texts::VOICE_DOWNLOAD_FAILED.into()));
-            }
+        let fetched = self.fetch(&voice.file_id, voice.file_size, MAX_VOICE_BYTES, report)?;
+        let Some(bytes) = fetched else {
+            return Ok(Step::Stop(texts::VOICE_DOWNLOAD_FAILED.into()));
         };
         let Some(speech) = self.salutespeech.as_mut() else {
             // Decided with a key, so the client exists; should it not, say it plainly.
