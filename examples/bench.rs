@@ -35,10 +35,7 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
     // `--only NAME` runs one part (for profiling); GIGABOT_BIN picks another binary.
-    let only = args
-        .iter()
-        .position(|a| a == "--only")
-        .and_then(|i| args.get(i + 1));
+    let only = args.iter().position(|a| a == "--only").and_then(|i| args.get(i + 1));
     let run = |name: &str| only.is_none_or(|o| o == name);
     let binary = match std::env::var_os("GIGABOT_BIN") {
         Some(path) => PathBuf::from(path),
@@ -69,13 +66,7 @@ fn main() {
     }
     if run("overhead") {
         for (config, label) in CONFIGS {
-            overhead(
-                &binary,
-                if quick { 50 } else { 200 },
-                config,
-                label,
-                &mut rows,
-            );
+            overhead(&binary, if quick { 50 } else { 200 }, config, label, &mut rows);
         }
     }
     if run("photo") {
@@ -114,12 +105,7 @@ fn telegram() -> FakeTelegram {
 }
 
 fn row(what: &str, value: String, target: &str, ok: Option<bool>) -> Row {
-    Row {
-        what: what.to_string(),
-        value,
-        target: target.to_string(),
-        ok,
-    }
+    Row { what: what.to_string(), value, target: target.to_string(), ok }
 }
 
 fn print_table(rows: &[Row]) {
@@ -131,9 +117,7 @@ fn print_table(rows: &[Row]) {
                 .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
         })
         .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(0);
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
     println!("\nMachine: {cpu}, {cores} cores\n");
     println!("| what | measured | target | |");
     println!("|---|---|---|---|");
@@ -176,11 +160,7 @@ impl Bot {
         std::fs::write(dir.join("config.toml"), config).unwrap();
         let started = Instant::now();
         let child = Bot::spawn(binary, tg, gc, &dir);
-        Bot {
-            child,
-            dir,
-            started,
-        }
+        Bot { child, dir, started }
     }
 
     /// Stops the bot (SIGTERM) and starts it again in the same folder, on the same state.
@@ -191,9 +171,7 @@ impl Bot {
     }
 
     fn stop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline && matches!(self.child.try_wait(), Ok(None)) {
             std::thread::sleep(Duration::from_millis(10));
@@ -246,11 +224,7 @@ impl Bot {
         // After the ")" of the command name come fields 3, 4, …; utime and stime are 14 and 15.
         let after = stat.rsplit(')').next().unwrap_or("");
         let field = |n: usize| {
-            after
-                .split_whitespace()
-                .nth(n - 3)
-                .and_then(|f| f.parse::<u64>().ok())
-                .unwrap_or(0)
+            after.split_whitespace().nth(n - 3).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0)
         };
         let tick = |n: u64| Duration::from_millis(n * 1000 / clock_ticks());
         (tick(field(14)), tick(field(15)))
@@ -296,11 +270,7 @@ impl Drop for Bot {
         self.stop();
         // Anything the bot found wrong is shown; the info lines are not.
         let log = std::fs::read_to_string(self.dir.join("stderr.log")).unwrap_or_default();
-        for line in log
-            .lines()
-            .filter(|l| l.contains("WARN") || l.contains("ERROR"))
-            .take(5)
-        {
+        for line in log.lines().filter(|l| l.contains("WARN") || l.contains("ERROR")).take(5) {
             eprintln!("bot: {line}");
         }
         let _ = std::fs::remove_dir_all(&self.dir);
@@ -333,9 +303,7 @@ const DEFAULT: &str = CONFIGS[0].0;
 
 /// Waits until every update up to `last` is handled and the bot polls again.
 fn wait_handled(tg: &FakeTelegram, last: i64, timeout: Duration) {
-    tg.wait_until(timeout, "all updates handled", |t| {
-        t.confirmed_offset() > last && t.polling()
-    });
+    tg.wait_until(timeout, "all updates handled", |t| t.confirmed_offset() > last && t.polling());
 }
 
 fn startup(binary: &Path, rows: &mut Vec<Row>) {
@@ -381,11 +349,8 @@ fn throughput(
         last = tg.push_text(1000 + chat, 1000 + chat, "разминка");
     }
     wait_handled(&tg, last, Duration::from_secs(60));
-    let (tg_conns, gc_conns, oauth) = (
-        tg.connections(),
-        gc.connections(),
-        gc.oauth_requests().len(),
-    );
+    let (tg_conns, gc_conns, oauth) =
+        (tg.connections(), gc.connections(), gc.oauth_requests().len());
     // In rounds of one question per chat: a shared 2-core machine is noisy, and the median
     // round says more than one long run.
     let rounds = messages / chats as usize;
@@ -402,21 +367,14 @@ fn throughput(
         let cpu_after = bot.cpu_split();
         let n = chats as f64;
         let per = |d: Duration| d.as_secs_f64() * 1000.0 / n;
-        let (user, sys) = (
-            per(cpu_after.0 - cpu_before.0),
-            per(cpu_after.1 - cpu_before.1),
-        );
+        let (user, sys) = (per(cpu_after.0 - cpu_before.0), per(cpu_after.1 - cpu_before.1));
         measured.push((n / wall.as_secs_f64(), user + sys, user, sys));
     }
     let n = messages as f64;
     let median = |key: fn(&(f64, f64, f64, f64)) -> f64| {
         let mut values: Vec<f64> = measured.iter().map(key).collect();
         values.sort_by(f64::total_cmp);
-        (
-            values[values.len() / 2],
-            values[0],
-            values[values.len() - 1],
-        )
+        (values[values.len() / 2], values[0], values[values.len() - 1])
     };
     let (rate, low, high) = median(|m| m.0);
     rows.push(row(
@@ -461,10 +419,7 @@ fn throughput(
         Some(gc.oauth_requests().len() == 1),
     ));
     let answered = tg.sent().len();
-    assert!(
-        answered >= messages,
-        "only {answered} answers for {messages} messages"
-    );
+    assert!(answered >= messages, "only {answered} answers for {messages} messages");
     drop(bot);
 }
 
@@ -473,10 +428,7 @@ fn overhead(binary: &Path, messages: usize, config: &str, label: &str, rows: &mu
     let tg = telegram();
     let gc = FakeGigaChat::start();
     gc.set_responder(|request| {
-        Reply::Delay(
-            Duration::from_millis(100),
-            Box::new(Reply::Text(default_answer(request))),
-        )
+        Reply::Delay(Duration::from_millis(100), Box::new(Reply::Text(default_answer(request))))
     });
     let _bot = Bot::start(binary, &tg, &gc, config);
     tg.wait_until(Duration::from_secs(10), "polling", |t| t.polling());
@@ -545,11 +497,8 @@ fn memory(binary: &Path, messages: usize, chats: i64, rows: &mut Vec<Row>) {
     let mut last = 0;
     for i in 0..messages {
         let chat = 5000 + (i as i64 % chats);
-        last = tg.push_text(
-            chat,
-            chat,
-            &format!("Расскажи подробно о вопросе номер {i}, пожалуйста"),
-        );
+        last =
+            tg.push_text(chat, chat, &format!("Расскажи подробно о вопросе номер {i}, пожалуйста"));
         if i % 1000 == 999 {
             wait_handled(&tg, last, Duration::from_secs(600));
         }
@@ -597,12 +546,7 @@ fn drafts(binary: &Path, rows: &mut Vec<Row>) {
     let paragraph = [sentence; 4].join(" ");
     let text: String = vec![paragraph; 8].join("\n\n").chars().take(2000).collect();
     // (draft interval, stream): the default, two other intervals, and no streaming at all.
-    let runs = [
-        (None, true),
-        (Some(250), true),
-        (Some(1000), true),
-        (None, false),
-    ];
+    let runs = [(None, true), (Some(250), true), (Some(1000), true), (None, false)];
     let generation = Duration::from_secs_f64(text.chars().count() as f64 / 240.0);
     for (interval, stream) in runs {
         let tg = telegram();
@@ -634,9 +578,7 @@ fn drafts(binary: &Path, rows: &mut Vec<Row>) {
         let drafts = &tg.calls_of("sendMessageDraft")[drafts_before..];
         let answered = tg.calls_of("sendMessage").last().map(|c| c.at).unwrap();
         let since = |t: Instant| t.duration_since(asked).as_secs_f64();
-        let first = drafts
-            .first()
-            .map_or("—".to_string(), |c| format!("{:.2} s", since(c.at)));
+        let first = drafts.first().map_or("—".to_string(), |c| format!("{:.2} s", since(c.at)));
         let what = match (interval, stream) {
             (_, false) => "gigachat.stream = false".to_string(),
             (None, true) => "default config (draft_interval_ms = 500)".to_string(),
@@ -748,26 +690,16 @@ fn growth(binary: &Path, chats: i64, window: i64, rows: &mut Vec<Row>) {
         windows[1]
     };
     fill(0, 3 * window);
-    let first = median(
-        (0..3)
-            .map(|i| measure(i * window, (i + 1) * window))
-            .collect(),
-    );
+    let first = median((0..3).map(|i| measure(i * window, (i + 1) * window)).collect());
     fill(3 * window, chats);
-    let last = median(
-        (1..=3)
-            .map(|i| measure(chats - i * window, chats - (i - 1) * window))
-            .collect(),
-    );
+    let last =
+        median((1..=3).map(|i| measure(chats - i * window, chats - (i - 1) * window)).collect());
     let peak = bot.status_kb("VmHWM") as f64 / 1024.0;
     let db = std::fs::metadata(bot.dir.join("gigabot.db")).map_or(0, |m| m.len())
         + std::fs::metadata(bot.dir.join("gigabot.db-wal")).map_or(0, |m| m.len());
     let label = format!("default config, median of 3 windows of {window} answers with full memory");
     rows.push(row(
-        &format!(
-            "{label}: answers/s with {} chats → with {chats} chats",
-            3 * window
-        ),
+        &format!("{label}: answers/s with {} chats → with {chats} chats", 3 * window),
         format!("{:.0} → {:.0} ({:.2}×)", first.0, last.0, last.0 / first.0),
         "last ≥ 0.8× first",
         Some(last.0 >= 0.8 * first.0),
@@ -782,16 +714,8 @@ fn growth(binary: &Path, chats: i64, window: i64, rows: &mut Vec<Row>) {
         Some(first.2.max(last.2) <= 32.0),
     ));
     rows.push(row(
-        &format!(
-            "{label}: bot CPU per answer, {} → {chats} chats",
-            3 * window
-        ),
-        format!(
-            "{:.3} ms → {:.3} ms ({:.2}×)",
-            first.1,
-            last.1,
-            last.1 / first.1
-        ),
+        &format!("{label}: bot CPU per answer, {} → {chats} chats", 3 * window),
+        format!("{:.3} ms → {:.3} ms ({:.2}×)", first.1, last.1, last.1 / first.1),
         "flat: last ≤ 1.25× first",
         Some(last.1 <= 1.25 * first.1),
     ));
@@ -820,11 +744,9 @@ fn growth(binary: &Path, chats: i64, window: i64, rows: &mut Vec<Row>) {
         let started = bot.started;
         // Waited for on a number, not on the record of calls: cloning tens of thousands of
         // calls every few milliseconds would hold the fake up, and the bot with it.
-        tg.wait_until(
-            Duration::from_secs(10),
-            "the waiting update confirmed",
-            |t| t.confirmed_offset() > waiting,
-        );
+        tg.wait_until(Duration::from_secs(10), "the waiting update confirmed", |t| {
+            t.confirmed_offset() > waiting
+        });
         let first = tg
             .calls_of("getUpdates")
             .iter()
@@ -849,11 +771,8 @@ fn rtt(rows: &mut Vec<Row>) {
     let tg = telegram();
     let gc = FakeGigaChat::start();
     tg.add_chat(fake_telegram::chat(42));
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .proxy(None)
-        .build()
-        .into();
+    let agent: ureq::Agent =
+        ureq::Agent::config_builder().http_status_as_error(false).proxy(None).build().into();
     let url = format!("{}/bot{}/sendChatAction", tg.url(), tg.token());
     let n = 500;
     let started = Instant::now();

@@ -251,11 +251,7 @@ impl Bot {
         report.style = style.id.clone();
         let history = self.start_exchange(chat_id, question, again);
         let mut messages = vec![ChatMessage::new("system", &style.prompt)];
-        messages.extend(
-            history
-                .iter()
-                .map(|t| ChatMessage::new(&t.role, &t.content)),
-        );
+        messages.extend(history.iter().map(|t| ChatMessage::new(&t.role, &t.content)));
         let mut last = ChatMessage::new("user", &ask.prompt());
         last.attachments.extend(attachment.clone());
         messages.push(last);
@@ -364,13 +360,8 @@ impl Bot {
                 // Told once is enough; if no admin could be told, the next message tries again.
                 Ok(()) => {
                     let access = self.store.access(user.id);
-                    self.store.set_access(
-                        user.id,
-                        crate::store::Access {
-                            announced: true,
-                            ..access
-                        },
-                    );
+                    self.store
+                        .set_access(user.id, crate::store::Access { announced: true, ..access });
                 }
                 Err(err) if err.is_fatal() => return Err(err),
                 Err(err) => log::warn!(
@@ -410,8 +401,7 @@ impl Bot {
     /// Notes the question in the chat's state; returns the memory to send with it (without
     /// the last exchange when it is asked again with /retry).
     fn start_exchange(&mut self, chat_id: i64, question: &str, again: bool) -> Vec<Turn> {
-        self.store
-            .note_question(chat_id, question, clock::unix_now());
+        self.store.note_question(chat_id, question, clock::unix_now());
         let mut history = self.store.history(chat_id);
         if again {
             drop_last_exchange(&mut history, question);
@@ -502,14 +492,8 @@ impl Bot {
     fn remember(&mut self, chat_id: i64, question: &str, answer: &str, mut history: Vec<Turn>) {
         let max_messages = self.config.bot.history_messages;
         let max_chars = self.config.bot.history_chars;
-        history.push(Turn {
-            role: "user".into(),
-            content: question.to_string(),
-        });
-        history.push(Turn {
-            role: "assistant".into(),
-            content: answer.to_string(),
-        });
+        history.push(Turn { role: "user".into(), content: question.to_string() });
+        history.push(Turn { role: "assistant".into(), content: answer.to_string() });
         let mut chars: usize = history.iter().map(|t| t.content.chars().count()).sum();
         while !history.is_empty()
             && (history.len() > max_messages
@@ -530,10 +514,9 @@ fn user_text(err: &gigachat::Error, model: &str, file: bool) -> String {
     use gigachat::Error as E;
     let status = |text: &str, status: &u16| text.replace("{status}", &status.to_string());
     match err {
-        E::Refused { status: code, .. }
-        | E::Auth {
-            status: code @ 403, ..
-        } if file => status(texts::FILE_REFUSED, code),
+        E::Refused { status: code, .. } | E::Auth { status: code @ 403, .. } if file => {
+            status(texts::FILE_REFUSED, code)
+        }
         E::Auth { .. } => texts::AUTH_FAILED.into(),
         E::RateLimited => texts::RATE_LIMITED.into(),
         E::PaymentRequired => texts::PAYMENT_REQUIRED.into(),

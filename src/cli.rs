@@ -35,17 +35,10 @@ See config.example.toml for every key.";
 /// What the command line asked for.
 #[derive(Debug, PartialEq)]
 pub enum Command {
-    Run {
-        reset_state: bool,
-    },
+    Run { reset_state: bool },
     Check,
-    Ask {
-        style: Option<String>,
-        question: String,
-    },
-    Backup {
-        into: PathBuf,
-    },
+    Ask { style: Option<String>, question: String },
+    Backup { into: PathBuf },
     Help,
     Version,
 }
@@ -148,16 +141,9 @@ pub fn check(config: &Config) -> ExitCode {
     match &gc.ca_bundle_file {
         None => println!("• CA: no gigachat.ca_bundle_file, using the system trust store"),
         Some(path) => {
-            println!(
-                "• CA file {}: {} certificate(s)",
-                path.display(),
-                gc.ca_certs.len()
-            );
-            let reports: Vec<_> = gc
-                .ca_certs
-                .iter()
-                .filter_map(|der| gigachat::describe_ca(der))
-                .collect();
+            println!("• CA file {}: {} certificate(s)", path.display(), gc.ca_certs.len());
+            let reports: Vec<_> =
+                gc.ca_certs.iter().filter_map(|der| gigachat::describe_ca(der)).collect();
             // A whole bundle (the system's, say) is summed up, not listed certificate by
             // certificate: what matters is whether the Ministry's root is in it.
             if reports.len() > 3 {
@@ -195,14 +181,8 @@ pub fn check(config: &Config) -> ExitCode {
                 .token_expires_at_ms()
                 .map(|ms| ms.saturating_sub(clock::unix_now_ms()) / 60_000)
                 .unwrap_or(0);
-            println!(
-                "✓ gigachat: got an access token (scope {}, valid for {left} min)",
-                gc.scope
-            );
-            println!(
-                "… gigachat: asking {} for the models",
-                host_of(&gc.base_url)
-            );
+            println!("✓ gigachat: got an access token (scope {}, valid for {left} min)", gc.scope);
+            println!("… gigachat: asking {} for the models", host_of(&gc.base_url));
             match gigachat.models() {
                 Ok(models) => {
                     let names: Vec<&str> = models
@@ -292,16 +272,10 @@ fn parse(mut parser: lexopt::Parser) -> Result<Args, String> {
     })? {
         match arg {
             Short('h') | Long("help") => {
-                return Ok(Args {
-                    command: Command::Help,
-                    config,
-                });
+                return Ok(Args { command: Command::Help, config });
             }
             Short('V') | Long("version") => {
-                return Ok(Args {
-                    command: Command::Version,
-                    config,
-                });
+                return Ok(Args { command: Command::Version, config });
             }
             Short('c') | Long("config") => {
                 config = Some(PathBuf::from(value(&mut parser, "--config")?));
@@ -319,27 +293,18 @@ fn parse(mut parser: lexopt::Parser) -> Result<Args, String> {
         None | Some(Some("run")) => Command::Run { reset_state },
         Some(Some("check")) => Command::Check,
         Some(Some("ask")) => {
-            let words: Vec<String> = words
-                .by_ref()
-                .map(|word| utf8(word, "the question"))
-                .collect::<Result<_, _>>()?;
+            let words: Vec<String> =
+                words.by_ref().map(|word| utf8(word, "the question")).collect::<Result<_, _>>()?;
             let question = words.join(" ");
             if question.trim().is_empty() {
                 return Err("ask needs a question: gigabot ask \"Что такое закон Ома?\"".into());
             }
-            Command::Ask {
-                style: style.take(),
-                question,
-            }
+            Command::Ask { style: style.take(), question }
         }
         Some(Some("backup")) => match words.next() {
-            Some(into) => Command::Backup {
-                into: PathBuf::from(into),
-            },
+            Some(into) => Command::Backup { into: PathBuf::from(into) },
             None => {
-                return Err(
-                    "backup needs a file to copy to: gigabot backup gigabot-copy.db".into(),
-                );
+                return Err("backup needs a file to copy to: gigabot backup gigabot-copy.db".into());
             }
         },
         Some(_) => {
@@ -363,11 +328,7 @@ fn parse(mut parser: lexopt::Parser) -> Result<Args, String> {
 
 /// The value of the option `name`, which may not be empty.
 fn value(parser: &mut lexopt::Parser, name: &str) -> Result<OsString, String> {
-    parser
-        .value()
-        .ok()
-        .filter(|value| !value.is_empty())
-        .ok_or(format!("{name} needs a value"))
+    parser.value().ok().filter(|value| !value.is_empty()).ok_or(format!("{name} needs a value"))
 }
 
 fn utf8(text: OsString, what: &str) -> Result<String, String> {
@@ -405,30 +366,17 @@ mod tests {
                 },
                 None,
             ),
-            (
-                "backup copy.db",
-                Command::Backup {
-                    into: "copy.db".into(),
-                },
-                None,
-            ),
+            ("backup copy.db", Command::Backup { into: "copy.db".into() }, None),
             (
                 "ask -- --not-a-flag",
-                Command::Ask {
-                    style: None,
-                    question: "--not-a-flag".into(),
-                },
+                Command::Ask { style: None, question: "--not-a-flag".into() },
                 None,
             ),
         ];
         for (line, command, config) in cases {
             let args = parse(line).unwrap_or_else(|e| panic!("{line}: {e}"));
             assert_eq!(&args.command, command, "{line}");
-            assert_eq!(
-                args.config.as_deref(),
-                config.map(std::path::Path::new),
-                "{line}"
-            );
+            assert_eq!(args.config.as_deref(), config.map(std::path::Path::new), "{line}");
         }
     }
 
@@ -462,30 +410,20 @@ mod tests {
             parse_args([bytes(b"--config"), bytes(b"bot-\xff.toml"), bytes(b"check")]).unwrap();
         assert_eq!(args.config, Some(PathBuf::from(bytes(b"bot-\xff.toml"))));
         let args = parse_args([bytes(b"backup"), bytes(b"copy-\xff.db")]).unwrap();
-        assert_eq!(
-            args.command,
-            Command::Backup {
-                into: bytes(b"copy-\xff.db").into()
-            }
-        );
+        assert_eq!(args.command, Command::Backup { into: bytes(b"copy-\xff.db").into() });
         let cases: &[(&[&[u8]], &str)] = &[
             (
                 &[b"ask", b"\xf0\xd2\xc9"], // KOI8-R
                 "the question is not UTF-8 text: \"\\xF0\\xD2\\xC9\"",
             ),
-            (
-                &[b"ask", b"--style", b"\xff", b"x"],
-                "--style is not UTF-8 text",
-            ),
+            (&[b"ask", b"--style", b"\xff", b"x"], "--style is not UTF-8 text"),
             (&[b"\xff"], "unknown command \"\\xFF\""),
             (&[b"check", b"\xff"], "unexpected argument \"\\xFF\""),
             (&[b"--\xff"], "unknown option --\u{FFFD}"),
             (&[b"-\xff"], "unknown option -\u{FFFD}"),
         ];
         for (line, expected) in cases {
-            let err = parse_args(line.iter().map(|b| bytes(b)))
-                .unwrap_err()
-                .to_string();
+            let err = parse_args(line.iter().map(|b| bytes(b))).unwrap_err().to_string();
             assert!(err.starts_with(expected), "{line:?}: {err}");
         }
     }

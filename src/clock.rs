@@ -17,16 +17,12 @@ pub fn unix_now_ms() -> u64 {
 }
 
 fn since_1970() -> std::time::Duration {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default()
 }
 
 /// Unix seconds as an ISO 8601 UTC time, `2026-11-26T08:30:00Z`.
 pub fn utc_timestamp(unix_secs: u64) -> String {
-    timestamp(unix_secs)
-        .strftime("%Y-%m-%dT%H:%M:%SZ")
-        .to_string()
+    timestamp(unix_secs).strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 /// Today's local date ("2026-11-26") in the system time zone (TZ, else /etc/localtime) and
@@ -92,14 +88,8 @@ mod tests {
             ("2026-06-09".into(), 10 * 3600 + 46 * 60 + 40)
         );
         // 21:00Z is already the next day in Moscow, and a whole day is left.
-        assert_eq!(
-            local_day_in(&moscow, 1_781_038_800),
-            ("2026-06-10".into(), 86_400)
-        );
-        assert_eq!(
-            local_day_in(&moscow, 1_781_038_799),
-            ("2026-06-09".into(), 1)
-        );
+        assert_eq!(local_day_in(&moscow, 1_781_038_800), ("2026-06-10".into(), 86_400));
+        assert_eq!(local_day_in(&moscow, 1_781_038_799), ("2026-06-09".into(), 1));
         assert_eq!(
             local_day_in(&TimeZone::UTC, 1_781_000_000),
             ("2026-06-09".into(), 13 * 3600 + 46 * 60 + 40)
@@ -113,34 +103,23 @@ mod tests {
         let berlin = TimeZone::posix("CET-1CEST,M3.5.0,M10.5.0/3").unwrap();
         // 2026-03-29 in Berlin: 00:00 CET (23:00Z the day before) to 00:00 CEST, 23 hours.
         let start = 1_774_738_800;
-        assert_eq!(
-            local_day_in(&berlin, start),
-            ("2026-03-29".into(), 23 * 3600)
-        );
+        assert_eq!(local_day_in(&berlin, start), ("2026-03-29".into(), 23 * 3600));
         // 2026-10-25: 00:00 CEST (22:00Z the day before) to 00:00 CET, 25 hours.
         let start = 1_792_879_200;
-        assert_eq!(
-            local_day_in(&berlin, start),
-            ("2026-10-25".into(), 25 * 3600)
-        );
+        assert_eq!(local_day_in(&berlin, start), ("2026-10-25".into(), 25 * 3600));
     }
 
     /// Checked against date(1) in the same time zone, not against our own arithmetic.
     #[test]
     fn local_day_agrees_with_date_on_the_day_and_the_next_midnight() {
         let date = |args: &[&str]| {
-            let out = std::process::Command::new("date")
-                .args(args)
-                .output()
-                .unwrap();
+            let out = std::process::Command::new("date").args(args).output().unwrap();
             String::from_utf8(out.stdout).unwrap().trim().to_string()
         };
         for unix in [1_781_000_000u64, 1_781_049_599, 1_798_761_600] {
             let (day, left) = local_day(unix);
             assert_eq!(day, date(&["-d", &format!("@{unix}"), "+%F"]), "{unix}");
-            let midnight: u64 = date(&["-d", &format!("{day} + 1 day"), "+%s"])
-                .parse()
-                .unwrap();
+            let midnight: u64 = date(&["-d", &format!("{day} + 1 day"), "+%s"]).parse().unwrap();
             assert_eq!(left, midnight - unix, "{unix}");
         }
     }

@@ -117,9 +117,7 @@ pub fn decide_message(cx: &Context, message: &Message) -> Decision {
         return decision(Kind::Ignored, Action::MoveChat(new_id));
     }
     let in_group = matches!(message.chat.kind.as_str(), "group" | "supergroup");
-    let Some(sender) = message
-        .sender()
-        .filter(|_| in_group || message.chat.kind == "private")
+    let Some(sender) = message.sender().filter(|_| in_group || message.chat.kind == "private")
     else {
         let why = "not from a user in a private chat or group";
         return decision(Kind::Ignored, Action::Ignore(why));
@@ -164,30 +162,18 @@ pub fn decide_message(cx: &Context, message: &Message) -> Decision {
     }
     let (len, max) = (question.chars().count(), cx.config.bot.max_input_chars);
     if len > max {
-        let text = texts::TOO_LONG
-            .replace("{len}", &len.to_string())
-            .replace("{max}", &max.to_string());
+        let text =
+            texts::TOO_LONG.replace("{len}", &len.to_string()).replace("{max}", &max.to_string());
         return decision(Kind::TooLong, Action::Notice(text));
     }
     let context = reply_context(cx, message);
-    let question = Ask {
-        question,
-        again: false,
-        context,
-        file: None,
-    };
+    let question = Ask { question, again: false, context, file: None };
     ask(cx, sender.id, Kind::Text, question)
 }
 
 /// Asks GigaChat, unless the sender is over a limit.
 fn ask(cx: &Context, sender: i64, kind: Kind, question: Ask) -> Decision {
-    match owner::over_limit(
-        cx.config,
-        cx.store,
-        sender,
-        cx.now,
-        (&cx.today.0, cx.today.1),
-    ) {
+    match owner::over_limit(cx.config, cx.store, sender, cx.now, (&cx.today.0, cx.today.1)) {
         Some(text) => decision(Kind::Limited, Action::Notice(text)),
         None => decision(kind, Action::Ask(question)),
     }
@@ -199,12 +185,7 @@ fn decide_command(cx: &Context, message: &Message, command: &Command, sender: &U
         && let Some(question) = cx.store.last_question(message.chat.id)
     {
         // Only the question is saved: what it replied to is not asked again.
-        let again = Ask {
-            question,
-            again: true,
-            context: None,
-            file: None,
-        };
+        let again = Ask { question, again: true, context: None, file: None };
         return ask(cx, sender.id, Kind::Command, again);
     }
     decision(Kind::Command, command_action(cx, message, command, sender))
@@ -231,9 +212,7 @@ fn command_action(cx: &Context, message: &Message, command: &Command, sender: &U
     }
     match command.name.as_str() {
         "start" | "help" => {
-            let start = texts::START
-                .replace("{name}", &sender.first_name)
-                .replace(", !", "!");
+            let start = texts::START.replace("{name}", &sender.first_name).replace(", !", "!");
             let current = texts::CURRENT_STYLE.replace("{title}", &style_of(cx, chat_id).title);
             let mut text = format!("{start}\n{current}\n\n{}", texts::COMMANDS);
             if message.chat.kind != "private" {
@@ -244,10 +223,7 @@ fn command_action(cx: &Context, message: &Message, command: &Command, sender: &U
         "mode" => decide_mode(cx, chat_id, command.args.trim()),
         "reset" | "new" => Action::Reset,
         "retry" => Action::Reply(texts::NOTHING_TO_RETRY.into(), None),
-        _ => Action::Reply(
-            format!("{}\n\n{}", texts::UNKNOWN_COMMAND, texts::COMMANDS),
-            None,
-        ),
+        _ => Action::Reply(format!("{}\n\n{}", texts::UNKNOWN_COMMAND, texts::COMMANDS), None),
     }
 }
 
@@ -256,10 +232,7 @@ fn decide_mode(cx: &Context, chat_id: i64, arg: &str) -> Action {
     let wanted = arg.to_lowercase();
     if let Some(style) = cx.config.styles.iter().find(|s| s.id == wanted) {
         let reply = texts::STYLE_SET.replace("{title}", &style.title);
-        return Action::SetStyle {
-            id: style.id.clone(),
-            reply,
-        };
+        return Action::SetStyle { id: style.id.clone(), reply };
     }
     let current = style_of(cx, chat_id);
     let text = match wanted.is_empty() {
@@ -278,12 +251,7 @@ pub enum Press {
     Refused,
     /// A style chosen in the message `message_id` of `chat_id`; `editable` is false for
     /// old messages, which Telegram sends as stubs with date 0.
-    Style {
-        chat_id: i64,
-        message_id: i64,
-        editable: bool,
-        style: Style,
-    },
+    Style { chat_id: i64, message_id: i64, editable: bool, style: Style },
     /// An admin's "Разрешить" / "Отклонить" on an access request.
     Access { user_id: i64, allow: bool },
 }
@@ -295,19 +263,15 @@ pub fn decide_press(cx: &Context, query: &CallbackQuery) -> Press {
         && matches!(action, "allow" | "deny")
     {
         return match (id.parse::<i64>(), owner::is_admin(cx.config, query.from.id)) {
-            (Ok(user_id), true) => Press::Access {
-                user_id,
-                allow: action == "allow",
-            },
+            (Ok(user_id), true) => Press::Access { user_id, allow: action == "allow" },
             _ => Press::Stale,
         };
     }
     if !owner::is_allowed(cx.config, cx.store, query.from.id) {
         return Press::Refused;
     }
-    let style = data
-        .strip_prefix("style:")
-        .and_then(|id| cx.config.styles.iter().find(|s| s.id == id));
+    let style =
+        data.strip_prefix("style:").and_then(|id| cx.config.styles.iter().find(|s| s.id == id));
     match (style, query.message.as_ref()) {
         (Some(style), Some(message)) => Press::Style {
             chat_id: message.chat.id,
@@ -345,9 +309,7 @@ pub fn style_of<'a>(cx: &Context<'a>, chat_id: i64) -> &'a Style {
 
 /// Is `name` this bot's @username (Telegram compares them without case)?
 fn is_my_name(me: &User, name: &str) -> bool {
-    me.username
-        .as_deref()
-        .is_some_and(|mine| mine.eq_ignore_ascii_case(name))
+    me.username.as_deref().is_some_and(|mine| mine.eq_ignore_ascii_case(name))
 }
 
 /// Does the message reply to one of this bot's messages?
@@ -400,13 +362,7 @@ fn is_last_answer(cx: &Context, chat_id: i64, text: &str) -> bool {
     let squeeze = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
     let shown = |markdown: &str| {
         let chunks = render::markdown_chunks(markdown);
-        squeeze(
-            &chunks
-                .iter()
-                .map(|c| render::visible_text(c))
-                .collect::<Vec<_>>()
-                .join(" "),
-        )
+        squeeze(&chunks.iter().map(|c| render::visible_text(c)).collect::<Vec<_>>().join(" "))
     };
     let text = squeeze(text);
     let cut = format!("{}\n\n{}", answer.content, texts::CUT_SHORT);
@@ -424,10 +380,7 @@ fn is_addressed(me: &User, message: &Message) -> bool {
 /// The message text and its entities, or its caption and theirs.
 fn text_of(message: &Message, caption: bool) -> (&str, &[telegram::MessageEntity]) {
     match caption {
-        true => (
-            message.caption.as_deref().unwrap_or(""),
-            &message.caption_entities,
-        ),
+        true => (message.caption.as_deref().unwrap_or(""), &message.caption_entities),
         false => (message.text.as_deref().unwrap_or(""), &message.entities),
     }
 }
@@ -466,18 +419,12 @@ fn strip_mentions(me: &User, message: &Message, caption: bool) -> String {
         }
     }
     out.push_str(&text[pos..]);
-    out.split(' ')
-        .filter(|w| !w.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
-        .trim()
-        .to_string()
+    out.split(' ').filter(|w| !w.is_empty()).collect::<Vec<_>>().join(" ").trim().to_string()
 }
 
 /// Commands answered in groups even without "@botname".
-const KNOWN_COMMANDS: [&str; 10] = [
-    "start", "help", "mode", "reset", "new", "retry", "allow", "deny", "users", "stats",
-];
+const KNOWN_COMMANDS: [&str; 10] =
+    ["start", "help", "mode", "reset", "new", "retry", "allow", "deny", "users", "stats"];
 
 /// A command: `/name@bot args`.
 #[derive(Debug, PartialEq)]
@@ -499,11 +446,7 @@ pub fn parse_command(text: &str) -> Option<Command<'_>> {
     let valid = !name.is_empty()
         && name.len() <= 32
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-    valid.then(|| Command {
-        name: name.to_ascii_lowercase(),
-        bot,
-        args,
-    })
+    valid.then(|| Command { name: name.to_ascii_lowercase(), bot, args })
 }
 
 #[cfg(test)]
@@ -513,10 +456,7 @@ mod tests {
     #[test]
     fn parses_commands() {
         let c = parse_command("/mode@SomeBot fairy").unwrap();
-        assert_eq!(
-            (c.name.as_str(), c.bot, c.args.trim()),
-            ("mode", Some("SomeBot"), "fairy")
-        );
+        assert_eq!((c.name.as_str(), c.bot, c.args.trim()), ("mode", Some("SomeBot"), "fairy"));
         let c = parse_command("/START").unwrap();
         assert_eq!((c.name.as_str(), c.bot, c.args), ("start", None, ""));
         assert_eq!(parse_command("/etc/hosts is a file"), None);

@@ -210,10 +210,7 @@ impl Default for BotConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig {
-            level: "info".into(),
-            messages: false,
-        }
+        LogConfig { level: "info".into(), messages: false }
     }
 }
 
@@ -263,10 +260,7 @@ fn find_and_load(explicit: Option<&Path>, needs: Needs) -> Result<Config> {
                 .with_context(|| format!("cannot read the config file {}", path.display()))?;
             parse(&text, &path.display().to_string())?
         }
-        None => Config {
-            source: "built-in defaults (no config file)".into(),
-            ..Config::default()
-        },
+        None => Config { source: "built-in defaults (no config file)".into(), ..Config::default() },
     };
     settle(&mut config, env_var, needs)?;
     Ok(config)
@@ -294,13 +288,7 @@ pub fn parse(text: &str, file_name: &str) -> Result<Config> {
 /// Control characters (a newline in a path, a carriage return in a key) shown escaped.
 fn one_line(text: &str) -> String {
     text.chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_default().to_string()
-            } else {
-                c.to_string()
-            }
-        })
+        .map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() })
         .collect()
 }
 
@@ -353,17 +341,11 @@ fn drop_empty(config: &mut Config) {
     gc.credentials = gc.credentials.take().filter(|c| !blank(c.expose()));
     gc.client_id = gc.client_id.take().filter(|c| !blank(c));
     gc.client_secret = gc.client_secret.take().filter(|c| !blank(c.expose()));
-    gc.ca_bundle_file = gc
-        .ca_bundle_file
-        .take()
-        .filter(|p| !p.as_os_str().is_empty());
+    gc.ca_bundle_file = gc.ca_bundle_file.take().filter(|p| !p.as_os_str().is_empty());
     let ss = &mut config.salutespeech;
     ss.credentials = ss.credentials.take().filter(|c| !blank(c.expose()));
     let bot = &mut config.bot;
-    bot.transcript_dir = bot
-        .transcript_dir
-        .take()
-        .filter(|p| !p.as_os_str().is_empty());
+    bot.transcript_dir = bot.transcript_dir.take().filter(|p| !p.as_os_str().is_empty());
 }
 
 /// Reads an environment variable; an empty value counts as unset (as in most env files).

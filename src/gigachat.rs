@@ -190,10 +190,7 @@ impl GigaChat {
             agent,
             auth_url: config.auth_url.clone(),
             base_url: config.base_url.clone(),
-            key: config
-                .credentials
-                .clone()
-                .expect("config::load always settles the credentials"),
+            key: config.credentials.clone().expect("config::load always settles the credentials"),
             scope: config.scope.clone(),
             model: config.model.clone(),
             profanity_check: config.profanity_check,
@@ -230,11 +227,7 @@ impl GigaChat {
             let message = error_message(&body);
             log::warn!("gigachat oauth: HTTP {status} {message} (RqUID {rq_uid})");
             return Err(match status {
-                400 | 401 | 403 => Error::Auth {
-                    status,
-                    message,
-                    check: self.key_origin.clone(),
-                },
+                400 | 401 | 403 => Error::Auth { status, message, check: self.key_origin.clone() },
                 429 => Error::RateLimited,
                 500.. => Error::Server(status),
                 _ => Error::Refused { status, message },
@@ -245,9 +238,7 @@ impl GigaChat {
         // It goes into a header: a token that cannot must not be cached and reused.
         let token = parsed.access_token.expose();
         if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(Error::BadResponse(
-                "oauth: the access token is not a token".into(),
-            ));
+            return Err(Error::BadResponse("oauth: the access token is not a token".into()));
         }
         // The docs once showed seconds here; the service sends milliseconds.
         let expires_at_ms = if parsed.expires_at < 100_000_000_000 {
@@ -259,10 +250,7 @@ impl GigaChat {
             "gigachat oauth: new token, valid for {} s",
             expires_at_ms.saturating_sub(unix_now_ms()) / 1000
         );
-        self.token = Some(AccessToken {
-            value: parsed.access_token.clone(),
-            expires_at_ms,
-        });
+        self.token = Some(AccessToken { value: parsed.access_token.clone(), expires_at_ms });
         Ok(parsed.access_token)
     }
 
@@ -346,11 +334,7 @@ impl GigaChat {
             body["function_call"] = json!("auto");
         }
         let request_id = uuid::Uuid::new_v4().to_string();
-        let accept = if stream {
-            "text/event-stream"
-        } else {
-            "application/json"
-        };
+        let accept = if stream { "text/event-stream" } else { "application/json" };
         let result = self
             .agent
             .post(&format!("{}/chat/completions", self.base_url))
@@ -358,11 +342,7 @@ impl GigaChat {
             .header("Accept", accept)
             .header("Authorization", &format!("Bearer {}", token.expose()))
             .header("X-Request-ID", &request_id)
-            .send(
-                serde_json::to_vec(&body)
-                    .expect("a JSON value serializes")
-                    .as_slice(),
-            );
+            .send(serde_json::to_vec(&body).expect("a JSON value serializes").as_slice());
         let mut response = result.map_err(|err| self.transport_error(err))?;
         let status = response.status().as_u16();
         let request_id = header(&response, "x-request-id").unwrap_or(request_id);
@@ -396,11 +376,7 @@ impl GigaChat {
 
     fn status_error(&self, status: u16, message: String) -> Error {
         match status {
-            401 | 403 => Error::Auth {
-                status,
-                message,
-                check: self.key_origin.clone(),
-            },
+            401 | 403 => Error::Auth { status, message, check: self.key_origin.clone() },
             402 => Error::PaymentRequired,
             404 => Error::UnknownModel(self.model.clone()),
             413 => Error::TooLarge(message),
@@ -516,11 +492,7 @@ fn parse_completion(text: &str, request_id: String) -> Result<Completion, Error>
 }
 
 fn header(response: &ureq::http::Response<ureq::Body>, name: &str) -> Option<String> {
-    response
-        .headers()
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
+    response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
 }
 
 /// SHA-256 of the Russian Trusted Root CA (НУЦ Минцифры), as `check` prints fingerprints.
@@ -547,11 +519,7 @@ pub fn describe_ca(der: &[u8]) -> Option<CaReport> {
         .collect::<Vec<_>>()
         .join(", ");
     let digest = cert.digest(openssl::hash::MessageDigest::sha256()).ok()?;
-    let sha256 = digest
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect::<Vec<_>>()
-        .join(":");
+    let sha256 = digest.iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":");
     Some(CaReport {
         is_russian_trusted_root: sha256 == RUSSIAN_TRUSTED_ROOT_SHA256,
         subject,

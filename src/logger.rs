@@ -18,9 +18,8 @@ static LOGGER: std::sync::OnceLock<Logger> = std::sync::OnceLock::new();
 
 /// Installs the logger at `info`; [`set_level`] changes the level once the config is read.
 pub fn init() {
-    let logger = LOGGER.get_or_init(|| Logger {
-        timestamps: std::env::var_os("JOURNAL_STREAM").is_none(),
-    });
+    let logger =
+        LOGGER.get_or_init(|| Logger { timestamps: std::env::var_os("JOURNAL_STREAM").is_none() });
     if log::set_logger(logger).is_ok() {
         log::set_max_level(LevelFilter::Info);
     }
@@ -47,11 +46,7 @@ impl Log for Logger {
             Level::Debug | Level::Trace => "DEBUG",
         };
         let line = if self.timestamps {
-            format!(
-                "{} {level} {}\n",
-                clock::utc_timestamp(clock::unix_now()),
-                record.args()
-            )
+            format!("{} {level} {}\n", clock::utc_timestamp(clock::unix_now()), record.args())
         } else {
             format!("{level} {}\n", record.args())
         };

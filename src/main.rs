@@ -286,10 +286,7 @@ fn handle_update(bot: &mut Bot, update: telegram::Update) -> Result<(), telegram
 
 fn log_report(update_id: i64, r: &report::Report) {
     let latency = r.gigachat_ms.map_or("-".to_string(), |ms| format!("{ms}"));
-    let text = r
-        .text
-        .as_ref()
-        .map_or(String::new(), |t| format!(" text={t:?}"));
+    let text = r.text.as_ref().map_or(String::new(), |t| format!(" text={t:?}"));
     log::info!(
         "update={update_id} chat={} user={} kind={} style={} gigachat_ms={latency} tokens={} outcome={:?}{text}",
         r.chat_id,

@@ -55,10 +55,7 @@ pub fn access_request(store: &Store, user: &User) -> Option<(String, Value)> {
 /// in the config cannot be denied by command.
 pub fn decide(config: &Config, store: &Store, user_id: i64, allow: bool) -> (Access, String) {
     let id = user_id.to_string();
-    let mut access = Access {
-        announced: true,
-        ..store.access(user_id)
-    };
+    let mut access = Access { announced: true, ..store.access(user_id) };
     let text = if allow {
         access.granted = Some(true);
         texts::ALLOWED.replace("{id}", &id)
@@ -108,11 +105,7 @@ fn limit_reply(
                 .replace("{secs}", &wait.to_string()),
         );
     }
-    let used = if user.day == today {
-        user.tokens_today
-    } else {
-        0
-    };
+    let used = if user.day == today { user.tokens_today } else { 0 };
     (budget > 0 && used >= budget).then(|| {
         texts::TOKEN_BUDGET
             .replace("{budget}", &budget.to_string())
@@ -150,22 +143,14 @@ pub fn counted(
 /// The request times (Unix seconds) of the last minute; a clock set back makes later
 /// entries count as gone, never as a minute-long block.
 fn within_a_minute(times: &[u64], now: u64) -> Vec<u64> {
-    times
-        .iter()
-        .copied()
-        .filter(|&t| t <= now && now - t < 60)
-        .collect()
+    times.iter().copied().filter(|&t| t <= now && now - t < 60).collect()
 }
 
 /// The /users text: the access mode and who is allowed or denied, and by what.
 pub fn users_text(config: &Config, store: &Store) -> String {
     let list = |ids: &[i64]| match ids.is_empty() {
         true => "—".to_string(),
-        false => ids
-            .iter()
-            .map(i64::to_string)
-            .collect::<Vec<_>>()
-            .join(", "),
+        false => ids.iter().map(i64::to_string).collect::<Vec<_>>().join(", "),
     };
     let bot = &config.bot;
     let mode = match bot.allowed_users.is_empty() {
@@ -260,10 +245,7 @@ impl Notices {
     /// state and the clock, so that tests can set the time.
     pub fn allow(&mut self, user_id: i64, now: Instant) -> bool {
         let recent = |t: &Instant| now.saturating_duration_since(*t) < NOTICE_WINDOW;
-        if self
-            .pruned
-            .is_none_or(|at| now.saturating_duration_since(at) >= NOTICE_WINDOW)
-        {
+        if self.pruned.is_none_or(|at| now.saturating_duration_since(at) >= NOTICE_WINDOW) {
             self.pruned = Some(now);
             self.sent.retain(|_, sent| sent.iter().any(recent));
         }
@@ -290,25 +272,12 @@ mod tests {
     #[test]
     fn the_per_minute_limit_lifts_when_the_oldest_request_is_a_minute_old() {
         let now = 1_781_000_000;
-        let user = UserStats {
-            recent: vec![now - 59, now - 30],
-            ..UserStats::default()
-        };
+        let user = UserStats { recent: vec![now - 59, now - 30], ..UserStats::default() };
         let day = ("2026-06-09", 3600);
         let reply = limit_reply(2, 0, &user, now, day).expect("two in a minute");
-        assert!(
-            reply.contains("не больше 2 в минуту") && reply.contains("через 1 с"),
-            "{reply}"
-        );
-        assert_eq!(
-            limit_reply(2, 0, &user, now + 1, day),
-            None,
-            "the oldest left the window"
-        );
-        assert!(
-            limit_reply(3, 0, &user, now, day).is_none(),
-            "under the limit"
-        );
+        assert!(reply.contains("не больше 2 в минуту") && reply.contains("через 1 с"), "{reply}");
+        assert_eq!(limit_reply(2, 0, &user, now + 1, day), None, "the oldest left the window");
+        assert!(limit_reply(3, 0, &user, now, day).is_none(), "under the limit");
         assert!(limit_reply(0, 0, &user, now, day).is_none(), "no limit");
         // A clock set back: requests "in the future" do not block anyone.
         assert!(limit_reply(2, 0, &user, now - 3600, day).is_none());
@@ -316,21 +285,12 @@ mod tests {
 
     #[test]
     fn the_daily_budget_starts_again_on_a_new_day() {
-        let user = UserStats {
-            day: "2026-06-09".into(),
-            tokens_today: 500,
-            ..UserStats::default()
-        };
+        let user =
+            UserStats { day: "2026-06-09".into(), tokens_today: 500, ..UserStats::default() };
         let reply = limit_reply(0, 500, &user, 1_781_000_000, ("2026-06-09", 3 * 3600 + 300));
         assert!(reply.is_some_and(|r| r.contains("500 токенов") && r.contains("3 ч 5 мин")));
-        assert_eq!(
-            limit_reply(0, 500, &user, 1_781_086_400, ("2026-06-10", 86_400)),
-            None
-        );
-        assert_eq!(
-            limit_reply(0, 501, &user, 1_781_000_000, ("2026-06-09", 60)),
-            None
-        );
+        assert_eq!(limit_reply(0, 500, &user, 1_781_086_400, ("2026-06-10", 86_400)), None);
+        assert_eq!(limit_reply(0, 501, &user, 1_781_000_000, ("2026-06-09", 60)), None);
     }
 
     #[test]
@@ -346,16 +306,10 @@ mod tests {
         let secs = Duration::from_secs;
         let mut notices = Notices::default();
         for i in 0..NOTICE_BUDGET as u64 {
-            assert!(
-                notices.allow(1, t0 + secs(i)),
-                "notice {i} is within the budget"
-            );
+            assert!(notices.allow(1, t0 + secs(i)), "notice {i} is within the budget");
         }
         assert!(!notices.allow(1, t0 + secs(60)), "the budget is spent");
-        assert!(
-            !notices.allow(1, t0 + NOTICE_WINDOW - secs(1)),
-            "still spent"
-        );
+        assert!(!notices.allow(1, t0 + NOTICE_WINDOW - secs(1)), "still spent");
         // A fresh user is not held to another's budget.
         assert!(notices.allow(2, t0 + secs(60)));
         // The first notice has left the window: room for exactly one more.
@@ -364,10 +318,7 @@ mod tests {
         // Refused tries do not count: a whole window after the last notice, a full budget.
         let later = t0 + NOTICE_WINDOW * 2;
         for i in 0..NOTICE_BUDGET as u64 {
-            assert!(
-                notices.allow(1, later + secs(i)),
-                "notice {i} after the window"
-            );
+            assert!(notices.allow(1, later + secs(i)), "notice {i} after the window");
         }
         assert!(!notices.allow(1, later + secs(10)));
     }

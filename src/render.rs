@@ -13,10 +13,7 @@ pub const MESSAGE_LIMIT: usize = 4096;
 /// A real CommonMark parser handles nesting and code; we only choose which tags to emit.
 pub fn markdown_to_html(markdown: &str) -> String {
     // CommonMark's own rules: any line ending is a newline, NUL becomes U+FFFD.
-    let markdown = markdown
-        .replace("\r\n", "\n")
-        .replace('\r', "\n")
-        .replace('\0', "\u{FFFD}");
+    let markdown = markdown.replace("\r\n", "\n").replace('\r', "\n").replace('\0', "\u{FFFD}");
     let options =
         Options::ENABLE_STRIKETHROUGH | Options::ENABLE_TABLES | Options::ENABLE_TASKLISTS;
     let mut renderer = Renderer::default();
@@ -66,11 +63,8 @@ pub fn split_html(html: &str, limit: usize) -> Vec<String> {
     let mut stack = Vec::new();
     let (mut start, mut from) = (0, 0);
     while start < chars.len() {
-        let end = if chars.len() - start <= limit {
-            chars.len()
-        } else {
-            find_cut(&chars, start, limit)
-        };
+        let end =
+            if chars.len() - start <= limit { chars.len() } else { find_cut(&chars, start, limit) };
         // The chunk takes the pieces up to its last character and the end tags right after it;
         // start tags before the next character belong to the next chunk.
         let mut to = pieces.len();
@@ -122,9 +116,7 @@ fn push_escaped(out: &mut String, text: &str, quotes: bool) {
 /// relative and `javascript:` URLs.
 fn allowed_url(url: &str) -> bool {
     let scheme = url.split_once(':').map_or("", |(scheme, _)| scheme);
-    ["http", "https", "mailto"]
-        .iter()
-        .any(|s| s.eq_ignore_ascii_case(scheme))
+    ["http", "https", "mailto"].iter().any(|s| s.eq_ignore_ascii_case(scheme))
 }
 
 /// State while turning pulldown-cmark events into Telegram HTML.
@@ -270,16 +262,7 @@ impl Renderer {
                 }
                 self.cells += 1;
             }
-            Tag::Link {
-                link_type,
-                dest_url,
-                ..
-            }
-            | Tag::Image {
-                link_type,
-                dest_url,
-                ..
-            } => {
+            Tag::Link { link_type, dest_url, .. } | Tag::Image { link_type, dest_url, .. } => {
                 let url = match link_type {
                     LinkType::Email => format!("mailto:{dest_url}"),
                     _ => dest_url.to_string(),
@@ -319,11 +302,7 @@ impl Renderer {
                 if let Some((code, has_language)) = self.code.take() {
                     let code = code.strip_suffix('\n').unwrap_or(&code);
                     push_escaped(&mut self.out, code, false);
-                    let end = if has_language {
-                        "</code></pre>"
-                    } else {
-                        "</pre>"
-                    };
+                    let end = if has_language { "</code></pre>" } else { "</pre>" };
                     self.out.push_str(end);
                 }
                 self.gap = 2;
@@ -381,10 +360,8 @@ fn parse_html(html: &str) -> Vec<Piece<'_>> {
         let piece = if raw.starts_with("</") {
             Piece::Close { raw }
         } else if let Some(tag) = raw.strip_prefix('<') {
-            let name = tag
-                .split(|c: char| c.is_whitespace() || c == '>' || c == '/')
-                .next()
-                .unwrap_or("");
+            let name =
+                tag.split(|c: char| c.is_whitespace() || c == '>' || c == '/').next().unwrap_or("");
             Piece::Open { raw, name }
         } else {
             let ch = decode_entity(raw).map_or(c, |(ch, _)| ch);

@@ -26,11 +26,7 @@ const MAX_BODY_BYTES: u64 = 1 << 20;
 #[derive(Debug)]
 pub enum Error {
     /// OAuth refused the key or scope (or the service a fresh token): check these settings.
-    Auth {
-        status: u16,
-        message: String,
-        check: String,
-    },
+    Auth { status: u16, message: String, check: String },
     /// 413: the audio is too large.
     TooLarge,
     /// 429: too many recognitions at once.
@@ -52,14 +48,9 @@ pub enum Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Auth {
-                status,
-                message,
-                check,
-            } => write!(
-                f,
-                "salutespeech: authorization failed ({status} {message}): check {check}"
-            ),
+            Error::Auth { status, message, check } => {
+                write!(f, "salutespeech: authorization failed ({status} {message}): check {check}")
+            }
             Error::TooLarge => write!(f, "salutespeech: the audio is too large (413)"),
             Error::RateLimited => write!(f, "salutespeech: too many requests (429)"),
             Error::Server(status) => write!(f, "salutespeech: server error ({status})"),
@@ -199,11 +190,7 @@ impl SaluteSpeech {
             let message = error_message(&body);
             log::warn!("salutespeech oauth: HTTP {status} {message} (RqUID {rq_uid})");
             return Err(match status {
-                400 | 401 | 403 => Error::Auth {
-                    status,
-                    message,
-                    check: self.key_origin.clone(),
-                },
+                400 | 401 | 403 => Error::Auth { status, message, check: self.key_origin.clone() },
                 _ => self.status_error(status, message),
             });
         }
@@ -211,9 +198,7 @@ impl SaluteSpeech {
             .map_err(|err| Error::BadResponse(format!("oauth: {err}")))?;
         let token = parsed.access_token.expose();
         if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(Error::BadResponse(
-                "oauth: the access token is not a token".into(),
-            ));
+            return Err(Error::BadResponse("oauth: the access token is not a token".into()));
         }
         let expires_at_ms = match parsed.expires_at < 100_000_000_000 {
             true => parsed.expires_at * 1000,
@@ -261,22 +246,14 @@ impl SaluteSpeech {
             let message = error_message(&body);
             log::warn!("salutespeech recognize: HTTP {status} {message} (request {request_id})");
             return Err(match status {
-                401 | 403 => Error::Auth {
-                    status,
-                    message,
-                    check: self.key_origin.clone(),
-                },
+                401 | 403 => Error::Auth { status, message, check: self.key_origin.clone() },
                 _ => self.status_error(status, message),
             });
         }
         let parsed: Recognition =
             serde_json::from_str(&body).map_err(|err| Error::BadResponse(err.to_string()))?;
-        let sentences: Vec<&str> = parsed
-            .result
-            .iter()
-            .map(|s| s.trim())
-            .filter(|s| !s.is_empty())
-            .collect();
+        let sentences: Vec<&str> =
+            parsed.result.iter().map(|s| s.trim()).filter(|s| !s.is_empty()).collect();
         Ok(sentences.join(" "))
     }
 
@@ -326,9 +303,7 @@ impl SaluteSpeech {
 
 /// The `message` of an error body, or its length when it has none.
 fn error_message(body: &str) -> String {
-    let message = serde_json::from_str::<ErrorBody>(body)
-        .map(|b| b.message)
-        .unwrap_or_default();
+    let message = serde_json::from_str::<ErrorBody>(body).map(|b| b.message).unwrap_or_default();
     match message.is_empty() {
         true => format!("({} bytes, no message)", body.len()),
         false => message,

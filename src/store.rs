@@ -150,9 +150,7 @@ impl Store {
                 "the state was not saved: a statement failed (logged above); the update's changes are lost"
             );
         }
-        self.db
-            .execute_batch("COMMIT")
-            .context("cannot save the state (commit)")
+        self.db.execute_batch("COMMIT").context("cannot save the state (commit)")
     }
 
     /// Drops everything since [`Store::begin`] (after a bug, or when the bot must stop).
@@ -162,9 +160,7 @@ impl Store {
         if let Err(err) = self.db.execute_batch("ROLLBACK") {
             log::debug!("state rollback: {err}");
         }
-        let saved = self
-            .db
-            .query_row("SELECT last_update_id FROM meta", [], |r| r.get(0));
+        let saved = self.db.query_row("SELECT last_update_id FROM meta", [], |r| r.get(0));
         self.last_update_id = self.checked("last update", saved);
     }
 
@@ -198,8 +194,7 @@ impl Store {
     /// The last question asked in the chat, for /retry (kept also when memory is off).
     pub fn last_question(&self, chat_id: i64) -> Option<String> {
         let sql = "SELECT last_question FROM chats WHERE id = ?1";
-        self.row("last question", sql, chat_id, |r| r.get(0))
-            .flatten()
+        self.row("last question", sql, chat_id, |r| r.get(0)).flatten()
     }
 
     /// Notes a question asked in the chat now (for /retry and to forget silent chats).
@@ -214,9 +209,7 @@ impl Store {
 
     /// The conversation the chat remembers, oldest first.
     pub fn history(&self, chat_id: i64) -> Vec<Turn> {
-        let read = self
-            .turns(chat_id)
-            .map(|turns| turns.into_iter().map(|(_, t)| t).collect());
+        let read = self.turns(chat_id).map(|turns| turns.into_iter().map(|(_, t)| t).collect());
         self.checked("history", read)
     }
 
@@ -246,16 +239,8 @@ impl Store {
 
     /// `/reset`: the chat forgets its conversation and last question (its style stays).
     pub fn forget_chat(&mut self, chat_id: i64) {
-        self.run(
-            "forget chat",
-            "DELETE FROM turns WHERE chat_id = ?1",
-            [chat_id],
-        );
-        self.run(
-            "forget chat",
-            "UPDATE chats SET last_question = NULL WHERE id = ?1",
-            [chat_id],
-        );
+        self.run("forget chat", "DELETE FROM turns WHERE chat_id = ?1", [chat_id]);
+        self.run("forget chat", "UPDATE chats SET last_question = NULL WHERE id = ?1", [chat_id]);
     }
 
     /// The chat's remembered turns with their numbers, oldest first.
@@ -263,13 +248,7 @@ impl Store {
         self.db
             .prepare_cached("SELECT n, role, content FROM turns WHERE chat_id = ?1 ORDER BY n")?
             .query_map([chat_id], |r| {
-                Ok((
-                    r.get(0)?,
-                    Turn {
-                        role: r.get(1)?,
-                        content: r.get(2)?,
-                    },
-                ))
+                Ok((r.get(0)?, Turn { role: r.get(1)?, content: r.get(2)? }))
             })?
             .collect()
     }
@@ -285,15 +264,10 @@ impl Store {
             if exists.is_none() {
                 return Ok(());
             }
-            self.db
-                .execute("DELETE FROM turns WHERE chat_id = ?1", [to])?;
+            self.db.execute("DELETE FROM turns WHERE chat_id = ?1", [to])?;
             self.db.execute("DELETE FROM chats WHERE id = ?1", [to])?;
-            self.db
-                .execute("UPDATE chats SET id = ?2 WHERE id = ?1", [from, to])?;
-            self.db.execute(
-                "UPDATE turns SET chat_id = ?2 WHERE chat_id = ?1",
-                [from, to],
-            )?;
+            self.db.execute("UPDATE chats SET id = ?2 WHERE id = ?1", [from, to])?;
+            self.db.execute("UPDATE turns SET chat_id = ?2 WHERE chat_id = ?1", [from, to])?;
             Ok(())
         };
         self.checked("move chat", moved());
@@ -346,8 +320,7 @@ impl Store {
                  ORDER BY requests_today DESC, id LIMIT ?2",
             )
             .and_then(|mut s| {
-                s.query_map(params![day, n as i64], |r| Ok((r.get(8)?, user_row(r)?)))?
-                    .collect()
+                s.query_map(params![day, n as i64], |r| Ok((r.get(8)?, user_row(r)?)))?.collect()
             });
         self.checked("busiest users", read)
     }
@@ -365,12 +338,7 @@ impl Store {
     /// What the admins decided about a user.
     pub fn access(&self, user_id: i64) -> Access {
         let sql = "SELECT granted, announced FROM access WHERE user_id = ?1";
-        let access = |r: &rusqlite::Row| {
-            Ok(Access {
-                granted: r.get(0)?,
-                announced: r.get(1)?,
-            })
-        };
+        let access = |r: &rusqlite::Row| Ok(Access { granted: r.get(0)?, announced: r.get(1)? });
         self.row("access", sql, user_id, access).unwrap_or_default()
     }
 
@@ -396,10 +364,9 @@ impl Store {
     pub fn counters(&self) -> Counters {
         let read = || -> rusqlite::Result<Counters> {
             let (answers, tokens) =
-                self.db
-                    .query_row("SELECT answers, tokens FROM meta", [], |r| {
-                        Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
-                    })?;
+                self.db.query_row("SELECT answers, tokens FROM meta", [], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+                })?;
             let failures = self
                 .db
                 .prepare_cached("SELECT kind, count FROM failures ORDER BY kind")?
@@ -438,19 +405,15 @@ impl Store {
 
     /// The rest of an answer a stop or a crash cut short, if any.
     pub fn unsent(&self) -> Option<Unsent> {
-        let read = self
-            .db
-            .prepare_cached("SELECT chat_id, chunk FROM unsent ORDER BY n")
-            .and_then(|mut s| {
+        let read = self.db.prepare_cached("SELECT chat_id, chunk FROM unsent ORDER BY n").and_then(
+            |mut s| {
                 s.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?
                     .collect::<rusqlite::Result<Vec<_>>>()
-            });
+            },
+        );
         let rows = self.checked("unsent", read);
         let chat_id = rows.first()?.0;
-        Some(Unsent {
-            chat_id,
-            chunks: rows.into_iter().map(|(_, chunk)| chunk).collect(),
-        })
+        Some(Unsent { chat_id, chunks: rows.into_iter().map(|(_, chunk)| chunk).collect() })
     }
 
     /// Replaces what is left to send.
@@ -489,16 +452,13 @@ impl Store {
                 "DELETE FROM turns WHERE chat_id IN (SELECT id FROM chats WHERE last_active < ?1)",
                 [cutoff],
             )?;
-            self.db.execute(
-                "DELETE FROM chats WHERE last_active < ?1 AND style IS NULL",
-                [cutoff],
-            )?;
+            self.db
+                .execute("DELETE FROM chats WHERE last_active < ?1 AND style IS NULL", [cutoff])?;
             self.db.execute(
                 "UPDATE chats SET last_question = NULL WHERE last_active < ?1",
                 [cutoff],
             )?;
-            self.db
-                .execute("DELETE FROM users WHERE last_active < ?1", [cutoff])?;
+            self.db.execute("DELETE FROM users WHERE last_active < ?1", [cutoff])?;
             Ok(forgotten as usize)
         };
         self.checked("forget", forget())
@@ -512,10 +472,7 @@ impl Store {
         id: i64,
         map: impl FnOnce(&rusqlite::Row) -> rusqlite::Result<T>,
     ) -> Option<T> {
-        let read = self
-            .db
-            .prepare_cached(sql)
-            .and_then(|mut s| s.query_row([id], map).optional());
+        let read = self.db.prepare_cached(sql).and_then(|mut s| s.query_row([id], map).optional());
         self.checked(what, read)
     }
 
@@ -526,10 +483,7 @@ impl Store {
 
     /// Runs one statement of the transaction.
     fn run<P: rusqlite::Params>(&self, what: &str, sql: &str, params: P) {
-        let result = self
-            .db
-            .prepare_cached(sql)
-            .and_then(|mut s| s.execute(params));
+        let result = self.db.prepare_cached(sql).and_then(|mut s| s.execute(params));
         self.checked(what, result);
     }
 
@@ -554,11 +508,7 @@ fn user_row(r: &rusqlite::Row) -> rusqlite::Result<UserStats> {
         requests: n(4)?,
         tokens: n(5)?,
         last_active: n(6)?,
-        recent: r
-            .get::<_, String>(7)?
-            .split(',')
-            .filter_map(|t| t.parse().ok())
-            .collect(),
+        recent: r.get::<_, String>(7)?.split(',').filter_map(|t| t.parse().ok()).collect(),
     })
 }
 
@@ -567,11 +517,7 @@ fn user_row(r: &rusqlite::Row) -> rusqlite::Result<UserStats> {
 fn longest_run(old: &[(i64, Turn)], new: &[Turn]) -> (usize, usize) {
     let mut best = (old.len(), 0);
     for start in 0..old.len() {
-        let len = old[start..]
-            .iter()
-            .zip(new)
-            .take_while(|((_, a), b)| a == *b)
-            .count();
+        let len = old[start..].iter().zip(new).take_while(|((_, a), b)| a == *b).count();
         if len > best.1 {
             best = (start, len);
         }

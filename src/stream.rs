@@ -91,8 +91,7 @@ impl Draft {
             return;
         }
         let sent =
-            self.telegram
-                .send_message_draft(self.chat_id, self.draft_id, &text, !self.plain);
+            self.telegram.send_message_draft(self.chat_id, self.draft_id, &text, !self.plain);
         self.next = Instant::now() + self.interval;
         match sent {
             Ok(()) => self.shown = text,
@@ -103,18 +102,12 @@ impl Draft {
                     self.paused_until = Some(self.next);
                 }
                 _ if err.is_bad_html() && !self.plain => {
-                    log::warn!(
-                        "chat {}: {err}; the drafts go on in plain text",
-                        self.chat_id
-                    );
+                    log::warn!("chat {}: {err}; the drafts go on in plain text", self.chat_id);
                     self.plain = true;
                     self.show();
                 }
                 _ => {
-                    log::info!(
-                        "chat {}: {err}; no more drafts for this answer",
-                        self.chat_id
-                    );
+                    log::info!("chat {}: {err}; no more drafts for this answer", self.chat_id);
                     self.off = true;
                 }
             },
@@ -162,11 +155,7 @@ impl Typing {
                 }
             }
         });
-        Typing {
-            orders,
-            stopped,
-            active: false,
-        }
+        Typing { orders, stopped, active: false }
     }
 
     /// Has the helper send "typing…" now and repeat it until [`Typing::stop`]. The caller

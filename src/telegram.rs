@@ -100,12 +100,8 @@ impl Telegram {
     pub fn new(config: &TelegramConfig, stop: &'static AtomicBool) -> Telegram {
         // The wait for an answer must outlast the long poll, or every idle poll would be an
         // error.
-        let limits = Limits {
-            connect: 15,
-            send: 30,
-            answer: config.poll_timeout_secs + 15,
-            body: 60,
-        };
+        let limits =
+            Limits { connect: 15, send: 30, answer: config.poll_timeout_secs + 15, body: 60 };
         Telegram::with_limits(config, stop, limits)
     }
 
@@ -115,12 +111,7 @@ impl Telegram {
         // check makes single calls, never retried: there is nothing for a stop to cut short.
         static NEVER: AtomicBool = AtomicBool::new(false);
         let stop = &NEVER;
-        let limits = Limits {
-            connect: 5,
-            send: 5,
-            answer: 10,
-            body: 10,
-        };
+        let limits = Limits { connect: 5, send: 5, answer: 10, body: 10 };
         Telegram::with_limits(config, stop, limits)
     }
 
@@ -203,21 +194,19 @@ impl Telegram {
     ) -> Result<T, Error> {
         let fail = |kind| Error { method, kind };
         let url = format!("{}/bot{}/{method}", self.api_url, self.token.expose());
-        let mut response = self
-            .agent
-            .post(&url)
-            .header("Content-Type", content_type)
-            .send(body)
-            .map_err(|err| {
-                let detail = match &err {
-                    ureq::Error::Timeout(phase) => self.timeout_text(*phase),
-                    _ => self.redact(&err.to_string()),
-                };
-                fail(match never_sent(&err) {
-                    true => ErrorKind::Transient(detail),
-                    false => ErrorKind::Lost(detail),
-                })
-            })?;
+        let mut response =
+            self.agent.post(&url).header("Content-Type", content_type).send(body).map_err(
+                |err| {
+                    let detail = match &err {
+                        ureq::Error::Timeout(phase) => self.timeout_text(*phase),
+                        _ => self.redact(&err.to_string()),
+                    };
+                    fail(match never_sent(&err) {
+                        true => ErrorKind::Transient(detail),
+                        false => ErrorKind::Lost(detail),
+                    })
+                },
+            )?;
         let status = response.status().as_u16();
         let retry_header = response
             .headers()
@@ -230,22 +219,18 @@ impl Telegram {
             200..=299 => ErrorKind::Lost(detail),
             _ => ErrorKind::Transient(detail),
         };
-        let bytes = response
-            .body_mut()
-            .with_config()
-            .limit(64 * 1024 * 1024)
-            .read_to_vec()
-            .map_err(|err| {
-                fail(unreadable(match err {
-                    ureq::Error::Timeout(phase) => self.timeout_text(phase),
-                    _ => self.redact(&err.to_string()),
-                }))
-            })?;
+        let bytes =
+            response.body_mut().with_config().limit(64 * 1024 * 1024).read_to_vec().map_err(
+                |err| {
+                    fail(unreadable(match err {
+                        ureq::Error::Timeout(phase) => self.timeout_text(phase),
+                        _ => self.redact(&err.to_string()),
+                    }))
+                },
+            )?;
         let Ok(envelope) = serde_json::from_slice::<Envelope>(&bytes) else {
-            let detail = format!(
-                "unreadable answer (HTTP {status}, {} bytes, not JSON)",
-                bytes.len()
-            );
+            let detail =
+                format!("unreadable answer (HTTP {status}, {} bytes, not JSON)", bytes.len());
             return Err(fail(unreadable(detail)));
         };
         if envelope.ok {
@@ -254,17 +239,11 @@ impl Telegram {
                 .map_err(|err| fail(ErrorKind::Lost(format!("unexpected result: {err}"))));
         }
         let code = envelope.error_code.unwrap_or(status);
-        let description = envelope
-            .description
-            .unwrap_or_else(|| format!("error {code}"));
+        let description = envelope.description.unwrap_or_else(|| format!("error {code}"));
         let params = envelope.parameters;
         let kind = match code {
             429 => ErrorKind::RetryAfter(
-                params
-                    .as_ref()
-                    .and_then(|p| p.retry_after)
-                    .or(retry_header)
-                    .unwrap_or(5),
+                params.as_ref().and_then(|p| p.retry_after).or(retry_header).unwrap_or(5),
             ),
             401 => ErrorKind::Unauthorized,
             // A malformed token: api.telegram.org answers "Not Found" for every method.
@@ -348,10 +327,7 @@ impl Telegram {
                 log::debug!("{err}; try {failures}, next in {} ms", wait.as_millis());
             }
             if !self.sleep(wait) {
-                return Err(Error {
-                    method,
-                    kind: ErrorKind::Stopped,
-                });
+                return Err(Error { method, kind: ErrorKind::Stopped });
             }
         }
     }
@@ -423,10 +399,7 @@ impl Telegram {
                     }
                     refusals += 1;
                     if !self.sleep(delay) {
-                        return Err(Error {
-                            method: "getUpdates",
-                            kind: ErrorKind::Stopped,
-                        });
+                        return Err(Error { method: "getUpdates", kind: ErrorKind::Stopped });
                     }
                 }
                 Err(err) => return Err(err),
@@ -479,19 +452,15 @@ impl Telegram {
 
     /// Shows "typing…" for up to 5 s. Best effort: a failure is logged by the caller.
     pub fn send_typing(&self, chat_id: i64) -> Result<(), Error> {
-        let _: bool = self.call_once(
-            "sendChatAction",
-            &json!({"chat_id": chat_id, "action": "typing"}),
-        )?;
+        let _: bool =
+            self.call_once("sendChatAction", &json!({"chat_id": chat_id, "action": "typing"}))?;
         Ok(())
     }
 
     /// Stops the spinner on a pressed button, with a short toast.
     pub fn answer_callback_query(&self, id: &str, text: &str) -> Result<(), Error> {
-        let _: bool = self.call(
-            "answerCallbackQuery",
-            &json!({"callback_query_id": id, "text": text}),
-        )?;
+        let _: bool =
+            self.call("answerCallbackQuery", &json!({"callback_query_id": id, "text": text}))?;
         Ok(())
     }
 
@@ -513,10 +482,8 @@ impl Telegram {
 
     /// Confirms handled updates without waiting: used on shutdown.
     pub fn confirm(&self, offset: i64) -> Result<(), Error> {
-        let _: Vec<IgnoredAny> = self.call_once(
-            "getUpdates",
-            &json!({"offset": offset, "limit": 1, "timeout": 0}),
-        )?;
+        let _: Vec<IgnoredAny> =
+            self.call_once("getUpdates", &json!({"offset": offset, "limit": 1, "timeout": 0}))?;
         Ok(())
     }
 }
@@ -552,10 +519,7 @@ fn parse_update(raw: Value) -> Option<Update> {
             Some(update_id) => {
                 let err = without_strings(&err.to_string());
                 log::warn!("update {update_id}: cannot read it ({err}); skipped");
-                Some(Update {
-                    update_id,
-                    ..Update::default()
-                })
+                Some(Update { update_id, ..Update::default() })
             }
             None => {
                 log::warn!("an update without update_id was skipped ({err})");

@@ -20,11 +20,8 @@ pub fn append(dir: &Path, chat_id: i64, line: &Value) {
         .create(dir)
         .and_then(|()| std::fs::set_permissions(dir, Permissions::from_mode(0o700)))
         .and_then(|()| {
-            let mut file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .mode(0o600)
-                .open(&path)?;
+            let mut file =
+                std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(&path)?;
             file.set_permissions(Permissions::from_mode(0o600))?;
             // One write per line, so a crash leaves at most a torn last line.
             file.write_all(format!("{line}\n").as_bytes())

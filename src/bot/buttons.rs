@@ -26,17 +26,9 @@ impl Bot {
                 let text = texts::NOT_ALLOWED.replace("{id}", &query.from.id.to_string());
                 self.answer_query(&query.id, &text)
             }
-            Press::Style {
-                chat_id,
-                message_id,
-                editable,
-                style,
-            } => {
+            Press::Style { chat_id, message_id, editable, style } => {
                 self.store.set_style(chat_id, &style.id, clock::unix_now());
-                self.answer_query(
-                    &query.id,
-                    &texts::STYLE_TOAST.replace("{title}", &style.title),
-                )?;
+                self.answer_query(&query.id, &texts::STYLE_TOAST.replace("{title}", &style.title))?;
                 if editable {
                     let text = texts::CHOOSE_STYLE.replace("{title}", &style.title);
                     let keyboard = commands::style_keyboard(&self.config, &style.id);
@@ -85,8 +77,6 @@ impl Bot {
     /// Stops the button's spinner with a toast. "Query is too old" is only logged: the
     /// user already saw the spinner stop.
     pub(super) fn answer_query(&mut self, id: &str, text: &str) -> Result<(), telegram::Error> {
-        self.telegram
-            .answer_callback_query(id, text)
-            .or_else(fatal_only)
+        self.telegram.answer_callback_query(id, text).or_else(fatal_only)
     }
 }

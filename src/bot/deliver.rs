@@ -108,12 +108,8 @@ impl Bot {
     /// Commits the update as handled now, with `rest` (maybe nothing) still to send: after
     /// a message that must not go out twice (a photo), a restart sends only the rest.
     pub(super) fn note_sent_so_far(&mut self, chat_id: i64, rest: &[String]) {
-        let unsent = Unsent {
-            chat_id,
-            chunks: rest.to_vec(),
-        };
-        self.store
-            .set_unsent(Some(&unsent).filter(|u| !u.chunks.is_empty()));
+        let unsent = Unsent { chat_id, chunks: rest.to_vec() };
+        self.store.set_unsent(Some(&unsent).filter(|u| !u.chunks.is_empty()));
         if self.update_id > 0 {
             self.store.set_last_update_id(self.update_id);
         }
@@ -140,10 +136,9 @@ impl Bot {
                 self.store.rollback();
                 return Err(err);
             }
-            Err(err) => log::warn!(
-                "chat {}: {err}; the rest of that answer is dropped",
-                unsent.chat_id
-            ),
+            Err(err) => {
+                log::warn!("chat {}: {err}; the rest of that answer is dropped", unsent.chat_id)
+            }
             Ok(()) => {}
         }
         self.store.set_unsent(None);

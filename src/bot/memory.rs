@@ -53,10 +53,7 @@ mod tests {
 
     #[test]
     fn retry_drops_only_the_matching_exchange() {
-        let turn = |role: &str, content: &str| Turn {
-            role: role.into(),
-            content: content.into(),
-        };
+        let turn = |role: &str, content: &str| Turn { role: role.into(), content: content.into() };
         let mut history = vec![
             turn("user", "a"),
             turn("assistant", "A"),

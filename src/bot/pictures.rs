@@ -39,24 +39,15 @@ impl Bot {
         if !self.gigachat.images {
             // GigaChat was not asked to draw: the picture is not fetched, only mentioned.
             let text = with(texts::PICTURES_OFF);
-            return Ok(Some(Drawn {
-                text,
-                remembered,
-                sent: false,
-            }));
+            return Ok(Some(Drawn { text, remembered, sent: false }));
         }
         let jpeg = match self.gigachat.download_image(&id, MAX_PHOTO_BYTES) {
             Ok(jpeg) => jpeg,
             Err(err) => {
                 log::warn!("chat {}: picture {id}: {err}", report.chat_id);
-                self.store
-                    .count_failure(&format!("gigachat picture {}", err.kind()));
+                self.store.count_failure(&format!("gigachat picture {}", err.kind()));
                 let text = with(texts::PICTURE_NOT_FETCHED);
-                return Ok(Some(Drawn {
-                    text,
-                    remembered,
-                    sent: false,
-                }));
+                return Ok(Some(Drawn { text, remembered, sent: false }));
             }
         };
         // GigaChat keeps drawn files like uploaded ones until they are deleted.
@@ -65,28 +56,17 @@ impl Bot {
         let visible = render::visible_text(&html);
         let fits = !visible.trim().is_empty() && visible.chars().count() <= CAPTION_LIMIT;
         let caption = fits.then_some(html.as_str());
-        match self
-            .telegram
-            .send_photo(chat_id, Some(reply_to), &jpeg, caption)
-        {
+        match self.telegram.send_photo(chat_id, Some(reply_to), &jpeg, caption) {
             Ok(_) => {
                 let text = if fits { String::new() } else { rest };
-                Ok(Some(Drawn {
-                    text,
-                    remembered,
-                    sent: true,
-                }))
+                Ok(Some(Drawn { text, remembered, sent: true }))
             }
             Err(err) if err.is_fatal() => Err(err),
             Err(err) => {
                 log::warn!("chat {}: {err}", report.chat_id);
                 self.store.count_failure("telegram photo");
                 let text = with(texts::PICTURE_NOT_SENT);
-                Ok(Some(Drawn {
-                    text,
-                    remembered,
-                    sent: false,
-                }))
+                Ok(Some(Drawn { text, remembered, sent: false }))
             }
         }
     }

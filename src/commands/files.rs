@@ -47,12 +47,7 @@ const FORMATS: [(&str, &str, &str, bool); 13] = [
         false,
     ),
     ("epub", "application/epub+zip", "application/epub", false),
-    (
-        "ppt",
-        "application/vnd.ms-powerpoint",
-        "application/ppt",
-        false,
-    ),
+    ("ppt", "application/vnd.ms-powerpoint", "application/ppt", false),
     (
         "pptx",
         "application/vnd.openxmlformats-officedocument.presentationml.presentation",
@@ -85,9 +80,8 @@ pub(super) fn decide_file(
     };
     let (len, max) = (caption.chars().count(), cx.config.bot.max_input_chars);
     if len > max {
-        let text = texts::TOO_LONG
-            .replace("{len}", &len.to_string())
-            .replace("{max}", &max.to_string());
+        let text =
+            texts::TOO_LONG.replace("{len}", &len.to_string()).replace("{max}", &max.to_string());
         return Some(decision(Kind::TooLong, Action::Notice(text)));
     }
     let question = match (caption.is_empty(), file.photo) {
@@ -95,12 +89,8 @@ pub(super) fn decide_file(
         (true, true) => texts::PHOTO_QUESTION.into(),
         (true, false) => texts::DOCUMENT_QUESTION.into(),
     };
-    let question = Ask {
-        question,
-        again: false,
-        context: reply_context(cx, message),
-        file: Some(file),
-    };
+    let question =
+        Ask { question, again: false, context: reply_context(cx, message), file: Some(file) };
     Some(ask(cx, sender, Kind::File, question))
 }
 
@@ -131,15 +121,9 @@ fn file_of(cx: &Context, message: &Message) -> Option<Result<FileRef, String>> {
     } else {
         let document = message.document.as_ref()?;
         let name = document.file_name.clone().unwrap_or_default();
-        let extension = name
-            .rsplit_once('.')
-            .map(|(_, e)| e.to_ascii_lowercase())
-            .unwrap_or_default();
-        let mime = document
-            .mime_type
-            .as_deref()
-            .unwrap_or("")
-            .to_ascii_lowercase();
+        let extension =
+            name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default();
+        let mime = document.mime_type.as_deref().unwrap_or("").to_ascii_lowercase();
         let format = FORMATS
             .iter()
             .find(|f| f.0 == extension)

@@ -30,10 +30,7 @@ pub(super) fn decide_voice(cx: &Context, message: &Message, sender: i64) -> Opti
     };
     let mut decided = ask(cx, sender, Kind::Voice, question);
     if let Action::Ask(ask) = decided.action {
-        decided.action = Action::Transcribe {
-            voice: voice.clone(),
-            ask,
-        };
+        decided.action = Action::Transcribe { voice: voice.clone(), ask };
     }
     Some(decided)
 }

@@ -4,16 +4,9 @@ use super::validate::is_authorization_key;
 use super::*;
 
 fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-    let pairs: Vec<(String, String)> = pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    move |name| {
-        pairs
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-    }
+    let pairs: Vec<(String, String)> =
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    move |name| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
 }
 
 fn load_text(text: &str, env: &[(&str, &str)]) -> Result<Config> {
@@ -22,10 +15,8 @@ fn load_text(text: &str, env: &[(&str, &str)]) -> Result<Config> {
     Ok(config)
 }
 
-const ENV: &[(&str, &str)] = &[
-    ("TELEGRAM_TOKEN", "123456:ABC-def_1"),
-    ("GIGACHAT_CREDENTIALS", "aWQ6c2VjcmV0"),
-];
+const ENV: &[(&str, &str)] =
+    &[("TELEGRAM_TOKEN", "123456:ABC-def_1"), ("GIGACHAT_CREDENTIALS", "aWQ6c2VjcmV0")];
 
 #[test]
 fn empty_file_with_env_secrets_gives_the_documented_defaults() {
@@ -34,14 +25,8 @@ fn empty_file_with_env_secrets_gives_the_documented_defaults() {
     assert_eq!(c.telegram.poll_timeout_secs, 30);
     assert_eq!(c.gigachat.scope, "GIGACHAT_API_PERS");
     assert_eq!(c.gigachat.model, "GigaChat-2-Max");
-    assert_eq!(
-        c.gigachat.auth_url,
-        "https://ngw.devices.sberbank.ru:9443/api/v2/oauth"
-    );
-    assert_eq!(
-        c.gigachat.base_url,
-        "https://gigachat.devices.sberbank.ru/api/v1"
-    );
+    assert_eq!(c.gigachat.auth_url, "https://ngw.devices.sberbank.ru:9443/api/v2/oauth");
+    assert_eq!(c.gigachat.base_url, "https://gigachat.devices.sberbank.ru/api/v1");
     assert_eq!(c.gigachat.timeout_secs, 120);
     assert!(c.gigachat.profanity_check);
     assert_eq!(c.bot.default_style, "professor");
@@ -87,10 +72,7 @@ fn environment_wins_over_the_file() {
 fn a_typo_names_the_line_and_key_but_not_the_value() {
     let text = "[telegram]\ntokne = \"123:secretvalue\"\n";
     let err = load_text(text, ENV).unwrap_err().to_string();
-    assert!(
-        err.starts_with("config.toml:2: `[telegram] tokne`: "),
-        "{err}"
-    );
+    assert!(err.starts_with("config.toml:2: `[telegram] tokne`: "), "{err}");
     assert!(err.contains("unknown field `tokne`"), "{err}");
     assert!(err.contains("`token`"), "{err}");
     assert!(!err.contains("secretvalue"), "{err}");
@@ -107,32 +89,21 @@ fn a_line_without_an_equals_sign_names_its_key_but_never_its_value() {
     ] {
         let err = load_text(text, ENV).unwrap_err().to_string();
         assert!(err.starts_with("config.toml:2: "), "{err}");
-        assert!(
-            !err.contains("AAHsecret") && !err.contains("123456"),
-            "{err}"
-        );
+        assert!(!err.contains("AAHsecret") && !err.contains("123456"), "{err}");
     }
-    let err = load_text("[telegram]\ntoken: \"x\"\n", ENV)
-        .unwrap_err()
-        .to_string();
+    let err = load_text("[telegram]\ntoken: \"x\"\n", ENV).unwrap_err().to_string();
     assert!(err.contains("`[telegram] token`"), "{err}");
 }
 
 #[test]
 fn empty_values_in_the_file_count_as_not_set() {
     let text = "[gigachat]\ncredentials = \"\"\nclient_id = \"id\"\nclient_secret = \"secret\"\nca_bundle_file = \"\"\n[bot]\ntranscript_dir = \"\"\n";
-    let env: Vec<_> = ENV
-        .iter()
-        .filter(|(k, _)| *k != "GIGACHAT_CREDENTIALS")
-        .copied()
-        .collect();
+    let env: Vec<_> = ENV.iter().filter(|(k, _)| *k != "GIGACHAT_CREDENTIALS").copied().collect();
     let c = load_text(text, &env).unwrap();
     // The key is made from client_id and client_secret, not taken as "".
     assert_eq!(c.gigachat.credentials.unwrap().expose(), "aWQ6c2VjcmV0");
     assert!(c.gigachat.ca_bundle_file.is_none() && c.bot.transcript_dir.is_none());
-    let err = load_text("[telegram]\ntoken = \" \"\n", &[])
-        .unwrap_err()
-        .to_string();
+    let err = load_text("[telegram]\ntoken = \" \"\n", &[]).unwrap_err().to_string();
     assert!(err.starts_with("TELEGRAM_TOKEN is not set"), "{err}");
 }
 
@@ -146,13 +117,8 @@ fn errors_stay_on_one_line() {
 
 #[test]
 fn a_wrong_type_names_the_key() {
-    let err = load_text("[telegram]\npoll_timeout_secs = \"30\"\n", ENV)
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.starts_with("config.toml:2: `[telegram] poll_timeout_secs`: "),
-        "{err}"
-    );
+    let err = load_text("[telegram]\npoll_timeout_secs = \"30\"\n", ENV).unwrap_err().to_string();
+    assert!(err.starts_with("config.toml:2: `[telegram] poll_timeout_secs`: "), "{err}");
     assert!(!err.contains('\n'), "{err}");
 }
 
@@ -169,45 +135,23 @@ fn missing_secrets_say_where_to_get_them_all_at_once() {
 #[test]
 fn numbers_out_of_range_are_refused_before_any_arithmetic() {
     for (text, key) in [
-        (
-            "[bot]\nforget_after_days = 213503982334601\n",
-            "bot.forget_after_days",
-        ),
-        (
-            "[bot]\nhistory_chars = 18446744073709551615\n",
-            "bot.history_chars",
-        ),
+        ("[bot]\nforget_after_days = 213503982334601\n", "bot.forget_after_days"),
+        ("[bot]\nhistory_chars = 18446744073709551615\n", "bot.history_chars"),
         ("[bot]\nhistory_messages = 100000\n", "bot.history_messages"),
         ("[bot]\nmax_input_chars = 0\n", "bot.max_input_chars"),
-        (
-            "[bot]\nrequests_per_minute = 4000000000\n",
-            "bot.requests_per_minute",
-        ),
-        (
-            "[bot]\ndaily_tokens_per_user = 18446744073709551615\n",
-            "bot.daily_tokens_per_user",
-        ),
+        ("[bot]\nrequests_per_minute = 4000000000\n", "bot.requests_per_minute"),
+        ("[bot]\ndaily_tokens_per_user = 18446744073709551615\n", "bot.daily_tokens_per_user"),
         ("[gigachat]\ntimeout_secs = 0\n", "gigachat.timeout_secs"),
-        (
-            "[gigachat]\ntimeout_secs = 18446744073709551615\n",
-            "gigachat.timeout_secs",
-        ),
+        ("[gigachat]\ntimeout_secs = 18446744073709551615\n", "gigachat.timeout_secs"),
         ("[gigachat]\nmax_tokens = 0\n", "gigachat.max_tokens"),
-        (
-            "[telegram]\npoll_timeout_secs = 0\n",
-            "telegram.poll_timeout_secs",
-        ),
+        ("[telegram]\npoll_timeout_secs = 0\n", "telegram.poll_timeout_secs"),
     ] {
         let err = load_text(text, ENV).unwrap_err().to_string();
         assert!(err.starts_with(&format!("{key} = ")), "{text:?}: {err}");
         assert!(err.contains("is out of range: use "), "{err}");
     }
     // The edges themselves are fine.
-    load_text(
-        "[bot]\nforget_after_days = 36500\n[gigachat]\ntimeout_secs = 600\n",
-        ENV,
-    )
-    .unwrap();
+    load_text("[bot]\nforget_after_days = 36500\n[gigachat]\ntimeout_secs = 600\n", ENV).unwrap();
 }
 
 #[test]
@@ -215,27 +159,15 @@ fn errors_name_the_variable_or_the_file_the_value_came_from() {
     let mut env = ENV.to_vec();
     env.push(("GIGABOT_LOG", "trace"));
     let err = load_text("[log]\nlevel = \"info\"\n", &env).unwrap_err();
-    assert!(
-        err.to_string().starts_with("GIGABOT_LOG = \"trace\""),
-        "{err}"
-    );
+    assert!(err.to_string().starts_with("GIGABOT_LOG = \"trace\""), "{err}");
     let err = load_text("[log]\nlevel = \"loud\"\n", ENV).unwrap_err();
-    assert!(
-        err.to_string().starts_with("log.level in config.toml = "),
-        "{err}"
-    );
+    assert!(err.to_string().starts_with("log.level in config.toml = "), "{err}");
     let text = "[telegram]\ntoken = \"123:a b\"\n";
     let err = load_text(text, &ENV[1..]).unwrap_err().to_string();
-    assert!(
-        err.starts_with("telegram.token in config.toml does not"),
-        "{err}"
-    );
+    assert!(err.starts_with("telegram.token in config.toml does not"), "{err}");
     let c = load_text("", ENV).unwrap();
     assert_eq!(c.telegram.token_origin, "TELEGRAM_TOKEN");
-    assert_eq!(
-        c.gigachat.key_origin,
-        "GIGACHAT_CREDENTIALS and gigachat.scope in config.toml"
-    );
+    assert_eq!(c.gigachat.key_origin, "GIGACHAT_CREDENTIALS and gigachat.scope in config.toml");
 }
 
 #[test]
@@ -252,39 +184,25 @@ fn client_id_and_secret_make_the_authorization_key() {
 #[test]
 fn a_client_secret_that_is_already_the_key_is_used_as_is() {
     // The lesson's way: GIGACHAT_CLIENT_SECRET holds the Base64 key, no client id.
-    let env = [
-        ("TELEGRAM_TOKEN", "1:a"),
-        ("GIGACHAT_CLIENT_SECRET", "aWQ6c2VjcmV0"),
-    ];
+    let env = [("TELEGRAM_TOKEN", "1:a"), ("GIGACHAT_CLIENT_SECRET", "aWQ6c2VjcmV0")];
     let c = load_text("", &env).unwrap();
     assert_eq!(c.gigachat.credentials.unwrap().expose(), "aWQ6c2VjcmV0");
     // A plain client secret (a UUID) is not mistaken for a key.
-    assert!(!is_authorization_key(
-        "0f3e6a2c-1b7d-4c55-9a0e-3d2f1c4b5a69"
-    ));
+    assert!(!is_authorization_key("0f3e6a2c-1b7d-4c55-9a0e-3d2f1c4b5a69"));
 }
 
 #[test]
 fn only_base64_of_id_colon_secret_is_an_authorization_key() {
     assert!(is_authorization_key("aWQ6c2VjcmV0")); // id:secret
     assert!(is_authorization_key(" 0LrQu9GO0Yc60YHQtdC60YDQtdGC\n")); // ключ:секрет
-    for not_a_key in [
-        "",
-        "not base64!",
-        "aWQ6c2VjcmV0=",
-        "aWQ6",
-        "OnNlY3JldA==",
-        "/w==",
-    ] {
+    for not_a_key in ["", "not base64!", "aWQ6c2VjcmV0=", "aWQ6", "OnNlY3JldA==", "/w=="] {
         assert!(!is_authorization_key(not_a_key), "{not_a_key:?}");
     }
 }
 
 #[test]
 fn unknown_default_style_lists_the_styles() {
-    let err = load_text("[bot]\ndefault_style = \"pirate\"\n", ENV)
-        .unwrap_err()
-        .to_string();
+    let err = load_text("[bot]\ndefault_style = \"pirate\"\n", ENV).unwrap_err().to_string();
     assert!(err.contains("bot.default_style = \"pirate\""), "{err}");
     assert!(err.contains("professor, fairy"), "{err}");
 }
@@ -311,18 +229,14 @@ fn urls_are_checked_and_trimmed() {
     env.push(("TELEGRAM_API_URL", "http://127.0.0.1:8081/"));
     let c = load_text("", &env).unwrap();
     assert_eq!(c.telegram.api_url, "http://127.0.0.1:8081");
-    let err = load_text("[gigachat]\nbase_url = \"http://x/api/v1\"\n", ENV)
-        .unwrap_err()
-        .to_string();
+    let err =
+        load_text("[gigachat]\nbase_url = \"http://x/api/v1\"\n", ENV).unwrap_err().to_string();
     assert!(err.contains("must start with https://"), "{err}");
 }
 
 #[test]
 fn a_malformed_token_is_refused_without_printing_it() {
-    let env = [
-        ("TELEGRAM_TOKEN", "\"123:abc\""),
-        ("GIGACHAT_CREDENTIALS", "aWQ6c2VjcmV0"),
-    ];
+    let env = [("TELEGRAM_TOKEN", "\"123:abc\""), ("GIGACHAT_CREDENTIALS", "aWQ6c2VjcmV0")];
     let err = load_text("", &env).unwrap_err().to_string();
     assert!(err.contains("does not look like a bot token"), "{err}");
     assert!(!err.contains("abc"), "{err}");
@@ -365,10 +279,7 @@ fn salutespeech_is_optional_with_documented_defaults_and_env_overrides() {
     let ss = &c.salutespeech;
     assert_eq!(ss.credentials.as_ref().unwrap().expose(), "c3M6a2V5");
     assert_eq!(ss.url, "https://127.0.0.1:1/rest/v1");
-    assert_eq!(
-        ss.key_origin,
-        "SALUTE_SPEECH_CREDENTIALS and salutespeech.scope in config.toml"
-    );
+    assert_eq!(ss.key_origin, "SALUTE_SPEECH_CREDENTIALS and salutespeech.scope in config.toml");
     assert!(!format!("{c:?}").contains("c3M6a2V5"));
 }
 
@@ -378,8 +289,5 @@ fn salutespeech_urls_and_scope_are_checked() {
     assert!(err.to_string().contains("salutespeech.url"), "{err}");
     assert!(err.to_string().contains("https://"), "{err}");
     let err = load_text("[salutespeech]\nscope = \"GIGACHAT_API_PERS\"\n", ENV).unwrap_err();
-    assert!(
-        err.to_string().contains("not a SaluteSpeech scope"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("not a SaluteSpeech scope"), "{err}");
 }

@@ -20,12 +20,8 @@ fn origin(from_env: &[(&'static str, &'static str)], source: &str, key: &str) ->
 }
 
 const SCOPES: [&str; 3] = ["GIGACHAT_API_PERS", "GIGACHAT_API_B2B", "GIGACHAT_API_CORP"];
-const SPEECH_SCOPES: [&str; 4] = [
-    "SALUTE_SPEECH_PERS",
-    "SALUTE_SPEECH_CORP",
-    "SALUTE_SPEECH_B2B",
-    "SBER_SPEECH",
-];
+const SPEECH_SCOPES: [&str; 4] =
+    ["SALUTE_SPEECH_PERS", "SALUTE_SPEECH_CORP", "SALUTE_SPEECH_B2B", "SBER_SPEECH"];
 
 /// Checks the values in the order of the file and settles what follows from them: URLs
 /// trimmed, the authorization key and its origin, the CA certificates, the styles.
@@ -61,10 +57,7 @@ pub(super) fn validate(config: &mut Config, needs: Needs) -> Result<()> {
         );
     }
     if gc.model.trim().is_empty() {
-        bail!(
-            "{} is empty: set it to a model name such as GigaChat-2-Max",
-            name("gigachat.model")
-        );
+        bail!("{} is empty: set it to a model name such as GigaChat-2-Max", name("gigachat.model"));
     }
     // Up to ten minutes: the loop waits for GigaChat while every other user waits too.
     in_range("gigachat.timeout_secs", gc.timeout_secs, 1..=600, "seconds")?;
@@ -111,38 +104,15 @@ pub(super) fn validate(config: &mut Config, needs: Needs) -> Result<()> {
             ss.scope
         );
     }
-    ss.key_origin = format!(
-        "{} and {}",
-        name("salutespeech.credentials"),
-        name("salutespeech.scope")
-    );
+    ss.key_origin =
+        format!("{} and {}", name("salutespeech.credentials"), name("salutespeech.scope"));
 
     let bot = &config.bot;
     // Wide enough for any real use, narrow enough that no sum or product of them overflows.
-    in_range(
-        "bot.max_input_chars",
-        bot.max_input_chars as u64,
-        1..=100_000,
-        "characters",
-    )?;
-    in_range(
-        "bot.history_messages",
-        bot.history_messages as u64,
-        0..=1000,
-        "messages",
-    )?;
-    in_range(
-        "bot.history_chars",
-        bot.history_chars as u64,
-        0..=1_000_000,
-        "characters",
-    )?;
-    in_range(
-        "bot.forget_after_days",
-        bot.forget_after_days,
-        0..=36_500,
-        "days (0 = never)",
-    )?;
+    in_range("bot.max_input_chars", bot.max_input_chars as u64, 1..=100_000, "characters")?;
+    in_range("bot.history_messages", bot.history_messages as u64, 0..=1000, "messages")?;
+    in_range("bot.history_chars", bot.history_chars as u64, 0..=1_000_000, "characters")?;
+    in_range("bot.forget_after_days", bot.forget_after_days, 0..=36_500, "days (0 = never)")?;
     in_range(
         "bot.requests_per_minute",
         bot.requests_per_minute.into(),
@@ -176,11 +146,7 @@ pub(super) fn validate(config: &mut Config, needs: Needs) -> Result<()> {
         config.styles = builtin_styles();
     }
     validate_styles(&config.styles)?;
-    if !config
-        .styles
-        .iter()
-        .any(|s| s.id == config.bot.default_style)
-    {
+    if !config.styles.iter().any(|s| s.id == config.bot.default_style) {
         bail!(
             "bot.default_style = {:?} is not one of the styles ({}): add a [[styles]] entry with that id or pick one of them",
             config.bot.default_style,
@@ -193,21 +159,13 @@ pub(super) fn validate(config: &mut Config, needs: Needs) -> Result<()> {
 /// "bot.forget_after_days = 99999999 is out of range: use 0..=36500 days (0 = never)".
 fn in_range(key: &str, value: u64, range: std::ops::RangeInclusive<u64>, unit: &str) -> Result<()> {
     if !range.contains(&value) {
-        bail!(
-            "{key} = {value} is out of range: use {}..={} {unit}",
-            range.start(),
-            range.end()
-        );
+        bail!("{key} = {value} is out of range: use {}..={} {unit}", range.start(), range.end());
     }
     Ok(())
 }
 
 fn style_ids(styles: &[Style]) -> String {
-    styles
-        .iter()
-        .map(|s| s.id.as_str())
-        .collect::<Vec<_>>()
-        .join(", ")
+    styles.iter().map(|s| s.id.as_str()).collect::<Vec<_>>().join(", ")
 }
 
 /// Style ids go into `/mode <id>` and into button callback data (64 bytes at most), so they
@@ -228,22 +186,13 @@ fn validate_styles(styles: &[Style]) -> Result<()> {
             );
         }
         if styles[..i].iter().any(|s| s.id == style.id) {
-            bail!(
-                "styles #{n}: id {:?} is used twice: style ids must be unique",
-                style.id
-            );
+            bail!("styles #{n}: id {:?} is used twice: style ids must be unique", style.id);
         }
         if style.title.trim().is_empty() {
-            bail!(
-                "styles #{n} ({}): title is empty: give the name users see",
-                style.id
-            );
+            bail!("styles #{n} ({}): title is empty: give the name users see", style.id);
         }
         if style.title.chars().count() > 60 {
-            bail!(
-                "styles #{n} ({}): title is longer than 60 characters",
-                style.id
-            );
+            bail!("styles #{n} ({}): title is longer than 60 characters", style.id);
         }
         if style.prompt.trim().is_empty() {
             bail!(
@@ -285,9 +234,7 @@ fn looks_like_bot_token(token: &str) -> bool {
             !id.is_empty()
                 && id.bytes().all(|b| b.is_ascii_digit())
                 && !secret.is_empty()
-                && secret
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+                && secret.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
         }
         None => false,
     }
@@ -336,8 +283,7 @@ pub(super) fn is_authorization_key(value: &str) -> bool {
         .ok()
         .and_then(|bytes| String::from_utf8(bytes).ok())
         .is_some_and(|text| {
-            text.split_once(':')
-                .is_some_and(|(id, secret)| !id.is_empty() && !secret.is_empty())
+            text.split_once(':').is_some_and(|(id, secret)| !id.is_empty() && !secret.is_empty())
         })
 }
 

@@ -13,11 +13,7 @@ use super::connect_secs;
 pub enum Error {
     /// OAuth refused the key or scope, or the API refused a fresh token; `check` names the
     /// settings the key came from.
-    Auth {
-        status: u16,
-        message: String,
-        check: String,
-    },
+    Auth { status: u16, message: String, check: String },
     /// 429: the personal tier allows one request at a time.
     RateLimited,
     /// 402: the paid tokens are used up.
@@ -45,19 +41,13 @@ pub enum Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Auth {
-                status,
-                message,
-                check,
-            } => write!(
-                f,
-                "gigachat: authorization failed ({status} {message}): check {check}"
-            ),
+            Error::Auth { status, message, check } => {
+                write!(f, "gigachat: authorization failed ({status} {message}): check {check}")
+            }
             Error::RateLimited => write!(f, "gigachat: too many requests (429)"),
-            Error::PaymentRequired => write!(
-                f,
-                "gigachat: payment required (402): the token package is used up"
-            ),
+            Error::PaymentRequired => {
+                write!(f, "gigachat: payment required (402): the token package is used up")
+            }
             Error::UnknownModel(model) => write!(
                 f,
                 "gigachat: no such model {model:?} (404): set gigachat.model to a model `gigabot check` lists"
@@ -107,14 +97,8 @@ struct ErrorBody {
 
 /// The `message` of an error body, or its length when it has none.
 pub(super) fn error_message(body: &str) -> String {
-    let message = serde_json::from_str::<ErrorBody>(body)
-        .map(|b| b.message)
-        .unwrap_or_default();
-    if message.is_empty() {
-        format!("({} bytes, no message)", body.len())
-    } else {
-        message
-    }
+    let message = serde_json::from_str::<ErrorBody>(body).map(|b| b.message).unwrap_or_default();
+    if message.is_empty() { format!("({} bytes, no message)", body.len()) } else { message }
 }
 
 /// OpenSSL's words for "I do not trust this certificate".
@@ -162,9 +146,7 @@ mod tests {
         assert!(is_certificate_error(
             "native-tls: error:0A000086:SSL routines:tls_post_process_server_certificate:certificate verify failed:ssl/statem/statem_clnt.c:1889: (unable to get local issuer certificate)"
         ));
-        assert!(!is_certificate_error(
-            "io: Connection refused (os error 111)"
-        ));
+        assert!(!is_certificate_error("io: Connection refused (os error 111)"));
     }
 
     #[test]

@@ -27,10 +27,7 @@ pub fn drawn_picture(answer: &str) -> Option<(String, String)> {
     let start = answer.find("<img src=\"")?;
     let after = &answer[start + "<img src=\"".len()..];
     let (id, tail) = after.split_once('"')?;
-    let tail = tail
-        .trim_start()
-        .strip_prefix("fuse=\"true\"")?
-        .trim_start();
+    let tail = tail.trim_start().strip_prefix("fuse=\"true\"")?.trim_start();
     let rest = tail.strip_prefix("/>").or_else(|| tail.strip_prefix('>'))?;
     if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
         return None;
@@ -60,17 +57,14 @@ impl GigaChat {
                 .header("Accept", "application/json")
                 .header("Authorization", &format!("Bearer {}", token.expose()))
                 .send(&body[..]);
-            this.read(result)
-                .map(|(status, text)| (status, text.into_bytes()))
+            this.read(result).map(|(status, text)| (status, text.into_bytes()))
         })?;
         let uploaded: Uploaded = serde_json::from_slice(&text)
             .map_err(|err| Error::BadResponse(format!("file upload: {err}")))?;
         // It goes into a URL path when the file is deleted.
         let id = uploaded.id;
         if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
-            return Err(Error::BadResponse(
-                "file upload: the id is not an id".into(),
-            ));
+            return Err(Error::BadResponse("file upload: the id is not an id".into()));
         }
         Ok(id)
     }
@@ -87,8 +81,7 @@ impl GigaChat {
                 .header("Accept", "application/json")
                 .header("Authorization", &format!("Bearer {}", token.expose()))
                 .send(&b"{}"[..]);
-            this.read(result)
-                .map(|(status, text)| (status, text.into_bytes()))
+            this.read(result).map(|(status, text)| (status, text.into_bytes()))
         })?;
         Ok(())
     }
@@ -110,17 +103,14 @@ impl GigaChat {
                 .call();
             let mut response = result.map_err(|err| this.transport_error(err))?;
             let status = response.status().as_u16();
-            let bytes = response
-                .body_mut()
-                .with_config()
-                .limit(max as u64)
-                .read_to_vec()
-                .map_err(|err| match err {
+            let bytes = response.body_mut().with_config().limit(max as u64).read_to_vec().map_err(
+                |err| match err {
                     ureq::Error::BodyExceedsLimit(_) => {
                         Error::BadResponse(format!("a picture of more than {max} bytes"))
                     }
                     other => this.transport_error(other),
-                })?;
+                },
+            )?;
             Ok((status, bytes))
         })?;
         if !bytes.starts_with(&[0xFF, 0xD8]) {
@@ -151,11 +141,7 @@ impl GigaChat {
         let message = error_message(&String::from_utf8_lossy(&text));
         log::warn!("gigachat file {what}: HTTP {status} {message}");
         Err(match status {
-            401 => Error::Auth {
-                status,
-                message,
-                check: self.key_origin.clone(),
-            },
+            401 => Error::Auth { status, message, check: self.key_origin.clone() },
             413 => Error::TooLarge(message),
             429 => Error::RateLimited,
             500.. => Error::Server(status),
@@ -206,18 +192,12 @@ mod tests {
     fn a_picture_is_found_only_in_its_own_tag() {
         let found =
             drawn_picture("Запускаю. <img src=\"3727db23-91a3\" fuse=\"true\"/> - вот кот.");
-        assert_eq!(
-            found,
-            Some(("3727db23-91a3".into(), "Запускаю. - вот кот.".into()))
-        );
+        assert_eq!(found, Some(("3727db23-91a3".into(), "Запускаю. - вот кот.".into())));
         let only = drawn_picture("<img src=\"a1\" fuse=\"true\" />");
         assert_eq!(only, Some(("a1".into(), String::new())));
         assert_eq!(drawn_picture("<img src=\"a1\"/> нет fuse"), None);
         assert_eq!(drawn_picture("<img src=\"a b\" fuse=\"true\"/>"), None);
-        assert_eq!(
-            drawn_picture("<video cover=\"x\" src=\"a1\" fuse=\"true\"/>"),
-            None
-        );
+        assert_eq!(drawn_picture("<video cover=\"x\" src=\"a1\" fuse=\"true\"/>"), None);
         assert_eq!(drawn_picture("просто текст"), None);
     }
 }

@@ -117,10 +117,7 @@ mod tests {
     use super::*;
 
     fn event(content: &str) -> String {
-        format!(
-            "data: {}\n\n",
-            json!({"choices": [{"delta": {"content": content}, "index": 0}]})
-        )
+        format!("data: {}\n\n", json!({"choices": [{"delta": {"content": content}, "index": 0}]}))
     }
 
     fn read(stream: &[u8]) -> (Result<Completion, Error>, String) {
@@ -142,11 +139,7 @@ mod tests {
         let done = read_events(&mut cursor, &mut |p| seen.push_str(p), "id".into(), 5).unwrap();
         assert_eq!((done.content.as_str(), seen.as_str()), ("Привет", "Привет"));
         assert_eq!(done.finish_reason, "stop");
-        assert_eq!(
-            cursor.position() as usize,
-            bytes.len(),
-            "the body was not read to its end"
-        );
+        assert_eq!(cursor.position() as usize, bytes.len(), "the body was not read to its end");
     }
 
     #[test]
@@ -172,11 +165,7 @@ mod tests {
             matches!(result, Err(Error::BadResponse(ref m)) if m.contains("answer")),
             "{result:?}"
         );
-        assert!(
-            seen.len() <= MAX_ANSWER_BYTES,
-            "{} bytes passed on",
-            seen.len()
-        );
+        assert!(seen.len() <= MAX_ANSWER_BYTES, "{} bytes passed on", seen.len());
 
         let (result, _) = read(b"data: {\"choices\": []}\n\xff\xfe\n");
         assert!(matches!(result, Err(Error::BadResponse(_))), "{result:?}");

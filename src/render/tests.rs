@@ -5,17 +5,7 @@ use super::*;
 /// Panics unless `html` is what Telegram's parser accepts: only its tags, balanced, nested
 /// as Telegram allows, and every `<`, `>`, `&` of the text escaped.
 fn assert_valid(html: &str) {
-    let allowed = [
-        "b",
-        "i",
-        "u",
-        "s",
-        "code",
-        "pre",
-        "a",
-        "blockquote",
-        "tg-spoiler",
-    ];
+    let allowed = ["b", "i", "u", "s", "code", "pre", "a", "blockquote", "tg-spoiler"];
     let mut stack: Vec<&str> = Vec::new();
     let mut rest = html;
     while let Some(c) = rest.chars().next() {
@@ -179,14 +169,8 @@ fn long_code_block_is_reopened() {
 
 #[test]
 fn tags_are_closed_and_reopened_at_a_cut() {
-    assert_eq!(
-        split_checked("<b>aaaa bbbb</b>", 5),
-        ["<b>aaaa </b>", "<b>bbbb</b>"]
-    );
-    assert_eq!(
-        split_checked("<b>aaaa </b><i>bb</i>", 5),
-        ["<b>aaaa </b>", "<i>bb</i>"]
-    );
+    assert_eq!(split_checked("<b>aaaa bbbb</b>", 5), ["<b>aaaa </b>", "<b>bbbb</b>"]);
+    assert_eq!(split_checked("<b>aaaa </b><i>bb</i>", 5), ["<b>aaaa </b>", "<i>bb</i>"]);
     let html = "<blockquote><a href=\"https://x\">aa <i>bb</i></a> cc</blockquote>";
     assert_eq!(
         split_checked(html, 4),
@@ -237,10 +221,7 @@ fn emoji_counts_once_and_stays_whole() {
     assert_eq!(chunks, ["😀".repeat(MESSAGE_LIMIT), "😀".to_string()]);
     assert_eq!(split_checked("aaaa👍🏽", 5), ["aaaa", "👍🏽"]);
     assert_eq!(split_checked("aaa👩‍💻", 5), ["aaa", "👩‍💻"]);
-    assert_eq!(
-        split_checked("ёe\u{301}e\u{301}", 2),
-        ["ё", "e\u{301}", "e\u{301}"]
-    );
+    assert_eq!(split_checked("ёe\u{301}e\u{301}", 2), ["ё", "e\u{301}", "e\u{301}"]);
     // Whitespace that fits in no chunk is dropped rather than sent as a blank message.
     assert_eq!(split_checked("<pre>aaaa   </pre>", 4), ["<pre>aaaa</pre>"]);
 }
@@ -254,15 +235,11 @@ fn random_markdown_always_gives_valid_chunks() {
     ];
     let mut seed: u64 = 42;
     let mut random = move || {
-        seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         (seed >> 33) as usize
     };
     for _ in 0..300 {
-        let markdown: String = (0..random() % 80)
-            .map(|_| parts[random() % parts.len()])
-            .collect();
+        let markdown: String = (0..random() % 80).map(|_| parts[random() % parts.len()]).collect();
         let html = markdown_to_html(&markdown);
         assert_valid(&html);
         let whole = visible_text(&html);

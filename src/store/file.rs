@@ -114,10 +114,7 @@ pub(super) fn connect(path: &Path) -> Result<Connection> {
         .with_context(context)?;
     }
     for wal_file in ["-wal", "-shm"] {
-        let _ = fs::set_permissions(
-            with_suffix(path, wal_file),
-            fs::Permissions::from_mode(0o600),
-        );
+        let _ = fs::set_permissions(with_suffix(path, wal_file), fs::Permissions::from_mode(0o600));
     }
     Ok(db)
 }
@@ -142,9 +139,7 @@ pub(super) fn check_file(path: &Path) -> Result<()> {
         1 => 65_536,
         n => u64::from(n),
     };
-    let pages = u64::from(u32::from_be_bytes([
-        header[28], header[29], header[30], header[31],
-    ]));
+    let pages = u64::from(u32::from_be_bytes([header[28], header[29], header[30], header[31]]));
     if page_size * pages > size {
         bail!("is cut short ({size} bytes of {})", page_size * pages);
     }
@@ -220,11 +215,8 @@ pub fn backup(path: &Path, into: &Path) -> Result<()> {
     // A stopped bot leaves no -wal file; then nothing writes, and the file is read as it is
     // (nothing created beside it that the bot's user could not open later).
     let running = with_suffix(path, "-wal").exists();
-    let uri = format!(
-        "file:{}?mode=ro{}",
-        path.display(),
-        if running { "" } else { "&immutable=1" }
-    );
+    let uri =
+        format!("file:{}?mode=ro{}", path.display(), if running { "" } else { "&immutable=1" });
     let db = Connection::open_with_flags(
         uri,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI,

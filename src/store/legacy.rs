@@ -119,10 +119,7 @@ pub(super) fn import(path: &Path, (json_path, legacy): &(PathBuf, Legacy)) -> Re
         )?;
     }
     for (kind, count) in &legacy.counters.failures {
-        tx.execute(
-            "INSERT INTO failures VALUES (?1, ?2)",
-            params![kind, *count as i64],
-        )?;
+        tx.execute("INSERT INTO failures VALUES (?1, ?2)", params![kind, *count as i64])?;
     }
     if let Some(unsent) = &legacy.unsent {
         for chunk in &unsent.chunks {

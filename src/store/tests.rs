@@ -87,38 +87,25 @@ fn put_chat(store: &mut Store, id: i64, chat: &ChatState) {
 fn read_chat(store: &Store, id: i64) -> ChatState {
     let row = store
         .db
-        .query_row(
-            "SELECT style, last_question, last_active FROM chats WHERE id = ?1",
-            [id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)?)),
-        )
+        .query_row("SELECT style, last_question, last_active FROM chats WHERE id = ?1", [id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)?))
+        })
         .optional()
         .unwrap();
     let Some((style, last_question, last_active)) = row else {
         return ChatState::default();
     };
-    ChatState {
-        style,
-        last_question,
-        last_active: last_active as u64,
-        history: store.history(id),
-    }
+    ChatState { style, last_question, last_active: last_active as u64, history: store.history(id) }
 }
 
 fn turn(role: &str, content: &str) -> Turn {
-    Turn {
-        role: role.into(),
-        content: content.into(),
-    }
+    Turn { role: role.into(), content: content.into() }
 }
 
 fn group_chat() -> ChatState {
     ChatState {
         style: Some("fairy".into()),
-        history: vec![
-            turn("user", "Привет 🤔 \"кавычки\""),
-            turn("assistant", "Ответ"),
-        ],
+        history: vec![turn("user", "Привет 🤔 \"кавычки\""), turn("assistant", "Ответ")],
         last_question: Some("Привет 🤔".into()),
         last_active: 1_781_000_000,
     }
@@ -131,26 +118,10 @@ fn sample(dir: &TempDir) -> (PathBuf, Store) {
     store.begin();
     store.set_last_update_id(873000105);
     put_chat(&mut store, GROUP, &group_chat());
-    let user = UserStats {
-        name: "Иван (@ivan)".into(),
-        requests: 3,
-        ..UserStats::default()
-    };
+    let user = UserStats { name: "Иван (@ivan)".into(), requests: 3, ..UserStats::default() };
     store.put_user(7, &user);
-    store.set_access(
-        42,
-        Access {
-            granted: Some(true),
-            announced: true,
-        },
-    );
-    store.set_access(
-        43,
-        Access {
-            granted: Some(false),
-            announced: true,
-        },
-    );
+    store.set_access(42, Access { granted: Some(true), announced: true });
+    store.set_access(43, Access { granted: Some(false), announced: true });
     store.count_failure("gigachat 429");
     store.count_failure("gigachat 429");
     store.count_answer();
@@ -167,11 +138,7 @@ fn what_is_committed_comes_back_after_a_restart() {
     let mut again = Store::open(&path, false).unwrap();
     assert_eq!(again.last_update_id(), 873000105);
     assert_eq!(read_chat(&again, GROUP), group_chat());
-    assert_eq!(
-        read_chat(&again, 5),
-        ChatState::default(),
-        "a new chat starts empty"
-    );
+    assert_eq!(read_chat(&again, 5), ChatState::default(), "a new chat starts empty");
     assert_eq!(again.user(7).requests, 3);
     assert_eq!(again.decided(true), [42]);
     assert_eq!(again.decided(false), [43]);
@@ -188,15 +155,9 @@ fn what_is_committed_comes_back_after_a_restart() {
     assert_eq!(read_chat(&again, GROUP).history, chat.history);
     // The oldest goes, a new one comes: the two that stay keep their rows.
     let numbers = |store: &Store| -> Vec<i64> {
-        let mut select = store
-            .db
-            .prepare("SELECT n FROM turns WHERE chat_id = ?1 ORDER BY n")
-            .unwrap();
-        select
-            .query_map([GROUP], |r| r.get(0))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect()
+        let mut select =
+            store.db.prepare("SELECT n FROM turns WHERE chat_id = ?1 ORDER BY n").unwrap();
+        select.query_map([GROUP], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
     };
     assert_eq!(numbers(&again), [0, 1, 2]);
     again.begin();
@@ -233,11 +194,8 @@ fn an_update_not_committed_leaves_nothing_behind() {
 
 #[test]
 fn kept_turns_are_not_rewritten() {
-    let old: Vec<(i64, Turn)> = ["a", "b", "c", "d"]
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (i as i64, turn("user", c)))
-        .collect();
+    let old: Vec<(i64, Turn)> =
+        ["a", "b", "c", "d"].iter().enumerate().map(|(i, c)| (i as i64, turn("user", c))).collect();
     let new = |texts: &[&str]| texts.iter().map(|c| turn("user", c)).collect::<Vec<_>>();
     // An answer: the two oldest go, two new come; /retry: the last two are replaced.
     assert_eq!(longest_run(&old, &new(&["c", "d", "e", "f"])), (2, 2));
@@ -262,19 +220,11 @@ fn the_files_are_private_whatever_the_umask() {
 fn a_second_store_on_the_same_file_is_refused() {
     let dir = TempDir::new("lock");
     let (path, store) = sample(&dir);
-    let err = Store::open(&path, false)
-        .err()
-        .expect("a second store must fail");
+    let err = Store::open(&path, false).err().expect("a second store must fail");
     let text = format!("{err:#}");
-    assert!(
-        text.contains("another gigabot") && text.contains("gigabot.db"),
-        "{text}"
-    );
+    assert!(text.contains("another gigabot") && text.contains("gigabot.db"), "{text}");
     drop(store);
-    assert!(
-        Store::open(&path, false).is_ok(),
-        "the lock goes with the first"
-    );
+    assert!(Store::open(&path, false).is_ok(), "the lock goes with the first");
 }
 
 #[test]
@@ -289,10 +239,7 @@ fn a_file_that_is_not_our_database_is_refused_and_left_untouched() {
         let err = Store::open(&path, false).err().expect("must be refused");
         let text = format!("{err:#}");
         assert!(text.contains(expect), "{text}");
-        assert!(
-            text.contains("--reset-state") && text.contains("gigabot.db"),
-            "{text}"
-        );
+        assert!(text.contains("--reset-state") && text.contains("gigabot.db"), "{text}");
         assert_eq!(fs::read(&path).unwrap(), bytes, "the file was changed");
     };
     refuse(b"not a database at all", "not SQLite");
@@ -337,11 +284,7 @@ fn a_json_state_of_the_previous_version_is_imported_once() {
     assert_eq!(ivan.history.len(), 4);
     assert_eq!(ivan.history[2].content, "А сила тока?");
     assert_eq!(ivan.last_question.as_deref(), Some("перегрузка"));
-    assert!(
-        read_chat(&store, GROUP).history[0]
-            .content
-            .contains("\"кавычки\" 🤔")
-    );
+    assert!(read_chat(&store, GROUP).history[0].content.contains("\"кавычки\" 🤔"));
     assert_eq!(store.decided(true), [777000222]);
     assert_eq!(store.decided(false), [555000111]);
     assert!(store.access(555000111).announced);
@@ -350,10 +293,7 @@ fn a_json_state_of_the_previous_version_is_imported_once() {
     assert_eq!((counters.answers, counters.tokens), (3, 117));
     assert_eq!(counters.failures["gigachat rate limited 429"], 1);
     assert!(!json.exists());
-    assert_eq!(
-        fs::read(dir.0.join("gigabot-state.json.imported")).unwrap(),
-        fixture
-    );
+    assert_eq!(fs::read(dir.0.join("gigabot-state.json.imported")).unwrap(), fixture);
     drop(store);
     // The second start opens the database; nothing is imported again.
     let store = Store::open(&path, false).unwrap();
@@ -369,16 +309,9 @@ fn a_json_state_of_the_previous_version_is_imported_once() {
     // An answer 0.1 had not finished sending is sent after the import.
     let dir = TempDir::new("import-unsent");
     let named = dir.0.join("gigabot-state.json");
-    fs::write(
-        &named,
-        r#"{"unsent": {"chat_id": 5, "chunks": ["a", "b"]}}"#,
-    )
-    .unwrap();
+    fs::write(&named, r#"{"unsent": {"chat_id": 5, "chunks": ["a", "b"]}}"#).unwrap();
     let unsent = Store::open(&named, false).unwrap().unsent().unwrap();
-    assert_eq!(
-        (unsent.chat_id, unsent.chunks),
-        (5, vec!["a".into(), "b".into()])
-    );
+    assert_eq!((unsent.chat_id, unsent.chunks), (5, vec!["a".into(), "b".into()]));
 }
 
 #[test]
@@ -399,10 +332,7 @@ fn silent_chats_lose_memory_but_keep_style_and_silent_users_go() {
         ..ChatState::default()
     };
     put_chat(&mut store, 100, &recent);
-    let active = UserStats {
-        last_active: now,
-        ..UserStats::default()
-    };
+    let active = UserStats { last_active: now, ..UserStats::default() };
     store.put_user(8, &active);
     assert_eq!(store.forget_silent(now, 30), 2);
     store.commit().unwrap();
@@ -423,10 +353,7 @@ fn a_backup_is_a_copy_made_while_the_store_is_open() {
     backup(&path, &copy).unwrap();
     let mode = fs::metadata(&copy).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
-    assert!(
-        backup(&path, &copy).is_err(),
-        "an existing copy is not overwritten"
-    );
+    assert!(backup(&path, &copy).is_err(), "an existing copy is not overwritten");
     drop(store);
     let copied = Store::open(&copy, false).unwrap();
     assert_eq!(read_chat(&copied, GROUP), group_chat());

@@ -25,11 +25,7 @@ pub enum ErrorKind {
     /// Another bot instance is polling, or a webhook is set (409).
     Conflict(String),
     /// Telegram refused this request (400, 403, …): sending it again will not help.
-    Rejected {
-        code: u16,
-        description: String,
-        migrate_to_chat_id: Option<i64>,
-    },
+    Rejected { code: u16, description: String, migrate_to_chat_id: Option<i64> },
     /// The bot is shutting down; the call was abandoned.
     Stopped,
 }
@@ -40,25 +36,19 @@ impl fmt::Display for Error {
         match &self.kind {
             ErrorKind::Transient(detail) => write!(f, "telegram {method}: {detail}"),
             ErrorKind::Lost(detail) => {
-                write!(
-                    f,
-                    "telegram {method}: sent, but no answer came back ({detail})"
-                )
+                write!(f, "telegram {method}: sent, but no answer came back ({detail})")
             }
             ErrorKind::RetryAfter(secs) => {
-                write!(
-                    f,
-                    "telegram {method}: too many requests, retry after {secs} s"
-                )
+                write!(f, "telegram {method}: too many requests, retry after {secs} s")
             }
             ErrorKind::Unauthorized => write!(
                 f,
                 "telegram {method}: the bot token is wrong or revoked (401): check it with @BotFather"
             ),
             ErrorKind::Conflict(description) => write!(f, "telegram {method}: {description} (409)"),
-            ErrorKind::Rejected {
-                code, description, ..
-            } => write!(f, "telegram {method}: {description} ({code})"),
+            ErrorKind::Rejected { code, description, .. } => {
+                write!(f, "telegram {method}: {description} ({code})")
+            }
             ErrorKind::Stopped => write!(f, "telegram {method}: abandoned, the bot is stopping"),
         }
     }
@@ -88,9 +78,7 @@ impl Error {
     /// The group became a supergroup with this new id.
     pub fn migrated_to(&self) -> Option<i64> {
         match &self.kind {
-            ErrorKind::Rejected {
-                migrate_to_chat_id, ..
-            } => *migrate_to_chat_id,
+            ErrorKind::Rejected { migrate_to_chat_id, .. } => *migrate_to_chat_id,
             _ => None,
         }
     }

@@ -44,10 +44,7 @@ impl Telegram {
     /// The bytes of a file by its `file_path` from getFile, at most `max` of them. One try:
     /// a download that fails is the user's to send again, not the loop's to wait for.
     pub fn download(&self, file_path: &str, max: u64) -> Result<Vec<u8>, Error> {
-        let fail = |kind| Error {
-            method: "file download",
-            kind,
-        };
+        let fail = |kind| Error { method: "file download", kind };
         let path = file_path.trim_start_matches('/');
         let url = format!("{}/file/bot{}/{path}", self.api_url, self.token.expose());
         let detail = |err: ureq::Error| match err {
@@ -78,7 +75,6 @@ impl Telegram {
                 migrate_to_chat_id: None,
             }));
         }
-        body.read_to_vec()
-            .map_err(|err| fail(ErrorKind::Lost(detail(err))))
+        body.read_to_vec().map_err(|err| fail(ErrorKind::Lost(detail(err))))
     }
 }

@@ -3,11 +3,7 @@
 
 /// Replaces the token, and anything shaped like `bot<digits>:<secret>`, with `***`.
 pub fn redact_token(text: &str, token: &str) -> String {
-    let mut out = if token.is_empty() {
-        text.to_string()
-    } else {
-        text.replace(token, "***")
-    };
+    let mut out = if token.is_empty() { text.to_string() } else { text.replace(token, "***") };
     // Belt and braces: any other token-shaped run after "/bot".
     let mut from = 0;
     while let Some(found) = out[from..].find("/bot") {

@@ -10,10 +10,7 @@ fn redacts_the_token_from_urls_in_errors() {
     let clean = redact_token(&text, token);
     assert!(!clean.contains("AAHsecret"), "{clean}");
     assert!(!clean.contains("123:other"), "{clean}");
-    assert_eq!(
-        clean,
-        "bad uri: http://h/bot***/getMe and http://h/bot***/x"
-    );
+    assert_eq!(clean, "bad uri: http://h/bot***/getMe and http://h/bot***/x");
 }
 
 #[test]
@@ -22,10 +19,7 @@ fn after_any_number_of_failures_the_next_try_comes_within_13_seconds() {
     assert_eq!(delays[..4], [1, 2, 4, 8], "quick at first");
     for n in 0..100 {
         let delay = retry_delay(n);
-        assert!(
-            delay + delay / 4 <= Duration::from_millis(12_500),
-            "try {n}: {delay:?}"
-        );
+        assert!(delay + delay / 4 <= Duration::from_millis(12_500), "try {n}: {delay:?}");
     }
 }
 
@@ -50,22 +44,11 @@ fn long_trouble_is_reported_after_one_and_five_minutes_then_every_fifteen() {
 fn utf16_offsets_map_to_bytes() {
     // The fixture: "👋 @SomeBot, …" has the mention at UTF-16 offset 3.
     let text = "👋 @SomeBot, объясни";
-    let entity = MessageEntity {
-        kind: "mention".into(),
-        offset: 3,
-        length: 8,
-        user: None,
-    };
+    let entity = MessageEntity { kind: "mention".into(), offset: 3, length: 8, user: None };
     assert_eq!(entity_text(text, &entity), Some("@SomeBot"));
-    let past_end = MessageEntity {
-        offset: 30,
-        ..entity.clone()
-    };
+    let past_end = MessageEntity { offset: 30, ..entity.clone() };
     assert_eq!(entity_text(text, &past_end), None);
-    let overflowing = MessageEntity {
-        offset: usize::MAX,
-        ..entity
-    };
+    let overflowing = MessageEntity { offset: usize::MAX, ..entity };
     assert_eq!(entity_text(text, &overflowing), None);
     assert_eq!(utf16_range_to_bytes("ab", 0, 2), Some((0, 2)));
     assert_eq!(utf16_range_to_bytes("ab", 2, 2), Some((2, 2)));
@@ -79,10 +62,7 @@ fn update_errors_do_not_quote_message_texts() {
         without_strings(r#"invalid type: string "секрет", expected i64 at line 1"#),
         r#"invalid type: string "…", expected i64 at line 1"#
     );
-    assert_eq!(
-        without_strings("missing field `chat`"),
-        "missing field `chat`"
-    );
+    assert_eq!(without_strings("missing field `chat`"), "missing field `chat`");
 }
 
 #[test]

@@ -176,10 +176,7 @@ impl Update {
             return Some((message.chat.id, Some(message.message_id)));
         }
         let query = self.callback_query.as_ref()?;
-        Some((
-            query.message.as_ref().map_or(query.from.id, |m| m.chat.id),
-            None,
-        ))
+        Some((query.message.as_ref().map_or(query.from.id, |m| m.chat.id), None))
     }
 }
 

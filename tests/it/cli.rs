@@ -49,10 +49,7 @@ fn arguments_that_are_not_utf8_are_paths_or_usage_errors() {
             .output()
             .expect("run gigabot");
         let (_, err) = text(&output);
-        assert!(
-            !err.contains("panicked") && !err.contains("bug:"),
-            "{args:?}: {err}"
-        );
+        assert!(!err.contains("panicked") && !err.contains("bug:"), "{args:?}: {err}");
         (output.status.code().unwrap_or(-1), err)
     };
     // The config file is read under its own name, and its errors say that name.
@@ -82,16 +79,10 @@ fn config_error(env: &BotEnv, tg: &FakeTelegram, gc: &FakeGigaChat) -> String {
     let (code, out, err) = run(env, &[]);
     assert_eq!(code, 2, "stdout: {out}\nstderr: {err}");
     assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
-    assert!(
-        !err.contains("panicked") && !err.contains("backtrace"),
-        "{err}"
-    );
+    assert!(!err.contains("panicked") && !err.contains("backtrace"), "{err}");
     assert!(!err.contains(tg.token()), "{err}");
     assert!(!err.contains(&gc.credentials()), "{err}");
-    assert!(
-        tg.calls().is_empty() && gc.oauth_requests().is_empty(),
-        "a network call was made"
-    );
+    assert!(tg.calls().is_empty() && gc.oauth_requests().is_empty(), "a network call was made");
     err
 }
 
@@ -100,27 +91,12 @@ fn config_errors_name_the_key_and_stop_before_any_network_call() {
     let tg = FakeTelegram::start();
     let gc = FakeGigaChat::start();
     let cases: &[(&str, &str)] = &[
-        (
-            "[telegram]\ntokne = \"x\"\n",
-            "config.toml:2: `[telegram] tokne`: unknown field `tokne`",
-        ),
-        (
-            "[gigachat]\ntimeout_secs = \"long\"\n",
-            "config.toml:2: `[gigachat] timeout_secs`",
-        ),
-        (
-            "[bot]\ndefault_style = \"pirate\"\n",
-            "bot.default_style = \"pirate\"",
-        ),
+        ("[telegram]\ntokne = \"x\"\n", "config.toml:2: `[telegram] tokne`: unknown field `tokne`"),
+        ("[gigachat]\ntimeout_secs = \"long\"\n", "config.toml:2: `[gigachat] timeout_secs`"),
+        ("[bot]\ndefault_style = \"pirate\"\n", "bot.default_style = \"pirate\""),
         ("[bot\n", "config.toml:1"),
-        (
-            "[gigachat]\nca_bundle_file = \"/nonexistent/ca.pem\"\n",
-            "/nonexistent/ca.pem",
-        ),
-        (
-            "[[styles]]\nid = \"Bad Id\"\ntitle = \"x\"\nprompt = \"y\"\n",
-            "is not allowed",
-        ),
+        ("[gigachat]\nca_bundle_file = \"/nonexistent/ca.pem\"\n", "/nonexistent/ca.pem"),
+        ("[[styles]]\nid = \"Bad Id\"\ntitle = \"x\"\nprompt = \"y\"\n", "is not allowed"),
     ];
     for (config, expected) in cases {
         let mut env = BotEnv::new(&tg, &gc);
@@ -132,10 +108,7 @@ fn config_errors_name_the_key_and_stop_before_any_network_call() {
     let mut env = BotEnv::new(&tg, &gc);
     env.unset("TELEGRAM_TOKEN");
     let err = config_error(&env, &tg, &gc);
-    assert!(
-        err.contains("TELEGRAM_TOKEN is not set") && err.contains("@BotFather"),
-        "{err}"
-    );
+    assert!(err.contains("TELEGRAM_TOKEN is not set") && err.contains("@BotFather"), "{err}");
     let mut env = BotEnv::new(&tg, &gc);
     env.unset("GIGACHAT_CREDENTIALS");
     let err = config_error(&env, &tg, &gc);
@@ -179,10 +152,7 @@ fn client_id_and_secret_work_instead_of_the_key() {
     env.set("GIGACHAT_CLIENT_SECRET", &gc.credentials());
     let (code, out, err) = run(&env, &["ask", "Привет"]);
     assert_eq!(code, 0, "{out}{err}");
-    assert!(
-        err.contains("already is a Base64 authorization key"),
-        "{err}"
-    );
+    assert!(err.contains("already is a Base64 authorization key"), "{err}");
     assert!(!err.contains(&gc.credentials()), "{err}");
 }
 
@@ -192,10 +162,7 @@ fn ask_prints_the_answer_and_needs_no_telegram_token() {
     let gc = FakeGigaChat::start();
     let mut env = BotEnv::new(&tg, &gc);
     env.unset("TELEGRAM_TOKEN");
-    let (code, out, err) = run(
-        &env,
-        &["ask", "--style", "fairy", "Почему", "небо", "голубое?"],
-    );
+    let (code, out, err) = run(&env, &["ask", "--style", "fairy", "Почему", "небо", "голубое?"]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(
         out.trim(),
@@ -206,10 +173,7 @@ fn ask_prints_the_answer_and_needs_no_telegram_token() {
     assert!(err.contains("professor, fairy"), "{err}");
     // Busy: asked again a few times, then the error.
     for _ in 0..4 {
-        gc.push_reply(Reply::Status(
-            429,
-            r#"{"status":429,"message":"Too many requests"}"#.into(),
-        ));
+        gc.push_reply(Reply::Status(429, r#"{"status":429,"message":"Too many requests"}"#.into()));
     }
     let (code, out, err) = run(&env, &["ask", "Привет"]);
     assert_eq!(code, 1);
@@ -227,10 +191,7 @@ fn check_reports_every_item_and_exits_zero_when_all_work() {
     assert!(out.contains("@SomeBot"), "{out}");
     assert!(out.contains("GigaChat-2-Max is available"), "{out}");
     assert!(out.contains("SHA-256: "), "{out}");
-    assert!(
-        out.contains("this is not the Russian Trusted Root CA"),
-        "{out}"
-    );
+    assert!(out.contains("this is not the Russian Trusted Root CA"), "{out}");
     assert!(out.contains("GigaChat-2-Pro"), "the model list: {out}");
     for secret in [tg.token().to_string(), gc.credentials()] {
         assert!(!out.contains(&secret) && !err.contains(&secret));
@@ -252,10 +213,7 @@ fn check_sums_up_a_bundle_of_many_certificates() {
     let (code, out, err) = run(&env, &["check"]);
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(out.contains("12 certificate(s)"), "{out}");
-    assert!(
-        out.contains("the Russian Trusted Root CA is not among them"),
-        "{out}"
-    );
+    assert!(out.contains("the Russian Trusted Root CA is not among them"), "{out}");
     assert!(!out.contains("SHA-256: "), "listed one by one: {out}");
     assert!(out.lines().count() < 15, "{out}");
 }
@@ -265,10 +223,7 @@ fn check_says_what_to_fix() {
     let tg = FakeTelegram::start();
     let gc = FakeGigaChat::start();
     let mut env = BotEnv::new(&tg, &gc);
-    env.set(
-        "TELEGRAM_TOKEN",
-        "7000000001:AAwrongwrongwrongwrongwrongwrongwrong",
-    );
+    env.set("TELEGRAM_TOKEN", "7000000001:AAwrongwrongwrongwrongwrongwrongwrong");
     env.set("GIGACHAT_MODEL", "GigaChat-Ultra-Mega");
     let (code, out, _) = run(&env, &["check"]);
     assert_eq!(code, 1, "{out}");
@@ -301,21 +256,12 @@ fn tls_fails_without_the_ca_file_and_works_with_pem_or_der() {
     assert_eq!(code, 1);
     assert!(err.contains("https://www.gosuslugi.ru/crt"), "{err}");
     assert!(err.contains("gigachat.ca_bundle_file"), "{err}");
-    assert!(
-        gc.oauth_requests().is_empty(),
-        "no request got through unverified TLS"
-    );
+    assert!(gc.oauth_requests().is_empty(), "no request got through unverified TLS");
 
-    env.set(
-        "GIGACHAT_CA_BUNDLE_FILE",
-        &gc.other_ca_pem_path().display().to_string(),
-    );
+    env.set("GIGACHAT_CA_BUNDLE_FILE", &gc.other_ca_pem_path().display().to_string());
     let (code, _, err) = run(&env, &["ask", "Привет"]);
     assert_eq!(code, 1);
-    assert!(
-        err.contains("not signed by a certificate in gigachat.ca_bundle_file"),
-        "{err}"
-    );
+    assert!(err.contains("not signed by a certificate in gigachat.ca_bundle_file"), "{err}");
 
     for path in [gc.ca_pem_path(), gc.ca_der_path()] {
         env.set("GIGACHAT_CA_BUNDLE_FILE", &path.display().to_string());
@@ -325,10 +271,7 @@ fn tls_fails_without_the_ca_file_and_works_with_pem_or_der() {
     }
     // A file without a certificate is a config error.
     std::fs::write(env.path("empty.pem"), "not a certificate\n").unwrap();
-    env.set(
-        "GIGACHAT_CA_BUNDLE_FILE",
-        &env.path("empty.pem").display().to_string(),
-    );
+    env.set("GIGACHAT_CA_BUNDLE_FILE", &env.path("empty.pem").display().to_string());
     let (code, _, err) = run(&env, &["ask", "Привет"]);
     assert_eq!(code, 2);
     assert!(err.contains("holds no certificate"), "{err}");
@@ -344,11 +287,7 @@ fn the_bot_in_chat_says_it_cannot_reach_gigachat_without_the_ca() {
     tg.wait_until(WAIT, "the bot polls", |t| t.polling());
     let id = tg.push_text(IVAN, IVAN, "Привет");
     tg.wait_until(WAIT, "answered", |t| t.replies_to(id).len() == 1);
-    assert!(
-        tg.replies_to(id)[0]
-            .text
-            .contains("Не удалось связаться с GigaChat")
-    );
+    assert!(tg.replies_to(id)[0].text.contains("Не удалось связаться с GigaChat"));
     assert!(bot.log().contains("gosuslugi.ru/crt"), "{}", bot.log());
 }
 
@@ -357,10 +296,7 @@ fn a_wrong_token_stops_the_bot_at_start() {
     let tg = FakeTelegram::start();
     let gc = FakeGigaChat::start();
     let mut env = BotEnv::new(&tg, &gc);
-    env.set(
-        "TELEGRAM_TOKEN",
-        "7000000001:AAwrongwrongwrongwrongwrongwrongwrong",
-    );
+    env.set("TELEGRAM_TOKEN", "7000000001:AAwrongwrongwrongwrongwrongwrongwrong");
     let (code, _, err) = run(&env, &[]);
     assert_eq!(code, 3, "{err}");
     assert!(
@@ -384,19 +320,13 @@ fn a_webhook_is_deleted_at_start_and_commands_are_set() {
     // The menu has the commands the README documents (more may come), and the bot knows
     // every command it puts there.
     for documented in ["start", "help", "mode", "reset", "retry"] {
-        assert!(
-            commands.iter().any(|c| c == documented),
-            "{documented} not in {commands:?}"
-        );
+        assert!(commands.iter().any(|c| c == documented), "{documented} not in {commands:?}");
     }
     for command in &commands {
         let id = tg.push_text(IVAN, IVAN, &format!("/{command}"));
         tg.wait_until(WAIT, "answered", |t| t.replies_to(id).len() == 1);
         let reply = &tg.replies_to(id)[0].text;
-        assert!(
-            !reply.contains("не знаю"),
-            "/{command} is in the menu but unknown: {reply}"
-        );
+        assert!(!reply.contains("не знаю"), "/{command} is in the menu but unknown: {reply}");
     }
 }
 
@@ -410,11 +340,7 @@ fn a_conflict_with_another_instance_is_logged_once_and_retried() {
     assert_eq!(answer.len(), 1);
     w.bot.wait_log("works again after 2 failed tries", WAIT);
     let log = w.bot.log();
-    assert_eq!(
-        log.matches("another copy of this bot is running").count(),
-        1,
-        "{log}"
-    );
+    assert_eq!(log.matches("another copy of this bot is running").count(), 1, "{log}");
     // Still answering.
     assert_eq!(w.ask("Ещё").len(), 1);
 }
@@ -426,25 +352,13 @@ fn sigterm_while_idle_stops_within_two_seconds_with_code_zero() {
     w.tg.wait_until(WAIT, "parked in a long poll", |t| t.polling());
     let started = Instant::now();
     bot.signal("TERM");
-    let status = bot
-        .wait_exit(Duration::from_secs(5))
-        .expect("the bot stops");
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "{:?}",
-        started.elapsed()
-    );
+    let status = bot.wait_exit(Duration::from_secs(5)).expect("the bot stops");
+    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
     assert_eq!(status.code(), Some(0));
     let mut bot2 = w.env.spawn(&[]);
-    w.tg.wait_until(WAIT, "polls again", |t| {
-        t.calls_of("getMe").len() == 2 && t.polling()
-    });
+    w.tg.wait_until(WAIT, "polls again", |t| t.calls_of("getMe").len() == 2 && t.polling());
     bot2.signal("INT");
-    assert_eq!(
-        bot2.wait_exit(Duration::from_secs(5))
-            .and_then(|s| s.code()),
-        Some(0)
-    );
+    assert_eq!(bot2.wait_exit(Duration::from_secs(5)).and_then(|s| s.code()), Some(0));
 }
 
 /// Telegram unreachable at start: the bot retries getMe; Ctrl-C stops it at once, cleanly.
@@ -457,17 +371,11 @@ fn a_stop_signal_during_a_slow_start_stops_the_bot_at_once() {
     }
     let env = BotEnv::new(&tg, &gc);
     let mut bot = env.spawn(&[]);
-    tg.wait_until(WAIT, "getMe failed twice", |t| {
-        t.calls_of("getMe").len() >= 2
-    });
+    tg.wait_until(WAIT, "getMe failed twice", |t| t.calls_of("getMe").len() >= 2);
     let started = Instant::now();
     bot.signal("INT");
     let status = bot.wait_exit(WAIT).expect("the bot stops");
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "{:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
     assert_eq!(status.code(), Some(0), "{}", bot.log());
     assert!(bot.log().contains("Бот остановлен"), "{}", bot.log());
     assert!(tg.calls_of("getUpdates").is_empty());
@@ -487,10 +395,7 @@ fn sigterm_while_answering_finishes_the_answer_once() {
     let status = bot.wait_exit(WAIT).expect("the bot stops");
     assert_eq!(status.code(), Some(0));
     assert_eq!(w.tg.replies_to(id).len(), 1);
-    assert!(
-        w.tg.confirmed_offset() > id,
-        "the handled update was confirmed"
-    );
+    assert!(w.tg.confirmed_offset() > id, "the handled update was confirmed");
     // After a restart nothing is answered twice.
     let _bot = w.env.spawn(&[]);
     let next = w.tg.push_text(IVAN, IVAN, "Следующий");
@@ -507,32 +412,18 @@ fn logs_under_failures_hold_no_secret_and_no_message_text() {
     tg.wait_until(WAIT, "the bot polls", |t| t.polling());
     tg.fail_next("sendMessage", Fault::DropAfter);
     tg.fail_next("getUpdates", Fault::BadGatewayHtml);
-    gc.push_reply(Reply::Status(
-        401,
-        r#"{"status":401,"message":"Unauthorized"}"#.into(),
-    ));
-    gc.push_reply(Reply::Status(
-        401,
-        r#"{"status":401,"message":"Unauthorized"}"#.into(),
-    ));
+    gc.push_reply(Reply::Status(401, r#"{"status":401,"message":"Unauthorized"}"#.into()));
+    gc.push_reply(Reply::Status(401, r#"{"status":401,"message":"Unauthorized"}"#.into()));
     gc.push_reply(Reply::Garbage("<html>".into()));
-    for text in [
-        "секретный вопрос один",
-        "секретный вопрос два",
-        "секретный вопрос три",
-    ] {
+    for text in ["секретный вопрос один", "секретный вопрос два", "секретный вопрос три"]
+    {
         let id = tg.push_text(IVAN, IVAN, text);
-        tg.wait_until(WAIT, "answered", |t| {
-            t.replies_to(id).len() == 1 && t.polling()
-        });
+        tg.wait_until(WAIT, "answered", |t| t.replies_to(id).len() == 1 && t.polling());
     }
     let log = bot.log();
     assert!(log.contains("update="), "one line per update: {log}");
     assert!(!log.contains(tg.token()), "bot token in the log");
-    assert!(
-        !log.contains(&tg.token()[11..]),
-        "the token's secret part in the log"
-    );
+    assert!(!log.contains(&tg.token()[11..]), "the token's secret part in the log");
     assert!(!log.contains(&gc.credentials()), "GigaChat key in the log");
     // Access tokens are ~1200 characters without spaces: nothing that long is logged.
     let longest = log.split_whitespace().map(str::len).max().unwrap_or(0);
@@ -551,27 +442,14 @@ fn the_log_level_filters_lines_and_journald_gets_no_timestamps() {
     env.set("JOURNAL_STREAM", "8:12345");
     let bot = env.spawn(&[]);
     tg.wait_until(WAIT, "the bot polls", |t| t.polling());
-    gc.push_reply(Reply::Status(
-        500,
-        r#"{"status":500,"message":"Internal Server Error"}"#.into(),
-    ));
+    gc.push_reply(Reply::Status(500, r#"{"status":500,"message":"Internal Server Error"}"#.into()));
     let id = tg.push_text(IVAN, IVAN, "Вопрос");
-    tg.wait_until(WAIT, "answered", |t| {
-        t.replies_to(id).len() == 1 && t.confirmed_offset() > id
-    });
+    tg.wait_until(WAIT, "answered", |t| t.replies_to(id).len() == 1 && t.confirmed_offset() > id);
     bot.wait_log("server error (500)", WAIT);
     let log = bot.log();
     let lines: Vec<&str> = log.lines().collect();
-    assert!(
-        lines
-            .iter()
-            .all(|l| l.starts_with("WARN ") || l.starts_with("ERROR")),
-        "{log}"
-    );
-    assert!(
-        !log.contains("Бот запущен") && !log.contains("update="),
-        "info lines: {log}"
-    );
+    assert!(lines.iter().all(|l| l.starts_with("WARN ") || l.starts_with("ERROR")), "{log}");
+    assert!(!log.contains("Бот запущен") && !log.contains("update="), "info lines: {log}");
     // The same bot at the default level, outside systemd: info lines, each with its time.
     drop(bot);
     let mut env = BotEnv::new(&tg, &gc);

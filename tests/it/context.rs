@@ -11,9 +11,7 @@ use crate::fake_telegram::{self as tg, ANNA, CHANNEL, GROUP, IVAN};
 
 /// Waits until update `id` is handled, whether or not the bot answered it.
 fn handled(w: &World, id: i64) {
-    w.tg.wait_until(WAIT, "the update is handled", |t| {
-        t.confirmed_offset() > id && t.polling()
-    });
+    w.tg.wait_until(WAIT, "the update is handled", |t| t.confirmed_offset() > id && t.polling());
 }
 
 /// The message id update `id` got in its chat.
@@ -53,52 +51,28 @@ fn a_reply_to_an_earlier_message_puts_its_text_before_the_question() {
     let first = w.tg.push_text(IVAN, IVAN, "Закон Ома: U = I·R");
     w.answer_to(first);
     w.ask("Что такое ампер?");
-    let reply = w.tg.push(tg::reply_to(
-        IVAN,
-        IVAN,
-        message_id(&w, first),
-        "А что здесь R?",
-    ));
+    let reply = w.tg.push(tg::reply_to(IVAN, IVAN, message_id(&w, first), "А что здесь R?"));
     let answer = w.answer_to(reply);
     assert_eq!(answer.len(), 1, "answered, as a reply: {answer:?}");
     let sent = asked(&w);
-    assert_eq!(
-        quoted(&sent, "А что здесь R?").as_deref(),
-        Some("Закон Ома: U = I·R"),
-        "{sent}"
-    );
+    assert_eq!(quoted(&sent, "А что здесь R?").as_deref(), Some("Закон Ома: U = I·R"), "{sent}");
     // One user message for context and question: the roles still alternate.
     let request = w.gc.chat_requests().pop().unwrap();
-    assert_eq!(
-        roles(&request),
-        ["system", "user", "assistant", "user", "assistant", "user"]
-    );
+    assert_eq!(roles(&request), ["system", "user", "assistant", "user", "assistant", "user"]);
 }
 
 #[test]
 fn a_quote_puts_only_the_quoted_part_before_the_question() {
     let w = World::start();
-    w.gc.push_reply(Reply::Text(
-        "Первое: медь. Второе: алюминий. Третье: серебро.".into(),
-    ));
+    w.gc.push_reply(Reply::Text("Первое: медь. Второе: алюминий. Третье: серебро.".into()));
     let question = w.tg.push_text(IVAN, IVAN, "Какие металлы проводят ток?");
     let answer = answer_id(&w, question);
     // A quote of the bot's last answer: that answer is in memory, but the quote says which
     // part the question is about.
-    let reply = w.tg.push(tg::reply_quoting(
-        IVAN,
-        IVAN,
-        answer,
-        "Второе: алюминий.",
-        "Почему он?",
-    ));
+    let reply = w.tg.push(tg::reply_quoting(IVAN, IVAN, answer, "Второе: алюминий.", "Почему он?"));
     w.answer_to(reply);
     let sent = asked(&w);
-    assert_eq!(
-        quoted(&sent, "Почему он?").as_deref(),
-        Some("Второе: алюминий."),
-        "{sent}"
-    );
+    assert_eq!(quoted(&sent, "Почему он?").as_deref(), Some("Второе: алюминий."), "{sent}");
     assert!(!sent.contains("медь"), "not the whole message: {sent}");
 }
 
@@ -115,20 +89,9 @@ fn a_quote_of_another_chats_post_is_the_context_and_without_one_there_is_none() 
     ));
     w.answer_to(quoting);
     let sent = asked(&w);
-    assert_eq!(
-        quoted(&sent, "Это много?").as_deref(),
-        Some("Курс: 100 рублей"),
-        "{sent}"
-    );
+    assert_eq!(quoted(&sent, "Это много?").as_deref(), Some("Курс: 100 рублей"), "{sent}");
     // external_reply has no text of its own: without a quote, only the question.
-    let plain = w.tg.push(tg::external_reply(
-        IVAN,
-        IVAN,
-        CHANNEL,
-        43,
-        None,
-        "А это что?",
-    ));
+    let plain = w.tg.push(tg::external_reply(IVAN, IVAN, CHANNEL, 43, None, "А это что?"));
     assert_eq!(w.answer_to(plain).len(), 1);
     assert_eq!(asked(&w), "А это что?");
 }
@@ -137,16 +100,11 @@ fn a_quote_of_another_chats_post_is_the_context_and_without_one_there_is_none() 
 fn in_a_group_a_reply_to_a_member_that_mentions_the_bot_carries_that_message() {
     let w = World::start();
     w.tg.add_chat(tg::chat(GROUP));
-    let anna = w.tg.push(tg::group_text(
-        GROUP,
-        ANNA,
-        "Собрание перенесли на пятницу, 15:00",
-    ));
+    let anna = w.tg.push(tg::group_text(GROUP, ANNA, "Собрание перенесли на пятницу, 15:00"));
     handled(&w, anna);
     assert!(w.tg.replies_to(anna).is_empty(), "not for the bot");
     let anna = message_id(&w, anna);
-    let ivan =
-        w.tg.push(tg::reply_to(GROUP, IVAN, anna, "@SomeBot когда собрание?"));
+    let ivan = w.tg.push(tg::reply_to(GROUP, IVAN, anna, "@SomeBot когда собрание?"));
     w.tg.wait_until(WAIT, "answered", |t| t.replies_to(ivan).len() == 1);
     let sent = asked(&w);
     assert_eq!(
@@ -168,12 +126,7 @@ fn a_long_replied_to_text_is_bounded_by_history_chars() {
     let long = format!("Начало: {} конец.", "ж".repeat(300));
     let first = w.tg.push_text(IVAN, IVAN, &long);
     w.answer_to(first);
-    let reply = w.tg.push(tg::reply_to(
-        IVAN,
-        IVAN,
-        message_id(&w, first),
-        "О чём это?",
-    ));
+    let reply = w.tg.push(tg::reply_to(IVAN, IVAN, message_id(&w, first), "О чём это?"));
     w.answer_to(reply);
     let sent = asked(&w);
     let context = quoted(&sent, "О чём это?").unwrap_or_else(|| panic!("no context: {sent}"));
@@ -188,12 +141,7 @@ fn a_long_replied_to_text_is_bounded_by_history_chars() {
     let w = World::start_with("[bot]\nhistory_chars = 0\n");
     let first = w.tg.push_text(IVAN, IVAN, "Закон Ома");
     w.answer_to(first);
-    let reply = w.tg.push(tg::reply_to(
-        IVAN,
-        IVAN,
-        message_id(&w, first),
-        "О чём это?",
-    ));
+    let reply = w.tg.push(tg::reply_to(IVAN, IVAN, message_id(&w, first), "О чём это?"));
     w.answer_to(reply);
     assert_eq!(asked(&w), "О чём это?");
 }
@@ -201,15 +149,9 @@ fn a_long_replied_to_text_is_bounded_by_history_chars() {
 #[test]
 fn a_replied_to_caption_is_the_context_and_media_without_text_give_none() {
     let w = World::start();
-    let photo =
-        w.tg.push(tg::photo(IVAN, IVAN, Some("Схема подключения лампы")));
+    let photo = w.tg.push(tg::photo(IVAN, IVAN, Some("Схема подключения лампы")));
     handled(&w, photo);
-    let reply = w.tg.push(tg::reply_to(
-        IVAN,
-        IVAN,
-        message_id(&w, photo),
-        "Что тут не так?",
-    ));
+    let reply = w.tg.push(tg::reply_to(IVAN, IVAN, message_id(&w, photo), "Что тут не так?"));
     w.answer_to(reply);
     let sent = asked(&w);
     assert_eq!(
@@ -251,17 +193,9 @@ fn the_context_is_sent_once_and_memory_keeps_the_question_as_typed() {
     assert!(asked(&w).contains("Курс: 100 рублей"));
     w.ask("А в прошлом году?");
     let request = w.gc.chat_requests().pop().unwrap();
-    assert!(
-        request.messages.iter().all(|m| !m.content.contains("Курс")),
-        "{:?}",
-        request.messages
-    );
-    let users: Vec<&str> = request
-        .messages
-        .iter()
-        .filter(|m| m.role == "user")
-        .map(|m| m.content.as_str())
-        .collect();
+    assert!(request.messages.iter().all(|m| !m.content.contains("Курс")), "{:?}", request.messages);
+    let users: Vec<&str> =
+        request.messages.iter().filter(|m| m.role == "user").map(|m| m.content.as_str()).collect();
     assert_eq!(users, ["Это много?", "А в прошлом году?"]);
 }
 
@@ -278,25 +212,17 @@ fn a_reply_to_the_bots_last_answer_is_not_repeated_but_to_an_older_one_is_sent()
     w.answer_to(reply);
     assert_eq!(asked(&w), "А пример?", "the last answer is right above it");
     let request = w.gc.chat_requests().pop().unwrap();
-    let copies = request
-        .messages
-        .iter()
-        .filter(|m| m.content.contains("сила тока"))
-        .count();
+    let copies = request.messages.iter().filter(|m| m.content.contains("сила тока")).count();
     assert_eq!(copies, 1, "{:?}", request.messages);
 
     // No longer the last answer: the reply says which one the question is about.
     w.ask("Что такое ампер?");
-    let back =
-        w.tg.push(tg::reply_to(IVAN, IVAN, first, "А для переменного тока?"));
+    let back = w.tg.push(tg::reply_to(IVAN, IVAN, first, "А для переменного тока?"));
     w.answer_to(back);
     let sent = asked(&w);
     let context =
         quoted(&sent, "А для переменного тока?").unwrap_or_else(|| panic!("no context: {sent}"));
-    assert!(
-        context.starts_with("Закон Ома: сила тока равна U/R."),
-        "{context}"
-    );
+    assert!(context.starts_with("Закон Ома: сила тока равна U/R."), "{context}");
 
     // A long answer comes as two messages: a reply to either is to the last answer too.
     for (part, question) in [(0, "Короче?"), (1, "И что?")] {
@@ -307,12 +233,7 @@ fn a_reply_to_the_bots_last_answer_is_not_repeated_but_to_an_older_one_is_sent()
         let sent = w.tg.sent_to(IVAN);
         let at = sent.iter().position(|m| m.message_id == first).unwrap();
         assert_eq!(sent.len(), at + 2, "two messages: {sent:?}");
-        let reply = w.tg.push(tg::reply_to(
-            IVAN,
-            IVAN,
-            sent[at + part].message_id,
-            question,
-        ));
+        let reply = w.tg.push(tg::reply_to(IVAN, IVAN, sent[at + part].message_id, question));
         w.answer_to(reply);
         assert_eq!(asked(&w), question);
     }

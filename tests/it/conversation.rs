@@ -19,26 +19,13 @@ fn the_bot_remembers_the_last_three_exchanges() {
     let last = requests.last().unwrap();
     let contents: Vec<&str> = last.messages.iter().map(|m| m.content.as_str()).collect();
     assert_eq!(last.messages[0].role, "system");
-    assert_eq!(
-        contents.len(),
-        8,
-        "system + 6 remembered + the question: {contents:?}"
-    );
+    assert_eq!(contents.len(), 8, "system + 6 remembered + the question: {contents:?}");
     assert_eq!(contents[1], "второй", "the oldest exchange was dropped");
     assert_eq!(contents[7], "пятый");
     let roles: Vec<&str> = last.messages.iter().map(|m| m.role.as_str()).collect();
     assert_eq!(
         roles,
-        [
-            "system",
-            "user",
-            "assistant",
-            "user",
-            "assistant",
-            "user",
-            "assistant",
-            "user"
-        ]
+        ["system", "user", "assistant", "user", "assistant", "user", "assistant", "user"]
     );
 }
 
@@ -65,10 +52,8 @@ fn memory_is_bounded_by_size_and_can_be_turned_off() {
     w.ask("короткий");
     w.ask("ещё");
     let last = w.gc.chat_requests().pop().unwrap();
-    let remembered: usize = last.messages[1..last.messages.len() - 1]
-        .iter()
-        .map(|m| m.content.chars().count())
-        .sum();
+    let remembered: usize =
+        last.messages[1..last.messages.len() - 1].iter().map(|m| m.content.chars().count()).sum();
     assert!(remembered <= 120, "{remembered}");
     assert!(
         last.messages.iter().all(|m| !m.content.starts_with("ддд")),
@@ -109,10 +94,7 @@ fn reset_forgets_and_retry_replaces_the_last_answer() {
     w.ask("дальше");
     let next = w.gc.chat_requests().pop().unwrap();
     let contents: Vec<&str> = next.messages.iter().map(|m| m.content.as_str()).collect();
-    assert!(
-        contents.contains(&"ответ Б") && !contents.contains(&"ответ А"),
-        "{contents:?}"
-    );
+    assert!(contents.contains(&"ответ Б") && !contents.contains(&"ответ А"), "{contents:?}");
     let nothing = World::start().ask("/retry").join("\n");
     assert!(nothing.contains("нечего повторить"), "{nothing}");
 }
@@ -124,21 +106,11 @@ fn mode_by_argument_switches_the_style_and_keeps_memory() {
     let switched = w.ask("/mode fairy").join("\n");
     assert!(switched.contains("Сказочный персонаж"), "{switched}");
     let answer = w.ask("второй");
-    assert!(
-        answer[0].starts_with("Ответ (Отвечай как сказочный персонаж)"),
-        "{answer:?}"
-    );
-    assert_eq!(
-        w.gc.chat_requests().pop().unwrap().messages.len(),
-        4,
-        "memory kept"
-    );
+    assert!(answer[0].starts_with("Ответ (Отвечай как сказочный персонаж)"), "{answer:?}");
+    assert_eq!(w.gc.chat_requests().pop().unwrap().messages.len(), 4, "memory kept");
     w.ask("/mode professor");
     let answer = w.ask("третий");
-    assert!(
-        answer[0].starts_with("Ответ (Отвечай как научный сотрудник)"),
-        "{answer:?}"
-    );
+    assert!(answer[0].starts_with("Ответ (Отвечай как научный сотрудник)"), "{answer:?}");
 }
 
 fn keyboard_texts(markup: &serde_json::Value) -> Vec<String> {
@@ -158,48 +130,23 @@ fn mode_buttons_switch_the_style_and_update_the_keyboard() {
     w.answer_to(id);
     let menu = w.tg.replies_to(id).pop().unwrap();
     let markup = menu.markup.clone().expect("an inline keyboard");
-    assert_eq!(
-        keyboard_texts(&markup),
-        ["✓ Научный сотрудник", "Сказочный персонаж"]
-    );
-    assert_eq!(
-        markup["inline_keyboard"][1][0]["callback_data"],
-        json!("style:fairy")
-    );
+    assert_eq!(keyboard_texts(&markup), ["✓ Научный сотрудник", "Сказочный персонаж"]);
+    assert_eq!(markup["inline_keyboard"][1][0]["callback_data"], json!("style:fairy"));
 
-    let press = w.tg.push(tg::callback_query(
-        IVAN,
-        IVAN,
-        menu.message_id,
-        "style:fairy",
-    ));
-    w.tg.wait_until(WAIT, "button handled", |t| {
-        t.confirmed_offset() > press && t.polling()
-    });
+    let press = w.tg.push(tg::callback_query(IVAN, IVAN, menu.message_id, "style:fairy"));
+    w.tg.wait_until(WAIT, "button handled", |t| t.confirmed_offset() > press && t.polling());
     let answers = w.tg.calls_of("answerCallbackQuery");
     assert_eq!(answers.len(), 1);
     assert_eq!(answers[0].status, 200);
-    assert!(
-        answers[0]
-            .text("text")
-            .unwrap()
-            .contains("Сказочный персонаж")
-    );
-    let menu =
-        w.tg.sent_to(IVAN)
-            .into_iter()
-            .find(|m| m.message_id == menu.message_id)
-            .unwrap();
+    assert!(answers[0].text("text").unwrap().contains("Сказочный персонаж"));
+    let menu = w.tg.sent_to(IVAN).into_iter().find(|m| m.message_id == menu.message_id).unwrap();
     assert_eq!(menu.edits, 1);
     assert_eq!(
         keyboard_texts(menu.markup.as_ref().unwrap()),
         ["Научный сотрудник", "✓ Сказочный персонаж"]
     );
     let answer = w.ask("Привет");
-    assert!(
-        answer[0].starts_with("Ответ (Отвечай как сказочный персонаж)"),
-        "{answer:?}"
-    );
+    assert!(answer[0].starts_with("Ответ (Отвечай как сказочный персонаж)"), "{answer:?}");
 }
 
 #[test]
@@ -210,30 +157,16 @@ fn an_unknown_style_shows_the_buttons_and_stale_buttons_get_a_toast() {
     let reply = w.tg.replies_to(id).pop().unwrap();
     assert!(reply.text.contains("pirate"), "{}", reply.text);
     assert!(reply.markup.is_some());
-    let press = w.tg.push(tg::callback_query(
-        IVAN,
-        IVAN,
-        reply.message_id,
-        "style:removed",
-    ));
-    w.tg.wait_until(WAIT, "button handled", |t| {
-        t.confirmed_offset() > press && t.polling()
-    });
+    let press = w.tg.push(tg::callback_query(IVAN, IVAN, reply.message_id, "style:removed"));
+    w.tg.wait_until(WAIT, "button handled", |t| t.confirmed_offset() > press && t.polling());
     let toast = w.tg.calls_of("answerCallbackQuery").pop().unwrap();
     assert_eq!(toast.status, 200);
     assert!(toast.text("text").unwrap().contains("устарела"));
     // An old button whose query Telegram no longer accepts: logged, no error for the user.
     w.tg.expire_callback_queries();
-    let press = w.tg.push(tg::callback_query(
-        IVAN,
-        IVAN,
-        reply.message_id,
-        "style:fairy",
-    ));
+    let press = w.tg.push(tg::callback_query(IVAN, IVAN, reply.message_id, "style:fairy"));
     w.tg.expire_callback_queries();
-    w.tg.wait_until(WAIT, "old button handled", |t| {
-        t.confirmed_offset() > press && t.polling()
-    });
+    w.tg.wait_until(WAIT, "old button handled", |t| t.confirmed_offset() > press && t.polling());
     assert_eq!(w.ask("ещё").len(), 1, "the bot goes on");
 }
 
@@ -244,51 +177,28 @@ fn in_a_group_the_bot_answers_mentions_replies_and_its_commands_only() {
     // Not addressed: ignored.
     let plain = w.tg.push(tg::group_text(GROUP, ANNA, "Всем привет!"));
     // A mention (after an emoji, so UTF-16 offsets matter): answered, mention stripped.
-    let mention = w.tg.push(tg::group_text(
-        GROUP,
-        ANNA,
-        "👋 @SomeBot, объясни закон Ома",
-    ));
-    w.tg.wait_until(WAIT, "mention answered", |t| {
-        t.replies_to(mention).len() == 1
-    });
+    let mention = w.tg.push(tg::group_text(GROUP, ANNA, "👋 @SomeBot, объясни закон Ома"));
+    w.tg.wait_until(WAIT, "mention answered", |t| t.replies_to(mention).len() == 1);
     assert!(w.tg.replies_to(plain).is_empty());
     let asked = w.gc.chat_requests().pop().unwrap();
     assert_eq!(asked.last_user(), Some("👋 объясни закон Ома"));
     // A reply to the bot's answer: answered.
     let answer_id = w.tg.replies_to(mention)[0].message_id;
-    let reply = w.tg.push(tg::reply_to(
-        GROUP,
-        ANNA,
-        answer_id,
-        "А пример с лампочкой?",
-    ));
+    let reply = w.tg.push(tg::reply_to(GROUP, ANNA, answer_id, "А пример с лампочкой?"));
     w.tg.wait_until(WAIT, "reply answered", |t| t.replies_to(reply).len() == 1);
     // Commands: ours with and without @, another bot's ignored.
-    let other =
-        w.tg.push(tg::group_text(GROUP, ANNA, "/mode@OtherBot fairy"));
-    let ours =
-        w.tg.push(tg::group_text(GROUP, ANNA, "/mode@SomeBot fairy"));
+    let other = w.tg.push(tg::group_text(GROUP, ANNA, "/mode@OtherBot fairy"));
+    let ours = w.tg.push(tg::group_text(GROUP, ANNA, "/mode@SomeBot fairy"));
     w.tg.wait_until(WAIT, "command answered", |t| t.replies_to(ours).len() == 1);
     assert!(w.tg.replies_to(other).is_empty());
     let unknown = w.tg.push(tg::group_text(GROUP, ANNA, "/weather"));
     let mention = w.tg.push(tg::group_text(GROUP, IVAN, "@somebot как дела?"));
-    w.tg.wait_until(WAIT, "mention answered", |t| {
-        t.replies_to(mention).len() == 1
-    });
-    assert!(
-        w.tg.replies_to(unknown).is_empty(),
-        "a bare unknown command may be another bot's"
-    );
+    w.tg.wait_until(WAIT, "mention answered", |t| t.replies_to(mention).len() == 1);
+    assert!(w.tg.replies_to(unknown).is_empty(), "a bare unknown command may be another bot's");
     // The group shares memory and style: Ivan sees Anna's exchange and the fairy style.
     let asked = w.gc.chat_requests().pop().unwrap();
     assert_eq!(asked.system(), Some("Отвечай как сказочный персонаж"));
-    assert!(
-        asked
-            .messages
-            .iter()
-            .any(|m| m.content == "А пример с лампочкой?")
-    );
+    assert!(asked.messages.iter().any(|m| m.content == "А пример с лампочкой?"));
     assert_eq!(w.gc.chat_requests().len(), 3);
 }
 
@@ -299,12 +209,7 @@ fn chats_do_not_see_each_others_memory() {
     let anna = w.tg.push_text(ANNA, ANNA, "вопрос Анны");
     w.tg.wait_until(WAIT, "answered", |t| t.replies_to(anna).len() == 1);
     let request = w.gc.chat_requests().pop().unwrap();
-    assert!(
-        request
-            .messages
-            .iter()
-            .all(|m| !m.content.contains("Ивана"))
-    );
+    assert!(request.messages.iter().all(|m| !m.content.contains("Ивана")));
     assert_eq!(request.messages.len(), 2);
 }
 
@@ -315,21 +220,14 @@ fn a_group_that_became_a_supergroup_keeps_its_style_and_memory() {
     w.tg.add_chat(tg::chat(old));
     let id = w.tg.push(tg::group_text(old, ANNA, "/mode@SomeBot fairy"));
     w.tg.wait_until(WAIT, "answered", |t| t.replies_to(id).len() == 1);
-    let id =
-        w.tg.push(tg::group_text(old, ANNA, "@SomeBot первый вопрос"));
+    let id = w.tg.push(tg::group_text(old, ANNA, "@SomeBot первый вопрос"));
     w.tg.wait_until(WAIT, "answered", |t| t.replies_to(id).len() == 1);
     w.tg.push(tg::migrated_to_supergroup(old, GROUP, ANNA));
-    let id =
-        w.tg.push(tg::group_text(GROUP, ANNA, "@SomeBot второй вопрос"));
+    let id = w.tg.push(tg::group_text(GROUP, ANNA, "@SomeBot второй вопрос"));
     w.tg.wait_until(WAIT, "answered", |t| t.replies_to(id).len() == 1);
     let request = w.gc.chat_requests().pop().unwrap();
     assert_eq!(request.system(), Some("Отвечай как сказочный персонаж"));
-    assert!(
-        request
-            .messages
-            .iter()
-            .any(|m| m.content == "первый вопрос")
-    );
+    assert!(request.messages.iter().any(|m| m.content == "первый вопрос"));
 }
 
 #[test]
@@ -339,9 +237,7 @@ fn a_restart_keeps_style_memory_and_offset_and_answers_what_came_meanwhile() {
     w.ask("первый");
     // What an owner sees with `sqlite3 gigabot.db`.
     let style: String = open_state(&w.env.path("gigabot.db"))
-        .query_row("SELECT style FROM chats WHERE id = ?1", [IVAN], |r| {
-            r.get(0)
-        })
+        .query_row("SELECT style FROM chats WHERE id = ?1", [IVAN], |r| r.get(0))
         .unwrap();
     assert_eq!(style, "fairy");
     let World { tg, gc, env, bot } = w;
@@ -360,16 +256,10 @@ fn a_restart_keeps_style_memory_and_offset_and_answers_what_came_meanwhile() {
         .find(|r| r.last_user() == Some("пока тебя не было"))
         .unwrap();
     assert_eq!(ivan.system(), Some("Отвечай как сказочный персонаж"));
-    assert!(
-        ivan.messages.iter().any(|m| m.content == "первый"),
-        "memory survived"
-    );
+    assert!(ivan.messages.iter().any(|m| m.content == "первый"), "memory survived");
     // No update was answered twice.
-    let mut replied: Vec<(i64, i64)> = tg
-        .sent()
-        .iter()
-        .filter_map(|m| Some((m.chat_id, m.reply_to?)))
-        .collect();
+    let mut replied: Vec<(i64, i64)> =
+        tg.sent().iter().filter_map(|m| Some((m.chat_id, m.reply_to?))).collect();
     let total = replied.len();
     replied.sort();
     replied.dedup();
@@ -400,35 +290,17 @@ fn a_broken_state_file_is_refused_never_overwritten_and_reset_moves_it_aside() {
         std::fs::write(&path, bytes).unwrap();
         let output = env.run(&[]);
         let (_, err) = crate::harness::text(&output);
-        assert_eq!(
-            output.status.code(),
-            Some(1),
-            "{} bytes: {err}",
-            bytes.len()
-        );
-        assert!(
-            err.contains("gigabot.db") && err.contains("--reset-state"),
-            "{err}"
-        );
-        assert_eq!(
-            &std::fs::read(&path).unwrap(),
-            bytes,
-            "the file was changed"
-        );
+        assert_eq!(output.status.code(), Some(1), "{} bytes: {err}", bytes.len());
+        assert!(err.contains("gigabot.db") && err.contains("--reset-state"), "{err}");
+        assert_eq!(&std::fs::read(&path).unwrap(), bytes, "the file was changed");
     }
     std::fs::write(&path, &broken[0]).unwrap();
     let _bot = env.spawn(&["run", "--reset-state"]);
-    tg.wait_until(WAIT, "the bot starts again", |t| {
-        t.calls_of("getMe").len() == 2
-    });
+    tg.wait_until(WAIT, "the bot starts again", |t| t.calls_of("getMe").len() == 2);
     let aside: Vec<_> = std::fs::read_dir(&env.dir)
         .unwrap()
         .filter_map(|e| e.ok())
-        .filter(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .starts_with("gigabot.db.broken-")
-        })
+        .filter(|e| e.file_name().to_string_lossy().starts_with("gigabot.db.broken-"))
         .collect();
     assert_eq!(aside.len(), 1);
     assert_eq!(std::fs::read(aside[0].path()).unwrap(), broken[0]);
@@ -468,11 +340,7 @@ fn new_forgets_like_reset_and_start_with_a_payload_greets() {
     let forgot = w.ask("/new").join("\n");
     assert!(forgot.contains("Я забыл наш разговор"), "{forgot}");
     w.ask("второй");
-    assert_eq!(
-        w.gc.chat_requests().pop().unwrap().messages.len(),
-        2,
-        "memory was cleared"
-    );
+    assert_eq!(w.gc.chat_requests().pop().unwrap().messages.len(), 2, "memory was cleared");
     let greeting = w.ask("/start from_site").join("\n");
     assert!(greeting.contains("Здравствуйте, Иван"), "{greeting}");
     assert_eq!(w.gc.chat_requests().len(), 2, "a greeting asks no GigaChat");
@@ -496,8 +364,6 @@ fn a_text_mention_of_the_bot_in_a_group_is_answered() {
     other["message"]["entities"] =
         json!([{"type": "text_mention", "offset": 0, "length": 4, "user": tg::user(IVAN)}]);
     let id = w.tg.push(other);
-    w.tg.wait_until(WAIT, "handled", |t| {
-        t.confirmed_offset() > id && t.polling()
-    });
+    w.tg.wait_until(WAIT, "handled", |t| t.confirmed_offset() > id && t.polling());
     assert!(w.tg.replies_to(id).is_empty());
 }

@@ -55,15 +55,9 @@ impl World {
         });
         let (chat, message_id) = self.tg.message_of(id).expect("a message update");
         let sent = self.tg.sent_to(chat);
-        let first = sent
-            .iter()
-            .position(|m| m.reply_to == Some(message_id))
-            .unwrap_or_else(|| {
-                panic!(
-                    "no reply to update {id}; sent: {sent:#?}\n{}",
-                    self.bot.log()
-                )
-            });
+        let first = sent.iter().position(|m| m.reply_to == Some(message_id)).unwrap_or_else(|| {
+            panic!("no reply to update {id}; sent: {sent:#?}\n{}", self.bot.log())
+        });
         sent[first..].iter().map(|m| m.text.clone()).collect()
     }
 }
@@ -112,10 +106,7 @@ fn typing_is_repeated_while_gigachat_thinks_and_stops_with_the_answer() {
     assert!(before.len() >= 2, "{}", w.tg.dump());
     for pair in before.windows(2) {
         let gap = pair[1].at - pair[0].at;
-        assert!(
-            gap >= Duration::from_secs(2) && gap < Duration::from_secs(5),
-            "{gap:?}"
-        );
+        assert!(gap >= Duration::from_secs(2) && gap < Duration::from_secs(5), "{gap:?}");
     }
     // None after the answer: a late one would make the bot look busy for 5 s. Absence is
     // seen only by waiting, here one status period past the answer.
@@ -123,11 +114,8 @@ fn typing_is_repeated_while_gigachat_thinks_and_stops_with_the_answer() {
     std::thread::sleep(
         (answered + Duration::from_secs(5)).saturating_duration_since(Instant::now()),
     );
-    let after: Vec<_> = typing(&w.tg)
-        .iter()
-        .filter(|c| c.at > answered)
-        .map(|c| c.at - answered)
-        .collect();
+    let after: Vec<_> =
+        typing(&w.tg).iter().filter(|c| c.at > answered).map(|c| c.at - answered).collect();
     assert!(after.is_empty(), "typing {after:?} after the answer");
 }
 
@@ -138,11 +126,7 @@ fn the_token_is_reused_across_messages() {
         w.ask(question);
     }
     assert_eq!(w.gc.chat_requests().len(), 3);
-    assert_eq!(
-        w.gc.oauth_requests().len(),
-        1,
-        "one OAuth request per token lifetime"
-    );
+    assert_eq!(w.gc.oauth_requests().len(), 1, "one OAuth request per token lifetime");
 }
 
 #[test]
@@ -153,10 +137,7 @@ fn start_names_the_style_and_lists_the_commands() {
     for command in ["/mode", "/reset", "/retry", "/help"] {
         assert!(text.contains(command), "{command} missing in {text}");
     }
-    assert!(
-        w.gc.chat_requests().is_empty(),
-        "no GigaChat call for /start"
-    );
+    assert!(w.gc.chat_requests().is_empty(), "no GigaChat call for /start");
     let commands = w.tg.commands();
     assert!(commands.iter().any(|(c, _)| c == "mode"), "{commands:?}");
 }
@@ -182,10 +163,9 @@ fn stickers_and_voice_get_a_polite_refusal_photos_and_documents_an_answer() {
     }
     assert!(w.gc.chat_requests().is_empty());
     // Photos and documents are read (tests/it/files.rs has the details).
-    for update in [
-        tg::photo(IVAN, IVAN, Some("Что на схеме?")),
-        tg::document(IVAN, IVAN, "report.pdf"),
-    ] {
+    for update in
+        [tg::photo(IVAN, IVAN, Some("Что на схеме?")), tg::document(IVAN, IVAN, "report.pdf")]
+    {
         let id = w.tg.push(update);
         assert_eq!(w.answer_to(id).len(), 1);
     }
@@ -218,10 +198,7 @@ fn a_message_over_the_limit_is_refused_without_a_gigachat_call() {
     // A 20 000-character message with the default limit (4000).
     let w = World::start();
     let answer = w.ask(&"ж".repeat(20_000)).join("\n");
-    assert!(
-        answer.contains("20000") && answer.contains("4000"),
-        "{answer}"
-    );
+    assert!(answer.contains("20000") && answer.contains("4000"), "{answer}");
     assert!(w.gc.chat_requests().is_empty());
 }
 
@@ -240,15 +217,8 @@ fn markdown_with_code_and_special_characters_is_rendered() {
         answer.text,
         "Закон Ома: I = U / R, где U < 10 & R > 0.\n\nif a < b and c > d:\n    print(\"&\")\n\n• первый\n• второй"
     );
-    let kinds: Vec<&str> = answer
-        .entities
-        .iter()
-        .filter_map(|e| e["type"].as_str())
-        .collect();
-    assert!(
-        kinds.contains(&"bold") && kinds.contains(&"pre"),
-        "{kinds:?}"
-    );
+    let kinds: Vec<&str> = answer.entities.iter().filter_map(|e| e["type"].as_str()).collect();
+    assert!(kinds.contains(&"bold") && kinds.contains(&"pre"), "{kinds:?}");
 }
 
 #[test]
@@ -263,16 +233,9 @@ fn a_long_answer_with_emoji_is_split_at_paragraphs() {
     assert!(parts.len() >= 3, "{}", parts.len());
     for part in &parts {
         assert!(part.chars().count() <= 4096);
-        assert!(
-            part.ends_with("🙂🚀"),
-            "cut inside a paragraph: …{:?}",
-            &part[part.len() - 20..]
-        );
+        assert!(part.ends_with("🙂🚀"), "cut inside a paragraph: …{:?}", &part[part.len() - 20..]);
     }
-    assert!(
-        parts.join("\n\n") == long,
-        "the parts do not add up to the answer"
-    );
+    assert!(parts.join("\n\n") == long, "the parts do not add up to the answer");
 }
 
 #[test]
@@ -315,13 +278,7 @@ fn each_gigachat_failure_gets_its_own_reply() {
             Reply::Status(404, r#"{"status":404,"message":"No such model"}"#.into()),
             "GigaChat-2-Max",
         ),
-        (
-            Reply::Status(
-                500,
-                r#"{"status":500,"message":"Internal Server Error"}"#.into(),
-            ),
-            "500",
-        ),
+        (Reply::Status(500, r#"{"status":500,"message":"Internal Server Error"}"#.into()), "500"),
         (
             Reply::Status(422, r#"{"status":422,"message":"Invalid params"}"#.into()),
             "Ошибка при получении ответа от GigaChat API: 422",
@@ -348,12 +305,7 @@ fn each_gigachat_failure_gets_its_own_reply() {
 /// a hot loop; then the user is told.
 #[test]
 fn a_busy_gigachat_is_asked_again_a_few_times_then_the_user_is_told() {
-    let busy = || {
-        Reply::Status(
-            429,
-            r#"{"status":429,"message":"Too many requests"}"#.into(),
-        )
-    };
+    let busy = || Reply::Status(429, r#"{"status":429,"message":"Too many requests"}"#.into());
     let w = World::start();
     w.gc.push_reply(busy());
     let answer = w.ask("Вопрос");
@@ -363,10 +315,7 @@ fn a_busy_gigachat_is_asked_again_a_few_times_then_the_user_is_told() {
         w.gc.push_reply(busy());
     }
     let answer = w.ask("Ещё вопрос").join("\n");
-    assert!(
-        answer.contains("GigaChat перегружен, повторите через минуту."),
-        "{answer}"
-    );
+    assert!(answer.contains("GigaChat перегружен, повторите через минуту."), "{answer}");
     let asked: Vec<_> = w.gc.chat_requests()[2..].iter().map(|r| r.at).collect();
     assert!((2..=5).contains(&asked.len()), "{} tries", asked.len());
     for pair in asked.windows(2) {
@@ -390,10 +339,7 @@ fn an_answer_cut_by_max_tokens_is_sent_with_a_note() {
 #[test]
 fn a_timeout_is_reported() {
     let w = World::start_with("[gigachat]\ntimeout_secs = 1\n");
-    w.gc.push_reply(Reply::Delay(
-        Duration::from_secs(3),
-        Box::new(Reply::Text("поздно".into())),
-    ));
+    w.gc.push_reply(Reply::Delay(Duration::from_secs(3), Box::new(Reply::Text("поздно".into()))));
     let answer = w.ask("Вопрос").join("\n");
     assert!(answer.contains("не ответил вовремя"), "{answer}");
 }
@@ -434,11 +380,7 @@ fn a_wrong_gigachat_key_says_authorization_failed_and_is_not_retried_in_a_loop()
     assert_eq!(w.gc.oauth_requests().len(), 1);
     assert!(w.gc.chat_requests().is_empty());
     w.ask("Ещё");
-    assert_eq!(
-        w.gc.oauth_requests().len(),
-        2,
-        "the next message tries again, once"
-    );
+    assert_eq!(w.gc.oauth_requests().len(), 2, "the next message tries again, once");
 }
 
 #[test]
@@ -466,9 +408,7 @@ fn a_message_whose_answer_was_lost_is_not_sent_twice() {
     let w = World::start();
     w.tg.fail_next("sendMessage", Fault::DropAfter);
     let id = w.tg.push_text(IVAN, IVAN, "Вопрос");
-    w.tg.wait_until(WAIT, "handled", |t| {
-        t.confirmed_offset() > id && t.polling()
-    });
+    w.tg.wait_until(WAIT, "handled", |t| t.confirmed_offset() > id && t.polling());
     assert_eq!(w.tg.replies_to(id).len(), 1, "{}", w.tg.dump());
     assert_eq!(w.tg.calls_of("sendMessage").len(), 1, "sent again");
     assert!(w.bot.log().contains("not sent again"), "{}", w.bot.log());
@@ -483,9 +423,7 @@ fn a_blocked_user_does_not_stall_the_loop() {
     w.tg.add_chat(tg::chat(IVAN));
     w.tg.set_blocked(IVAN, true);
     let id = w.tg.push_text(IVAN, IVAN, "Вопрос");
-    w.tg.wait_until(WAIT, "the update is handled", |t| {
-        t.confirmed_offset() > id && t.polling()
-    });
+    w.tg.wait_until(WAIT, "the update is handled", |t| t.confirmed_offset() > id && t.polling());
     let refused = w.tg.calls_of("sendMessage");
     assert_eq!(refused.len(), 1, "403 is not retried");
     assert_eq!(refused[0].status, 403);
@@ -508,10 +446,7 @@ fn temperature_max_tokens_and_the_profanity_filter_reach_the_request() {
     let w = World::start();
     w.ask("Вопрос");
     let body = &w.gc.chat_requests()[0].body;
-    assert!(
-        body.get("temperature").is_none() && body.get("max_tokens").is_none(),
-        "{body}"
-    );
+    assert!(body.get("temperature").is_none() && body.get("max_tokens").is_none(), "{body}");
 }
 
 /// A key of one scope used with another: OAuth answers 400 (code 7); the user gets the
@@ -527,10 +462,7 @@ fn a_scope_that_does_not_match_the_key_is_reported_with_the_setting_to_fix() {
     tg.wait_until(WAIT, "the bot polls", |t| t.polling());
     let id = tg.push_text(IVAN, IVAN, "Вопрос");
     tg.wait_until(WAIT, "answered", |t| t.replies_to(id).len() == 1);
-    assert_eq!(
-        tg.replies_to(id)[0].text,
-        "Ошибка авторизации в GigaChat API."
-    );
+    assert_eq!(tg.replies_to(id)[0].text, "Ошибка авторизации в GigaChat API.");
     let log = bot.log();
     assert!(
         log.contains("scope from db not fully includes consumed scope")
@@ -548,9 +480,6 @@ fn a_gigachat_answer_that_got_lost_is_not_asked_for_again() {
     let w = World::start();
     w.gc.push_reply(Reply::Drop);
     let answer = w.ask("Вопрос").join("\n");
-    assert!(
-        answer.contains("Не удалось связаться с GigaChat"),
-        "{answer}"
-    );
+    assert!(answer.contains("Не удалось связаться с GigaChat"), "{answer}");
     assert_eq!(w.gc.chat_requests().len(), 1, "asked (and paid) twice");
 }

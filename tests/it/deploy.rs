@@ -34,11 +34,7 @@ fn unit_entries() -> Vec<(String, String, String)> {
 
 /// The value of `key` in `section` (the last one, as systemd reads it).
 fn unit_value(section: &str, key: &str) -> Option<String> {
-    unit_entries()
-        .into_iter()
-        .rev()
-        .find(|(s, k, _)| s == section && k == key)
-        .map(|(_, _, v)| v)
+    unit_entries().into_iter().rev().find(|(s, k, _)| s == section && k == key).map(|(_, _, v)| v)
 }
 
 fn service(key: &str) -> String {
@@ -48,9 +44,8 @@ fn service(key: &str) -> String {
 /// The README's "Запуск 24/7" section.
 fn readme_section() -> String {
     let readme = repo_file("README.md");
-    let start = readme
-        .find("## Запуск 24/7\n")
-        .expect("README.md has no section \"## Запуск 24/7\"");
+    let start =
+        readme.find("## Запуск 24/7\n").expect("README.md has no section \"## Запуск 24/7\"");
     let rest = &readme[start..];
     let end = rest[3..].find("\n## ").map_or(rest.len(), |i| i + 3);
     rest[..end].to_string()
@@ -108,13 +103,9 @@ impl Drop for UnitCopy {
 fn seconds(span: &str) -> f64 {
     let mut total = 0.0;
     for part in span.split_whitespace() {
-        let digits = part
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(part.len());
+        let digits = part.find(|c: char| !c.is_ascii_digit()).unwrap_or(part.len());
         let (number, unit) = part.split_at(digits);
-        let number: f64 = number
-            .parse()
-            .unwrap_or_else(|_| panic!("time span {span:?}"));
+        let number: f64 = number.parse().unwrap_or_else(|_| panic!("time span {span:?}"));
         total += number
             * match unit {
                 "" | "s" | "sec" => 1.0,
@@ -147,10 +138,7 @@ fn the_systemd_unit_has_what_the_readme_promises() {
         "ProtectHome=yes",
         "PrivateTmp=yes",
     ] {
-        assert!(
-            unit.lines().any(|line| line.trim().starts_with(key)),
-            "{key} missing"
-        );
+        assert!(unit.lines().any(|line| line.trim().starts_with(key)), "{key} missing");
     }
 }
 
@@ -160,10 +148,7 @@ fn the_systemd_unit_passes_systemd_analyze_verify() {
     let output = systemd_analyze(&["verify", &unit.path()]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
-    assert!(
-        !stderr.contains("gigabot.service:"),
-        "warnings about the unit: {stderr}"
-    );
+    assert!(!stderr.contains("gigabot.service:"), "warnings about the unit: {stderr}");
 }
 
 /// A config error (2) or a refused bot token (3) needs a person: restarting every 5 s
@@ -174,10 +159,7 @@ fn the_systemd_unit_does_not_restart_what_only_a_person_can_fix() {
     let prevented = service("RestartPreventExitStatus");
     let codes: Vec<&str> = prevented.split_whitespace().collect();
     for code in ["2", "3"] {
-        assert!(
-            codes.contains(&code),
-            "RestartPreventExitStatus={prevented} lacks {code}"
-        );
+        assert!(codes.contains(&code), "RestartPreventExitStatus={prevented} lacks {code}");
     }
     // The start limit belongs in [Unit]: in [Service] systemd ignores it with a warning.
     for key in ["StartLimitIntervalSec", "StartLimitBurst"] {
@@ -219,10 +201,7 @@ fn the_systemd_unit_keeps_the_bots_files_and_memory_to_itself() {
         .filter(|(s, k, _)| s == "Service" && k == "SystemCallFilter")
         .map(|(_, _, v)| v)
         .collect();
-    assert!(
-        filters.iter().any(|f| f == "@system-service"),
-        "{filters:?}"
-    );
+    assert!(filters.iter().any(|f| f == "@system-service"), "{filters:?}");
     assert!(
         filters
             .iter()
@@ -263,10 +242,7 @@ fn the_systemd_unit_is_as_locked_down_as_the_readme_says() {
     assert!(output.status.success(), "{stdout}{stderr}");
     let exposure: f64 = stdout
         .lines()
-        .find_map(|line| {
-            line.split("Overall exposure level for gigabot.service: ")
-                .nth(1)
-        })
+        .find_map(|line| line.split("Overall exposure level for gigabot.service: ").nth(1))
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|figure| figure.parse().ok())
         .unwrap_or_else(|| panic!("no overall exposure in:\n{stdout}{stderr}"));
@@ -321,9 +297,7 @@ fn the_readme_steps_install_what_the_units_documentation_names() {
     });
     let source = installed.unwrap_or_else(|| panic!("no step installs {path}: {commands:?}"));
     assert!(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join(source)
-            .is_file(),
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(source).is_file(),
         "{source} is not in the repository"
     );
 }
@@ -338,12 +312,7 @@ fn the_readme_checks_the_setup_as_the_service_runs() {
         .find(|c| c.starts_with("systemd-run ") && c.ends_with(" check"))
         .unwrap_or_else(|| panic!("no `systemd-run … gigabot check` step: {commands:?}"));
     let words: Vec<&str> = check.split_whitespace().collect();
-    for needed in [
-        "--pipe",
-        "--wait",
-        "DynamicUser=yes",
-        &format!("EnvironmentFile={env_file}"),
-    ] {
+    for needed in ["--pipe", "--wait", "DynamicUser=yes", &format!("EnvironmentFile={env_file}")] {
         assert!(words.contains(&needed), "`{check}` lacks {needed}");
     }
     let exec_start = service("ExecStart");

@@ -35,10 +35,7 @@ fn exercise_reset_counts() {
     w.ask("первый");
     w.ask("второй");
     let answer = w.ask("/reset").join("\n");
-    assert!(
-        answer.contains('4'),
-        "{EXERCISE}: /reset should say it forgot 4 messages: {answer:?}"
-    );
+    assert!(answer.contains('4'), "{EXERCISE}: /reset should say it forgot 4 messages: {answer:?}");
 }
 
 #[test]
@@ -125,12 +122,7 @@ fn the_hints_solve_the_exercises() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let copy = std::env::temp_dir().join(format!("gigabot-exercises-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&copy);
-    for item in [
-        "Cargo.toml",
-        "Cargo.lock",
-        "config.example.toml",
-        "ARCHITECTURE.md",
-    ] {
+    for item in ["Cargo.toml", "Cargo.lock", "config.example.toml", "ARCHITECTURE.md"] {
         std::fs::copy(root.join(item), copy_path(&copy, item)).unwrap();
     }
     for dir in ["src", "tests", "examples", "docs"] {
@@ -153,29 +145,15 @@ fn the_hints_solve_the_exercises() {
     // The exercises, and the tests an exercise could break (the menu, the replies to
     // stickers and voice notes, /start's list).
     let status = Command::new(env!("CARGO"))
-        .args([
-            "test",
-            "--test",
-            "it",
-            "--",
-            "--include-ignored",
-            "exercise_",
-        ])
-        .args([
-            "core::stickers",
-            "core::start_names",
-            "cli::a_webhook_is_deleted",
-        ])
+        .args(["test", "--test", "it", "--", "--include-ignored", "exercise_"])
+        .args(["core::stickers", "core::start_names", "cli::a_webhook_is_deleted"])
         .current_dir(&copy)
         // Its own target folder, kept between runs: the tests under way use the main one.
         .env("CARGO_TARGET_DIR", root.join("target/exercises"))
         .status()
         .expect("run cargo in the copy");
     let _ = std::fs::remove_dir_all(&copy);
-    assert!(
-        status.success(),
-        "the exercises, solved as the hints say, fail (output above)"
-    );
+    assert!(status.success(), "the exercises, solved as the hints say, fail (output above)");
 }
 
 fn copy_path(copy: &Path, item: &str) -> std::path::PathBuf {

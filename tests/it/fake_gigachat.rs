@@ -95,10 +95,7 @@ impl Default for FakeGigaChatOptions {
             client_id: "test-client-id".into(),
             client_secret: "test-client-secret".into(),
             scope: "GIGACHAT_API_PERS".into(),
-            models: MODELS
-                .iter()
-                .map(|(id, kind)| (id.to_string(), kind.to_string()))
-                .collect(),
+            models: MODELS.iter().map(|(id, kind)| (id.to_string(), kind.to_string())).collect(),
             token_ttl: Duration::from_secs(30 * 60),
             certificate_for: None,
         }
@@ -138,13 +135,7 @@ const TEXT_MIMES: [&str; 7] = [
     "application/ppt",
     "application/pptx",
 ];
-const IMAGE_MIMES: [&str; 5] = [
-    "image/jpeg",
-    "image/jpg",
-    "image/png",
-    "image/tiff",
-    "image/bmp",
-];
+const IMAGE_MIMES: [&str; 5] = ["image/jpeg", "image/jpg", "image/png", "image/tiff", "image/bmp"];
 const AUDIO_MIMES: [&str; 10] = [
     "audio/mp4",
     "audio/mp3",
@@ -199,18 +190,11 @@ impl ChatRequest {
 
     /// The system prompt, if the first message is one.
     pub fn system(&self) -> Option<&str> {
-        self.messages
-            .first()
-            .filter(|m| m.role == "system")
-            .map(|m| m.content.as_str())
+        self.messages.first().filter(|m| m.role == "system").map(|m| m.content.as_str())
     }
 
     pub fn last_user(&self) -> Option<&str> {
-        self.messages
-            .iter()
-            .rev()
-            .find(|m| m.role == "user")
-            .map(|m| m.content.as_str())
+        self.messages.iter().rev().find(|m| m.role == "user").map(|m| m.content.as_str())
     }
 }
 
@@ -340,19 +324,14 @@ impl FakeGigaChat {
         let dir = fresh_temp_dir();
         fs::write(dir.join("ca.pem"), ca.to_pem().expect("CA to PEM")).expect("write ca.pem");
         fs::write(dir.join("ca.der"), ca.to_der().expect("CA to DER")).expect("write ca.der");
-        fs::write(
-            dir.join("other-ca.pem"),
-            other_ca.to_pem().expect("CA to PEM"),
-        )
-        .expect("write other-ca.pem");
+        fs::write(dir.join("other-ca.pem"), other_ca.to_pem().expect("CA to PEM"))
+            .expect("write other-ca.pem");
 
         let mut acceptor =
             SslAcceptor::mozilla_intermediate_v5(SslMethod::tls()).expect("TLS acceptor");
         acceptor.set_private_key(&key).expect("server key");
         acceptor.set_certificate(&cert).expect("server certificate");
-        acceptor
-            .check_private_key()
-            .expect("key matches certificate");
+        acceptor.check_private_key().expect("key matches certificate");
         let acceptor = acceptor.build();
 
         let state = State {
@@ -379,27 +358,19 @@ impl FakeGigaChat {
             drawing_text: None,
             drawn: 0,
         };
-        let shared = Arc::new(Shared {
-            state: Mutex::new(state),
-        });
+        let shared = Arc::new(Shared { state: Mutex::new(state) });
         let server = {
             let shared = shared.clone();
             Server::start(
                 move |tcp| {
-                    let tls = acceptor
-                        .accept(tcp)
-                        .map_err(|e| std::io::Error::other(e.to_string()))?;
+                    let tls =
+                        acceptor.accept(tcp).map_err(|e| std::io::Error::other(e.to_string()))?;
                     Ok(Box::new(tls) as Stream)
                 },
                 move |request, responder| handle(&shared, request, responder),
             )
         };
-        FakeGigaChat {
-            shared,
-            server,
-            dir,
-            options,
-        }
+        FakeGigaChat { shared, server, dir, options }
     }
 
     /// "https://127.0.0.1:PORT/api/v2/oauth"
@@ -465,9 +436,7 @@ impl FakeGigaChat {
 
     /// The next OAuth request gets this status and body instead of its answer.
     pub fn fail_next_oauth(&self, status: u16, body: &str) {
-        self.lock()
-            .oauth_faults
-            .push_back((status, body.to_string()));
+        self.lock().oauth_faults.push_back((status, body.to_string()));
     }
 
     /// Queues the answer to the next chat completion (before the responder and the default).
@@ -521,10 +490,7 @@ impl FakeGigaChat {
     /// the fake unlocked. One hook at a time; a new one replaces one that has not fired.
     pub fn set_kill_hook(&self, nth: usize, hook: impl FnOnce() + Send + 'static) {
         assert!(nth >= 1, "set_kill_hook: requests are counted from 1");
-        self.lock().kill_hook = Some(KillHook {
-            pass: nth - 1,
-            hook: Box::new(hook),
-        });
+        self.lock().kill_hook = Some(KillHook { pass: nth - 1, hook: Box::new(hook) });
     }
 
     /// Whether a kill hook is set and has not fired yet.
@@ -551,9 +517,7 @@ impl FakeGigaChat {
     /// The next upload gets this status and JSON body.
     /// The next download of a file's content gets this status and body.
     pub fn fail_next_content(&self, status: u16, body: &str) {
-        self.lock()
-            .content_faults
-            .push_back((status, body.to_string()));
+        self.lock().content_faults.push_back((status, body.to_string()));
     }
 
     /// The text a drawing answer has after its tag (default: "вот мой рисунок: <question>").
@@ -562,9 +526,7 @@ impl FakeGigaChat {
     }
 
     pub fn fail_next_upload(&self, status: u16, body: &str) {
-        self.lock()
-            .upload_faults
-            .push_back((status, body.to_string()));
+        self.lock().upload_faults.push_back((status, body.to_string()));
     }
 
     /// Every chat completion request that was answered (or dropped), in order.
@@ -590,12 +552,7 @@ impl FakeGigaChat {
             out.push_str(&format!("  oauth -> {} ({})\n", oauth.status, oauth.body));
         }
         for chat in &state.chat_requests {
-            let question = chat
-                .last_user()
-                .unwrap_or("")
-                .chars()
-                .take(80)
-                .collect::<String>();
+            let question = chat.last_user().unwrap_or("").chars().take(80).collect::<String>();
             out.push_str(&format!(
                 "  chat {} {} messages, last user: {question:?} -> {}\n",
                 chat.model,
@@ -622,10 +579,7 @@ impl Drop for FakeGigaChat {
 pub fn default_answer(request: &ChatRequest) -> String {
     let style = request.system().unwrap_or("без стиля");
     let question = request.last_user().unwrap_or("");
-    format!(
-        "Ответ ({style}): {question} [сообщений: {}]",
-        request.messages.len()
-    )
+    format!("Ответ ({style}): {question} [сообщений: {}]", request.messages.len())
 }
 
 // --- serving ---
@@ -647,18 +601,10 @@ fn handle(shared: &Shared, request: &Request, responder: &mut Responder) {
                 None => send_json(responder, status, &body, &[]),
             }
         }
-        ("GET", path) if path.starts_with("/api/v1/models/") => models(
-            shared,
-            request,
-            responder,
-            Some(&path["/api/v1/models/".len()..]),
-        ),
-        _ => send_json(
-            responder,
-            404,
-            "{\"status\":404,\"message\":\"Not Found\"}",
-            &[],
-        ),
+        ("GET", path) if path.starts_with("/api/v1/models/") => {
+            models(shared, request, responder, Some(&path["/api/v1/models/".len()..]))
+        }
+        _ => send_json(responder, 404, "{\"status\":404,\"message\":\"Not Found\"}", &[]),
     }
 }
 
@@ -679,10 +625,7 @@ fn oauth(shared: &Shared, request: &Request, responder: &mut Responder) {
     } else if body.is_empty() {
         responder.send(status, &[], b"");
     } else {
-        let cache = (
-            "Cache-Control",
-            "no-cache, no-store, max-age=0, must-revalidate",
-        );
+        let cache = ("Cache-Control", "no-cache, no-store, max-age=0, must-revalidate");
         send_json(responder, status, &body, &[cache]);
     }
 }
@@ -772,18 +715,11 @@ fn models(shared: &Shared, request: &Request, responder: &mut Responder, id: Opt
         }
         Some(id) => match state.options.models.iter().find(|(m, _)| m == id) {
             Some(found) => (200, model(found).to_string()),
-            None => (
-                404,
-                "{\"status\":404,\"message\":\"No such model\"}\n".to_string(),
-            ),
+            None => (404, "{\"status\":404,\"message\":\"No such model\"}\n".to_string()),
         },
     };
     drop(state);
-    responder.send(
-        status,
-        &[("Content-Type", "application/json; charset=utf-8")],
-        body.as_bytes(),
-    );
+    responder.send(status, &[("Content-Type", "application/json; charset=utf-8")], body.as_bytes());
 }
 
 impl State {
@@ -799,10 +735,7 @@ impl State {
             None => {}
         }
         let error = |status: u16, code: u8, message: &str| {
-            (
-                status,
-                format!("{{\"code\":{code},\"message\":{}}}", json!(message)),
-            )
+            (status, format!("{{\"code\":{code},\"message\":{}}}", json!(message)))
         };
         let rquid_ok = request.header("rquid").is_some_and(|id| {
             id.len() == 36 && uuid::Uuid::parse_str(id).is_ok_and(|id| id.get_version_num() == 4)
@@ -810,9 +743,7 @@ impl State {
         if !rquid_ok {
             return (400, String::new());
         }
-        let key = request
-            .header("authorization")
-            .and_then(|v| v.strip_prefix("Basic "));
+        let key = request.header("authorization").and_then(|v| v.strip_prefix("Basic "));
         let Some(decoded) = key.and_then(|key| base64_decode(key.trim())) else {
             return error(400, 4, "Can't decode 'Authorization' header");
         };
@@ -821,8 +752,7 @@ impl State {
             return error(401, 6, "credentials doesn't match db data");
         }
         let form = request.header("content-type").is_some_and(|t| {
-            t.to_ascii_lowercase()
-                .starts_with("application/x-www-form-urlencoded")
+            t.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded")
         });
         let body = String::from_utf8_lossy(&request.body).into_owned();
         let scope = body
@@ -844,17 +774,12 @@ impl State {
         let token = random_token();
         let expires_at = now_ms() + self.options.token_ttl.as_millis() as u64;
         self.tokens.insert(token.clone(), expires_at);
-        (
-            200,
-            json!({"access_token": token, "expires_at": expires_at}).to_string(),
-        )
+        (200, json!({"access_token": token, "expires_at": expires_at}).to_string())
     }
 
     /// A live token issued by this fake, else the 401 body.
     fn check_token(&self, request: &Request) -> Result<(), String> {
-        let token = request
-            .header("authorization")
-            .and_then(|v| v.strip_prefix("Bearer "));
+        let token = request.header("authorization").and_then(|v| v.strip_prefix("Bearer "));
         match token.and_then(|t| self.tokens.get(t.trim())) {
             Some(&expires_at) if expires_at > now_ms() => Ok(()),
             Some(_) => Err("{\"status\":401,\"message\":\"Token has expired\"}".into()),
@@ -871,10 +796,7 @@ impl State {
     ) -> Result<(Option<Reply>, Option<ReplyFn>), (u16, String)> {
         self.check_token(request).map_err(|body| (401, body))?;
         if self.in_flight > 0 {
-            return Err((
-                429,
-                "{\"status\":429,\"message\":\"Too many requests\"}".into(),
-            ));
+            return Err((429, "{\"status\":429,\"message\":\"Too many requests\"}".into()));
         }
         let invalid =
             |message: &str| (422, status_body(422, &format!("Invalid params: {message}")));
@@ -888,26 +810,14 @@ impl State {
         let Some(body) = chat.body.as_object() else {
             return Err(bad("request body is not a JSON object"));
         };
-        let model = body
-            .get("model")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let chat_model = self
-            .options
-            .models
-            .iter()
-            .any(|(id, kind)| id == model && kind == "chat");
+        let model = body.get("model").and_then(Value::as_str).unwrap_or_default();
+        let chat_model = self.options.models.iter().any(|(id, kind)| id == model && kind == "chat");
         if !chat_model {
-            return Err((
-                404,
-                "{\"status\":404,\"message\":\"No such model\"}\n".into(),
-            ));
+            return Err((404, "{\"status\":404,\"message\":\"No such model\"}\n".into()));
         }
         chat.model = model.to_string();
-        let Some(messages) = body
-            .get("messages")
-            .and_then(Value::as_array)
-            .filter(|m| !m.is_empty())
+        let Some(messages) =
+            body.get("messages").and_then(Value::as_array).filter(|m| !m.is_empty())
         else {
             return Err(invalid("messages must be a non-empty array"));
         };
@@ -947,9 +857,7 @@ impl State {
         if let Some(call) = body.get("function_call") {
             let named = call.get("name").and_then(Value::as_str).is_some();
             if !(call == "auto" || call == "none" || call.is_object() && named) {
-                return Err(invalid(
-                    "function_call must be \"auto\", \"none\" or {\"name\": ...}",
-                ));
+                return Err(invalid("function_call must be \"auto\", \"none\" or {\"name\": ...}"));
             }
             chat.function_call = Some(call.clone());
         }
@@ -998,9 +906,7 @@ impl State {
             .drawing_text
             .clone()
             .unwrap_or_else(|| format!("вот мой рисунок: {}", chat.last_user().unwrap_or("")));
-        Some(Reply::Text(format!(
-            "<img src=\"{id}\" fuse=\"true\"/> {text}"
-        )))
+        Some(Reply::Text(format!("<img src=\"{id}\" fuse=\"true\"/> {text}")))
     }
 
     /// A message's `attachments`: absent, or an array of ids of files this client uploaded
@@ -1018,28 +924,18 @@ impl State {
             return Ok(Vec::new());
         }
         let Some(ids) = attachments.as_array() else {
-            return Err(invalid(&format!(
-                "messages[{i}].attachments must be an array"
-            )));
+            return Err(invalid(&format!("messages[{i}].attachments must be an array")));
         };
         let client = request.header("x-client-id").unwrap_or("");
         let mut found = Vec::new();
         let mut images = 0;
         for id in ids {
             let Some(id) = id.as_str() else {
-                return Err(invalid(&format!(
-                    "messages[{i}].attachments must be strings"
-                )));
+                return Err(invalid(&format!("messages[{i}].attachments must be strings")));
             };
-            let file = self
-                .files
-                .iter()
-                .find(|f| f.id == id && !f.deleted && f.client == client);
+            let file = self.files.iter().find(|f| f.id == id && !f.deleted && f.client == client);
             let Some(file) = file else {
-                return Err((
-                    403,
-                    status_body(403, &format!("Access to file '{id}' is denied")),
-                ));
+                return Err((403, status_body(403, &format!("Access to file '{id}' is denied"))));
             };
             if IMAGE_MIMES.contains(&file.mime.as_str()) {
                 images += 1;
@@ -1060,9 +956,7 @@ impl State {
             return (401, body, None);
         }
         let client = request.header("x-client-id").unwrap_or("").to_string();
-        let rest = request.path["/api/v1/files".len()..]
-            .trim_start_matches('/')
-            .to_string();
+        let rest = request.path["/api/v1/files".len()..].trim_start_matches('/').to_string();
         let object = |f: &StoredFile| {
             format!(
                 "{{\"id\":{},\"object\":\"file\",\"bytes\":{},\"access_policy\":\"private\",\"created_at\":{},\"filename\":{},\"purpose\":{}}}",
@@ -1134,10 +1028,7 @@ impl State {
         let content_type = request.header("content-type").unwrap_or("");
         let boundary = content_type
             .strip_prefix("multipart/form-data")
-            .and_then(|rest| {
-                rest.split(';')
-                    .find_map(|p| p.trim().strip_prefix("boundary="))
-            })
+            .and_then(|rest| rest.split(';').find_map(|p| p.trim().strip_prefix("boundary=")))
             .map(|b| b.trim_matches('"').to_string())
             .ok_or_else(|| bad("Content-Type must be multipart/form-data with a boundary"))?;
         let parts = parse_multipart(&request.body, &boundary)
@@ -1150,20 +1041,15 @@ impl State {
         if !["general", "assistant"].contains(&purpose.as_str()) {
             return Err(bad("purpose must be one of general, assistant"));
         }
-        let file = parts
-            .iter()
-            .find(|p| p.name == "file")
-            .ok_or_else(|| bad("file is required"))?;
+        let file =
+            parts.iter().find(|p| p.name == "file").ok_or_else(|| bad("file is required"))?;
         let Some(filename) = file.filename.clone().filter(|n| !n.is_empty()) else {
             return Err(bad("file must have a filename"));
         };
         let mime = file.content_type.clone().unwrap_or_default();
         // No source shows the real answer to an unsupported type (UNCONFIRMED): 415.
         let Some(max) = max_bytes(&mime) else {
-            return Err((
-                415,
-                status_body(415, &format!("Unsupported file type: {mime}")),
-            ));
+            return Err((415, status_body(415, &format!("Unsupported file type: {mime}"))));
         };
         if file.body.len() > max {
             return Err((413, status_body(413, "Payload too large")));
@@ -1186,10 +1072,7 @@ impl State {
     /// `expire_tokens_every`, and returns the kill hook if this is its request.
     fn chat_arrived(&mut self) -> Option<Box<dyn FnOnce() + Send>> {
         self.chats_arrived += 1;
-        let every = self
-            .random
-            .as_ref()
-            .map_or(0, |(_, r)| r.expire_tokens_every);
+        let every = self.random.as_ref().map_or(0, |(_, r)| r.expire_tokens_every);
         if every > 0 && self.chats_arrived.is_multiple_of(every) {
             self.expire_tokens();
         }
@@ -1271,21 +1154,11 @@ fn complete(
     finish_reason: &str,
     cut: Option<usize>,
 ) {
-    let request_id = chat
-        .header("x-request-id")
-        .map(String::from)
-        .unwrap_or_else(uuid4);
-    let session_id = chat
-        .header("x-session-id")
-        .map(String::from)
-        .unwrap_or_else(uuid4);
+    let request_id = chat.header("x-request-id").map(String::from).unwrap_or_else(uuid4);
+    let session_id = chat.header("x-session-id").map(String::from).unwrap_or_else(uuid4);
     let created = now_ms() / 1000;
     let model = format!("{}:{MODEL_VERSION}", chat.model);
-    let prompt_chars: usize = chat
-        .messages
-        .iter()
-        .map(|m| m.content.chars().count())
-        .sum();
+    let prompt_chars: usize = chat.messages.iter().map(|m| m.content.chars().count()).sum();
     let prompt_tokens = tokens(prompt_chars);
     let completion_tokens = tokens(text.chars().count());
     let usage = json!({
@@ -1318,20 +1191,12 @@ fn complete(
 
     let (chars_per_sec, pause_every, piece_chars, first_event_delay) = {
         let state = shared.state.lock().unwrap();
-        (
-            state.chars_per_sec,
-            state.pause_every,
-            state.piece_chars,
-            state.first_event_delay,
-        )
+        (state.chars_per_sec, state.pause_every, state.piece_chars, state.first_event_delay)
     };
     let chars: Vec<char> = text.chars().collect();
     let pieces: Vec<String> = match chars.is_empty() {
         true => vec![String::new()],
-        false => chars
-            .chunks(piece_chars)
-            .map(|c| c.iter().collect())
-            .collect(),
+        false => chars.chunks(piece_chars).map(|c| c.iter().collect()).collect(),
     };
     let mut events: Vec<Value> = pieces
         .iter()
@@ -1365,10 +1230,7 @@ fn complete(
         if cut == Some(i) {
             break;
         }
-        if responder
-            .chunk(format!("data: {event}\n\n").as_bytes())
-            .is_err()
-        {
+        if responder.chunk(format!("data: {event}\n\n").as_bytes()).is_err() {
             return shared.finish(index, 0);
         }
         if chars_per_sec > 0.0 {
@@ -1387,9 +1249,7 @@ fn complete(
         return responder.drop_connection(); // cut before [DONE]
     }
     shared.finish(index, 200);
-    let _ = responder
-        .chunk(b"data: [DONE]\n\n")
-        .and_then(|()| responder.end_stream());
+    let _ = responder.chunk(b"data: [DONE]\n\n").and_then(|()| responder.end_stream());
 }
 
 /// One part of a multipart/form-data body.
@@ -1406,10 +1266,7 @@ pub(crate) struct Part {
 pub(crate) fn parse_multipart(body: &[u8], boundary: &str) -> Option<Vec<Part>> {
     let delimiter = format!("--{boundary}").into_bytes();
     let find = |hay: &[u8], needle: &[u8], from: usize| {
-        hay.get(from..)?
-            .windows(needle.len())
-            .position(|w| w == needle)
-            .map(|p| p + from)
+        hay.get(from..)?.windows(needle.len()).position(|w| w == needle).map(|p| p + from)
     };
     if !body.starts_with(&delimiter) {
         return None;
@@ -1492,10 +1349,7 @@ fn tokens(chars: usize) -> usize {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_millis() as u64
+    SystemTime::now().duration_since(UNIX_EPOCH).expect("clock after 1970").as_millis() as u64
 }
 
 fn uuid4() -> String {
@@ -1505,9 +1359,8 @@ fn uuid4() -> String {
 /// An opaque token shaped like the real ones: a JWE compact serialization of ~1230 chars.
 pub(crate) fn random_token() -> String {
     let random = |len: usize| -> String {
-        let bytes: Vec<u8> = (0..len.div_ceil(16))
-            .flat_map(|_| *uuid::Uuid::new_v4().as_bytes())
-            .collect();
+        let bytes: Vec<u8> =
+            (0..len.div_ceil(16)).flat_map(|_| *uuid::Uuid::new_v4().as_bytes()).collect();
         base64_encode(&bytes)
             .replace('+', "-")
             .replace('/', "_")
@@ -1529,10 +1382,7 @@ const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz
 pub(crate) fn base64_encode(bytes: &[u8]) -> String {
     let mut out = String::new();
     for group in bytes.chunks(3) {
-        let n = group
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, &b)| n | ((b as u32) << (16 - 8 * i)));
+        let n = group.iter().enumerate().fold(0u32, |n, (i, &b)| n | ((b as u32) << (16 - 8 * i)));
         for i in 0..4 {
             match i <= group.len() {
                 true => out.push(BASE64[((n >> (18 - 6 * i)) & 63) as usize] as char),
@@ -1570,39 +1420,23 @@ pub(crate) fn base64_decode(text: &str) -> Option<Vec<u8>> {
 pub(crate) fn make_ca(name: &str) -> (X509, PKey<Private>) {
     let key = new_key();
     let mut subject = X509NameBuilder::new().expect("name builder");
-    subject
-        .append_entry_by_nid(Nid::ORGANIZATIONNAME, "gigabot tests")
-        .expect("O");
-    subject
-        .append_entry_by_nid(Nid::COMMONNAME, name)
-        .expect("CN");
+    subject.append_entry_by_nid(Nid::ORGANIZATIONNAME, "gigabot tests").expect("O");
+    subject.append_entry_by_nid(Nid::COMMONNAME, name).expect("CN");
     let subject = subject.build();
     let mut cert = certificate_builder(&key);
     cert.set_subject_name(&subject).expect("subject");
     cert.set_issuer_name(&subject).expect("issuer");
     cert.append_extension(
-        BasicConstraints::new()
-            .critical()
-            .ca()
-            .build()
-            .expect("basicConstraints"),
+        BasicConstraints::new().critical().ca().build().expect("basicConstraints"),
     )
     .expect("add basicConstraints");
     cert.append_extension(
-        KeyUsage::new()
-            .critical()
-            .key_cert_sign()
-            .crl_sign()
-            .build()
-            .expect("keyUsage"),
+        KeyUsage::new().critical().key_cert_sign().crl_sign().build().expect("keyUsage"),
     )
     .expect("add keyUsage");
-    let ski = SubjectKeyIdentifier::new()
-        .build(&cert.x509v3_context(None, None))
-        .expect("SKI");
+    let ski = SubjectKeyIdentifier::new().build(&cert.x509v3_context(None, None)).expect("SKI");
     cert.append_extension(ski).expect("add SKI");
-    cert.sign(&key, MessageDigest::sha256())
-        .expect("self-sign the CA");
+    cert.sign(&key, MessageDigest::sha256()).expect("self-sign the CA");
     (cert.build(), key)
 }
 
@@ -1614,26 +1448,15 @@ pub(crate) fn make_server_cert(
 ) -> (X509, PKey<Private>) {
     let key = new_key();
     let mut subject = X509NameBuilder::new().expect("name builder");
-    subject
-        .append_entry_by_nid(Nid::COMMONNAME, "localhost")
-        .expect("CN");
+    subject.append_entry_by_nid(Nid::COMMONNAME, "localhost").expect("CN");
     let subject = subject.build();
     let mut cert = certificate_builder(&key);
     cert.set_subject_name(&subject).expect("subject");
     cert.set_issuer_name(ca.subject_name()).expect("issuer");
+    cert.append_extension(BasicConstraints::new().critical().build().expect("basicConstraints"))
+        .expect("add basicConstraints");
     cert.append_extension(
-        BasicConstraints::new()
-            .critical()
-            .build()
-            .expect("basicConstraints"),
-    )
-    .expect("add basicConstraints");
-    cert.append_extension(
-        KeyUsage::new()
-            .critical()
-            .digital_signature()
-            .build()
-            .expect("keyUsage"),
+        KeyUsage::new().critical().digital_signature().build().expect("keyUsage"),
     )
     .expect("add keyUsage");
     cert.append_extension(ExtendedKeyUsage::new().server_auth().build().expect("EKU"))
@@ -1641,20 +1464,13 @@ pub(crate) fn make_server_cert(
     let context = cert.x509v3_context(Some(ca), None);
     let san = match host {
         Some(host) => SubjectAlternativeName::new().dns(host).build(&context),
-        None => SubjectAlternativeName::new()
-            .ip("127.0.0.1")
-            .dns("localhost")
-            .build(&context),
+        None => SubjectAlternativeName::new().ip("127.0.0.1").dns("localhost").build(&context),
     }
     .expect("SAN");
-    let aki = AuthorityKeyIdentifier::new()
-        .keyid(true)
-        .build(&context)
-        .expect("AKI");
+    let aki = AuthorityKeyIdentifier::new().keyid(true).build(&context).expect("AKI");
     cert.append_extension(san).expect("add SAN");
     cert.append_extension(aki).expect("add AKI");
-    cert.sign(ca_key, MessageDigest::sha256())
-        .expect("sign the server certificate");
+    cert.sign(ca_key, MessageDigest::sha256()).expect("sign the server certificate");
     (cert.build(), key)
 }
 
@@ -1668,17 +1484,13 @@ fn certificate_builder(key: &PKey<Private>) -> openssl::x509::X509Builder {
     let mut cert = X509::builder().expect("certificate builder");
     cert.set_version(2).expect("v3");
     let mut serial = BigNum::new().expect("bignum");
-    serial
-        .rand(127, MsbOption::MAYBE_ZERO, false)
-        .expect("random serial");
-    cert.set_serial_number(&serial.to_asn1_integer().expect("serial"))
-        .expect("set serial");
+    serial.rand(127, MsbOption::MAYBE_ZERO, false).expect("random serial");
+    cert.set_serial_number(&serial.to_asn1_integer().expect("serial")).expect("set serial");
     let yesterday = (now_ms() / 1000) as i64 - 24 * 60 * 60;
     cert.set_not_before(&Asn1Time::from_unix(yesterday).expect("not before"))
         .expect("set not before");
     let expiry = yesterday + 30 * 24 * 60 * 60;
-    cert.set_not_after(&Asn1Time::from_unix(expiry).expect("not after"))
-        .expect("set not after");
+    cert.set_not_after(&Asn1Time::from_unix(expiry).expect("not after")).expect("set not after");
     cert.set_pubkey(key).expect("public key");
     cert
 }
@@ -1709,19 +1521,11 @@ mod tests {
         for text in ["", "a", "ab", "abc", "abcd", "Привет"] {
             let encoded = base64_encode(text.as_bytes());
             if !text.is_empty() {
-                assert_eq!(
-                    base64_decode(&encoded).as_deref(),
-                    Some(text.as_bytes()),
-                    "{encoded}"
-                );
+                assert_eq!(base64_decode(&encoded).as_deref(), Some(text.as_bytes()), "{encoded}");
             }
         }
         assert_eq!(base64_decode("not base64!"), None);
-        assert_eq!(
-            base64_decode("QQ"),
-            Some(b"A".to_vec()),
-            "padding is optional"
-        );
+        assert_eq!(base64_decode("QQ"), Some(b"A".to_vec()), "padding is optional");
     }
 
     #[test]

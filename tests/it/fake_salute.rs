@@ -24,12 +24,8 @@ use crate::fake_gigachat::{
 };
 use crate::http::{Request, Responder, Server, Stream};
 
-const SCOPES: [&str; 4] = [
-    "SALUTE_SPEECH_PERS",
-    "SALUTE_SPEECH_CORP",
-    "SALUTE_SPEECH_B2B",
-    "SBER_SPEECH",
-];
+const SCOPES: [&str; 4] =
+    ["SALUTE_SPEECH_PERS", "SALUTE_SPEECH_CORP", "SALUTE_SPEECH_B2B", "SBER_SPEECH"];
 /// The limits of synchronous recognition.
 pub const MAX_BYTES: usize = 2_000_000;
 pub const MAX_SECS: u64 = 60;
@@ -91,9 +87,8 @@ impl FakeSaluteSpeech {
             let state = state.clone();
             Server::start(
                 move |tcp| {
-                    let tls = acceptor
-                        .accept(tcp)
-                        .map_err(|e| std::io::Error::other(e.to_string()))?;
+                    let tls =
+                        acceptor.accept(tcp).map_err(|e| std::io::Error::other(e.to_string()))?;
                     Ok(Box::new(tls) as Stream)
                 },
                 move |request, responder| handle(&state, request, responder),
@@ -198,10 +193,7 @@ fn ogg_secs(body: &[u8]) -> Option<u64> {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_millis() as u64
+    SystemTime::now().duration_since(UNIX_EPOCH).expect("clock after 1970").as_millis() as u64
 }
 
 fn status_body(status: u16, message: &str) -> String {
@@ -247,15 +239,12 @@ impl State {
         if !rquid_ok {
             return (400, String::new());
         }
-        let key = request
-            .header("authorization")
-            .and_then(|v| v.strip_prefix("Basic "));
+        let key = request.header("authorization").and_then(|v| v.strip_prefix("Basic "));
         if key.map(str::trim) != Some(self.key.as_str()) {
             return error(401, 6, "credentials doesn't match db data");
         }
         let form = request.header("content-type").is_some_and(|t| {
-            t.to_ascii_lowercase()
-                .starts_with("application/x-www-form-urlencoded")
+            t.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded")
         });
         let body = String::from_utf8_lossy(&request.body).into_owned();
         let scope = body
@@ -278,9 +267,7 @@ impl State {
     }
 
     fn recognize(&mut self, request: &Request) -> (u16, String) {
-        let token = request
-            .header("authorization")
-            .and_then(|v| v.strip_prefix("Bearer "));
+        let token = request.header("authorization").and_then(|v| v.strip_prefix("Bearer "));
         match token.and_then(|t| self.tokens.get(t.trim())) {
             Some(&expiry) if expiry > now_ms() => {}
             _ => return (401, status_body(401, "Unauthorized")),
@@ -289,10 +276,7 @@ impl State {
             return fault;
         }
         let content_type = request.header("content-type").unwrap_or("");
-        let content_type: String = content_type
-            .chars()
-            .filter(|c| !c.is_whitespace())
-            .collect();
+        let content_type: String = content_type.chars().filter(|c| !c.is_whitespace()).collect();
         if !content_type.eq_ignore_ascii_case("audio/ogg;codecs=opus") {
             return (400, status_body(400, "unsupported content type"));
         }

@@ -160,10 +160,7 @@ pub struct FloodLimits {
 
 impl Default for FloodLimits {
     fn default() -> Self {
-        FloodLimits {
-            private_burst: 5,
-            group_per_minute: 20,
-        }
+        FloodLimits { private_burst: 5, group_per_minute: 20 }
     }
 }
 
@@ -357,11 +354,7 @@ impl FakeFile {
 }
 
 fn bad_request(detail: impl std::fmt::Display) -> ApiError {
-    ApiError {
-        code: 400,
-        description: format!("Bad Request: {detail}"),
-        parameters: None,
-    }
+    ApiError { code: 400, description: format!("Bad Request: {detail}"), parameters: None }
 }
 
 fn required(name: &str) -> ApiError {
@@ -381,10 +374,7 @@ impl FakeTelegram {
             flood: Some(FloodLimits::default()),
             ..State::default()
         };
-        let shared = Arc::new(Shared {
-            state: Mutex::new(state),
-            wake: Condvar::new(),
-        });
+        let shared = Arc::new(Shared { state: Mutex::new(state), wake: Condvar::new() });
         let server = {
             let shared = shared.clone();
             Server::plain(move |request, responder| handle(&shared, request, responder))
@@ -467,10 +457,7 @@ impl FakeTelegram {
     /// The user blocked the bot (private chat) or the bot was kicked (group): sends get 403.
     pub fn set_blocked(&self, chat_id: i64, blocked: bool) {
         let mut state = self.lock();
-        let chat = state
-            .chats
-            .get_mut(&chat_id)
-            .expect("set_blocked: unknown chat");
+        let chat = state.chats.get_mut(&chat_id).expect("set_blocked: unknown chat");
         chat.blocked = blocked;
     }
 
@@ -490,11 +477,7 @@ impl FakeTelegram {
     /// Queues a fault for the next call of `method` (any case); one is used per call.
     pub fn fail_next(&self, method: &str, fault: Fault) {
         let mut state = self.lock();
-        state
-            .faults
-            .entry(method.to_ascii_lowercase())
-            .or_default()
-            .push_back(fault);
+        state.faults.entry(method.to_ascii_lowercase()).or_default().push_back(fault);
     }
 
     /// Random faults from a seeded generator: the same seed and calls give the same faults.
@@ -562,10 +545,7 @@ impl FakeTelegram {
     /// The calls of one method (any case).
     pub fn calls_of(&self, method: &str) -> Vec<Call> {
         let calls = self.lock().calls.clone();
-        calls
-            .into_iter()
-            .filter(|c| c.method.eq_ignore_ascii_case(method))
-            .collect()
+        calls.into_iter().filter(|c| c.method.eq_ignore_ascii_case(method)).collect()
     }
 
     /// Every message the bot sent, in sending order.
@@ -587,10 +567,7 @@ impl FakeTelegram {
 
     /// The bot's messages in one chat, in sending order.
     pub fn sent_to(&self, chat_id: i64) -> Vec<SentMessage> {
-        self.sent()
-            .into_iter()
-            .filter(|m| m.chat_id == chat_id)
-            .collect()
+        self.sent().into_iter().filter(|m| m.chat_id == chat_id).collect()
     }
 
     /// The bot's messages that reply (reply_parameters.message_id) to the message of a
@@ -600,19 +577,13 @@ impl FakeTelegram {
             return Vec::new();
         };
         let replies = self.sent_to(chat_id);
-        replies
-            .into_iter()
-            .filter(|m| m.reply_to == Some(message_id))
-            .collect()
+        replies.into_iter().filter(|m| m.reply_to == Some(message_id)).collect()
     }
 
     /// The drafts streamed to a chat, oldest first.
     pub fn drafts_to(&self, chat_id: i64) -> Vec<SentDraft> {
         let state = self.lock();
-        state
-            .chats
-            .get(&chat_id)
-            .map_or(Vec::new(), |chat| chat.drafts.clone())
+        state.chats.get(&chat_id).map_or(Vec::new(), |chat| chat.drafts.clone())
     }
 
     /// The draft a user sees now: the last one, unless a message came after it or it is
@@ -632,18 +603,10 @@ impl FakeTelegram {
     /// (chat_id, message_id) of a pushed message update.
     pub fn message_of(&self, update_id: i64) -> Option<(i64, i64)> {
         let update = self.update(update_id)?;
-        let message = [
-            "message",
-            "edited_message",
-            "channel_post",
-            "edited_channel_post",
-        ]
-        .iter()
-        .find_map(|kind| update.get(kind))?;
-        Some((
-            message["chat"]["id"].as_i64()?,
-            message["message_id"].as_i64()?,
-        ))
+        let message = ["message", "edited_message", "channel_post", "edited_channel_post"]
+            .iter()
+            .find_map(|kind| update.get(kind))?;
+        Some((message["chat"]["id"].as_i64()?, message["message_id"].as_i64()?))
     }
 
     /// The commands of the last successful setMyCommands for the default scope.
@@ -679,21 +642,12 @@ impl FakeTelegram {
         for call in calls.iter().skip(calls.len().saturating_sub(30)) {
             let mut params = call.params.to_string();
             if params.len() > 300 {
-                let cut = (0..=300)
-                    .rev()
-                    .find(|&i| params.is_char_boundary(i))
-                    .unwrap_or(0);
+                let cut = (0..=300).rev().find(|&i| params.is_char_boundary(i)).unwrap_or(0);
                 params.truncate(cut);
                 params.push('…');
             }
-            let outcome = call
-                .description()
-                .unwrap_or(if call.status == 200 { "ok" } else { "-" });
-            let _ = writeln!(
-                out,
-                "  {} {} {params} -> {outcome}",
-                call.status, call.method
-            );
+            let outcome = call.description().unwrap_or(if call.status == 200 { "ok" } else { "-" });
+            let _ = writeln!(out, "  {} {} {params} -> {outcome}", call.status, call.method);
         }
         out
     }
@@ -741,13 +695,7 @@ fn handle(shared: &Shared, request: &Request, responder: &mut Responder) {
     };
     // Recorded before it is written: a test that saw the answer also sees the record.
     let (status, response) = wire.recorded();
-    let call = Call {
-        method,
-        params: Value::Object(params),
-        status,
-        response,
-        at,
-    };
+    let call = Call { method, params: Value::Object(params), status, response, at };
     let mut state = shared.state.lock().unwrap();
     if state.record_calls {
         state.calls.push(call);
@@ -764,10 +712,7 @@ fn download(shared: &Shared, request: &Request, rest: &str, responder: &mut Resp
         .filter(|(token, _)| *token == TOKEN)
         .map(|(_, path)| percent_decode(path));
     let mut state = shared.state.lock().unwrap();
-    let fault = state
-        .faults
-        .get_mut("download")
-        .and_then(VecDeque::pop_front);
+    let fault = state.faults.get_mut("download").and_then(VecDeque::pop_front);
     let found = path.as_ref().and_then(|path| {
         let file = state.files.values().find(|f| &f.path == path && !f.lost)?;
         (request.method == "GET").then(|| file.bytes())
@@ -887,9 +832,7 @@ impl Wire {
         match self {
             Wire::Json(status, body) => {
                 let bytes = serde_json::to_vec(&body).expect("a JSON value serializes");
-                let retry_after = body["parameters"]["retry_after"]
-                    .as_u64()
-                    .map(|s| s.to_string());
+                let retry_after = body["parameters"]["retry_after"].as_u64().map(|s| s.to_string());
                 let mut headers = vec![("Content-Type", "application/json")];
                 if let Some(seconds) = &retry_after {
                     headers.push(("Retry-After", seconds));
@@ -900,11 +843,9 @@ impl Wire {
                 let headers = [("Content-Type", "text/html"), ("Server", "nginx/1.18.0")];
                 responder.send(502, &headers, NGINX_502.as_bytes());
             }
-            Wire::Garbage => responder.send(
-                200,
-                &[("Content-Type", "application/json")],
-                GARBAGE.as_bytes(),
-            ),
+            Wire::Garbage => {
+                responder.send(200, &[("Content-Type", "application/json")], GARBAGE.as_bytes())
+            }
             Wire::Drop => responder.drop_connection(),
             Wire::Raw(status, bytes) => {
                 responder.send(status, &[("Content-Type", "application/json")], &bytes)
@@ -918,11 +859,7 @@ fn route(request: &Request) -> Result<&'static str, (String, ApiError)> {
     let not_found = |method: &str, description: &str| {
         Err((
             method.to_string(),
-            ApiError {
-                code: 404,
-                description: description.into(),
-                parameters: None,
-            },
+            ApiError { code: 404, description: description.into(), parameters: None },
         ))
     };
     let Some(rest) = request.path.strip_prefix("/bot") else {
@@ -932,11 +869,7 @@ fn route(request: &Request) -> Result<&'static str, (String, ApiError)> {
         return not_found(&request.path, "Not Found");
     };
     if token != TOKEN {
-        let error = ApiError {
-            code: 401,
-            description: "Unauthorized".into(),
-            parameters: None,
-        };
+        let error = ApiError { code: 401, description: "Unauthorized".into(), parameters: None };
         return Err((method.to_string(), error));
     }
     match METHODS.iter().find(|m| m.eq_ignore_ascii_case(method)) {
@@ -991,11 +924,7 @@ fn get_updates(shared: &Shared, p: &Map<String, Value>) -> Result<Value, ApiErro
 
     let mut state = shared.state.lock().unwrap();
     if state.webhook_url.is_some() {
-        return Err(ApiError {
-            code: 409,
-            description: CONFLICT_WEBHOOK.into(),
-            parameters: None,
-        });
+        return Err(ApiError { code: 409, description: CONFLICT_WEBHOOK.into(), parameters: None });
     }
     if let Some(allowed) = allowed {
         let kinds: Vec<String> = allowed
@@ -1062,10 +991,7 @@ fn parse_params(request: &Request) -> Result<Map<String, Value>, ApiError> {
         params.insert(name, Value::String(value));
     }
     if !request.body.is_empty() {
-        let content_type = request
-            .header("content-type")
-            .unwrap_or("")
-            .to_ascii_lowercase();
+        let content_type = request.header("content-type").unwrap_or("").to_ascii_lowercase();
         if content_type.starts_with("application/json") {
             match serde_json::from_slice(&request.body) {
                 Ok(Value::Object(body)) => params.extend(body),
@@ -1197,15 +1123,13 @@ fn check_raw_text(text: &str) -> Result<(), ApiError> {
 
 /// Parses the text for the parse mode: Ok(true) for HTML, Ok(false) for plain text.
 fn parse_mode(p: &Map<String, Value>) -> Result<bool, ApiError> {
-    let mode = text_param(p, "parse_mode")
-        .unwrap_or_default()
-        .to_ascii_lowercase();
+    let mode = text_param(p, "parse_mode").unwrap_or_default().to_ascii_lowercase();
     match mode.as_str() {
         "" | "none" => Ok(false),
         "html" => Ok(true),
-        "markdown" | "markdownv2" => Err(bad_request(
-            "unsupported parse_mode (the fake implements only HTML)",
-        )),
+        "markdown" | "markdownv2" => {
+            Err(bad_request("unsupported parse_mode (the fake implements only HTML)"))
+        }
         _ => Err(bad_request("unsupported parse_mode")),
     }
 }
@@ -1226,10 +1150,7 @@ fn finish_text(parsed: &(String, Vec<tg_html::Entity>)) -> Result<(String, Vec<V
     if text.chars().count() > MAX_TEXT_CHARS {
         return Err(bad_request("message is too long"));
     }
-    Ok((
-        text,
-        entities.iter().map(tg_html::Entity::to_json).collect(),
-    ))
+    Ok((text, entities.iter().map(tg_html::Entity::to_json).collect()))
 }
 
 /// Checks the structure of `reply_markup` (the server's part; button data is checked later).
@@ -1241,9 +1162,8 @@ fn markup_param(p: &Map<String, Value>) -> Result<Option<Value>, ApiError> {
         return Err(bad_request("can't parse reply keyboard markup JSON object"));
     };
     let Some(rows) = fields.get("inline_keyboard") else {
-        let reply_keyboard = ["keyboard", "remove_keyboard", "force_reply"]
-            .iter()
-            .any(|k| fields.contains_key(*k));
+        let reply_keyboard =
+            ["keyboard", "remove_keyboard", "force_reply"].iter().any(|k| fields.contains_key(*k));
         return match reply_keyboard {
             true => Ok(Some(markup)),
             false => Err(bad_request("can't parse reply keyboard markup JSON object")),
@@ -1267,11 +1187,8 @@ fn check_button(button: &Value) -> Result<(), ApiError> {
     if !button["text"].is_string() {
         return Err(invalid("Field \"text\" must be of type String"));
     }
-    let kinds: Vec<&str> = BUTTON_KINDS
-        .iter()
-        .copied()
-        .filter(|k| button.get(*k).is_some())
-        .collect();
+    let kinds: Vec<&str> =
+        BUTTON_KINDS.iter().copied().filter(|k| button.get(*k).is_some()).collect();
     match kinds.as_slice() {
         [] => return Err(invalid("Text buttons are unallowed in the inline keyboard")),
         [_] => {}
@@ -1286,10 +1203,9 @@ fn check_button(button: &Value) -> Result<(), ApiError> {
     }
     if let Some(url) = button.get("url") {
         let url = url.as_str().unwrap_or("");
-        let valid = ["http://", "https://", "tg://"].iter().any(|scheme| {
-            url.strip_prefix(scheme)
-                .is_some_and(|rest| !rest.is_empty())
-        });
+        let valid = ["http://", "https://", "tg://"]
+            .iter()
+            .any(|scheme| url.strip_prefix(scheme).is_some_and(|rest| !rest.is_empty()));
         if !valid {
             return Err(bad_request("BUTTON_URL_INVALID"));
         }
@@ -1299,15 +1215,8 @@ fn check_button(button: &Value) -> Result<(), ApiError> {
 
 /// Telegram's own check of callback data: 1–64 bytes.
 fn check_button_data(markup: &Option<Value>) -> Result<(), ApiError> {
-    let rows = markup
-        .as_ref()
-        .and_then(|m| m["inline_keyboard"].as_array());
-    for button in rows
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_array)
-        .flatten()
-    {
+    let rows = markup.as_ref().and_then(|m| m["inline_keyboard"].as_array());
+    for button in rows.into_iter().flatten().filter_map(Value::as_array).flatten() {
         if let Some(data) = button["callback_data"].as_str()
             && (data.is_empty() || data.len() > 64)
         {
@@ -1319,9 +1228,7 @@ fn check_button_data(markup: &Option<Value>) -> Result<(), ApiError> {
 
 /// The inline keyboard, as it appears in a Message; reply keyboards don't.
 fn inline_markup(markup: &Option<Value>) -> Option<Value> {
-    markup
-        .clone()
-        .filter(|m| m.get("inline_keyboard").is_some())
+    markup.clone().filter(|m| m.get("inline_keyboard").is_some())
 }
 
 /// reply_parameters, or the legacy reply_to_message_id when reply_parameters is absent:
@@ -1331,9 +1238,7 @@ fn reply_param(p: &Map<String, Value>) -> Result<Option<(i64, bool)>, ApiError> 
         let Some(message_id) = reply["message_id"].as_i64() else {
             return Err(bad_request("can't parse reply parameters JSON object"));
         };
-        let allow = reply["allow_sending_without_reply"]
-            .as_bool()
-            .unwrap_or(false);
+        let allow = reply["allow_sending_without_reply"].as_bool().unwrap_or(false);
         return Ok(Some((message_id, allow)));
     }
     match int_param(p, "reply_to_message_id") {
@@ -1370,11 +1275,9 @@ impl State {
         for size in message["photo"].as_array().into_iter().flatten() {
             found.push((size, "photos"));
         }
-        for (field, folder) in [
-            ("document", "documents"),
-            ("voice", "voice"),
-            ("sticker", "stickers"),
-        ] {
+        for (field, folder) in
+            [("document", "documents"), ("voice", "voice"), ("sticker", "stickers")]
+        {
             if message[field].is_object() {
                 found.push((&message[field], folder));
             }
@@ -1612,10 +1515,7 @@ impl State {
         check_button_data(&markup)?;
 
         let stored = self.stored_mut(chat_id, message_id);
-        let message = stored
-            .message
-            .as_object_mut()
-            .expect("a stored message is an object");
+        let message = stored.message.as_object_mut().expect("a stored message is an object");
         message.insert("text".into(), json!(text));
         match entities.as_array().is_some_and(|e| !e.is_empty()) {
             true => message.insert("entities".into(), entities),
@@ -1640,10 +1540,7 @@ impl State {
         check_button_data(&markup)?;
 
         let stored = self.stored_mut(chat_id, message_id);
-        let message = stored
-            .message
-            .as_object_mut()
-            .expect("a stored message is an object");
+        let message = stored.message.as_object_mut().expect("a stored message is an object");
         set_markup(message, inline_markup(&markup));
         message.insert("edit_date".into(), json!(unix_now()));
         stored.edits += 1;
@@ -1717,9 +1614,7 @@ impl State {
                 return Err(bad_request("can't parse BotCommand JSON object"));
             };
             let name_ok = (1..=32).contains(&name.len())
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+                && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
             if !name_ok {
                 return Err(bad_request("BOT_COMMAND_INVALID"));
             }
@@ -1778,10 +1673,7 @@ impl State {
         };
         let private = self.chats[&chat_id].object["type"] == "private";
         let (allowed, window) = match private {
-            true => (
-                limits.private_burst,
-                Duration::from_secs(limits.private_burst as u64),
-            ),
+            true => (limits.private_burst, Duration::from_secs(limits.private_burst as u64)),
             false => (limits.group_per_minute, Duration::from_secs(60)),
         };
         let now = Instant::now();
@@ -1813,26 +1705,16 @@ impl State {
             Some(kind) => format!("Forbidden: bot was kicked from the {kind} chat"),
             None => "Forbidden: bot was kicked from the chat".to_string(),
         };
-        Err(ApiError {
-            code: 403,
-            description,
-            parameters: None,
-        })
+        Err(ApiError { code: 403, description, parameters: None })
     }
 
     fn live_message(&self, chat_id: i64, message_id: i64) -> Option<&Stored> {
-        self.chats
-            .get(&chat_id)?
-            .messages
-            .get(&message_id)
-            .filter(|m| !m.deleted)
+        self.chats.get(&chat_id)?.messages.get(&message_id).filter(|m| !m.deleted)
     }
 
     fn stored_mut(&mut self, chat_id: i64, message_id: i64) -> &mut Stored {
         let chat = self.chats.get_mut(&chat_id).expect("a checked chat");
-        chat.messages
-            .get_mut(&message_id)
-            .expect("a checked message")
+        chat.messages.get_mut(&message_id).expect("a checked message")
     }
 
     fn next_seq(&mut self) -> u64 {
@@ -1849,8 +1731,7 @@ impl State {
             }
         } else if offset > 0 && offset <= self.next_update_id.saturating_add(10) {
             // An offset further in the future is ignored, as by the real server.
-            self.queue
-                .retain(|u| u["update_id"].as_i64().is_some_and(|id| id >= offset));
+            self.queue.retain(|u| u["update_id"].as_i64().is_some_and(|id| id >= offset));
             self.confirmed_offset = self.confirmed_offset.max(offset);
         }
     }
@@ -1869,10 +1750,8 @@ impl State {
     }
 
     fn next_fault(&mut self, method: &str) -> Option<Fault> {
-        let queued = self
-            .faults
-            .get_mut(&method.to_ascii_lowercase())
-            .and_then(VecDeque::pop_front);
+        let queued =
+            self.faults.get_mut(&method.to_ascii_lowercase()).and_then(VecDeque::pop_front);
         if queued.is_some() {
             return queued;
         }
@@ -1949,9 +1828,7 @@ impl State {
     fn register_message(&mut self, message: &mut Value) {
         let chat_id = self.register_chat(&message["chat"]);
         self.register_files(message);
-        let reply_to = message
-            .get("reply_to_message")
-            .and_then(|r| r["message_id"].as_i64());
+        let reply_to = message.get("reply_to_message").and_then(|r| r["message_id"].as_i64());
         if let Some(reply_to) = reply_to {
             message["reply_to_message"] = match self.live_message(chat_id, reply_to) {
                 Some(stored) => reply_object(&stored.message),
@@ -1966,10 +1843,7 @@ impl State {
         if let Some(new_id) = message["migrate_to_chat_id"].as_i64() {
             let title = message["chat"]["title"].clone();
             self.register_chat(&json!({"id": new_id, "title": title, "type": "supergroup"}));
-            self.chats
-                .get_mut(&chat_id)
-                .expect("registered above")
-                .migrated_to = Some(new_id);
+            self.chats.get_mut(&chat_id).expect("registered above").migrated_to = Some(new_id);
         }
         let chat = self.chats.get_mut(&chat_id).expect("registered above");
         let message_id = chat.next_message_id;
@@ -1991,9 +1865,7 @@ impl State {
 
     fn register_edit(&mut self, message: &mut Value) {
         let chat_id = self.register_chat(&message["chat"]);
-        let message_id = message["message_id"]
-            .as_i64()
-            .expect("an edit names its message");
+        let message_id = message["message_id"].as_i64().expect("an edit names its message");
         let chat = self.chats.get_mut(&chat_id).expect("registered above");
         if let Some(stored) = chat.messages.get_mut(&message_id) {
             message["date"] = stored.message["date"].clone();
@@ -2007,22 +1879,15 @@ impl State {
             self.next_callback_query += 1;
         }
         let chat_id = self.register_chat(&query["message"]["chat"]);
-        let message_id = query["message"]["message_id"]
-            .as_i64()
-            .expect("a callback names its message");
+        let message_id =
+            query["message"]["message_id"].as_i64().expect("a callback names its message");
         query["message"] = match self.live_message(chat_id, message_id) {
             Some(stored) => stored.message.clone(),
             None => json!({"chat": query["message"]["chat"], "message_id": message_id, "date": 0}),
         };
         let id = query["id"].as_str().expect("set above").to_string();
-        self.callback_queries.insert(
-            id,
-            CallbackQuery {
-                pushed: Instant::now(),
-                answered: false,
-                expired: false,
-            },
-        );
+        self.callback_queries
+            .insert(id, CallbackQuery { pushed: Instant::now(), answered: false, expired: false });
     }
 
     fn register_member_change(&mut self, change: &mut Value) {
@@ -2110,10 +1975,7 @@ fn get_me() -> Value {
 }
 
 fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_secs() as i64
+    SystemTime::now().duration_since(UNIX_EPOCH).expect("clock after 1970").as_secs() as i64
 }
 
 /// splitmix64: a tiny deterministic generator for reproducible random faults (also used by
@@ -2352,17 +2214,9 @@ pub fn document_file(
 ) -> Value {
     let mut message = message_base(chat_id, user_id);
     let file_id = format!("BQACAgIAAxkBAAIt{}x{file_size}NQQ", file_name.len());
-    let file_id: String = file_id
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric())
-        .collect();
-    let file_id = format!(
-        "{file_id}{}",
-        file_name
-            .bytes()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    );
+    let file_id: String = file_id.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
+    let file_id =
+        format!("{file_id}{}", file_name.bytes().map(|b| format!("{b:02x}")).collect::<String>());
     message["document"] = json!({
         "file_name": file_name,
         "file_id": file_id,
@@ -2384,9 +2238,7 @@ pub fn document_file(
 
 /// A file_unique_id made from a file_id (short, as Telegram's are).
 fn unique_id(file_id: &str) -> String {
-    let sum = file_id
-        .bytes()
-        .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64));
+    let sum = file_id.bytes().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64));
     format!("AgAD{sum:x}")
 }
 
@@ -2500,9 +2352,7 @@ pub fn detect_entities(text: &str) -> Vec<Value> {
                 if chars.get(end) == Some(&'@') && (3..=32).contains(&run(end + 1)) {
                     end += 1 + run(end + 1);
                 }
-                let after_ok = chars
-                    .get(end)
-                    .is_none_or(|&c| !word(c) && !"/<>".contains(c));
+                let after_ok = chars.get(end).is_none_or(|&c| !word(c) && !"/<>".contains(c));
                 ((1..=64).contains(&command_len) && after_ok).then_some(("bot_command", end))
             }
             '@' if before.is_none_or(|c| !word(c)) => {

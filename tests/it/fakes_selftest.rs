@@ -62,25 +62,12 @@ impl Answer {
 
 fn read(response: Result<ureq::http::Response<ureq::Body>, ureq::Error>, header: &str) -> Answer {
     let mut response = response.expect("an HTTP answer");
-    let text = |name: &str| {
-        response
-            .headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(String::from)
-    };
+    let text =
+        |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(String::from);
     let (content_type, header) = (text("content-type").unwrap_or_default(), text(header));
     let status = response.status().as_u16();
-    let body = response
-        .body_mut()
-        .read_to_string()
-        .expect("a readable body");
-    Answer {
-        status,
-        content_type,
-        header,
-        body,
-    }
+    let body = response.body_mut().read_to_string().expect("a readable body");
+    Answer { status, content_type, header, body }
 }
 
 // --- Telegram ---
@@ -98,11 +85,7 @@ fn call(agent: &Agent, fake: &FakeTelegram, method: &str, params: Value) -> (u16
             .send(params.to_string()),
         "retry-after",
     );
-    assert_eq!(
-        answer.content_type, "application/json",
-        "{method}: {}",
-        answer.body
-    );
+    assert_eq!(answer.content_type, "application/json", "{method}: {}", answer.body);
     (answer.status, answer.json())
 }
 
@@ -118,12 +101,7 @@ fn assert_error(answer: (u16, Value), status: u16, description: &str) {
 }
 
 fn result(answer: (u16, Value)) -> Value {
-    assert_eq!(
-        (answer.0, &answer.1["ok"]),
-        (200, &json!(true)),
-        "{}",
-        answer.1
-    );
+    assert_eq!((answer.0, &answer.1["ok"]), (200, &json!(true)), "{}", answer.1);
     answer.1["result"].clone()
 }
 
@@ -141,19 +119,13 @@ fn telegram_routes_and_envelopes_like_the_real_server() {
     let fake = FakeTelegram::start();
     let agent = agent();
     assert_eq!(fake.token().len(), 46);
-    let wrong_token = format!(
-        "{}/bot7000000001:AAHwrongwrongwrongwrongwrongwrongwro/getMe",
-        fake.url()
-    );
+    let wrong_token =
+        format!("{}/bot7000000001:AAHwrongwrongwrongwrongwrongwrongwro/getMe", fake.url());
     let answer = read(agent.get(wrong_token).call(), "");
     assert_error((answer.status, answer.json()), 401, "Unauthorized");
     let answer = read(agent.get(format!("{}/favicon.ico", fake.url())).call(), "");
     assert_error((answer.status, answer.json()), 404, "Not Found");
-    assert_error(
-        call(&agent, &fake, "getMee", json!({})),
-        404,
-        "Not Found: method not found",
-    );
+    assert_error(call(&agent, &fake, "getMee", json!({})), 404, "Not Found: method not found");
 
     // Method names are case-insensitive; GET with a query string works; the record uses
     // the canonical name.
@@ -175,10 +147,7 @@ fn telegram_routes_and_envelopes_like_the_real_server() {
     let (status, body) = call(&agent, &fake, "deleteWebhook", json!({}));
     assert_eq!(
         (status, body),
-        (
-            200,
-            json!({"ok": true, "result": true, "description": "Webhook is already deleted"})
-        )
+        (200, json!({"ok": true, "result": true, "description": "Webhook is already deleted"}))
     );
     fake.set_webhook("https://example.com/hook");
     assert_eq!(
@@ -190,17 +159,9 @@ fn telegram_routes_and_envelopes_like_the_real_server() {
         409,
         "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first",
     );
-    let (_, body) = call(
-        &agent,
-        &fake,
-        "deleteWebhook",
-        json!({"drop_pending_updates": true}),
-    );
+    let (_, body) = call(&agent, &fake, "deleteWebhook", json!({"drop_pending_updates": true}));
     assert_eq!(body["description"], "Webhook was deleted");
-    assert_eq!(
-        result(call(&agent, &fake, "getUpdates", json!({}))),
-        json!([])
-    );
+    assert_eq!(result(call(&agent, &fake, "getUpdates", json!({}))), json!([]));
 }
 
 #[test]
@@ -224,48 +185,23 @@ fn long_poll_answers_when_an_update_arrives_and_confirms_by_offset() {
     fake.wait_until(WAIT, "the poll is parked", |f| f.polling());
     let id = fake.push_text(IVAN, IVAN, "Привет! 🤔");
     let body = poll.join().unwrap();
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "answered at once, not at the timeout"
-    );
+    assert!(started.elapsed() < Duration::from_secs(5), "answered at once, not at the timeout");
     let updates = body["result"].as_array().unwrap().clone();
     assert_eq!(updates.len(), 1, "{body}");
-    assert_eq!(
-        (id, updates[0]["update_id"].as_i64()),
-        (873000101, Some(873000101))
-    );
+    assert_eq!((id, updates[0]["update_id"].as_i64()), (873000101, Some(873000101)));
     assert_eq!(updates[0]["message"]["text"], "Привет! 🤔");
     assert_eq!(updates[0]["message"]["chat"]["type"], "private");
     assert_eq!(fake.update(id).unwrap(), updates[0]);
 
     // Nothing is confirmed until a later call carries a higher offset: at-least-once.
-    assert_eq!(
-        result(call(&agent, &fake, "getUpdates", json!({})))
-            .as_array()
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(result(call(&agent, &fake, "getUpdates", json!({}))).as_array().unwrap().len(), 1);
     assert_eq!((fake.confirmed_offset(), fake.pending_updates()), (0, 1));
-    assert_eq!(
-        result(call(&agent, &fake, "getUpdates", json!({"offset": id + 1}))),
-        json!([])
-    );
-    assert_eq!(
-        (fake.confirmed_offset(), fake.pending_updates()),
-        (id + 1, 0)
-    );
+    assert_eq!(result(call(&agent, &fake, "getUpdates", json!({"offset": id + 1}))), json!([]));
+    assert_eq!((fake.confirmed_offset(), fake.pending_updates()), (id + 1, 0));
 
     // limit, and a negative offset that keeps only the newest updates.
-    let ids: Vec<i64> = (0..3)
-        .map(|i| fake.push_text(IVAN, IVAN, &format!("m{i}")))
-        .collect();
-    let two = result(call(
-        &agent,
-        &fake,
-        "getUpdates",
-        json!({"limit": 2, "offset": id + 1}),
-    ));
+    let ids: Vec<i64> = (0..3).map(|i| fake.push_text(IVAN, IVAN, &format!("m{i}"))).collect();
+    let two = result(call(&agent, &fake, "getUpdates", json!({"limit": 2, "offset": id + 1})));
     assert_eq!(two.as_array().unwrap().len(), 2);
     let last = result(call(&agent, &fake, "getUpdates", json!({"offset": -1})));
     assert_eq!(last[0]["update_id"].as_i64(), Some(ids[2]));
@@ -275,19 +211,10 @@ fn long_poll_answers_when_an_update_arrives_and_confirms_by_offset() {
     call(&agent, &fake, "getUpdates", json!({"offset": ids[2] + 1}));
     let started = Instant::now();
     assert_eq!(
-        result(call(
-            &agent,
-            &fake,
-            "getUpdates",
-            json!({"offset": ids[2] + 1, "timeout": 1})
-        )),
+        result(call(&agent, &fake, "getUpdates", json!({"offset": ids[2] + 1, "timeout": 1}))),
         json!([])
     );
-    assert!(
-        started.elapsed() >= Duration::from_millis(950),
-        "{:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() >= Duration::from_millis(950), "{:?}", started.elapsed());
 }
 
 #[test]
@@ -308,10 +235,7 @@ fn a_newer_poll_ends_the_parked_one_with_409() {
         })
     };
     fake.wait_until(WAIT, "the first poll is parked", |f| f.polling());
-    assert_eq!(
-        result(call(&agent, &fake, "getUpdates", json!({"timeout": 0}))),
-        json!([])
-    );
+    assert_eq!(result(call(&agent, &fake, "getUpdates", json!({"timeout": 0}))), json!([]));
     assert_error(
         first.join().unwrap(),
         409,
@@ -331,10 +255,7 @@ fn allowed_updates_are_sticky_and_filter_new_updates() {
         "",
     );
     assert_eq!(answer.json()["result"], json!([]));
-    assert_eq!(
-        fake.calls_of("getUpdates")[0].params["allowed_updates"],
-        json!(["message"])
-    );
+    assert_eq!(fake.calls_of("getUpdates")[0].params["allowed_updates"], json!(["message"]));
     fake.push(tg::callback_query(IVAN, IVAN, 1, "style:fairy"));
     let text = fake.push_text(IVAN, IVAN, "hi");
     let updates = result(call(&agent, &fake, "getUpdates", json!({})));
@@ -342,15 +263,7 @@ fn allowed_updates_are_sticky_and_filter_new_updates() {
     assert_eq!(updates[0]["update_id"].as_i64(), Some(text));
     // Still in force without the parameter; an empty list restores the default.
     fake.push(tg::callback_query(IVAN, IVAN, 1, "style:fairy"));
-    assert_eq!(
-        result(call(
-            &agent,
-            &fake,
-            "getUpdates",
-            json!({"offset": text + 1})
-        )),
-        json!([])
-    );
+    assert_eq!(result(call(&agent, &fake, "getUpdates", json!({"offset": text + 1}))), json!([]));
     call(&agent, &fake, "getUpdates", json!({"allowed_updates": []}));
     let query = fake.push(tg::callback_query(IVAN, IVAN, 1, "style:fairy"));
     let updates = result(call(&agent, &fake, "getUpdates", json!({})));
@@ -378,19 +291,12 @@ fn send_message_returns_the_parsed_message_and_records_it() {
         }),
     ));
     assert_eq!(message["text"], "Закон Ома: I = U / R");
-    assert_eq!(
-        message["entities"],
-        json!([{"offset": 0, "length": 9, "type": "bold"}])
-    );
+    assert_eq!(message["entities"], json!([{"offset": 0, "length": 9, "type": "bold"}]));
     assert_eq!(message["from"], tg::bot_user());
     assert_eq!(message["chat"], tg::chat(IVAN));
     assert_eq!(message["reply_to_message"]["text"], "Что такое закон Ома?");
     assert_eq!(message["reply_markup"], keyboard);
-    assert_eq!(
-        message["message_id"].as_i64(),
-        Some(question + 1),
-        "message ids count per chat"
-    );
+    assert_eq!(message["message_id"].as_i64(), Some(question + 1), "message ids count per chat");
 
     let sent = fake.sent_to(IVAN);
     assert_eq!(sent.len(), 1);
@@ -399,11 +305,7 @@ fn send_message_returns_the_parsed_message_and_records_it() {
         ("Закон Ома: I = U / R", "<b>Закон Ома</b>: I = U / R")
     );
     assert_eq!(
-        (
-            sent[0].parse_mode.as_deref(),
-            sent[0].reply_to,
-            sent[0].edits
-        ),
+        (sent[0].parse_mode.as_deref(), sent[0].reply_to, sent[0].edits),
         (Some("HTML"), Some(question), 0)
     );
     assert_eq!(sent[0].markup, Some(keyboard));
@@ -443,41 +345,20 @@ fn send_message_rejects_what_telegram_rejects() {
     let agent = agent();
     let update = fake.push_text(IVAN, IVAN, "hi");
     let bad = |text: &str, description: &str| {
-        assert_error(
-            send(&agent, &fake, IVAN, text),
-            400,
-            &format!("Bad Request: {description}"),
-        );
+        assert_error(send(&agent, &fake, IVAN, text), 400, &format!("Bad Request: {description}"));
     };
-    bad(
-        "Hello<br>World",
-        "can't parse entities: Unsupported start tag \"br\" at byte offset 5",
-    );
-    bad(
-        "a < b",
-        "can't parse entities: Unsupported start tag \"\" at byte offset 2",
-    );
-    bad(
-        "<b>bold",
-        "can't parse entities: Can't find end tag corresponding to start tag \"b\"",
-    );
+    bad("Hello<br>World", "can't parse entities: Unsupported start tag \"br\" at byte offset 5");
+    bad("a < b", "can't parse entities: Unsupported start tag \"\" at byte offset 2");
+    bad("<b>bold", "can't parse entities: Can't find end tag corresponding to start tag \"b\"");
     bad(&"я".repeat(4097), "message is too long");
-    bad(
-        &format!("<b>{}</b> ", "я".repeat(4097)),
-        "message is too long",
-    );
+    bad(&format!("<b>{}</b> ", "я".repeat(4097)), "message is too long");
     bad(&"x".repeat(32769), "text is too long");
     bad("", "message text is empty");
     bad("   \n ", "text must be non-empty");
     bad("<b></b>", "text must be non-empty");
     // 4096 code points pass, however many UTF-16 units or bytes they take.
     result(send(&agent, &fake, IVAN, &"😀".repeat(4096)));
-    result(send(
-        &agent,
-        &fake,
-        IVAN,
-        &format!("<i>{}</i>\n\n", "я".repeat(4096)),
-    ));
+    result(send(&agent, &fake, IVAN, &format!("<i>{}</i>\n\n", "я".repeat(4096))));
 
     assert_error(
         call(&agent, &fake, "sendMessage", json!({})),
@@ -489,11 +370,7 @@ fn send_message_rejects_what_telegram_rejects() {
         400,
         "Bad Request: chat_id is empty",
     );
-    assert_error(
-        send(&agent, &fake, 555, "x"),
-        400,
-        "Bad Request: chat not found",
-    );
+    assert_error(send(&agent, &fake, 555, "x"), 400, "Bad Request: chat not found");
     assert_error(
         call(
             &agent,
@@ -509,11 +386,7 @@ fn send_message_rejects_what_telegram_rejects() {
         let params = json!({"chat_id": IVAN, "text": "x", "reply_parameters": {"message_id": message_id, "allow_sending_without_reply": allow}});
         call(&agent, &fake, "sendMessage", params)
     };
-    assert_error(
-        reply(999, false),
-        400,
-        "Bad Request: message to be replied not found",
-    );
+    assert_error(reply(999, false), 400, "Bad Request: message to be replied not found");
     assert!(result(reply(999, true)).get("reply_to_message").is_none());
 
     let button = |data: &str| {
@@ -526,16 +399,8 @@ fn send_message_rejects_what_telegram_rejects() {
         )
     };
     result(button(&"d".repeat(64)));
-    assert_error(
-        button(&"d".repeat(65)),
-        400,
-        "Bad Request: BUTTON_DATA_INVALID",
-    );
-    assert_error(
-        button(&"ы".repeat(33)),
-        400,
-        "Bad Request: BUTTON_DATA_INVALID",
-    );
+    assert_error(button(&"d".repeat(65)), 400, "Bad Request: BUTTON_DATA_INVALID");
+    assert_error(button(&"ы".repeat(33)), 400, "Bad Request: BUTTON_DATA_INVALID");
     let no_kind = json!({"inline_keyboard": [[{"text": "b"}]]});
     assert_error(
         call(
@@ -549,11 +414,7 @@ fn send_message_rejects_what_telegram_rejects() {
     );
 
     fake.set_blocked(IVAN, true);
-    assert_error(
-        send(&agent, &fake, IVAN, "x"),
-        403,
-        "Forbidden: bot was blocked by the user",
-    );
+    assert_error(send(&agent, &fake, IVAN, "x"), 403, "Forbidden: bot was blocked by the user");
     assert_eq!(fake.sent_to(IVAN).len(), 4, "failed sends store nothing");
     assert!(fake.replies_to(update).is_empty());
 }
@@ -589,9 +450,7 @@ fn drafts_follow_the_rules_of_send_message_draft() {
     );
     // 4096 characters after parsing pass, 4097 do not; bad HTML is refused as in sendMessage.
     let full = format!("<b>{}</b>", "ж".repeat(4096));
-    result(draft(
-        json!({"chat_id": IVAN, "draft_id": 1, "text": full, "parse_mode": "HTML"}),
-    ));
+    result(draft(json!({"chat_id": IVAN, "draft_id": 1, "text": full, "parse_mode": "HTML"})));
     assert_error(
         draft(json!({"chat_id": IVAN, "draft_id": 1, "text": "ж".repeat(4097)})),
         400,
@@ -603,10 +462,7 @@ fn drafts_follow_the_rules_of_send_message_draft() {
         "Bad Request: can't parse entities: Unsupported start tag \"\" at byte offset 2",
     );
     // Empty text is the "Thinking…" placeholder.
-    assert_eq!(
-        result(draft(json!({"chat_id": IVAN, "draft_id": 7, "text": ""}))),
-        json!(true)
-    );
+    assert_eq!(result(draft(json!({"chat_id": IVAN, "draft_id": 7, "text": ""}))), json!(true));
     result(draft(
         json!({"chat_id": IVAN, "draft_id": 7, "text": "<i>Растёт</i>", "parse_mode": "HTML"}),
     ));
@@ -614,10 +470,7 @@ fn drafts_follow_the_rules_of_send_message_draft() {
     let texts: Vec<&str> = drafts.iter().map(|d| d.text.as_str()).collect();
     assert_eq!(texts.len(), 3, "{texts:?}");
     assert_eq!(texts[1..], ["", "Растёт"]);
-    assert_eq!(
-        fake.draft_showing(IVAN).map(|d| d.text),
-        Some("Растёт".into())
-    );
+    assert_eq!(fake.draft_showing(IVAN).map(|d| d.text), Some("Растёт".into()));
     // The message that persists the answer replaces the draft on screen.
     result(send(&agent, &fake, IVAN, "Растёт и вырос"));
     assert_eq!(fake.draft_showing(IVAN), None);
@@ -654,11 +507,7 @@ fn edits_and_deletes_follow_the_rules() {
     };
     let not_modified = "Bad Request: message is not modified: specified new message content and reply markup are exactly the same as a current content and reply markup of the message";
     assert_error(edit("<b>Ответ</b>", Some(&keyboard)), 400, not_modified);
-    assert_error(
-        edit("<strong>Ответ</strong>  ", Some(&keyboard)),
-        400,
-        not_modified,
-    );
+    assert_error(edit("<strong>Ответ</strong>  ", Some(&keyboard)), 400, not_modified);
     let edited = result(edit("<i>Ответ</i>", Some(&keyboard)));
     assert_eq!(edited["entities"][0]["type"], "italic");
     assert!(edited["edit_date"].is_i64());
@@ -670,12 +519,7 @@ fn edits_and_deletes_follow_the_rules() {
     );
     let now = &fake.sent_to(IVAN)[0];
     assert_eq!(
-        (
-            now.text.as_str(),
-            now.html.as_str(),
-            now.markup.as_ref(),
-            now.edits
-        ),
+        (now.text.as_str(), now.html.as_str(), now.markup.as_ref(), now.edits),
         ("Ответ", "<i>Ответ</i>", None, 2)
     );
 
@@ -699,11 +543,7 @@ fn edits_and_deletes_follow_the_rules() {
             json!({"chat_id": IVAN, "message_id": message_id, "text": "new"}),
         )
     };
-    assert_error(
-        other("editMessageText", 999),
-        400,
-        "Bad Request: message to edit not found",
-    );
+    assert_error(other("editMessageText", 999), 400, "Bad Request: message to edit not found");
     assert_error(
         other("editMessageText", user_message),
         400,
@@ -711,16 +551,8 @@ fn edits_and_deletes_follow_the_rules() {
     );
     result(other("deleteMessage", id));
     assert!(fake.sent_to(IVAN)[0].deleted);
-    assert_error(
-        other("deleteMessage", id),
-        400,
-        "Bad Request: message to delete not found",
-    );
-    assert_error(
-        other("editMessageText", id),
-        400,
-        "Bad Request: message to edit not found",
-    );
+    assert_error(other("deleteMessage", id), 400, "Bad Request: message to delete not found");
+    assert_error(other("editMessageText", id), 400, "Bad Request: message to edit not found");
 }
 
 #[test]
@@ -737,20 +569,14 @@ fn callback_queries_are_answered_once_and_expire() {
     ));
     let menu_id = menu["message_id"].as_i64().unwrap();
 
-    let update = fake
-        .update(fake.push(tg::callback_query(IVAN, IVAN, menu_id, "style:fairy")))
-        .unwrap();
+    let update =
+        fake.update(fake.push(tg::callback_query(IVAN, IVAN, menu_id, "style:fairy"))).unwrap();
     let query = &update["callback_query"];
     assert_eq!(query["id"], "530276453942312085");
     assert_eq!(query["message"]["text"], "Выберите стиль ответов:");
     assert_eq!(query["message"]["reply_markup"], keyboard);
     let answer = |id: &Value, text: &str| {
-        call(
-            &agent,
-            &fake,
-            "answerCallbackQuery",
-            json!({"callback_query_id": id, "text": text}),
-        )
+        call(&agent, &fake, "answerCallbackQuery", json!({"callback_query_id": id, "text": text}))
     };
     assert_eq!(result(answer(&query["id"], "Готово")), json!(true));
     let too_old =
@@ -758,9 +584,8 @@ fn callback_queries_are_answered_once_and_expire() {
     assert_error(answer(&query["id"], ""), 400, too_old);
     assert_error(answer(&json!("42"), ""), 400, too_old);
 
-    let second = fake
-        .update(fake.push(tg::callback_query(IVAN, IVAN, menu_id, "style:fairy")))
-        .unwrap();
+    let second =
+        fake.update(fake.push(tg::callback_query(IVAN, IVAN, menu_id, "style:fairy"))).unwrap();
     assert_error(
         answer(&second["callback_query"]["id"], &"x".repeat(201)),
         400,
@@ -770,9 +595,7 @@ fn callback_queries_are_answered_once_and_expire() {
     assert_error(answer(&second["callback_query"]["id"], ""), 400, too_old);
 
     // A press on a message the fake never saw comes as an InaccessibleMessage.
-    let lost = fake
-        .update(fake.push(tg::callback_query(IVAN, IVAN, 999, "x")))
-        .unwrap();
+    let lost = fake.update(fake.push(tg::callback_query(IVAN, IVAN, 999, "x"))).unwrap();
     assert_eq!(lost["callback_query"]["message"]["date"], 0);
 }
 
@@ -786,10 +609,7 @@ fn commands_and_chat_actions_are_validated() {
     ));
     assert_eq!(
         fake.commands(),
-        [
-            ("start".to_string(), "Начать".to_string()),
-            ("mode".into(), "Стиль ответов".into())
-        ]
+        [("start".to_string(), "Начать".to_string()), ("mode".into(), "Стиль ответов".into())]
     );
     assert_error(
         commands(json!([{"command": "Start", "description": "x"}])),
@@ -806,14 +626,9 @@ fn commands_and_chat_actions_are_validated() {
         400,
         "Bad Request: BOT_COMMAND_DESCRIPTION_INVALID",
     );
-    let many: Vec<Value> = (0..101)
-        .map(|i| json!({"command": format!("c{i}"), "description": "d"}))
-        .collect();
-    assert_error(
-        commands(json!(many)),
-        400,
-        "Bad Request: BOT_COMMANDS_TOO_MUCH",
-    );
+    let many: Vec<Value> =
+        (0..101).map(|i| json!({"command": format!("c{i}"), "description": "d"})).collect();
+    assert_error(commands(json!(many)), 400, "Bad Request: BOT_COMMANDS_TOO_MUCH");
     assert_error(
         call(&agent, &fake, "setMyCommands", json!({})),
         400,
@@ -822,19 +637,10 @@ fn commands_and_chat_actions_are_validated() {
 
     fake.push_text(IVAN, IVAN, "hi");
     let action = |action: &str| {
-        call(
-            &agent,
-            &fake,
-            "sendChatAction",
-            json!({"chat_id": IVAN, "action": action}),
-        )
+        call(&agent, &fake, "sendChatAction", json!({"chat_id": IVAN, "action": action}))
     };
     assert_eq!(result(action("typing")), json!(true));
-    assert_error(
-        action("dancing"),
-        400,
-        "Bad Request: wrong parameter action in request",
-    );
+    assert_error(action("dancing"), 400, "Bad Request: wrong parameter action in request");
 }
 
 #[test]
@@ -849,12 +655,7 @@ fn every_fault_kind_is_delivered_then_calls_work_again() {
     fake.fail_next("getMe", Fault::Drop);
     fake.fail_next("getMe", Fault::Delay(Duration::from_millis(300)));
     fake.fail_next("getMe", Fault::Garbage);
-    let get_me = || {
-        read(
-            agent.post(method_url(&fake, "getMe")).send_empty(),
-            "retry-after",
-        )
-    };
+    let get_me = || read(agent.post(method_url(&fake, "getMe")).send_empty(), "retry-after");
 
     let answer = get_me();
     assert_eq!((answer.status, answer.json()), (500, server_error));
@@ -865,25 +666,15 @@ fn every_fault_kind_is_delivered_then_calls_work_again() {
         json!({"ok": false, "error_code": 429, "description": "Too Many Requests: retry after 7", "parameters": {"retry_after": 7}})
     );
     let answer = get_me();
-    assert_eq!(
-        (answer.status, answer.content_type.as_str()),
-        (502, "text/html")
-    );
+    assert_eq!((answer.status, answer.content_type.as_str()), (502, "text/html"));
     assert!(answer.body.contains("<center>nginx"), "{}", answer.body);
-    assert!(
-        agent.post(method_url(&fake, "getMe")).send_empty().is_err(),
-        "a dropped connection"
-    );
+    assert!(agent.post(method_url(&fake, "getMe")).send_empty().is_err(), "a dropped connection");
     let started = Instant::now();
     assert_eq!(get_me().status, 200);
     assert!(started.elapsed() >= Duration::from_millis(300));
     let answer = get_me();
     assert_eq!(answer.status, 200);
-    assert!(
-        serde_json::from_str::<Value>(&answer.body).is_err(),
-        "garbage: {}",
-        answer.body
-    );
+    assert!(serde_json::from_str::<Value>(&answer.body).is_err(), "garbage: {}", answer.body);
     assert_eq!(get_me().status, 200);
     let statuses: Vec<u16> = fake.calls_of("getMe").iter().map(|c| c.status).collect();
     assert_eq!(statuses, [500, 429, 502, 0, 200, 200, 200]);
@@ -895,12 +686,8 @@ fn random_faults_are_reproducible_from_the_seed() {
         let fake = FakeTelegram::start();
         let agent = agent();
         fake.push_text(IVAN, IVAN, "hi");
-        let rates = FaultRates {
-            server_error: 0.2,
-            dropped: 0.2,
-            too_many_requests: 0.2,
-            retry_after: 1,
-        };
+        let rates =
+            FaultRates { server_error: 0.2, dropped: 0.2, too_many_requests: 0.2, retry_after: 1 };
         fake.set_random_faults(seed, rates);
         for i in 0..40 {
             let _ = agent
@@ -908,10 +695,7 @@ fn random_faults_are_reproducible_from_the_seed() {
                 .header("Content-Type", "application/json")
                 .send(json!({"chat_id": IVAN, "text": format!("m{i}")}).to_string());
         }
-        fake.calls_of("sendMessage")
-            .iter()
-            .map(|c| c.status)
-            .collect()
+        fake.calls_of("sendMessage").iter().map(|c| c.status).collect()
     };
     let first = run(7);
     assert_eq!(first, run(7));
@@ -938,24 +722,13 @@ fn a_kill_hook_runs_in_place_of_the_nth_call_of_its_method() {
         .post(method_url(&fake, "sendMessage"))
         .header("Content-Type", "application/json")
         .send(json!({"chat_id": IVAN, "text": "второе"}).to_string());
-    assert!(
-        dropped.is_err(),
-        "the connection is closed without an answer"
-    );
+    assert!(dropped.is_err(), "the connection is closed without an answer");
     assert!(ran.load(Ordering::SeqCst), "the hook ran");
     assert!(!fake.kill_hook_pending());
     result(send(&agent, &fake, IVAN, "третье"));
     let texts: Vec<String> = fake.sent_to(IVAN).into_iter().map(|m| m.text).collect();
-    assert_eq!(
-        texts,
-        ["первое", "третье"],
-        "the killed call was not handled"
-    );
-    let statuses: Vec<u16> = fake
-        .calls_of("sendMessage")
-        .iter()
-        .map(|c| c.status)
-        .collect();
+    assert_eq!(texts, ["первое", "третье"], "the killed call was not handled");
+    let statuses: Vec<u16> = fake.calls_of("sendMessage").iter().map(|c| c.status).collect();
     assert_eq!(statuses, [200, 0, 200]);
 }
 
@@ -1005,10 +778,7 @@ fn update_builders_follow_the_fixtures() {
     let agent = agent();
     let command = fake.push(tg::group_text(GROUP, ANNA, "/mode@SomeBot fairy"));
     let message = &fake.update(command).unwrap()["message"];
-    assert_eq!(
-        message["chat"],
-        json!({"id": GROUP, "title": "Test Group", "type": "supergroup"})
-    );
+    assert_eq!(message["chat"], json!({"id": GROUP, "title": "Test Group", "type": "supergroup"}));
     assert_eq!(message["from"]["first_name"], "Anna");
     assert_eq!(message["entities"][0]["type"], "bot_command");
 
@@ -1021,10 +791,7 @@ fn update_builders_follow_the_fixtures() {
             "А пример?",
         )))
         .unwrap();
-    assert_eq!(
-        reply["message"]["reply_to_message"]["from"]["id"].as_i64(),
-        Some(tg::BOT_ID)
-    );
+    assert_eq!(reply["message"]["reply_to_message"]["from"]["id"].as_i64(), Some(tg::BOT_ID));
     assert_eq!(reply["message"]["reply_to_message"]["text"], "Закон Ома");
     assert_eq!(reply["message"]["message_id"].as_i64(), Some(3));
 
@@ -1039,45 +806,25 @@ fn update_builders_follow_the_fixtures() {
     let photo = fake.update(873000104).unwrap();
     assert_eq!(photo["message"]["photo"].as_array().unwrap().len(), 4);
     assert_eq!(photo["message"]["caption"], "Что на схеме?");
-    let edited = fake
-        .update(fake.push(tg::edited_text(IVAN, IVAN, 1, "поправил")))
-        .unwrap();
+    let edited = fake.update(fake.push(tg::edited_text(IVAN, IVAN, 1, "поправил"))).unwrap();
     assert!(edited["edited_message"]["edit_date"].is_i64());
-    let post = fake
-        .update(fake.push(tg::channel_post(CHANNEL, "Новый выпуск")))
-        .unwrap();
+    let post = fake.update(fake.push(tg::channel_post(CHANNEL, "Новый выпуск"))).unwrap();
     assert!(post["channel_post"].get("from").is_none());
-    assert_eq!(
-        post["channel_post"]["sender_chat"]["id"].as_i64(),
-        Some(CHANNEL)
-    );
+    assert_eq!(post["channel_post"]["sender_chat"]["id"].as_i64(), Some(CHANNEL));
 
     // A user blocking the bot and a group migrating change what sending gets.
     let blocked = fake.update(fake.push(tg::blocked_by(IVAN))).unwrap();
-    assert_eq!(
-        blocked["my_chat_member"]["new_chat_member"]["status"],
-        "kicked"
-    );
-    assert_error(
-        send(&agent, &fake, IVAN, "x"),
-        403,
-        "Forbidden: bot was blocked by the user",
-    );
+    assert_eq!(blocked["my_chat_member"]["new_chat_member"]["status"], "kicked");
+    assert_error(send(&agent, &fake, IVAN, "x"), 403, "Forbidden: bot was blocked by the user");
     fake.push(tg::my_chat_member(IVAN, IVAN, "kicked", "member"));
     result(send(&agent, &fake, IVAN, "x"));
     fake.push(tg::migrated_to_supergroup(-4001, -1004001, ANNA));
     let (status, body) = send(&agent, &fake, -4001, "x");
     assert_eq!(
         (status, &body["description"]),
-        (
-            400,
-            &json!("Bad Request: group chat was upgraded to a supergroup chat")
-        )
+        (400, &json!("Bad Request: group chat was upgraded to a supergroup chat"))
     );
-    assert_eq!(
-        body["parameters"]["migrate_to_chat_id"].as_i64(),
-        Some(-1004001)
-    );
+    assert_eq!(body["parameters"]["migrate_to_chat_id"].as_i64(), Some(-1004001));
     result(send(&agent, &fake, -1004001, "x"));
 }
 
@@ -1115,12 +862,7 @@ fn completion(agent: &Agent, fake: &FakeGigaChat, token: &str, body: &Value) -> 
         .post(format!("{}/chat/completions", fake.base_url()))
         .header("Authorization", format!("Bearer {token}"))
         .header("X-Request-ID", "req-1");
-    read(
-        request
-            .header("Content-Type", "application/json")
-            .send(body.to_string()),
-        "x-request-id",
-    )
+    read(request.header("Content-Type", "application/json").send(body.to_string()), "x-request-id")
 }
 
 fn ask(text: &str) -> Value {
@@ -1131,10 +873,7 @@ fn ask(text: &str) -> Value {
 fn oauth_issues_tokens_like_the_real_service() {
     let fake = FakeGigaChat::start();
     let agent = trusting(&fake);
-    assert_eq!(
-        fake.credentials(),
-        "dGVzdC1jbGllbnQtaWQ6dGVzdC1jbGllbnQtc2VjcmV0"
-    );
+    assert_eq!(fake.credentials(), "dGVzdC1jbGllbnQtaWQ6dGVzdC1jbGllbnQtc2VjcmV0");
     let key = format!("Basic {}", fake.credentials());
     let rquid = uuid::Uuid::new_v4().to_string();
     let headers = [
@@ -1143,33 +882,19 @@ fn oauth_issues_tokens_like_the_real_service() {
         ("Content-Type", "application/x-www-form-urlencoded"),
     ];
     let answer = oauth_with(&agent, &fake, &headers, "scope=GIGACHAT_API_PERS");
-    assert_eq!(
-        (answer.status, answer.content_type.as_str()),
-        (200, "application/json")
-    );
+    assert_eq!((answer.status, answer.content_type.as_str()), (200, "application/json"));
     let body = answer.json();
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
+    let now_ms =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()
+            as i64;
     let expires_in = body["expires_at"].as_i64().unwrap() - now_ms;
-    assert!(
-        (29 * 60_000..=30 * 60_000 + 1000).contains(&expires_in),
-        "{expires_in} ms"
-    );
+    assert!((29 * 60_000..=30 * 60_000 + 1000).contains(&expires_in), "{expires_in} ms");
     assert!(body["access_token"].as_str().unwrap().len() > 1000);
-    assert_eq!(
-        fake.oauth_requests()[0].header("rquid"),
-        Some(rquid.as_str())
-    );
+    assert_eq!(fake.oauth_requests()[0].header("rquid"), Some(rquid.as_str()));
 
     let check = |headers: &[(&str, &str)], body: &str, status: u16, expected: &str| {
         let answer = oauth_with(&agent, &fake, headers, body);
-        assert_eq!(
-            (answer.status, answer.body.as_str()),
-            (status, expected),
-            "{headers:?} {body}"
-        );
+        assert_eq!((answer.status, answer.body.as_str()), (status, expected), "{headers:?} {body}");
     };
     let form = ("Content-Type", "application/x-www-form-urlencoded");
     let auth = ("Authorization", key.as_str());
@@ -1177,30 +902,11 @@ fn oauth_issues_tokens_like_the_real_service() {
     let scope = "scope=GIGACHAT_API_PERS";
     check(&[auth, form], scope, 400, "");
     check(&[auth, ("RqUID", "8da54264"), form], scope, 400, "");
-    check(
-        &[
-            auth,
-            ("RqUID", "6ba7b810-9dad-11d1-80b4-00c04fd430c8"),
-            form,
-        ],
-        scope,
-        400,
-        "",
-    );
+    check(&[auth, ("RqUID", "6ba7b810-9dad-11d1-80b4-00c04fd430c8"), form], scope, 400, "");
     let undecodable = r#"{"code":4,"message":"Can't decode 'Authorization' header"}"#;
     let bearer = format!("Bearer {}", fake.credentials());
-    check(
-        &[("Authorization", bearer.as_str()), id, form],
-        scope,
-        400,
-        undecodable,
-    );
-    check(
-        &[("Authorization", "Basic not base64!"), id, form],
-        scope,
-        400,
-        undecodable,
-    );
+    check(&[("Authorization", bearer.as_str()), id, form], scope, 400, undecodable);
+    check(&[("Authorization", "Basic not base64!"), id, form], scope, 400, undecodable);
     let wrong = format!("Basic {}", "d3Jvbmc6Y3JlZHM="); // "wrong:creds"
     check(
         &[("Authorization", wrong.as_str()), id, form],
@@ -1208,12 +914,7 @@ fn oauth_issues_tokens_like_the_real_service() {
         401,
         r#"{"code":6,"message":"credentials doesn't match db data"}"#,
     );
-    check(
-        &[auth, id, form],
-        "",
-        400,
-        r#"{"code":5,"message":"scope is empty"}"#,
-    );
+    check(&[auth, id, form], "", 400, r#"{"code":5,"message":"scope is empty"}"#);
     check(
         &[auth, id, ("Content-Type", "application/json")],
         r#"{"scope":"GIGACHAT_API_PERS"}"#,
@@ -1234,10 +935,7 @@ fn oauth_issues_tokens_like_the_real_service() {
     );
     fake.fail_next_oauth(429, "");
     check(&[auth, id, form], scope, 429, "");
-    assert_eq!(
-        oauth_with(&agent, &fake, &[auth, id, form], scope).status,
-        200
-    );
+    assert_eq!(oauth_with(&agent, &fake, &[auth, id, form], scope).status, 200);
 }
 
 #[test]
@@ -1264,11 +962,7 @@ fn chat_completion_answers_in_the_recorded_shape() {
         "{}",
         answer.body
     );
-    assert_eq!(
-        answer.header.as_deref(),
-        Some("req-1"),
-        "X-Request-Id echoes the client's"
-    );
+    assert_eq!(answer.header.as_deref(), Some("req-1"), "X-Request-Id echoes the client's");
     let reply = answer.json();
     let keys: Vec<&String> = reply.as_object().unwrap().keys().collect();
     assert_eq!(keys, ["choices", "created", "model", "object", "usage"]);
@@ -1277,10 +971,7 @@ fn chat_completion_answers_in_the_recorded_shape() {
         json!({"content": "Ответ (Пиши как пират): Как дела? [сообщений: 4]", "role": "assistant"})
     );
     assert_eq!(
-        (
-            &reply["choices"][0]["index"],
-            &reply["choices"][0]["finish_reason"]
-        ),
+        (&reply["choices"][0]["index"], &reply["choices"][0]["finish_reason"]),
         (&json!(0), &json!("stop"))
     );
     assert_eq!(
@@ -1296,12 +987,7 @@ fn chat_completion_answers_in_the_recorded_shape() {
 
     let recorded = &fake.chat_requests()[0];
     assert_eq!(
-        (
-            recorded.status,
-            recorded.temperature,
-            recorded.max_tokens,
-            recorded.stream
-        ),
+        (recorded.status, recorded.temperature, recorded.max_tokens, recorded.stream),
         (200, Some(0.7), Some(500), false)
     );
     assert_eq!(
@@ -1309,14 +995,8 @@ fn chat_completion_answers_in_the_recorded_shape() {
         (Some("Пиши как пират"), Some("Как дела?"))
     );
     assert_eq!(recorded.header("x-request-id"), Some("req-1"));
-    assert_eq!(
-        recorded.body["profanity_check"], true,
-        "unknown fields are allowed"
-    );
-    assert_eq!(
-        gc::default_answer(recorded),
-        "Ответ (Пиши как пират): Как дела? [сообщений: 4]"
-    );
+    assert_eq!(recorded.body["profanity_check"], true, "unknown fields are allowed");
+    assert_eq!(gc::default_answer(recorded), "Ответ (Пиши как пират): Как дела? [сообщений: 4]");
 }
 
 #[test]
@@ -1326,18 +1006,9 @@ fn chat_completion_rejects_bad_requests() {
     let token = token(&agent, &fake);
     let check = |token: &str, body: &Value, status: u16, expected: &str| {
         let answer = completion(&agent, &fake, token, body);
-        assert_eq!(
-            (answer.status, answer.body.as_str()),
-            (status, expected),
-            "{body}"
-        );
+        assert_eq!((answer.status, answer.body.as_str()), (status, expected), "{body}");
     };
-    check(
-        "nope",
-        &ask("x"),
-        401,
-        r#"{"status":401,"message":"Unauthorized"}"#,
-    );
+    check("nope", &ask("x"), 401, r#"{"status":401,"message":"Unauthorized"}"#);
     let no_such_model = "{\"status\":404,\"message\":\"No such model\"}\n";
     check(
         &token,
@@ -1351,12 +1022,7 @@ fn chat_completion_rejects_bad_requests() {
         404,
         no_such_model,
     );
-    check(
-        &token,
-        &json!({"messages": [{"role": "user", "content": "x"}]}),
-        404,
-        no_such_model,
-    );
+    check(&token, &json!({"messages": [{"role": "user", "content": "x"}]}), 404, no_such_model);
     let not_first = json!({"model": "GigaChat", "messages": [{"role": "user", "content": "x"}, {"role": "system", "content": "s"}]});
     check(
         &token,
@@ -1377,11 +1043,7 @@ fn chat_completion_rejects_bad_requests() {
         json!({"model": "GigaChat", "messages": [{"role": "user"}]}),
         json!({"model": "GigaChat", "messages": [{"role": "user", "content": "x"}], "max_tokens": 0}),
     ] {
-        assert_eq!(
-            completion(&agent, &fake, &token, &body).status,
-            422,
-            "{body}"
-        );
+        assert_eq!(completion(&agent, &fake, &token, &body).status, 422, "{body}");
     }
     let not_json = agent
         .post(format!("{}/chat/completions", fake.base_url()))
@@ -1393,20 +1055,10 @@ fn chat_completion_rejects_bad_requests() {
     // Expiry: all tokens at once, or by a short lifetime.
     assert_eq!(completion(&agent, &fake, &token, &ask("x")).status, 200);
     fake.expire_all_tokens();
-    check(
-        &token,
-        &ask("x"),
-        401,
-        r#"{"status":401,"message":"Token has expired"}"#,
-    );
+    check(&token, &ask("x"), 401, r#"{"status":401,"message":"Token has expired"}"#);
     fake.set_token_ttl(Duration::ZERO);
     let short = self::token(&agent, &fake);
-    check(
-        &short,
-        &ask("x"),
-        401,
-        r#"{"status":401,"message":"Token has expired"}"#,
-    );
+    check(&short, &ask("x"), 401, r#"{"status":401,"message":"Token has expired"}"#);
     fake.set_token_ttl(Duration::from_secs(60));
     let fresh = self::token(&agent, &fake);
     assert_eq!(completion(&agent, &fake, &fresh, &ask("x")).status, 200);
@@ -1422,15 +1074,10 @@ fn only_one_completion_at_a_time() {
         Box::new(Reply::Text("медленно".into())),
     ));
     let slow = {
-        let (agent, url, token) = (
-            agent.clone(),
-            format!("{}/chat/completions", fake.base_url()),
-            token.clone(),
-        );
+        let (agent, url, token) =
+            (agent.clone(), format!("{}/chat/completions", fake.base_url()), token.clone());
         thread::spawn(move || {
-            let request = agent
-                .post(url)
-                .header("Authorization", format!("Bearer {token}"));
+            let request = agent.post(url).header("Authorization", format!("Bearer {token}"));
             read(
                 request
                     .header("Content-Type", "application/json")
@@ -1440,22 +1087,14 @@ fn only_one_completion_at_a_time() {
             .json()
         })
     };
-    fake.wait_until(WAIT, "the slow request is being answered", |f| {
-        f.in_flight() == 1
-    });
+    fake.wait_until(WAIT, "the slow request is being answered", |f| f.in_flight() == 1);
     let answer = completion(&agent, &fake, &token, &ask("второй"));
     assert_eq!(
         (answer.status, answer.body.as_str()),
         (429, r#"{"status":429,"message":"Too many requests"}"#)
     );
-    assert_eq!(
-        slow.join().unwrap()["choices"][0]["message"]["content"],
-        "медленно"
-    );
-    assert_eq!(
-        completion(&agent, &fake, &token, &ask("третий")).status,
-        200
-    );
+    assert_eq!(slow.join().unwrap()["choices"][0]["message"]["content"], "медленно");
+    assert_eq!(completion(&agent, &fake, &token, &ask("третий")).status, 200);
 }
 
 #[test]
@@ -1464,11 +1103,7 @@ fn random_gigachat_faults_are_reproducible_from_the_seed() {
         let fake = FakeGigaChat::start();
         let agent = trusting(&fake);
         let token = token(&agent, &fake);
-        let rates = gc::FaultRates {
-            server_error: 0.2,
-            dropped: 0.2,
-            expire_tokens_every: 0,
-        };
+        let rates = gc::FaultRates { server_error: 0.2, dropped: 0.2, expire_tokens_every: 0 };
         fake.set_random_faults(seed, rates);
         for _ in 0..30 {
             let _ = agent
@@ -1497,10 +1132,7 @@ fn random_gigachat_faults_are_reproducible_from_the_seed() {
         assert!(chat.contains(&status), "{status} in {chat:?}");
     }
     assert!(chat.iter().any(|s| [500, 503].contains(s)), "{chat:?}");
-    assert!(
-        oauth.iter().any(|s| *s != 200),
-        "OAuth gets faults too: {oauth:?}"
-    );
+    assert!(oauth.iter().any(|s| *s != 200), "OAuth gets faults too: {oauth:?}");
     assert_eq!(oauth[0], 200, "the first token came before the faults");
 }
 
@@ -1508,21 +1140,14 @@ fn random_gigachat_faults_are_reproducible_from_the_seed() {
 fn tokens_expire_every_n_chat_requests() {
     let fake = FakeGigaChat::start();
     let agent = trusting(&fake);
-    let rates = gc::FaultRates {
-        server_error: 0.0,
-        dropped: 0.0,
-        expire_tokens_every: 3,
-    };
+    let rates = gc::FaultRates { server_error: 0.0, dropped: 0.0, expire_tokens_every: 3 };
     fake.set_random_faults(1, rates);
     let mut token = token(&agent, &fake);
     let mut statuses = Vec::new();
     for _ in 0..7 {
         let answer = completion(&agent, &fake, &token, &ask("x"));
         if answer.status == 401 {
-            assert_eq!(
-                answer.body,
-                r#"{"status":401,"message":"Token has expired"}"#
-            );
+            assert_eq!(answer.body, r#"{"status":401,"message":"Token has expired"}"#);
             token = self::token(&agent, &fake);
         }
         statuses.push(answer.status);
@@ -1538,27 +1163,18 @@ fn a_gigachat_kill_hook_runs_in_place_of_the_nth_chat_request() {
     let ran = Arc::new(AtomicBool::new(false));
     let flag = ran.clone();
     fake.set_kill_hook(2, move || flag.store(true, Ordering::SeqCst));
-    assert_eq!(
-        completion(&agent, &fake, &token, &ask("первый")).status,
-        200
-    );
+    assert_eq!(completion(&agent, &fake, &token, &ask("первый")).status, 200);
     assert!(!ran.load(Ordering::SeqCst));
     let dropped = agent
         .post(format!("{}/chat/completions", fake.base_url()))
         .header("Authorization", format!("Bearer {token}"))
         .header("Content-Type", "application/json")
         .send(ask("второй").to_string());
-    assert!(
-        dropped.is_err(),
-        "the connection is closed without an answer"
-    );
+    assert!(dropped.is_err(), "the connection is closed without an answer");
     assert!(ran.load(Ordering::SeqCst), "the hook ran");
     assert!(!fake.kill_hook_pending());
     assert_eq!(fake.in_flight(), 0, "the killed request holds no stream");
-    assert_eq!(
-        completion(&agent, &fake, &token, &ask("третий")).status,
-        200
-    );
+    assert_eq!(completion(&agent, &fake, &token, &ask("третий")).status, 200);
     let statuses: Vec<u16> = fake.chat_requests().iter().map(|r| r.status).collect();
     assert_eq!(statuses, [200, 0, 200]);
 }
@@ -1576,11 +1192,7 @@ fn sse_events(
         match lines.next() {
             Some(Ok(line)) if line.is_empty() => {}
             Some(Ok(line)) => {
-                events.push(
-                    line.strip_prefix("data: ")
-                        .expect("data lines only")
-                        .to_string(),
-                );
+                events.push(line.strip_prefix("data: ").expect("data lines only").to_string());
                 blank_after_each &= matches!(lines.next(), Some(Ok(blank)) if blank.is_empty());
             }
             Some(Err(_)) => return (events, false),
@@ -1609,18 +1221,13 @@ fn streaming_matches_the_recorded_events() {
     let (events, clean) = sse_events(stream(body.clone()));
     assert!(clean);
     assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
-    let chunks: Vec<Value> = events[..events.len() - 1]
-        .iter()
-        .map(|e| serde_json::from_str(e).unwrap())
-        .collect();
+    let chunks: Vec<Value> =
+        events[..events.len() - 1].iter().map(|e| serde_json::from_str(e).unwrap()).collect();
     assert!(chunks.len() >= 3, "{events:?}");
     assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
     let last = chunks.last().unwrap();
     assert_eq!(
-        (
-            &last["choices"][0]["delta"],
-            &last["choices"][0]["finish_reason"]
-        ),
+        (&last["choices"][0]["delta"], &last["choices"][0]["finish_reason"]),
         (&json!({"content": ""}), &json!("stop"))
     );
     assert!(last["usage"]["total_tokens"].is_i64());
@@ -1635,10 +1242,8 @@ fn streaming_matches_the_recorded_events() {
             (&json!("chat.completion"), &json!("GigaChat-2-Max:2.0.28.2"))
         );
     }
-    let text: String = chunks
-        .iter()
-        .map(|c| c["choices"][0]["delta"]["content"].as_str().unwrap())
-        .collect();
+    let text: String =
+        chunks.iter().map(|c| c["choices"][0]["delta"]["content"].as_str().unwrap()).collect();
     assert_eq!(text, "Ответ (без стиля): Посчитай до трёх [сообщений: 1]");
     assert!(fake.chat_requests()[0].stream);
 
@@ -1655,10 +1260,7 @@ fn replies_can_be_scripted() {
     let fake = FakeGigaChat::start();
     let agent = trusting(&fake);
     let token = token(&agent, &fake);
-    fake.push_reply(Reply::Finish(
-        "Не люблю менять тему разговора".into(),
-        "blacklist",
-    ));
+    fake.push_reply(Reply::Finish("Не люблю менять тему разговора".into(), "blacklist"));
     fake.push_reply(Reply::Status(
         500,
         r#"{"status":500,"message":"Internal Server Error"}"#.into(),
@@ -1673,10 +1275,7 @@ fn replies_can_be_scripted() {
         (500, r#"{"status":500,"message":"Internal Server Error"}"#)
     );
     let answer = completion(&agent, &fake, &token, &ask("x"));
-    assert_eq!(
-        (answer.status, answer.body.as_str()),
-        (200, "<html>oops</html>")
-    );
+    assert_eq!((answer.status, answer.body.as_str()), (200, "<html>oops</html>"));
     let dropped = agent
         .post(format!("{}/chat/completions", fake.base_url()))
         .header("Authorization", format!("Bearer {token}"))
@@ -1730,10 +1329,7 @@ fn tls_trusts_only_the_fake_ca_and_keeps_connections() {
         .send("scope=GIGACHAT_API_PERS")
         .expect_err("an untrusted server");
     let message = error.to_string();
-    assert!(
-        message.contains("certificate") || message.contains("issuer"),
-        "{message}"
-    );
+    assert!(message.contains("certificate") || message.contains("issuer"), "{message}");
 
     let der = std::fs::read(fake.ca_der_path()).unwrap();
     let by_der = tls_agent(Certificate::from_der(&der).to_owned());
@@ -1745,11 +1341,7 @@ fn tls_trusts_only_the_fake_ca_and_keeps_connections() {
     for _ in 0..3 {
         assert_eq!(completion(&agent, &fake, &token, &ask("x")).status, 200);
     }
-    assert_eq!(
-        fake.connections() - before,
-        1,
-        "one TLS connection for four requests"
-    );
+    assert_eq!(fake.connections() - before, 1, "one TLS connection for four requests");
     assert!(fake.ca_pem_path().exists());
     let dir = fake.ca_pem_path().parent().unwrap().to_path_buf();
     drop(fake);

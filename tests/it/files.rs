@@ -46,11 +46,7 @@ fn one_sentence_nothing_fetched(w: &World, update: Value, needle: &str) {
     let answer = w.answer_to(id);
     assert_eq!(answer.len(), 1, "{answer:?}");
     assert!(answer[0].contains(needle), "{answer:?}");
-    assert_eq!(
-        answer[0].matches(". ").count(),
-        0,
-        "one sentence: {answer:?}"
-    );
+    assert_eq!(answer[0].matches(". ").count(), 0, "one sentence: {answer:?}");
     assert!(w.tg.calls_of("getFile").is_empty());
     assert!(w.tg.downloads().is_empty());
     assert!(w.gc.file_requests().is_empty());
@@ -75,10 +71,7 @@ fn a_photo_with_a_caption_is_answered_and_its_upload_deleted() {
         ("image/jpeg", "general", PHOTO_BYTES)
     );
     assert_eq!(&file.bytes[..3], &[0xFF, 0xD8, 0xFF]);
-    assert_eq!(
-        asked(&w),
-        ("Что на схеме?".to_string(), vec![file.id.clone()])
-    );
+    assert_eq!(asked(&w), ("Что на схеме?".to_string(), vec![file.id.clone()]));
     // Deleted after the answer.
     wait_deleted(&w);
     let requests = w.gc.file_requests();
@@ -108,13 +101,8 @@ fn a_photo_without_caption_gets_the_default_question_in_the_chats_style() {
 #[test]
 fn the_largest_photo_size_within_the_limits_is_sent() {
     let w = World::start();
-    let sizes = [
-        (320, 240, 20_000),
-        (1280, 960, 200_000),
-        (8000, 6000, 16 << 20),
-    ];
-    let id =
-        w.tg.push(tg::photo_sized(IVAN, IVAN, "big", &sizes, Some("Что это?")));
+    let sizes = [(320, 240, 20_000), (1280, 960, 200_000), (8000, 6000, 16 << 20)];
+    let id = w.tg.push(tg::photo_sized(IVAN, IVAN, "big", &sizes, Some("Что это?")));
     w.answer_to(id);
     assert_eq!(the_file(&w).bytes.len(), 200_000);
     let asked_for = w.tg.calls_of("getFile")[0].text("file_id").unwrap();
@@ -145,14 +133,7 @@ fn documents_are_answered_with_their_type_and_name() {
     let txt = tg::document_file(IVAN, IVAN, "notes.txt", Some("text/plain"), 900, None);
     w.answer_to(w.tg.push(txt));
     assert_eq!(asked(&w).0, "О чём этот документ? Перескажи главное.");
-    let epub = tg::document_file(
-        IVAN,
-        IVAN,
-        "book.epub",
-        Some("application/epub+zip"),
-        5000,
-        None,
-    );
+    let epub = tg::document_file(IVAN, IVAN, "book.epub", Some("application/epub+zip"), 5000, None);
     w.answer_to(w.tg.push(epub));
     let files = w.gc.files();
     assert_eq!(files.last().unwrap().mime, "application/epub");
@@ -163,14 +144,8 @@ fn documents_are_answered_with_their_type_and_name() {
 #[test]
 fn a_file_over_the_limits_gets_one_sentence_and_nothing_is_fetched() {
     let w = World::start();
-    let big = tg::document_file(
-        IVAN,
-        IVAN,
-        "video-notes.pdf",
-        Some("application/pdf"),
-        25 << 20,
-        None,
-    );
+    let big =
+        tg::document_file(IVAN, IVAN, "video-notes.pdf", Some("application/pdf"), 25 << 20, None);
     one_sentence_nothing_fetched(&w, big, "20 МБ");
     let picture = tg::document_file(IVAN, IVAN, "scan.png", Some("image/png"), 16 << 20, None);
     one_sentence_nothing_fetched(&w, picture, "15 МБ");
@@ -182,23 +157,10 @@ fn a_file_over_the_limits_gets_one_sentence_and_nothing_is_fetched() {
 #[test]
 fn an_unsupported_type_gets_one_sentence_and_nothing_is_fetched() {
     let w = World::start();
-    let exe = tg::document_file(
-        IVAN,
-        IVAN,
-        "setup.exe",
-        Some("application/x-msdownload"),
-        4000,
-        None,
-    );
+    let exe =
+        tg::document_file(IVAN, IVAN, "setup.exe", Some("application/x-msdownload"), 4000, None);
     one_sentence_nothing_fetched(&w, exe, "не читаю");
-    let unknown = tg::document_file(
-        IVAN,
-        IVAN,
-        "data",
-        Some("application/octet-stream"),
-        10,
-        None,
-    );
+    let unknown = tg::document_file(IVAN, IVAN, "data", Some("application/octet-stream"), 10, None);
     one_sentence_nothing_fetched(&w, unknown, "не читаю");
 }
 
@@ -245,10 +207,7 @@ fn gigachat_refusing_the_upload_or_the_attachment_is_told() {
     w.gc.fail_next_upload(415, r#"{"status":415,"message":"Unsupported file type"}"#);
     let answer = w.answer_to(w.tg.push(tg::photo(IVAN, IVAN, Some("Что это?"))));
     assert_eq!(answer.len(), 1);
-    assert!(
-        answer[0].contains("не принял") && answer[0].contains("415"),
-        "{answer:?}"
-    );
+    assert!(answer[0].contains("не принял") && answer[0].contains("415"), "{answer:?}");
     assert!(w.gc.chat_requests().is_empty());
 
     // The model refuses the image (a wrong guess about what it sees): told, and deleted.
@@ -258,10 +217,7 @@ fn gigachat_refusing_the_upload_or_the_attachment_is_told() {
     ));
     let answer = w.answer_to(w.tg.push(tg::photo(IVAN, IVAN, Some("Что это?"))));
     assert_eq!(answer.len(), 1);
-    assert!(
-        answer[0].contains("не смог прочитать") && answer[0].contains("422"),
-        "{answer:?}"
-    );
+    assert!(answer[0].contains("не смог прочитать") && answer[0].contains("422"), "{answer:?}");
     wait_deleted(&w);
     assert_eq!(w.ask("Привет").len(), 1);
 }
@@ -274,16 +230,9 @@ fn memory_keeps_a_note_of_the_file_not_the_file() {
     w.answer_to(w.tg.push(pdf));
     w.ask("А подробнее?");
     let request = w.gc.chat_requests().pop().unwrap();
-    let users: Vec<_> = request
-        .messages
-        .iter()
-        .filter(|m| m.role == "user")
-        .collect();
+    let users: Vec<_> = request.messages.iter().filter(|m| m.role == "user").collect();
     assert_eq!(users[0].content, "[фото] Что на схеме?");
-    assert_eq!(
-        users[1].content,
-        "[документ report.pdf] О чём этот документ? Перескажи главное."
-    );
+    assert_eq!(users[1].content, "[документ report.pdf] О чём этот документ? Перескажи главное.");
     assert!(request.messages.iter().all(|m| m.attachments.is_empty()));
     assert_eq!(users[2].content, "А подробнее?");
 }
@@ -293,8 +242,7 @@ fn in_a_group_a_photo_is_answered_when_its_caption_mentions_the_bot() {
     let w = World::start();
     w.tg.add_chat(tg::chat(GROUP));
     let quiet = w.tg.push(tg::photo(GROUP, tg::ANNA, Some("наш кот")));
-    let asked_bot =
-        w.tg.push(tg::photo(GROUP, tg::ANNA, Some("@SomeBot, что это?")));
+    let asked_bot = w.tg.push(tg::photo(GROUP, tg::ANNA, Some("@SomeBot, что это?")));
     w.answer_to(asked_bot);
     assert!(w.tg.replies_to(quiet).is_empty());
     assert_eq!(asked(&w).0, "что это?");
@@ -307,16 +255,9 @@ fn trusting(fake: &FakeGigaChat) -> Agent {
     let pem = std::fs::read(fake.ca_pem_path()).unwrap();
     let tls = TlsConfig::builder()
         .provider(TlsProvider::NativeTls)
-        .root_certs(RootCerts::new_with_certs(&[
-            Certificate::from_pem(&pem).unwrap()
-        ]))
+        .root_certs(RootCerts::new_with_certs(&[Certificate::from_pem(&pem).unwrap()]))
         .build();
-    Agent::config_builder()
-        .http_status_as_error(false)
-        .proxy(None)
-        .tls_config(tls)
-        .build()
-        .into()
+    Agent::config_builder().http_status_as_error(false).proxy(None).tls_config(tls).build().into()
 }
 
 fn token(agent: &Agent, fake: &FakeGigaChat) -> String {
@@ -367,10 +308,7 @@ fn upload(
     let mut response = request.send(&body[..]).unwrap();
     let status = response.status().as_u16();
     let text = response.body_mut().read_to_string().unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
 }
 
 #[test]
@@ -384,66 +322,30 @@ fn fake_gigachat_files_follow_the_reference() {
         &fake,
         &token,
         None,
-        &[
-            purpose,
-            (
-                "file",
-                Some("cat.jpg"),
-                Some("image/jpeg"),
-                b"\xFF\xD8\xFFjpeg",
-            ),
-        ],
+        &[purpose, ("file", Some("cat.jpg"), Some("image/jpeg"), b"\xFF\xD8\xFFjpeg")],
     );
     assert_eq!(status, 200, "{file}");
     let keys: Vec<&String> = file.as_object().unwrap().keys().collect();
     assert_eq!(keys.len(), 7, "{file}");
     assert_eq!(
-        (
-            &file["object"],
-            &file["bytes"],
-            &file["filename"],
-            &file["purpose"]
-        ),
-        (
-            &json!("file"),
-            &json!(7),
-            &json!("cat.jpg"),
-            &json!("general")
-        )
+        (&file["object"], &file["bytes"], &file["filename"], &file["purpose"]),
+        (&json!("file"), &json!(7), &json!("cat.jpg"), &json!("general"))
     );
     let id = file["id"].as_str().unwrap().to_string();
 
     // Strict: no purpose, no filename, a type not in §1.5, an image over 15 MB.
-    let no_purpose = upload(
-        &agent,
-        &fake,
-        &token,
-        None,
-        &[("file", Some("a.txt"), Some("text/plain"), b"hi")],
-    );
+    let no_purpose =
+        upload(&agent, &fake, &token, None, &[("file", Some("a.txt"), Some("text/plain"), b"hi")]);
     assert_eq!(no_purpose.0, 400, "{}", no_purpose.1);
-    let no_name = upload(
-        &agent,
-        &fake,
-        &token,
-        None,
-        &[purpose, ("file", None, Some("text/plain"), b"hi")],
-    );
+    let no_name =
+        upload(&agent, &fake, &token, None, &[purpose, ("file", None, Some("text/plain"), b"hi")]);
     assert_eq!(no_name.0, 400);
     let exe = upload(
         &agent,
         &fake,
         &token,
         None,
-        &[
-            purpose,
-            (
-                "file",
-                Some("a.exe"),
-                Some("application/x-msdownload"),
-                b"MZ",
-            ),
-        ],
+        &[purpose, ("file", Some("a.exe"), Some("application/x-msdownload"), b"MZ")],
     );
     assert_eq!(exe.0, 415);
     let huge = vec![0u8; (15 << 20) + 1];
@@ -454,10 +356,7 @@ fn fake_gigachat_files_follow_the_reference() {
         None,
         &[purpose, ("file", Some("a.png"), Some("image/png"), &huge)],
     );
-    assert_eq!(
-        big,
-        (413, json!({"status": 413, "message": "Payload too large"}))
-    );
+    assert_eq!(big, (413, json!({"status": 413, "message": "Payload too large"})));
 
     // Attachments: this client's files only (403 for another X-Client-ID or an unknown id).
     let chat = |client: Option<&str>, ids: Value| {
@@ -470,19 +369,13 @@ fn fake_gigachat_files_follow_the_reference() {
         }
         let body = json!({"model": "GigaChat-2-Max", "messages": [{"role": "user", "content": "Что это?", "attachments": ids}]});
         let mut response = request.send(body.to_string()).unwrap();
-        (
-            response.status().as_u16(),
-            response.body_mut().read_to_string().unwrap(),
-        )
+        (response.status().as_u16(), response.body_mut().read_to_string().unwrap())
     };
     assert_eq!(chat(None, json!([id])).0, 200);
     let foreign = chat(Some("other"), json!([id]));
     assert_eq!(
         foreign,
-        (
-            403,
-            format!("{{\"status\":403,\"message\":\"Access to file '{id}' is denied\"}}")
-        )
+        (403, format!("{{\"status\":403,\"message\":\"Access to file '{id}' is denied\"}}"))
     );
     assert_eq!(chat(None, json!(["no-such-file"])).0, 403);
     let (_, second) = upload(
@@ -492,11 +385,7 @@ fn fake_gigachat_files_follow_the_reference() {
         None,
         &[purpose, ("file", Some("b.png"), Some("image/png"), b"png")],
     );
-    assert_eq!(
-        chat(None, json!([id, second["id"]])).0,
-        422,
-        "one image per message"
-    );
+    assert_eq!(chat(None, json!([id, second["id"]])).0, 422, "one image per message");
 
     // Content (GET only), delete, and a deleted file is gone.
     let url = |rest: &str| format!("{}/files/{id}{rest}", fake.base_url());
@@ -505,10 +394,7 @@ fn fake_gigachat_files_follow_the_reference() {
         .header("Authorization", format!("Bearer {token}"))
         .call()
         .unwrap();
-    assert_eq!(
-        content.body_mut().read_to_vec().unwrap(),
-        b"\xFF\xD8\xFFjpeg"
-    );
+    assert_eq!(content.body_mut().read_to_vec().unwrap(), b"\xFF\xD8\xFFjpeg");
     let mut deleted = agent
         .post(url("/delete"))
         .header("Authorization", format!("Bearer {token}"))
@@ -516,10 +402,7 @@ fn fake_gigachat_files_follow_the_reference() {
         .unwrap();
     let deleted: Value =
         serde_json::from_str(&deleted.body_mut().read_to_string().unwrap()).unwrap();
-    assert_eq!(
-        deleted,
-        json!({"id": id, "object": "file", "deleted": true})
-    );
+    assert_eq!(deleted, json!({"id": id, "object": "file", "deleted": true}));
     assert_eq!(chat(None, json!([id])).0, 403);
     assert!(fake.files()[0].deleted);
 }
@@ -527,11 +410,8 @@ fn fake_gigachat_files_follow_the_reference() {
 #[test]
 fn fake_telegram_get_file_and_download_follow_the_reference() {
     let fake = FakeTelegram::start();
-    let agent: Agent = Agent::config_builder()
-        .http_status_as_error(false)
-        .proxy(None)
-        .build()
-        .into();
+    let agent: Agent =
+        Agent::config_builder().http_status_as_error(false).proxy(None).build().into();
     let call = |file_id: &str| {
         let url = format!("{}/bot{}/getFile", fake.url(), fake.token());
         let mut response = agent
@@ -544,32 +424,17 @@ fn fake_telegram_get_file_and_download_follow_the_reference() {
         (response.status().as_u16(), body)
     };
     fake.push(tg::photo(IVAN, IVAN, None));
-    let big = tg::document_file(
-        IVAN,
-        IVAN,
-        "big.pdf",
-        Some("application/pdf"),
-        (20 << 20) + 1,
-        None,
-    );
-    let big_id = big["message"]["document"]["file_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let big =
+        tg::document_file(IVAN, IVAN, "big.pdf", Some("application/pdf"), (20 << 20) + 1, None);
+    let big_id = big["message"]["document"]["file_id"].as_str().unwrap().to_string();
     fake.push(big);
 
     let (status, file) = call(PHOTO_LARGEST);
     assert_eq!(status, 200);
     assert_eq!(file["result"]["file_size"], PHOTO_BYTES);
     let path = file["result"]["file_path"].as_str().unwrap().to_string();
-    assert!(
-        path.starts_with("photos/") && path.ends_with(".jpg"),
-        "{path}"
-    );
-    assert_eq!(
-        call("nope").1["description"],
-        "Bad Request: invalid file_id"
-    );
+    assert!(path.starts_with("photos/") && path.ends_with(".jpg"), "{path}");
+    assert_eq!(call("nope").1["description"], "Bad Request: invalid file_id");
     assert_eq!(
         call(&big_id),
         (
@@ -579,22 +444,14 @@ fn fake_telegram_get_file_and_download_follow_the_reference() {
     );
 
     let download = |path: &str| {
-        let mut response = agent
-            .get(format!("{}/file/bot{}/{path}", fake.url(), fake.token()))
-            .call()
-            .unwrap();
-        (
-            response.status().as_u16(),
-            response.body_mut().read_to_vec().unwrap(),
-        )
+        let mut response =
+            agent.get(format!("{}/file/bot{}/{path}", fake.url(), fake.token())).call().unwrap();
+        (response.status().as_u16(), response.body_mut().read_to_vec().unwrap())
     };
     let (status, bytes) = download(&path);
     assert_eq!((status, bytes.len()), (200, PHOTO_BYTES));
     let (status, body) = download("photos/missing.jpg");
     assert_eq!(status, 404);
     let body: Value = serde_json::from_slice(&body).unwrap();
-    assert_eq!(
-        body,
-        json!({"ok": false, "error_code": 404, "description": "Not Found"})
-    );
+    assert_eq!(body, json!({"ok": false, "error_code": 404, "description": "Not Found"}));
 }

@@ -29,10 +29,7 @@ impl BotEnv {
         env.set("GIGACHAT_CREDENTIALS", &gc.credentials());
         env.set("GIGACHAT_AUTH_URL", &gc.auth_url());
         env.set("GIGACHAT_BASE_URL", &gc.base_url());
-        env.set(
-            "GIGACHAT_CA_BUNDLE_FILE",
-            &gc.ca_pem_path().display().to_string(),
-        );
+        env.set("GIGACHAT_CA_BUNDLE_FILE", &gc.ca_pem_path().display().to_string());
         // The fakes list GigaChat-2-Max; keep tests fast to shut down.
         env.config("[telegram]\npoll_timeout_secs = 10\n");
         env
@@ -44,10 +41,7 @@ impl BotEnv {
         let dir = std::env::temp_dir().join(format!("gigabot-it-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("create the test folder");
-        BotEnv {
-            dir,
-            env: Vec::new(),
-        }
+        BotEnv { dir, env: Vec::new() }
     }
 
     pub fn set(&mut self, key: &str, value: &str) -> &mut BotEnv {
@@ -128,18 +122,11 @@ impl BotEnv {
     fn spawn_command(&self, mut command: Command) -> BotProcess {
         // stderr goes to a file, not a pipe: a line the bot wrote before its next request
         // is in the file when a fake sees that request, so a test never reads a stale log.
-        let path = self.path(&format!(
-            "stderr-{}.log",
-            NEXT_LOG.fetch_add(1, Ordering::Relaxed)
-        ));
+        let path = self.path(&format!("stderr-{}.log", NEXT_LOG.fetch_add(1, Ordering::Relaxed)));
         let stderr = File::create(&path).expect("create the bot's log file");
         // A handle of our own: the log stays readable even after the folder is removed.
         let log = File::open(&path).expect("open the bot's log file");
-        let child = command
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .expect("start gigabot");
+        let child = command.stdout(Stdio::null()).stderr(stderr).spawn().expect("start gigabot");
         BotProcess { child, log }
     }
 }
@@ -219,24 +206,14 @@ impl Drop for BotProcess {
 /// SIGKILLs a process and waits until it is dead (a zombie or gone): for the kill hooks of
 /// the fakes, which run in place of a request the bot is waiting on.
 pub fn sigkill(pid: u32) {
-    let status = Command::new("kill")
-        .args(["-KILL", &pid.to_string()])
-        .status()
-        .expect("run kill");
+    let status = Command::new("kill").args(["-KILL", &pid.to_string()]).status().expect("run kill");
     assert!(status.success(), "kill -KILL {pid} failed");
     let dead = || {
         std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| {
-            stat.rsplit(')')
-                .next()
-                .is_some_and(|rest| rest.trim_start().starts_with('Z'))
+            stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z'))
         })
     };
-    crate::http::wait_until(
-        Duration::from_secs(10),
-        "the killed bot to die",
-        dead,
-        String::new,
-    );
+    crate::http::wait_until(Duration::from_secs(10), "the killed bot to die", dead, String::new);
 }
 
 /// stdout and stderr of a finished command, as text.

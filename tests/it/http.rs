@@ -50,10 +50,7 @@ impl Request {
 /// records of requests use it too.
 pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
     let name = name.to_ascii_lowercase();
-    headers
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, v)| v.as_str())
+    headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str())
 }
 
 /// Calls `cond` every 5 ms until it holds; after `timeout` panics with `what` and `dump()`.
@@ -67,10 +64,7 @@ pub fn wait_until(
     let deadline = Instant::now() + timeout;
     while !cond() {
         if Instant::now() > deadline {
-            panic!(
-                "timed out after {timeout:?} waiting for: {what}\n{}",
-                dump()
-            );
+            panic!("timed out after {timeout:?} waiting for: {what}\n{}", dump());
         }
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -98,11 +92,7 @@ impl Responder<'_> {
         assert_eq!(self.state, Answer::Nothing, "one response per request");
         let mut bytes = self.head(status, headers, &format!("Content-Length: {}", body.len()));
         bytes.extend_from_slice(body);
-        self.state = match self
-            .stream
-            .write_all(&bytes)
-            .and_then(|()| self.stream.flush())
-        {
+        self.state = match self.stream.write_all(&bytes).and_then(|()| self.stream.flush()) {
             Ok(()) => Answer::Complete,
             Err(_) => Answer::Broken,
         };
@@ -128,10 +118,7 @@ impl Responder<'_> {
         let mut bytes = format!("{:x}\r\n", data.len()).into_bytes();
         bytes.extend_from_slice(data);
         bytes.extend_from_slice(b"\r\n");
-        let written = self
-            .stream
-            .write_all(&bytes)
-            .and_then(|()| self.stream.flush());
+        let written = self.stream.write_all(&bytes).and_then(|()| self.stream.flush());
         if written.is_err() {
             self.state = Answer::Broken;
         }
@@ -140,11 +127,7 @@ impl Responder<'_> {
 
     /// Ends a streamed response properly.
     pub fn end_stream(&mut self) -> io::Result<()> {
-        assert_eq!(
-            self.state,
-            Answer::Streaming,
-            "end_stream before start_stream"
-        );
+        assert_eq!(self.state, Answer::Streaming, "end_stream before start_stream");
         self.state = Answer::Broken;
         self.stream.write_all(b"0\r\n\r\n")?;
         self.stream.flush()?;
@@ -215,9 +198,7 @@ impl Server {
         handler: impl Fn(&Request, &mut Responder) + Send + Sync + 'static,
     ) -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-        let addr = listener
-            .local_addr()
-            .expect("local address of the listener");
+        let addr = listener.local_addr().expect("local address of the listener");
         let stop = Arc::new(AtomicBool::new(false));
         let connections = Arc::new(AtomicUsize::new(0));
         let open = Arc::new(Mutex::new(HashMap::new()));
@@ -248,13 +229,7 @@ impl Server {
                 }
             })
         };
-        Server {
-            addr,
-            stop,
-            connections,
-            open,
-            accept_thread: Some(accept_thread),
-        }
+        Server { addr, stop, connections, open, accept_thread: Some(accept_thread) }
     }
 
     pub fn port(&self) -> u16 {
@@ -295,14 +270,10 @@ fn serve(stream: Stream, handler: &(dyn Fn(&Request, &mut Responder) + Send + Sy
                 return;
             }
         };
-        let keep_alive = !request
-            .header("connection")
-            .is_some_and(|v| v.eq_ignore_ascii_case("close"));
-        let mut responder = Responder {
-            stream: reader.get_mut(),
-            keep_alive,
-            state: Answer::Nothing,
-        };
+        let keep_alive =
+            !request.header("connection").is_some_and(|v| v.eq_ignore_ascii_case("close"));
+        let mut responder =
+            Responder { stream: reader.get_mut(), keep_alive, state: Answer::Nothing };
         handler(&request, &mut responder);
         if responder.state != Answer::Complete || !keep_alive {
             return;
@@ -346,20 +317,11 @@ fn read_request(reader: &mut BufReader<Stream>) -> io::Result<Option<Request>> {
         if header.is_empty() {
             break;
         }
-        let (name, value) = header
-            .split_once(':')
-            .ok_or_else(|| bad("malformed header"))?;
-        request
-            .headers
-            .push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
+        let (name, value) = header.split_once(':').ok_or_else(|| bad("malformed header"))?;
+        request.headers.push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
     }
-    if request
-        .header("expect")
-        .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"))
-    {
-        reader
-            .get_mut()
-            .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
+    if request.header("expect").is_some_and(|v| v.eq_ignore_ascii_case("100-continue")) {
+        reader.get_mut().write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
     }
     let chunked = request
         .header("transfer-encoding")
@@ -408,10 +370,7 @@ fn read_chunked(reader: &mut BufReader<Stream>) -> io::Result<Vec<u8>> {
 /// Reads up to and including `\n`; non-UTF-8 bytes become U+FFFD.
 fn read_line(reader: &mut BufReader<Stream>, line: &mut String) -> io::Result<usize> {
     let mut bytes = Vec::new();
-    let n = reader
-        .by_ref()
-        .take(MAX_HEAD as u64)
-        .read_until(b'\n', &mut bytes)?;
+    let n = reader.by_ref().take(MAX_HEAD as u64).read_until(b'\n', &mut bytes)?;
     line.push_str(&String::from_utf8_lossy(&bytes));
     Ok(n)
 }
@@ -429,9 +388,7 @@ mod tests {
         Server::plain(|request, responder| match request.path.as_str() {
             "/drop" => responder.drop_connection(),
             "/stream" => {
-                responder
-                    .start_stream(200, &[("Content-Type", "text/event-stream")])
-                    .unwrap();
+                responder.start_stream(200, &[("Content-Type", "text/event-stream")]).unwrap();
                 responder.chunk(b"data: 1\n\n").unwrap();
                 responder.chunk(b"data: 2\n\n").unwrap();
                 responder.end_stream().unwrap();
@@ -483,17 +440,12 @@ mod tests {
             .unwrap();
         let first = read_response(&mut reader);
         assert!(first.starts_with("HTTP/1.1 200 OK\r\n"), "{first}");
-        assert!(
-            first.ends_with("POST /a x=1 Some(\"yes\") hello"),
-            "{first}"
-        );
+        assert!(first.ends_with("POST /a x=1 Some(\"yes\") hello"), "{first}");
         writer
             .write_all(b"POST /b HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;ext=1\r\nde\r\n0\r\n\r\n")
             .unwrap();
         assert!(read_response(&mut reader).ends_with("POST /b  None abcde"));
-        writer
-            .write_all(b"GET /c HTTP/1.1\r\nConnection: close\r\n\r\n")
-            .unwrap();
+        writer.write_all(b"GET /c HTTP/1.1\r\nConnection: close\r\n\r\n").unwrap();
         let last = read_response(&mut reader);
         assert!(last.contains("Connection: close\r\n"), "{last}");
         let mut rest = Vec::new();

@@ -17,16 +17,10 @@ fn lesson_excerpts_are_verbatim_in_src() {
         })
         .collect();
     let excerpts = rust_blocks(&lesson);
-    assert!(
-        excerpts.len() >= 10,
-        "only {} excerpts found",
-        excerpts.len()
-    );
+    assert!(excerpts.len() >= 10, "only {} excerpts found", excerpts.len());
     for excerpt in &excerpts {
         assert!(
-            sources
-                .iter()
-                .any(|(_, text)| text.contains(excerpt.as_str())),
+            sources.iter().any(|(_, text)| text.contains(excerpt.as_str())),
             "this excerpt of docs/lesson.md is not in src/ or examples/lesson.rs any more; update the lesson:\n{excerpt}"
         );
     }

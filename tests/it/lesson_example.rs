@@ -53,10 +53,7 @@ fn wired(tg: &FakeTelegram, gc: &FakeGigaChat) -> Vec<(&'static str, String)> {
         ("GIGACHAT_CREDENTIALS", gc.credentials()),
         ("GIGACHAT_AUTH_URL", gc.auth_url()),
         ("GIGACHAT_BASE_URL", gc.base_url()),
-        (
-            "GIGACHAT_CA_BUNDLE_FILE",
-            gc.ca_pem_path().display().to_string(),
-        ),
+        ("GIGACHAT_CA_BUNDLE_FILE", gc.ca_pem_path().display().to_string()),
     ]
 }
 
@@ -132,18 +129,10 @@ fn the_lesson_bot_answers_each_message_as_a_reply() {
     tg.wait_until(WAIT, "the lesson's bot polls", |t| t.polling());
 
     let answer = ask(&tg, IVAN, "Что такое закон Ома?");
-    assert_eq!(
-        answer,
-        [format!(
-            "Ответ ({STYLE}): Что такое закон Ома? [сообщений: 2]"
-        )]
-    );
+    assert_eq!(answer, [format!("Ответ ({STYLE}): Что такое закон Ома? [сообщений: 2]")]);
     // No memory: the second question goes alone with the style, as in the lesson.
     let answer = ask(&tg, IVAN, "А сила тока?");
-    assert_eq!(
-        answer,
-        [format!("Ответ ({STYLE}): А сила тока? [сообщений: 2]")]
-    );
+    assert_eq!(answer, [format!("Ответ ({STYLE}): А сила тока? [сообщений: 2]")]);
     // A new token for every message, with the lesson's headers and body.
     let oauth = gc.oauth_requests();
     assert_eq!(oauth.len(), 2, "{}", gc.dump());
@@ -181,27 +170,12 @@ fn the_lesson_bot_tells_the_user_the_lessons_error_texts() {
     let mut bot = Lesson::start(&wired(&tg, &gc));
     tg.wait_until(WAIT, "the lesson's bot polls", |t| t.polling());
 
-    gc.fail_next_oauth(
-        401,
-        r#"{"code":6,"message":"credentials doesn't match db data"}"#,
-    );
-    assert_eq!(
-        ask(&tg, IVAN, "Вопрос"),
-        ["Ошибка авторизации в GigaChat API."]
-    );
-    gc.push_reply(Reply::Status(
-        500,
-        r#"{"status":500,"message":"Internal Server Error"}"#.into(),
-    ));
-    assert_eq!(
-        ask(&tg, IVAN, "Вопрос"),
-        ["Ошибка при получении ответа от GigaChat API."]
-    );
+    gc.fail_next_oauth(401, r#"{"code":6,"message":"credentials doesn't match db data"}"#);
+    assert_eq!(ask(&tg, IVAN, "Вопрос"), ["Ошибка авторизации в GigaChat API."]);
+    gc.push_reply(Reply::Status(500, r#"{"status":500,"message":"Internal Server Error"}"#.into()));
+    assert_eq!(ask(&tg, IVAN, "Вопрос"), ["Ошибка при получении ответа от GigaChat API."]);
     gc.push_reply(Reply::Text("  ".into()));
-    assert_eq!(
-        ask(&tg, IVAN, "Вопрос"),
-        ["Не удалось получить корректный ответ от GigaChat API."]
-    );
+    assert_eq!(ask(&tg, IVAN, "Вопрос"), ["Не удалось получить корректный ответ от GigaChat API."]);
     // And it goes on answering.
     assert_eq!(
         ask(&tg, ANNA, "Что такое ток?"),
@@ -257,19 +231,13 @@ fn the_lesson_bot_stops_at_once_without_its_settings() {
     let mut vars = wired(&tg, &gc);
     vars.retain(|(key, _)| *key != "TELEGRAM_TOKEN");
     let (status, log) = Lesson::start(&vars).exit();
-    assert!(
-        !status.success() && log.contains("TELEGRAM_TOKEN is not set"),
-        "{log}"
-    );
+    assert!(!status.success() && log.contains("TELEGRAM_TOKEN is not set"), "{log}");
 
     let mut vars = wired(&tg, &gc);
     vars.retain(|(key, _)| *key != "GIGACHAT_CA_BUNDLE_FILE");
     vars.push(("GIGACHAT_CA_BUNDLE_FILE", "/nonexistent/ca.pem".into()));
     let (status, log) = Lesson::start(&vars).exit();
-    assert!(
-        !status.success() && log.contains("/nonexistent/ca.pem"),
-        "{log}"
-    );
+    assert!(!status.success() && log.contains("/nonexistent/ca.pem"), "{log}");
     assert!(tg.calls().is_empty(), "{}", tg.dump());
 }
 
@@ -279,14 +247,8 @@ fn the_lesson_example_is_the_lessons_three_functions_in_150_lines() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/lesson.rs");
     let source = std::fs::read_to_string(path).expect("examples/lesson.rs");
     let lines = source.lines().count();
-    assert!(
-        lines <= 150,
-        "examples/lesson.rs has {lines} lines, at most 150 promised"
-    );
+    assert!(lines <= 150, "examples/lesson.rs has {lines} lines, at most 150 promised");
     for function in ["fn get_gigachat_token(", "fn handle_message(", "fn main("] {
-        assert!(
-            source.contains(function),
-            "examples/lesson.rs lost the lesson's {function}"
-        );
+        assert!(source.contains(function), "examples/lesson.rs lost the lesson's {function}");
     }
 }

@@ -14,17 +14,13 @@ const BUDGET: usize = 5;
 fn push_all(w: &World, updates: Vec<serde_json::Value>) -> Vec<i64> {
     let ids: Vec<i64> = updates.into_iter().map(|u| w.tg.push(u)).collect();
     let last = *ids.last().expect("at least one update");
-    w.tg.wait_until(WAIT, "all updates handled", |t| {
-        t.confirmed_offset() > last && t.polling()
-    });
+    w.tg.wait_until(WAIT, "all updates handled", |t| t.confirmed_offset() > last && t.polling());
     ids
 }
 
 /// How many of these updates got a reply.
 fn replied(w: &World, ids: &[i64]) -> usize {
-    ids.iter()
-        .filter(|&&id| !w.tg.replies_to(id).is_empty())
-        .count()
+    ids.iter().filter(|&&id| !w.tg.replies_to(id).is_empty()).count()
 }
 
 #[test]
@@ -92,14 +88,11 @@ fn a_429_on_one_user_s_notice_does_not_hold_up_another_user_s_answer() {
 #[test]
 fn a_stranger_who_keeps_writing_is_refused_a_few_times_and_the_admin_asked_once() {
     const PETR: i64 = 222333444;
-    let w = World::start_with(&format!(
-        "[bot]\nadmins = [{IVAN}]\nallowed_users = [555]\n"
-    ));
+    let w = World::start_with(&format!("[bot]\nadmins = [{IVAN}]\nallowed_users = [555]\n"));
     w.tg.add_chat(tg::chat(IVAN));
     w.tg.set_flood_limits(None);
-    let texts: Vec<_> = (0..12)
-        .map(|i| tg::private_text(PETR, &format!("Пустите, пожалуйста ({i})")))
-        .collect();
+    let texts: Vec<_> =
+        (0..12).map(|i| tg::private_text(PETR, &format!("Пустите, пожалуйста ({i})"))).collect();
     let ids = push_all(&w, texts);
     let refusals = replied(&w, &ids);
     assert!(
@@ -116,17 +109,9 @@ fn a_stranger_who_keeps_writing_is_refused_a_few_times_and_the_admin_asked_once(
 fn a_user_over_the_rate_limit_is_told_a_few_times_then_not_at_all() {
     let w = World::start_with("[bot]\nrequests_per_minute = 1\n");
     w.tg.set_flood_limits(None);
-    let ids = push_all(
-        &w,
-        (0..12)
-            .map(|i| tg::private_text(IVAN, &format!("Вопрос {i}")))
-            .collect(),
-    );
-    assert_eq!(
-        w.gc.chat_requests().len(),
-        1,
-        "one question within the limit"
-    );
+    let ids =
+        push_all(&w, (0..12).map(|i| tg::private_text(IVAN, &format!("Вопрос {i}"))).collect());
+    assert_eq!(w.gc.chat_requests().len(), 1, "one question within the limit");
     assert!(w.tg.replies_to(ids[0])[0].text.starts_with("Ответ ("));
     let told = replied(&w, &ids[1..]);
     assert!(

@@ -45,16 +45,11 @@ fn check_says_each_step_before_it_and_a_hanging_telegram_costs_seconds() {
         .iter()
         .position(|l| l.starts_with("… telegram: asking") && l.contains(&silent))
         .unwrap_or_else(|| panic!("no step line before the call: {out}"));
-    let failed = lines
-        .iter()
-        .position(|l| l.starts_with("✗ telegram"))
-        .unwrap_or_else(|| panic!("{out}"));
+    let failed =
+        lines.iter().position(|l| l.starts_with("✗ telegram")).unwrap_or_else(|| panic!("{out}"));
     assert!(asked < failed, "{out}");
     // The limit of `check` (10 s), not the 45 s a long poll may take.
-    assert!(
-        lines[failed].contains(&format!("no answer from {silent} within 10 s")),
-        "{out}"
-    );
+    assert!(lines[failed].contains(&format!("no answer from {silent} within 10 s")), "{out}");
     // GigaChat is still checked after Telegram failed.
     assert!(out.contains("✓ gigachat: got an access token"), "{out}");
 }
@@ -65,10 +60,7 @@ fn a_connect_that_hangs_is_reported_as_a_connect_with_its_own_limit() {
     let gc = FakeGigaChat::start();
     let mut env = BotEnv::new(&tg, &gc);
     let silent = silent_server();
-    env.set(
-        "GIGACHAT_AUTH_URL",
-        &format!("https://{silent}/api/v2/oauth"),
-    );
+    env.set("GIGACHAT_AUTH_URL", &format!("https://{silent}/api/v2/oauth"));
     // The TLS handshake never starts: the connect phase, whose limit is the smaller of
     // 15 s and gigachat.timeout_secs.
     env.config("[gigachat]\ntimeout_secs = 3\n");
@@ -104,20 +96,14 @@ fn errors_name_the_setting_where_the_operator_set_it() {
     env.set("GIGABOT_LOG", "trace");
     let (code, _, err) = run(&env, &[]);
     assert_eq!(code, 2, "{err}");
-    assert!(
-        err.contains("GIGABOT_LOG = \"trace\" is not a level"),
-        "{err}"
-    );
+    assert!(err.contains("GIGABOT_LOG = \"trace\" is not a level"), "{err}");
     // A token from the file is named as the key in that file, and never shown.
     let mut env = BotEnv::new(&tg, &gc);
     env.unset("TELEGRAM_TOKEN");
     env.config("[telegram]\ntoken = \"12345:has spaces\"\n");
     let (code, _, err) = run(&env, &[]);
     assert_eq!(code, 2, "{err}");
-    assert!(
-        err.contains("telegram.token in config.toml does not look like a bot token"),
-        "{err}"
-    );
+    assert!(err.contains("telegram.token in config.toml does not look like a bot token"), "{err}");
     assert!(!err.contains("has spaces"), "{err}");
     // Every missing secret at once.
     let mut env = BotEnv::new(&tg, &gc);
@@ -143,10 +129,7 @@ fn a_wrong_token_in_the_file_exits_3_and_names_the_file() {
     env.config(&format!("[telegram]\ntoken = \"{wrong}\"\n"));
     let (code, _, err) = run(&env, &[]);
     assert_eq!(code, 3, "a refused token has its own exit code: {err}");
-    assert!(
-        err.contains("check telegram.token in config.toml with @BotFather"),
-        "{err}"
-    );
+    assert!(err.contains("check telegram.token in config.toml with @BotFather"), "{err}");
     assert!(!err.contains("AAwrong"), "{err}");
 }
 
@@ -166,9 +149,5 @@ fn a_token_revoked_while_running_exits_3() {
     );
     let status = bot.wait_exit(WAIT).expect("the bot exits");
     assert_eq!(status.code(), Some(3), "{}", bot.log());
-    assert!(
-        bot.log().contains("put the new token into TELEGRAM_TOKEN"),
-        "{}",
-        bot.log()
-    );
+    assert!(bot.log().contains("put the new token into TELEGRAM_TOKEN"), "{}", bot.log());
 }

@@ -7,9 +7,7 @@ use crate::fake_telegram::{self as tg, ANNA, CHANNEL, GROUP, IVAN};
 
 /// Ivan is the admin (he has written to the bot before); only 555 is allowed by config.
 fn restricted() -> World {
-    let w = World::start_with(&format!(
-        "[bot]\nadmins = [{IVAN}]\nallowed_users = [555]\n"
-    ));
+    let w = World::start_with(&format!("[bot]\nadmins = [{IVAN}]\nallowed_users = [555]\n"));
     w.tg.add_chat(tg::chat(IVAN));
     w
 }
@@ -40,13 +38,8 @@ fn a_stranger_is_refused_with_their_id_and_the_admin_is_asked_once() {
     assert!(refusal.contains(&PETR.to_string()), "{refusal}");
     let second = w.tg.push_text(PETR, PETR, "Ну пожалуйста");
     w.tg.wait_until(WAIT, "refused again", |t| t.replies_to(second).len() == 1);
-    assert!(
-        w.gc.chat_requests().is_empty(),
-        "no GigaChat call for a refused user"
-    );
-    w.tg.wait_until(WAIT, "handled", |t| {
-        t.confirmed_offset() > second && t.polling()
-    });
+    assert!(w.gc.chat_requests().is_empty(), "no GigaChat call for a refused user");
+    w.tg.wait_until(WAIT, "handled", |t| t.confirmed_offset() > second && t.polling());
     let to_admin = w.tg.sent_to(IVAN);
     assert_eq!(to_admin.len(), 1, "the admin is told once: {to_admin:#?}");
     assert!(to_admin[0].text.contains(&PETR.to_string()));
@@ -66,15 +59,9 @@ fn the_admin_allows_by_button_and_the_user_is_told() {
     let first = w.tg.push_text(PETR, PETR, "Привет!");
     w.tg.wait_until(WAIT, "admin asked", |t| t.sent_to(IVAN).len() == 1);
     let request = w.tg.sent_to(IVAN).remove(0);
-    let press = w.tg.push(tg::callback_query(
-        IVAN,
-        IVAN,
-        request.message_id,
-        &format!("allow:{PETR}"),
-    ));
-    w.tg.wait_until(WAIT, "pressed", |t| {
-        t.confirmed_offset() > press && t.polling()
-    });
+    let press =
+        w.tg.push(tg::callback_query(IVAN, IVAN, request.message_id, &format!("allow:{PETR}")));
+    w.tg.wait_until(WAIT, "pressed", |t| t.confirmed_offset() > press && t.polling());
     let toast = w.tg.calls_of("answerCallbackQuery").pop().unwrap();
     assert_eq!(toast.status, 200);
     assert!(toast.text("text").unwrap().contains("разрешён"));
@@ -85,10 +72,7 @@ fn the_admin_allows_by_button_and_the_user_is_told() {
         request.text
     );
     let told = w.tg.sent_to(PETR);
-    assert!(
-        told.iter().any(|m| m.text.contains("открыли доступ")),
-        "{told:#?}"
-    );
+    assert!(told.iter().any(|m| m.text.contains("открыли доступ")), "{told:#?}");
     let again = w.tg.push_text(PETR, PETR, "Теперь можно?");
     w.tg.wait_until(WAIT, "answered", |t| t.replies_to(again).len() == 1);
     assert!(w.tg.replies_to(again)[0].text.starts_with("Ответ"));
@@ -99,23 +83,14 @@ fn the_admin_allows_by_button_and_the_user_is_told() {
 fn admin_commands_grant_deny_and_list_and_survive_a_restart() {
     let w = restricted();
     let allowed = w.ask(&format!("/allow {ANNA}")).join("\n");
-    assert!(
-        allowed.contains(&ANNA.to_string()) && allowed.contains("разрешён"),
-        "{allowed}"
-    );
+    assert!(allowed.contains(&ANNA.to_string()) && allowed.contains("разрешён"), "{allowed}");
     let anna = w.tg.push_text(ANNA, ANNA, "Вопрос Анны");
     w.tg.wait_until(WAIT, "answered", |t| t.replies_to(anna).len() == 1);
     assert!(w.tg.replies_to(anna)[0].text.starts_with("Ответ"));
     let users = w.ask("/users").join("\n");
-    assert!(
-        users.contains(&ANNA.to_string()) && users.contains("555"),
-        "{users}"
-    );
+    assert!(users.contains(&ANNA.to_string()) && users.contains("555"), "{users}");
     let config_user = w.ask("/deny 555").join("\n");
-    assert!(
-        config_user.contains("конфиг"),
-        "config entries stay: {config_user}"
-    );
+    assert!(config_user.contains("конфиг"), "config entries stay: {config_user}");
 
     let crate::core::World { tg, gc, env, bot } = w;
     let mut bot = bot;
@@ -123,10 +98,7 @@ fn admin_commands_grant_deny_and_list_and_survive_a_restart() {
     let _bot = env.spawn(&[]);
     let anna = tg.push_text(ANNA, ANNA, "После перезапуска");
     tg.wait_until(WAIT, "answered", |t| t.replies_to(anna).len() == 1);
-    assert!(
-        tg.replies_to(anna)[0].text.starts_with("Ответ"),
-        "the grant survived"
-    );
+    assert!(tg.replies_to(anna)[0].text.starts_with("Ответ"), "the grant survived");
     let denied = tg.push_text(IVAN, IVAN, &format!("/deny {ANNA}"));
     tg.wait_until(WAIT, "answered", |t| t.replies_to(denied).len() == 1);
     let anna = tg.push_text(ANNA, ANNA, "А теперь?");
@@ -154,9 +126,7 @@ fn the_rate_limit_says_when_to_write_again_and_skips_gigachat() {
     assert!(limited.contains(" с."), "says when: {limited}");
     assert_eq!(w.gc.chat_requests().len(), 2);
     // Admins are exempt.
-    let w = World::start_with(&format!(
-        "[bot]\nrequests_per_minute = 1\nadmins = [{IVAN}]\n"
-    ));
+    let w = World::start_with(&format!("[bot]\nrequests_per_minute = 1\nadmins = [{IVAN}]\n"));
     w.ask("раз");
     assert!(w.ask("два")[0].starts_with("Ответ"));
 }
@@ -216,22 +186,14 @@ fn stats_count_answers_failures_tokens_and_users() {
     assert!(today > 0, "{stats}");
     assert!(stats.contains("Самые активные сегодня:\n1. "), "{stats}");
     let first = stats.lines().find(|l| l.starts_with("1. ")).unwrap();
-    assert!(
-        first.contains(&IVAN.to_string()) && first.contains("вопросов: 3"),
-        "{stats}"
-    );
+    assert!(first.contains(&IVAN.to_string()) && first.contains("вопросов: 3"), "{stats}");
 }
 
 #[test]
 fn stats_survive_a_restart() {
     let w = World::start_with(&format!("[bot]\nadmins = [{IVAN}]\n"));
     w.ask("один");
-    let crate::core::World {
-        tg,
-        gc: _gc,
-        env,
-        bot,
-    } = w;
+    let crate::core::World { tg, gc: _gc, env, bot } = w;
     let mut bot = bot;
     bot.stop();
     let _bot = env.spawn(&[]);
@@ -246,10 +208,7 @@ fn transcripts_keep_each_exchange_as_a_json_line() {
     w.ask("первый");
     w.ask("второй");
     let text = std::fs::read_to_string(w.env.path(&format!("transcripts/{IVAN}.jsonl"))).unwrap();
-    let lines: Vec<Value> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[1]["question"], "второй");
     assert_eq!(lines[1]["user_id"], IVAN);
@@ -267,24 +226,16 @@ fn message_texts_are_logged_only_when_asked() {
 
 #[test]
 fn an_admin_who_never_wrote_to_the_bot_is_told_on_the_next_try() {
-    let w = World::start_with(&format!(
-        "[bot]\nadmins = [{IVAN}]\nallowed_users = [555]\n"
-    ));
+    let w = World::start_with(&format!("[bot]\nadmins = [{IVAN}]\nallowed_users = [555]\n"));
     let first = w.tg.push_text(PETR, PETR, "Привет!");
-    w.tg.wait_until(WAIT, "refused", |t| {
-        t.confirmed_offset() > first && t.polling()
-    });
+    w.tg.wait_until(WAIT, "refused", |t| t.confirmed_offset() > first && t.polling());
     let failed = w.tg.calls_of("sendMessage").pop().unwrap();
     assert_eq!(failed.description(), Some("Bad Request: chat not found"));
     w.tg.add_chat(tg::chat(IVAN));
     let second = w.tg.push_text(PETR, PETR, "Есть кто?");
-    w.tg.wait_until(WAIT, "refused", |t| {
-        t.confirmed_offset() > second && t.polling()
-    });
+    w.tg.wait_until(WAIT, "refused", |t| t.confirmed_offset() > second && t.polling());
     let third = w.tg.push_text(PETR, PETR, "Ау");
-    w.tg.wait_until(WAIT, "refused", |t| {
-        t.confirmed_offset() > third && t.polling()
-    });
+    w.tg.wait_until(WAIT, "refused", |t| t.confirmed_offset() > third && t.polling());
     assert_eq!(w.tg.sent_to(IVAN).len(), 1, "told once it could be");
     assert_eq!(w.tg.sent_to(PETR).len(), 3, "each message got the refusal");
 }
@@ -302,24 +253,14 @@ fn admin_reports_asked_in_a_group_are_answered_privately() {
     assert!(said.contains("в личные сообщения"), "{said}");
     // Once she has, the reports go there.
     w.tg.add_chat(tg::chat(ANNA));
-    for command in [
-        "/stats@SomeBot",
-        "/users@SomeBot",
-        &format!("/deny@SomeBot {PETR}"),
-    ] {
+    for command in ["/stats@SomeBot", "/users@SomeBot", &format!("/deny@SomeBot {PETR}")] {
         let id = w.tg.push(tg::group_text(GROUP, ANNA, command));
         w.tg.wait_until(WAIT, "answered", |t| t.replies_to(id).len() == 1);
-        assert_eq!(
-            w.tg.replies_to(id)[0].text,
-            "Ответил вам в личных сообщениях."
-        );
+        assert_eq!(w.tg.replies_to(id)[0].text, "Ответил вам в личных сообщениях.");
     }
     let private: Vec<String> = w.tg.sent_to(ANNA).into_iter().map(|m| m.text).collect();
     assert_eq!(private.len(), 3, "{private:?}");
-    assert!(
-        private[0].contains("Статистика") && private[0].contains("Иван"),
-        "{private:?}"
-    );
+    assert!(private[0].contains("Статистика") && private[0].contains("Иван"), "{private:?}");
     assert!(private[2].contains(&PETR.to_string()), "{private:?}");
     // Nothing about users reached the group.
     for message in w.tg.sent_to(GROUP) {
@@ -348,13 +289,10 @@ fn messages_on_behalf_of_a_chat_are_that_chat_s_not_the_placeholder_s() {
         message["sender_chat"] = json!({"id": channel, "title": title, "type": "channel"});
         update
     };
-    let w = World::start_with(&format!(
-        "[bot]\nadmins = [{IVAN}]\nallowed_users = [{IVAN}]\n"
-    ));
+    let w = World::start_with(&format!("[bot]\nadmins = [{IVAN}]\nallowed_users = [{IVAN}]\n"));
     w.tg.add_chat(tg::chat(IVAN)); // the admin has started the bot
     // A channel nobody allowed is refused, with its own id to pass on.
-    let id =
-        w.tg.push(on_behalf(CHANNEL, "News Channel", "@SomeBot привет"));
+    let id = w.tg.push(on_behalf(CHANNEL, "News Channel", "@SomeBot привет"));
     w.tg.wait_until(WAIT, "refused", |t| t.replies_to(id).len() == 1);
     let refusal = &w.tg.replies_to(id)[0].text;
     assert!(refusal.contains(&CHANNEL.to_string()), "{refusal}");
@@ -368,24 +306,11 @@ fn messages_on_behalf_of_a_chat_are_that_chat_s_not_the_placeholder_s() {
     );
     // Allowing it allows that channel only.
     w.ask(&format!("/allow {CHANNEL}"));
-    let id = w.tg.push(on_behalf(
-        CHANNEL,
-        "News Channel",
-        "@SomeBot что такое ток?",
-    ));
+    let id = w.tg.push(on_behalf(CHANNEL, "News Channel", "@SomeBot что такое ток?"));
     w.tg.wait_until(WAIT, "answered", |t| t.replies_to(id).len() == 1);
     assert!(w.tg.replies_to(id)[0].text.starts_with("Ответ ("));
-    let id =
-        w.tg.push(on_behalf(OTHER_CHANNEL, "Other", "@SomeBot а мне?"));
+    let id = w.tg.push(on_behalf(OTHER_CHANNEL, "Other", "@SomeBot а мне?"));
     w.tg.wait_until(WAIT, "refused", |t| t.replies_to(id).len() == 1);
-    assert!(
-        w.tg.replies_to(id)[0]
-            .text
-            .contains(&OTHER_CHANNEL.to_string())
-    );
-    assert_eq!(
-        w.gc.chat_requests().len(),
-        1,
-        "only the allowed channel's question"
-    );
+    assert!(w.tg.replies_to(id)[0].text.contains(&OTHER_CHANNEL.to_string()));
+    assert_eq!(w.gc.chat_requests().len(), 1, "only the allowed channel's question");
 }

@@ -40,22 +40,14 @@ fn a_drawing_comes_as_a_photo_with_the_rest_as_its_caption() {
     let file = w.gc.files()[0].clone();
     let requests = w.gc.file_requests();
     let content = format!("/api/v1/files/{}/content", file.id);
-    assert!(
-        requests
-            .iter()
-            .any(|r| r.0 == "GET" && r.1 == content && r.2 == 200),
-        "{requests:?}"
-    );
+    assert!(requests.iter().any(|r| r.0 == "GET" && r.1 == content && r.2 == 200), "{requests:?}");
     assert!(file.deleted, "{requests:?}");
     // Memory keeps the text and a note, not the picture.
     w.ask("А теперь опиши его");
     let request = w.gc.chat_requests().pop().unwrap();
     let remembered = &request.messages[request.messages.len() - 2];
     assert_eq!(remembered.role, "assistant");
-    assert_eq!(
-        remembered.content,
-        "[рисунок] вот мой рисунок: Нарисуй кота"
-    );
+    assert_eq!(remembered.content, "[рисунок] вот мой рисунок: Нарисуй кота");
 }
 
 #[test]
@@ -63,15 +55,11 @@ fn a_rest_longer_than_a_caption_follows_the_photo() {
     let w = World::start_with(IMAGES_ON);
     let long = "Кот. ".repeat(300);
     w.gc.set_drawing_text(&long);
-    let id =
-        w.tg.push_text(IVAN, IVAN, "нарисуй кота и расскажи о котах");
+    let id = w.tg.push_text(IVAN, IVAN, "нарисуй кота и расскажи о котах");
     let answer = w.answer_to(id);
     let sent = w.tg.sent_to(IVAN);
     assert_eq!(sent.len(), 2, "{sent:#?}\n{}", w.bot.log());
-    assert!(
-        sent[0].photo.is_some() && sent[0].text.is_empty(),
-        "{sent:#?}"
-    );
+    assert!(sent[0].photo.is_some() && sent[0].text.is_empty(), "{sent:#?}");
     assert!(sent[1].photo.is_none() && sent[1].message_id > sent[0].message_id);
     assert_eq!(answer[1], long.trim());
 }
@@ -85,14 +73,9 @@ fn killed_between_the_photo_and_the_text_the_photo_is_not_sent_twice() {
     w.gc.set_drawing_text(&long);
     let pid = w.bot.pid();
     w.tg.set_kill_hook("sendMessage", 1, move || sigkill(pid));
-    let id =
-        w.tg.push_text(IVAN, IVAN, "нарисуй кота и расскажи о котах");
+    let id = w.tg.push_text(IVAN, IVAN, "нарисуй кота и расскажи о котах");
     w.tg.wait_until(WAIT, "the kill", |t| !t.kill_hook_pending());
-    assert_eq!(
-        w.tg.calls_of("sendPhoto").len(),
-        1,
-        "the photo went out first"
-    );
+    assert_eq!(w.tg.calls_of("sendPhoto").len(), 1, "the photo went out first");
     let World { tg, gc, env, bot } = w;
     drop(bot);
     let bot = env.spawn(&[]);
@@ -112,11 +95,7 @@ fn with_images_off_gigachat_is_not_asked_to_draw_and_a_stray_tag_is_only_mention
     w.ask("Нарисуй кота");
     let request = w.gc.chat_requests().pop().unwrap();
     assert_eq!(request.function_call, None);
-    assert!(
-        request.body.get("function_call").is_none(),
-        "{}",
-        request.body
-    );
+    assert!(request.body.get("function_call").is_none(), "{}", request.body);
     // Should GigaChat send a picture anyway: no download, the text and a note.
     w.gc.push_reply(Reply::Text(
         "<img src=\"3727db23-91a3-44fa-a6b7-9f0a311d3e9e\" fuse=\"true\"/> Вот кот.".into(),
@@ -124,10 +103,7 @@ fn with_images_off_gigachat_is_not_asked_to_draw_and_a_stray_tag_is_only_mention
     let answer = w.ask("Нарисуй кота ещё раз");
     assert_eq!(answer.len(), 1, "{answer:?}");
     assert!(answer[0].starts_with("Вот кот."), "{answer:?}");
-    assert!(
-        answer[0].contains("рисунки в этом боте выключены"),
-        "{answer:?}"
-    );
+    assert!(answer[0].contains("рисунки в этом боте выключены"), "{answer:?}");
     assert!(!answer[0].contains("<img"), "{answer:?}");
     assert!(w.gc.file_requests().is_empty());
     assert!(w.tg.calls_of("sendPhoto").is_empty());
@@ -136,16 +112,10 @@ fn with_images_off_gigachat_is_not_asked_to_draw_and_a_stray_tag_is_only_mention
 #[test]
 fn a_failed_download_still_gives_the_text_and_says_so() {
     let w = World::start_with(IMAGES_ON);
-    w.gc.fail_next_content(
-        500,
-        "{\"status\":500,\"message\":\"Internal Server Error\"}",
-    );
+    w.gc.fail_next_content(500, "{\"status\":500,\"message\":\"Internal Server Error\"}");
     let answer = w.ask("Нарисуй кота");
     assert_eq!(answer.len(), 1, "{answer:?}");
-    assert!(
-        answer[0].starts_with("вот мой рисунок: Нарисуй кота"),
-        "{answer:?}"
-    );
+    assert!(answer[0].starts_with("вот мой рисунок: Нарисуй кота"), "{answer:?}");
     assert!(answer[0].contains("скачать её не удалось"), "{answer:?}");
     assert!(w.tg.calls_of("sendPhoto").is_empty());
     assert!(w.bot.log().contains("picture"), "{}", w.bot.log());
@@ -158,10 +128,7 @@ fn a_refused_photo_still_gives_the_text_and_says_so() {
     w.tg.fail_next("sendPhoto", Fault::Status(400, refusal));
     let answer = w.ask("Нарисуй кота");
     assert_eq!(answer.len(), 1, "{answer:?}\n{}", w.bot.log());
-    assert!(
-        answer[0].starts_with("вот мой рисунок: Нарисуй кота"),
-        "{answer:?}"
-    );
+    assert!(answer[0].starts_with("вот мой рисунок: Нарисуй кота"), "{answer:?}");
     assert!(answer[0].contains("Telegram её не принял"), "{answer:?}");
     let calls = w.tg.calls_of("sendPhoto");
     assert_eq!((calls.len(), calls[0].status), (1, 400));
@@ -216,21 +183,11 @@ fn the_fakes_send_photo_is_strict() {
     let ivan = IVAN.to_string();
     let long = "я".repeat(1025);
     let too_long = form(&[("chat_id", &ivan), ("caption", &long)]);
-    assert!(
-        too_long.contains("message caption is too long"),
-        "{too_long}"
-    );
-    let fits = form(&[
-        ("chat_id", &ivan),
-        ("caption", &"<b>я</b>".repeat(1024)),
-        ("parse_mode", "HTML"),
-    ]);
+    assert!(too_long.contains("message caption is too long"), "{too_long}");
+    let fits =
+        form(&[("chat_id", &ivan), ("caption", &"<b>я</b>".repeat(1024)), ("parse_mode", "HTML")]);
     assert!(fits.contains("\"ok\":true"), "{fits}");
-    let broken = form(&[
-        ("chat_id", &ivan),
-        ("caption", "<b>кот"),
-        ("parse_mode", "HTML"),
-    ]);
+    let broken = form(&[("chat_id", &ivan), ("caption", "<b>кот"), ("parse_mode", "HTML")]);
     assert!(broken.contains("can't parse entities"), "{broken}");
     let nowhere = form(&[("chat_id", "42"), ("caption", "кот")]);
     assert!(nowhere.contains("chat not found"), "{nowhere}");

@@ -43,10 +43,8 @@ mod config;
 
 /// `default` cases, or `PROPTEST_CASES` when it is set.
 fn cases(default: u32) -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default);
+    let cases =
+        std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(default);
     ProptestConfig::with_cases(cases)
 }
 
@@ -153,9 +151,7 @@ fn markdown(max_pieces: usize, max_run: usize) -> BoxedStrategy<String> {
         2 => any::<char>().prop_map(String::from),
         1 => (select(RUNS), 1..max_run).prop_map(|(run, n)| run.repeat(n)),
     ];
-    vec(piece, 0..max_pieces)
-        .prop_map(|pieces| pieces.concat())
-        .boxed()
+    vec(piece, 0..max_pieces).prop_map(|pieces| pieces.concat()).boxed()
 }
 
 /// Inputs of up to a few messages (about 20 000 characters): stretches of Markdown and runs
@@ -165,9 +161,7 @@ fn long_markdown() -> BoxedStrategy<String> {
         4 => markdown(500, 8),
         1 => (select(RUNS), 1..6000usize).prop_map(|(run, n)| run.repeat(n)),
     ];
-    vec(stretch, 0..10)
-        .prop_map(|stretches| stretches.concat())
-        .boxed()
+    vec(stretch, 0..10).prop_map(|stretches| stretches.concat()).boxed()
 }
 
 /// Renders, splits at `limit`, and checks every chunk and the chunks together.
@@ -227,10 +221,7 @@ fn joined_is_whole(whole: &str, texts: &[String], limit: usize) -> TestCaseResul
         }
         rest = &rest[start + text.len()..];
     }
-    prop_assert!(
-        rest.chars().all(char::is_whitespace),
-        "text lost at the end: {rest:?}"
-    );
+    prop_assert!(rest.chars().all(char::is_whitespace), "text lost at the end: {rest:?}");
     if let (false, Some(last)) = (rest.is_empty(), texts.last()) {
         let length = last.chars().count();
         prop_assert_eq!(
@@ -345,9 +336,7 @@ fn basic_string(text: &str) -> String {
 fn toml_value() -> BoxedStrategy<String> {
     let leaf = prop_oneof![
         select(TOML_ATOMS).prop_map(str::to_string),
-        select(KEYS)
-            .prop_flat_map(|(_, _, values)| select(values))
-            .prop_map(str::to_string),
+        select(KEYS).prop_flat_map(|(_, _, values)| select(values)).prop_map(str::to_string),
         any::<i64>().prop_map(|n| n.to_string()),
         any::<f64>().prop_map(|f| format!("{f:?}")),
         text(20).prop_map(|text| basic_string(&text)),
@@ -522,10 +511,8 @@ fn run_with_bot<S>(
     // A file of failures per property, not the one `proptest!` shares among a source file's
     // tests: a case of these costs a bot's time, up to seconds, too much to also replay the
     // failures of every other property.
-    let path = format!(
-        "{}/tests/proptest-regressions/properties/{name}.txt",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let path =
+        format!("{}/tests/proptest-regressions/properties/{name}.txt", env!("CARGO_MANIFEST_DIR"));
     let path: &'static str = Box::leak(path.into_boxed_str());
     runner_config.failure_persistence = Some(Box::new(FileFailurePersistence::Direct(path)));
     let slot: RefCell<Option<World>> = RefCell::new(None);
@@ -535,10 +522,7 @@ fn run_with_bot<S>(
         // drops the bot, so that each shrinking step starts with a fresh one and the input
         // reported fails on its own, not because of what an earlier case left behind.
         let mut taken = slot.borrow_mut().take();
-        if taken
-            .as_mut()
-            .is_some_and(|w| w.bot.wait_exit(Duration::ZERO).is_some())
-        {
+        if taken.as_mut().is_some_and(|w| w.bot.wait_exit(Duration::ZERO).is_some()) {
             taken = None; // killed by the last case; dropped here
         }
         let mut w = taken.unwrap_or_else(|| {
@@ -607,16 +591,10 @@ fn wait_within(
 /// after it, once the bot has handled the question (an empty list: no reply).
 fn ask(w: &mut World, from: usize, question: &str) -> Result<Vec<String>, TestCaseError> {
     let id = w.tg.push_text(IVAN, IVAN, question);
-    wait_for(w, from, "the question to be handled", |t| {
-        t.confirmed_offset() > id && t.polling()
-    })?;
+    wait_for(w, from, "the question to be handled", |t| t.confirmed_offset() > id && t.polling())?;
     let (_, message_id) = w.tg.message_of(id).expect("a pushed message");
     let sent = w.tg.sent_to(IVAN);
-    Ok(sent
-        .iter()
-        .skip_while(|m| m.reply_to != Some(message_id))
-        .map(|m| m.text.clone())
-        .collect())
+    Ok(sent.iter().skip_while(|m| m.reply_to != Some(message_id)).map(|m| m.text.clone()).collect())
 }
 
 /// The loop goes on: a normal question gets the normal answer (the fake GigaChat's default
@@ -635,18 +613,10 @@ fn answers(w: &mut World, from: usize, question: &str) -> TestCaseResult {
 fn still_runs(w: &mut World, from: usize) -> TestCaseResult {
     let log = log_since(w, from);
     if let Some(status) = w.bot.wait_exit(Duration::ZERO) {
-        return Err(TestCaseError::fail(format!(
-            "the bot exited ({status}); its log:\n{log}"
-        )));
+        return Err(TestCaseError::fail(format!("the bot exited ({status}); its log:\n{log}")));
     }
-    let bug = log
-        .lines()
-        .find(|line| line.contains("panicked at") || line.contains("after a bug"));
-    prop_assert!(
-        bug.is_none(),
-        "{}\nthe bot's log:\n{log}",
-        bug.unwrap_or("")
-    );
+    let bug = log.lines().find(|line| line.contains("panicked at") || line.contains("after a bug"));
+    prop_assert!(bug.is_none(), "{}\nthe bot's log:\n{log}", bug.unwrap_or(""));
     Ok(())
 }
 
@@ -699,15 +669,10 @@ fn update_templates() -> Vec<Value> {
 /// JSON Pointers to every value inside `value`.
 fn pointers(value: &Value, at: &str, out: &mut Vec<String>) {
     let children: Vec<(String, &Value)> = match value {
-        Value::Object(map) => map
-            .iter()
-            .map(|(k, v)| (k.replace('~', "~0").replace('/', "~1"), v))
-            .collect(),
-        Value::Array(items) => items
-            .iter()
-            .enumerate()
-            .map(|(i, v)| (i.to_string(), v))
-            .collect(),
+        Value::Object(map) => {
+            map.iter().map(|(k, v)| (k.replace('~', "~0").replace('/', "~1"), v)).collect()
+        }
+        Value::Array(items) => items.iter().enumerate().map(|(i, v)| (i.to_string(), v)).collect(),
         _ => Vec::new(),
     };
     for (key, child) in children {
@@ -744,14 +709,7 @@ fn mutated(update: Value, changes: Vec<(Index, bool, Value)>) -> Value {
 }
 
 /// Integers at the edges of i64 and u64, for the numbers of an update.
-const EDGE_NUMBERS: &[i128] = &[
-    0,
-    -1,
-    1,
-    i64::MAX as i128,
-    i64::MIN as i128,
-    u64::MAX as i128,
-];
+const EDGE_NUMBERS: &[i128] = &[0, -1, 1, i64::MAX as i128, i64::MIN as i128, u64::MAX as i128];
 
 /// `update` with about half of its integers (ids, dates, entity offsets and lengths) replaced
 /// by `EDGE_NUMBERS`: the right types, odd values.
@@ -801,9 +759,7 @@ fn update() -> BoxedStrategy<RawUpdate> {
         1 => Just(UpdateId::Missing),
         1 => select(odd_ids.to_vec()).prop_map(UpdateId::Odd),
     ];
-    (object, id)
-        .prop_map(|(json, id)| RawUpdate { json, id })
-        .boxed()
+    (object, id).prop_map(|(json, id)| RawUpdate { json, id }).boxed()
 }
 
 #[test]
@@ -819,31 +775,26 @@ fn any_json_update_is_logged_and_the_loop_goes_on() {
             let (mut assigned, mut odd) = (Vec::new(), 0);
             let batch: Vec<Value> = updates
                 .into_iter()
-                .map(
-                    |RawUpdate {
-                         json: mut update,
-                         id,
-                     }| {
-                        match id {
-                            UpdateId::Assigned => {
-                                let id = w.tg.next_update_id();
-                                update["update_id"] = json!(id);
-                                assigned.push(id);
-                            }
-                            UpdateId::Missing => {
-                                if let Some(fields) = update.as_object_mut() {
-                                    fields.remove("update_id");
-                                }
-                                odd += 1;
-                            }
-                            UpdateId::Odd(value) => {
-                                update["update_id"] = value;
-                                odd += 1;
-                            }
+                .map(|RawUpdate { json: mut update, id }| {
+                    match id {
+                        UpdateId::Assigned => {
+                            let id = w.tg.next_update_id();
+                            update["update_id"] = json!(id);
+                            assigned.push(id);
                         }
-                        update
-                    },
-                )
+                        UpdateId::Missing => {
+                            if let Some(fields) = update.as_object_mut() {
+                                fields.remove("update_id");
+                            }
+                            odd += 1;
+                        }
+                        UpdateId::Odd(value) => {
+                            update["update_id"] = value;
+                            odd += 1;
+                        }
+                    }
+                    update
+                })
                 .collect();
             let last = assigned.last().copied().unwrap_or(0);
             w.tg.push_raw(batch);
@@ -856,13 +807,8 @@ fn any_json_update_is_logged_and_the_loop_goes_on() {
                     || log.contains(&format!("update {id}:"));
                 prop_assert!(logged, "update {id} left no line in the log:\n{log}");
             }
-            let skipped = log
-                .matches("an update without update_id was skipped")
-                .count();
-            prop_assert!(
-                skipped >= odd,
-                "{odd} updates without an id, {skipped} logged:\n{log}"
-            );
+            let skipped = log.matches("an update without update_id was skipped").count();
+            prop_assert!(skipped >= odd, "{odd} updates without an id, {skipped} logged:\n{log}");
             answers(w, from, "Вопрос после странных обновлений")
         },
     );
@@ -901,13 +847,7 @@ fn any_integer_update_id_is_handled_at_most_once_and_the_loop_goes_on() {
             // A few updates take well under a second; a bot that keeps handling them again
             // never gets there.
             let done = |t: &FakeTelegram| t.pending_updates() == 0 && t.polling();
-            wait_within(
-                w,
-                from,
-                Duration::from_secs(3),
-                "the updates to be handled",
-                done,
-            )?;
+            wait_within(w, from, Duration::from_secs(3), "the updates to be handled", done)?;
             let log = log_since(w, from);
             for id in &ids {
                 let handled = log.matches(&format!("update={id} ")).count();
@@ -983,13 +923,9 @@ fn garbled_body() -> BoxedStrategy<Body> {
                 Value::Object(pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
             })
         ]
-        .prop_map(|result| json!({"ok": true, "result": result})
-            .to_string()
-            .into_bytes()),
+        .prop_map(|result| json!({"ok": true, "result": result}).to_string().into_bytes()),
     ];
-    (statuses, bytes)
-        .prop_map(|(status, bytes)| Body { status, bytes })
-        .boxed()
+    (statuses, bytes).prop_map(|(status, bytes)| Body { status, bytes }).boxed()
 }
 
 /// Descriptions as Telegram words them, and any text.
@@ -1011,17 +947,8 @@ fn description() -> BoxedStrategy<String> {
 /// 4xx status), not 401 and not a bare 404 "Not Found" (both mean a wrong token, which stops
 /// the bot by design), not 409 or 429 (waited out by design).
 fn refusal() -> BoxedStrategy<Body> {
-    let code = select(
-        &[
-            Some(400),
-            Some(400),
-            Some(403),
-            Some(404),
-            Some(413),
-            Some(418),
-            None,
-        ][..],
-    );
+    let code =
+        select(&[Some(400), Some(400), Some(403), Some(404), Some(413), Some(418), None][..]);
     let status = select(&[200, 400, 403, 418][..]);
     let parameters = prop_oneof![
         Just(None),
@@ -1041,10 +968,7 @@ fn refusal() -> BoxedStrategy<Body> {
             if let Some(parameters) = parameters {
                 body["parameters"] = parameters;
             }
-            Body {
-                status: code.unwrap_or(status),
-                bytes: body.to_string().into_bytes(),
-            }
+            Body { status: code.unwrap_or(status), bytes: body.to_string().into_bytes() }
         })
         .boxed()
 }
@@ -1080,10 +1004,7 @@ fn any_body_on_typing_and_a_refused_answer_are_logged_and_the_loop_goes_on() {
             answers(w, from, "Второй вопрос")?;
             let log = log_since(w, from);
             if typing.surely_bad() {
-                prop_assert!(
-                    log.contains("telegram sendChatAction"),
-                    "not logged:\n{log}"
-                );
+                prop_assert!(log.contains("telegram sendChatAction"), "not logged:\n{log}");
             }
             prop_assert!(log.contains("telegram sendMessage"), "not logged:\n{log}");
             Ok(())
@@ -1145,10 +1066,7 @@ struct GigaBody {
 
 impl fmt::Debug for GigaBody {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let body = Body {
-            status: self.status,
-            bytes: self.bytes.clone(),
-        };
+        let body = Body { status: self.status, bytes: self.bytes.clone() };
         write!(f, "{body:?} as {:?}", self.content_type)
     }
 }
@@ -1197,10 +1115,8 @@ fn completion() -> BoxedStrategy<Value> {
         json!(7),
     ]);
     let content = prop_oneof![3 => markdown(8, 5).prop_map(Value::from), 1 => json_leaf()];
-    let usage = prop_oneof![
-        select(EDGE_INTS).prop_map(|n| json!({"total_tokens": n})),
-        json_value(),
-    ];
+    let usage =
+        prop_oneof![select(EDGE_INTS).prop_map(|n| json!({"total_tokens": n})), json_value(),];
     (content, reasons, usage)
         .prop_map(|(content, reason, usage)| {
             json!({"choices": [{"message": {"role": "assistant", "content": content}, "index": 0, "finish_reason": reason}], "usage": usage})
@@ -1230,11 +1146,8 @@ fn event_stream() -> BoxedStrategy<Vec<u8>> {
 }
 
 fn gigachat_body() -> BoxedStrategy<GigaBody> {
-    let statuses = select(
-        &[
-            200, 200, 200, 200, 400, 401, 402, 403, 404, 413, 422, 429, 500, 503,
-        ][..],
-    );
+    let statuses =
+        select(&[200, 200, 200, 200, 400, 401, 402, 403, 404, 413, 422, 429, 500, 503][..]);
     let content_types = select(
         &[
             "application/json",
@@ -1253,9 +1166,7 @@ fn gigachat_body() -> BoxedStrategy<GigaBody> {
         select(PAGES).prop_map(|page| page.as_bytes().to_vec()),
         completion().prop_map(|v| v.to_string().into_bytes()),
         (select(EDGE_INTS), text(40)).prop_map(|(status, message)| {
-            json!({"status": status, "message": message})
-                .to_string()
-                .into_bytes()
+            json!({"status": status, "message": message}).to_string().into_bytes()
         }),
     ];
     prop_oneof![
@@ -1325,10 +1236,7 @@ fn any_gigachat_body_gets_the_user_a_reply_and_the_loop_goes_on() {
             };
             let answer = ask(w, from, "Первый вопрос")?;
             let log = log_since(w, from);
-            prop_assert!(
-                !answer.is_empty(),
-                "the user got no reply; the bot's log:\n{log}"
-            );
+            prop_assert!(!answer.is_empty(), "the user got no reply; the bot's log:\n{log}");
             if surely_bad {
                 prop_assert!(log.contains("gigachat"), "not logged:\n{log}");
             }

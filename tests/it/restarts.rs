@@ -32,21 +32,14 @@ fn killed_while_sending_the_answer_the_bot_answers_once_after_the_restart() {
     let w = World::start();
     w.ask("разминка");
     let (w, id) = kill_at(w, "sendMessage", "Что такое закон Ома?");
-    assert!(
-        w.tg.replies_to(id).is_empty(),
-        "the answer never reached Telegram"
-    );
+    assert!(w.tg.replies_to(id).is_empty(), "the answer never reached Telegram");
     let w = restart(w);
     w.tg.wait_until(WAIT, "the answer after the restart", |t| {
         t.replies_to(id).len() == 1 && t.confirmed_offset() > id
     });
     let replies = w.tg.replies_to(id);
     assert_eq!(replies.len(), 1, "{}", w.tg.dump());
-    assert!(
-        replies[0].text.contains("закон Ома"),
-        "{:?}",
-        replies[0].text
-    );
+    assert!(replies[0].text.contains("закон Ома"), "{:?}", replies[0].text);
 }
 
 #[test]
@@ -57,21 +50,13 @@ fn killed_after_answering_before_telegram_heard_of_it_the_bot_does_not_answer_ag
     // delivers it again to the next bot.
     let (w, id) = kill_at(w, "getUpdates", "Что такое закон Ома?");
     assert_eq!(w.tg.replies_to(id).len(), 1, "answered before the kill");
-    assert!(
-        w.tg.confirmed_offset() <= id,
-        "Telegram still holds the update"
-    );
+    assert!(w.tg.confirmed_offset() <= id, "Telegram still holds the update");
     let w = restart(w);
     let next = w.tg.push_text(IVAN, IVAN, "А сила тока?");
     w.tg.wait_until(WAIT, "the next question answered", |t| {
         t.replies_to(next).len() == 1 && t.confirmed_offset() > next
     });
-    assert_eq!(
-        w.tg.replies_to(id).len(),
-        1,
-        "answered twice: {}",
-        w.tg.dump()
-    );
+    assert_eq!(w.tg.replies_to(id).len(), 1, "answered twice: {}", w.tg.dump());
     // Nor was GigaChat asked (and paid) again: the warm-up, the question, the next one.
     assert_eq!(w.gc.chat_requests().len(), 3);
 }

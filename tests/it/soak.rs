@@ -60,11 +60,7 @@ const FULL_FAULTS: Faults = Faults {
         too_many_requests: 0.005,
         retry_after: 1,
     },
-    gigachat: gc::FaultRates {
-        server_error: 0.05,
-        dropped: 0.01,
-        expire_tokens_every: 300,
-    },
+    gigachat: gc::FaultRates { server_error: 0.05, dropped: 0.01, expire_tokens_every: 300 },
 };
 
 /// The same kinds of fault, fewer on Telegram. The bot waits at least a second before it
@@ -120,10 +116,7 @@ fn soak(seed: u64, updates: usize, chats: usize, kills: usize, faults: &Faults) 
     let plans = kill_plans(seed, chunks, kills);
     // Warm-up: a tenth of the run after the last restart, in the process that runs to the end.
     let warm_chunk = plans.last().map_or(0, |p| p.chunk) + (chunks / 10).max(1);
-    assert!(
-        warm_chunk < chunks,
-        "seed {seed}: too few chunks to measure memory"
-    );
+    assert!(warm_chunk < chunks, "seed {seed}: too few chunks to measure memory");
     let mut rss_warm = 0;
     for chunk in 0..chunks {
         if let Some(plan) = plans.iter().find(|p| p.chunk == chunk) {
@@ -204,13 +197,8 @@ const PRIVATE_COMMANDS: [&str; 8] = [
     "/mode pirate",
     "/weather",
 ];
-const GROUP_COMMANDS: [&str; 5] = [
-    "/help@SomeBot",
-    "/mode@SomeBot",
-    "/start@SomeBot",
-    "/reset",
-    "/mode@SomeBot fairy",
-];
+const GROUP_COMMANDS: [&str; 5] =
+    ["/help@SomeBot", "/mode@SomeBot", "/start@SomeBot", "/reset", "/mode@SomeBot fairy"];
 /// Methods a kill lands on; "gigachat" is a chat completion request.
 const KILL_METHODS: [&str; 4] = ["getUpdates", "sendChatAction", "sendMessage", "gigachat"];
 
@@ -243,11 +231,7 @@ fn kill_plans(seed: u64, chunks: usize, kills: usize) -> Vec<KillPlan> {
                 "getUpdates" => 1 + rng.below(2),
                 _ => 1 + rng.below(50),
             };
-            KillPlan {
-                chunk: chunks * (k + 1) / (kills + 1),
-                method,
-                nth,
-            }
+            KillPlan { chunk: chunks * (k + 1) / (kills + 1), method, nth }
         })
         .collect()
 }
@@ -307,19 +291,14 @@ impl Run {
             tg,
             gc,
             env,
-            bot: Arc::new(Mutex::new(Slot {
-                process,
-                killed: None,
-            })),
+            bot: Arc::new(Mutex::new(Slot { process, killed: None })),
             processes: 1,
             dead_logs: String::new(),
             kills: Vec::new(),
             saved_ids: Vec::new(),
             rng: SplitMix(seed),
             private_chats: (0..private as i64).map(|i| 6_000_000_001 + i).collect(),
-            groups: (private..chats)
-                .map(|i| -1_002_000_000_000 - i as i64)
-                .collect(),
+            groups: (private..chats).map(|i| -1_002_000_000_000 - i as i64).collect(),
             pushed: Vec::new(),
             last_message: HashMap::new(),
             keyboards: HashMap::new(),
@@ -339,11 +318,7 @@ impl Run {
             let rss_kb = rss_kb(slot.process.pid());
             slot.process.signal("KILL");
             let exited = slot.process.wait_exit(WAIT).is_some();
-            slot.killed = Some(Killed {
-                method,
-                rss_kb,
-                exited,
-            });
+            slot.killed = Some(Killed { method, rss_kb, exited });
         };
         match method {
             "gigachat" => self.gc.set_kill_hook(plan.nth, hook),
@@ -379,12 +354,7 @@ impl Run {
                 .expect("a message from a user");
             self.last_message.insert(chat, (author, message_id));
         }
-        self.pushed.push(Pushed {
-            id,
-            kind,
-            message,
-            query,
-        });
+        self.pushed.push(Pushed { id, kind, message, query });
     }
 
     fn private_update(&mut self, chat: i64, n: usize) -> (Value, Kind) {
@@ -445,10 +415,7 @@ impl Run {
     fn button(&mut self, chat: i64, user: i64) -> Option<(Value, Kind)> {
         let &message_id = self.keyboards.get(&chat)?;
         let data = ["style:fairy", "style:professor"][self.rng.below(2)];
-        Some((
-            tg::callback_query(chat, user, message_id, data),
-            Kind::Button,
-        ))
+        Some((tg::callback_query(chat, user, message_id, data), Kind::Button))
     }
 
     /// Remembers the style keyboards the bot sent, for button presses in later chunks.
@@ -483,11 +450,7 @@ impl Run {
             thread::sleep(Duration::from_millis(5));
         }
         let pending = self.tg.kill_hook_pending() || self.gc.kill_hook_pending();
-        assert!(
-            !pending,
-            "seed {}: the kill planned for chunk {chunk} never came",
-            self.seed
-        );
+        assert!(!pending, "seed {}: the kill planned for chunk {chunk} never came", self.seed);
     }
 
     /// After a kill: checks the state file, then starts the bot again in the same folder,
@@ -495,15 +458,9 @@ impl Run {
     fn restart(&mut self, killed: Killed) {
         let seed = self.seed;
         let method = killed.method;
-        assert!(
-            killed.exited,
-            "seed {seed}: the bot did not exit after SIGKILL on {method}"
-        );
+        assert!(killed.exited, "seed {seed}: the bot did not exit after SIGKILL on {method}");
         let path = self.env.path("gigabot.db");
-        assert!(
-            path.exists(),
-            "seed {seed}: no state file after the kill on {method}"
-        );
+        assert!(path.exists(), "seed {seed}: no state file after the kill on {method}");
         let saved = saved_update_id(&path);
         let last_pushed = self.pushed.last().map_or(0, |p| p.id);
         let previous = self.saved_ids.last().copied().unwrap_or(0);
@@ -630,12 +587,7 @@ impl Run {
             "seed {}: {} button presses were not answered exactly once: {}",
             self.seed,
             wrong.len(),
-            wrong
-                .iter()
-                .take(10)
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", ")
+            wrong.iter().take(10).cloned().collect::<Vec<_>>().join(", ")
         );
     }
 
@@ -643,42 +595,24 @@ impl Run {
     /// bot renews an expired token and asks again) or in a failed OAuth request. A kill on
     /// the chat request, or after the answer came, asks once more after the restart.
     fn check_gigachat(&self, kills: usize) {
-        let questions = self
-            .pushed
-            .iter()
-            .filter(|p| p.kind.asks_gigachat())
-            .count();
+        let questions = self.pushed.iter().filter(|p| p.kind.asks_gigachat()).count();
         let chats = self.gc.chat_requests();
         let answered = chats.iter().filter(|r| r.status != 401).count();
         let expired = chats.len() - answered;
-        let oauth_failed = self
-            .gc
-            .oauth_requests()
-            .iter()
-            .filter(|r| r.status != 200)
-            .count();
+        let oauth_failed = self.gc.oauth_requests().iter().filter(|r| r.status != 200).count();
         let attempts = answered + oauth_failed;
         assert!(
             (questions..=questions + kills).contains(&attempts),
             "seed {}: {questions} questions, but GigaChat saw {answered} chat requests (besides {expired} with an expired token) and {oauth_failed} failed OAuth requests",
             self.seed
         );
-        assert!(
-            expired > 0,
-            "seed {}: no token expired during the run",
-            self.seed
-        );
+        assert!(expired > 0, "seed {}: no token expired during the run", self.seed);
     }
 
     /// The state file names the last update the bot was given (edits are not given to it).
     fn check_final_state(&self) {
         let saved = saved_update_id(&self.env.path("gigabot.db"));
-        let delivered = self
-            .pushed
-            .iter()
-            .filter(|p| p.kind != Kind::Edit)
-            .map(|p| p.id)
-            .max();
+        let delivered = self.pushed.iter().filter(|p| p.kind != Kind::Edit).map(|p| p.id).max();
         assert_eq!(
             Some(saved),
             delivered,
@@ -688,19 +622,12 @@ impl Run {
     }
 
     fn log(&self) -> String {
-        format!(
-            "{}{}",
-            self.dead_logs,
-            self.bot.lock().unwrap().process.log()
-        )
+        format!("{}{}", self.dead_logs, self.bot.lock().unwrap().process.log())
     }
 
     fn kills_summary(&self) -> String {
-        let kills: Vec<String> = self
-            .kills
-            .iter()
-            .map(|(method, rss)| format!("{method} (RSS {rss} kB)"))
-            .collect();
+        let kills: Vec<String> =
+            self.kills.iter().map(|(method, rss)| format!("{method} (RSS {rss} kB)")).collect();
         format!("{} kill(s) on {}", kills.len(), kills.join(", "))
     }
 
@@ -710,10 +637,7 @@ impl Run {
         let telegram = calls.iter().filter(faulted).count();
         let throttled = calls.iter().filter(|c| c.status == 429).count();
         let chats = self.gc.chat_requests();
-        let gigachat = chats
-            .iter()
-            .filter(|r| r.status == 0 || r.status >= 500)
-            .count();
+        let gigachat = chats.iter().filter(|r| r.status == 0 || r.status >= 500).count();
         let expired = chats.iter().filter(|r| r.status == 401).count();
         let oauth = self.gc.oauth_requests();
         let oauth_failed = oauth.iter().filter(|r| r.status != 200).count();

@@ -21,10 +21,7 @@ fn a_second_bot_on_the_same_state_exits_at_once_and_says_why() {
     let output = w.env.run(&[]);
     let (_, err) = text(&output);
     assert_eq!(output.status.code(), Some(1), "{err}");
-    assert!(
-        err.contains("another gigabot is running") && err.contains("gigabot.db"),
-        "{err}"
-    );
+    assert!(err.contains("another gigabot is running") && err.contains("gigabot.db"), "{err}");
     assert!(started.elapsed() < Duration::from_secs(10), "it waited");
     // The second one polled nothing and the first one goes on.
     assert_eq!(w.tg.calls_of("getMe").len(), 1);
@@ -57,15 +54,7 @@ fn the_state_files_and_transcripts_are_private_whatever_the_umask() {
         }
     }
     seen.sort();
-    assert_eq!(
-        seen,
-        [
-            "gigabot.db",
-            "gigabot.db-shm",
-            "gigabot.db-wal",
-            "gigabot.db.lock"
-        ]
-    );
+    assert_eq!(seen, ["gigabot.db", "gigabot.db-shm", "gigabot.db-wal", "gigabot.db.lock"]);
 }
 
 #[test]
@@ -106,15 +95,8 @@ fn the_json_state_of_the_previous_version_is_imported_on_the_first_start() {
     std::fs::write(env.path("gigabot-state.json"), fixture).unwrap();
     let bot = env.spawn(&[]);
     tg.wait_until(WAIT, "the bot polls", |t| t.polling());
-    assert!(
-        bot.log().contains("imported the JSON state"),
-        "{}",
-        bot.log()
-    );
-    assert_eq!(
-        std::fs::read(env.path("gigabot-state.json.imported")).unwrap(),
-        fixture
-    );
+    assert!(bot.log().contains("imported the JSON state"), "{}", bot.log());
+    assert_eq!(std::fs::read(env.path("gigabot-state.json.imported")).unwrap(), fixture);
     // Ivan's style and memory came along.
     let id = tg.push_text(IVAN, IVAN, "А напряжение?");
     tg.wait_until(WAIT, "answered", |t| t.replies_to(id).len() == 1);
@@ -123,20 +105,12 @@ fn the_json_state_of_the_previous_version_is_imported_on_the_first_start() {
     assert_eq!(polled[0].int("offset"), Some(873000109));
     let request = gc.chat_requests().pop().unwrap();
     assert_eq!(request.system(), Some("Отвечай как сказочный персонаж"));
-    assert_eq!(
-        request.messages.len(),
-        6,
-        "four remembered messages and the question"
-    );
+    assert_eq!(request.messages.len(), 6, "four remembered messages and the question");
     assert_eq!(request.messages[3].content, "А сила тока?");
     // So did the admins' decisions: user 555000111 was refused with /deny in an open bot.
     let denied = tg.push_text(555_000_111, 555_000_111, "а мне?");
     tg.wait_until(WAIT, "refused", |t| t.replies_to(denied).len() == 1);
-    assert!(
-        tg.replies_to(denied)[0]
-            .text
-            .contains("только для приглашённых")
-    );
+    assert!(tg.replies_to(denied)[0].text.contains("только для приглашённых"));
     let anna = tg.push_text(ANNA, ANNA, "/start");
     tg.wait_until(WAIT, "answered", |t| t.replies_to(anna).len() == 1);
 }
@@ -161,10 +135,7 @@ fn the_per_minute_limit_lifts_a_minute_after_the_requests() {
     let w = World::start_with("[bot]\nrequests_per_minute = 1\n");
     w.ask("раз");
     assert!(w.ask("два")[0].contains("не больше 1 в минуту"));
-    let w = restart_after(
-        w,
-        "UPDATE users SET recent = CAST(unixepoch() - 61 AS TEXT)",
-    );
+    let w = restart_after(w, "UPDATE users SET recent = CAST(unixepoch() - 61 AS TEXT)");
     assert!(w.ask("три")[0].starts_with("Ответ ("));
     assert_eq!(w.gc.chat_requests().len(), 2);
 }
@@ -197,21 +168,9 @@ fn the_running_bot_forgets_chats_silent_for_forget_after_days() {
     w.ask("что я просил запомнить?");
     let request = w.gc.chat_requests().pop().unwrap();
     assert_eq!(request.messages.len(), 2, "Ivan's memory is forgotten");
-    assert_eq!(
-        request.system(),
-        Some("Отвечай как сказочный персонаж"),
-        "his style is kept"
-    );
-    assert!(
-        w.bot.log().contains("forgot the memory of 1 chat(s)"),
-        "{}",
-        w.bot.log()
-    );
+    assert_eq!(request.system(), Some("Отвечай как сказочный персонаж"), "his style is kept");
+    assert!(w.bot.log().contains("forgot the memory of 1 chat(s)"), "{}", w.bot.log());
     let anna = w.tg.push_text(ANNA, ANNA, "а я?");
     w.tg.wait_until(WAIT, "answered", |t| t.replies_to(anna).len() == 1);
-    assert_eq!(
-        w.gc.chat_requests().pop().unwrap().messages.len(),
-        4,
-        "Anna remembers"
-    );
+    assert_eq!(w.gc.chat_requests().pop().unwrap().messages.len(), 4, "Anna remembers");
 }

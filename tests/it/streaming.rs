@@ -45,11 +45,7 @@ fn drafts_grow_then_the_whole_answer_arrives_as_one_message() {
     w.gc.set_first_event_delay(Duration::from_millis(1500));
     let id = w.tg.push_text(IVAN, IVAN, "Что такое ток?");
     let parts = w.answer_to(id);
-    assert_eq!(
-        parts,
-        [visible(&text)],
-        "one message, the whole answer, rendered"
-    );
+    assert_eq!(parts, [visible(&text)], "one message, the whole answer, rendered");
     let message = &w.tg.replies_to(id)[0];
     assert_eq!(message.parse_mode.as_deref(), Some("HTML"));
     assert!(message.entities.iter().any(|e| e["type"] == "bold"));
@@ -63,15 +59,9 @@ fn drafts_grow_then_the_whole_answer_arrives_as_one_message() {
         let shown = draft.text.replace('*', "");
         assert!(whole.starts_with(shown.trim_end()), "draft {i}: {shown:?}");
         if i > 0 {
-            assert!(
-                draft.text.len() > drafts[i - 1].text.len(),
-                "draft {i} did not grow"
-            );
+            assert!(draft.text.len() > drafts[i - 1].text.len(), "draft {i} did not grow");
             let gap = draft.at - drafts[i - 1].at;
-            assert!(
-                gap >= Duration::from_millis(600),
-                "drafts {gap:?} apart, set 700 ms"
-            );
+            assert!(gap >= Duration::from_millis(600), "drafts {gap:?} apart, set 700 ms");
         }
     }
     let sends = w.tg.calls_of("sendMessage");
@@ -84,27 +74,14 @@ fn drafts_grow_then_the_whole_answer_arrives_as_one_message() {
     // first draft as soon as they do.
     let asked = w.gc.chat_requests()[0].at;
     let typing_at = w.tg.calls_of("sendChatAction")[0].at;
-    assert!(
-        typing_at < asked + Duration::from_millis(500),
-        "typing came late"
-    );
-    assert!(
-        drafts[0].at - asked >= Duration::from_millis(1400),
-        "a draft before the words"
-    );
-    assert!(
-        drafts[0].at - asked < Duration::from_millis(3000),
-        "the first draft came late"
-    );
+    assert!(typing_at < asked + Duration::from_millis(500), "typing came late");
+    assert!(drafts[0].at - asked >= Duration::from_millis(1400), "a draft before the words");
+    assert!(drafts[0].at - asked < Duration::from_millis(3000), "the first draft came late");
     // No live view to edit; "typing…" only before the first words; the draft is gone.
     assert_eq!(count(&w.tg, "editMessageText"), 0);
     assert_eq!(w.tg.sent_to(IVAN).len(), 1);
     let typing = w.tg.calls_of("sendChatAction");
-    assert!(
-        !typing.is_empty() && typing.iter().all(|c| c.at <= drafts[0].at),
-        "{}",
-        w.tg.dump()
-    );
+    assert!(!typing.is_empty() && typing.iter().all(|c| c.at <= drafts[0].at), "{}", w.tg.dump());
     assert_eq!(w.tg.draft_showing(IVAN), None);
 }
 
@@ -124,11 +101,7 @@ fn a_draft_that_is_not_due_is_skipped_and_the_answer_is_not_held_back() {
         "the answer came {:?} after the question for a {stream:?} stream",
         answered - asked
     );
-    assert_eq!(
-        count(&w.tg, "sendMessageDraft"),
-        1,
-        "only the first draft was due"
-    );
+    assert_eq!(count(&w.tg, "sendMessageDraft"), 1, "only the first draft was due");
 }
 
 #[test]
@@ -158,14 +131,9 @@ fn a_429_on_a_draft_stops_drafts_until_retry_after_but_not_the_answer() {
         .filter(|c| c.at < quiet)
         .map(|c| c.at - refused.at)
         .collect();
-    assert!(
-        early.is_empty(),
-        "drafts {early:?} after a 429 with retry_after 3"
-    );
+    assert!(early.is_empty(), "drafts {early:?} after a 429 with retry_after 3");
     // Once it is over, drafts come again.
-    w.tg.wait_until(WAIT, "retry_after passes", |_| {
-        refused.at.elapsed() > Duration::from_secs(5)
-    });
+    w.tg.wait_until(WAIT, "retry_after passes", |_| refused.at.elapsed() > Duration::from_secs(5));
     assert_eq!(w.ask("И ещё"), [whole]);
     assert!(!w.tg.drafts_to(IVAN).is_empty(), "{}", w.tg.dump());
 }
@@ -215,10 +183,7 @@ fn a_kill_mid_stream_then_a_restart_leaves_exactly_one_answer() {
     let id = tg.push_text(IVAN, IVAN, "Что такое ток?");
     tg.wait_until(WAIT, "the kill", |t| !t.kill_hook_pending());
     drop(bot);
-    assert!(
-        tg.sent_to(IVAN).is_empty(),
-        "a half answer stayed in the chat"
-    );
+    assert!(tg.sent_to(IVAN).is_empty(), "a half answer stayed in the chat");
 
     let _bot = env.spawn(&[]);
     tg.wait_until(WAIT, "the answer after the restart", |t| {
@@ -231,11 +196,7 @@ fn a_kill_mid_stream_then_a_restart_leaves_exactly_one_answer() {
     assert_eq!(tg.sent_to(IVAN).len(), 1, "one message in the chat");
     // Asked once more after the restart (a 429 first, while the killed bot's stream was
     // still going, is asked again after a pause).
-    let answered = gc
-        .chat_requests()
-        .iter()
-        .filter(|r| r.status == 200)
-        .count();
+    let answered = gc.chat_requests().iter().filter(|r| r.status == 200).count();
     assert_eq!(answered, 1, "{}", gc.dump());
 }
 
@@ -259,21 +220,9 @@ fn an_answer_of_several_messages_cut_by_a_kill_is_finished_once_after_the_restar
     });
     let parts: Vec<String> = tg.sent_to(IVAN).into_iter().map(|m| m.text).collect();
     assert_eq!(parts.len(), 3, "{parts:#?}\n{}", bot.log());
-    assert_eq!(
-        parts.join("\n\n"),
-        visible(&text),
-        "each part once, in order"
-    );
-    assert_eq!(
-        tg.replies_to(id).len(),
-        1,
-        "the first part replies to the question"
-    );
-    assert_eq!(
-        gc.chat_requests().len(),
-        1,
-        "GigaChat was not asked (and paid) again"
-    );
+    assert_eq!(parts.join("\n\n"), visible(&text), "each part once, in order");
+    assert_eq!(tg.replies_to(id).len(), 1, "the first part replies to the question");
+    assert_eq!(gc.chat_requests().len(), 1, "GigaChat was not asked (and paid) again");
     // The update counts as handled: a later question is answered, the old one is not.
     let next = tg.push_text(IVAN, IVAN, "Спасибо");
     tg.wait_until(WAIT, "answered", |t| t.replies_to(next).len() == 1);
@@ -284,29 +233,19 @@ fn an_answer_of_several_messages_cut_by_a_kill_is_finished_once_after_the_restar
 fn a_group_sees_typing_then_the_whole_answer_and_no_draft() {
     let w = streaming("");
     let text = answer(400);
-    w.gc.push_reply(Reply::Delay(
-        Duration::from_millis(1500),
-        Box::new(Reply::Text(text.clone())),
-    ));
-    let id =
-        w.tg.push(tg::group_text(GROUP, ANNA, "@SomeBot, что такое ток?"));
+    w.gc.push_reply(Reply::Delay(Duration::from_millis(1500), Box::new(Reply::Text(text.clone()))));
+    let id = w.tg.push(tg::group_text(GROUP, ANNA, "@SomeBot, что такое ток?"));
     w.tg.wait_until(WAIT, "answered", |t| t.replies_to(id).len() == 1);
     let sent = w.tg.sent_to(GROUP);
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].text, visible(&text));
-    assert_eq!(
-        count(&w.tg, "sendMessageDraft"),
-        0,
-        "drafts are for private chats"
-    );
+    assert_eq!(count(&w.tg, "sendMessageDraft"), 0, "drafts are for private chats");
     assert_eq!(count(&w.tg, "editMessageText"), 0);
     let typing = w.tg.calls_of("sendChatAction");
     let answered = w.tg.calls_of("sendMessage")[0].at;
     assert!(
         !typing.is_empty()
-            && typing
-                .iter()
-                .all(|c| c.at < answered && c.int("chat_id") == Some(GROUP)),
+            && typing.iter().all(|c| c.at < answered && c.int("chat_id") == Some(GROUP)),
         "{}",
         w.tg.dump()
     );
@@ -322,11 +261,7 @@ fn streamed_answers_reuse_the_connection_to_gigachat() {
     }
     assert_eq!(w.gc.chat_requests().len(), 6);
     assert!(w.gc.chat_requests().iter().all(|r| r.stream));
-    assert_eq!(
-        w.gc.connections(),
-        before,
-        "a new connection for a streamed answer"
-    );
+    assert_eq!(w.gc.connections(), before, "a new connection for a streamed answer");
 }
 
 #[test]
@@ -336,10 +271,7 @@ fn a_stream_over_a_mebibyte_is_a_bad_answer_and_nothing_of_it_is_sent() {
     w.gc.push_reply(Reply::Text("x".repeat(1_100_000)));
     let answer = w.ask("Бесконечный ответ");
     assert_eq!(answer.len(), 1, "{answer:?}");
-    assert!(
-        answer[0].contains("Не удалось получить корректный ответ"),
-        "{answer:?}"
-    );
+    assert!(answer[0].contains("Не удалось получить корректный ответ"), "{answer:?}");
     assert!(w.bot.log().contains("longer than 1 MiB"), "{}", w.bot.log());
     // Not remembered; the bot goes on.
     w.gc.set_stream_piece_chars(32);
@@ -387,10 +319,7 @@ fn a_blacklisted_stream_ends_with_the_refusal() {
     let id = w.tg.push_text(IVAN, IVAN, "Запретная тема");
     let parts = w.answer_to(id);
     assert_eq!(parts.len(), 1, "{parts:?}");
-    assert!(
-        parts[0].contains("не отвечает на вопросы на эту тему"),
-        "{parts:?}"
-    );
+    assert!(parts[0].contains("не отвечает на вопросы на эту тему"), "{parts:?}");
 }
 
 #[test]
@@ -405,10 +334,7 @@ fn a_streamed_answer_past_4096_characters_goes_out_in_several_messages() {
     for part in &parts {
         assert!(part.chars().count() <= 4096);
     }
-    assert!(
-        parts.join("\n\n") == visible(&text),
-        "the parts add up to the answer"
-    );
+    assert!(parts.join("\n\n") == visible(&text), "the parts add up to the answer");
     for draft in w.tg.drafts_to(IVAN) {
         assert!(draft.text.chars().count() <= 4096);
     }
@@ -419,10 +345,7 @@ fn garbage_instead_of_an_event_stream_is_an_unreadable_answer() {
     let w = streaming("");
     w.gc.push_reply(Reply::Garbage("{\"oops\": ".into()));
     let answer = w.ask("Вопрос").join("\n");
-    assert!(
-        answer.contains("Не удалось получить корректный ответ"),
-        "{answer}"
-    );
+    assert!(answer.contains("Не удалось получить корректный ответ"), "{answer}");
 }
 
 /// Telegram's flood control answers a long answer's later parts with 429: each is sent again
@@ -431,33 +354,18 @@ fn garbage_instead_of_an_event_stream_is_an_unreadable_answer() {
 #[test]
 fn a_long_answer_under_flood_control_waits_out_retry_after_once_per_part() {
     let w = streaming("");
-    w.tg.set_flood_limits(Some(tg::FloodLimits {
-        private_burst: 1,
-        group_per_minute: 20,
-    }));
+    w.tg.set_flood_limits(Some(tg::FloodLimits { private_burst: 1, group_per_minute: 20 }));
     let text = answer(9000); // three messages
     w.gc.push_reply(Reply::Text(text.clone()));
     let id = w.tg.push_text(IVAN, IVAN, "Длинно");
     let parts = w.answer_to(id);
     assert_eq!(parts.join("\n\n"), visible(&text), "every part once");
     let sends = w.tg.calls_of("sendMessage");
-    let refused: Vec<usize> = (0..sends.len())
-        .filter(|&i| sends[i].status == 429)
-        .collect();
-    assert!(
-        !refused.is_empty(),
-        "the fake paced nothing: {}",
-        w.tg.dump()
-    );
-    assert!(
-        refused.len() <= 2 * (parts.len() - 1),
-        "retried hot: {} × 429",
-        refused.len()
-    );
+    let refused: Vec<usize> = (0..sends.len()).filter(|&i| sends[i].status == 429).collect();
+    assert!(!refused.is_empty(), "the fake paced nothing: {}", w.tg.dump());
+    assert!(refused.len() <= 2 * (parts.len() - 1), "retried hot: {} × 429", refused.len());
     for &i in &refused {
-        let wait = sends[i].response["parameters"]["retry_after"]
-            .as_u64()
-            .unwrap();
+        let wait = sends[i].response["parameters"]["retry_after"].as_u64().unwrap();
         let next = &sends[i + 1];
         let gap = next.at - sends[i].at;
         assert!(

@@ -62,10 +62,7 @@ impl Entity {
             entity.insert("url".into(), json!(url));
         }
         if let Some(id) = self.user_id {
-            entity.insert(
-                "user".into(),
-                json!({"id": id, "is_bot": false, "first_name": ""}),
-            );
+            entity.insert("user".into(), json!({"id": id, "is_bot": false, "first_name": ""}));
         }
         if let Some(language) = &self.language {
             entity.insert("language".into(), json!(language));
@@ -177,9 +174,7 @@ pub fn parse(html: &str) -> Result<(String, Vec<Entity>), String> {
             }
             let tag = lower(&s[begin + 1..i]);
             if !TAGS.contains(&tag.as_str()) {
-                return Err(format!(
-                    "Unsupported start tag \"{tag}\" at byte offset {begin}"
-                ));
+                return Err(format!("Unsupported start tag \"{tag}\" at byte offset {begin}"));
             }
             let mut argument = String::new();
             let mut format = String::new();
@@ -205,9 +200,7 @@ pub fn parse(html: &str) -> Result<(String, Vec<Entity>), String> {
                 }
                 if at(i) != b'=' {
                     if at(i) == 0 {
-                        return Err(format!(
-                            "Unclosed start tag \"{tag}\" at byte offset {begin}"
-                        ));
+                        return Err(format!("Unclosed start tag \"{tag}\" at byte offset {begin}"));
                     }
                     if tag == "blockquote" && name == "expandable" {
                         argument = "1".into();
@@ -219,9 +212,7 @@ pub fn parse(html: &str) -> Result<(String, Vec<Entity>), String> {
                     i += 1;
                 }
                 if at(i) == 0 {
-                    return Err(format!(
-                        "Unclosed start tag \"{tag}\" at byte offset {begin}"
-                    ));
+                    return Err(format!("Unclosed start tag \"{tag}\" at byte offset {begin}"));
                 }
                 let value;
                 if at(i) != b'\'' && at(i) != b'"' {
@@ -282,13 +273,7 @@ pub fn parse(html: &str) -> Result<(String, Vec<Entity>), String> {
                 ));
             }
             check_nesting(&open, &tag, utf16, begin)?;
-            open.push(Open {
-                tag,
-                argument,
-                format,
-                utf16_start: utf16,
-                text_start: text.len(),
-            });
+            open.push(Open { tag, argument, format, utf16_start: utf16, text_start: text.len() });
             i += 1; // past '>'
         } else {
             // An end tag; `</>` closes the innermost tag.
@@ -319,10 +304,7 @@ pub fn parse(html: &str) -> Result<(String, Vec<Entity>), String> {
         }
     }
     if let Some(tag) = open.last() {
-        return Err(format!(
-            "Can't find end tag corresponding to start tag \"{}\"",
-            tag.tag
-        ));
+        return Err(format!("Can't find end tag corresponding to start tag \"{}\"", tag.tag));
     }
     for entity in &mut entities {
         if entity.kind == "code" {
@@ -382,10 +364,7 @@ fn close_entity(
             } else {
                 tag.argument
             };
-            if let Some(id) = url
-                .strip_prefix("tg://user?id=")
-                .and_then(|id| id.parse().ok())
-            {
+            if let Some(id) = url.strip_prefix("tg://user?id=").and_then(|id| id.parse().ok()) {
                 let mut entity = Entity::new("text_mention", offset, length);
                 entity.user_id = Some(id);
                 entity
@@ -400,10 +379,7 @@ fn close_entity(
         "pre" => {
             let mut entity = Entity::new("pre", offset, length);
             // <pre><code class="language-x">…</code></pre> is one pre entity with a language.
-            if let Some(code) = entities
-                .last()
-                .filter(|e| e.kind == "code" && e.offset == offset)
-            {
+            if let Some(code) = entities.last().filter(|e| e.kind == "code" && e.offset == offset) {
                 if code.length != length {
                     return Err(format!(
                         "Text after </code> inside <pre> at byte offset {end_tag_offset} \
@@ -469,9 +445,7 @@ fn decode_entity(s: &[u8], pos: usize) -> Result<Option<(char, usize)>, String> 
             }
         } else {
             while at(end).is_ascii_digit() {
-                value = value
-                    .saturating_mul(10)
-                    .saturating_add((at(end) - b'0') as u64);
+                value = value.saturating_mul(10).saturating_add((at(end) - b'0') as u64);
                 end += 1;
             }
         }
@@ -511,9 +485,7 @@ fn checked_link(url: &str) -> Option<String> {
     let host = url.split(['/', '?', '#']).next().unwrap_or("");
     let plausible_host = host.contains('.')
         && !host.contains(':')
-        && host
-            .chars()
-            .all(|c| c.is_alphanumeric() || c == '.' || c == '-');
+        && host.chars().all(|c| c.is_alphanumeric() || c == '.' || c == '-');
     plausible_host.then(|| format!("http://{url}"))
 }
 
@@ -531,11 +503,7 @@ pub fn trim(text: &str, entities: &[Entity]) -> (String, Vec<Entity>) {
             e
         })
         .collect();
-    let first_entity = entities
-        .iter()
-        .map(|e| e.offset)
-        .min()
-        .unwrap_or(usize::MAX);
+    let first_entity = entities.iter().map(|e| e.offset).min().unwrap_or(usize::MAX);
     let leading = kept.len() - kept.trim_start_matches([' ', '\n']).len();
     let cut = leading.min(first_entity); // leading whitespace is ASCII: bytes = UTF-16 units
     for entity in &mut entities {
@@ -573,31 +541,16 @@ mod tests {
 
     fn kinds(html: &str) -> Vec<(&'static str, usize, usize)> {
         let (_, entities) = parse(html).expect(html);
-        entities
-            .iter()
-            .map(|e| (e.kind, e.offset, e.length))
-            .collect()
+        entities.iter().map(|e| (e.kind, e.offset, e.length)).collect()
     }
 
     #[test]
     fn unsupported_tags_name_the_tag_and_byte_offset() {
-        assert_eq!(
-            err("Hello<br>World"),
-            "Unsupported start tag \"br\" at byte offset 5"
-        );
-        assert_eq!(
-            err("<p>x</p>"),
-            "Unsupported start tag \"p\" at byte offset 0"
-        );
+        assert_eq!(err("Hello<br>World"), "Unsupported start tag \"br\" at byte offset 5");
+        assert_eq!(err("<p>x</p>"), "Unsupported start tag \"p\" at byte offset 0");
         // Byte offsets, not characters: "Привет" is 12 bytes.
-        assert_eq!(
-            err("Привет<br>"),
-            "Unsupported start tag \"br\" at byte offset 12"
-        );
-        assert_eq!(
-            err("<BR/>"),
-            "Unsupported start tag \"br/\" at byte offset 0"
-        );
+        assert_eq!(err("Привет<br>"), "Unsupported start tag \"br\" at byte offset 12");
+        assert_eq!(err("<BR/>"), "Unsupported start tag \"br/\" at byte offset 0");
         assert_eq!(
             err("<span>x</span>"),
             "Tag \"span\" must have class \"tg-spoiler\" at byte offset 0"
@@ -619,24 +572,15 @@ mod tests {
             "Unmatched end tag at byte offset 7, expected \"</i>\", found \"</b>\""
         );
         assert_eq!(err("x</b>"), "Unexpected end tag at byte offset 1");
-        assert_eq!(
-            err("<b>x"),
-            "Can't find end tag corresponding to start tag \"b\""
-        );
+        assert_eq!(err("<b>x"), "Can't find end tag corresponding to start tag \"b\"");
         assert_eq!(kinds("<b>x</>"), [("bold", 0, 1)]);
         assert_eq!(kinds("<B>x</b >"), [("bold", 0, 1)]);
     }
 
     #[test]
     fn attributes_follow_tdlib() {
-        assert_eq!(
-            err("<a =x>y</a>"),
-            "Empty attribute name in the tag \"a\" at byte offset 0"
-        );
-        assert_eq!(
-            err("<a href=x\">y</a>"),
-            "Unexpected end of name token at byte offset 8"
-        );
+        assert_eq!(err("<a =x>y</a>"), "Empty attribute name in the tag \"a\" at byte offset 0");
+        assert_eq!(err("<a href=x\">y</a>"), "Unexpected end of name token at byte offset 8");
         assert_eq!(err("<a href=\"x"), "Unclosed start tag at byte offset 0");
         assert_eq!(err("<a href"), "Unclosed start tag \"a\" at byte offset 0");
         assert_eq!(
@@ -647,26 +591,18 @@ mod tests {
         assert_eq!(text, "link");
         assert_eq!(entities[0].url.as_deref(), Some("https://e.com/?a=1&b=2"));
         let (_, entities) = parse("<a href=\"javascript:alert(1)\">x</a>").unwrap();
-        assert!(
-            entities.is_empty(),
-            "an invalid URL makes no link and no error"
-        );
+        assert!(entities.is_empty(), "an invalid URL makes no link and no error");
         assert_eq!(
             kinds("<blockquote expandable>q</blockquote>"),
             [("expandable_blockquote", 0, 1)]
         );
-        assert_eq!(
-            kinds("<span class=\"tg-spoiler\">s</span>"),
-            [("spoiler", 0, 1)]
-        );
+        assert_eq!(kinds("<span class=\"tg-spoiler\">s</span>"), [("spoiler", 0, 1)]);
     }
 
     #[test]
     fn ampersands_are_lenient() {
         assert_eq!(
-            parse("AT&T &nbsp; &lt;b&gt; &amp &quot;q&quot; &#33;&#x41;")
-                .unwrap()
-                .0,
+            parse("AT&T &nbsp; &lt;b&gt; &amp &quot;q&quot; &#33;&#x41;").unwrap().0,
             "AT&T &nbsp; <b> & \"q\" !A"
         );
         assert_eq!(parse("&#128512;").unwrap().0, "😀");
@@ -678,20 +614,14 @@ mod tests {
     fn entities_are_in_utf16_units() {
         let (text, entities) = parse("👋 <b>жирный</b> <i>😀</i>").unwrap();
         assert_eq!(text, "👋 жирный 😀");
-        let got: Vec<_> = entities
-            .iter()
-            .map(|e| (e.kind, e.offset, e.length))
-            .collect();
+        let got: Vec<_> = entities.iter().map(|e| (e.kind, e.offset, e.length)).collect();
         assert_eq!(got, [("bold", 3, 6), ("italic", 10, 2)]);
         let (text, entities) = parse("<b>Закон Ома</b>: I = U / R").unwrap();
         assert_eq!(
             (text.as_str(), entities[0].offset, entities[0].length),
             ("Закон Ома: I = U / R", 0, 9)
         );
-        assert_eq!(
-            entities[0].to_json(),
-            json!({"offset": 0, "length": 9, "type": "bold"})
-        );
+        assert_eq!(entities[0].to_json(), json!({"offset": 0, "length": 9, "type": "bold"}));
     }
 
     #[test]
@@ -749,10 +679,7 @@ mod tests {
         );
         assert!(err("<a href=\"https://a.b\"><code>x</code></a>").contains("nested in \"a\""));
         // Formatting around code, and anything in a blockquote, is fine.
-        assert_eq!(
-            kinds("<b>a <code>x</code></b>"),
-            [("bold", 0, 3), ("code", 2, 1)]
-        );
+        assert_eq!(kinds("<b>a <code>x</code></b>"), [("bold", 0, 3), ("code", 2, 1)]);
         assert_eq!(
             kinds("<blockquote><b>q</b></blockquote>"),
             [("blockquote", 0, 1), ("bold", 0, 1)]
@@ -762,22 +689,12 @@ mod tests {
     #[test]
     fn trimming_follows_fix_formatted_text() {
         let (text, e) = parse("\n  <b>hi</b> \n").unwrap();
-        assert_eq!(
-            trim(&text, &e),
-            ("hi".to_string(), vec![Entity::new("bold", 0, 2)])
-        );
+        assert_eq!(trim(&text, &e), ("hi".to_string(), vec![Entity::new("bold", 0, 2)]));
         let (text, e) = parse("\n<b>  hi</b>").unwrap();
-        assert_eq!(
-            trim(&text, &e),
-            ("  hi".to_string(), vec![Entity::new("bold", 0, 4)])
-        );
+        assert_eq!(trim(&text, &e), ("  hi".to_string(), vec![Entity::new("bold", 0, 4)]));
         let (text, e) = parse("\n  hi<b> </b>\n").unwrap();
         assert_eq!(trim(&text, &e), ("hi".to_string(), vec![]));
         assert_eq!(trim("   ", &[]).0, "");
-        assert_eq!(
-            trim("\tx\t", &[]).0,
-            "\tx\t",
-            "only spaces and newlines are trimmed"
-        );
+        assert_eq!(trim("\tx\t", &[]).0, "\tx\t", "only spaces and newlines are trimmed");
     }
 }

@@ -20,11 +20,7 @@ fn sources() -> Vec<(String, String, String)> {
             if path.is_dir() {
                 dirs.push(path);
             } else if path.extension().is_some_and(|e| e == "rs") {
-                let label = path
-                    .strip_prefix(&src)
-                    .unwrap()
-                    .to_string_lossy()
-                    .to_string();
+                let label = path.strip_prefix(&src).unwrap().to_string_lossy().to_string();
                 let module = label.split(['/', '.']).next().unwrap().to_string();
                 files.push((module, label, std::fs::read_to_string(&path).unwrap()));
             }
@@ -61,11 +57,8 @@ fn layers() -> BTreeMap<String, usize> {
 /// The crate's modules a source file uses (`crate::x`, `crate::{x, y}`), comments aside;
 /// an item of the crate root (`crate::STOP`) counts as `main`.
 fn imports(source: &str) -> Vec<String> {
-    let code: String = source
-        .lines()
-        .map(|l| l.split("//").next().unwrap_or(""))
-        .collect::<Vec<_>>()
-        .join("\n");
+    let code: String =
+        source.lines().map(|l| l.split("//").next().unwrap_or("")).collect::<Vec<_>>().join("\n");
     let mut found = Vec::new();
     let mut rest = code.as_str();
     while let Some(at) = rest.find("crate::") {
@@ -109,9 +102,7 @@ fn imports_run_the_way_architecture_md_draws_them() {
     let mut wrong = Vec::new();
     for (module, file, source) in sources() {
         let Some(&own) = layers.get(&module) else {
-            wrong.push(format!(
-                "src/{file}: {module} is in no layer of ARCHITECTURE.md"
-            ));
+            wrong.push(format!("src/{file}: {module} is in no layer of ARCHITECTURE.md"));
             continue;
         };
         for import in imports(&source) {
@@ -134,9 +125,7 @@ fn no_file_is_longer_than_a_reading() {
     for (_, file, source) in sources() {
         let lines = source.lines().count();
         if lines > MAX_LINES {
-            wrong.push(format!(
-                "src/{file} has {lines} lines, more than {MAX_LINES}"
-            ));
+            wrong.push(format!("src/{file} has {lines} lines, more than {MAX_LINES}"));
         }
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));

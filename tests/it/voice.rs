@@ -61,10 +61,7 @@ fn a_voice_note_is_recognized_shown_quoted_and_answered() {
     let id = w.tg.push(voice(&w, "ohm", 5));
     let answer = w.answer_to(id);
     assert_eq!(answer.len(), 2, "{answer:?}");
-    assert!(
-        answer[0].contains("«Привет, что такое закон Ома?»"),
-        "{answer:?}"
-    );
+    assert!(answer[0].contains("«Привет, что такое закон Ома?»"), "{answer:?}");
     assert!(answer[1].starts_with("Ответ ("), "{answer:?}");
     // GigaChat got the recognized text as the question.
     let request = w.gc.chat_requests().pop().unwrap();
@@ -208,10 +205,7 @@ fn check_reports_salutespeech() {
     assert!(!output.status.success());
     assert!(out.contains("✗ salutespeech"), "{out}");
     assert!(out.contains("SALUTE_SPEECH_CREDENTIALS"), "{out}");
-    assert!(
-        !format!("{out}{err}").contains("c29tZTp3cm9uZ2tleQ"),
-        "{out}{err}"
-    );
+    assert!(!format!("{out}{err}").contains("c29tZTp3cm9uZ2tleQ"), "{out}{err}");
 }
 
 #[test]
@@ -236,12 +230,7 @@ fn trusting(ss: &FakeSaluteSpeech) -> Agent {
         .provider(TlsProvider::NativeTls)
         .root_certs(RootCerts::new_with_certs(&certs))
         .build();
-    Agent::config_builder()
-        .http_status_as_error(false)
-        .proxy(None)
-        .tls_config(tls)
-        .build()
-        .into()
+    Agent::config_builder().http_status_as_error(false).proxy(None).tls_config(tls).build().into()
 }
 
 #[test]
