@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 
 use crate::clock;
-use crate::config::Config;
+use crate::config::{Config, GigaChatConfig, TelegramConfig, style_ids};
 use crate::gigachat::{self, GigaChat};
 use crate::salutespeech::SaluteSpeech;
 use crate::telegram::{ErrorKind, Telegram, host_of};
@@ -71,147 +71,13 @@ impl fmt::Display for Usage {
 
 impl std::error::Error for Usage {}
 
-/// `check`'s SaluteSpeech line: not configured, or a token obtained, or why not.
-fn check_salutespeech(config: &Config) -> bool {
-    let ss = &config.salutespeech;
-    let gc = &config.gigachat;
-    let secs = gc.timeout_secs.min(10);
-    let Some(mut speech) = SaluteSpeech::new(ss, &gc.ca_certs, secs) else {
-        println!(
-            "• salutespeech: not configured, voice notes get the text-only reply (set SALUTE_SPEECH_CREDENTIALS to the SaluteSpeech project's key)"
-        );
-        return true;
-    };
-    println!(
-        "… salutespeech: asking {} for an access token (up to {secs} s)",
-        host_of(&ss.auth_url)
-    );
-    match speech.get_token() {
-        Ok(_) => {
-            let left = speech
-                .token_expires_at_ms()
-                .map(|ms| ms.saturating_sub(clock::unix_now_ms()) / 60_000)
-                .unwrap_or(0);
-            println!(
-                "✓ salutespeech: got an access token (scope {}, valid for {left} min): voice notes are recognized",
-                ss.scope
-            );
-            true
-        }
-        Err(err) => {
-            println!("✗ {err}");
-            false
-        }
-    }
-}
-
 /// `gigabot check`: each item on its own line, with what to do when it fails.
 pub fn check(config: &Config) -> ExitCode {
-    let mut ok = true;
     println!("✓ config: {}", config.source);
-
     // Each step says what it is about to do first: a server that hangs shows where.
-    println!(
-        "… telegram: asking {} who the bot is (up to 10 s)",
-        host_of(&config.telegram.api_url)
-    );
-    let telegram = Telegram::for_check(&config.telegram);
-    match telegram.get_me_once() {
-        Ok(me) => println!(
-            "✓ telegram: the token works, the bot is @{} (id {})",
-            me.username.as_deref().unwrap_or("?"),
-            me.id
-        ),
-        Err(err) => {
-            ok = false;
-            match err.kind {
-                ErrorKind::Unauthorized => println!(
-                    "✗ telegram: the bot token is wrong (401): check {} with @BotFather",
-                    config.telegram.token_origin
-                ),
-                _ => println!(
-                    "✗ telegram: {err}: check telegram.api_url ({}) and the network",
-                    config.telegram.api_url
-                ),
-            }
-        }
-    }
-
-    let gc = &config.gigachat;
-    match &gc.ca_bundle_file {
-        None => println!("• CA: no gigachat.ca_bundle_file, using the system trust store"),
-        Some(path) => {
-            println!("• CA file {}: {} certificate(s)", path.display(), gc.ca_certs.len());
-            let reports: Vec<_> =
-                gc.ca_certs.iter().filter_map(|der| gigachat::describe_ca(der)).collect();
-            // A whole bundle (the system's, say) is summed up, not listed certificate by
-            // certificate: what matters is whether the Ministry's root is in it.
-            if reports.len() > 3 {
-                let verdict = match reports.iter().any(|r| r.is_russian_trusted_root) {
-                    true => "the Russian Trusted Root CA is among them",
-                    false => {
-                        "the Russian Trusted Root CA is not among them: GigaChat's certificate will not be trusted"
-                    }
-                };
-                println!("    {verdict}");
-            } else {
-                for report in &reports {
-                    let verdict = match report.is_russian_trusted_root {
-                        true => "this is the Russian Trusted Root CA",
-                        false => "this is not the Russian Trusted Root CA",
-                    };
-                    println!(
-                        "    subject: {}\n    SHA-256: {}\n    {verdict}",
-                        report.subject, report.sha256
-                    );
-                }
-            }
-        }
-    }
-
-    println!(
-        "… gigachat: asking {} for an access token (up to {} s)",
-        host_of(&gc.auth_url),
-        gc.timeout_secs.min(10)
-    );
-    let mut gigachat = GigaChat::for_check(gc);
-    match gigachat.get_gigachat_token() {
-        Ok(_) => {
-            let left = gigachat
-                .token_expires_at_ms()
-                .map(|ms| ms.saturating_sub(clock::unix_now_ms()) / 60_000)
-                .unwrap_or(0);
-            println!("✓ gigachat: got an access token (scope {}, valid for {left} min)", gc.scope);
-            println!("… gigachat: asking {} for the models", host_of(&gc.base_url));
-            match gigachat.models() {
-                Ok(models) => {
-                    let names: Vec<&str> = models
-                        .iter()
-                        .filter(|m| m.kind.is_empty() || m.kind == "chat")
-                        .map(|m| m.id.as_str())
-                        .collect();
-                    println!("• gigachat models for this key: {}", names.join(", "));
-                    if names.contains(&gc.model.as_str()) {
-                        println!("✓ gigachat: the configured model {} is available", gc.model);
-                    } else {
-                        ok = false;
-                        println!(
-                            "✗ gigachat: the configured model {} is not in the list: set gigachat.model (GIGACHAT_MODEL) to one of them",
-                            gc.model
-                        );
-                    }
-                }
-                Err(err) => {
-                    ok = false;
-                    println!("✗ {err}");
-                }
-            }
-        }
-        Err(err) => {
-            ok = false;
-            println!("✗ {err}");
-        }
-    }
+    let mut ok = check_telegram(&config.telegram);
+    show_ca_file(&config.gigachat);
+    ok &= check_gigachat(&config.gigachat);
     ok &= check_salutespeech(config);
     if ok {
         println!("Всё в порядке: бот готов к запуску.");
@@ -222,16 +88,121 @@ pub fn check(config: &Config) -> ExitCode {
     }
 }
 
+/// `check`'s Telegram line: who the bot is, or what to fix.
+fn check_telegram(tg: &TelegramConfig) -> bool {
+    println!("… telegram: asking {} who the bot is (up to 10 s)", host_of(&tg.api_url));
+    match Telegram::for_check(tg).get_me_once() {
+        Ok(me) => {
+            let name = me.username.as_deref().unwrap_or("?");
+            println!("✓ telegram: the token works, the bot is @{name} (id {})", me.id);
+            true
+        }
+        Err(err) if matches!(err.kind, ErrorKind::Unauthorized) => {
+            let origin = &tg.token_origin;
+            println!("✗ telegram: the bot token is wrong (401): check {origin} with @BotFather");
+            false
+        }
+        Err(err) => {
+            println!("✗ telegram: {err}: check telegram.api_url ({}) and the network", tg.api_url);
+            false
+        }
+    }
+}
+
+/// `check`'s CA lines: the certificates of `gigachat.ca_bundle_file`, or the system's store.
+fn show_ca_file(gc: &GigaChatConfig) {
+    let Some(path) = &gc.ca_bundle_file else {
+        println!("• CA: no gigachat.ca_bundle_file, using the system trust store");
+        return;
+    };
+    println!("• CA file {}: {} certificate(s)", path.display(), gc.ca_certs.len());
+    let reports: Vec<_> = gc.ca_certs.iter().filter_map(|der| gigachat::describe_ca(der)).collect();
+    // A whole bundle (the system's, say) is summed up, not listed certificate by
+    // certificate: what matters is whether the Ministry's root is in it.
+    if reports.len() > 3 {
+        let verdict = match reports.iter().any(|r| r.is_russian_trusted_root) {
+            true => "the Russian Trusted Root CA is among them",
+            false => {
+                "the Russian Trusted Root CA is not among them: GigaChat's certificate will not be trusted"
+            }
+        };
+        println!("    {verdict}");
+        return;
+    }
+    for report in &reports {
+        let verdict = match report.is_russian_trusted_root {
+            true => "this is the Russian Trusted Root CA",
+            false => "this is not the Russian Trusted Root CA",
+        };
+        println!("    subject: {}\n    SHA-256: {}\n    {verdict}", report.subject, report.sha256);
+    }
+}
+
+/// `check`'s GigaChat lines: an access token, then the models and the configured one among them.
+fn check_gigachat(gc: &GigaChatConfig) -> bool {
+    let secs = gc.timeout_secs.min(10);
+    println!("… gigachat: asking {} for an access token (up to {secs} s)", host_of(&gc.auth_url));
+    let mut gigachat = GigaChat::for_check(gc);
+    if let Err(err) = gigachat.get_gigachat_token() {
+        println!("✗ {err}");
+        return false;
+    }
+    let left = minutes_left(gigachat.token_expires_at_ms());
+    println!("✓ gigachat: got an access token (scope {}, valid for {left} min)", gc.scope);
+    println!("… gigachat: asking {} for the models", host_of(&gc.base_url));
+    let Ok(models) = gigachat.models().map_err(|err| println!("✗ {err}")) else {
+        return false;
+    };
+    let chat = models.iter().filter(|m| m.kind.is_empty() || m.kind == "chat");
+    let names: Vec<&str> = chat.map(|m| m.id.as_str()).collect();
+    println!("• gigachat models for this key: {}", names.join(", "));
+    let found = names.contains(&gc.model.as_str());
+    match found {
+        true => println!("✓ gigachat: the configured model {} is available", gc.model),
+        false => println!(
+            "✗ gigachat: the configured model {} is not in the list: set gigachat.model (GIGACHAT_MODEL) to one of them",
+            gc.model
+        ),
+    }
+    found
+}
+
+/// `check`'s SaluteSpeech line: not configured, or a token obtained, or why not.
+fn check_salutespeech(config: &Config) -> bool {
+    let (ss, gc) = (&config.salutespeech, &config.gigachat);
+    let secs = gc.timeout_secs.min(10);
+    let Some(mut speech) = SaluteSpeech::new(ss, &gc.ca_certs, secs) else {
+        println!(
+            "• salutespeech: not configured, voice notes get the text-only reply (set SALUTE_SPEECH_CREDENTIALS to the SaluteSpeech project's key)"
+        );
+        return true;
+    };
+    let host = host_of(&ss.auth_url);
+    println!("… salutespeech: asking {host} for an access token (up to {secs} s)");
+    if let Err(err) = speech.get_token() {
+        println!("✗ {err}");
+        return false;
+    }
+    let left = minutes_left(speech.token_expires_at_ms());
+    println!(
+        "✓ salutespeech: got an access token (scope {}, valid for {left} min): voice notes are recognized",
+        ss.scope
+    );
+    true
+}
+
+/// Whole minutes until an access token expires, for "valid for N min".
+fn minutes_left(expires_at_ms: Option<u64>) -> u64 {
+    expires_at_ms.map_or(0, |ms| ms.saturating_sub(clock::unix_now_ms()) / 60_000)
+}
+
 /// `gigabot ask`: one question, the answer as GigaChat wrote it (Markdown) on stdout.
 pub fn ask(config: &Config, style: Option<&str>, question: &str) -> Result<ExitCode> {
     let style_id = style.unwrap_or(&config.bot.default_style);
     let Some(style) = config.styles.iter().find(|s| s.id == style_id) else {
-        let ids: Vec<&str> = config.styles.iter().map(|s| s.id.as_str()).collect();
-        return Err(Usage::Config(anyhow::anyhow!(
-            "--style {style_id:?} is not a style: use one of {}",
-            ids.join(", ")
-        ))
-        .into());
+        let ids = style_ids(&config.styles);
+        let err = anyhow::anyhow!("--style {style_id:?} is not a style: use one of {ids}");
+        return Err(Usage::Config(err).into());
     };
     let mut gigachat = GigaChat::new(&config.gigachat);
     let messages = [
@@ -271,15 +242,9 @@ fn parse(mut parser: lexopt::Parser) -> Result<Args, String> {
         err => err.to_string(),
     })? {
         match arg {
-            Short('h') | Long("help") => {
-                return Ok(Args { command: Command::Help, config });
-            }
-            Short('V') | Long("version") => {
-                return Ok(Args { command: Command::Version, config });
-            }
-            Short('c') | Long("config") => {
-                config = Some(PathBuf::from(value(&mut parser, "--config")?));
-            }
+            Short('h') | Long("help") => return Ok(Args { command: Command::Help, config }),
+            Short('V') | Long("version") => return Ok(Args { command: Command::Version, config }),
+            Short('c') | Long("config") => config = Some(value(&mut parser, "--config")?.into()),
             Long("style") => style = Some(utf8(value(&mut parser, "--style")?, "--style")?),
             Long("reset-state") => reset_state = true,
             Short(flag) => return Err(format!("unknown option -{flag}")),
@@ -301,17 +266,15 @@ fn parse(mut parser: lexopt::Parser) -> Result<Args, String> {
             }
             Command::Ask { style: style.take(), question }
         }
-        Some(Some("backup")) => match words.next() {
-            Some(into) => Command::Backup { into: PathBuf::from(into) },
-            None => {
-                return Err("backup needs a file to copy to: gigabot backup gigabot-copy.db".into());
-            }
-        },
+        Some(Some("backup")) => {
+            let into = words
+                .next()
+                .ok_or("backup needs a file to copy to: gigabot backup gigabot-copy.db")?;
+            Command::Backup { into: into.into() }
+        }
         Some(_) => {
-            return Err(format!(
-                "unknown command {:?}: use run, check, ask or backup",
-                first.unwrap_or_default()
-            ));
+            let word = first.unwrap_or_default();
+            return Err(format!("unknown command {word:?}: use run, check, ask or backup"));
         }
     };
     if let Some(extra) = words.next() {

@@ -230,6 +230,11 @@ pub fn builtin_styles() -> Vec<Style> {
     ]
 }
 
+/// The style ids for a message that lists them: "professor, fairy".
+pub fn style_ids(styles: &[Style]) -> String {
+    styles.iter().map(|s| s.id.as_str()).collect::<Vec<_>>().join(", ")
+}
+
 /// Which services the command talks to: `ask` needs no Telegram token, `backup` no secret.
 #[derive(Clone, Copy, PartialEq)]
 pub enum Needs {
@@ -248,12 +253,10 @@ pub fn load(explicit: Option<&Path>, needs: Needs) -> Result<Config> {
 }
 
 fn find_and_load(explicit: Option<&Path>, needs: Needs) -> Result<Config> {
-    let env_path = env_var("GIGABOT_CONFIG").map(PathBuf::from);
-    let path = match (explicit, env_path) {
-        (Some(path), _) => Some(path.to_path_buf()),
-        (None, Some(path)) => Some(path),
-        (None, None) => Some(PathBuf::from("config.toml")).filter(|p| p.exists()),
-    };
+    let path = explicit
+        .map(Path::to_path_buf)
+        .or_else(|| env_var("GIGABOT_CONFIG").map(PathBuf::from))
+        .or_else(|| Some(PathBuf::from("config.toml")).filter(|p| p.exists()));
     let mut config = match &path {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -271,15 +274,14 @@ fn find_and_load(explicit: Option<&Path>, needs: Needs) -> Result<Config> {
 pub fn parse(text: &str, file_name: &str) -> Result<Config> {
     let mut config: Config = toml::from_str(text).map_err(|err| {
         let message = err.message().trim_end_matches('\n').replace('\n', " ");
-        match err.span() {
+        let place = match err.span() {
             Some(span) => {
-                let before = text.get(..span.start).unwrap_or(text);
-                let line = before.matches('\n').count() + 1;
-                let key = key_at_line(text, line);
-                anyhow::anyhow!(one_line(&format!("{file_name}:{line}: {key}{message}")))
+                let line = text.get(..span.start).unwrap_or(text).matches('\n').count() + 1;
+                format!("{file_name}:{line}: {}", key_at_line(text, line))
             }
-            None => anyhow::anyhow!(one_line(&format!("{file_name}: {message}"))),
-        }
+            None => format!("{file_name}: "),
+        };
+        anyhow::anyhow!(one_line(&format!("{place}{message}")))
     })?;
     config.source = file_name.to_string();
     Ok(config)
@@ -317,10 +319,7 @@ fn key_at_line(text: &str, line: usize) -> String {
         .chars()
         .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
         .collect();
-    match key.is_empty() {
-        true => String::new(),
-        false => format!("`{section}{key}`: "),
-    }
+    if key.is_empty() { String::new() } else { format!("`{section}{key}`: ") }
 }
 
 /// From the parsed file to the config the bot runs with: empty values dropped, the
@@ -335,17 +334,14 @@ fn settle(config: &mut Config, get: impl Fn(&str) -> Option<String>, needs: Need
 /// over `client_id` and `client_secret`, nor `ca_bundle_file = ""` be opened as a file.
 fn drop_empty(config: &mut Config) {
     let blank = |s: &str| s.trim().is_empty();
-    let tg = &mut config.telegram;
-    tg.token = tg.token.take().filter(|t| !blank(t.expose()));
     let gc = &mut config.gigachat;
-    gc.credentials = gc.credentials.take().filter(|c| !blank(c.expose()));
-    gc.client_id = gc.client_id.take().filter(|c| !blank(c));
-    gc.client_secret = gc.client_secret.take().filter(|c| !blank(c.expose()));
-    gc.ca_bundle_file = gc.ca_bundle_file.take().filter(|p| !p.as_os_str().is_empty());
-    let ss = &mut config.salutespeech;
-    ss.credentials = ss.credentials.take().filter(|c| !blank(c.expose()));
-    let bot = &mut config.bot;
-    bot.transcript_dir = bot.transcript_dir.take().filter(|p| !p.as_os_str().is_empty());
+    config.telegram.token.take_if(|t| blank(t.expose()));
+    gc.credentials.take_if(|c| blank(c.expose()));
+    gc.client_id.take_if(|c| blank(c));
+    gc.client_secret.take_if(|c| blank(c.expose()));
+    gc.ca_bundle_file.take_if(|p| p.as_os_str().is_empty());
+    config.salutespeech.credentials.take_if(|c| blank(c.expose()));
+    config.bot.transcript_dir.take_if(|p| p.as_os_str().is_empty());
 }
 
 /// Reads an environment variable; an empty value counts as unset (as in most env files).
@@ -353,64 +349,50 @@ fn env_var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
+/// How an override puts the variable's value into the config.
+type Set = fn(&mut Config, String);
+
+/// The environment overrides: the variable, the key it sets (an error names the variable),
+/// and how. Values are trimmed, but for the URLs (trimmed by their check) and the CA path.
+const ENV_OVERRIDES: [(&str, &str, Set); 15] = [
+    ("TELEGRAM_TOKEN", "telegram.token", |c, v| c.telegram.token = secret(v)),
+    ("TELEGRAM_API_URL", "telegram.api_url", |c, v| c.telegram.api_url = v),
+    ("GIGACHAT_CREDENTIALS", "gigachat.credentials", |c, v| c.gigachat.credentials = secret(v)),
+    ("GIGACHAT_CLIENT_ID", "gigachat.client_id", |c, v| {
+        c.gigachat.client_id = Some(v.trim().into())
+    }),
+    ("GIGACHAT_CLIENT_SECRET", "gigachat.client_secret", |c, v| {
+        c.gigachat.client_secret = secret(v)
+    }),
+    ("GIGACHAT_SCOPE", "gigachat.scope", |c, v| c.gigachat.scope = v.trim().into()),
+    ("GIGACHAT_MODEL", "gigachat.model", |c, v| c.gigachat.model = v.trim().into()),
+    ("GIGACHAT_AUTH_URL", "gigachat.auth_url", |c, v| c.gigachat.auth_url = v),
+    ("GIGACHAT_BASE_URL", "gigachat.base_url", |c, v| c.gigachat.base_url = v),
+    ("GIGACHAT_CA_BUNDLE_FILE", "gigachat.ca_bundle_file", |c, v| {
+        c.gigachat.ca_bundle_file = Some(v.into())
+    }),
+    ("SALUTE_SPEECH_CREDENTIALS", "salutespeech.credentials", |c, v| {
+        c.salutespeech.credentials = secret(v)
+    }),
+    ("SALUTE_SPEECH_SCOPE", "salutespeech.scope", |c, v| c.salutespeech.scope = v.trim().into()),
+    ("SALUTE_SPEECH_AUTH_URL", "salutespeech.auth_url", |c, v| c.salutespeech.auth_url = v),
+    ("SALUTE_SPEECH_URL", "salutespeech.url", |c, v| c.salutespeech.url = v),
+    ("GIGABOT_LOG", "log.level", |c, v| c.log.level = v.trim().to_lowercase()),
+];
+
+fn secret(value: String) -> Option<Secret> {
+    Some(Secret(value.trim().to_string()))
+}
+
 /// Applies the environment overrides, noting which keys they set. `get` is the
 /// environment, passed in for tests.
 fn apply_env(config: &mut Config, get: impl Fn(&str) -> Option<String>) {
-    let mut from_env = Vec::new();
-    let mut var = |env: &'static str, key: &'static str| {
-        let value = get(env)?;
-        from_env.push((key, env));
-        Some(value)
-    };
-    let tg = &mut config.telegram;
-    let gc = &mut config.gigachat;
-    if let Some(v) = var("TELEGRAM_TOKEN", "telegram.token") {
-        tg.token = Some(Secret(v.trim().to_string()));
+    for (env, key, set) in ENV_OVERRIDES {
+        if let Some(value) = get(env) {
+            set(config, value);
+            config.from_env.push((key, env));
+        }
     }
-    if let Some(v) = var("TELEGRAM_API_URL", "telegram.api_url") {
-        tg.api_url = v;
-    }
-    if let Some(v) = var("GIGACHAT_CREDENTIALS", "gigachat.credentials") {
-        gc.credentials = Some(Secret(v.trim().to_string()));
-    }
-    if let Some(v) = var("GIGACHAT_CLIENT_ID", "gigachat.client_id") {
-        gc.client_id = Some(v.trim().to_string());
-    }
-    if let Some(v) = var("GIGACHAT_CLIENT_SECRET", "gigachat.client_secret") {
-        gc.client_secret = Some(Secret(v.trim().to_string()));
-    }
-    if let Some(v) = var("GIGACHAT_SCOPE", "gigachat.scope") {
-        gc.scope = v.trim().to_string();
-    }
-    if let Some(v) = var("GIGACHAT_MODEL", "gigachat.model") {
-        gc.model = v.trim().to_string();
-    }
-    if let Some(v) = var("GIGACHAT_AUTH_URL", "gigachat.auth_url") {
-        gc.auth_url = v;
-    }
-    if let Some(v) = var("GIGACHAT_BASE_URL", "gigachat.base_url") {
-        gc.base_url = v;
-    }
-    if let Some(v) = var("GIGACHAT_CA_BUNDLE_FILE", "gigachat.ca_bundle_file") {
-        gc.ca_bundle_file = Some(PathBuf::from(v));
-    }
-    let ss = &mut config.salutespeech;
-    if let Some(v) = var("SALUTE_SPEECH_CREDENTIALS", "salutespeech.credentials") {
-        ss.credentials = Some(Secret(v.trim().to_string()));
-    }
-    if let Some(v) = var("SALUTE_SPEECH_SCOPE", "salutespeech.scope") {
-        ss.scope = v.trim().to_string();
-    }
-    if let Some(v) = var("SALUTE_SPEECH_AUTH_URL", "salutespeech.auth_url") {
-        ss.auth_url = v;
-    }
-    if let Some(v) = var("SALUTE_SPEECH_URL", "salutespeech.url") {
-        ss.url = v;
-    }
-    if let Some(v) = var("GIGABOT_LOG", "log.level") {
-        config.log.level = v.trim().to_lowercase();
-    }
-    config.from_env = from_env;
 }
 
 #[path = "config/tests.rs"]

@@ -6,8 +6,9 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use base64::prelude::{BASE64_STANDARD, Engine as _};
+use openssl::x509::X509;
 
-use super::{Config, GigaChatConfig, Needs, Secret, Style, builtin_styles};
+use super::{Config, GigaChatConfig, Needs, Secret, Style, builtin_styles, style_ids};
 
 /// Where a key's value came from, as the operator would look for it: the environment
 /// variable that set it, or the key in the config file.
@@ -164,10 +165,6 @@ fn in_range(key: &str, value: u64, range: std::ops::RangeInclusive<u64>, unit: &
     Ok(())
 }
 
-fn style_ids(styles: &[Style]) -> String {
-    styles.iter().map(|s| s.id.as_str()).collect::<Vec<_>>().join(", ")
-}
-
 /// Style ids go into `/mode <id>` and into button callback data (64 bytes at most), so they
 /// are short and plain.
 fn validate_styles(styles: &[Style]) -> Result<()> {
@@ -229,15 +226,12 @@ fn check_url(key: &str, url: &str, tls_only: bool) -> Result<String> {
 /// `123456789:AA...`: digits, a colon, then URL-safe characters. Checked so that a pasted
 /// quote or space is reported here instead of as a confusing 404 from Telegram.
 fn looks_like_bot_token(token: &str) -> bool {
-    match token.split_once(':') {
-        Some((id, secret)) => {
-            !id.is_empty()
-                && id.bytes().all(|b| b.is_ascii_digit())
-                && !secret.is_empty()
-                && secret.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-        }
-        None => false,
-    }
+    token.split_once(':').is_some_and(|(id, secret)| {
+        !id.is_empty()
+            && id.bytes().all(|b| b.is_ascii_digit())
+            && !secret.is_empty()
+            && secret.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    })
 }
 
 /// Settles the one Base64 key GigaChat's OAuth wants, from `credentials` or from
@@ -296,19 +290,11 @@ fn read_ca_file(path: &Path, name: &str) -> Result<Vec<Vec<u8>>> {
             path.display()
         )
     })?;
-    let certs = if bytes.windows(11).any(|w| w == b"-----BEGIN ") {
-        openssl::x509::X509::stack_from_pem(&bytes)
-            .ok()
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|c| c.to_der().ok())
-            .collect()
+    let certs: Vec<_> = if bytes.windows(11).any(|w| w == b"-----BEGIN ") {
+        let stack = X509::stack_from_pem(&bytes).unwrap_or_default();
+        stack.iter().filter_map(|c| c.to_der().ok()).collect()
     } else {
-        openssl::x509::X509::from_der(&bytes)
-            .ok()
-            .and_then(|c| c.to_der().ok())
-            .into_iter()
-            .collect::<Vec<_>>()
+        X509::from_der(&bytes).and_then(|c| c.to_der()).into_iter().collect()
     };
     if certs.is_empty() {
         bail!(
