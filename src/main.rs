@@ -38,7 +38,7 @@ use crate::cli::{Command, Usage};
 use crate::config::{Config, Needs};
 use crate::gigachat::GigaChat;
 use crate::store::Store;
-use crate::telegram::{ErrorKind, Telegram};
+use crate::telegram::{ErrorKind, Telegram, Update};
 
 /// Set when the bot must stop; checked between updates and between retries.
 pub static STOP: AtomicBool = AtomicBool::new(false);
@@ -166,12 +166,10 @@ fn poll(bot: &mut Bot) -> Result<()> {
     loop {
         // Wait for updates after the last handled one (a long poll: up to 30 s).
         let offset = bot.next_offset();
-        let Some(polled) = wait_for_updates(bot, offset) else {
-            return Ok(()); // stopping
-        };
-        let mut updates = match polled {
-            Ok(updates) => updates,
-            Err(err) => return fatal(err, bot.token_origin()),
+        let mut updates = match wait_for_updates(bot, offset) {
+            Some(Ok(updates)) => updates,
+            Some(Err(err)) => return fatal(err, bot.token_origin()),
+            None => return Ok(()), // stopping
         };
         if drop_unusable(&mut updates, &handled) {
             continue;
@@ -194,10 +192,7 @@ fn poll(bot: &mut Bot) -> Result<()> {
 
 /// getUpdates, marked idle so that a stop signal may end the process meanwhile; None when a
 /// stop was requested.
-fn wait_for_updates(
-    bot: &Bot,
-    offset: i64,
-) -> Option<Result<Vec<telegram::Update>, telegram::Error>> {
+fn wait_for_updates(bot: &Bot, offset: i64) -> Option<Result<Vec<Update>, telegram::Error>> {
     if !set_idle(true) {
         return None;
     }
@@ -209,14 +204,14 @@ fn wait_for_updates(
 /// which no offset could confirm) and ids handled lately (a server that ignores our offset
 /// sends them again). True if nothing is left, after a pause, so that such a server is not
 /// polled in a tight loop.
-fn drop_unusable(updates: &mut Vec<telegram::Update>, handled: &Handled) -> bool {
+fn drop_unusable(updates: &mut Vec<Update>, handled: &Handled) -> bool {
     let before = updates.len();
     updates.retain(|u| {
         let id = u.update_id;
         if !(1..i64::MAX).contains(&id) {
             log::warn!("an update with the impossible id {id} was skipped");
             false
-        } else if handled.contains(id) {
+        } else if handled.ids.contains(&id) {
             log::debug!("update {id} was handled already; skipped");
             false
         } else {
@@ -248,15 +243,11 @@ impl Handled {
             self.ids.remove(&oldest);
         }
     }
-
-    fn contains(&self, id: i64) -> bool {
-        self.ids.contains(&id)
-    }
 }
 
 /// After a week without updates Telegram may start update ids anew, below ours: then the
 /// lowest id it sent is where we are.
-fn follow_restarted_ids(updates: &[telegram::Update], offset: i64) -> i64 {
+fn follow_restarted_ids(updates: &[Update], offset: i64) -> i64 {
     match updates.iter().map(|u| u.update_id).min() {
         Some(lowest) if updates.iter().all(|u| u.update_id < offset) => {
             log::warn!(
@@ -270,7 +261,7 @@ fn follow_restarted_ids(updates: &[telegram::Update], offset: i64) -> i64 {
 
 /// Hands one update to the bot and logs what happened. A bug (a panic) in one update's
 /// handling is caught: the user gets an apology and the loop goes on.
-fn handle_update(bot: &mut Bot, update: telegram::Update) -> Result<(), telegram::Error> {
+fn handle_update(bot: &mut Bot, update: Update) -> Result<(), telegram::Error> {
     let id = update.update_id;
     let origin = update.origin();
     match std::panic::catch_unwind(AssertUnwindSafe(|| bot.handle_update(update))) {

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use serde::de::{DeserializeOwned, IgnoredAny};
 use serde_json::{Value, json};
+use ureq::Timeout;
 
 use crate::config::{Secret, TelegramConfig};
 
@@ -110,9 +111,8 @@ impl Telegram {
     pub fn for_check(config: &TelegramConfig) -> Telegram {
         // check makes single calls, never retried: there is nothing for a stop to cut short.
         static NEVER: AtomicBool = AtomicBool::new(false);
-        let stop = &NEVER;
         let limits = Limits { connect: 5, send: 5, answer: 10, body: 10 };
-        Telegram::with_limits(config, stop, limits)
+        Telegram::with_limits(config, &NEVER, limits)
     }
 
     fn with_limits(config: &TelegramConfig, stop: &'static AtomicBool, limits: Limits) -> Telegram {
@@ -152,21 +152,31 @@ impl Telegram {
         }
     }
 
-    /// Which phase ran out of time, with its real limit.
-    fn timeout_text(&self, phase: ureq::Timeout) -> String {
+    /// A transport error in words: which phase ran out of time, with its real limit, or
+    /// ureq's own text without the token.
+    fn detail(&self, err: &ureq::Error) -> String {
         let host = host_of(&self.api_url);
         let l = self.limits;
-        match phase {
-            ureq::Timeout::Resolve | ureq::Timeout::Connect => {
+        match err {
+            ureq::Error::Timeout(Timeout::Resolve | Timeout::Connect) => {
                 format!("could not connect to {host} within {} s", l.connect)
             }
-            ureq::Timeout::SendRequest | ureq::Timeout::SendBody => {
+            ureq::Error::Timeout(Timeout::SendRequest | Timeout::SendBody) => {
                 format!("sending to {host} took longer than {} s", l.send)
             }
-            ureq::Timeout::RecvBody => {
+            ureq::Error::Timeout(Timeout::RecvBody) => {
                 format!("the answer from {host} did not finish within {} s", l.body)
             }
-            _ => format!("no answer from {host} within {} s", l.answer),
+            ureq::Error::Timeout(_) => format!("no answer from {host} within {} s", l.answer),
+            _ => self.redact(&err.to_string()),
+        }
+    }
+
+    /// A request that got no answer: not done if it never left, else most likely done.
+    fn unanswered(&self, err: &ureq::Error) -> ErrorKind {
+        match never_sent(err) {
+            true => ErrorKind::Transient(self.detail(err)),
+            false => ErrorKind::Lost(self.detail(err)),
         }
     }
 
@@ -194,19 +204,8 @@ impl Telegram {
     ) -> Result<T, Error> {
         let fail = |kind| Error { method, kind };
         let url = format!("{}/bot{}/{method}", self.api_url, self.token.expose());
-        let mut response =
-            self.agent.post(&url).header("Content-Type", content_type).send(body).map_err(
-                |err| {
-                    let detail = match &err {
-                        ureq::Error::Timeout(phase) => self.timeout_text(*phase),
-                        _ => self.redact(&err.to_string()),
-                    };
-                    fail(match never_sent(&err) {
-                        true => ErrorKind::Transient(detail),
-                        false => ErrorKind::Lost(detail),
-                    })
-                },
-            )?;
+        let request = self.agent.post(&url).header("Content-Type", content_type);
+        let mut response = request.send(body).map_err(|err| fail(self.unanswered(&err)))?;
         let status = response.status().as_u16();
         let retry_header = response
             .headers()
@@ -219,15 +218,8 @@ impl Telegram {
             200..=299 => ErrorKind::Lost(detail),
             _ => ErrorKind::Transient(detail),
         };
-        let bytes =
-            response.body_mut().with_config().limit(64 * 1024 * 1024).read_to_vec().map_err(
-                |err| {
-                    fail(unreadable(match err {
-                        ureq::Error::Timeout(phase) => self.timeout_text(phase),
-                        _ => self.redact(&err.to_string()),
-                    }))
-                },
-            )?;
+        let body = response.body_mut().with_config().limit(64 * 1024 * 1024);
+        let bytes = body.read_to_vec().map_err(|err| fail(unreadable(self.detail(&err))))?;
         let Ok(envelope) = serde_json::from_slice::<Envelope>(&bytes) else {
             let detail =
                 format!("unreadable answer (HTTP {status}, {} bytes, not JSON)", bytes.len());
@@ -306,10 +298,7 @@ impl Telegram {
                 _ => return Err(err),
             };
             failures += 1;
-            let started = *since.get_or_insert_with(Instant::now);
-            let elapsed = started.elapsed();
-            let say_again = time_to_say_again(previous, elapsed);
-            previous = elapsed;
+            let elapsed = since.get_or_insert_with(Instant::now).elapsed();
             if failures == 1 {
                 match &err.kind {
                     ErrorKind::Conflict(_) => log::error!(
@@ -317,7 +306,7 @@ impl Telegram {
                     ),
                     _ => log::warn!("{err}; retrying"),
                 }
-            } else if say_again {
+            } else if time_to_say_again(previous, elapsed) {
                 log::warn!(
                     "{err}; still failing after {}: check the network and telegram.api_url ({}); `gigabot check` tests the connection. Retrying",
                     minutes_seconds(elapsed),
@@ -326,6 +315,7 @@ impl Telegram {
             } else {
                 log::debug!("{err}; try {failures}, next in {} ms", wait.as_millis());
             }
+            previous = elapsed;
             if !self.sleep(wait) {
                 return Err(Error { method, kind: ErrorKind::Stopped });
             }
@@ -372,8 +362,7 @@ impl Telegram {
             .iter()
             .map(|(command, description)| json!({"command": command, "description": description}))
             .collect();
-        let _: bool = self.call("setMyCommands", &json!({ "commands": commands }))?;
-        Ok(())
+        self.call("setMyCommands", &json!({ "commands": commands })).map(|_: bool| ())
     }
 
     /// Long-polls for updates after `offset`. An update that does not parse is logged and
@@ -414,20 +403,10 @@ impl Telegram {
         message: &OutgoingMessage,
         on_flood: OnFlood,
     ) -> Result<Message, Error> {
-        let mut params = json!({
-            "chat_id": message.chat_id,
-            "text": message.text,
-            "link_preview_options": {"is_disabled": true},
-        });
-        if message.html {
-            params["parse_mode"] = json!("HTML");
-        }
+        let mut params = text_params(message.chat_id, message.text, message.html, message.keyboard);
         if let Some(id) = message.reply_to {
             params["reply_parameters"] =
                 json!({"message_id": id, "allow_sending_without_reply": true});
-        }
-        if let Some(keyboard) = message.keyboard {
-            params["reply_markup"] = keyboard.clone();
         }
         self.call_with("sendMessage", &params, on_flood)
     }
@@ -446,22 +425,19 @@ impl Telegram {
         if html {
             params["parse_mode"] = json!("HTML");
         }
-        let _: bool = self.call_once("sendMessageDraft", &params)?;
-        Ok(())
+        self.call_once("sendMessageDraft", &params).map(|_: bool| ())
     }
 
     /// Shows "typing…" for up to 5 s. Best effort: a failure is logged by the caller.
     pub fn send_typing(&self, chat_id: i64) -> Result<(), Error> {
-        let _: bool =
-            self.call_once("sendChatAction", &json!({"chat_id": chat_id, "action": "typing"}))?;
-        Ok(())
+        let params = json!({"chat_id": chat_id, "action": "typing"});
+        self.call_once("sendChatAction", &params).map(|_: bool| ())
     }
 
     /// Stops the spinner on a pressed button, with a short toast.
     pub fn answer_callback_query(&self, id: &str, text: &str) -> Result<(), Error> {
-        let _: bool =
-            self.call("answerCallbackQuery", &json!({"callback_query_id": id, "text": text}))?;
-        Ok(())
+        let params = json!({"callback_query_id": id, "text": text});
+        self.call("answerCallbackQuery", &params).map(|_: bool| ())
     }
 
     /// Replaces a message's text (and keyboard). "Not modified" counts as success.
@@ -473,7 +449,8 @@ impl Telegram {
         html: bool,
         keyboard: Option<&Value>,
     ) -> Result<(), Error> {
-        let params = edit_params(chat_id, message_id, text, html, keyboard);
+        let mut params = text_params(chat_id, text, html, keyboard);
+        params["message_id"] = json!(message_id);
         match self.call::<IgnoredAny>("editMessageText", &params) {
             Err(err) if err.is_not_modified() => Ok(()),
             other => other.map(|_| ()),
@@ -482,22 +459,16 @@ impl Telegram {
 
     /// Confirms handled updates without waiting: used on shutdown.
     pub fn confirm(&self, offset: i64) -> Result<(), Error> {
-        let _: Vec<IgnoredAny> =
-            self.call_once("getUpdates", &json!({"offset": offset, "limit": 1, "timeout": 0}))?;
-        Ok(())
+        let params = json!({"offset": offset, "limit": 1, "timeout": 0});
+        self.call_once("getUpdates", &params).map(|_: Vec<IgnoredAny>| ())
     }
 }
 
-fn edit_params(
-    chat_id: i64,
-    message_id: i64,
-    text: &str,
-    html: bool,
-    keyboard: Option<&Value>,
-) -> Value {
+/// The text of a message to send or edit: Telegram HTML if `html`, inline buttons if any,
+/// link previews off.
+fn text_params(chat_id: i64, text: &str, html: bool, keyboard: Option<&Value>) -> Value {
     let mut params = json!({
         "chat_id": chat_id,
-        "message_id": message_id,
         "text": text,
         "link_preview_options": {"is_disabled": true},
     });

@@ -32,24 +32,17 @@ pub enum ErrorKind {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let method = self.method;
+        write!(f, "telegram {}: ", self.method)?;
         match &self.kind {
-            ErrorKind::Transient(detail) => write!(f, "telegram {method}: {detail}"),
-            ErrorKind::Lost(detail) => {
-                write!(f, "telegram {method}: sent, but no answer came back ({detail})")
+            ErrorKind::Transient(detail) => f.write_str(detail),
+            ErrorKind::Lost(detail) => write!(f, "sent, but no answer came back ({detail})"),
+            ErrorKind::RetryAfter(secs) => write!(f, "too many requests, retry after {secs} s"),
+            ErrorKind::Unauthorized => {
+                f.write_str("the bot token is wrong or revoked (401): check it with @BotFather")
             }
-            ErrorKind::RetryAfter(secs) => {
-                write!(f, "telegram {method}: too many requests, retry after {secs} s")
-            }
-            ErrorKind::Unauthorized => write!(
-                f,
-                "telegram {method}: the bot token is wrong or revoked (401): check it with @BotFather"
-            ),
-            ErrorKind::Conflict(description) => write!(f, "telegram {method}: {description} (409)"),
-            ErrorKind::Rejected { code, description, .. } => {
-                write!(f, "telegram {method}: {description} ({code})")
-            }
-            ErrorKind::Stopped => write!(f, "telegram {method}: abandoned, the bot is stopping"),
+            ErrorKind::Conflict(description) => write!(f, "{description} (409)"),
+            ErrorKind::Rejected { code, description, .. } => write!(f, "{description} ({code})"),
+            ErrorKind::Stopped => f.write_str("abandoned, the bot is stopping"),
         }
     }
 }

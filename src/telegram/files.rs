@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use super::{Envelope, Error, ErrorKind, File, Telegram, never_sent};
+use super::{Envelope, Error, ErrorKind, File, Telegram};
 
 /// The largest file a bot may download from the cloud Bot API (the server's
 /// `MAX_DOWNLOAD_FILE_SIZE`, 20 MiB): getFile refuses bigger ones.
@@ -47,19 +47,8 @@ impl Telegram {
         let fail = |kind| Error { method: "file download", kind };
         let path = file_path.trim_start_matches('/');
         let url = format!("{}/file/bot{}/{path}", self.api_url, self.token.expose());
-        let detail = |err: ureq::Error| match err {
-            ureq::Error::Timeout(phase) => self.timeout_text(phase),
-            ureq::Error::BodyExceedsLimit(_) => format!("the file is larger than {max} bytes"),
-            other => self.redact(&other.to_string()),
-        };
-        let mut response = self.agent.get(&url).call().map_err(|err| {
-            let transient = never_sent(&err);
-            let text = detail(err);
-            fail(match transient {
-                true => ErrorKind::Transient(text),
-                false => ErrorKind::Lost(text),
-            })
-        })?;
+        let mut response =
+            self.agent.get(&url).call().map_err(|err| fail(self.unanswered(&err)))?;
         let status = response.status().as_u16();
         let body = response.body_mut().with_config().limit(max);
         if status != 200 {
@@ -75,6 +64,11 @@ impl Telegram {
                 migrate_to_chat_id: None,
             }));
         }
-        body.read_to_vec().map_err(|err| fail(ErrorKind::Lost(detail(err))))
+        body.read_to_vec().map_err(|err| {
+            fail(ErrorKind::Lost(match err {
+                ureq::Error::BodyExceedsLimit(_) => format!("the file is larger than {max} bytes"),
+                other => self.detail(&other),
+            }))
+        })
     }
 }

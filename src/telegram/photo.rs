@@ -40,25 +40,18 @@ impl Telegram {
 /// The form: the text fields, then the photo part (`image.jpg`, `image/jpeg`). Field values
 /// are the bot's own (numbers, JSON, rendered HTML); a random boundary cannot occur in them.
 fn form(boundary: &str, fields: &[(&str, String)], jpeg: &[u8]) -> Vec<u8> {
-    let mut body = Vec::with_capacity(jpeg.len() + 512);
+    let mut head = String::new();
     for (name, value) in fields {
-        body.extend_from_slice(
-            format!(
-                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
-            )
-            .as_bytes(),
+        head += &format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
         );
     }
-    body.extend_from_slice(
-        format!(
-            "--{boundary}\r\nContent-Disposition: form-data; name=\"photo\"; filename=\"image.jpg\"\r\n\
-             Content-Type: image/jpeg\r\n\r\n"
-        )
-        .as_bytes(),
+    head += &format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"photo\"; filename=\"image.jpg\"\r\n\
+         Content-Type: image/jpeg\r\n\r\n"
     );
-    body.extend_from_slice(jpeg);
-    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-    body
+    let tail = format!("\r\n--{boundary}--\r\n");
+    [head.as_bytes(), jpeg, tail.as_bytes()].concat()
 }
 
 #[cfg(test)]
