@@ -14,18 +14,16 @@ use serde_json::json;
 
 use crate::clock::unix_now_ms;
 use crate::config::{GigaChatConfig, Secret};
+use crate::sber::{self, OAuth, TokenError, error_message};
 
 mod error;
 mod files;
 mod sse;
 
 pub use error::Error;
-use error::{error_message, is_certificate_error, timeout_text};
+use error::{is_certificate_error, timeout_text};
 pub use files::{MAX_IMAGE_BYTES, MAX_TEXT_FILE_BYTES, drawn_picture, sees_images};
 use sse::read_events;
-
-/// Refresh this long before `expires_at`, as the official SDK does.
-const TOKEN_MARGIN_MS: u64 = 60_000;
 
 /// The longest answer the bot takes (about 250 Telegram messages), streamed or not.
 const MAX_ANSWER_BYTES: usize = 1 << 20;
@@ -72,12 +70,6 @@ pub struct Completion {
 }
 
 #[derive(Deserialize)]
-struct TokenResponse {
-    access_token: Secret,
-    expires_at: u64,
-}
-
-#[derive(Deserialize)]
 struct ChatResponse {
     choices: Vec<Choice>,
     #[serde(default)]
@@ -109,17 +101,10 @@ pub struct Model {
     pub kind: String,
 }
 
-struct AccessToken {
-    value: Secret,
-    expires_at_ms: u64,
-}
-
 pub struct GigaChat {
     agent: ureq::Agent,
-    auth_url: String,
+    oauth: OAuth,
     base_url: String,
-    key: Secret,
-    scope: String,
     pub model: String,
     profanity_check: bool,
     temperature: Option<f64>,
@@ -130,7 +115,6 @@ pub struct GigaChat {
     timeout_name: &'static str,
     ca_bundle_file: Option<PathBuf>,
     key_origin: String,
-    token: Option<AccessToken>,
 }
 
 impl GigaChat {
@@ -151,47 +135,11 @@ impl GigaChat {
         timeout_secs: u64,
         timeout_name: &'static str,
     ) -> GigaChat {
-        let roots = if config.ca_certs.is_empty() {
-            // The system trust store, where the lesson tells students to install the CA.
-            ureq::tls::RootCerts::PlatformVerifier
-        } else {
-            let certs: Vec<_> = config
-                .ca_certs
-                .iter()
-                .map(|der| ureq::tls::Certificate::from_der(der).to_owned())
-                .collect();
-            ureq::tls::RootCerts::new_with_certs(&certs)
-        };
-        // Per-phase timeouts (see telegram.rs for why not a global one): the answer must start
-        // within timeout_secs, and all of it (a stream included) arrive within timeout_secs more.
-        let timeout = Duration::from_secs(timeout_secs);
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_connect(Some(Duration::from_secs(connect_secs(timeout_secs))))
-            .timeout_send_request(Some(timeout))
-            .timeout_send_body(Some(timeout))
-            .timeout_recv_response(Some(timeout))
-            .timeout_recv_body(Some(timeout))
-            // Small buffers: both APIs send headers of a few hundred bytes, and the 128 KB
-            // defaults would be a large part of the bot's memory.
-            .max_response_header_size(16 * 1024)
-            .input_buffer_size(32 * 1024)
-            .output_buffer_size(32 * 1024)
-            .tls_config(
-                ureq::tls::TlsConfig::builder()
-                    .provider(ureq::tls::TlsProvider::NativeTls)
-                    .root_certs(roots)
-                    .build(),
-            )
-            .user_agent(concat!("gigabot/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .into();
+        let key = config.credentials.clone().expect("config::load always settles the credentials");
         GigaChat {
-            agent,
-            auth_url: config.auth_url.clone(),
+            agent: sber::agent(&config.ca_certs, timeout_secs),
+            oauth: OAuth::new("gigachat", &config.auth_url, key, &config.scope),
             base_url: config.base_url.clone(),
-            key: config.credentials.clone().expect("config::load always settles the credentials"),
-            scope: config.scope.clone(),
             model: config.model.clone(),
             profanity_check: config.profanity_check,
             temperature: config.temperature,
@@ -201,62 +149,41 @@ impl GigaChat {
             timeout_name,
             ca_bundle_file: config.ca_bundle_file.clone(),
             key_origin: config.key_origin.clone(),
-            token: None,
         }
     }
 
     /// The access token, from the cache while it has more than a minute to live, else
     /// a new one from the OAuth endpoint (the lesson's function of the same name).
     pub fn get_gigachat_token(&mut self) -> Result<Secret, Error> {
-        if let Some(token) = &self.token
-            && token.expires_at_ms > unix_now_ms() + TOKEN_MARGIN_MS
-        {
-            return Ok(token.value.clone());
+        if let Some(token) = self.oauth.cached() {
+            return Ok(token);
         }
-        let rq_uid = uuid::Uuid::new_v4().to_string();
-        let result = self
-            .agent
-            .post(&self.auth_url)
-            .header("Content-Type", "application/x-www-form-urlencoded")
-            .header("Accept", "application/json")
-            .header("RqUID", &rq_uid)
-            .header("Authorization", &format!("Basic {}", self.key.expose()))
-            .send(format!("scope={}", self.scope).as_bytes());
-        let (status, body) = self.read(result)?;
-        if status != 200 {
-            let message = error_message(&body);
-            log::warn!("gigachat oauth: HTTP {status} {message} (RqUID {rq_uid})");
-            return Err(match status {
-                400 | 401 | 403 => Error::Auth { status, message, check: self.key_origin.clone() },
-                429 => Error::RateLimited,
-                500.. => Error::Server(status),
-                _ => Error::Refused { status, message },
-            });
+        let token = self
+            .oauth
+            .fetch(&self.agent, MAX_STREAM_BYTES as u64)
+            .map_err(|err| self.token_error(err))?;
+        let valid_ms = self.oauth.expires_at_ms().unwrap_or_default().saturating_sub(unix_now_ms());
+        log::debug!("gigachat oauth: new token, valid for {} s", valid_ms / 1000);
+        Ok(token)
+    }
+
+    /// OAuth's statuses mean less than the API's: no 402, 404 or 413 of their own.
+    fn token_error(&self, err: TokenError) -> Error {
+        match err {
+            TokenError::Transport(err) => self.transport_error(err),
+            TokenError::Auth(status, message) => {
+                Error::Auth { status, message, check: self.key_origin.clone() }
+            }
+            TokenError::Status(429, _) => Error::RateLimited,
+            TokenError::Status(status @ 500.., _) => Error::Server(status),
+            TokenError::Status(status, message) => Error::Refused { status, message },
+            TokenError::Bad(detail) => Error::BadResponse(detail),
         }
-        let parsed: TokenResponse = serde_json::from_str(&body)
-            .map_err(|err| Error::BadResponse(format!("oauth: {err}")))?;
-        // It goes into a header: a token that cannot must not be cached and reused.
-        let token = parsed.access_token.expose();
-        if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(Error::BadResponse("oauth: the access token is not a token".into()));
-        }
-        // The docs once showed seconds here; the service sends milliseconds.
-        let expires_at_ms = if parsed.expires_at < 100_000_000_000 {
-            parsed.expires_at * 1000
-        } else {
-            parsed.expires_at
-        };
-        log::debug!(
-            "gigachat oauth: new token, valid for {} s",
-            expires_at_ms.saturating_sub(unix_now_ms()) / 1000
-        );
-        self.token = Some(AccessToken { value: parsed.access_token.clone(), expires_at_ms });
-        Ok(parsed.access_token)
     }
 
     /// When the cached token expires (Unix ms), for `check`.
     pub fn token_expires_at_ms(&self) -> Option<u64> {
-        self.token.as_ref().map(|t| t.expires_at_ms)
+        self.oauth.expires_at_ms()
     }
 
     /// Asks for one answer. A 401 with a cached token gets one new token and one retry.
@@ -295,13 +222,13 @@ impl GigaChat {
         messages: &[ChatMessage],
         mut on_text: Option<&mut dyn FnMut(&str)>,
     ) -> Result<Completion, Error> {
-        let had_token = self.token.is_some();
+        let had_token = self.oauth.has_token();
         let token = self.get_gigachat_token()?;
         let first_try = on_text.as_mut().map(|f| &mut **f as &mut dyn FnMut(&str));
         match self.post_chat(&token, messages, first_try) {
             Err(Error::Auth { status: 401, .. }) if had_token => {
                 log::info!("gigachat: the access token was refused (401); getting a new one");
-                self.token = None;
+                self.oauth.forget();
                 let token = self.get_gigachat_token()?;
                 self.post_chat(&token, messages, on_text)
             }
@@ -410,9 +337,7 @@ impl GigaChat {
         &self,
         result: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
     ) -> Result<(u16, String), Error> {
-        let mut response = result.map_err(|err| self.transport_error(err))?;
-        let status = response.status().as_u16();
-        Ok((status, self.body_text(&mut response)?))
+        sber::read(result, MAX_STREAM_BYTES as u64).map_err(|err| self.transport_error(err))
     }
 
     fn body_text(&self, response: &mut ureq::http::Response<ureq::Body>) -> Result<String, Error> {
@@ -461,11 +386,6 @@ impl GigaChat {
             ),
         }
     }
-}
-
-/// How long connecting may take: 15 s, or less if the whole timeout is shorter.
-fn connect_secs(timeout_secs: u64) -> u64 {
-    timeout_secs.min(15)
 }
 
 /// A whole (non-streamed) answer.

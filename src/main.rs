@@ -19,6 +19,7 @@ mod owner;
 mod render;
 mod report;
 mod salutespeech;
+mod sber;
 mod store;
 mod stream;
 mod telegram;

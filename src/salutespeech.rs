@@ -2,23 +2,21 @@
 //! cached like GigaChat's) and synchronous recognition (`POST {url}/speech:recognize`, the
 //! raw OGG/Opus bytes of a Telegram voice note, at most 2 MB and one minute).
 //!
-//! TLS is verified like GigaChat's: against the certificates of `gigachat.ca_bundle_file`
-//! (the same Russian Trusted Root CA signs both services), else the system trust store.
+//! The token and TLS are Sber's, as GigaChat's (`sber`): TLS is verified against the
+//! certificates of `gigachat.ca_bundle_file` (the same Russian Trusted Root CA signs both
+//! services), else the system trust store.
 
 use std::fmt;
-use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::clock::unix_now_ms;
 use crate::config::{SaluteSpeechConfig, Secret};
+use crate::sber::{self, OAuth, TokenError, error_message};
 
 /// The service's limits for synchronous recognition.
 pub const MAX_VOICE_SECS: u64 = 60;
 pub const MAX_VOICE_BYTES: u64 = 2_000_000;
 
-/// Refresh this long before `expires_at` (the token lives 30 minutes).
-const TOKEN_MARGIN_MS: u64 = 60_000;
 /// A recognition result is a few sentences; anything near this is not one.
 const MAX_BODY_BYTES: u64 = 1 << 20;
 
@@ -88,34 +86,18 @@ impl Error {
 }
 
 #[derive(Deserialize)]
-struct TokenResponse {
-    access_token: Secret,
-    expires_at: u64,
-}
-
-#[derive(Deserialize)]
 struct Recognition {
     #[serde(default)]
     result: Vec<String>,
 }
 
-#[derive(Deserialize)]
-struct ErrorBody {
-    #[serde(default)]
-    message: String,
-}
-
 /// The SaluteSpeech client: one agent, the key, the cached token.
 pub struct SaluteSpeech {
     agent: ureq::Agent,
-    auth_url: String,
+    oauth: OAuth,
     url: String,
-    key: Secret,
-    scope: String,
     key_origin: String,
     timeout_secs: u64,
-    /// The access token and when it expires (Unix ms).
-    token: Option<(Secret, u64)>,
 }
 
 impl SaluteSpeech {
@@ -127,102 +109,46 @@ impl SaluteSpeech {
         timeout_secs: u64,
     ) -> Option<SaluteSpeech> {
         let key = config.credentials.clone()?;
-        let roots = if ca_certs.is_empty() {
-            ureq::tls::RootCerts::PlatformVerifier
-        } else {
-            let certs: Vec<_> = ca_certs
-                .iter()
-                .map(|der| ureq::tls::Certificate::from_der(der).to_owned())
-                .collect();
-            ureq::tls::RootCerts::new_with_certs(&certs)
-        };
-        let timeout = Some(Duration::from_secs(timeout_secs));
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_connect(Some(Duration::from_secs(timeout_secs.min(15))))
-            .timeout_send_request(timeout)
-            .timeout_send_body(timeout)
-            .timeout_recv_response(timeout)
-            .timeout_recv_body(timeout)
-            .max_response_header_size(16 * 1024)
-            .input_buffer_size(32 * 1024)
-            .output_buffer_size(32 * 1024)
-            .tls_config(
-                ureq::tls::TlsConfig::builder()
-                    .provider(ureq::tls::TlsProvider::NativeTls)
-                    .root_certs(roots)
-                    .build(),
-            )
-            .user_agent(concat!("gigabot/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .into();
         Some(SaluteSpeech {
-            agent,
-            auth_url: config.auth_url.clone(),
+            agent: sber::agent(ca_certs, timeout_secs),
+            oauth: OAuth::new("salutespeech", &config.auth_url, key, &config.scope),
             url: config.url.clone(),
-            key,
-            scope: config.scope.clone(),
             key_origin: config.key_origin.clone(),
             timeout_secs,
-            token: None,
         })
     }
 
     /// The access token, from the cache while it has more than a minute to live, else a
     /// new one (Basic key, RqUID, scope).
     pub fn get_token(&mut self) -> Result<Secret, Error> {
-        if let Some((token, expires_at_ms)) = &self.token
-            && *expires_at_ms > unix_now_ms() + TOKEN_MARGIN_MS
-        {
-            return Ok(token.clone());
+        if let Some(token) = self.oauth.cached() {
+            return Ok(token);
         }
-        let rq_uid = uuid::Uuid::new_v4().to_string();
-        let result = self
-            .agent
-            .post(&self.auth_url)
-            .header("Content-Type", "application/x-www-form-urlencoded")
-            .header("Accept", "application/json")
-            .header("RqUID", &rq_uid)
-            .header("Authorization", &format!("Basic {}", self.key.expose()))
-            .send(format!("scope={}", self.scope).as_bytes());
-        let (status, body) = self.read(result)?;
-        if status != 200 {
-            let message = error_message(&body);
-            log::warn!("salutespeech oauth: HTTP {status} {message} (RqUID {rq_uid})");
-            return Err(match status {
-                400 | 401 | 403 => Error::Auth { status, message, check: self.key_origin.clone() },
-                _ => self.status_error(status, message),
-            });
-        }
-        let parsed: TokenResponse = serde_json::from_str(&body)
-            .map_err(|err| Error::BadResponse(format!("oauth: {err}")))?;
-        let token = parsed.access_token.expose();
-        if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(Error::BadResponse("oauth: the access token is not a token".into()));
-        }
-        let expires_at_ms = match parsed.expires_at < 100_000_000_000 {
-            true => parsed.expires_at * 1000,
-            false => parsed.expires_at,
-        };
-        self.token = Some((parsed.access_token.clone(), expires_at_ms));
-        Ok(parsed.access_token)
+        self.oauth.fetch(&self.agent, MAX_BODY_BYTES).map_err(|err| match err {
+            TokenError::Transport(err) => self.transport_error(err),
+            TokenError::Auth(status, message) => {
+                Error::Auth { status, message, check: self.key_origin.clone() }
+            }
+            TokenError::Status(status, message) => self.status_error(status, message),
+            TokenError::Bad(detail) => Error::BadResponse(detail),
+        })
     }
 
     /// When the cached token expires (Unix ms), for `check`.
     pub fn token_expires_at_ms(&self) -> Option<u64> {
-        self.token.as_ref().map(|(_, at)| *at)
+        self.oauth.expires_at_ms()
     }
 
     /// The text of a voice note (OGG/Opus bytes as Telegram sends them): the recognized
     /// sentences joined by spaces, empty if nothing was recognized. A 401 with a cached
     /// token gets one new token and one retry.
     pub fn recognize(&mut self, ogg: &[u8]) -> Result<String, Error> {
-        let had_token = self.token.is_some();
+        let had_token = self.oauth.has_token();
         let token = self.get_token()?;
         match self.post_audio(&token, ogg) {
             Err(Error::Auth { status: 401, .. }) if had_token => {
                 log::info!("salutespeech: the access token was refused (401); getting a new one");
-                self.token = None;
+                self.oauth.forget();
                 let token = self.get_token()?;
                 self.post_audio(&token, ogg)
             }
@@ -241,7 +167,8 @@ impl SaluteSpeech {
             .header("Authorization", &format!("Bearer {}", token.expose()))
             .header("X-Request-ID", &request_id)
             .send(ogg);
-        let (status, body) = self.read(result)?;
+        let (status, body) =
+            sber::read(result, MAX_BODY_BYTES).map_err(|err| self.transport_error(err))?;
         if status != 200 {
             let message = error_message(&body);
             log::warn!("salutespeech recognize: HTTP {status} {message} (request {request_id})");
@@ -266,23 +193,6 @@ impl SaluteSpeech {
         }
     }
 
-    /// Status and body of a response, or the transport error in words (never the URL's
-    /// secrets: these URLs hold none, and the key is only in a header).
-    fn read(
-        &self,
-        result: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
-    ) -> Result<(u16, String), Error> {
-        let mut response = result.map_err(|err| self.transport_error(err))?;
-        let status = response.status().as_u16();
-        let body = response
-            .body_mut()
-            .with_config()
-            .limit(MAX_BODY_BYTES)
-            .read_to_string()
-            .map_err(|err| self.transport_error(err))?;
-        Ok((status, body))
-    }
-
     fn transport_error(&self, err: ureq::Error) -> Error {
         let text = err.to_string();
         let secs = self.timeout_secs;
@@ -290,7 +200,7 @@ impl SaluteSpeech {
             ureq::Error::Timeout(ureq::Timeout::Resolve | ureq::Timeout::Connect) => {
                 Error::Timeout(format!(
                     "could not connect within {} s: check the network and salutespeech.auth_url / salutespeech.url",
-                    secs.min(15)
+                    sber::connect_secs(secs)
                 ))
             }
             ureq::Error::Timeout(_) => Error::Timeout(format!("no answer within {secs} s")),
@@ -298,14 +208,5 @@ impl SaluteSpeech {
             _ if text.to_lowercase().contains("certificate") => Error::Tls(text),
             _ => Error::Network(text),
         }
-    }
-}
-
-/// The `message` of an error body, or its length when it has none.
-fn error_message(body: &str) -> String {
-    let message = serde_json::from_str::<ErrorBody>(body).map(|b| b.message).unwrap_or_default();
-    match message.is_empty() {
-        true => format!("({} bytes, no message)", body.len()),
-        false => message,
     }
 }

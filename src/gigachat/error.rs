@@ -1,12 +1,10 @@
 //! What went wrong, in words a person can act on: the [`Error`] kinds, and the pieces they
-//! are made of (an error body's message, OpenSSL's words for an untrusted certificate, the
-//! phase that ran out of time).
+//! are made of (OpenSSL's words for an untrusted certificate, the phase that ran out of
+//! time; an error body's message is `sber::error_message`).
 
 use std::fmt;
 
-use serde::Deserialize;
-
-use super::connect_secs;
+use crate::sber::connect_secs;
 
 /// What went wrong; the bot gives each kind its own reply.
 #[derive(Debug)]
@@ -88,19 +86,6 @@ impl Error {
     }
 }
 
-/// Error bodies: `{"status", "message"}` from the API, `{"code", "message"}` from OAuth.
-#[derive(Deserialize)]
-struct ErrorBody {
-    #[serde(default)]
-    message: String,
-}
-
-/// The `message` of an error body, or its length when it has none.
-pub(super) fn error_message(body: &str) -> String {
-    let message = serde_json::from_str::<ErrorBody>(body).map(|b| b.message).unwrap_or_default();
-    if message.is_empty() { format!("({} bytes, no message)", body.len()) } else { message }
-}
-
 /// OpenSSL's words for "I do not trust this certificate".
 pub(super) fn is_certificate_error(text: &str) -> bool {
     let text = text.to_lowercase();
@@ -147,18 +132,5 @@ mod tests {
             "native-tls: error:0A000086:SSL routines:tls_post_process_server_certificate:certificate verify failed:ssl/statem/statem_clnt.c:1889: (unable to get local issuer certificate)"
         ));
         assert!(!is_certificate_error("io: Connection refused (os error 111)"));
-    }
-
-    #[test]
-    fn error_messages_come_from_both_body_shapes() {
-        assert_eq!(
-            error_message(r#"{"status":429,"message":"Too many requests"}"#),
-            "Too many requests"
-        );
-        assert_eq!(
-            error_message(r#"{"code":6,"message":"credentials doesn't match db data"}"#),
-            "credentials doesn't match db data"
-        );
-        assert_eq!(error_message("<html>"), "(6 bytes, no message)");
     }
 }

@@ -4,8 +4,9 @@
 
 use serde::Deserialize;
 
-use super::{Error, GigaChat, error_message};
+use super::{Error, GigaChat};
 use crate::config::Secret;
+use crate::sber::error_message;
 
 /// The largest image GigaChat takes (jpeg, png, tiff, bmp).
 pub const MAX_IMAGE_BYTES: u64 = 15 << 20;
@@ -126,12 +127,12 @@ impl GigaChat {
         what: &str,
         call: impl Fn(&GigaChat, &Secret) -> Result<(u16, Vec<u8>), Error>,
     ) -> Result<Vec<u8>, Error> {
-        let had_token = self.token.is_some();
+        let had_token = self.oauth.has_token();
         let token = self.get_gigachat_token()?;
         let (mut status, mut text) = call(self, &token)?;
         if status == 401 && had_token {
             log::info!("gigachat {what}: the access token was refused (401); getting a new one");
-            self.token = None;
+            self.oauth.forget();
             let token = self.get_gigachat_token()?;
             (status, text) = call(self, &token)?;
         }
