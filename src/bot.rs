@@ -13,7 +13,7 @@ use crate::owner::{self, Notices};
 use crate::render;
 use crate::report::{Kind, Outcome, Report};
 use crate::salutespeech::SaluteSpeech;
-use crate::store::{Store, Turn};
+use crate::store::{Access, Store, Turn};
 use crate::stream::{Draft, Typing};
 use crate::telegram::{self, Chat, Message, OnFlood, Telegram, Update, User};
 use crate::texts;
@@ -130,9 +130,7 @@ impl Bot {
         }
         // What the update changed, saved together with its id.
         self.store.set_last_update_id(id);
-        if let Err(err) = self.store.commit() {
-            log::error!("{err:#}");
-        }
+        self.commit();
         Ok(report)
     }
 
@@ -164,13 +162,12 @@ impl Bot {
     /// What decisions may look at: the config, the state, the time.
     fn context(&self) -> Context<'_> {
         let now = clock::unix_now();
-        let (today, to_midnight) = clock::local_day(now);
         Context {
             config: &self.config,
             store: &self.store,
             me: &self.me,
             now,
-            today: (today, to_midnight),
+            today: clock::local_day(now),
             uptime_secs: self.started.elapsed().as_secs(),
         }
     }
@@ -180,8 +177,7 @@ impl Bot {
         let decision = commands::decide_message(&self.context(), &message);
         report.kind = decision.kind;
         let (chat_id, reply_to) = (message.chat.id, message.message_id);
-        let sender = message.sender();
-        let sender_id = sender.as_ref().map_or(0, |u| u.id);
+        let sender_id = message.sender().map_or(0, |u| u.id);
         report.outcome = match decision.action {
             Action::Ignore(why) => Outcome::Ignored(why),
             Action::MoveChat(new_id) => {
@@ -196,13 +192,9 @@ impl Bot {
                 self.notice(chat_id, reply_to, sender_id, &text)?
             }
             Action::Refuse(user) => self.refuse(chat_id, reply_to, &user)?,
-            Action::Ask(ask) => {
-                let (chat, from) = (&message.chat, sender.as_ref());
-                return self.handle_message(chat, reply_to, from, &ask, report);
-            }
+            Action::Ask(ask) => return self.handle_message(&message, &ask, report),
             Action::Transcribe { voice, ask } => {
-                let (chat, from) = (&message.chat, sender.as_ref());
-                return self.transcribe(chat, reply_to, from, &voice, ask, report);
+                return self.transcribe(&message, &voice, ask, report);
             }
             Action::SetStyle { id, reply } => {
                 self.store.set_style(chat_id, &id, clock::unix_now());
@@ -227,12 +219,11 @@ impl Bot {
     /// memory keeps the question as typed, without its context, and of a file only a note.
     fn handle_message(
         &mut self,
-        chat: &Chat,
-        reply_to: i64,
-        from: Option<&User>,
+        message: &Message,
         ask: &Ask,
         report: &mut Report,
     ) -> Result<(), telegram::Error> {
+        let (chat, reply_to, from) = (&message.chat, message.message_id, message.sender());
         let remembered = ask.remembered();
         let (chat_id, question, again) = (chat.id, remembered.as_str(), ask.again);
         // A photo or document goes to GigaChat's storage first, for this answer only.
@@ -248,7 +239,6 @@ impl Bot {
         };
         // The conversation: the style's prompt, what the chat remembers, the new question.
         let style = self.style_of(chat_id).clone();
-        report.style = style.id.clone();
         let history = self.start_exchange(chat_id, question, again);
         let mut messages = vec![ChatMessage::new("system", &style.prompt)];
         messages.extend(history.iter().map(|t| ChatMessage::new(&t.role, &t.content)));
@@ -264,7 +254,7 @@ impl Bot {
             self.forget_upload(id);
         }
         let tokens = result.as_ref().map_or(0, |c| c.usage.total_tokens);
-        self.count_request(from, tokens);
+        self.count_request(from.as_ref(), tokens);
         report.tokens = tokens;
 
         // Reply: the answer, or what went wrong.
@@ -312,7 +302,7 @@ impl Bot {
             chunks = render::markdown_chunks(&format!("{answer}\n\n{}", texts::CUT_SHORT));
         }
         self.remember(chat_id, question, remembered, history);
-        self.write_transcript(chat_id, from, &style.id, question, remembered, tokens);
+        self.write_transcript(chat_id, from.as_ref(), &style.id, question, remembered, tokens);
         if photo > 0 {
             // The photo is out: a restart from here sends the rest, never the photo again.
             self.note_sent_so_far(chat_id, &chunks);
@@ -360,8 +350,7 @@ impl Bot {
                 // Told once is enough; if no admin could be told, the next message tries again.
                 Ok(()) => {
                     let access = self.store.access(user.id);
-                    self.store
-                        .set_access(user.id, crate::store::Access { announced: true, ..access });
+                    self.store.set_access(user.id, Access { announced: true, ..access });
                 }
                 Err(err) if err.is_fatal() => return Err(err),
                 Err(err) => log::warn!(
@@ -455,9 +444,7 @@ impl Bot {
         let days = self.config.bot.forget_after_days;
         self.store.begin();
         let forgotten = self.store.forget_silent(now, days);
-        if let Err(err) = self.store.commit() {
-            log::error!("{err:#}");
-        }
+        self.commit();
         if forgotten > 0 {
             log::info!("forgot the memory of {forgotten} chat(s) silent for {days} days");
         }
@@ -476,15 +463,20 @@ impl Bot {
             log::warn!("{err}");
         }
         self.store.set_last_update_id(update_id);
-        if let Err(err) = self.store.commit() {
-            log::error!("{err:#}");
-        }
+        self.commit();
     }
 
     /// Confirms the handled updates before stopping, so Telegram does not send them again.
     pub fn confirm_handled(&self) {
         if let Err(err) = self.telegram.confirm(self.next_offset()) {
             log::debug!("{err}");
+        }
+    }
+
+    /// Commits the open transaction; a failure is only logged (the store names what was lost).
+    fn commit(&mut self) {
+        if let Err(err) = self.store.commit() {
+            log::error!("{err:#}");
         }
     }
 

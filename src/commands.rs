@@ -69,7 +69,7 @@ pub enum Action {
 }
 
 /// A question for GigaChat.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Ask {
     /// As typed (without a mention of the bot): what memory keeps and /retry asks again.
     pub question: String,
@@ -160,15 +160,19 @@ pub fn decide_message(cx: &Context, message: &Message) -> Decision {
     if question.is_empty() {
         return decision(Kind::Text, Action::Notice(texts::EMPTY_QUESTION.into()));
     }
-    let (len, max) = (question.chars().count(), cx.config.bot.max_input_chars);
-    if len > max {
-        let text =
-            texts::TOO_LONG.replace("{len}", &len.to_string()).replace("{max}", &max.to_string());
+    if let Some(text) = too_long(cx.config, &question) {
         return decision(Kind::TooLong, Action::Notice(text));
     }
-    let context = reply_context(cx, message);
-    let question = Ask { question, again: false, context, file: None };
+    let question = Ask { question, context: reply_context(cx, message), ..Ask::default() };
     ask(cx, sender.id, Kind::Text, question)
+}
+
+/// The notice for a question longer than `bot.max_input_chars`, if it is.
+fn too_long(config: &Config, question: &str) -> Option<String> {
+    let (len, max) = (question.chars().count(), config.bot.max_input_chars);
+    (len > max).then(|| {
+        texts::TOO_LONG.replace("{len}", &len.to_string()).replace("{max}", &max.to_string())
+    })
 }
 
 /// Asks GigaChat, unless the sender is over a limit.

@@ -32,14 +32,9 @@ impl Bot {
                 if editable {
                     let text = texts::CHOOSE_STYLE.replace("{title}", &style.title);
                     let keyboard = commands::style_keyboard(&self.config, &style.id);
-                    let edited = self.telegram.edit_message_text(
-                        chat_id,
-                        message_id,
-                        &text,
-                        false,
-                        Some(&keyboard),
-                    );
-                    edited.or_else(fatal_only)?;
+                    self.telegram
+                        .edit_message_text(chat_id, message_id, &text, false, Some(&keyboard))
+                        .or_else(fatal_only)?;
                 }
                 report.outcome = Outcome::StyleSet(style.id);
                 Ok(())
@@ -52,14 +47,9 @@ impl Bot {
                 if let Some(message) = query.message.as_ref().filter(|m| m.date != 0) {
                     let edited = format!("{}\n\n{text}", message.text.as_deref().unwrap_or(""));
                     let chat_id = message.chat.id;
-                    let sent = self.telegram.edit_message_text(
-                        chat_id,
-                        message.message_id,
-                        &edited,
-                        false,
-                        None,
-                    );
-                    sent.or_else(fatal_only)?;
+                    self.telegram
+                        .edit_message_text(chat_id, message.message_id, &edited, false, None)
+                        .or_else(fatal_only)?;
                 }
                 if allow {
                     // The user's private chat has the user's id; tell them they may write now.

@@ -51,7 +51,7 @@ impl Bot {
 
     /// One message; its plain text if Telegram cannot parse the HTML, so the user still gets
     /// it once. Returns the chat it went to: a group that became a supergroup has a new id.
-    pub(super) fn send_chunk(
+    fn send_chunk(
         &mut self,
         mut chat_id: i64,
         html: &str,
@@ -69,11 +69,10 @@ impl Bot {
                 reply_to,
                 keyboard,
             };
-            let err = match self.telegram.send_message(&message, on_flood) {
-                Ok(_) => return Ok(chat_id),
-                Err(err) => err,
+            let Err(err) = self.telegram.send_message(&message, on_flood) else {
+                return Ok(chat_id);
             };
-            if matches!(err.kind, telegram::ErrorKind::Lost(_)) {
+            if matches!(err.kind, ErrorKind::Lost(_)) {
                 log::warn!(
                     "chat {chat_id}: {err}; it has most likely arrived, so it is not sent again"
                 );
@@ -97,7 +96,7 @@ impl Bot {
 
     /// Saves what is left of the answer going out, with its update counted as handled: from
     /// now on a restart sends the rest instead of answering the update again.
-    pub(super) fn note_unsent(&mut self, chat_id: i64, rest: &[String]) {
+    fn note_unsent(&mut self, chat_id: i64, rest: &[String]) {
         if rest.is_empty() {
             self.store.set_unsent(None); // committed with the update
             return;
@@ -113,9 +112,7 @@ impl Bot {
         if self.update_id > 0 {
             self.store.set_last_update_id(self.update_id);
         }
-        if let Err(err) = self.store.commit() {
-            log::error!("{err:#}");
-        }
+        self.commit();
         self.store.begin();
     }
 
@@ -142,9 +139,7 @@ impl Bot {
             Ok(()) => {}
         }
         self.store.set_unsent(None);
-        if let Err(err) = self.store.commit() {
-            log::error!("{err:#}");
-        }
+        self.commit();
         Ok(())
     }
 

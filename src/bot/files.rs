@@ -6,7 +6,7 @@ use super::{Bot, Step};
 use crate::commands::FileRef;
 use crate::gigachat;
 use crate::report::{Outcome, Report};
-use crate::telegram::{self, MAX_DOWNLOAD_BYTES};
+use crate::telegram;
 use crate::texts;
 
 impl Bot {
@@ -32,11 +32,7 @@ impl Bot {
         file: &FileRef,
         report: &mut Report,
     ) -> Result<Step, telegram::Error> {
-        let max = MAX_DOWNLOAD_BYTES.min(match file.image {
-            true => gigachat::MAX_IMAGE_BYTES,
-            false => gigachat::MAX_TEXT_FILE_BYTES,
-        });
-        let Some(bytes) = self.fetch(&file.file_id, file.size, max, report)? else {
+        let Some(bytes) = self.fetch(&file.file_id, file.size, file.max, report)? else {
             return Ok(Step::Stop(texts::DOWNLOAD_FAILED.into()));
         };
         match self.gigachat.upload_file(&file.name, file.mime, &bytes) {
@@ -49,13 +45,10 @@ impl Bot {
                 let kind = err.kind();
                 self.store.count_failure(&format!("gigachat upload {kind}"));
                 report.outcome = Outcome::GigaChatFailed(format!("upload {kind}"));
+                let refused = |status: &str| texts::UPLOAD_REFUSED.replace("{status}", status);
                 let text = match &err {
-                    gigachat::Error::Refused { status, .. } => {
-                        texts::UPLOAD_REFUSED.replace("{status}", &status.to_string())
-                    }
-                    gigachat::Error::TooLarge(_) => {
-                        texts::UPLOAD_REFUSED.replace("{status}", "413")
-                    }
+                    gigachat::Error::Refused { status, .. } => refused(&status.to_string()),
+                    gigachat::Error::TooLarge(_) => refused("413"),
                     _ => super::user_text(&err, &self.gigachat.model, false),
                 };
                 Ok(Step::Stop(text))

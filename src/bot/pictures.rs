@@ -35,19 +35,21 @@ impl Bot {
             return Ok(None);
         };
         let remembered = format!("{} {rest}", texts::PICTURE_NOTE).trim().to_string();
-        let with = |note: &str| format!("{rest}\n\n{note}").trim().to_string();
+        // The picture did not go out: the text, and a note that says why.
+        let not_sent = |note: &str| {
+            let text = format!("{rest}\n\n{note}").trim().to_string();
+            Ok(Some(Drawn { text, remembered: remembered.clone(), sent: false }))
+        };
         if !self.gigachat.images {
             // GigaChat was not asked to draw: the picture is not fetched, only mentioned.
-            let text = with(texts::PICTURES_OFF);
-            return Ok(Some(Drawn { text, remembered, sent: false }));
+            return not_sent(texts::PICTURES_OFF);
         }
         let jpeg = match self.gigachat.download_image(&id, MAX_PHOTO_BYTES) {
             Ok(jpeg) => jpeg,
             Err(err) => {
                 log::warn!("chat {}: picture {id}: {err}", report.chat_id);
                 self.store.count_failure(&format!("gigachat picture {}", err.kind()));
-                let text = with(texts::PICTURE_NOT_FETCHED);
-                return Ok(Some(Drawn { text, remembered, sent: false }));
+                return not_sent(texts::PICTURE_NOT_FETCHED);
             }
         };
         // GigaChat keeps drawn files like uploaded ones until they are deleted.
@@ -65,8 +67,7 @@ impl Bot {
             Err(err) => {
                 log::warn!("chat {}: {err}", report.chat_id);
                 self.store.count_failure("telegram photo");
-                let text = with(texts::PICTURE_NOT_SENT);
-                Ok(Some(Drawn { text, remembered, sent: false }))
+                not_sent(texts::PICTURE_NOT_SENT)
             }
         }
     }

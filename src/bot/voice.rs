@@ -6,7 +6,7 @@ use super::{Bot, Step};
 use crate::commands::{self, Ask};
 use crate::report::{Outcome, Report};
 use crate::salutespeech::{self, MAX_VOICE_BYTES};
-use crate::telegram::{self, Chat, Message, User, Voice};
+use crate::telegram::{self, Message, Voice};
 use crate::texts;
 
 impl Bot {
@@ -14,14 +14,13 @@ impl Bot {
     /// is told in one sentence. Only a fatal Telegram error is an `Err`.
     pub(super) fn transcribe(
         &mut self,
-        chat: &Chat,
-        reply_to: i64,
-        from: Option<&User>,
+        message: &Message,
         voice: &Voice,
         mut ask: Ask,
         report: &mut Report,
     ) -> Result<(), telegram::Error> {
-        self.typing.start(chat.id);
+        let (chat_id, reply_to) = (message.chat.id, message.message_id);
+        self.typing.start(chat_id);
         let heard = self.hear(voice, report);
         self.typing.stop();
         let heard = match heard? {
@@ -34,14 +33,14 @@ impl Bot {
                 if report.outcome == Outcome::Nothing {
                     report.outcome = Outcome::RecognitionFailed("nothing to ask".into());
                 }
-                self.send_plain(chat.id, Some(reply_to), &text, None)?;
+                self.send_plain(chat_id, Some(reply_to), &text, None)?;
                 return Ok(());
             }
         };
         let shown = texts::VOICE_HEARD.replace("{text}", &question);
-        self.send_plain(chat.id, Some(reply_to), &shown, None)?;
+        self.send_plain(chat_id, Some(reply_to), &shown, None)?;
         ask.question = question;
-        self.handle_message(chat, reply_to, from, &ask, report)
+        self.handle_message(message, &ask, report)
     }
 
     /// The recognized text, or the sentence that tells the user what failed (logged and

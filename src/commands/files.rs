@@ -14,6 +14,8 @@ pub struct FileRef {
     pub file_id: String,
     /// As Telegram gave it (it may not say).
     pub size: Option<u64>,
+    /// At most this many bytes are downloaded: what GigaChat takes of this kind of file.
+    pub max: u64,
     /// A photo (the user sent it as a photo), else a document.
     pub photo: bool,
     /// An image (a photo, or a picture sent as a document): only some models see them.
@@ -78,10 +80,7 @@ pub(super) fn decide_file(
         true => strip_mentions(cx.me, message, true),
         false => message.caption.as_deref().unwrap_or("").trim().to_string(),
     };
-    let (len, max) = (caption.chars().count(), cx.config.bot.max_input_chars);
-    if len > max {
-        let text =
-            texts::TOO_LONG.replace("{len}", &len.to_string()).replace("{max}", &max.to_string());
+    if let Some(text) = super::too_long(cx.config, &caption) {
         return Some(decision(Kind::TooLong, Action::Notice(text)));
     }
     let question = match (caption.is_empty(), file.photo) {
@@ -112,6 +111,7 @@ fn file_of(cx: &Context, message: &Message) -> Option<Result<FileRef, String>> {
         FileRef {
             file_id: best.file_id.clone(),
             size: best.file_size,
+            max: image_max,
             photo: true,
             image: true,
             // Telegram keeps photos as JPEG.
@@ -138,6 +138,7 @@ fn file_of(cx: &Context, message: &Message) -> Option<Result<FileRef, String>> {
         FileRef {
             file_id: document.file_id.clone(),
             size: document.file_size,
+            max,
             photo: false,
             image,
             mime,

@@ -2,7 +2,7 @@
 //! asked like a typed question (within the same limits); a longer one gets one sentence.
 //! Without the key there is no decision here, and the note gets the "text only" notice.
 
-use super::{Action, Ask, Context, Decision, ask, decision, reply_context};
+use super::{Action, Ask, Context, Decision, ask, decision, reply_context, too_long};
 use crate::config::Config;
 use crate::report::Kind;
 use crate::salutespeech::{MAX_VOICE_BYTES, MAX_VOICE_SECS};
@@ -22,12 +22,7 @@ pub(super) fn decide_voice(cx: &Context, message: &Message, sender: i64) -> Opti
         return Some(decision(Kind::Voice, Action::Notice(text)));
     }
     // The question is what SaluteSpeech hears; bot.rs fills it in (see `heard`).
-    let question = Ask {
-        question: String::new(),
-        again: false,
-        context: reply_context(cx, message),
-        file: None,
-    };
+    let question = Ask { context: reply_context(cx, message), ..Ask::default() };
     let mut decided = ask(cx, sender, Kind::Voice, question);
     if let Action::Ask(ask) = decided.action {
         decided.action = Action::Transcribe { voice: voice.clone(), ask };
@@ -42,11 +37,8 @@ pub fn heard(config: &Config, text: &str) -> Result<String, String> {
     if text.is_empty() {
         return Err(texts::VOICE_EMPTY.into());
     }
-    let (len, max) = (text.chars().count(), config.bot.max_input_chars);
-    if len > max {
-        return Err(texts::TOO_LONG
-            .replace("{len}", &len.to_string())
-            .replace("{max}", &max.to_string()));
+    if let Some(notice) = too_long(config, text) {
+        return Err(notice);
     }
     Ok(text.to_string())
 }
