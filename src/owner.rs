@@ -59,7 +59,7 @@ pub fn decide(config: &Config, store: &Store, user_id: i64, allow: bool) -> (Acc
     let text = if allow {
         access.granted = Some(true);
         texts::ALLOWED.replace("{id}", &id)
-    } else if config.bot.admins.contains(&user_id) || config.bot.allowed_users.contains(&user_id) {
+    } else if is_admin(config, user_id) || config.bot.allowed_users.contains(&user_id) {
         texts::IN_CONFIG.replace("{id}", &id)
     } else {
         access.granted = Some(false);
@@ -148,10 +148,7 @@ fn within_a_minute(times: &[u64], now: u64) -> Vec<u64> {
 
 /// The /users text: the access mode and who is allowed or denied, and by what.
 pub fn users_text(config: &Config, store: &Store) -> String {
-    let list = |ids: &[i64]| match ids.is_empty() {
-        true => "—".to_string(),
-        false => ids.iter().map(i64::to_string).collect::<Vec<_>>().join(", "),
-    };
+    let list = |ids: &[i64]| comma_list(ids.iter().map(i64::to_string).collect(), "—");
     let bot = &config.bot;
     let mode = match bot.allowed_users.is_empty() {
         true => texts::OPEN_TO_ALL,
@@ -168,19 +165,11 @@ pub fn users_text(config: &Config, store: &Store) -> String {
 /// The /stats text: uptime, answers, failures, tokens, chats, users, the most active today.
 pub fn stats_text(store: &Store, uptime_secs: u64, today: &str) -> String {
     let counters = store.counters();
-    let failures = match counters.failures.is_empty() {
-        true => texts::NO_FAILURES.to_string(),
-        false => counters
-            .failures
-            .iter()
-            .map(|(kind, n)| format!("{kind}: {n}"))
-            .collect::<Vec<_>>()
-            .join(", "),
-    };
+    let failures = counters.failures.iter().map(|(kind, n)| format!("{kind}: {n}")).collect();
     let mut text = texts::STATS
         .replace("{uptime}", &hours_minutes(uptime_secs))
         .replace("{answers}", &counters.answers.to_string())
-        .replace("{failures}", &failures)
+        .replace("{failures}", &comma_list(failures, texts::NO_FAILURES))
         .replace("{tokens_today}", &store.tokens_on(today).to_string())
         .replace("{tokens}", &counters.tokens.to_string())
         .replace("{chats}", &store.chat_count().to_string())
@@ -200,6 +189,11 @@ pub fn stats_text(store: &Store, uptime_secs: u64, today: &str) -> String {
         }
     }
     text
+}
+
+/// The items joined by ", ", or `none` if there are none.
+fn comma_list(items: Vec<String>, none: &str) -> String {
+    if items.is_empty() { none.to_string() } else { items.join(", ") }
 }
 
 /// "Иван (@ivan)" for messages to admins and /stats.

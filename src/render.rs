@@ -302,8 +302,7 @@ impl Renderer {
                 if let Some((code, has_language)) = self.code.take() {
                     let code = code.strip_suffix('\n').unwrap_or(&code);
                     push_escaped(&mut self.out, code, false);
-                    let end = if has_language { "</code></pre>" } else { "</pre>" };
-                    self.out.push_str(end);
+                    self.out.push_str(if has_language { "</code></pre>" } else { "</pre>" });
                 }
                 self.gap = 2;
             }
@@ -451,10 +450,8 @@ fn find_cut(chars: &[char], start: usize, limit: usize) -> usize {
     }
     // The best kind in the chunk's last half, else the best anywhere.
     let last_half = start + limit / 2;
-    if let Some(&k) = latest.iter().flatten().find(|&&k| k >= last_half) {
-        return k;
-    }
-    if let Some(&k) = latest.iter().flatten().next() {
+    let in_last_half = latest.iter().flatten().find(|&&k| k >= last_half);
+    if let Some(&k) = in_last_half.or(latest.iter().flatten().next()) {
         return k;
     }
     // No boundary at all: cut at the limit, moved back out of an emoji or accented letter.

@@ -183,12 +183,9 @@ impl Store {
 
     /// Sets the chat's style.
     pub fn set_style(&mut self, chat_id: i64, style: &str, now: u64) {
-        self.run(
-            "style",
-            "INSERT INTO chats (id, style, last_active) VALUES (?1, ?2, ?3)
-             ON CONFLICT (id) DO UPDATE SET style = ?2, last_active = ?3",
-            params![chat_id, style, now as i64],
-        );
+        let sql = "INSERT INTO chats (id, style, last_active) VALUES (?1, ?2, ?3)
+                   ON CONFLICT (id) DO UPDATE SET style = ?2, last_active = ?3";
+        self.run("style", sql, params![chat_id, style, now as i64]);
     }
 
     /// The last question asked in the chat, for /retry (kept also when memory is off).
@@ -199,12 +196,9 @@ impl Store {
 
     /// Notes a question asked in the chat now (for /retry and to forget silent chats).
     pub fn note_question(&mut self, chat_id: i64, question: &str, now: u64) {
-        self.run(
-            "question",
-            "INSERT INTO chats (id, last_question, last_active) VALUES (?1, ?2, ?3)
-             ON CONFLICT (id) DO UPDATE SET last_question = ?2, last_active = ?3",
-            params![chat_id, question, now as i64],
-        );
+        let sql = "INSERT INTO chats (id, last_question, last_active) VALUES (?1, ?2, ?3)
+                   ON CONFLICT (id) DO UPDATE SET last_question = ?2, last_active = ?3";
+        self.run("question", sql, params![chat_id, question, now as i64]);
     }
 
     /// The conversation the chat remembers, oldest first.
@@ -219,18 +213,15 @@ impl Store {
         let write = || -> rusqlite::Result<()> {
             let old = self.turns(chat_id)?;
             let (start, kept) = longest_run(&old, history);
+            let delete = "DELETE FROM turns WHERE chat_id = ?1 AND n = ?2";
             for (n, _) in old[..start].iter().chain(&old[start + kept..]) {
-                self.db
-                    .prepare_cached("DELETE FROM turns WHERE chat_id = ?1 AND n = ?2")?
-                    .execute([chat_id, *n])?;
+                self.db.prepare_cached(delete)?.execute([chat_id, *n])?;
             }
             let next = old.last().map_or(0, |(n, _)| n + 1);
+            let insert = "INSERT INTO turns (chat_id, n, role, content) VALUES (?1, ?2, ?3, ?4)";
             for (i, turn) in history[kept..].iter().enumerate() {
-                self.db
-                    .prepare_cached(
-                        "INSERT INTO turns (chat_id, n, role, content) VALUES (?1, ?2, ?3, ?4)",
-                    )?
-                    .execute(params![chat_id, next + i as i64, turn.role, turn.content])?;
+                let row = params![chat_id, next + i as i64, turn.role, turn.content];
+                self.db.prepare_cached(insert)?.execute(row)?;
             }
             Ok(())
         };
@@ -257,11 +248,8 @@ impl Store {
     /// whatever the new id had).
     pub fn move_chat(&mut self, from: i64, to: i64) {
         let moved = || -> rusqlite::Result<()> {
-            let exists = self
-                .db
-                .query_row("SELECT 1 FROM chats WHERE id = ?1", [from], |_| Ok(()))
-                .optional()?;
-            if exists.is_none() {
+            let sql = "SELECT 1 FROM chats WHERE id = ?1";
+            if self.db.query_row(sql, [from], |_| Ok(())).optional()?.is_none() {
                 return Ok(());
             }
             self.db.execute("DELETE FROM turns WHERE chat_id = ?1", [to])?;
@@ -275,7 +263,7 @@ impl Store {
 
     /// How many chats have a style or memory, for /stats.
     pub fn chat_count(&self) -> usize {
-        self.count("SELECT COUNT(*) FROM chats")
+        self.number("count", "SELECT COUNT(*) FROM chats", []) as usize
     }
 
     /// The user's usage; change it, then [`Store::put_user`].
@@ -307,32 +295,21 @@ impl Store {
 
     /// How many users have asked something, for /stats.
     pub fn user_count(&self) -> usize {
-        self.count("SELECT COUNT(*) FROM users")
+        self.number("count", "SELECT COUNT(*) FROM users", []) as usize
     }
 
     /// The users who asked most on `day`, most first, and their usage.
     pub fn busiest(&self, day: &str, n: usize) -> Vec<(i64, UserStats)> {
-        let read = self
-            .db
-            .prepare_cached(
-                "SELECT name, day, requests_today, tokens_today, requests, tokens, last_active,
-                 recent, id FROM users WHERE day = ?1 AND requests_today > 0
-                 ORDER BY requests_today DESC, id LIMIT ?2",
-            )
-            .and_then(|mut s| {
-                s.query_map(params![day, n as i64], |r| Ok((r.get(8)?, user_row(r)?)))?.collect()
-            });
-        self.checked("busiest users", read)
+        let sql = "SELECT name, day, requests_today, tokens_today, requests, tokens, last_active,
+                   recent, id FROM users WHERE day = ?1 AND requests_today > 0
+                   ORDER BY requests_today DESC, id LIMIT ?2";
+        self.rows("busiest users", sql, params![day, n as i64], |r| Ok((r.get(8)?, user_row(r)?)))
     }
 
     /// Tokens all users spent on `day`.
     pub fn tokens_on(&self, day: &str) -> u64 {
-        let read = self.db.query_row(
-            "SELECT COALESCE(SUM(tokens_today), 0) FROM users WHERE day = ?1",
-            [day],
-            |r| r.get::<_, i64>(0),
-        );
-        self.checked("tokens today", read).max(0) as u64
+        let sql = "SELECT COALESCE(SUM(tokens_today), 0) FROM users WHERE day = ?1";
+        self.number("tokens today", sql, [day])
     }
 
     /// What the admins decided about a user.
@@ -344,29 +321,22 @@ impl Store {
 
     /// Records an admin's decision (None takes it back) and that the admins know the user.
     pub fn set_access(&mut self, user_id: i64, access: Access) {
-        self.run(
-            "access",
-            "INSERT OR REPLACE INTO access (user_id, granted, announced) VALUES (?1, ?2, ?3)",
-            params![user_id, access.granted, access.announced],
-        );
+        let sql = "INSERT OR REPLACE INTO access (user_id, granted, announced) VALUES (?1, ?2, ?3)";
+        self.run("access", sql, params![user_id, access.granted, access.announced]);
     }
 
     /// The users allowed (`granted`) or refused by the admins' commands, in id order.
     pub fn decided(&self, granted: bool) -> Vec<i64> {
-        let read = self
-            .db
-            .prepare_cached("SELECT user_id FROM access WHERE granted = ?1 ORDER BY user_id")
-            .and_then(|mut s| s.query_map([granted], |r| r.get(0))?.collect());
-        self.checked("access", read)
+        let sql = "SELECT user_id FROM access WHERE granted = ?1 ORDER BY user_id";
+        self.rows("access", sql, [granted], |r| r.get(0))
     }
 
     /// The bot-wide counters.
     pub fn counters(&self) -> Counters {
         let read = || -> rusqlite::Result<Counters> {
-            let (answers, tokens) =
-                self.db.query_row("SELECT answers, tokens FROM meta", [], |r| {
-                    Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
-                })?;
+            let sql = "SELECT answers, tokens FROM meta";
+            let (answers, tokens): (i64, i64) =
+                self.db.query_row(sql, [], |r| Ok((r.get(0)?, r.get(1)?)))?;
             let failures = self
                 .db
                 .prepare_cached("SELECT kind, count FROM failures ORDER BY kind")?
@@ -395,23 +365,15 @@ impl Store {
 
     /// One more failure of this kind.
     pub fn count_failure(&mut self, kind: &str) {
-        self.run(
-            "failures",
-            "INSERT INTO failures (kind, count) VALUES (?1, 1)
-             ON CONFLICT (kind) DO UPDATE SET count = count + 1",
-            [kind],
-        );
+        let sql = "INSERT INTO failures (kind, count) VALUES (?1, 1)
+                   ON CONFLICT (kind) DO UPDATE SET count = count + 1";
+        self.run("failures", sql, [kind]);
     }
 
     /// The rest of an answer a stop or a crash cut short, if any.
     pub fn unsent(&self) -> Option<Unsent> {
-        let read = self.db.prepare_cached("SELECT chat_id, chunk FROM unsent ORDER BY n").and_then(
-            |mut s| {
-                s.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?
-                    .collect::<rusqlite::Result<Vec<_>>>()
-            },
-        );
-        let rows = self.checked("unsent", read);
+        let sql = "SELECT chat_id, chunk FROM unsent ORDER BY n";
+        let rows: Vec<(i64, String)> = self.rows("unsent", sql, [], |r| Ok((r.get(0)?, r.get(1)?)));
         let chat_id = rows.first()?.0;
         Some(Unsent { chat_id, chunks: rows.into_iter().map(|(_, chunk)| chunk).collect() })
     }
@@ -423,10 +385,9 @@ impl Store {
             let Some(unsent) = unsent else {
                 return Ok(());
             };
+            let sql = "INSERT INTO unsent (chat_id, chunk) VALUES (?1, ?2)";
             for chunk in &unsent.chunks {
-                self.db
-                    .prepare_cached("INSERT INTO unsent (chat_id, chunk) VALUES (?1, ?2)")?
-                    .execute(params![unsent.chat_id, chunk])?;
+                self.db.prepare_cached(sql)?.execute(params![unsent.chat_id, chunk])?;
             }
             Ok(())
         };
@@ -448,17 +409,14 @@ impl Store {
                 [cutoff],
                 |r| r.get(0),
             )?;
-            self.db.execute(
+            for sql in [
                 "DELETE FROM turns WHERE chat_id IN (SELECT id FROM chats WHERE last_active < ?1)",
-                [cutoff],
-            )?;
-            self.db
-                .execute("DELETE FROM chats WHERE last_active < ?1 AND style IS NULL", [cutoff])?;
-            self.db.execute(
+                "DELETE FROM chats WHERE last_active < ?1 AND style IS NULL",
                 "UPDATE chats SET last_question = NULL WHERE last_active < ?1",
-                [cutoff],
-            )?;
-            self.db.execute("DELETE FROM users WHERE last_active < ?1", [cutoff])?;
+                "DELETE FROM users WHERE last_active < ?1",
+            ] {
+                self.db.execute(sql, [cutoff])?;
+            }
             Ok(forgotten as usize)
         };
         self.checked("forget", forget())
@@ -476,9 +434,23 @@ impl Store {
         self.checked(what, read)
     }
 
-    fn count(&self, sql: &str) -> usize {
-        let read = self.db.query_row(sql, [], |r| r.get::<_, i64>(0));
-        self.checked("count", read).max(0) as usize
+    /// The rows `sql` selects, each read by `map`.
+    fn rows<T, P: rusqlite::Params>(
+        &self,
+        what: &str,
+        sql: &str,
+        params: P,
+        map: impl FnMut(&rusqlite::Row) -> rusqlite::Result<T>,
+    ) -> Vec<T> {
+        let read =
+            self.db.prepare_cached(sql).and_then(|mut s| s.query_map(params, map)?.collect());
+        self.checked(what, read)
+    }
+
+    /// The number `sql` selects (a count or a sum), never below 0.
+    fn number<P: rusqlite::Params>(&self, what: &str, sql: &str, params: P) -> u64 {
+        let read = self.db.query_row(sql, params, |r| r.get::<_, i64>(0));
+        self.checked(what, read).max(0) as u64
     }
 
     /// Runs one statement of the transaction.

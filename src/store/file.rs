@@ -95,11 +95,8 @@ fn private_file(path: &Path) -> std::io::Result<File> {
 pub(super) fn connect(path: &Path) -> Result<Connection> {
     let context = || format!("cannot open the state file {}", path.display());
     private_file(path).with_context(context)?;
-    let db = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .with_context(context)?;
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let db = Connection::open_with_flags(path, flags).with_context(context)?;
     db.execute_batch(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA cache_size = -1024;",
     )
@@ -145,9 +142,9 @@ pub(super) fn check_file(path: &Path) -> Result<()> {
     }
     let db = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
     let pragma = |name: &str| db.query_row(&format!("PRAGMA {name}"), [], |r| r.get::<_, i64>(0));
-    let tables: i64 = db
-        .query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| r.get(0))
-        .map_err(|err| anyhow::anyhow!("is broken ({err})"))?;
+    let broken = |err: rusqlite::Error| anyhow::anyhow!("is broken ({err})");
+    let tables: i64 =
+        db.query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| r.get(0)).map_err(broken)?;
     match (pragma("application_id")?, pragma("user_version")?) {
         (0, 0) if tables == 0 => return Ok(()),
         (APPLICATION_ID, version) if version > SCHEMA_VERSION => bail!(
@@ -156,9 +153,7 @@ pub(super) fn check_file(path: &Path) -> Result<()> {
         (APPLICATION_ID, _) => {}
         _ => bail!("is an SQLite database of another program, not gigabot's"),
     }
-    let check: String = db
-        .query_row("PRAGMA quick_check", [], |r| r.get(0))
-        .map_err(|err| anyhow::anyhow!("is broken ({err})"))?;
+    let check: String = db.query_row("PRAGMA quick_check", [], |r| r.get(0)).map_err(broken)?;
     if check != "ok" {
         bail!("is broken ({check})");
     }
@@ -217,11 +212,9 @@ pub fn backup(path: &Path, into: &Path) -> Result<()> {
     let running = with_suffix(path, "-wal").exists();
     let uri =
         format!("file:{}?mode=ro{}", path.display(), if running { "" } else { "&immutable=1" });
-    let db = Connection::open_with_flags(
-        uri,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI,
-    )
-    .with_context(|| format!("cannot open the state file {}", path.display()))?;
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI;
+    let db = Connection::open_with_flags(uri, flags)
+        .with_context(|| format!("cannot open the state file {}", path.display()))?;
     private_file(into).with_context(|| format!("cannot create {}", into.display()))?;
     db.execute("VACUUM INTO ?1", [into.display().to_string()])
         .with_context(|| format!("cannot copy the state to {}", into.display()))?;

@@ -70,13 +70,10 @@ pub(super) fn import(path: &Path, (json_path, legacy): &(PathBuf, Legacy)) -> Re
     let mut db = connect(&building)?;
     let tx = db.transaction()?;
     let now = unix_now() as i64;
+    let counters = &legacy.counters;
     tx.execute(
         "UPDATE meta SET last_update_id = ?1, answers = ?2, tokens = ?3",
-        params![
-            legacy.last_update_id,
-            legacy.counters.answers as i64,
-            legacy.counters.tokens as i64
-        ],
+        params![legacy.last_update_id, counters.answers as i64, counters.tokens as i64],
     )?;
     for (id, chat) in &legacy.chats {
         tx.execute(
@@ -118,7 +115,7 @@ pub(super) fn import(path: &Path, (json_path, legacy): &(PathBuf, Legacy)) -> Re
             params![id, granted],
         )?;
     }
-    for (kind, count) in &legacy.counters.failures {
+    for (kind, count) in &counters.failures {
         tx.execute("INSERT INTO failures VALUES (?1, ?2)", params![kind, *count as i64])?;
     }
     if let Some(unsent) = &legacy.unsent {
