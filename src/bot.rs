@@ -13,19 +13,19 @@ use crate::owner::{self, Notices};
 use crate::render;
 use crate::report::{Kind, Outcome, Report};
 use crate::salutespeech::SaluteSpeech;
-use crate::store::{Access, Store, Turn};
+use crate::store::{Store, Turn};
 use crate::stream::{Draft, Typing};
 use crate::telegram::{self, Chat, Message, OnFlood, Telegram, Update, User};
 use crate::texts;
+use crate::transcript;
 
-mod buttons;
+mod access;
 mod deliver;
 mod files;
 mod memory;
 mod pictures;
 mod voice;
 use deliver::fatal_only;
-use memory::drop_last_exchange;
 
 pub struct Bot {
     config: Config,
@@ -49,7 +49,27 @@ pub struct Bot {
     /// The update being handled (0 between updates), for the record of an answer of
     /// several messages that goes out.
     update_id: i64,
+    /// The answer going out is recorded, and its progress saved message by message.
+    recording: bool,
+    /// The transcript line of the update being handled: written once the update is saved.
+    transcript: Option<(i64, serde_json::Value)>,
+    /// A commit during the update being handled failed.
+    unsaved: Option<anyhow::Error>,
 }
+
+/// Why the loop cannot go on with the next update.
+pub enum Halt {
+    /// Telegram refused the bot token, or the bot is stopping.
+    Fatal(telegram::Error),
+    /// The state could not be saved (a full disk, say): the update is not confirmed to
+    /// Telegram, and is handled again once saving works. Its log line, and why.
+    Unsaved(Box<Report>, anyhow::Error),
+}
+
+/// The most messages one answer takes (about 160 000 characters); what is past them is
+/// not sent, and the last says so. Each message waits for Telegram's flood control in its
+/// chat, so this also bounds how long one answer holds the loop.
+const MAX_ANSWER_MESSAGES: usize = 40;
 
 /// A step before GigaChat is asked (a file uploaded, a voice note heard): what to go on
 /// with, or the sentence that tells the user why not.
@@ -83,6 +103,9 @@ impl Bot {
             draft_pauses: HashMap::new(),
             notices: Notices::default(),
             update_id: 0,
+            recording: false,
+            transcript: None,
+            unsaved: None,
         }
     }
 
@@ -103,11 +126,13 @@ impl Bot {
 
     /// Handles one update. Every failure except a fatal one is dealt with here (a reply to
     /// the user, a log line), so one bad update never stops the loop; a message Telegram
-    /// refused ends the update's handling and is counted.
-    pub fn handle_update(&mut self, update: Update) -> Result<Report, telegram::Error> {
+    /// refused ends the update's handling and is counted. What the update changed is saved
+    /// with its id, and its transcript line written after that.
+    pub fn handle_update(&mut self, update: Update) -> Result<Report, Halt> {
         let mut report = Report::default();
         let id = update.update_id;
         self.update_id = id;
+        self.recording = false;
         self.store.begin();
         let handled = self.dispatch(update, &mut report);
         self.update_id = 0;
@@ -115,7 +140,9 @@ impl Bot {
             Err(err) if err.is_fatal() => {
                 // Not handled: after the restart it is handled again from the start.
                 self.store.rollback();
-                return Err(err);
+                self.transcript = None;
+                self.unsaved = None;
+                return Err(Halt::Fatal(err));
             }
             Err(err) => {
                 log::warn!("chat {}: {err}; giving up on this message", report.chat_id);
@@ -131,6 +158,15 @@ impl Bot {
         // What the update changed, saved together with its id.
         self.store.set_last_update_id(id);
         self.commit();
+        if let Some(err) = self.unsaved.take() {
+            self.transcript = None;
+            return Err(Halt::Unsaved(Box::new(report), err));
+        }
+        if let (Some((chat_id, line)), Some(dir)) =
+            (self.transcript.take(), &self.config.bot.transcript_dir)
+        {
+            transcript::append(dir, chat_id, &line);
+        }
         Ok(report)
     }
 
@@ -172,12 +208,17 @@ impl Bot {
         }
     }
 
-    /// Does what commands.rs decided for a message.
+    /// Does what commands.rs decided for a message. Nothing is done if reading the state
+    /// for the decision failed: access and limits are never judged on a default.
     fn on_message(&mut self, message: Message, report: &mut Report) -> Result<(), telegram::Error> {
         let decision = commands::decide_message(&self.context(), &message);
         report.kind = decision.kind;
-        let (chat_id, reply_to) = (message.chat.id, message.message_id);
-        let sender_id = message.sender().map_or(0, |u| u.id);
+        if self.store.failed() {
+            report.outcome = Outcome::StateUnreadable;
+            return Ok(());
+        }
+        let (chat_id, reply_to) = (message.chat.id, Some(message.message_id));
+        let sender = message.sender();
         report.outcome = match decision.action {
             Action::Ignore(why) => Outcome::Ignored(why),
             Action::MoveChat(new_id) => {
@@ -185,31 +226,35 @@ impl Bot {
                 Outcome::Moved(new_id)
             }
             Action::Reply(text, keyboard) => {
-                self.send_plain(chat_id, Some(reply_to), &text, keyboard.as_ref())?
+                self.notice(chat_id, reply_to, &text, keyboard.as_ref())?
             }
             Action::Notice(text) => {
                 self.note_no_speech_key(&message);
-                self.notice(chat_id, reply_to, sender_id, &text)?
+                self.notice(chat_id, reply_to, &text, None)?
             }
             Action::Refuse(user) => self.refuse(chat_id, reply_to, &user)?,
-            Action::Ask(ask) => return self.handle_message(&message, &ask, report),
+            Action::Ask(ask) => {
+                self.count_request(sender.as_ref());
+                return self.handle_message(&message, &ask, report);
+            }
             Action::Transcribe { voice, ask } => {
+                self.count_request(sender.as_ref());
                 return self.transcribe(&message, &voice, ask, report);
             }
             Action::SetStyle { id, reply } => {
                 self.store.set_style(chat_id, &id, clock::unix_now());
-                self.send_plain(chat_id, Some(reply_to), &reply, None)?
+                self.notice(chat_id, reply_to, &reply, None)?
             }
             Action::Reset => {
                 self.store.forget_chat(chat_id);
-                self.send_plain(chat_id, Some(reply_to), texts::RESET_DONE, None)?
+                self.notice(chat_id, reply_to, texts::RESET_DONE, None)?
             }
             Action::Grant { user_id, allow } => {
                 let (access, text) = owner::decide(&self.config, &self.store, user_id, allow);
                 self.store.set_access(user_id, access);
-                self.report_to_admin(&message, sender_id, &text)?
+                self.report_to_admin(&message, &text)?
             }
-            Action::Report(text) => self.report_to_admin(&message, sender_id, &text)?,
+            Action::Report(text) => self.report_to_admin(&message, &text)?,
         };
         Ok(())
     }
@@ -225,13 +270,13 @@ impl Bot {
     ) -> Result<(), telegram::Error> {
         let (chat, reply_to, from) = (&message.chat, message.message_id, message.sender());
         let remembered = ask.remembered();
-        let (chat_id, question, again) = (chat.id, remembered.as_str(), ask.again);
+        let (chat_id, question) = (chat.id, remembered.as_str());
         // A photo or document goes to GigaChat's storage first, for this answer only.
         let attachment = match &ask.file {
             Some(file) => match self.upload(chat_id, file, report)? {
                 Step::Next(id) => Some(id),
                 Step::Stop(text) => {
-                    self.send_plain(chat_id, Some(reply_to), &text, None)?;
+                    self.notice(chat_id, Some(reply_to), &text, None)?;
                     return Ok(());
                 }
             },
@@ -239,79 +284,110 @@ impl Bot {
         };
         // The conversation: the style's prompt, what the chat remembers, the new question.
         let style = self.style_of(chat_id).clone();
-        let history = self.start_exchange(chat_id, question, again);
-        let mut messages = vec![ChatMessage::new("system", &style.prompt)];
-        messages.extend(history.iter().map(|t| ChatMessage::new(&t.role, &t.content)));
-        let mut last = ChatMessage::new("user", &ask.prompt());
-        last.attachments.extend(attachment.clone());
-        messages.push(last);
+        let history = self.start_exchange(chat_id, question, ask.again);
+        if self.store.failed() {
+            // The memory could not be read: no answer on half a conversation.
+            attachment.inspect(|id| self.forget_upload(id));
+            report.outcome = Outcome::StateUnreadable;
+            return Ok(());
+        }
+        let messages = conversation(&style.prompt, &history, ask, attachment.as_deref());
 
         // Ask GigaChat; meanwhile "typing…", and in a private chat the answer as a draft.
         let started = Instant::now();
         let (result, previewed) = self.ask_gigachat(chat, reply_to, &messages);
         report.gigachat_ms = Some(started.elapsed().as_millis());
-        if let Some(id) = &attachment {
-            self.forget_upload(id);
-        }
-        let tokens = result.as_ref().map_or(0, |c| c.usage.total_tokens);
-        self.count_request(from.as_ref(), tokens);
-        report.tokens = tokens;
+        attachment.as_deref().inspect(|id| self.forget_upload(id));
+        report.tokens = result.as_ref().map_or(0, |c| c.usage.total_tokens);
+        self.count_tokens(from.as_ref(), report.tokens);
 
-        // Reply: the answer, or what went wrong.
-        let completion = match result {
-            Ok(completion) => completion,
-            Err(err) => {
-                log::warn!("chat {chat_id}: {err}");
-                let kind = err.kind();
-                report.outcome = Outcome::GigaChatFailed(kind.clone());
-                self.store.count_failure(&format!("gigachat {kind}"));
-                // What the draft showed of a broken stream stays, followed by why it ended.
-                let mut chunks = match err {
-                    gigachat::Error::Interrupted(_) | gigachat::Error::Timeout(_) => {
-                        render::markdown_chunks(&previewed)
-                    }
-                    _ => Vec::new(),
-                };
-                let text = user_text(&err, &self.gigachat.model, attachment.is_some());
-                chunks.extend(render::plain_chunks(&text));
-                return self.deliver(chat_id, Some(reply_to), &chunks, None, OnFlood::Wait);
-            }
+        // Reply: the answer, or what went wrong; what a voice note was heard as first.
+        let mut chunks = ask.shown.as_deref().map(render::plain_chunks).unwrap_or_default();
+        let reply = match result {
+            Ok(completion) => self.answer(chat_id, reply_to, &completion, report)?,
+            Err(err) => self.failure(&err, &previewed, attachment.is_some(), report),
         };
+        chunks.extend(reply.chunks);
+        let chunks = capped(chunks);
+        if let Some(answer) = &reply.remembered {
+            self.remember(chat_id, question, answer, history);
+            self.transcript = self.transcript_line(
+                chat_id,
+                from.as_ref(),
+                &style.id,
+                question,
+                answer,
+                report.tokens,
+            );
+        }
+        if reply.photo {
+            // The photo is out: a restart from here sends the rest, never the photo again.
+            self.note_sent_so_far(chat_id, &chunks);
+        }
+        let reply_to = Some(reply_to).filter(|_| !reply.photo);
+        self.deliver(chat_id, reply_to, &chunks, None, OnFlood::Wait)?;
+        if reply.remembered.is_some() {
+            self.store.count_answer();
+            report.outcome = Outcome::Answered(usize::from(reply.photo) + chunks.len());
+        }
+        Ok(())
+    }
+
+    /// What GigaChat's answer becomes: a picture sent first if it drew one, the text as
+    /// messages; a refusal or an answer with nothing to see gets one sentence.
+    fn answer(
+        &mut self,
+        chat_id: i64,
+        reply_to: i64,
+        completion: &Completion,
+        report: &mut Report,
+    ) -> Result<Reply, telegram::Error> {
+        let sorry = |text: &str| Reply { chunks: render::plain_chunks(text), ..Reply::default() };
         let content = completion.content.trim();
         if completion.finish_reason == "blacklist" {
             report.outcome = Outcome::Blacklisted;
             self.store.count_failure("gigachat blacklist");
-            self.send_plain(chat_id, Some(reply_to), texts::BLACKLIST, None)?;
-            return Ok(());
+            return Ok(sorry(texts::BLACKLIST));
         }
         // A picture goes out first; then the text (what its caption did not hold).
-        let drawn = self.picture(chat_id, reply_to, content, report)?;
-        let (answer, remembered, photo) = match &drawn {
-            Some(d) => (d.text.as_str(), d.remembered.as_str(), usize::from(d.sent)),
-            None => (content, content, 0),
+        let (text, remembered, photo) = match self.picture(chat_id, reply_to, content, report)? {
+            Some(drawn) => (drawn.text, drawn.remembered, drawn.sent),
+            None => (content.to_string(), content.to_string(), false),
         };
-        let mut chunks = render::markdown_chunks(answer);
-        if chunks.is_empty() && photo == 0 {
+        let mut chunks = render::markdown_chunks(&text);
+        if chunks.is_empty() && !photo {
             // Empty, or nothing a user would see (say, only a Markdown link definition).
-            report.outcome = Outcome::EmptyAnswer(completion.request_id);
+            report.outcome = Outcome::EmptyAnswer(completion.request_id.clone());
             self.store.count_failure("gigachat empty answer");
-            self.send_plain(chat_id, Some(reply_to), texts::BAD_ANSWER, None)?;
-            return Ok(());
+            return Ok(sorry(texts::BAD_ANSWER));
         }
         if completion.finish_reason == "length" {
-            chunks = render::markdown_chunks(&format!("{answer}\n\n{}", texts::CUT_SHORT));
+            chunks = render::markdown_chunks(&format!("{text}\n\n{}", texts::CUT_SHORT));
         }
-        self.remember(chat_id, question, remembered, history);
-        self.write_transcript(chat_id, from.as_ref(), &style.id, question, remembered, tokens);
-        if photo > 0 {
-            // The photo is out: a restart from here sends the rest, never the photo again.
-            self.note_sent_so_far(chat_id, &chunks);
-        }
-        let reply = Some(reply_to).filter(|_| photo == 0);
-        self.deliver(chat_id, reply, &chunks, None, OnFlood::Wait)?;
-        self.store.count_answer();
-        report.outcome = Outcome::Answered(photo + chunks.len());
-        Ok(())
+        Ok(Reply { chunks, remembered: Some(remembered), photo })
+    }
+
+    /// What the user is told when GigaChat failed (logged and counted): what the draft of a
+    /// broken stream showed, then why it ended.
+    fn failure(
+        &mut self,
+        err: &gigachat::Error,
+        previewed: &str,
+        file: bool,
+        report: &mut Report,
+    ) -> Reply {
+        log::warn!("chat {}: {err}", report.chat_id);
+        let kind = err.kind();
+        report.outcome = Outcome::GigaChatFailed(kind.clone());
+        self.store.count_failure(&format!("gigachat {kind}"));
+        let mut chunks = match err {
+            gigachat::Error::Interrupted(_) | gigachat::Error::Timeout(_) => {
+                render::markdown_chunks(previewed)
+            }
+            _ => Vec::new(),
+        };
+        chunks.extend(render::plain_chunks(&user_text(err, &self.gigachat.model, file)));
+        Reply { chunks, ..Reply::default() }
     }
 
     /// The chat's style, or the default.
@@ -319,83 +395,24 @@ impl Bot {
         commands::style_of(&self.context(), chat_id)
     }
 
-    /// Counts a GigaChat request of `user` (for the rate limit, the budget and /stats).
-    fn count_request(&mut self, user: Option<&User>, tokens: u64) {
-        self.store.add_tokens(tokens);
+    /// Counts a request of `user` (for the rate limit and /stats) before anything is paid
+    /// for: a voice note's recognition and a file's upload count as much as a question.
+    fn count_request(&mut self, user: Option<&User>) {
         let Some(user) = user else { return };
         let now = clock::unix_now();
         let (today, _) = clock::local_day(now);
         let keep = self.config.bot.requests_per_minute as usize;
-        let stats = owner::counted(self.store.user(user.id), user, tokens, now, &today, keep);
+        let stats = owner::counted(self.store.user(user.id), user, now, &today, keep);
         self.store.put_user(user.id, &stats);
     }
 
-    /// A polite refusal that shows the sender's id (a notice: within the sender's notice
-    /// budget), and one message to the admins per new user, with buttons to allow or
-    /// refuse. The admins are asked whether or not the refusal itself went out.
-    fn refuse(
-        &mut self,
-        chat_id: i64,
-        reply_to: i64,
-        user: &User,
-    ) -> Result<Outcome, telegram::Error> {
-        let text = texts::NOT_ALLOWED.replace("{id}", &user.id.to_string());
-        let outcome = self.notice(chat_id, reply_to, user.id, &text)?;
-        let Some((request, keyboard)) = owner::access_request(&self.store, user) else {
-            return Ok(outcome);
-        };
-        let chunks = render::plain_chunks(&request);
-        for admin in self.config.bot.admins.clone() {
-            match self.deliver(admin, None, &chunks, Some(&keyboard), OnFlood::Wait) {
-                // Told once is enough; if no admin could be told, the next message tries again.
-                Ok(()) => {
-                    let access = self.store.access(user.id);
-                    self.store.set_access(user.id, Access { announced: true, ..access });
-                }
-                Err(err) if err.is_fatal() => return Err(err),
-                Err(err) => log::warn!(
-                    "cannot tell admin {admin} about user {}: {err}; an admin must write /start to the bot first",
-                    user.id
-                ),
-            }
-        }
-        Ok(outcome)
-    }
-
-    /// An admin's report: as a reply in a private chat; asked in a group, it goes to the
-    /// admin's private chat and the group is told so (or the admin is asked to write to
-    /// the bot first, if the bot may not write to them yet).
-    fn report_to_admin(
-        &mut self,
-        message: &Message,
-        admin: i64,
-        text: &str,
-    ) -> Result<Outcome, telegram::Error> {
-        let (chat_id, reply_to) = (message.chat.id, message.message_id);
-        if message.chat.kind == "private" {
-            return self.send_plain(chat_id, Some(reply_to), text, None);
-        }
-        let pointer = match self.send_plain(admin, None, text, None) {
-            Ok(_) => texts::ADMIN_ANSWERED_PRIVATELY,
-            Err(err) if err.is_fatal() => return Err(err),
-            Err(err) => {
-                log::info!("admin {admin}: {err}; asked to write to the bot first");
-                texts::ADMIN_ASK_PRIVATELY
-            }
-        };
-        self.send_plain(chat_id, Some(reply_to), pointer, None)?;
-        Ok(Outcome::AnsweredPrivately)
-    }
-
-    /// Notes the question in the chat's state; returns the memory to send with it (without
-    /// the last exchange when it is asked again with /retry).
-    fn start_exchange(&mut self, chat_id: i64, question: &str, again: bool) -> Vec<Turn> {
-        self.store.note_question(chat_id, question, clock::unix_now());
-        let mut history = self.store.history(chat_id);
-        if again {
-            drop_last_exchange(&mut history, question);
-        }
-        history
+    /// Adds the tokens GigaChat billed for `user`'s request (for the budget and /stats).
+    fn count_tokens(&mut self, user: Option<&User>, tokens: u64) {
+        self.store.add_tokens(tokens);
+        let Some(user) = user.filter(|_| tokens > 0) else { return };
+        let (today, _) = clock::local_day(clock::unix_now());
+        let stats = owner::billed(self.store.user(user.id), tokens, &today);
+        self.store.put_user(user.id, &stats);
     }
 
     /// Asks GigaChat. "typing…" shows while it thinks; in a private chat with
@@ -434,20 +451,27 @@ impl Bot {
         (result, received)
     }
 
-    /// Drops the memory of chats silent for `bot.forget_after_days`, at most once an hour.
-    pub fn forget_silent_chats(&mut self) {
+    /// The loop's own work between batches: the memory of chats silent for
+    /// `bot.forget_after_days` dropped (at most once an hour), and the id of updates that
+    /// changed nothing saved now and then. A failure is logged; the next round tries again.
+    pub fn housekeeping(&mut self) {
         let now = clock::unix_now();
-        if now < self.last_cleanup + 3600 {
-            return;
-        }
-        self.last_cleanup = now;
-        let days = self.config.bot.forget_after_days;
         self.store.begin();
-        let forgotten = self.store.forget_silent(now, days);
-        self.commit();
-        if forgotten > 0 {
-            log::info!("forgot the memory of {forgotten} chat(s) silent for {days} days");
+        if now >= self.last_cleanup + 3600 {
+            self.last_cleanup = now;
+            let days = self.config.bot.forget_after_days;
+            let forgotten = self.store.forget_silent(now, days);
+            if forgotten > 0 {
+                log::info!("forgot the memory of {forgotten} chat(s) silent for {days} days");
+            }
         }
+        self.commit();
+        self.unsaved = None;
+    }
+
+    /// Whether the state can be saved again, after a save failed.
+    pub fn probe_state(&mut self) -> anyhow::Result<()> {
+        self.store.probe()
     }
 
     /// After a bug (a caught panic) in update `update_id`: what it changed is dropped, the
@@ -458,7 +482,7 @@ impl Bot {
         self.store.begin();
         self.store.count_failure("bug");
         if let Some((chat_id, reply_to)) = origin
-            && let Err(err) = self.send_plain(chat_id, reply_to, texts::APOLOGY, None)
+            && let Err(err) = self.courtesy(chat_id, reply_to, texts::APOLOGY, None)
         {
             log::warn!("{err}");
         }
@@ -466,38 +490,63 @@ impl Bot {
         self.commit();
     }
 
-    /// Confirms the handled updates before stopping, so Telegram does not send them again.
-    pub fn confirm_handled(&self) {
+    /// Saves and confirms the handled updates before stopping, so Telegram does not send
+    /// them again.
+    pub fn confirm_handled(&mut self) {
+        self.store.begin();
+        self.store.must_save();
+        self.commit();
         if let Err(err) = self.telegram.confirm(self.next_offset()) {
             log::debug!("{err}");
         }
     }
 
-    /// Commits the open transaction; a failure is only logged (the store names what was lost).
+    /// Commits the open transaction; a failure is logged and kept, and the update it was
+    /// for ends as not saved (`Halt::Unsaved`).
     fn commit(&mut self) {
         if let Err(err) = self.store.commit() {
             log::error!("{err:#}");
+            self.unsaved.get_or_insert(err);
         }
     }
+}
 
-    /// Adds one exchange to the chat's memory, within `history_messages` and `history_chars`.
-    fn remember(&mut self, chat_id: i64, question: &str, answer: &str, mut history: Vec<Turn>) {
-        let max_messages = self.config.bot.history_messages;
-        let max_chars = self.config.bot.history_chars;
-        history.push(Turn { role: "user".into(), content: question.to_string() });
-        history.push(Turn { role: "assistant".into(), content: answer.to_string() });
-        let mut chars: usize = history.iter().map(|t| t.content.chars().count()).sum();
-        while !history.is_empty()
-            && (history.len() > max_messages
-                || chars > max_chars
-                // An answer without its question would confuse the model.
-                || history[0].role == "assistant")
-        {
-            chars -= history[0].content.chars().count();
-            history.remove(0);
-        }
-        self.store.put_history(chat_id, &history);
+/// What a question gets: the messages, and what memory keeps of the answer.
+#[derive(Default)]
+struct Reply {
+    /// The messages to send (after the photo, if one went out).
+    chunks: Vec<String>,
+    /// What memory and the transcript keep; None for a failure, a refusal, an empty answer.
+    remembered: Option<String>,
+    /// A drawn picture went out first, as a photo.
+    photo: bool,
+}
+
+/// The messages GigaChat gets: the style's prompt, what the chat remembers, the question
+/// (with the file it is about, if any).
+fn conversation(
+    prompt: &str,
+    history: &[Turn],
+    ask: &Ask,
+    attachment: Option<&str>,
+) -> Vec<ChatMessage> {
+    let mut messages = vec![ChatMessage::new("system", prompt)];
+    messages.extend(history.iter().map(|t| ChatMessage::new(&t.role, &t.content)));
+    let mut last = ChatMessage::new("user", &ask.prompt());
+    last.attachments.extend(attachment.map(str::to_string));
+    messages.push(last);
+    messages
+}
+
+/// An answer's messages, at most [`MAX_ANSWER_MESSAGES`]: past them the rest is dropped
+/// and the last message says so.
+fn capped(mut chunks: Vec<String>) -> Vec<String> {
+    if chunks.len() > MAX_ANSWER_MESSAGES {
+        chunks.truncate(MAX_ANSWER_MESSAGES - 1);
+        let note = texts::TOO_MANY_MESSAGES.replace("{n}", &chunks.len().to_string());
+        chunks.extend(render::plain_chunks(&note));
     }
+    chunks
 }
 
 /// The Russian reply for a GigaChat failure; `file`: the question was about a file, which

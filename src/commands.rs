@@ -79,6 +79,8 @@ pub struct Ask {
     pub context: Option<String>,
     /// The photo or document the question is about, uploaded to GigaChat for this answer.
     pub file: Option<FileRef>,
+    /// Shown to the user as the answer's first message: what a voice note was heard as.
+    pub shown: Option<String>,
 }
 
 impl Ask {
@@ -189,7 +191,7 @@ fn decide_command(cx: &Context, message: &Message, command: &Command, sender: &U
         && let Some(question) = cx.store.last_question(message.chat.id)
     {
         // Only the question is saved: what it replied to is not asked again.
-        let again = Ask { question, again: true, context: None, file: None };
+        let again = Ask { question, again: true, ..Ask::default() };
         return ask(cx, sender.id, Kind::Command, again);
     }
     decision(Kind::Command, command_action(cx, message, command, sender))
@@ -241,7 +243,8 @@ fn decide_mode(cx: &Context, chat_id: i64, arg: &str) -> Action {
     let current = style_of(cx, chat_id);
     let text = match wanted.is_empty() {
         true => texts::CHOOSE_STYLE.replace("{title}", &current.title),
-        false => texts::NO_SUCH_STYLE.replace("{id}", arg),
+        // The user's text is not repeated: in a group it would be the bot's words.
+        false => texts::NO_SUCH_STYLE.to_string(),
     };
     Action::Reply(text, Some(style_keyboard(cx.config, &current.id)))
 }

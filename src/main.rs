@@ -31,10 +31,11 @@ use std::panic::AssertUnwindSafe;
 use std::process::ExitCode;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
-use crate::bot::Bot;
+use crate::bot::{Bot, Halt};
 use crate::cli::{Command, Usage};
 use crate::config::{Config, Needs};
 use crate::gigachat::GigaChat;
@@ -133,7 +134,13 @@ fn run_bot(config: Config, reset_state: bool) -> Result<()> {
     // 2. The two clients and the saved state.
     let telegram = Telegram::new(&config.telegram, &STOP);
     let gigachat = GigaChat::new(&config.gigachat);
-    let store = Store::open(&config.bot.state_file, reset_state)?;
+    let store = Store::open(&config.bot.state_file, reset_state).map_err(|err| {
+        match err.downcast_ref::<store::Unusable>() {
+            // A file a person must look at: exit as for a config error, not to be restarted.
+            Some(_) => Usage::Config(err).into(),
+            None => err,
+        }
+    })?;
 
     let token_origin = config.telegram.token_origin.clone();
     let me = telegram.get_me().map_err(|err| match err.kind {
@@ -151,9 +158,15 @@ fn run_bot(config: Config, reset_state: bool) -> Result<()> {
     }
     log::info!("Бот запущен: @{}", me.username.as_deref().unwrap_or("?"));
 
-    // 3. The loop, until a stop signal; first the rest of an answer a restart cut short.
+    // 3. The loop, until a stop signal; first the rest of an answer a restart cut short
+    // (busy meanwhile: a stop waits for the message in flight), and the files a kill left
+    // in GigaChat's storage.
     let mut bot = Bot::new(config, telegram, gigachat, store, me);
+    if !set_idle(false) {
+        return Ok(());
+    }
     bot.send_unsent().or_else(|err| fatal(err, &token_origin))?;
+    bot.delete_leftover_uploads();
     poll(&mut bot)?;
     // Confirm the handled updates, so Telegram does not keep them for the next start.
     bot.confirm_handled();
@@ -161,7 +174,8 @@ fn run_bot(config: Config, reset_state: bool) -> Result<()> {
     Ok(())
 }
 
-/// The polling loop: ask for updates after the last handled one, handle each, save.
+/// The polling loop: ask for updates after the last handled one, handle each, save. When
+/// saving fails, the loop stops taking updates until the state can be saved again.
 fn poll(bot: &mut Bot) -> Result<()> {
     let mut handled = Handled::default();
     loop {
@@ -176,19 +190,60 @@ fn poll(bot: &mut Bot) -> Result<()> {
             continue;
         }
         let offset = follow_restarted_ids(&updates, offset);
-        bot.forget_silent_chats();
+        bot.housekeeping();
         // Handle each one; it is saved with what it changed, so a restart answers none twice.
         for update in updates.into_iter().filter(|u| u.update_id >= offset) {
             if STOP.load(Ordering::SeqCst) {
                 return Ok(());
             }
             let id = update.update_id;
-            if let Err(err) = handle_update(bot, update) {
-                return fatal(err, bot.token_origin());
+            match handle_update(bot, update) {
+                Ok(()) => handled.insert(id),
+                Err(Halt::Fatal(err)) => return fatal(err, bot.token_origin()),
+                Err(Halt::Unsaved(report, err)) => {
+                    log_report(id, &report);
+                    if !wait_for_the_state(bot, &err) {
+                        return Ok(());
+                    }
+                    break; // polled again from the last saved update
+                }
             }
-            handled.insert(id);
         }
     }
+}
+
+/// After a failed save: no update is taken (Telegram keeps them) until the state can be
+/// saved again, tried with growing pauses (1 s doubling to a minute). False when stopping.
+fn wait_for_the_state(bot: &mut Bot, err: &anyhow::Error) -> bool {
+    log::error!(
+        "cannot save the state ({err:#}): no new updates are taken until it can be saved; the update is handled again then. Check the disk space and bot.state_file"
+    );
+    let mut pause = Duration::from_secs(1);
+    loop {
+        if !set_idle(true) || !sleep_unless_stopped(pause) || !set_idle(false) {
+            return false;
+        }
+        match bot.probe_state() {
+            Ok(()) => {
+                log::info!("the state can be saved again: taking updates");
+                return true;
+            }
+            Err(err) => log::debug!("the state still cannot be saved: {err:#}"),
+        }
+        pause = (pause * 2).min(Duration::from_secs(60));
+    }
+}
+
+/// Sleeps `pause`, or less if a stop is requested; false then.
+fn sleep_unless_stopped(pause: Duration) -> bool {
+    let until = Instant::now() + pause;
+    while Instant::now() < until {
+        if STOP.load(Ordering::SeqCst) {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100).min(until - Instant::now()));
+    }
+    !STOP.load(Ordering::SeqCst)
 }
 
 /// getUpdates, marked idle so that a stop signal may end the process meanwhile; None when a
@@ -262,12 +317,12 @@ fn follow_restarted_ids(updates: &[Update], offset: i64) -> i64 {
 
 /// Hands one update to the bot and logs what happened. A bug (a panic) in one update's
 /// handling is caught: the user gets an apology and the loop goes on.
-fn handle_update(bot: &mut Bot, update: Update) -> Result<(), telegram::Error> {
+fn handle_update(bot: &mut Bot, update: Update) -> Result<(), Halt> {
     let id = update.update_id;
     let origin = update.origin();
     match std::panic::catch_unwind(AssertUnwindSafe(|| bot.handle_update(update))) {
         Ok(Ok(report)) => log_report(id, &report),
-        Ok(Err(err)) => return Err(err),
+        Ok(Err(halt)) => return Err(halt),
         Err(_) => {
             log::error!("update {id}: skipped after a bug (the panic is logged above)");
             bot.apologize(id, origin);

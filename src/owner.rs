@@ -113,30 +113,35 @@ fn limit_reply(
     })
 }
 
-/// The user's row after one more GigaChat request of `tokens`, for the limits and /stats;
-/// it keeps as many request times as the per-minute limit can need.
-pub fn counted(
-    mut stats: UserStats,
-    user: &User,
-    tokens: u64,
-    now: u64,
-    today: &str,
-    keep: usize,
-) -> UserStats {
+/// The user's row after one more request (counted before it is paid for), for the limits
+/// and /stats; it keeps as many request times as the per-minute limit can need.
+pub fn counted(mut stats: UserStats, user: &User, now: u64, today: &str, keep: usize) -> UserStats {
     stats.name = display_name(user);
+    stats = on_day(stats, today);
+    stats.requests_today += 1;
+    stats.requests += 1;
+    stats.last_active = now;
+    let mut recent = within_a_minute(&stats.recent, now);
+    recent.push(now);
+    stats.recent = recent.split_off(recent.len().saturating_sub(keep));
+    stats
+}
+
+/// The user's row after GigaChat billed `tokens` for their request, for the daily budget.
+pub fn billed(stats: UserStats, tokens: u64, today: &str) -> UserStats {
+    let mut stats = on_day(stats, today);
+    stats.tokens_today += tokens;
+    stats.tokens += tokens;
+    stats
+}
+
+/// The row with its `*_today` counters for `today` (they start again on a new day).
+fn on_day(mut stats: UserStats, today: &str) -> UserStats {
     if stats.day != today {
         stats.day = today.to_string();
         stats.requests_today = 0;
         stats.tokens_today = 0;
     }
-    stats.requests_today += 1;
-    stats.tokens_today += tokens;
-    stats.requests += 1;
-    stats.tokens += tokens;
-    stats.last_active = now;
-    let mut recent = within_a_minute(&stats.recent, now);
-    recent.push(now);
-    stats.recent = recent.split_off(recent.len().saturating_sub(keep));
     stats
 }
 

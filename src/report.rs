@@ -77,6 +77,8 @@ pub enum Outcome {
     AdminDecided(i64, bool),
     /// Telegram refused to take what was to be sent; what had happened before, if anything.
     NotSent(String, String),
+    /// The state could not be read for this update: nothing was done, and it comes again.
+    StateUnreadable,
 }
 
 impl fmt::Display for Outcome {
@@ -104,6 +106,7 @@ impl fmt::Display for Outcome {
             Outcome::AdminDecided(id, false) => write!(f, "admin deny {id}"),
             Outcome::NotSent(before, err) if before.is_empty() => write!(f, "not sent: {err}"),
             Outcome::NotSent(before, err) => write!(f, "{before}; not sent: {err}"),
+            Outcome::StateUnreadable => f.write_str("not handled: the state could not be read"),
         }
     }
 }

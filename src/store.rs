@@ -18,12 +18,13 @@ use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Deserialize;
 
-pub use file::backup;
+pub use file::{Unusable, backup};
 use file::{check_file, connect, lock, refuse_or_move_aside};
 
 /// One remembered message: role "user" or "assistant".
@@ -77,23 +78,34 @@ pub struct Unsent {
     pub chunks: Vec<String>,
 }
 
+/// What the transaction adds to the bot-wide counters, written once at its commit.
 #[derive(Default)]
 struct Meta {
-    changed: bool,
     answers: u64,
     tokens: u64,
 }
 
+/// How long the id of updates that changed nothing (a group's chatter, say) may wait for the
+/// next change to be saved with it. A crash meanwhile costs nothing: such an update, if
+/// Telegram sends it again, is ignored again.
+const SAVE_QUIET_IDS_EVERY: Duration = Duration::from_secs(60);
+
 /// The database, and the lock that keeps a second bot off it.
 pub struct Store {
     db: Connection,
-    /// Cached: the loop asks for it around every update.
+    /// The last update handled: what the loop confirms to Telegram. It runs ahead of the
+    /// saved one only for updates that changed nothing.
     last_update_id: i64,
+    /// The last update id on disk, and when it was written.
+    saved_update_id: i64,
+    saved_at: Instant,
     /// What the transaction adds to the meta row, written once at its commit: an update
     /// would otherwise rewrite that row three times.
     meta: Meta,
     /// A statement of the open transaction failed; its commit rolls back.
     failed: Cell<bool>,
+    /// A statement of the open transaction wrote something.
+    wrote: Cell<bool>,
     _lock: File,
 }
 
@@ -103,6 +115,9 @@ impl Store {
     /// newer one, stops the bot with a message naming it, unless `reset_broken` moves it
     /// aside first. A second bot on the same file stops at once.
     pub fn open(path: &Path, reset_broken: bool) -> Result<Store> {
+        // One path for the lock and the files, whatever symlink led to them: two bots on
+        // one database must meet at one lock.
+        let path = &file::canonical(path)?;
         let lock = lock(path)?;
         let problem = match legacy::find(path) {
             Ok(Some(json)) => {
@@ -122,8 +137,11 @@ impl Store {
         Ok(Store {
             db,
             last_update_id,
+            saved_update_id: last_update_id,
+            saved_at: Instant::now(),
             meta: Meta::default(),
             failed: Cell::new(false),
+            wrote: Cell::new(false),
             _lock: lock,
         })
     }
@@ -131,37 +149,89 @@ impl Store {
     /// Starts the transaction of one update (or of one step of the loop's own work).
     pub fn begin(&mut self) {
         self.failed.set(false);
-        self.run("begin", "BEGIN IMMEDIATE", []);
+        self.wrote.set(false);
+        if let Err(err) = self.db.execute_batch("BEGIN IMMEDIATE") {
+            log::error!("state (begin): {err}");
+            self.failed.set(true);
+        }
     }
 
-    /// Saves everything since [`Store::begin`] at once; after a failed statement, nothing.
+    /// Saves everything since [`Store::begin`] at once, with the last handled update id;
+    /// after a failed statement, nothing. A transaction that wrote nothing saves the id
+    /// only once a minute (`SAVE_QUIET_IDS_EVERY`), so that ignored updates cost no disk
+    /// write each. On failure the handled id goes back to the saved one: the update is not
+    /// confirmed to Telegram, and comes again.
     pub fn commit(&mut self) -> Result<()> {
         let meta = std::mem::take(&mut self.meta);
-        if meta.changed {
+        let counted = meta.answers > 0 || meta.tokens > 0;
+        let lagging = self.last_update_id != self.saved_update_id;
+        let save_id = lagging && self.saved_at.elapsed() >= SAVE_QUIET_IDS_EVERY;
+        if self.wrote.get() || counted || save_id {
             self.run(
                 "meta",
                 "UPDATE meta SET last_update_id = ?1, answers = answers + ?2, tokens = tokens + ?3",
                 params![self.last_update_id, meta.answers as i64, meta.tokens as i64],
             );
         }
+        let written = self.wrote.replace(false);
         if self.failed.replace(false) {
             let _ = self.db.execute_batch("ROLLBACK");
+            self.last_update_id = self.saved_update_id;
             bail!(
                 "the state was not saved: a statement failed (logged above); the update's changes are lost"
             );
         }
-        self.db.execute_batch("COMMIT").context("cannot save the state (commit)")
+        if let Err(err) = self.db.execute_batch("COMMIT") {
+            // A full disk: SQLite has rolled the transaction back already.
+            let _ = self.db.execute_batch("ROLLBACK");
+            self.last_update_id = self.saved_update_id;
+            return Err(err).context("cannot save the state (commit)");
+        }
+        if written {
+            self.saved_update_id = self.last_update_id;
+            self.saved_at = Instant::now();
+        }
+        Ok(())
     }
 
     /// Drops everything since [`Store::begin`] (after a bug, or when the bot must stop).
     pub fn rollback(&mut self) {
         self.failed.set(false);
+        self.wrote.set(false);
         self.meta = Meta::default();
         if let Err(err) = self.db.execute_batch("ROLLBACK") {
             log::debug!("state rollback: {err}");
         }
         let saved = self.db.query_row("SELECT last_update_id FROM meta", [], |r| r.get(0));
         self.last_update_id = self.checked("last update", saved);
+        self.saved_update_id = self.last_update_id;
+    }
+
+    /// Whether a statement of the open transaction failed: what was read is not to be
+    /// trusted (an access decision, a limit), so the update is not acted on.
+    pub fn failed(&self) -> bool {
+        self.failed.get()
+    }
+
+    /// Whether the state can be saved again, after a commit failed (a full disk): one small
+    /// transaction that writes, as an update would.
+    pub fn probe(&mut self) -> Result<()> {
+        let saved = self.saved_update_id;
+        self.db
+            .execute_batch("BEGIN IMMEDIATE")
+            .and_then(|()| self.db.execute("UPDATE meta SET last_update_id = ?1", [saved]))
+            .and_then(|_| self.db.execute_batch("COMMIT"))
+            .map_err(|err| {
+                let _ = self.db.execute_batch("ROLLBACK");
+                anyhow::Error::new(err)
+            })
+    }
+
+    /// Saves this transaction with the last handled update id even if it wrote nothing:
+    /// the update sent a message, which must not go out again after a restart (or the bot
+    /// is stopping).
+    pub fn must_save(&mut self) {
+        self.wrote.set(true);
     }
 
     /// The last update handled (answered or given up on for good).
@@ -172,7 +242,6 @@ impl Store {
     /// Notes the update as handled; saved with the transaction.
     pub fn set_last_update_id(&mut self, id: i64) {
         self.last_update_id = id;
-        self.meta.changed = true;
     }
 
     /// The chat's style id; None means `bot.default_style`.
@@ -210,6 +279,7 @@ impl Store {
     /// Replaces what the chat remembers. Turns that stay are not rewritten: an answer adds
     /// two rows and drops the oldest, however much the chat remembers.
     pub fn put_history(&mut self, chat_id: i64, history: &[Turn]) {
+        self.wrote.set(true);
         let write = || -> rusqlite::Result<()> {
             let old = self.turns(chat_id)?;
             let (start, kept) = longest_run(&old, history);
@@ -247,6 +317,7 @@ impl Store {
     /// A group became a supergroup: its style and memory move to the new id (replacing
     /// whatever the new id had).
     pub fn move_chat(&mut self, from: i64, to: i64) {
+        self.wrote.set(true);
         let moved = || -> rusqlite::Result<()> {
             let sql = "SELECT 1 FROM chats WHERE id = ?1";
             if self.db.query_row(sql, [from], |_| Ok(())).optional()?.is_none() {
@@ -353,13 +424,11 @@ impl Store {
 
     /// One more answer, in the bot-wide count.
     pub fn count_answer(&mut self) {
-        self.meta.changed = true;
         self.meta.answers += 1;
     }
 
     /// Tokens a GigaChat request used, in the bot-wide total.
     pub fn add_tokens(&mut self, tokens: u64) {
-        self.meta.changed = true;
         self.meta.tokens += tokens;
     }
 
@@ -370,28 +439,50 @@ impl Store {
         self.run("failures", sql, [kind]);
     }
 
-    /// The rest of an answer a stop or a crash cut short, if any.
+    /// The rest of an answer a stop or a crash cut short, if any: its messages not yet sent.
     pub fn unsent(&self) -> Option<Unsent> {
-        let sql = "SELECT chat_id, chunk FROM unsent ORDER BY n";
+        let sql = "SELECT chat_id, chunk FROM unsent ORDER BY n
+                   LIMIT -1 OFFSET (SELECT unsent_sent FROM meta)";
         let rows: Vec<(i64, String)> = self.rows("unsent", sql, [], |r| Ok((r.get(0)?, r.get(1)?)));
         let chat_id = rows.first()?.0;
         Some(Unsent { chat_id, chunks: rows.into_iter().map(|(_, chunk)| chunk).collect() })
     }
 
-    /// Replaces what is left to send.
-    pub fn set_unsent(&mut self, unsent: Option<&Unsent>) {
-        let write = || -> rusqlite::Result<()> {
-            self.db.execute("DELETE FROM unsent", [])?;
-            let Some(unsent) = unsent else {
-                return Ok(());
-            };
-            let sql = "INSERT INTO unsent (chat_id, chunk) VALUES (?1, ?2)";
-            for chunk in &unsent.chunks {
-                self.db.prepare_cached(sql)?.execute(params![unsent.chat_id, chunk])?;
-            }
-            Ok(())
-        };
-        self.checked("unsent", write());
+    /// Records the messages of an answer still to send, once; [`Store::unsent_progress`]
+    /// then notes each one that goes out, so a long answer is written to disk once.
+    pub fn set_unsent(&mut self, unsent: &Unsent) {
+        self.clear_unsent();
+        let sql = "INSERT INTO unsent (chat_id, chunk) VALUES (?1, ?2)";
+        for chunk in &unsent.chunks {
+            self.run("unsent", sql, params![unsent.chat_id, chunk]);
+        }
+    }
+
+    /// One more message of the recorded answer went out.
+    pub fn unsent_progress(&mut self) {
+        self.run("unsent", "UPDATE meta SET unsent_sent = unsent_sent + 1", []);
+    }
+
+    /// Nothing is left to send (all of it went out, or it was given up).
+    pub fn clear_unsent(&mut self) {
+        self.run("unsent", "DELETE FROM unsent", []);
+        self.run("unsent", "UPDATE meta SET unsent_sent = 0", []);
+    }
+
+    /// Notes a file uploaded to GigaChat's storage, to delete later; kept until it is, so a
+    /// kill before the deletion leaves its id for the next start.
+    pub fn note_upload(&mut self, id: &str) {
+        self.run("uploads", "INSERT OR IGNORE INTO uploads (id) VALUES (?1)", [id]);
+    }
+
+    /// The file is deleted from GigaChat's storage.
+    pub fn forget_upload(&mut self, id: &str) {
+        self.run("uploads", "DELETE FROM uploads WHERE id = ?1", [id]);
+    }
+
+    /// Files uploaded and not yet deleted (a kill or a failed deletion left them).
+    pub fn uploads(&self) -> Vec<String> {
+        self.rows("uploads", "SELECT id FROM uploads ORDER BY id", [], |r| r.get(0))
     }
 
     /// Drops the memory of chats silent for `days` (their style stays) and the usage of
@@ -402,6 +493,7 @@ impl Store {
             return 0;
         }
         let cutoff = now.saturating_sub(days.saturating_mul(86_400)) as i64;
+        self.wrote.set(true);
         let forget = || -> rusqlite::Result<usize> {
             let forgotten: i64 = self.db.query_row(
                 "SELECT COUNT(*) FROM chats c WHERE last_active < ?1 AND (style IS NULL
@@ -453,8 +545,9 @@ impl Store {
         self.checked(what, read).max(0) as u64
     }
 
-    /// Runs one statement of the transaction.
+    /// Runs one statement of the transaction (one that writes).
     fn run<P: rusqlite::Params>(&self, what: &str, sql: &str, params: P) {
+        self.wrote.set(true);
         let result = self.db.prepare_cached(sql).and_then(|mut s| s.execute(params));
         self.checked(what, result);
     }

@@ -27,7 +27,10 @@ pub use error::{Error, ErrorKind};
 pub use files::MAX_DOWNLOAD_BYTES;
 pub use photo::{CAPTION_LIMIT, MAX_PHOTO_BYTES};
 pub use redact::{host_of, redact_token};
-use retry::{NOT_TWICE, jitter, minutes_seconds, never_sent, retry_delay, time_to_say_again};
+use retry::{
+    MAX_RETRY_AFTER_SECS, minutes_seconds, never_sent, pause_before_retry, retry_delay,
+    time_to_say_again,
+};
 pub use types::{
     CallbackQuery, Chat, File, Message, MessageEntity, Update, User, Voice, entity_bytes,
     entity_text,
@@ -67,7 +70,8 @@ pub struct OutgoingMessage<'a> {
 /// What a call does when Telegram's flood control answers 429 with `retry_after`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum OnFlood {
-    /// Wait it out and send again: the chat's own answer needs that wait.
+    /// Wait it out and send again, if it is at most a minute (`retry::MAX_FLOOD_WAIT_SECS`): the chat's own
+    /// answer needs that wait. A longer one gives the message up.
     Wait,
     /// Return the 429 at once: for notices, not worth holding the loop (and every other
     /// chat) for. Network trouble is still retried, as for any call.
@@ -212,11 +216,12 @@ impl Telegram {
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok());
-        // nginx in front of Telegram answers 502/504 with an HTML page, a proxy on the way
-        // a 4xx one: not done. A 2xx that does not read may well have been done.
+        // nginx in front of Telegram answers 502 with an HTML page, a proxy on the way a 4xx
+        // one: not done. A 2xx that does not read, or a gateway that timed out waiting for
+        // Telegram (504), may well have been done.
         let unreadable = |detail: String| match status {
-            200..=299 => ErrorKind::Lost(detail),
-            _ => ErrorKind::Transient(detail),
+            200..=299 | 504 => ErrorKind::Lost(detail),
+            _ => ErrorKind::Server(detail),
         };
         let body = response.body_mut().with_config().limit(64 * 1024 * 1024);
         let bytes = body.read_to_vec().map_err(|err| fail(unreadable(self.detail(&err))))?;
@@ -235,13 +240,19 @@ impl Telegram {
         let params = envelope.parameters;
         let kind = match code {
             429 => ErrorKind::RetryAfter(
-                params.as_ref().and_then(|p| p.retry_after).or(retry_header).unwrap_or(5),
+                params
+                    .as_ref()
+                    .and_then(|p| p.retry_after)
+                    .or(retry_header)
+                    .unwrap_or(5)
+                    .min(MAX_RETRY_AFTER_SECS),
             ),
             401 => ErrorKind::Unauthorized,
             // A malformed token: api.telegram.org answers "Not Found" for every method.
             404 if description == "Not Found" => ErrorKind::Unauthorized,
             409 => ErrorKind::Conflict(description),
-            500.. => ErrorKind::Transient(format!("{description} ({code})")),
+            504 => ErrorKind::Lost(format!("{description} ({code})")),
+            500.. => ErrorKind::Server(format!("{description} ({code})")),
             _ => ErrorKind::Rejected {
                 code,
                 description,
@@ -253,9 +264,10 @@ impl Telegram {
 
     /// A call that waits out network trouble, 5xx, 429 and 409, with exponential backoff
     /// (1 s doubling to 10 s, with jitter: the bot answers again within about 12 s of
-    /// Telegram coming back). It logs when trouble starts, again after 1 and 5 minutes and
-    /// then every 15, and when it ends. Returns at once on 401 and on refusals, which
-    /// retrying cannot fix.
+    /// Telegram coming back). A call about one chat gives up on a 5xx after a few tries and
+    /// on a 429 longer than a minute (`retry::pause_before_retry`). It logs when trouble
+    /// starts, again after 1 and 5 minutes and then every 15, and when it ends. Returns at
+    /// once on 401 and on refusals, which retrying cannot fix.
     pub fn call<T: DeserializeOwned>(
         &self,
         method: &'static str,
@@ -287,15 +299,8 @@ impl Telegram {
                 }
                 Err(err) => err,
             };
-            let wait = match &err.kind {
-                ErrorKind::RetryAfter(_) if on_flood == OnFlood::GiveUp => return Err(err),
-                ErrorKind::RetryAfter(secs) => Duration::from_secs(*secs),
-                ErrorKind::Lost(_) if NOT_TWICE.contains(&method) => return Err(err),
-                ErrorKind::Transient(_) | ErrorKind::Conflict(_) | ErrorKind::Lost(_) => {
-                    let delay = retry_delay(failures);
-                    delay + jitter(delay)
-                }
-                _ => return Err(err),
+            let Some(wait) = pause_before_retry(method, &err.kind, on_flood, failures) else {
+                return Err(err);
             };
             failures += 1;
             let elapsed = since.get_or_insert_with(Instant::now).elapsed();

@@ -15,7 +15,7 @@ pub const NOT_TEXT: &str =
 pub const EMPTY_QUESTION: &str = "Напишите вопрос после обращения ко мне.";
 pub const TOO_LONG: &str = "Слишком длинное сообщение: {len} символов, а я принимаю не больше {max}. Сократите его, пожалуйста.";
 pub const CHOOSE_STYLE: &str = "Выберите стиль ответов. Сейчас: «{title}».";
-pub const NO_SUCH_STYLE: &str = "Стиля «{id}» нет. Выберите один из этих:";
+pub const NO_SUCH_STYLE: &str = "Такого стиля нет. Выберите один из этих:";
 pub const STYLE_SET: &str = "Теперь я отвечаю в стиле «{title}».";
 pub const STYLE_TOAST: &str = "Стиль: {title}";
 pub const STALE_BUTTON: &str = "Эта кнопка устарела. Отправьте /mode, чтобы выбрать стиль.";
@@ -91,6 +91,7 @@ pub const PICTURE_NOT_SENT: &str =
     "_(GigaChat нарисовал картинку, но Telegram её не принял. Попросите нарисовать ещё раз.)_";
 pub const PICTURES_OFF: &str = "_(GigaChat прислал картинку, но рисунки в этом боте выключены.)_";
 pub const CUT_SHORT: &str = "_(Ответ обрезан: GigaChat достиг ограничения длины.)_";
+pub const TOO_MANY_MESSAGES: &str = "(Ответ слишком длинный для Telegram: я показал его начало, {n} сообщений. Попросите продолжить или сократить.)";
 
 // Seen by GigaChat, not by users: before a question that replies to or quotes a message
 // comes this line, then that message (or the quoted part) in «», then the question.

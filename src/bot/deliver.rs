@@ -1,6 +1,7 @@
 //! Everything the bot says goes out here: rendered, split, sent again as plain text if
 //! Telegram refuses the HTML, after a group that moved to a supergroup; what is left of a
-//! long answer saved as it goes, so a restart sends only the rest.
+//! long answer recorded once and its progress saved as it goes, so a restart sends only the
+//! rest.
 
 use std::time::Instant;
 
@@ -15,10 +16,10 @@ use crate::telegram::{self, ErrorKind, OnFlood, OutgoingMessage};
 impl Bot {
     /// Sends messages made by `render`: the first replies to `reply_to`, the last carries
     /// the buttons. Everything the bot says goes out here: answers, error texts, refusals,
-    /// notices. While an answer of several messages goes out, what is left of it is saved
-    /// after each message, so a restart sends only the rest (a kill between Telegram
-    /// taking a message and that save, a few milliseconds, can repeat that one message).
-    /// `on_flood` says whether a 429 is waited out or returned at once.
+    /// notices. While an answer of several messages goes out, what is left of it is recorded
+    /// after its first message and the progress after each one, so a restart sends only the
+    /// rest (a kill between Telegram taking a message and that save can repeat that one
+    /// message). `on_flood` says whether a 429 is waited out or returned at once.
     pub(super) fn deliver(
         &mut self,
         chat_id: i64,
@@ -33,18 +34,20 @@ impl Bot {
             let reply_to = reply_to.filter(|_| i == 0);
             let keyboard = keyboard.filter(|_| i == last);
             match self.send_chunk(chat_id, chunk, reply_to, keyboard, on_flood) {
-                Ok(sent_to) => chat_id = sent_to,
+                Ok(sent_to) => {
+                    chat_id = sent_to;
+                    self.store.must_save();
+                }
                 Err(err) => {
-                    if !err.is_fatal() {
+                    if !err.is_fatal() && self.recording {
                         // Given up on: the rest is not sent after a restart either.
-                        self.store.set_unsent(None);
+                        self.store.clear_unsent();
+                        self.recording = false;
                     }
                     return Err(err);
                 }
             }
-            if last > 0 {
-                self.note_unsent(chat_id, &chunks[i + 1..]);
-            }
+            self.note_progress(chat_id, &chunks[i + 1..]);
         }
         Ok(())
     }
@@ -94,21 +97,40 @@ impl Bot {
         }
     }
 
-    /// Saves what is left of the answer going out, with its update counted as handled: from
-    /// now on a restart sends the rest instead of answering the update again.
-    fn note_unsent(&mut self, chat_id: i64, rest: &[String]) {
-        if rest.is_empty() {
-            self.store.set_unsent(None); // committed with the update
-            return;
+    /// After a message of an answer went out, with `rest` still to send: the first time the
+    /// rest is recorded whole (and the update counts as handled), after that only the
+    /// progress, each committed at once. The end of the record is committed with the update.
+    fn note_progress(&mut self, chat_id: i64, rest: &[String]) {
+        match (self.recording, rest.is_empty()) {
+            (false, true) => return, // a single message: nothing to record
+            (false, false) => return self.note_sent_so_far(chat_id, rest),
+            (true, true) => {
+                self.store.clear_unsent();
+                self.recording = false;
+                return;
+            }
+            (true, false) => self.store.unsent_progress(),
         }
-        self.note_sent_so_far(chat_id, rest);
+        self.commit_mid_update();
     }
 
-    /// Commits the update as handled now, with `rest` (maybe nothing) still to send: after
-    /// a message that must not go out twice (a photo), a restart sends only the rest.
+    /// Records `rest` (maybe nothing) as still to send and commits the update as handled
+    /// now: after a message that must not go out twice (a photo, the first of an answer), a
+    /// restart sends only the rest.
     pub(super) fn note_sent_so_far(&mut self, chat_id: i64, rest: &[String]) {
-        let unsent = Unsent { chat_id, chunks: rest.to_vec() };
-        self.store.set_unsent(Some(&unsent).filter(|u| !u.chunks.is_empty()));
+        if rest.is_empty() {
+            self.store.clear_unsent();
+            self.recording = false;
+        } else {
+            self.store.set_unsent(&Unsent { chat_id, chunks: rest.to_vec() });
+            self.recording = true;
+        }
+        self.commit_mid_update();
+    }
+
+    /// Commits what the update did so far, with its id (it counts as handled from here on),
+    /// and goes on in a new transaction.
+    fn commit_mid_update(&mut self) {
         if self.update_id > 0 {
             self.store.set_last_update_id(self.update_id);
         }
@@ -128,6 +150,7 @@ impl Bot {
             unsent.chat_id,
             unsent.chunks.len()
         );
+        self.recording = true;
         match self.deliver(unsent.chat_id, None, &unsent.chunks, None, OnFlood::Wait) {
             Err(err) if err.is_fatal() => {
                 self.store.rollback();
@@ -138,38 +161,33 @@ impl Bot {
             }
             Ok(()) => {}
         }
-        self.store.set_unsent(None);
+        self.recording = false;
+        self.store.clear_unsent();
         self.commit();
         Ok(())
     }
 
-    /// Sends a notice — "text only", "too long", "write a question", "not allowed", "over
-    /// the limit" — in reply to a message of `user_id` (the sender as access counts them),
-    /// within the user's notice budget and without waiting out a 429: a notice is only a
-    /// courtesy, and waiting for it would hold up everyone else's answers.
+    /// Sends a notice or a reply to a command — "text only", "too long", "not allowed",
+    /// "over the limit", /help, /mode… — in `chat_id`, within the chat's notice budget and
+    /// without waiting out a 429: such a text is only a courtesy, and waiting for it would
+    /// hold up everyone else's answers.
     pub(super) fn notice(
         &mut self,
         chat_id: i64,
-        reply_to: i64,
-        user_id: i64,
+        reply_to: Option<i64>,
         text: &str,
+        keyboard: Option<&Value>,
     ) -> Result<Outcome, telegram::Error> {
-        if !self.notices.allow(user_id, Instant::now()) {
+        if !self.notices.allow(chat_id, Instant::now()) {
             return Ok(Outcome::NoticeSuppressed);
         }
-        let chunks = render::plain_chunks(text);
-        match self.deliver(chat_id, Some(reply_to), &chunks, None, OnFlood::GiveUp) {
-            Ok(()) => Ok(Outcome::Replied),
-            Err(err) if matches!(err.kind, ErrorKind::RetryAfter(_)) => {
-                log::info!("chat {chat_id}: {err}; the notice is dropped, not waited for");
-                Ok(Outcome::NoticeDropped(err.to_string()))
-            }
-            Err(err) => Err(err),
-        }
+        self.courtesy(chat_id, reply_to, text, keyboard)
     }
 
-    /// Sends one of our own texts, optionally as a reply and with buttons.
-    pub(super) fn send_plain(
+    /// One of our own texts, sent without waiting out a 429 (dropped instead) and outside
+    /// any budget: for texts sent once per event (an admin asked about a stranger, a user
+    /// told they were let in).
+    pub(super) fn courtesy(
         &mut self,
         chat_id: i64,
         reply_to: Option<i64>,
@@ -177,8 +195,14 @@ impl Bot {
         keyboard: Option<&Value>,
     ) -> Result<Outcome, telegram::Error> {
         let chunks = render::plain_chunks(text);
-        self.deliver(chat_id, reply_to, &chunks, keyboard, OnFlood::Wait)?;
-        Ok(Outcome::Replied)
+        match self.deliver(chat_id, reply_to, &chunks, keyboard, OnFlood::GiveUp) {
+            Ok(()) => Ok(Outcome::Replied),
+            Err(err) if matches!(err.kind, ErrorKind::RetryAfter(_)) => {
+                log::info!("chat {chat_id}: {err}; the notice is dropped, not waited for");
+                Ok(Outcome::NoticeDropped(err.to_string()))
+            }
+            Err(err) => Err(err),
+        }
     }
 }
 

@@ -38,6 +38,11 @@ impl Bot {
         match self.gigachat.upload_file(&file.name, file.mime, &bytes) {
             Ok(id) => {
                 log::debug!("gigachat: uploaded {} bytes as file {id}", bytes.len());
+                // Saved at once (the update is not done yet): should the bot die before the
+                // answer, the next start deletes the file.
+                self.store.note_upload(&id);
+                self.commit();
+                self.store.begin();
                 Ok(Step::Next(id))
             }
             Err(err) => {
@@ -77,12 +82,32 @@ impl Bot {
         }
     }
 
-    /// Deletes an uploaded file once its answer is done (or failed): GigaChat would keep
-    /// it. Best effort: a failure is logged, and the file stays in the owner's storage.
+    /// Deletes an uploaded (or drawn) file once its answer is done (or failed): GigaChat
+    /// would keep it. A failure is logged, and the id stays in the state for the next start
+    /// to try again.
     pub(super) fn forget_upload(&mut self, id: &str) {
         match self.gigachat.delete_file(id) {
-            Ok(()) => log::debug!("gigachat: deleted file {id}"),
-            Err(err) => log::warn!("gigachat: could not delete file {id}: {err}"),
+            Ok(()) => {
+                log::debug!("gigachat: deleted file {id}");
+                self.store.forget_upload(id);
+            }
+            Err(err) => log::warn!(
+                "gigachat: could not delete file {id}: {err}; trying again at the next start"
+            ),
         }
+    }
+
+    /// At start-up: deletes the files a kill or a failed deletion left in GigaChat's storage.
+    pub fn delete_leftover_uploads(&mut self) {
+        self.store.begin();
+        let ids = self.store.uploads();
+        if !ids.is_empty() {
+            log::info!("deleting {} file(s) left in GigaChat's storage by the last run", ids.len());
+        }
+        for id in ids {
+            self.forget_upload(&id);
+        }
+        self.commit();
+        self.unsaved = None;
     }
 }

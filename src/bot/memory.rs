@@ -1,16 +1,57 @@
-//! The owner's transcript of an exchange, and /retry's view of the chat's memory.
+//! The chat's memory: an exchange noted and added within its bounds, /retry's view of it,
+//! and the owner's transcript line of the exchange.
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::Bot;
 use crate::clock;
 use crate::store::Turn;
 use crate::telegram::User;
-use crate::transcript;
 
 impl Bot {
-    /// Appends the exchange to the chat's transcript, if the owner keeps them.
-    pub(super) fn write_transcript(
+    /// Notes the question in the chat's state; returns the memory to send with it (without
+    /// the last exchange when it is asked again with /retry).
+    pub(super) fn start_exchange(
+        &mut self,
+        chat_id: i64,
+        question: &str,
+        again: bool,
+    ) -> Vec<Turn> {
+        self.store.note_question(chat_id, question, clock::unix_now());
+        let mut history = self.store.history(chat_id);
+        if again {
+            drop_last_exchange(&mut history, question);
+        }
+        history
+    }
+
+    /// Adds one exchange to the chat's memory, within `history_messages` and `history_chars`.
+    pub(super) fn remember(
+        &mut self,
+        chat_id: i64,
+        question: &str,
+        answer: &str,
+        mut history: Vec<Turn>,
+    ) {
+        let max_messages = self.config.bot.history_messages;
+        let max_chars = self.config.bot.history_chars;
+        history.push(Turn { role: "user".into(), content: question.to_string() });
+        history.push(Turn { role: "assistant".into(), content: answer.to_string() });
+        let mut chars: usize = history.iter().map(|t| t.content.chars().count()).sum();
+        while !history.is_empty()
+            && (history.len() > max_messages
+                || chars > max_chars
+                // An answer without its question would confuse the model.
+                || history[0].role == "assistant")
+        {
+            chars -= history[0].content.chars().count();
+            history.remove(0);
+        }
+        self.store.put_history(chat_id, &history);
+    }
+    /// The exchange's line for the chat's transcript, if the owner keeps them: written
+    /// once the update is saved (`Bot::handle_update`), so a restart never writes it twice.
+    pub(super) fn transcript_line(
         &self,
         chat_id: i64,
         from: Option<&User>,
@@ -18,10 +59,8 @@ impl Bot {
         question: &str,
         answer: &str,
         tokens: u64,
-    ) {
-        let Some(dir) = &self.config.bot.transcript_dir else {
-            return;
-        };
+    ) -> Option<(i64, Value)> {
+        self.config.bot.transcript_dir.as_ref()?;
         let line = json!({
             "time": clock::utc_timestamp(clock::unix_now()),
             "chat_id": chat_id,
@@ -31,12 +70,12 @@ impl Bot {
             "answer": answer,
             "tokens": tokens,
         });
-        transcript::append(dir, chat_id, &line);
+        Some((chat_id, line))
     }
 }
 
 /// Removes the last user/assistant pair if it is the exchange for `question` (for /retry).
-pub(super) fn drop_last_exchange(history: &mut Vec<Turn>, question: &str) {
+fn drop_last_exchange(history: &mut Vec<Turn>, question: &str) {
     let n = history.len();
     if n >= 2
         && history[n - 2].role == "user"

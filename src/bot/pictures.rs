@@ -44,7 +44,12 @@ impl Bot {
             // GigaChat was not asked to draw: the picture is not fetched, only mentioned.
             return not_sent(texts::PICTURES_OFF);
         }
-        let jpeg = match self.gigachat.download_image(&id, MAX_PHOTO_BYTES) {
+        // GigaChat keeps drawn files like uploaded ones until they are deleted, fetched or
+        // not; noted first, so that a kill leaves the id for the next start.
+        self.store.note_upload(&id);
+        let fetched = self.gigachat.download_image(&id, MAX_PHOTO_BYTES);
+        self.forget_upload(&id);
+        let jpeg = match fetched {
             Ok(jpeg) => jpeg,
             Err(err) => {
                 log::warn!("chat {}: picture {id}: {err}", report.chat_id);
@@ -52,14 +57,13 @@ impl Bot {
                 return not_sent(texts::PICTURE_NOT_FETCHED);
             }
         };
-        // GigaChat keeps drawn files like uploaded ones until they are deleted.
-        self.forget_upload(&id);
         let html = render::markdown_to_html(&rest);
         let visible = render::visible_text(&html);
         let fits = !visible.trim().is_empty() && visible.chars().count() <= CAPTION_LIMIT;
         let caption = fits.then_some(html.as_str());
         match self.telegram.send_photo(chat_id, Some(reply_to), &jpeg, caption) {
             Ok(_) => {
+                self.store.must_save();
                 let text = if fits { String::new() } else { rest };
                 Ok(Some(Drawn { text, remembered, sent: true }))
             }

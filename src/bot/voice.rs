@@ -10,8 +10,10 @@ use crate::telegram::{self, Message, Voice};
 use crate::texts;
 
 impl Bot {
-    /// Recognizes the note, shows what was heard, and answers it as a question; a failure
-    /// is told in one sentence. Only a fatal Telegram error is an `Err`.
+    /// Recognizes the note and answers it as a question, with what was heard shown in «»
+    /// as the answer's first message (so both go out, and are recorded, as one answer); a
+    /// failure is told in one sentence, within the chat's notice budget. Only a fatal
+    /// Telegram error is an `Err`.
     pub(super) fn transcribe(
         &mut self,
         message: &Message,
@@ -27,20 +29,20 @@ impl Bot {
             Step::Next(text) => commands::heard(&self.config, &text),
             Step::Stop(text) => Err(text),
         };
-        let question = match heard {
-            Ok(question) => question,
+        match heard {
+            Ok(question) => {
+                ask.shown = Some(texts::VOICE_HEARD.replace("{text}", &question));
+                ask.question = question;
+                self.handle_message(message, &ask, report)
+            }
             Err(text) => {
                 if report.outcome == Outcome::Nothing {
                     report.outcome = Outcome::RecognitionFailed("nothing to ask".into());
                 }
-                self.send_plain(chat_id, Some(reply_to), &text, None)?;
-                return Ok(());
+                self.notice(chat_id, Some(reply_to), &text, None)?;
+                Ok(())
             }
-        };
-        let shown = texts::VOICE_HEARD.replace("{text}", &question);
-        self.send_plain(chat_id, Some(reply_to), &shown, None)?;
-        ask.question = question;
-        self.handle_message(message, &ask, report)
+        }
     }
 
     /// The recognized text, or the sentence that tells the user what failed (logged and

@@ -88,8 +88,8 @@ pub(super) fn decide_file(
         (true, true) => texts::PHOTO_QUESTION.into(),
         (true, false) => texts::DOCUMENT_QUESTION.into(),
     };
-    let question =
-        Ask { question, again: false, context: reply_context(cx, message), file: Some(file) };
+    let context = reply_context(cx, message);
+    let question = Ask { question, context, file: Some(file), ..Ask::default() };
     Some(ask(cx, sender, Kind::File, question))
 }
 

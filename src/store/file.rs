@@ -7,7 +7,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Read;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -15,8 +15,9 @@ use rusqlite::{Connection, OpenFlags};
 
 use crate::clock::unix_now;
 
-/// The schema this binary writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 1;
+/// The schema this binary writes (`PRAGMA user_version`). 2 added `meta.unsent_sent` (the
+/// progress of an answer going out) and `uploads` (files to delete from GigaChat).
+const SCHEMA_VERSION: i64 = 2;
 /// "gigb" (`PRAGMA application_id`): tells our database from any other SQLite file.
 pub(super) const APPLICATION_ID: i64 = 0x6769_6762;
 
@@ -25,9 +26,10 @@ CREATE TABLE meta (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     last_update_id INTEGER NOT NULL,
     answers INTEGER NOT NULL,
-    tokens INTEGER NOT NULL
+    tokens INTEGER NOT NULL,
+    unsent_sent INTEGER NOT NULL DEFAULT 0
 );
-INSERT INTO meta VALUES (1, 0, 0, 0);
+INSERT INTO meta VALUES (1, 0, 0, 0, 0);
 CREATE TABLE chats (
     id INTEGER PRIMARY KEY,
     style TEXT,
@@ -59,7 +61,47 @@ CREATE TABLE access (
 );
 CREATE TABLE failures (kind TEXT PRIMARY KEY, count INTEGER NOT NULL);
 CREATE TABLE unsent (n INTEGER PRIMARY KEY, chat_id INTEGER NOT NULL, chunk TEXT NOT NULL);
+CREATE TABLE uploads (id TEXT PRIMARY KEY) WITHOUT ROWID;
 ";
+
+/// From schema 1 (gigabot 0.2) to 2.
+const MIGRATE_FROM_1: &str = "
+ALTER TABLE meta ADD COLUMN unsent_sent INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE uploads (id TEXT PRIMARY KEY) WITHOUT ROWID;
+";
+
+/// The path with every symlink resolved (of its folder, if the file is not there yet), so
+/// that the lock, the database and its -wal and -shm are found by one name.
+pub(super) fn canonical(path: &Path) -> Result<PathBuf> {
+    if let Ok(real) = fs::canonicalize(path) {
+        return Ok(real);
+    }
+    let Some(name) = path.file_name() else {
+        bail!(
+            "the state file {} names no file: give a file name such as gigabot.db",
+            path.display()
+        );
+    };
+    let folder = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let folder = fs::canonicalize(folder).with_context(|| {
+        format!("the folder of the state file {} cannot be opened: create it first", path.display())
+    })?;
+    Ok(folder.join(name))
+}
+
+/// The state file is not one the bot may use (broken, another program's, another user's):
+/// a person must look at it, so `main` exits as for a configuration error, and systemd does
+/// not restart a bot that would only stop again.
+#[derive(Debug)]
+pub struct Unusable(pub String);
+
+impl std::fmt::Display for Unusable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Unusable {}
 
 /// The lock file beside the database, held for as long as the process lives.
 pub(super) fn lock(path: &Path) -> Result<File> {
@@ -91,10 +133,15 @@ fn private_file(path: &Path) -> std::io::Result<File> {
     Ok(file)
 }
 
-/// Opens our database, creating it (0600, as its -wal and -shm files then are) if need be.
+/// Opens our database, creating it (0600, as its -wal and -shm files then are) if need be,
+/// and brings an older schema up to date.
 pub(super) fn connect(path: &Path) -> Result<Connection> {
     let context = || format!("cannot open the state file {}", path.display());
+    for companion in ["-wal", "-shm"] {
+        make_private(&with_suffix(path, companion), false)?;
+    }
     private_file(path).with_context(context)?;
+    make_private(path, true)?;
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let db = Connection::open_with_flags(path, flags).with_context(context)?;
     db.execute_batch(
@@ -104,16 +151,50 @@ pub(super) fn connect(path: &Path) -> Result<Connection> {
     // Every statement the bot runs stays prepared (the default keeps 16).
     db.set_prepared_statement_cache_capacity(40);
     let version: i64 = db.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    if version == 0 {
+    let upgrade = match version {
+        0 => format!("{SCHEMA} PRAGMA application_id = {APPLICATION_ID};"),
+        1 => MIGRATE_FROM_1.to_string(),
+        _ => String::new(),
+    };
+    if !upgrade.is_empty() {
         db.execute_batch(&format!(
-            "BEGIN; {SCHEMA} PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            "BEGIN; {upgrade} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
         ))
         .with_context(context)?;
     }
-    for wal_file in ["-wal", "-shm"] {
-        let _ = fs::set_permissions(with_suffix(path, wal_file), fs::Permissions::from_mode(0o600));
+    for companion in ["-wal", "-shm"] {
+        make_private(&with_suffix(path, companion), false)?;
     }
     Ok(db)
+}
+
+/// A state file (or its -wal, -shm) must be ours and only ours: one another user planted in
+/// a shared folder, or one that cannot be made 0600, would let others read the questions.
+/// A missing file is fine unless `must_exist`.
+fn make_private(path: &Path, must_exist: bool) -> Result<()> {
+    let meta = match fs::symlink_metadata(path) {
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound && !must_exist => return Ok(()),
+        Err(err) => bail!("cannot read {} ({err})", path.display()),
+        Ok(meta) => meta,
+    };
+    // Our own user id is the owner of our /proc entry (not there: the check is skipped).
+    if let Ok(me) = fs::metadata("/proc/self").map(|m| m.uid())
+        && meta.uid() != me
+    {
+        return Err(Unusable(format!(
+            "{} belongs to another user (uid {}, the bot runs as uid {me}): the bot would share its state with them; remove the file or run the bot as its owner",
+            path.display(),
+            meta.uid()
+        ))
+        .into());
+    }
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600)).map_err(|err| {
+        Unusable(format!(
+            "cannot make {} private (chmod 600: {err}): fix its owner or permissions",
+            path.display()
+        ))
+        .into()
+    })
 }
 
 /// Why the file at `path` cannot be our database (a missing or empty file is a fresh start).
@@ -168,10 +249,11 @@ pub(super) fn refuse_or_move_aside(
     reset_broken: bool,
 ) -> Result<()> {
     if !reset_broken {
-        bail!(
+        return Err(Unusable(format!(
             "the state file {} {err:#}; it was left untouched. Restore it from a backup, or start with --reset-state to move it aside and begin with empty memory",
             path.display()
-        );
+        ))
+        .into());
     }
     let aside = with_suffix(path, &format!(".broken-{}", unix_now()));
     fs::rename(path, &aside)

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fs;
+use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -42,9 +43,12 @@ pub(super) struct Legacy {
 /// not read as one is the error, with its path.
 pub(super) fn find(path: &Path) -> Result<Option<(PathBuf, Legacy)>, (PathBuf, anyhow::Error)> {
     let beside = path.with_file_name("gigabot-state.json");
-    let (source, bytes) = match fs::read(path) {
-        Ok(bytes) if bytes.trim_ascii_start().starts_with(b"{") => (path.to_path_buf(), bytes),
-        Ok(_) => return Ok(None),
+    let (source, bytes) = match starts_with_a_brace(path) {
+        Ok(true) => match fs::read(path) {
+            Ok(bytes) => (path.to_path_buf(), bytes),
+            Err(_) => return Ok(None),
+        },
+        Ok(false) => return Ok(None),
         Err(err) if err.kind() != std::io::ErrorKind::NotFound => return Ok(None),
         Err(_) => match fs::read(&beside) {
             Ok(bytes) => (beside, bytes),
@@ -58,6 +62,14 @@ pub(super) fn find(path: &Path) -> Result<Option<(PathBuf, Legacy)>, (PathBuf, a
             anyhow::anyhow!("is a JSON state of gigabot 0.1 that cannot be read ({err})"),
         )),
     }
+}
+
+/// Whether the file's first non-blank byte is `{` (a JSON state): only its first kilobyte is
+/// read, so a database of any size costs nothing to recognise.
+fn starts_with_a_brace(path: &Path) -> std::io::Result<bool> {
+    let mut head = Vec::with_capacity(1024);
+    fs::File::open(path)?.take(1024).read_to_end(&mut head)?;
+    Ok(head.trim_ascii_start().starts_with(b"{"))
 }
 
 /// Writes the JSON state into a new database at `path` in one transaction; the JSON file

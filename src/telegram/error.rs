@@ -11,12 +11,17 @@ pub struct Error {
 
 #[derive(Debug)]
 pub enum ErrorKind {
-    /// Network trouble before the request went out, a 5xx or an unreadable error page: it
-    /// did not reach Telegram, worth trying again.
+    /// Network trouble before the request went out (no name, no connection, no TLS): it did
+    /// not reach Telegram, worth trying again.
     Transient(String),
+    /// Telegram or the proxy in front of it failed the request (500, 502, 503, or a 4xx page
+    /// that is not Telegram's JSON): most likely not done, so tried again, a few times for a
+    /// call about one chat.
+    Server(String),
     /// The request went out but its answer did not come back (a dropped connection, a
-    /// timeout waiting, garbage): Telegram has most likely done it. Tried again only for
-    /// calls that may be made twice (not sendMessage: the user would get the message twice).
+    /// timeout waiting, a gateway's 504, garbage): Telegram may well have done it. Tried
+    /// again only for calls that may be made twice (not sendMessage: the user would get the
+    /// message twice).
     Lost(String),
     /// Flood control (429): wait this many seconds.
     RetryAfter(u64),
@@ -34,7 +39,7 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "telegram {}: ", self.method)?;
         match &self.kind {
-            ErrorKind::Transient(detail) => f.write_str(detail),
+            ErrorKind::Transient(detail) | ErrorKind::Server(detail) => f.write_str(detail),
             ErrorKind::Lost(detail) => write!(f, "sent, but no answer came back ({detail})"),
             ErrorKind::RetryAfter(secs) => write!(f, "too many requests, retry after {secs} s"),
             ErrorKind::Unauthorized => {

@@ -2,9 +2,29 @@
 
 use std::time::Duration;
 
+use super::{ErrorKind, OnFlood};
+
 /// Calls that must not be made twice: a message sent again is a message the user reads
 /// twice. (Polls, edits, drafts, "typing…" and button answers do no harm repeated.)
-pub(super) const NOT_TWICE: [&str; 1] = ["sendMessage"];
+pub(super) const NOT_TWICE: [&str; 2] = ["sendMessage", "sendPhoto"];
+
+/// Calls the bot cannot go on without (polling, and the start-up calls before it): trouble
+/// with them is waited out for as long as it lasts. Every other call concerns one chat, and
+/// gives up after [`TRIES`] tries, so that one chat's trouble never holds the others.
+pub(super) const WAITED_OUT: [&str; 5] =
+    ["getUpdates", "getMe", "getWebhookInfo", "deleteWebhook", "setMyCommands"];
+
+/// Tries of a call about one chat when Telegram answers 5xx: 1 + 2 + 4 s of pauses, about
+/// 8 s with jitter, then the message is given up (and counted).
+pub(super) const TRIES: u32 = 4;
+
+/// The longest flood-control pause (429 `retry_after`) a chat's answer waits out. A longer
+/// one gives that message up: the loop, and every other chat, would wait as long.
+pub(super) const MAX_FLOOD_WAIT_SECS: u64 = 60;
+
+/// Any `retry_after` above this is taken as this (an hour): a server's number must never
+/// overflow a clock.
+pub(super) const MAX_RETRY_AFTER_SECS: u64 = 3600;
 
 /// Whether a transport error shows that the request never left: the host was not found, the
 /// connection or its TLS handshake failed. Anything later may have reached Telegram.
@@ -17,15 +37,53 @@ pub(super) fn never_sent(err: &ureq::Error) -> bool {
         | ureq::Error::Tls(_)
         | ureq::Error::NativeTls(_)
         | ureq::Error::Timeout(ureq::Timeout::Resolve | ureq::Timeout::Connect) => true,
-        ureq::Error::Io(io) => matches!(
-            io.kind(),
-            Io::ConnectionRefused
-                | Io::NotFound
-                | Io::AddrNotAvailable
-                | Io::NetworkUnreachable
-                | Io::HostUnreachable
-        ),
+        ureq::Error::Io(io) => {
+            matches!(
+                io.kind(),
+                Io::ConnectionRefused
+                    | Io::NotFound
+                    | Io::AddrNotAvailable
+                    | Io::NetworkUnreachable
+                    | Io::HostUnreachable
+            ) || is_name_lookup_failure(io)
+        }
         _ => false,
+    }
+}
+
+/// A name that did not resolve: the standard library reports getaddrinfo's failure as an
+/// uncategorized error with this text, and nothing was sent anywhere.
+fn is_name_lookup_failure(io: &std::io::Error) -> bool {
+    io.to_string().starts_with("failed to lookup address information")
+}
+
+/// How long to wait before trying `method` again after it failed this way for the
+/// `failures + 1`-th time in a row, or None to give up and return the error now.
+pub(super) fn pause_before_retry(
+    method: &str,
+    kind: &ErrorKind,
+    on_flood: OnFlood,
+    failures: u32,
+) -> Option<Duration> {
+    let waited_out = WAITED_OUT.contains(&method);
+    let backoff = || {
+        let delay = retry_delay(failures);
+        Some(delay + jitter(delay))
+    };
+    match kind {
+        ErrorKind::RetryAfter(_) if on_flood == OnFlood::GiveUp => None,
+        ErrorKind::RetryAfter(secs) if waited_out => {
+            Some(Duration::from_secs((*secs).min(MAX_FLOOD_WAIT_SECS)))
+        }
+        ErrorKind::RetryAfter(secs) if *secs > MAX_FLOOD_WAIT_SECS => None,
+        ErrorKind::RetryAfter(secs) => Some(Duration::from_secs(*secs)),
+        ErrorKind::Lost(_) if NOT_TWICE.contains(&method) => None,
+        ErrorKind::Server(_) | ErrorKind::Conflict(_) if !waited_out && failures + 1 >= TRIES => {
+            None
+        }
+        ErrorKind::Transient(_) | ErrorKind::Server(_) | ErrorKind::Conflict(_) => backoff(),
+        ErrorKind::Lost(_) => backoff(),
+        _ => None,
     }
 }
 

@@ -78,11 +78,11 @@ const SOLUTIONS: &[(&str, &str, &str)] = &[
     (
         "src/bot.rs",
         "                self.store.forget_chat(chat_id);
-                self.send_plain(chat_id, Some(reply_to), texts::RESET_DONE, None)?",
+                self.notice(chat_id, reply_to, texts::RESET_DONE, None)?",
         "                let forgotten = self.store.history(chat_id).len();
                 self.store.forget_chat(chat_id);
                 let text = texts::RESET_DONE.replace(\"{n}\", &forgotten.to_string());
-                self.send_plain(chat_id, Some(reply_to), &text, None)?",
+                self.notice(chat_id, reply_to, &text, None)?",
     ),
     (
         "src/texts.rs",

@@ -1,15 +1,14 @@
 //! docs/lesson.md quotes the code; these tests keep the quotes true.
 
-/// Every ```rust block in docs/lesson.md appears, line for line, in a file under src/ or in
+/// Every ```rust block in docs/lesson.md appears, line for line, in a file under src/ (its
+/// folders too) or in
 /// examples/lesson.rs (the lesson's bot in Rust, which the lesson walks through first).
 #[test]
 fn lesson_excerpts_are_verbatim_in_src() {
     let root = env!("CARGO_MANIFEST_DIR");
     let lesson = std::fs::read_to_string(format!("{root}/docs/lesson.md")).expect("docs/lesson.md");
-    let sources: Vec<(String, String)> = std::fs::read_dir(format!("{root}/src"))
-        .expect("src/")
-        .map(|entry| entry.expect("a file in src/").path())
-        .filter(|path| path.extension().is_some_and(|e| e == "rs"))
+    let sources: Vec<(String, String)> = rust_files(&format!("{root}/src"))
+        .into_iter()
         .chain([format!("{root}/examples/lesson.rs").into()])
         .map(|path| {
             let text = std::fs::read_to_string(&path).expect("read a source file");
@@ -24,6 +23,20 @@ fn lesson_excerpts_are_verbatim_in_src() {
             "this excerpt of docs/lesson.md is not in src/ or examples/lesson.rs any more; update the lesson:\n{excerpt}"
         );
     }
+}
+
+/// The .rs files under `dir`, in its folders too.
+fn rust_files(dir: &str) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("src/") {
+        let path = entry.expect("a file in src/").path();
+        if path.is_dir() {
+            files.extend(rust_files(&path.display().to_string()));
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            files.push(path);
+        }
+    }
+    files
 }
 
 /// The ```rust fenced blocks of a Markdown text (a fence may be indented in a list).
