@@ -119,6 +119,18 @@ fn allowed_url(url: &str) -> bool {
     ["http", "https", "mailto"].iter().any(|s| s.eq_ignore_ascii_case(scheme))
 }
 
+/// List levels that get their own indentation. On a phone's line of about 35 characters,
+/// more than 6 spaces of indent crowds the text, and answers seldom nest past 3 levels; deeper
+/// lists are flattened onto the fourth, so that the indentation, and the output, cannot grow
+/// with the square of the nesting (`- - - - …`, one marker per level).
+const MAX_LIST_DEPTH: usize = 4;
+
+/// The tags of the styles counted in `Renderer::styles`: bold, italic, strikethrough.
+const STYLES: [(&str, &str); 3] = [("<b>", "</b>"), ("<i>", "</i>"), ("<s>", "</s>")];
+const BOLD: usize = 0;
+const ITALIC: usize = 1;
+const STRIKE: usize = 2;
+
 /// State while turning pulldown-cmark events into Telegram HTML.
 #[derive(Default)]
 struct Renderer {
@@ -133,6 +145,12 @@ struct Renderer {
     quote_depth: usize,
     /// One entry per open link or image: whether it became an `<a>`.
     links: Vec<bool>,
+    /// Whether an `<a>` is open: Telegram forbids a link or code inside a link.
+    in_link: bool,
+    /// How many bold (strong, heading, table head), italic and strikethrough spans are open.
+    /// Only the outermost of each gets a tag: an inner one would show nothing more, and the
+    /// tags a chunk reopens after a cut stay few (`***…***` opens two, not thousands).
+    styles: [usize; 3],
     /// The text of the code block being read, and whether it opened `<code class=…>`.
     code: Option<(String, bool)>,
     /// Cells seen so far in the current table row.
@@ -167,7 +185,24 @@ impl Renderer {
     }
 
     fn indent(&self) -> String {
-        "  ".repeat(self.lists.len().saturating_sub(1))
+        "  ".repeat(self.lists.len().clamp(1, MAX_LIST_DEPTH) - 1)
+    }
+
+    /// Opens the style's tag (`STYLES`) unless it is open already.
+    fn open_style(&mut self, style: usize) {
+        self.styles[style] += 1;
+        match self.styles[style] {
+            1 => self.open(STYLES[style].0),
+            _ => self.content(),
+        }
+    }
+
+    /// Closes the style's tag if this is the span that opened it.
+    fn close_style(&mut self, style: usize) {
+        self.styles[style] = self.styles[style].saturating_sub(1);
+        if self.styles[style] == 0 {
+            self.out.push_str(STYLES[style].1);
+        }
     }
 
     fn event(&mut self, event: Event) {
@@ -177,7 +212,7 @@ impl Renderer {
             // Raw HTML is shown as the model wrote it: escaped text.
             Event::Text(text) | Event::Html(text) | Event::InlineHtml(text) => self.text(&text),
             // Telegram forbids code inside a link: there it is plain text.
-            Event::Code(code) if self.links.contains(&true) => self.text(&code),
+            Event::Code(code) if self.in_link => self.text(&code),
             Event::Code(code) => {
                 self.open("<code>");
                 push_escaped(&mut self.out, &code, false);
@@ -201,9 +236,9 @@ impl Renderer {
 
     fn start(&mut self, tag: Tag) {
         match tag {
-            Tag::Heading { .. } | Tag::Strong => self.open("<b>"),
-            Tag::Emphasis => self.open("<i>"),
-            Tag::Strikethrough => self.open("<s>"),
+            Tag::Heading { .. } | Tag::Strong => self.open_style(BOLD),
+            Tag::Emphasis => self.open_style(ITALIC),
+            Tag::Strikethrough => self.open_style(STRIKE),
             Tag::BlockQuote(_) => {
                 self.quote_depth += 1;
                 if self.quote_depth == 1 {
@@ -227,8 +262,13 @@ impl Renderer {
                 self.code = Some((String::new(), !language.is_empty()));
             }
             Tag::List(first) => {
-                if self.marker.is_some() {
-                    self.content(); // an item that starts with a nested list keeps its marker
+                // An item that starts with a nested list keeps its marker, unless the nested
+                // list is flattened onto the item's own indentation: there a line with only a
+                // marker says nothing, and `- - - … x` would be a line per level.
+                if self.lists.len() >= MAX_LIST_DEPTH {
+                    self.marker = None;
+                } else if self.marker.is_some() {
+                    self.content();
                 }
                 if !self.lists.is_empty() {
                     self.gap = self.gap.max(1);
@@ -249,7 +289,7 @@ impl Renderer {
                 self.marker = Some(format!("{}{marker}", self.indent()));
             }
             Tag::TableHead => {
-                self.open("<b>");
+                self.open_style(BOLD);
                 self.cells = 0;
             }
             Tag::TableRow => {
@@ -268,8 +308,9 @@ impl Renderer {
                     _ => dest_url.to_string(),
                 };
                 // Telegram forbids a link inside a link (an image inside a link, say).
-                let is_link = allowed_url(&url) && !self.links.contains(&true);
+                let is_link = allowed_url(&url) && !self.in_link;
                 if is_link {
+                    self.in_link = true;
                     let mut tag = String::from("<a href=\"");
                     push_escaped(&mut tag, &url, true);
                     tag.push_str("\">");
@@ -285,12 +326,12 @@ impl Renderer {
         match tag {
             TagEnd::Paragraph | TagEnd::Table => self.gap = 2,
             TagEnd::Heading(_) => {
-                self.out.push_str("</b>");
+                self.close_style(BOLD);
                 self.gap = 2;
             }
-            TagEnd::Strong => self.out.push_str("</b>"),
-            TagEnd::Emphasis => self.out.push_str("</i>"),
-            TagEnd::Strikethrough => self.out.push_str("</s>"),
+            TagEnd::Strong => self.close_style(BOLD),
+            TagEnd::Emphasis => self.close_style(ITALIC),
+            TagEnd::Strikethrough => self.close_style(STRIKE),
             TagEnd::BlockQuote(_) => {
                 self.quote_depth = self.quote_depth.saturating_sub(1);
                 if self.quote_depth == 0 {
@@ -322,13 +363,14 @@ impl Renderer {
                 self.gap = 1;
             }
             TagEnd::TableHead => {
-                self.out.push_str("</b>");
+                self.close_style(BOLD);
                 self.gap = 1;
             }
             TagEnd::TableRow => self.gap = 1,
             TagEnd::Link | TagEnd::Image => {
                 let was_link = self.links.pop() == Some(true);
                 if was_link {
+                    self.in_link = false;
                     self.out.push_str("</a>");
                 }
             }

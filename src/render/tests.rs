@@ -254,3 +254,79 @@ fn random_markdown_always_gives_valid_chunks() {
         }
     }
 }
+
+/// The most tags open at once in `html` (every `<` of its text is escaped, so each is a tag).
+fn tag_depth(html: &str) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0);
+    for (at, _) in html.match_indices('<') {
+        if html[at..].starts_with("</") {
+            depth = depth.saturating_sub(1);
+        } else {
+            depth += 1;
+            deepest = deepest.max(depth);
+        }
+    }
+    deepest
+}
+
+#[test]
+fn deep_lists_are_flattened_at_four_levels() {
+    #[rustfmt::skip]
+    let cases = [
+        ("- - - - - - x", "• \n  ◦ \n    ◦ \n      ◦ x"),
+        ("1. 1. 1. 1. 1. 1. x", "1. \n  1. \n    1. \n      1. x"),
+        ("- a\n  - b\n    - c\n      - d\n        - e\n          - f", "• a\n  ◦ b\n    ◦ c\n      ◦ d\n      ◦ e\n      ◦ f"),
+        ("- a\n  - - - - - - b\n  - c", "• a\n  ◦ \n    ◦ \n      ◦ b\n  ◦ c"),
+        ("- - - - - - [x] b\n      - [ ] c", "• \n  ◦ \n    ◦ \n      ☑ b\n      ☐ c"),
+        ("- > * - > * x", "• <blockquote>\n  ◦ \n    ◦ \n      ◦ x</blockquote>"),
+    ];
+    assert_renders(&cases);
+}
+
+#[test]
+fn emphasis_nested_in_itself_opens_one_tag() {
+    #[rustfmt::skip]
+    let cases = [
+        ("**a **b **c** d** e**", "<b>a b c d e</b>"),
+        ("*a *b* c* ~~a ~~b~~ c~~", "<i>a b c</i> <s>a b c</s>"),
+        ("***~~a ***~~b~~*** c~~***", "<i><b><s>a b c</s></b></i>"),
+        ("# **x** y\n\n| **A** | B |\n|-|-|\n| **1** | 2 |", "<b>x y</b>\n\n<b>A | B</b>\n<b>1</b> | 2"),
+    ];
+    assert_renders(&cases);
+}
+
+/// Hostile answers: whatever the nesting, the HTML grows with the answer's length, keeps few
+/// tags open, and a short answer stays a few messages.
+#[test]
+fn deep_nesting_costs_only_the_answer_length() {
+    let list_50: String = (0..50).map(|d| format!("{}- item {d}\n", "  ".repeat(d))).collect();
+    let emphasis = |open: &str, close: &str, n| open.repeat(n) + "x" + &close.repeat(n);
+    #[rustfmt::skip]
+    let cases: [(String, usize); 9] = [
+        ("- ".repeat(6000) + "x", 1),
+        ("1. ".repeat(3000) + "x", 1),
+        ("> ".repeat(6000) + "x", 1),
+        (emphasis("*", "*", 5000), 1),
+        ("**a ".repeat(3000), 3),
+        (emphasis("**a ", "** b", 3000), 3),
+        (emphasis("***~~a ", "~~*** b", 1000), 2),
+        ("- > * ".repeat(2000) + "x", 1),
+        (list_50, 1),
+    ];
+    let mut wrong = Vec::new();
+    for (markdown, messages) in &cases {
+        let label = markdown.chars().take(24).collect::<String>();
+        let html = markdown_to_html(markdown);
+        let depth = tag_depth(&html);
+        if html.len() > 4 * markdown.len() + 64 || depth > 8 {
+            wrong.push(format!("{label:?}: {} bytes, {depth} tags open", html.len()));
+            continue;
+        }
+        assert_valid(&html);
+        let chunks = split_checked(&html, MESSAGE_LIMIT);
+        if chunks.len() > *messages {
+            wrong.push(format!("{label:?}: {} messages", chunks.len()));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
