@@ -249,33 +249,8 @@ impl Renderer {
                 }
                 self.code = Some((String::new(), !language.is_empty()));
             }
-            Tag::List(first) => {
-                // An item that starts with a nested list keeps its marker, unless the nested
-                // list is flattened onto the item's own indentation: there a line with only a
-                // marker says nothing, and `- - - … x` would be a line per level.
-                if self.lists.len() >= MAX_LIST_DEPTH {
-                    self.marker = None;
-                } else if self.marker.is_some() {
-                    self.content();
-                }
-                if !self.lists.is_empty() {
-                    self.gap = self.gap.max(1);
-                }
-                self.lists.push(first);
-            }
-            Tag::Item => {
-                let nested = self.lists.len() > 1;
-                let marker = match self.lists.last_mut() {
-                    Some(Some(number)) => {
-                        let marker = format!("{number}. ");
-                        *number = number.saturating_add(1);
-                        marker
-                    }
-                    _ if nested => "◦ ".to_string(),
-                    _ => "• ".to_string(),
-                };
-                self.marker = Some(format!("{}{marker}", self.indent()));
-            }
+            Tag::List(first) => self.start_list(first),
+            Tag::Item => self.start_item(),
             Tag::TableHead => {
                 self.open_style(BOLD);
                 self.cells = 0;
@@ -291,23 +266,57 @@ impl Renderer {
                 self.cells += 1;
             }
             Tag::Link { link_type, dest_url, .. } | Tag::Image { link_type, dest_url, .. } => {
-                let url = match link_type {
-                    LinkType::Email => format!("mailto:{dest_url}"),
-                    _ => dest_url.to_string(),
-                };
-                // Telegram forbids a link inside a link (an image inside a link, say).
-                let is_link = allowed_url(&url) && !self.in_link;
-                if is_link {
-                    self.in_link = true;
-                    let mut tag = String::from("<a href=\"");
-                    push_escaped(&mut tag, &url, true);
-                    tag.push_str("\">");
-                    self.open(&tag);
-                }
-                self.links.push(is_link);
+                self.start_link(link_type, &dest_url);
             }
             _ => {} // paragraphs, tables and HTML blocks are separated when they end
         }
+    }
+
+    /// An item that starts with a nested list keeps its marker, unless the nested list is
+    /// flattened onto the item's own indentation: there a line with only a marker says
+    /// nothing, and `- - - … x` would be a line per level.
+    fn start_list(&mut self, first: Option<u64>) {
+        if self.lists.len() >= MAX_LIST_DEPTH {
+            self.marker = None;
+        } else if self.marker.is_some() {
+            self.content();
+        }
+        if !self.lists.is_empty() {
+            self.gap = self.gap.max(1);
+        }
+        self.lists.push(first);
+    }
+
+    fn start_item(&mut self) {
+        let nested = self.lists.len() > 1;
+        let marker = match self.lists.last_mut() {
+            Some(Some(number)) => {
+                let marker = format!("{number}. ");
+                *number = number.saturating_add(1);
+                marker
+            }
+            _ if nested => "◦ ".to_string(),
+            _ => "• ".to_string(),
+        };
+        self.marker = Some(format!("{}{marker}", self.indent()));
+    }
+
+    /// Telegram forbids a link inside a link (an image inside a link, say): only the outermost
+    /// allowed one becomes an `<a>`.
+    fn start_link(&mut self, link_type: LinkType, dest_url: &str) {
+        let url = match link_type {
+            LinkType::Email => format!("mailto:{dest_url}"),
+            _ => dest_url.to_string(),
+        };
+        let is_link = allowed_url(&url) && !self.in_link;
+        if is_link {
+            self.in_link = true;
+            let mut tag = String::from("<a href=\"");
+            push_escaped(&mut tag, &url, true);
+            tag.push_str("\">");
+            self.open(&tag);
+        }
+        self.links.push(is_link);
     }
 
     fn end(&mut self, tag: TagEnd) {
