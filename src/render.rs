@@ -40,48 +40,42 @@ pub fn plain_chunks(text: &str) -> Vec<String> {
 
 /// Splits Telegram HTML (as made by markdown_to_html) into chunks of at most `limit` visible characters each.
 /// Each chunk is valid on its own: tags open at a cut are closed, then reopened in the next chunk.
+/// Streams: time linear in the HTML, and besides the chunks only a window of `limit + 1`
+/// characters in memory, however long the answer.
 pub fn split_html(html: &str, limit: usize) -> Vec<String> {
     let limit = limit.max(1);
-    let pieces = parse_html(html);
-    // The visible characters, and for each the index of its piece.
-    let mut chars = Vec::new();
-    let mut piece_of = Vec::new();
-    for (index, piece) in pieces.iter().enumerate() {
-        if let Piece::Char { ch, .. } = piece {
-            chars.push(*ch);
-            piece_of.push(index);
-        }
+    let (mut left, mut blank) = (0, true);
+    for ch in visible_chars(html) {
+        left += 1;
+        blank &= ch.is_whitespace();
     }
-    if chars.iter().all(|c| c.is_whitespace()) {
+    if blank {
         return Vec::new();
     }
-    if chars.len() <= limit {
+    if left <= limit {
         return vec![html.to_string()];
     }
-    // `stack` holds the tags open where the last chunk ended.
     let mut chunks = Vec::new();
-    let mut stack = Vec::new();
-    let (mut start, mut from) = (0, 0);
-    while start < chars.len() {
-        let end =
-            if chars.len() - start <= limit { chars.len() } else { find_cut(&chars, start, limit) };
-        // The chunk takes the pieces up to its last character and the end tags right after it;
-        // start tags before the next character belong to the next chunk.
-        let mut to = pieces.len();
-        if end < chars.len() {
-            to = piece_of[end - 1] + 1;
-            while matches!(pieces.get(to), Some(Piece::Close { .. })) {
-                to += 1;
-            }
-        }
-        let html = build_chunk(&pieces[from..to], &mut stack);
+    // `stack` holds the tags open where the last chunk ended, `from` the byte it ended at.
+    let (mut stack, mut from) = (Vec::new(), 0);
+    let mut window = Window::default();
+    while left > 0 {
+        let (count, to) = if left <= limit {
+            window.read(html, from, left);
+            (left, html.len())
+        } else {
+            window.read(html, from, limit + 1);
+            let end = find_cut(&window.chars, limit);
+            (end, window.ends[end])
+        };
+        let chunk = build_chunk(html, from, to, &mut stack);
         // Cuts go after whitespace, so a chunk of only whitespace needs a run of it at a forced
         // cut (no boundary within `limit`); the chunk before it is then full. "No blank message"
         // wins: it is dropped, and the chunks joined equal the whole minus that whitespace.
-        if !chars[start..end].iter().all(|c| c.is_whitespace()) {
-            chunks.push(html);
+        if !window.chars[..count].iter().all(|c| c.is_whitespace()) {
+            chunks.push(chunk);
         }
-        start = end;
+        left -= count;
         from = to;
     }
     chunks
@@ -90,13 +84,7 @@ pub fn split_html(html: &str, limit: usize) -> Vec<String> {
 /// The text a user sees for a piece of Telegram HTML: tags removed, entities decoded (the plain-text fallback).
 /// It is also what Telegram counts against MESSAGE_LIMIT.
 pub fn visible_text(html: &str) -> String {
-    let mut text = String::new();
-    for piece in parse_html(html) {
-        if let Piece::Char { ch, .. } = piece {
-            text.push(ch);
-        }
-    }
-    text
+    visible_chars(html).collect()
 }
 
 fn push_escaped(out: &mut String, text: &str, quotes: bool) {
@@ -119,6 +107,18 @@ fn allowed_url(url: &str) -> bool {
     ["http", "https", "mailto"].iter().any(|s| s.eq_ignore_ascii_case(scheme))
 }
 
+/// List levels that get their own indentation. On a phone's line of about 35 characters,
+/// more than 6 spaces of indent crowds the text, and answers seldom nest past 3 levels; deeper
+/// lists are flattened onto the fourth, so that the indentation, and the output, cannot grow
+/// with the square of the nesting (`- - - - …`, one marker per level).
+const MAX_LIST_DEPTH: usize = 4;
+
+/// The tags of the styles counted in `Renderer::styles`: bold, italic, strikethrough.
+const STYLES: [(&str, &str); 3] = [("<b>", "</b>"), ("<i>", "</i>"), ("<s>", "</s>")];
+const BOLD: usize = 0;
+const ITALIC: usize = 1;
+const STRIKE: usize = 2;
+
 /// State while turning pulldown-cmark events into Telegram HTML.
 #[derive(Default)]
 struct Renderer {
@@ -133,6 +133,12 @@ struct Renderer {
     quote_depth: usize,
     /// One entry per open link or image: whether it became an `<a>`.
     links: Vec<bool>,
+    /// Whether an `<a>` is open: Telegram forbids a link or code inside a link.
+    in_link: bool,
+    /// How many bold (strong, heading, table head), italic and strikethrough spans are open.
+    /// Only the outermost of each gets a tag: an inner one would show nothing more, and the
+    /// tags a chunk reopens after a cut stay few (`***…***` opens two, not thousands).
+    styles: [usize; 3],
     /// The text of the code block being read, and whether it opened `<code class=…>`.
     code: Option<(String, bool)>,
     /// Cells seen so far in the current table row.
@@ -167,7 +173,24 @@ impl Renderer {
     }
 
     fn indent(&self) -> String {
-        "  ".repeat(self.lists.len().saturating_sub(1))
+        "  ".repeat(self.lists.len().clamp(1, MAX_LIST_DEPTH) - 1)
+    }
+
+    /// Opens the style's tag (`STYLES`) unless it is open already.
+    fn open_style(&mut self, style: usize) {
+        self.styles[style] += 1;
+        match self.styles[style] {
+            1 => self.open(STYLES[style].0),
+            _ => self.content(),
+        }
+    }
+
+    /// Closes the style's tag if this is the span that opened it.
+    fn close_style(&mut self, style: usize) {
+        self.styles[style] = self.styles[style].saturating_sub(1);
+        if self.styles[style] == 0 {
+            self.out.push_str(STYLES[style].1);
+        }
     }
 
     fn event(&mut self, event: Event) {
@@ -177,7 +200,7 @@ impl Renderer {
             // Raw HTML is shown as the model wrote it: escaped text.
             Event::Text(text) | Event::Html(text) | Event::InlineHtml(text) => self.text(&text),
             // Telegram forbids code inside a link: there it is plain text.
-            Event::Code(code) if self.links.contains(&true) => self.text(&code),
+            Event::Code(code) if self.in_link => self.text(&code),
             Event::Code(code) => {
                 self.open("<code>");
                 push_escaped(&mut self.out, &code, false);
@@ -201,9 +224,9 @@ impl Renderer {
 
     fn start(&mut self, tag: Tag) {
         match tag {
-            Tag::Heading { .. } | Tag::Strong => self.open("<b>"),
-            Tag::Emphasis => self.open("<i>"),
-            Tag::Strikethrough => self.open("<s>"),
+            Tag::Heading { .. } | Tag::Strong => self.open_style(BOLD),
+            Tag::Emphasis => self.open_style(ITALIC),
+            Tag::Strikethrough => self.open_style(STRIKE),
             Tag::BlockQuote(_) => {
                 self.quote_depth += 1;
                 if self.quote_depth == 1 {
@@ -226,30 +249,10 @@ impl Renderer {
                 }
                 self.code = Some((String::new(), !language.is_empty()));
             }
-            Tag::List(first) => {
-                if self.marker.is_some() {
-                    self.content(); // an item that starts with a nested list keeps its marker
-                }
-                if !self.lists.is_empty() {
-                    self.gap = self.gap.max(1);
-                }
-                self.lists.push(first);
-            }
-            Tag::Item => {
-                let nested = self.lists.len() > 1;
-                let marker = match self.lists.last_mut() {
-                    Some(Some(number)) => {
-                        let marker = format!("{number}. ");
-                        *number = number.saturating_add(1);
-                        marker
-                    }
-                    _ if nested => "◦ ".to_string(),
-                    _ => "• ".to_string(),
-                };
-                self.marker = Some(format!("{}{marker}", self.indent()));
-            }
+            Tag::List(first) => self.start_list(first),
+            Tag::Item => self.start_item(),
             Tag::TableHead => {
-                self.open("<b>");
+                self.open_style(BOLD);
                 self.cells = 0;
             }
             Tag::TableRow => {
@@ -263,34 +266,69 @@ impl Renderer {
                 self.cells += 1;
             }
             Tag::Link { link_type, dest_url, .. } | Tag::Image { link_type, dest_url, .. } => {
-                let url = match link_type {
-                    LinkType::Email => format!("mailto:{dest_url}"),
-                    _ => dest_url.to_string(),
-                };
-                // Telegram forbids a link inside a link (an image inside a link, say).
-                let is_link = allowed_url(&url) && !self.links.contains(&true);
-                if is_link {
-                    let mut tag = String::from("<a href=\"");
-                    push_escaped(&mut tag, &url, true);
-                    tag.push_str("\">");
-                    self.open(&tag);
-                }
-                self.links.push(is_link);
+                self.start_link(link_type, &dest_url);
             }
             _ => {} // paragraphs, tables and HTML blocks are separated when they end
         }
+    }
+
+    /// An item that starts with a nested list keeps its marker, unless the nested list is
+    /// flattened onto the item's own indentation: there a line with only a marker says
+    /// nothing, and `- - - … x` would be a line per level.
+    fn start_list(&mut self, first: Option<u64>) {
+        if self.lists.len() >= MAX_LIST_DEPTH {
+            self.marker = None;
+        } else if self.marker.is_some() {
+            self.content();
+        }
+        if !self.lists.is_empty() {
+            self.gap = self.gap.max(1);
+        }
+        self.lists.push(first);
+    }
+
+    fn start_item(&mut self) {
+        let nested = self.lists.len() > 1;
+        let marker = match self.lists.last_mut() {
+            Some(Some(number)) => {
+                let marker = format!("{number}. ");
+                *number = number.saturating_add(1);
+                marker
+            }
+            _ if nested => "◦ ".to_string(),
+            _ => "• ".to_string(),
+        };
+        self.marker = Some(format!("{}{marker}", self.indent()));
+    }
+
+    /// Telegram forbids a link inside a link (an image inside a link, say): only the outermost
+    /// allowed one becomes an `<a>`.
+    fn start_link(&mut self, link_type: LinkType, dest_url: &str) {
+        let url = match link_type {
+            LinkType::Email => format!("mailto:{dest_url}"),
+            _ => dest_url.to_string(),
+        };
+        let is_link = allowed_url(&url) && !self.in_link;
+        if is_link {
+            self.in_link = true;
+            let mut tag = String::from("<a href=\"");
+            push_escaped(&mut tag, &url, true);
+            tag.push_str("\">");
+            self.open(&tag);
+        }
+        self.links.push(is_link);
     }
 
     fn end(&mut self, tag: TagEnd) {
         match tag {
             TagEnd::Paragraph | TagEnd::Table => self.gap = 2,
             TagEnd::Heading(_) => {
-                self.out.push_str("</b>");
+                self.close_style(BOLD);
                 self.gap = 2;
             }
-            TagEnd::Strong => self.out.push_str("</b>"),
-            TagEnd::Emphasis => self.out.push_str("</i>"),
-            TagEnd::Strikethrough => self.out.push_str("</s>"),
+            TagEnd::Strong => self.close_style(BOLD),
+            TagEnd::Emphasis => self.close_style(ITALIC),
+            TagEnd::Strikethrough => self.close_style(STRIKE),
             TagEnd::BlockQuote(_) => {
                 self.quote_depth = self.quote_depth.saturating_sub(1);
                 if self.quote_depth == 0 {
@@ -322,13 +360,14 @@ impl Renderer {
                 self.gap = 1;
             }
             TagEnd::TableHead => {
-                self.out.push_str("</b>");
+                self.close_style(BOLD);
                 self.gap = 1;
             }
             TagEnd::TableRow => self.gap = 1,
             TagEnd::Link | TagEnd::Image => {
                 let was_link = self.links.pop() == Some(true);
                 if was_link {
+                    self.in_link = false;
                     self.out.push_str("</a>");
                 }
             }
@@ -344,18 +383,21 @@ enum Piece<'a> {
     Char { ch: char, raw: &'a str },
 }
 
-/// Cuts HTML into pieces in one pass. Every slice ends at an ASCII `>` or `;` or at a whole
-/// char, so no slice can land inside a character.
-fn parse_html(html: &str) -> Vec<Piece<'_>> {
-    let mut pieces = Vec::new();
-    let mut rest = html;
-    while let Some(c) = rest.chars().next() {
+/// The pieces of `html` from byte `from` on, each with the byte it starts at, cut as they
+/// are read. `from` must be where a piece starts; every piece ends at an ASCII `>` or `;` or
+/// at a whole char, so no piece can land inside a character.
+fn pieces(html: &str, from: usize) -> impl Iterator<Item = (usize, Piece<'_>)> {
+    let mut rest = html.get(from..).expect("pieces start on a character boundary");
+    std::iter::from_fn(move || {
+        let c = rest.chars().next()?;
         let len = match c {
             '<' => rest.find('>').map_or(rest.len(), |i| i + 1),
             '&' => decode_entity(rest).map_or(1, |(_, len)| len),
             _ => c.len_utf8(),
         };
+        let at = html.len() - rest.len();
         let (raw, after) = rest.split_at(len);
+        rest = after;
         let piece = if raw.starts_with("</") {
             Piece::Close { raw }
         } else if let Some(tag) = raw.strip_prefix('<') {
@@ -366,10 +408,47 @@ fn parse_html(html: &str) -> Vec<Piece<'_>> {
             let ch = decode_entity(raw).map_or(c, |(ch, _)| ch);
             Piece::Char { ch, raw }
         };
-        pieces.push(piece);
-        rest = after;
+        Some((at, piece))
+    })
+}
+
+/// The visible characters of `html`, entities decoded.
+fn visible_chars(html: &str) -> impl Iterator<Item = char> {
+    pieces(html, 0).filter_map(|(_, piece)| match piece {
+        Piece::Char { ch, .. } => Some(ch),
+        _ => None,
+    })
+}
+
+/// The visible characters a chunk may take, read ahead of the cut; reused from chunk to chunk.
+#[derive(Default)]
+struct Window {
+    chars: Vec<char>,
+    /// For each character, the byte where a chunk that ends just before it ends: after the
+    /// character before it and the end tags right after that. Start tags before a character
+    /// belong to the next chunk.
+    ends: Vec<usize>,
+}
+
+impl Window {
+    /// Reads the next `count` visible characters of `html` from byte `from`.
+    fn read(&mut self, html: &str, from: usize, count: usize) {
+        self.chars.clear();
+        self.ends.clear();
+        let (mut end, mut closing) = (from, false);
+        for (at, piece) in pieces(html, from) {
+            match piece {
+                Piece::Char { .. } if self.chars.len() == count => break,
+                Piece::Char { ch, raw } => {
+                    self.chars.push(ch);
+                    self.ends.push(end);
+                    (end, closing) = (at + raw.len(), true);
+                }
+                Piece::Close { raw } if closing => end = at + raw.len(),
+                _ => closing = false,
+            }
+        }
     }
-    pieces
 }
 
 /// The character of the entity `text` starts with (`&lt;`, `&#128512;`, `&#x41;`), and its length
@@ -397,39 +476,44 @@ fn decode_entity(text: &str) -> Option<(char, usize)> {
     Some((ch, semicolon + 1))
 }
 
-/// The HTML of one chunk: reopens the tags in `stack`, adds `pieces`, closes what is still open.
-/// Leaves in `stack` the tags open at the end of `pieces`, for the next chunk.
-fn build_chunk<'a>(pieces: &[Piece<'a>], stack: &mut Vec<(&'a str, &'a str)>) -> String {
-    let mut html: String = stack.iter().map(|(raw, _)| *raw).collect();
-    for piece in pieces {
+/// The HTML of one chunk, the bytes `from..to` of `html`: reopens the tags in `stack`, adds
+/// the pieces, closes what is still open. Leaves in `stack` the tags open at `to`, for the
+/// next chunk.
+fn build_chunk<'a>(
+    html: &'a str,
+    from: usize,
+    to: usize,
+    stack: &mut Vec<(&'a str, &'a str)>,
+) -> String {
+    let mut chunk: String = stack.iter().map(|(raw, _)| *raw).collect();
+    for (_, piece) in pieces(html, from).take_while(|(at, _)| *at < to) {
         match piece {
             Piece::Open { raw, name } => {
-                html.push_str(raw);
+                chunk.push_str(raw);
                 stack.push((raw, name));
             }
             Piece::Close { raw } => {
-                html.push_str(raw);
+                chunk.push_str(raw);
                 stack.pop();
             }
-            Piece::Char { raw, .. } => html.push_str(raw),
+            Piece::Char { raw, .. } => chunk.push_str(raw),
         }
     }
     for (_, name) in stack.iter().rev() {
-        html.push_str(&format!("</{name}>"));
+        chunk.push_str(&format!("</{name}>"));
     }
-    html
+    chunk
 }
 
-/// Where a chunk starting at visible character `start` ends (exclusive), when more than `limit`
-/// characters remain. A cut goes after a run of whitespace, so the run ends the earlier chunk.
-fn find_cut(chars: &[char], start: usize, limit: usize) -> usize {
-    let hard = start + limit;
+/// Where a chunk ends (exclusive) in `window`, the next `limit + 1` characters when more than
+/// `limit` remain. A cut goes after a run of whitespace, so the run ends the earlier chunk.
+fn find_cut(window: &[char], limit: usize) -> usize {
     // The latest cut of each kind: paragraph, line, sentence end, space.
     let mut latest: [Option<usize>; 4] = [None; 4];
     let mut newlines = 0;
     let mut in_space = false;
     let mut last_visible: Option<char> = None; // none yet: a chunk needs more than whitespace
-    for (k, &c) in chars.iter().enumerate().take(hard + 1).skip(start) {
+    for (k, &c) in window.iter().enumerate() {
         if c.is_whitespace() {
             in_space = true;
             newlines += usize::from(c == '\n');
@@ -449,17 +533,17 @@ fn find_cut(chars: &[char], start: usize, limit: usize) -> usize {
         last_visible = Some(c);
     }
     // The best kind in the chunk's last half, else the best anywhere.
-    let last_half = start + limit / 2;
+    let last_half = limit / 2;
     let in_last_half = latest.iter().flatten().find(|&&k| k >= last_half);
     if let Some(&k) = in_last_half.or(latest.iter().flatten().next()) {
         return k;
     }
     // No boundary at all: cut at the limit, moved back out of an emoji or accented letter.
-    let mut k = hard;
-    while k > start && joins(chars[k - 1], chars[k]) {
+    let mut k = limit;
+    while k > 0 && joins(window[k - 1], window[k]) {
         k -= 1;
     }
-    if k == start { hard } else { k }
+    if k == 0 { limit } else { k }
 }
 
 /// Whether `next` belongs to the same user-perceived character as `prev`: combining marks,

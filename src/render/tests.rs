@@ -254,3 +254,238 @@ fn random_markdown_always_gives_valid_chunks() {
         }
     }
 }
+
+/// The most tags open at once in `html` (every `<` of its text is escaped, so each is a tag).
+fn tag_depth(html: &str) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0);
+    for (at, _) in html.match_indices('<') {
+        if html[at..].starts_with("</") {
+            depth = depth.saturating_sub(1);
+        } else {
+            depth += 1;
+            deepest = deepest.max(depth);
+        }
+    }
+    deepest
+}
+
+#[test]
+fn deep_lists_are_flattened_at_four_levels() {
+    #[rustfmt::skip]
+    let cases = [
+        ("- - - - - - x", "• \n  ◦ \n    ◦ \n      ◦ x"),
+        ("1. 1. 1. 1. 1. 1. x", "1. \n  1. \n    1. \n      1. x"),
+        ("- a\n  - b\n    - c\n      - d\n        - e\n          - f", "• a\n  ◦ b\n    ◦ c\n      ◦ d\n      ◦ e\n      ◦ f"),
+        ("- a\n  - - - - - - b\n  - c", "• a\n  ◦ \n    ◦ \n      ◦ b\n  ◦ c"),
+        ("- - - - - - [x] b\n      - [ ] c", "• \n  ◦ \n    ◦ \n      ☑ b\n      ☐ c"),
+        ("- > * - > * x", "• <blockquote>\n  ◦ \n    ◦ \n      ◦ x</blockquote>"),
+    ];
+    assert_renders(&cases);
+}
+
+#[test]
+fn emphasis_nested_in_itself_opens_one_tag() {
+    #[rustfmt::skip]
+    let cases = [
+        ("**a **b **c** d** e**", "<b>a b c d e</b>"),
+        ("*a *b* c* ~~a ~~b~~ c~~", "<i>a b c</i> <s>a b c</s>"),
+        ("***~~a ***~~b~~*** c~~***", "<i><b><s>a b c</s></b></i>"),
+        ("# **x** y\n\n| **A** | B |\n|-|-|\n| **1** | 2 |", "<b>x y</b>\n\n<b>A | B</b>\n<b>1</b> | 2"),
+    ];
+    assert_renders(&cases);
+}
+
+/// Hostile answers: whatever the nesting, the HTML grows with the answer's length, keeps few
+/// tags open, and a short answer stays a few messages.
+#[test]
+fn deep_nesting_costs_only_the_answer_length() {
+    let list_50: String = (0..50).map(|d| format!("{}- item {d}\n", "  ".repeat(d))).collect();
+    let emphasis = |open: &str, close: &str, n| open.repeat(n) + "x" + &close.repeat(n);
+    #[rustfmt::skip]
+    let cases: [(String, usize); 9] = [
+        ("- ".repeat(6000) + "x", 1),
+        ("1. ".repeat(3000) + "x", 1),
+        ("> ".repeat(6000) + "x", 1),
+        (emphasis("*", "*", 5000), 1),
+        ("**a ".repeat(3000), 3),
+        (emphasis("**a ", "** b", 3000), 3),
+        (emphasis("***~~a ", "~~*** b", 1000), 2),
+        ("- > * ".repeat(2000) + "x", 1),
+        (list_50, 1),
+    ];
+    let mut wrong = Vec::new();
+    for (markdown, messages) in &cases {
+        let label = markdown.chars().take(24).collect::<String>();
+        let html = markdown_to_html(markdown);
+        let depth = tag_depth(&html);
+        if html.len() > 4 * markdown.len() + 64 || depth > 8 {
+            wrong.push(format!("{label:?}: {} bytes, {depth} tags open", html.len()));
+            continue;
+        }
+        assert_valid(&html);
+        let chunks = split_checked(&html, MESSAGE_LIMIT);
+        if chunks.len() > *messages {
+            wrong.push(format!("{label:?}: {} messages", chunks.len()));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// `split_html` as it was before it streamed, kept as the oracle that the cuts did not change:
+/// vectors of every piece and character of the whole HTML, cut by global index.
+fn split_reference(html: &str, limit: usize) -> Vec<String> {
+    let limit = limit.max(1);
+    let pieces: Vec<Piece> = pieces(html, 0).map(|(_, piece)| piece).collect();
+    let mut chars = Vec::new();
+    let mut piece_of = Vec::new();
+    for (index, piece) in pieces.iter().enumerate() {
+        if let Piece::Char { ch, .. } = piece {
+            chars.push(*ch);
+            piece_of.push(index);
+        }
+    }
+    if chars.iter().all(|c| c.is_whitespace()) {
+        return Vec::new();
+    }
+    if chars.len() <= limit {
+        return vec![html.to_string()];
+    }
+    let mut chunks = Vec::new();
+    let mut stack: Vec<(&str, &str)> = Vec::new();
+    let (mut start, mut from) = (0, 0);
+    while start < chars.len() {
+        let end = match chars.len() - start <= limit {
+            true => chars.len(),
+            false => find_cut_reference(&chars, start, limit),
+        };
+        let mut to = pieces.len();
+        if end < chars.len() {
+            to = piece_of[end - 1] + 1;
+            while matches!(pieces.get(to), Some(Piece::Close { .. })) {
+                to += 1;
+            }
+        }
+        let mut chunk: String = stack.iter().map(|(raw, _)| *raw).collect();
+        for piece in &pieces[from..to] {
+            match piece {
+                Piece::Open { raw, name } => {
+                    chunk.push_str(raw);
+                    stack.push((raw, name));
+                }
+                Piece::Close { raw } => {
+                    chunk.push_str(raw);
+                    stack.pop();
+                }
+                Piece::Char { raw, .. } => chunk.push_str(raw),
+            }
+        }
+        for (_, name) in stack.iter().rev() {
+            chunk.push_str(&format!("</{name}>"));
+        }
+        if !chars[start..end].iter().all(|c| c.is_whitespace()) {
+            chunks.push(chunk);
+        }
+        start = end;
+        from = to;
+    }
+    chunks
+}
+
+/// `find_cut` as it was, over the whole text's characters.
+fn find_cut_reference(chars: &[char], start: usize, limit: usize) -> usize {
+    let hard = start + limit;
+    let mut latest: [Option<usize>; 4] = [None; 4];
+    let mut newlines = 0;
+    let mut in_space = false;
+    let mut last_visible: Option<char> = None;
+    for (k, &c) in chars.iter().enumerate().take(hard + 1).skip(start) {
+        if c.is_whitespace() {
+            in_space = true;
+            newlines += usize::from(c == '\n');
+            continue;
+        }
+        if let (true, Some(before)) = (in_space, last_visible) {
+            let kind = match newlines {
+                0 if matches!(before, '.' | '!' | '?' | '…') => 2,
+                0 => 3,
+                1 => 1,
+                _ => 0,
+            };
+            latest[kind] = Some(k);
+        }
+        in_space = false;
+        newlines = 0;
+        last_visible = Some(c);
+    }
+    let last_half = start + limit / 2;
+    let in_last_half = latest.iter().flatten().find(|&&k| k >= last_half);
+    if let Some(&k) = in_last_half.or(latest.iter().flatten().next()) {
+        return k;
+    }
+    let mut k = hard;
+    while k > start && joins(chars[k - 1], chars[k]) {
+        k -= 1;
+    }
+    if k == start { hard } else { k }
+}
+
+/// Markdown of about `bytes` bytes from pieces that reach every kind of cut: paragraphs,
+/// lines, sentences, spaces, words and blank runs longer than a message, emoji, tags, entities.
+fn random_answer(seed: u64, bytes: usize) -> String {
+    #[rustfmt::skip]
+    let parts = [
+        "word ", "слово ", "Привет, мир! ", "😀", "👍🏽", "👩‍💻", "🇷🇺🇷🇺", "e\u{301}", "**", "*", "~~",
+        "`", "\n", "\n\n", "- ", "  - ", "1. ", "> ", "# ", "```rust\n", "<", "&", "&amp;", ". ",
+        "? ", "…", "[l](https://x.y/\"q\") ", "|a|b|\n|-|-|\n", "\t", "\u{a0}",
+    ];
+    let runs = ["x", " ", "\n", "😀", "ab "];
+    let mut state = seed;
+    let mut random = move || {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (state >> 33) as usize
+    };
+    let mut markdown = String::new();
+    while markdown.len() < bytes {
+        match random() % 200 {
+            0 => markdown.push_str(&runs[random() % runs.len()].repeat(random() % 6000)),
+            _ => markdown.push_str(parts[random() % parts.len()]),
+        }
+    }
+    markdown
+}
+
+#[test]
+fn split_cuts_where_it_did_before_it_streamed() {
+    #[rustfmt::skip]
+    let html = [
+        "<b>aaaa bbbb</b>", "<b>aaaa </b><i>bb</i>", "<pre>aaaa   </pre>", "a<b></b> <i>b</i>c",
+        "aa</i></b><b>bb</b>", "<blockquote><a href=\"x\">aa <i>bb</i></a> cc</blockquote>",
+    ];
+    for html in html {
+        for limit in 0..12 {
+            assert_eq!(
+                split_html(html, limit),
+                split_reference(html, limit),
+                "{html:?} at {limit}"
+            );
+        }
+    }
+    for seed in 0..200 {
+        let html = markdown_to_html(&random_answer(seed, 300));
+        for limit in [1, 2, 3, 5, 17, 60, 200] {
+            let context = format!("seed {seed} at {limit}: {html:?}");
+            assert_eq!(split_html(&html, limit), split_reference(&html, limit), "{context}");
+        }
+    }
+}
+
+#[test]
+fn split_of_a_long_answer_cuts_where_it_did_before() {
+    let html = markdown_to_html(&random_answer(7, 1 << 20));
+    assert!(html.len() >= 1 << 20);
+    for limit in [MESSAGE_LIMIT, 500] {
+        let chunks = split_html(&html, limit);
+        assert!(chunks.len() > (1 << 20) / 2 / limit, "{} chunks at {limit}", chunks.len());
+        assert!(chunks == split_reference(&html, limit), "the chunks differ at {limit}");
+    }
+}
