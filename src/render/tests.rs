@@ -1,5 +1,6 @@
 //! The renderer's tests; tests/it/properties.rs runs them a second time, with render.rs.
 
+use super::split::*;
 use super::*;
 
 /// Panics unless `html` is what Telegram's parser accepts: only its tags, balanced, nested
@@ -488,4 +489,27 @@ fn split_of_a_long_answer_cuts_where_it_did_before() {
         assert!(chunks.len() > (1 << 20) / 2 / limit, "{} chunks at {limit}", chunks.len());
         assert!(chunks == split_reference(&html, limit), "the chunks differ at {limit}");
     }
+}
+
+/// A line's container markers past sixteen are dropped before parsing (the parser's memory
+/// grows with each); a line within that, and everything else, stays as it is.
+#[test]
+fn lines_nested_past_sixteen_markers_are_cut_to_sixteen() {
+    let cases: &[(&str, &str)] = &[
+        ("- a\n  - b\n> c", "- a\n  - b\n> c"),
+        ("- - - x", "- - - x"),
+        ("-x - y", "-x - y"),
+        ("1. 2) > * + x", "1. 2) > * + x"),
+        ("1234567890. x", "1234567890. x"),
+    ];
+    for (markdown, expected) in cases {
+        assert_eq!(flatten_deep_lines(markdown), *expected, "{markdown:?}");
+    }
+    let deep = format!("{}x\nnext", "- ".repeat(5000));
+    assert_eq!(flatten_deep_lines(&deep), format!("{}x\nnext", "- ".repeat(16)));
+    let quotes = format!("{}x", ">".repeat(100));
+    assert_eq!(flatten_deep_lines(&quotes), format!("{}x", ">".repeat(16)));
+    let mixed = format!("{}x\n", "1. > * ".repeat(10));
+    let kept = format!("{}1. ", "1. > * ".repeat(5)); // sixteen markers
+    assert_eq!(flatten_deep_lines(&mixed), format!("{kept}x\n"));
 }

@@ -358,3 +358,119 @@ fn a_backup_is_a_copy_made_while_the_store_is_open() {
     let copied = Store::open(&copy, false).unwrap();
     assert_eq!(read_chat(&copied, GROUP), group_chat());
 }
+
+#[test]
+fn every_commit_is_on_the_disk_before_the_loop_goes_on() {
+    let dir = TempDir::new("synced");
+    let (_path, store) = sample(&dir);
+    // FULL (2): a power cut cannot undo an update whose answer the user already has.
+    let synchronous: i64 = store.db.query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap();
+    assert_eq!(synchronous, 2);
+}
+
+/// The size of the database's write-ahead log: what commits wrote since the last checkpoint.
+fn wal_len(path: &Path) -> u64 {
+    fs::metadata(with_suffix(path, "-wal")).map_or(0, |m| m.len())
+}
+
+#[test]
+fn a_long_answer_is_written_once_then_only_its_progress() {
+    let dir = TempDir::new("unsent");
+    let (path, mut store) = sample(&dir);
+    let chunks: Vec<String> = (0..30).map(|i| format!("{i} {}", "ж".repeat(4000))).collect();
+    store.begin();
+    store.set_unsent(&Unsent { chat_id: GROUP, chunks: chunks.clone() });
+    store.commit().unwrap();
+    let recorded = wal_len(&path);
+    for sent in 1..=3 {
+        store.begin();
+        store.unsent_progress();
+        store.commit().unwrap();
+        let rest = store.unsent().unwrap();
+        assert_eq!(rest.chunks, chunks[sent..], "after {sent} sent");
+    }
+    // Each message costs a page or two, not the rest of the answer again (about 230 KB).
+    let per_message = (wal_len(&path) - recorded) / 3;
+    assert!(per_message <= 2 * 4120, "{per_message} bytes per message");
+    drop(store);
+    let mut again = Store::open(&path, false).unwrap();
+    assert_eq!(again.unsent().unwrap().chunks, chunks[3..]);
+    again.begin();
+    again.clear_unsent();
+    again.commit().unwrap();
+    assert_eq!(again.unsent(), None);
+}
+
+#[test]
+fn an_update_that_changed_nothing_writes_nothing_until_it_must() {
+    let dir = TempDir::new("quiet");
+    let (path, mut store) = sample(&dir);
+    let before = wal_len(&path);
+    for id in 873000106..873000146 {
+        store.begin();
+        store.set_last_update_id(id);
+        store.commit().unwrap();
+    }
+    assert_eq!(wal_len(&path), before, "40 ignored updates wrote to the disk");
+    assert_eq!(store.last_update_id(), 873000145, "handled, and confirmed to Telegram");
+    // An update that sent a message is saved at once.
+    store.begin();
+    store.set_last_update_id(873000146);
+    store.must_save();
+    store.commit().unwrap();
+    drop(store);
+    assert_eq!(Store::open(&path, false).unwrap().last_update_id(), 873000146);
+}
+
+#[test]
+fn a_failed_save_is_not_confirmed() {
+    let dir = TempDir::new("failed");
+    let (path, mut store) = sample(&dir);
+    store.begin();
+    store.set_last_update_id(873000106);
+    store.set_style(GROUP, "professor", 1);
+    store.run("test", "INSERT INTO no_such_table VALUES (1)", []);
+    assert!(store.failed(), "a failed statement is seen before anything is acted on");
+    assert!(store.commit().is_err());
+    // The update goes back to Telegram: the next poll asks for it again.
+    assert_eq!(store.last_update_id(), 873000105);
+    assert_eq!(read_chat(&store, GROUP).style.as_deref(), Some("fairy"));
+    assert!(store.probe().is_ok(), "the store works again");
+    drop(store);
+    assert_eq!(Store::open(&path, false).unwrap().last_update_id(), 873000105);
+}
+
+#[test]
+fn uploads_stay_in_the_state_until_deleted() {
+    let dir = TempDir::new("uploads");
+    let (path, mut store) = sample(&dir);
+    store.begin();
+    store.note_upload("3727db23-91a3");
+    store.commit().unwrap();
+    drop(store);
+    let mut again = Store::open(&path, false).unwrap();
+    assert_eq!(again.uploads(), ["3727db23-91a3"]);
+    again.begin();
+    again.forget_upload("3727db23-91a3");
+    again.commit().unwrap();
+    assert!(again.uploads().is_empty());
+}
+
+#[test]
+fn a_schema_1_database_is_brought_up_to_date() {
+    let dir = TempDir::new("schema1");
+    let (path, store) = sample(&dir);
+    store
+        .db
+        .execute_batch(
+            "ALTER TABLE meta DROP COLUMN unsent_sent; DROP TABLE uploads; PRAGMA user_version = 1;",
+        )
+        .unwrap();
+    drop(store);
+    let again = Store::open(&path, false).unwrap();
+    let version: i64 = again.db.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    assert_eq!(version, 2);
+    assert_eq!(again.last_update_id(), 873000105);
+    assert!(again.uploads().is_empty() && again.unsent().is_none());
+    assert_eq!(read_chat(&again, GROUP), group_chat());
+}

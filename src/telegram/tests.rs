@@ -76,3 +76,55 @@ fn broken_updates_keep_their_id() {
     let update = parse_update(sticker).unwrap();
     assert!(update.message.unwrap().has_non_text_content());
 }
+
+/// A name that does not resolve (`.invalid` never does, RFC 6761): no connection was made,
+/// nothing was sent, so the message is sent again later, never taken as "most likely
+/// arrived". (Before, the lookup failure counted as a lost answer.)
+#[test]
+fn a_failed_name_lookup_is_never_sent() {
+    let agent: ureq::Agent =
+        ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let err = agent.get("http://gigabot-test.invalid/bot1:x/getMe").call().unwrap_err();
+    assert!(retry::never_sent(&err), "{err:?}");
+    let refused = agent.get("http://127.0.0.1:1/").call().unwrap_err();
+    assert!(retry::never_sent(&refused), "{refused:?}");
+}
+
+/// What a failure of a call does next, as a table: (method, failure, flood policy, tries
+/// failed before) → the pause before the next try, or none (give up and return the error).
+#[test]
+fn when_a_call_is_tried_again() {
+    use retry::pause_before_retry;
+    let server = || ErrorKind::Server("Internal Server Error: restart (500)".into());
+    let lost = || ErrorKind::Lost("connection reset".into());
+    let secs = |s: u64| Some(Duration::from_secs(s));
+    // 429: waited out up to a minute for an answer, never for a notice; polls always.
+    assert_eq!(
+        pause_before_retry("sendMessage", &ErrorKind::RetryAfter(7), OnFlood::Wait, 0),
+        secs(7)
+    );
+    assert_eq!(
+        pause_before_retry("sendMessage", &ErrorKind::RetryAfter(61), OnFlood::Wait, 0),
+        None
+    );
+    assert_eq!(
+        pause_before_retry("sendMessage", &ErrorKind::RetryAfter(1), OnFlood::GiveUp, 0),
+        None
+    );
+    assert_eq!(
+        pause_before_retry("getUpdates", &ErrorKind::RetryAfter(3600), OnFlood::Wait, 0),
+        secs(60)
+    );
+    // A 5xx on a call about one chat: four tries; on polling: for as long as it lasts.
+    for failures in 0..3 {
+        let pause = pause_before_retry("sendMessage", &server(), OnFlood::Wait, failures);
+        assert!(pause.is_some_and(|p| p >= Duration::from_secs(1)), "try {failures}: {pause:?}");
+    }
+    assert_eq!(pause_before_retry("sendMessage", &server(), OnFlood::Wait, 3), None);
+    assert!(pause_before_retry("getUpdates", &server(), OnFlood::Wait, 30).is_some());
+    // A lost answer: a message may have arrived, so it is not sent again; a poll is.
+    assert_eq!(pause_before_retry("sendMessage", &lost(), OnFlood::Wait, 0), None);
+    assert!(pause_before_retry("getUpdates", &lost(), OnFlood::Wait, 0).is_some());
+    // Refusals and a revoked token: never.
+    assert_eq!(pause_before_retry("getUpdates", &ErrorKind::Unauthorized, OnFlood::Wait, 0), None);
+}

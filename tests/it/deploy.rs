@@ -221,6 +221,18 @@ fn the_systemd_unit_keeps_the_bots_files_and_memory_to_itself() {
     }
 }
 
+/// A bound on memory and threads, so that a runaway (a bug, a hostile answer) is stopped
+/// by the kernel and not by the machine: above what the largest file the bot handles needs
+/// (Telegram's 20 MiB, held twice on its way to GigaChat), below a small machine's RAM.
+#[test]
+fn the_systemd_unit_bounds_memory_and_threads() {
+    let memory = service("MemoryMax");
+    let megabytes: u64 = memory.strip_suffix('M').and_then(|m| m.parse().ok()).unwrap_or(0);
+    assert!((64..=512).contains(&megabytes), "MemoryMax={memory}");
+    let tasks: u64 = service("TasksMax").parse().unwrap_or(0);
+    assert!((4..=64).contains(&tasks), "TasksMax={tasks}");
+}
+
 /// The README states the score; the unit must not get worse than that, so neither can
 /// go stale unnoticed.
 #[test]

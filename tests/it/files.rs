@@ -455,3 +455,50 @@ fn fake_telegram_get_file_and_download_follow_the_reference() {
     let body: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(body, json!({"ok": false, "error_code": 404, "description": "Not Found"}));
 }
+
+/// With `requests_per_minute = 2`, ten photos GigaChat refuses cost two downloads and two
+/// uploads: a file counts against the limit before it is fetched, and the refusals are
+/// notices, within the chat's budget. Before, a refused upload was never counted.
+#[test]
+fn refused_files_count_against_the_rate_limit_before_they_are_fetched() {
+    let w = World::start_with("[bot]\nrequests_per_minute = 2\n");
+    w.tg.set_flood_limits(None);
+    for _ in 0..10 {
+        w.gc.fail_next_upload(415, r#"{"status":415,"message":"Unsupported file type"}"#);
+    }
+    let ids: Vec<i64> =
+        (0..10).map(|_| w.tg.push(tg::photo(IVAN, IVAN, Some("Что это?")))).collect();
+    let last = *ids.last().unwrap();
+    w.tg.wait_until(Duration::from_secs(20), "all handled", |t| {
+        t.confirmed_offset() > last && t.polling()
+    });
+    assert_eq!(w.tg.downloads().len(), 2, "{:?}", w.tg.downloads());
+    let uploads =
+        w.gc.file_requests().iter().filter(|r| r.0 == "POST" && r.1.ends_with("/files")).count();
+    assert_eq!(uploads, 2, "{:?}", w.gc.file_requests());
+    let told = ids.iter().filter(|&&id| !w.tg.replies_to(id).is_empty()).count();
+    assert!(told <= 5, "10 files got {told} replies, the chat's notice budget is 5");
+}
+
+/// Killed while GigaChat reads an uploaded photo: the file is in GigaChat's storage and no
+/// answer deleted it. The next start deletes it (its id was saved at the upload). Before,
+/// it stayed there for good.
+#[test]
+fn a_file_left_in_gigachat_by_a_kill_is_deleted_at_the_next_start() {
+    let w = World::start();
+    let pid = w.bot.pid();
+    w.gc.set_kill_hook(1, move || crate::harness::sigkill(pid));
+    let id = w.tg.push(tg::photo(IVAN, IVAN, Some("Что это?")));
+    w.gc.wait_until(Duration::from_secs(15), "the kill", |gc| !gc.kill_hook_pending());
+    assert!(w.gc.files().iter().all(|f| !f.deleted), "{:?}", w.gc.files());
+    let World { tg, gc, env, bot } = w;
+    drop(bot);
+    let bot = env.spawn(&[]);
+    tg.wait_until(Duration::from_secs(15), "answered after the restart", |t| {
+        t.confirmed_offset() > id && t.polling()
+    });
+    gc.wait_until(Duration::from_secs(10), "every upload deleted", |gc| {
+        gc.files().len() == 2 && gc.files().iter().all(|f| f.deleted)
+    });
+    assert!(bot.log().contains("left in GigaChat's storage"), "{}", bot.log());
+}

@@ -86,21 +86,30 @@ impl BotEnv {
 
     /// Runs a command to its end (check, ask, a config error…), at most 60 s.
     pub fn run(&self, args: &[&str]) -> Output {
-        let mut child = self
+        let child = self
             .command(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("start gigabot");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while child.try_wait().expect("wait for gigabot").is_none() {
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("gigabot {args:?} did not finish within 60 s");
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        child.wait_with_output().expect("collect gigabot's output")
+        wait_output(child, args)
+    }
+
+    /// Runs a command to its end after a shell command (a `ulimit`, say), at most 60 s.
+    pub fn run_after(&self, shell: &str, args: &[&str]) -> Output {
+        let mut command = Command::new("sh");
+        command
+            .arg("-c")
+            .arg(format!("{shell} && exec \"$0\" \"$@\""))
+            .arg(env!("CARGO_BIN_EXE_gigabot"))
+            .args(args);
+        let child = self
+            .prepared(command)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start gigabot");
+        wait_output(child, args)
     }
 
     /// Starts the bot (`gigabot run`) in the background.
@@ -110,10 +119,23 @@ impl BotEnv {
 
     /// Starts the bot under this umask (as a shell or a service manager would set it).
     pub fn spawn_with_umask(&self, umask: &str, args: &[&str]) -> BotProcess {
-        let mut command = Command::new("sh");
+        self.spawn_after(&[], &format!("umask {umask}"), args)
+    }
+
+    /// Starts the bot after a shell command (a umask, a mount), the shell itself run by
+    /// `wrapper` if one is given (`unshare -rm`, for a mount of the bot's own).
+    pub fn spawn_after(&self, wrapper: &[&str], shell: &str, args: &[&str]) -> BotProcess {
+        let mut command = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut command = Command::new(program);
+                command.args(rest).arg("sh");
+                command
+            }
+            None => Command::new("sh"),
+        };
         command
             .arg("-c")
-            .arg(format!("umask {umask} && exec \"$0\" \"$@\""))
+            .arg(format!("{shell} && exec \"$0\" \"$@\""))
             .arg(env!("CARGO_BIN_EXE_gigabot"))
             .args(args);
         self.spawn_command(self.prepared(command))
@@ -203,6 +225,19 @@ impl Drop for BotProcess {
     }
 }
 
+/// Waits for a command started with piped output to end, at most 60 s.
+fn wait_output(mut child: Child, args: &[&str]) -> Output {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().expect("wait for gigabot").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("gigabot {args:?} did not finish within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.wait_with_output().expect("collect gigabot's output")
+}
+
 /// SIGKILLs a process and waits until it is dead (a zombie or gone): for the kill hooks of
 /// the fakes, which run in place of a request the bot is waiting on.
 pub fn sigkill(pid: u32) {
@@ -214,6 +249,12 @@ pub fn sigkill(pid: u32) {
         })
     };
     crate::http::wait_until(Duration::from_secs(10), "the killed bot to die", dead, String::new);
+}
+
+/// Whether the tests run as root (the owner of our /proc entry is uid 0).
+pub fn is_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
 }
 
 /// stdout and stderr of a finished command, as text.

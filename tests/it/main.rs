@@ -25,6 +25,7 @@ mod fake_salute;
 mod fake_telegram;
 mod fakes_selftest;
 mod files;
+mod hardening;
 mod harness;
 mod http;
 mod lesson;

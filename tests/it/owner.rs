@@ -314,3 +314,42 @@ fn messages_on_behalf_of_a_chat_are_that_chat_s_not_the_placeholder_s() {
     assert!(w.tg.replies_to(id)[0].text.contains(&OTHER_CHANNEL.to_string()));
     assert_eq!(w.gc.chat_requests().len(), 1, "only the allowed channel's question");
 }
+
+/// A stranger who presses a style button (on any message of the bot's they can see) is
+/// refused, and the chat's style stays: the allowlist holds for buttons too. (Deleting that
+/// check kept every other test green.)
+#[test]
+fn a_stranger_s_button_press_changes_nothing() {
+    let w = restricted();
+    let first = w.tg.push_text(PETR, PETR, "Привет!");
+    w.tg.wait_until(WAIT, "refused", |t| t.replies_to(first).len() == 1);
+    let message = w.tg.replies_to(first)[0].message_id;
+    let press = w.tg.push(tg::callback_query(PETR, PETR, message, "style:fairy"));
+    w.tg.wait_until(WAIT, "pressed", |t| t.confirmed_offset() > press && t.polling());
+    let toast = w.tg.calls_of("answerCallbackQuery").pop().unwrap();
+    assert!(toast.text("text").unwrap().contains("только для приглашённых"), "{toast:?}");
+    let db = crate::harness::open_state(&w.env.path("gigabot.db"));
+    let styled: i64 = db
+        .query_row("SELECT COUNT(*) FROM chats WHERE style IS NOT NULL", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(styled, 0, "a stranger set a style");
+}
+
+/// Only an admin's press of "Разрешить" grants access: a stranger who sends the button's
+/// data himself gets a stale-button toast and stays refused. (Letting that check always
+/// pass kept every other test green: anyone could let themselves in.)
+#[test]
+fn only_an_admin_s_press_grants_access() {
+    let w = restricted();
+    let first = w.tg.push_text(PETR, PETR, "Привет!");
+    w.tg.wait_until(WAIT, "refused", |t| t.replies_to(first).len() == 1);
+    let message = w.tg.replies_to(first)[0].message_id;
+    let press = w.tg.push(tg::callback_query(PETR, PETR, message, &format!("allow:{PETR}")));
+    w.tg.wait_until(WAIT, "pressed", |t| t.confirmed_offset() > press && t.polling());
+    let toast = w.tg.calls_of("answerCallbackQuery").pop().unwrap();
+    assert!(toast.text("text").unwrap().contains("устарела"), "{toast:?}");
+    let again = w.tg.push_text(PETR, PETR, "Теперь можно?");
+    w.tg.wait_until(WAIT, "refused again", |t| t.replies_to(again).len() == 1);
+    assert!(w.tg.replies_to(again)[0].text.contains("только для приглашённых"));
+    assert!(w.gc.chat_requests().is_empty());
+}

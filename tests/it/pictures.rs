@@ -119,6 +119,9 @@ fn a_failed_download_still_gives_the_text_and_says_so() {
     assert!(answer[0].contains("скачать её не удалось"), "{answer:?}");
     assert!(w.tg.calls_of("sendPhoto").is_empty());
     assert!(w.bot.log().contains("picture"), "{}", w.bot.log());
+    // Not fetched, but still deleted from GigaChat's storage (before, it stayed there).
+    let files = w.gc.files();
+    assert!(files.len() == 1 && files[0].deleted, "{files:?}");
 }
 
 #[test]

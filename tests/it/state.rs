@@ -36,6 +36,8 @@ fn the_state_files_and_transcripts_are_private_whatever_the_umask() {
     env.config("[telegram]\npoll_timeout_secs = 10\n[bot]\ntranscript_dir = \"transcripts\"\n");
     // A transcript left world-readable by an older version is closed at the next line.
     std::fs::create_dir(env.path("transcripts")).unwrap();
+    let folder = std::fs::Permissions::from_mode(0o755);
+    std::fs::set_permissions(env.path("transcripts"), folder).unwrap();
     let old = env.path(&format!("transcripts/{IVAN}.jsonl"));
     std::fs::write(&old, "").unwrap();
     std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o644)).unwrap();
@@ -55,6 +57,37 @@ fn the_state_files_and_transcripts_are_private_whatever_the_umask() {
     }
     seen.sort();
     assert_eq!(seen, ["gigabot.db", "gigabot.db-shm", "gigabot.db-wal", "gigabot.db.lock"]);
+    // The transcript folder and file are closed too (deleting those chmods kept every other
+    // test green).
+    let mode =
+        |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    tg.wait_until(WAIT, "the transcript line", |_| {
+        std::fs::read_to_string(&old).is_ok_and(|t| !t.is_empty())
+    });
+    assert_eq!(mode(&env.path("transcripts")), 0o700);
+    assert_eq!(mode(&old), 0o600);
+}
+
+/// In a shared folder, a -wal file another user planted (world-writable) is refused: the
+/// bot would keep the questions in a file others can read. Needs root (to plant a file of
+/// another user); said so when it cannot run.
+#[test]
+fn a_wal_file_of_another_user_is_refused() {
+    if !crate::harness::is_root() {
+        eprintln!("a_wal_file_of_another_user_is_refused: not run, it needs root to chown");
+        return;
+    }
+    let tg = FakeTelegram::start();
+    let gc = FakeGigaChat::start();
+    let env = BotEnv::new(&tg, &gc);
+    let wal = env.path("gigabot.db-wal");
+    std::fs::write(&wal, "").unwrap();
+    std::fs::set_permissions(&wal, std::fs::Permissions::from_mode(0o666)).unwrap();
+    std::os::unix::fs::chown(&wal, Some(65534), Some(65534)).unwrap();
+    let output = env.run(&[]);
+    let (_, err) = crate::harness::text(&output);
+    assert_eq!(output.status.code(), Some(2), "{err}");
+    assert!(err.contains("gigabot.db-wal") && err.contains("another user"), "{err}");
 }
 
 #[test]

@@ -282,3 +282,51 @@ fn fake_salutespeech_follows_the_reference() {
     assert_eq!(body["result"], json!(["Привет, что такое закон Ома?"]));
     assert_eq!(body["status"], 200);
 }
+
+/// Killed while GigaChat answers a voice note, then restarted: the user sees what was heard
+/// and the answer once each. «Распознал» is the answer's first message and is recorded with
+/// it; before, it went out on its own, and the restart sent it again.
+#[test]
+fn a_kill_during_the_answer_to_a_voice_note_leaves_one_heard_and_one_answer() {
+    let (w, ss) = world_with_voice();
+    let pid = w.bot.pid();
+    w.gc.set_kill_hook(1, move || harness::sigkill(pid));
+    let id = w.tg.push(voice(&w, "ohm", 5));
+    w.gc.wait_until(WAIT, "the kill", |gc| !gc.kill_hook_pending());
+    let World { tg, gc, env, bot } = w;
+    drop(bot);
+    let _bot = env.spawn(&[]);
+    tg.wait_until(WAIT, "answered after the restart", |t| {
+        t.confirmed_offset() > id && t.polling() && t.replies_to(id).len() == 1
+    });
+    let sent: Vec<String> = tg.sent_to(IVAN).iter().map(|m| m.text.clone()).collect();
+    assert_eq!(sent.len(), 2, "{sent:#?}");
+    assert!(sent[0].contains("«Привет, что такое закон Ома?»"), "{sent:#?}");
+    assert!(sent[1].starts_with("Ответ ("), "{sent:#?}");
+    assert_eq!(ss.recognitions().len(), 2, "heard again after the restart, shown once");
+    drop(gc);
+}
+
+/// With `requests_per_minute = 2`, a dozen voice notes cost two recognitions: each note
+/// counts against the limit before it is paid for. Before, a note whose recognition gave
+/// nothing to ask was never counted, so every one was recognized (and told about).
+#[test]
+fn voice_notes_count_against_the_rate_limit_before_they_are_recognized() {
+    let tg = FakeTelegram::start();
+    let gc = FakeGigaChat::start();
+    let ss = FakeSaluteSpeech::start();
+    let mut env = BotEnv::new(&tg, &gc);
+    wire(&mut env, &gc, &ss);
+    env.config("[telegram]\npoll_timeout_secs = 10\n[bot]\nrequests_per_minute = 2\n");
+    let bot = env.spawn(&[]);
+    tg.wait_until(WAIT, "the bot polls", |t| t.polling());
+    let w = World { tg, gc, env, bot };
+    w.tg.set_flood_limits(None);
+    ss.set_text(&[]); // nothing recognized: no GigaChat call follows
+    let ids: Vec<i64> = (0..12).map(|i| w.tg.push(voice(&w, &format!("n{i}"), 3))).collect();
+    let last = *ids.last().unwrap();
+    w.tg.wait_until(WAIT, "all handled", |t| t.confirmed_offset() > last && t.polling());
+    assert_eq!(ss.recognitions().len(), 2, "{}", w.bot.log());
+    let told = ids.iter().filter(|&&id| !w.tg.replies_to(id).is_empty()).count();
+    assert!(told <= 5, "12 notes got {told} replies, the chat's notice budget is 5");
+}
