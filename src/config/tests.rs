@@ -111,7 +111,8 @@ fn empty_values_in_the_file_count_as_not_set() {
 fn errors_stay_on_one_line() {
     let err = load_text("a\rb = 1\n", ENV).unwrap_err().to_string();
     assert!(!err.contains('\r') && !err.contains('\n'), "{err:?}");
-    assert!(err.starts_with("config.toml:1: `a`: "), "{err:?}");
+    // `a` is no key of the config, so the line is all the error says of where.
+    assert!(err.starts_with("config.toml:1: key with no value"), "{err:?}");
     assert_eq!(one_line("/tmp/a\nb"), "/tmp/a\\nb");
 }
 
@@ -290,4 +291,136 @@ fn salutespeech_urls_and_scope_are_checked() {
     assert!(err.to_string().contains("https://"), "{err}");
     let err = load_text("[salutespeech]\nscope = \"GIGACHAT_API_PERS\"\n", ENV).unwrap_err();
     assert!(err.to_string().contains("not a SaluteSpeech scope"), "{err}");
+}
+
+// --- secrets never reach an error ---
+
+/// Secrets as they really look: GigaChat's Base64 authorization key, a bot token, and a
+/// client secret (a UUID).
+const KEY: &str = "MDE5YjEyMzQtNTY3OC05YWJjLWRlZjAtMTIzNDU2Nzg5YWJjOjQ1NmRlZjc4LTEyMzQtNTY3OC05YWJjLWRlZjAxMjM0NTY3OA==";
+const TOKEN: &str = "7000000001:AAHk3fJ9xQ2mV8pL5rT1wZ6yB4nC7dE0gHs";
+const CLIENT_SECRET: &str = "0f3e6a2c-1b7d-4c55-9a0e-3d2f1c4b5a69";
+
+/// No six characters in a row of any of the secrets above are in `text`, in any letter case
+/// (`GIGABOT_LOG` is lowercased before it is checked).
+fn assert_no_secret(text: &str) {
+    let lower = text.to_lowercase();
+    for secret in [KEY, TOKEN, CLIENT_SECRET] {
+        let chars: Vec<char> = secret.to_lowercase().chars().collect();
+        for window in chars.windows(6) {
+            let part: String = window.iter().collect();
+            assert!(!lower.contains(&part), "{part:?} of a secret in: {text}");
+        }
+    }
+}
+
+/// The error of a config that must not load, checked to hold no secret.
+fn error_of(text: &str, env: &[(&str, &str)]) -> String {
+    let err = match load_text(text, env) {
+        Ok(_) => panic!("loaded: {text:?} with {env:?}"),
+        Err(err) => format!("{err:#}"),
+    };
+    assert_no_secret(&err);
+    err
+}
+
+#[test]
+fn a_secret_on_the_line_after_its_key_is_never_shown() {
+    let cases = [
+        ("telegram", "token", TOKEN),
+        ("gigachat", "credentials", KEY),
+        ("gigachat", "client_secret", CLIENT_SECRET),
+        ("salutespeech", "credentials", KEY),
+    ];
+    for (section, key, secret) in cases {
+        for text in [
+            format!("[{section}]\n{key} =\n{secret}\n"),
+            format!("[{section}]\n{key} =\n  {secret}\n"),
+            format!("[{section}]\n{key}\n{secret}\n"),
+            format!("[{section}]\n{key} =\n\"{secret}\"\n"),
+        ] {
+            let err = error_of(&text, ENV);
+            assert!(err.starts_with("config.toml:"), "{err}");
+        }
+    }
+}
+
+#[test]
+fn a_stray_line_with_a_secret_is_never_shown() {
+    let styles =
+        "[bot]\ndefault_style = \"a\"\n[[styles]]\nid = \"a\"\ntitle = \"T\"\nprompt = \"P\"\n";
+    for secret in [KEY, TOKEN, CLIENT_SECRET] {
+        for line in [
+            secret.to_string(),
+            format!("{secret} = 1"),
+            format!("\"{secret}\" = 1"),
+            format!("{secret} = \"x\""),
+        ] {
+            for before in [styles, "[telegram]\n", ""] {
+                let err = error_of(&format!("{before}{line}\n"), ENV);
+                let at = format!("config.toml:{}: ", before.lines().count() + 1);
+                assert!(err.starts_with(&at), "{err}");
+            }
+        }
+    }
+    // The line says where; the error still lists the keys that would be right.
+    let err = error_of(&format!("{styles}\"{KEY}\" = 1\n"), ENV);
+    assert!(err.contains("an unknown key, expected one of `id`, `title`, `prompt`"), "{err}");
+    // A plausible typo is still named.
+    let err = error_of(&format!("{styles}promt = \"x\"\n"), ENV);
+    assert!(err.starts_with("config.toml:7: `[[styles]] promt`: unknown field `promt`"), "{err}");
+}
+
+#[test]
+fn a_value_of_the_wrong_type_is_never_quoted() {
+    for (section, key, value) in [
+        ("gigachat", "timeout_secs", format!("\"{KEY}\"")),
+        ("gigachat", "timeout_secs", format!("'{KEY}'")),
+        ("telegram", "poll_timeout_secs", format!("\"{TOKEN}\"")),
+        ("gigachat", "temperature", format!("\"{CLIENT_SECRET}\"")),
+        ("log", "messages", format!("\"{KEY}\"")),
+        ("bot", "admins", format!("[\"{TOKEN}\"]")),
+    ] {
+        let err = error_of(&format!("[{section}]\n{key} = {value}\n"), ENV);
+        let start = format!("config.toml:2: `[{section}] {key}`: invalid type: string \"…\"");
+        assert!(err.starts_with(&start), "{err}");
+    }
+}
+
+#[test]
+fn the_table_of_keys_is_the_structs() {
+    // What serde lists after "expected" for an unknown key: the struct's fields and aliases.
+    let listed = |text: &str| -> Vec<String> {
+        let message = toml::from_str::<Config>(text).unwrap_err().message().to_string();
+        let (_, expected) = message.split_once("expected ").expect("a list of keys");
+        let expected = expected.trim_start_matches("one of ").replace(" or ", ", ");
+        let mut keys: Vec<String> =
+            expected.split(", ").map(|k| k.trim_matches('`').to_string()).collect();
+        keys.sort();
+        keys
+    };
+    let sorted = |keys: &[&str]| {
+        let mut keys: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
+        keys.sort();
+        keys
+    };
+    let sections: Vec<&str> = SECTIONS.iter().map(|(section, _)| *section).collect();
+    assert_eq!(listed("zz = 1"), sorted(&sections));
+    for (section, keys) in SECTIONS {
+        let header = match section {
+            "styles" => "[[styles]]".to_string(),
+            _ => format!("[{section}]"),
+        };
+        assert_eq!(listed(&format!("{header}\nzz = 1\n")), sorted(keys), "{section}");
+    }
+}
+
+#[test]
+fn toml_errors_keep_their_syntax_and_numbers() {
+    let err = error_of("[telegram]\ntoken = \"a\\q\"\n", ENV);
+    assert!(err.ends_with("expected `b`, `e`, `f`, `n`, `r`, `\\`, `\"`, `x`, `u`, `U`"), "{err}");
+    let err = error_of("[gigachat]\ntimeout_secs = -1\n", ENV);
+    assert!(err.ends_with("invalid value: integer `-1`, expected u64"), "{err}");
+    let err = error_of("[telegram]\ntoken = \"x\"\ntoken = \"y\"\n", ENV);
+    assert_eq!(err, "config.toml:3: `[telegram] token`: duplicate key");
 }
