@@ -1,7 +1,8 @@
 //! What of a config an error may show. A secret pasted in the wrong place (the key on the
-//! line after `credentials =`, a stray line of it, a key where a number belongs) would
-//! otherwise be quoted back by the very error that reports the mistake, into a terminal or
-//! a journal. So a TOML error names only keys the config has, and quotes no value.
+//! line after `credentials =`, a token in `scope`, a password in a URL) would otherwise be
+//! quoted back by the very error that reports the mistake, into a terminal or a journal.
+//! So an error names only keys the config has, quotes no value, and shows a URL without
+//! its secrets.
 
 use super::SECTIONS;
 
@@ -147,4 +148,62 @@ fn is_syntax(word: &str) -> bool {
 /// A section or key name of the config (what serde's "expected one of" lists).
 fn is_known_name(word: &str) -> bool {
     SECTIONS.iter().any(|(section, keys)| *section == word || keys.contains(&word))
+}
+
+/// A URL as an error may show it, so that a typo can be seen: the user and password, a
+/// bot token (`bot123:AA…`), the query and anything long enough to be a key are `***`.
+pub fn shown_url(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").map_or(("", url), |(s, rest)| (s, rest));
+    let (rest, query) = match rest.find(['?', '#']) {
+        Some(at) => (&rest[..at], &rest[at..at + 1]),
+        None => (rest, ""),
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let host =
+        authority.rsplit_once('@').map_or(authority.to_string(), |(_, h)| format!("***@{h}"));
+    let mut out = if scheme.is_empty() { String::new() } else { format!("{scheme}://") };
+    for (i, part) in std::iter::once(host.as_str()).chain(path.split('/').skip(1)).enumerate() {
+        if i > 0 {
+            out.push('/');
+        }
+        out.push_str(&shown_part(part));
+    }
+    if !query.is_empty() {
+        out.push_str(query);
+        out.push('…');
+    }
+    out
+}
+
+/// One part of a URL's path: `bot***` for a bot token, `***` for a run without a dot
+/// that is as long as a key; else as it is.
+fn shown_part(part: &str) -> String {
+    let token = part.strip_prefix("bot").unwrap_or(part);
+    let is_token = token.split_once(':').is_some_and(|(id, secret)| {
+        !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) && secret.len() >= 20
+    });
+    if is_token {
+        format!("{}***", &part[..part.len() - token.len()])
+    } else if part.chars().count() >= 32 && !part.contains('.') {
+        "***".to_string()
+    } else {
+        part.to_string()
+    }
+}
+
+/// A name for a message (a model, a style id): itself when it is short enough to be one,
+/// else only its length (a long value in the wrong place may be a key or a token).
+pub fn shown_name(value: &str) -> String {
+    match value.chars().count() {
+        0..=32 => value.to_string(),
+        n => format!("(a value of {n} characters)"),
+    }
+}
+
+/// [`shown_name`] in quotes, when it is the value itself.
+pub(super) fn quoted(value: &str) -> String {
+    match value.chars().count() {
+        0..=32 => format!("{value:?}"),
+        _ => shown_name(value),
+    }
 }
