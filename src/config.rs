@@ -7,7 +7,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde::Deserialize;
 
 // By path (here and for the tests): tests/it/properties.rs compiles this file by path too.
@@ -173,6 +173,15 @@ const SECTIONS: [(&str, &[&str]); 6] = [
     ("styles", &["id", "title", "prompt"]),
 ];
 
+/// Where each secret can be set: its environment variable, and its section and key in the
+/// file. `load` scrubs their values out of any error it returns.
+const SECRETS: [(&str, &str, &str); 4] = [
+    ("TELEGRAM_TOKEN", "telegram", "token"),
+    ("GIGACHAT_CREDENTIALS", "gigachat", "credentials"),
+    ("GIGACHAT_CLIENT_SECRET", "gigachat", "client_secret"),
+    ("SALUTE_SPEECH_CREDENTIALS", "salutespeech", "credentials"),
+];
+
 /// A value that must never reach a log or the terminal: `Debug` prints `***`, and there is
 /// no `Display`, so the only way to the value is the explicit [`Secret::expose`].
 #[derive(Clone, Deserialize, PartialEq)]
@@ -297,25 +306,56 @@ pub enum Needs {
 /// Lookup: `--config FILE`, else `$GIGABOT_CONFIG`, else `./config.toml` if present, else the
 /// built-in defaults. Environment variables win over the file.
 pub fn load(explicit: Option<&Path>, needs: Needs) -> Result<Config> {
-    // A path or key may hold a newline or other control character: the error stays one line.
-    find_and_load(explicit, needs).map_err(|err| anyhow::anyhow!(one_line(&format!("{err:#}"))))
-}
-
-fn find_and_load(explicit: Option<&Path>, needs: Needs) -> Result<Config> {
     let path = explicit
         .map(Path::to_path_buf)
         .or_else(|| env_var("GIGABOT_CONFIG").map(PathBuf::from))
         .or_else(|| Some(PathBuf::from("config.toml")).filter(|p| p.exists()));
-    let mut config = match &path {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read the config file {}", path.display()))?;
-            parse(&text, &path.display().to_string())?
-        }
+    let file = match &path {
+        Some(path) => match std::fs::read_to_string(path) {
+            Ok(text) => Some((text, path.display().to_string())),
+            Err(err) => {
+                let err = anyhow::Error::new(err)
+                    .context(format!("cannot read the config file {}", path.display()));
+                return Err(tidy(&err, None, env_var));
+            }
+        },
+        None => None,
+    };
+    load_from(file.as_ref().map(|(text, name)| (text.as_str(), name.as_str())), env_var, needs)
+}
+
+/// The config from a file's text and name (or the built-in defaults) and the environment
+/// `get` (passed in for tests); an error as [`tidy`] leaves it.
+fn load_from(
+    file: Option<(&str, &str)>,
+    get: impl Fn(&str) -> Option<String>,
+    needs: Needs,
+) -> Result<Config> {
+    let hide = |err: anyhow::Error| tidy(&err, file.map(|(text, _)| text), &get);
+    let mut config = match file {
+        Some((text, name)) => parse(text, name).map_err(hide)?,
         None => Config { source: "built-in defaults (no config file)".into(), ..Config::default() },
     };
-    settle(&mut config, env_var, needs)?;
+    settle(&mut config, &get, needs).map_err(hide)?;
     Ok(config)
+}
+
+/// An error as `load` returns it: one line (a path or a key may hold a newline or other
+/// control character), and every secret value it can know of replaced with `***`: those
+/// of the environment, and those of the file when it reads as TOML at all.
+fn tidy(
+    err: &anyhow::Error,
+    text: Option<&str>,
+    get: impl Fn(&str) -> Option<String>,
+) -> anyhow::Error {
+    let table = text.and_then(|text| text.parse::<toml::Table>().ok());
+    let mut secrets = Vec::new();
+    for (env, section, key) in SECRETS {
+        secrets.extend(get(env).map(|value| value.trim().to_string()));
+        let in_file = table.as_ref().and_then(|t| t.get(section)?.get(key)?.as_str());
+        secrets.extend(in_file.map(|value| value.trim().to_string()));
+    }
+    anyhow::anyhow!(one_line(&scrub::scrub(&format!("{err:#}"), &secrets)))
 }
 
 /// Parses the TOML text; errors name the file, the line, and the key if the config has it,

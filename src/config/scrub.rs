@@ -1,8 +1,8 @@
 //! What of a config an error may show. A secret pasted in the wrong place (the key on the
 //! line after `credentials =`, a token in `scope`, a password in a URL) would otherwise be
 //! quoted back by the very error that reports the mistake, into a terminal or a journal.
-//! So an error names only keys the config has, quotes no value, and shows a URL without
-//! its secrets.
+//! So an error names only keys the config has, quotes no value, shows a URL without its
+//! secrets, and, last, has every secret value `load` knows of replaced with `***`.
 
 use super::SECTIONS;
 
@@ -206,4 +206,19 @@ pub(super) fn quoted(value: &str) -> String {
         0..=32 => format!("{value:?}"),
         _ => shown_name(value),
     }
+}
+
+/// Replaces each of `secrets` in `text` with `***`, in any letter case (`GIGABOT_LOG` is
+/// lowercased): the last guard, for a path to an error nobody thought of. Values under 8
+/// characters are left alone, so that a short test value does not blank out common words.
+pub(super) fn scrub(text: &str, secrets: &[String]) -> String {
+    let mut out = text.to_string();
+    for secret in secrets.iter().filter(|s| s.chars().count() >= 8) {
+        let needle = secret.to_ascii_lowercase();
+        // ASCII lowercasing keeps every byte where it was, so the offsets fit `out`.
+        while let Some(at) = out.to_ascii_lowercase().find(&needle) {
+            out.replace_range(at..at + needle.len(), "***");
+        }
+    }
+    out
 }

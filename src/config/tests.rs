@@ -483,3 +483,22 @@ fn a_long_value_is_described_not_quoted() {
     let err = error_of(&style, ENV);
     assert!(err.starts_with("styles #1: id (a value of 46 characters) is not allowed"), "{err}");
 }
+
+#[test]
+fn load_scrubs_every_secret_it_knows_of_from_its_errors() {
+    // A style named like a secret: the error quotes the style, but not the secret.
+    let secret = "s3cr3t-Passw0rd";
+    let text = format!("[bot]\ndefault_style = \"{secret}\"\n");
+    let env = [ENV, &[("GIGACHAT_CLIENT_SECRET", secret)]].concat();
+    let load = |text: &str, env: &[(&str, &str)]| {
+        let file = Some((text, "config.toml"));
+        load_from(file, env_of(env), Needs::TelegramAndGigaChat).unwrap_err().to_string()
+    };
+    assert!(load(&text, &env).starts_with("bot.default_style = \"***\" is not"));
+    // From the file's own secrets too, also when the file is refused.
+    let in_file = format!("[gigachat]\nclient_secret = \"{secret}\"\n{text}");
+    assert!(load(&in_file, ENV).starts_with("bot.default_style = \"***\" is not"));
+    // Short values are left alone; the case of the letters does not matter.
+    let secrets = ["secret".to_string(), "ABCDEFGH12".to_string()];
+    assert_eq!(scrub::scrub("a secret: abcdefgh12.", &secrets), "a secret: ***.");
+}
