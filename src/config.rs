@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 // By path (here and for the tests): tests/it/properties.rs compiles this file by path too.
 #[path = "config/scrub.rs"]
-mod scrub;
+pub mod scrub;
 #[path = "config/validate.rs"]
 mod validate;
 
