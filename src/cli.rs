@@ -12,6 +12,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 
 use crate::clock;
+use crate::config::scrub::{shown_name, shown_url};
 use crate::config::{Config, GigaChatConfig, TelegramConfig, style_ids};
 use crate::gigachat::{self, GigaChat};
 use crate::salutespeech::SaluteSpeech;
@@ -103,7 +104,8 @@ fn check_telegram(tg: &TelegramConfig) -> bool {
             false
         }
         Err(err) => {
-            println!("✗ telegram: {err}: check telegram.api_url ({}) and the network", tg.api_url);
+            let url = shown_url(&tg.api_url);
+            println!("✗ telegram: {err}: check telegram.api_url ({url}) and the network");
             false
         }
     }
@@ -161,7 +163,7 @@ fn check_gigachat(gc: &GigaChatConfig) -> bool {
         true => println!("✓ gigachat: the configured model {} is available", gc.model),
         false => println!(
             "✗ gigachat: the configured model {} is not in the list: set gigachat.model (GIGACHAT_MODEL) to one of them",
-            gc.model
+            shown_name(&gc.model)
         ),
     }
     found

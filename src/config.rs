@@ -7,10 +7,12 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde::Deserialize;
 
 // By path (here and for the tests): tests/it/properties.rs compiles this file by path too.
+#[path = "config/scrub.rs"]
+pub mod scrub;
 #[path = "config/validate.rs"]
 mod validate;
 
@@ -123,6 +125,62 @@ pub struct Style {
     pub title: String,
     pub prompt: String,
 }
+
+/// The sections of the file and their keys, as the structs above spell them (aliases too).
+/// An error names a key of the file only if it is here: any other text of the line may be a
+/// secret in the wrong place. A test checks this table against the structs.
+const SECTIONS: [(&str, &[&str]); 6] = [
+    ("telegram", &["token", "api_url", "poll_timeout_secs"]),
+    (
+        "gigachat",
+        &[
+            "credentials",
+            "client_id",
+            "client_secret",
+            "scope",
+            "model",
+            "auth_url",
+            "base_url",
+            "ca_bundle_file",
+            "timeout_secs",
+            "profanity_check",
+            "temperature",
+            "max_tokens",
+            "stream",
+            "images",
+        ],
+    ),
+    ("salutespeech", &["credentials", "scope", "auth_url", "url"]),
+    (
+        "bot",
+        &[
+            "default_style",
+            "max_input_chars",
+            "state_file",
+            "history_messages",
+            "history_chars",
+            "forget_after_days",
+            "admins",
+            "allowed_users",
+            "requests_per_minute",
+            "daily_tokens_per_user",
+            "transcript_dir",
+            "draft_interval_ms",
+            "stream_edit_interval_ms",
+        ],
+    ),
+    ("log", &["level", "messages"]),
+    ("styles", &["id", "title", "prompt"]),
+];
+
+/// Where each secret can be set: its environment variable, and its section and key in the
+/// file. `load` scrubs their values out of any error it returns.
+const SECRETS: [(&str, &str, &str); 4] = [
+    ("TELEGRAM_TOKEN", "telegram", "token"),
+    ("GIGACHAT_CREDENTIALS", "gigachat", "credentials"),
+    ("GIGACHAT_CLIENT_SECRET", "gigachat", "client_secret"),
+    ("SALUTE_SPEECH_CREDENTIALS", "salutespeech", "credentials"),
+];
 
 /// A value that must never reach a log or the terminal: `Debug` prints `***`, and there is
 /// no `Display`, so the only way to the value is the explicit [`Secret::expose`].
@@ -248,41 +306,63 @@ pub enum Needs {
 /// Lookup: `--config FILE`, else `$GIGABOT_CONFIG`, else `./config.toml` if present, else the
 /// built-in defaults. Environment variables win over the file.
 pub fn load(explicit: Option<&Path>, needs: Needs) -> Result<Config> {
-    // A path or key may hold a newline or other control character: the error stays one line.
-    find_and_load(explicit, needs).map_err(|err| anyhow::anyhow!(one_line(&format!("{err:#}"))))
-}
-
-fn find_and_load(explicit: Option<&Path>, needs: Needs) -> Result<Config> {
     let path = explicit
         .map(Path::to_path_buf)
         .or_else(|| env_var("GIGABOT_CONFIG").map(PathBuf::from))
         .or_else(|| Some(PathBuf::from("config.toml")).filter(|p| p.exists()));
-    let mut config = match &path {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read the config file {}", path.display()))?;
-            parse(&text, &path.display().to_string())?
-        }
+    let file = match &path {
+        Some(path) => match std::fs::read_to_string(path) {
+            Ok(text) => Some((text, path.display().to_string())),
+            Err(err) => {
+                let err = anyhow::Error::new(err)
+                    .context(format!("cannot read the config file {}", path.display()));
+                return Err(tidy(&err, None, env_var));
+            }
+        },
+        None => None,
+    };
+    load_from(file.as_ref().map(|(text, name)| (text.as_str(), name.as_str())), env_var, needs)
+}
+
+/// The config from a file's text and name (or the built-in defaults) and the environment
+/// `get` (passed in for tests); an error as [`tidy`] leaves it.
+fn load_from(
+    file: Option<(&str, &str)>,
+    get: impl Fn(&str) -> Option<String>,
+    needs: Needs,
+) -> Result<Config> {
+    let hide = |err: anyhow::Error| tidy(&err, file.map(|(text, _)| text), &get);
+    let mut config = match file {
+        Some((text, name)) => parse(text, name).map_err(hide)?,
         None => Config { source: "built-in defaults (no config file)".into(), ..Config::default() },
     };
-    settle(&mut config, env_var, needs)?;
+    settle(&mut config, &get, needs).map_err(hide)?;
     Ok(config)
 }
 
-/// Parses the TOML text; errors name the file, the line, and the key, never the value
-/// (a value can be a secret).
+/// An error as `load` returns it: one line (a path or a key may hold a newline or other
+/// control character), and every secret value it can know of replaced with `***`: those
+/// of the environment, and those of the file when it reads as TOML at all.
+fn tidy(
+    err: &anyhow::Error,
+    text: Option<&str>,
+    get: impl Fn(&str) -> Option<String>,
+) -> anyhow::Error {
+    let table = text.and_then(|text| text.parse::<toml::Table>().ok());
+    let mut secrets = Vec::new();
+    for (env, section, key) in SECRETS {
+        secrets.extend(get(env).map(|value| value.trim().to_string()));
+        let in_file = table.as_ref().and_then(|t| t.get(section)?.get(key)?.as_str());
+        secrets.extend(in_file.map(|value| value.trim().to_string()));
+    }
+    anyhow::anyhow!(one_line(&scrub::scrub(&format!("{err:#}"), &secrets)))
+}
+
+/// Parses the TOML text; errors name the file, the line, and the key if the config has it,
+/// never a value (a value can be a secret, and so can a stray line).
 pub fn parse(text: &str, file_name: &str) -> Result<Config> {
-    let mut config: Config = toml::from_str(text).map_err(|err| {
-        let message = err.message().trim_end_matches('\n').replace('\n', " ");
-        let place = match err.span() {
-            Some(span) => {
-                let line = text.get(..span.start).unwrap_or(text).matches('\n').count() + 1;
-                format!("{file_name}:{line}: {}", key_at_line(text, line))
-            }
-            None => format!("{file_name}: "),
-        };
-        anyhow::anyhow!(one_line(&format!("{place}{message}")))
-    })?;
+    let mut config: Config = toml::from_str(text)
+        .map_err(|err| anyhow::anyhow!(one_line(&scrub::toml_error(&err, text, file_name))))?;
     config.source = file_name.to_string();
     Ok(config)
 }
@@ -292,34 +372,6 @@ fn one_line(text: &str) -> String {
     text.chars()
         .map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() })
         .collect()
-}
-
-/// "`[telegram] token`: " for the line of an error, so the user sees which key is wrong.
-/// Only the key is shown, never the rest of the line: in a line like `token: "123:AA…"`
-/// (a colon for `=`) the rest is the secret.
-fn key_at_line(text: &str, line: usize) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    let Some(current) = lines.get(line.saturating_sub(1)) else {
-        return String::new();
-    };
-    let section = lines[..line.saturating_sub(1)]
-        .iter()
-        .rev()
-        .map(|l| l.trim())
-        .find(|l| l.starts_with('['))
-        .map(|l| format!("{} ", l.split('#').next().unwrap_or(l).trim()))
-        .unwrap_or_default();
-    let current = current.trim_start();
-    if current.starts_with('[') {
-        // A table header: its name is not a secret, but cut it at the closing bracket.
-        let header = current.split(']').next().unwrap_or("");
-        return format!("`{}]`: ", header.chars().take(60).collect::<String>());
-    }
-    let key: String = current
-        .chars()
-        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
-        .collect();
-    if key.is_empty() { String::new() } else { format!("`{section}{key}`: ") }
 }
 
 /// From the parsed file to the config the bot runs with: empty values dropped, the

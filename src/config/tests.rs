@@ -111,7 +111,8 @@ fn empty_values_in_the_file_count_as_not_set() {
 fn errors_stay_on_one_line() {
     let err = load_text("a\rb = 1\n", ENV).unwrap_err().to_string();
     assert!(!err.contains('\r') && !err.contains('\n'), "{err:?}");
-    assert!(err.starts_with("config.toml:1: `a`: "), "{err:?}");
+    // `a` is no key of the config, so the line is all the error says of where.
+    assert!(err.starts_with("config.toml:1: key with no value"), "{err:?}");
     assert_eq!(one_line("/tmp/a\nb"), "/tmp/a\\nb");
 }
 
@@ -159,9 +160,9 @@ fn errors_name_the_variable_or_the_file_the_value_came_from() {
     let mut env = ENV.to_vec();
     env.push(("GIGABOT_LOG", "trace"));
     let err = load_text("[log]\nlevel = \"info\"\n", &env).unwrap_err();
-    assert!(err.to_string().starts_with("GIGABOT_LOG = \"trace\""), "{err}");
+    assert!(err.to_string().starts_with("GIGABOT_LOG is not a level"), "{err}");
     let err = load_text("[log]\nlevel = \"loud\"\n", ENV).unwrap_err();
-    assert!(err.to_string().starts_with("log.level in config.toml = "), "{err}");
+    assert!(err.to_string().starts_with("log.level in config.toml is not a level"), "{err}");
     let text = "[telegram]\ntoken = \"123:a b\"\n";
     let err = load_text(text, &ENV[1..]).unwrap_err().to_string();
     assert!(err.starts_with("telegram.token in config.toml does not"), "{err}");
@@ -290,4 +291,214 @@ fn salutespeech_urls_and_scope_are_checked() {
     assert!(err.to_string().contains("https://"), "{err}");
     let err = load_text("[salutespeech]\nscope = \"GIGACHAT_API_PERS\"\n", ENV).unwrap_err();
     assert!(err.to_string().contains("not a SaluteSpeech scope"), "{err}");
+}
+
+// --- secrets never reach an error ---
+
+/// Secrets as they really look: GigaChat's Base64 authorization key, a bot token, and a
+/// client secret (a UUID).
+const KEY: &str = "MDE5YjEyMzQtNTY3OC05YWJjLWRlZjAtMTIzNDU2Nzg5YWJjOjQ1NmRlZjc4LTEyMzQtNTY3OC05YWJjLWRlZjAxMjM0NTY3OA==";
+const TOKEN: &str = "7000000001:AAHk3fJ9xQ2mV8pL5rT1wZ6yB4nC7dE0gHs";
+const CLIENT_SECRET: &str = "0f3e6a2c-1b7d-4c55-9a0e-3d2f1c4b5a69";
+
+/// No six characters in a row of any of the secrets above are in `text`, in any letter case
+/// (`GIGABOT_LOG` is lowercased before it is checked).
+fn assert_no_secret(text: &str) {
+    let lower = text.to_lowercase();
+    for secret in [KEY, TOKEN, CLIENT_SECRET] {
+        let chars: Vec<char> = secret.to_lowercase().chars().collect();
+        for window in chars.windows(6) {
+            let part: String = window.iter().collect();
+            assert!(!lower.contains(&part), "{part:?} of a secret in: {text}");
+        }
+    }
+}
+
+/// The error of a config that must not load, checked to hold no secret.
+fn error_of(text: &str, env: &[(&str, &str)]) -> String {
+    let err = match load_text(text, env) {
+        Ok(_) => panic!("loaded: {text:?} with {env:?}"),
+        Err(err) => format!("{err:#}"),
+    };
+    assert_no_secret(&err);
+    err
+}
+
+#[test]
+fn a_secret_on_the_line_after_its_key_is_never_shown() {
+    let cases = [
+        ("telegram", "token", TOKEN),
+        ("gigachat", "credentials", KEY),
+        ("gigachat", "client_secret", CLIENT_SECRET),
+        ("salutespeech", "credentials", KEY),
+    ];
+    for (section, key, secret) in cases {
+        for text in [
+            format!("[{section}]\n{key} =\n{secret}\n"),
+            format!("[{section}]\n{key} =\n  {secret}\n"),
+            format!("[{section}]\n{key}\n{secret}\n"),
+            format!("[{section}]\n{key} =\n\"{secret}\"\n"),
+        ] {
+            let err = error_of(&text, ENV);
+            assert!(err.starts_with("config.toml:"), "{err}");
+        }
+    }
+}
+
+#[test]
+fn a_stray_line_with_a_secret_is_never_shown() {
+    let styles =
+        "[bot]\ndefault_style = \"a\"\n[[styles]]\nid = \"a\"\ntitle = \"T\"\nprompt = \"P\"\n";
+    for secret in [KEY, TOKEN, CLIENT_SECRET] {
+        for line in [
+            secret.to_string(),
+            format!("{secret} = 1"),
+            format!("\"{secret}\" = 1"),
+            format!("{secret} = \"x\""),
+        ] {
+            for before in [styles, "[telegram]\n", ""] {
+                let err = error_of(&format!("{before}{line}\n"), ENV);
+                let at = format!("config.toml:{}: ", before.lines().count() + 1);
+                assert!(err.starts_with(&at), "{err}");
+            }
+        }
+    }
+    // The line says where; the error still lists the keys that would be right.
+    let err = error_of(&format!("{styles}\"{KEY}\" = 1\n"), ENV);
+    assert!(err.contains("an unknown key, expected one of `id`, `title`, `prompt`"), "{err}");
+    // A plausible typo is still named.
+    let err = error_of(&format!("{styles}promt = \"x\"\n"), ENV);
+    assert!(err.starts_with("config.toml:7: `[[styles]] promt`: unknown field `promt`"), "{err}");
+}
+
+#[test]
+fn a_value_of_the_wrong_type_is_never_quoted() {
+    for (section, key, value) in [
+        ("gigachat", "timeout_secs", format!("\"{KEY}\"")),
+        ("gigachat", "timeout_secs", format!("'{KEY}'")),
+        ("telegram", "poll_timeout_secs", format!("\"{TOKEN}\"")),
+        ("gigachat", "temperature", format!("\"{CLIENT_SECRET}\"")),
+        ("log", "messages", format!("\"{KEY}\"")),
+        ("bot", "admins", format!("[\"{TOKEN}\"]")),
+    ] {
+        let err = error_of(&format!("[{section}]\n{key} = {value}\n"), ENV);
+        let start = format!("config.toml:2: `[{section}] {key}`: invalid type: string \"…\"");
+        assert!(err.starts_with(&start), "{err}");
+    }
+}
+
+#[test]
+fn the_table_of_keys_is_the_structs() {
+    // What serde lists after "expected" for an unknown key: the struct's fields and aliases.
+    let listed = |text: &str| -> Vec<String> {
+        let message = toml::from_str::<Config>(text).unwrap_err().message().to_string();
+        let (_, expected) = message.split_once("expected ").expect("a list of keys");
+        let expected = expected.trim_start_matches("one of ").replace(" or ", ", ");
+        let mut keys: Vec<String> =
+            expected.split(", ").map(|k| k.trim_matches('`').to_string()).collect();
+        keys.sort();
+        keys
+    };
+    let sorted = |keys: &[&str]| {
+        let mut keys: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
+        keys.sort();
+        keys
+    };
+    let sections: Vec<&str> = SECTIONS.iter().map(|(section, _)| *section).collect();
+    assert_eq!(listed("zz = 1"), sorted(&sections));
+    for (section, keys) in SECTIONS {
+        let header = match section {
+            "styles" => "[[styles]]".to_string(),
+            _ => format!("[{section}]"),
+        };
+        assert_eq!(listed(&format!("{header}\nzz = 1\n")), sorted(keys), "{section}");
+    }
+}
+
+#[test]
+fn toml_errors_keep_their_syntax_and_numbers() {
+    let err = error_of("[telegram]\ntoken = \"a\\q\"\n", ENV);
+    assert!(err.ends_with("expected `b`, `e`, `f`, `n`, `r`, `\\`, `\"`, `x`, `u`, `U`"), "{err}");
+    let err = error_of("[gigachat]\ntimeout_secs = -1\n", ENV);
+    assert!(err.ends_with("invalid value: integer `-1`, expected u64"), "{err}");
+    let err = error_of("[telegram]\ntoken = \"x\"\ntoken = \"y\"\n", ENV);
+    assert_eq!(err, "config.toml:3: `[telegram] token`: duplicate key");
+}
+
+#[test]
+fn a_scope_is_never_echoed() {
+    for secret in [KEY, CLIENT_SECRET] {
+        let err = error_of("", &[ENV, &[("GIGACHAT_SCOPE", secret)]].concat());
+        assert!(err.starts_with("GIGACHAT_SCOPE is not a GigaChat scope: use GIGACHAT_API_PERS"));
+        let err = error_of(&format!("[gigachat]\nscope = \"{secret}\"\n"), ENV);
+        assert!(err.starts_with("gigachat.scope in config.toml is not a GigaChat scope"), "{err}");
+        let err = error_of("", &[ENV, &[("SALUTE_SPEECH_SCOPE", secret)]].concat());
+        assert!(err.starts_with("SALUTE_SPEECH_SCOPE is not a SaluteSpeech scope: use "), "{err}");
+        let err = error_of(&format!("[salutespeech]\nscope = \"{secret}\"\n"), ENV);
+        assert!(err.contains("salutespeech.scope in config.toml is not a SaluteSpeech"), "{err}");
+    }
+}
+
+#[test]
+fn a_log_level_is_never_echoed() {
+    for secret in [KEY, TOKEN, CLIENT_SECRET] {
+        let err = error_of("", &[ENV, &[("GIGABOT_LOG", secret)]].concat());
+        assert_eq!(err, "GIGABOT_LOG is not a level: use error, warn, info or debug");
+        let err = error_of(&format!("[log]\nlevel = \"{secret}\"\n"), ENV);
+        assert!(err.starts_with("log.level in config.toml is not a level: use error"), "{err}");
+    }
+}
+
+#[test]
+fn a_url_is_shown_without_a_token_a_password_or_a_query() {
+    let not_a_url = "is not a URL: it must start with https:// or http://";
+    let cases = [
+        ("TELEGRAM_API_URL", format!("api.telegram.org/bot{TOKEN}"), not_a_url.to_string()),
+        ("TELEGRAM_API_URL", TOKEN.to_string(), not_a_url.to_string()),
+        ("GIGACHAT_BASE_URL", KEY.to_string(), not_a_url.to_string()),
+        ("TELEGRAM_API_URL", format!("https:///bot{TOKEN}/"), "= \"https:///bot***\"".into()),
+        (
+            "GIGACHAT_AUTH_URL",
+            format!("http://id:{CLIENT_SECRET}@ngw.devices.sberbank.ru:9443/api/v2/oauth"),
+            "= \"http://***@ngw.devices.sberbank.ru:9443/api/v2/oauth\" must".into(),
+        ),
+        (
+            "GIGACHAT_BASE_URL",
+            format!("http://gigachat.devices.sberbank.ru/api/v1?key={KEY}"),
+            "= \"http://gigachat.devices.sberbank.ru/api/v1?…\" must".into(),
+        ),
+        ("SALUTE_SPEECH_URL", format!("https:// {KEY}"), "= \"https://***\" has no host".into()),
+    ];
+    for (var, url, shown) in cases {
+        let err = error_of("", &[ENV, &[(var, url.as_str())]].concat());
+        assert!(err.starts_with(&format!("{var} {shown}")), "{err}");
+    }
+}
+
+#[test]
+fn a_long_value_is_described_not_quoted() {
+    let err = error_of(&format!("[bot]\ndefault_style = \"{KEY}\"\n"), ENV);
+    assert!(err.starts_with("bot.default_style = (a value of 100 characters) is not"), "{err}");
+    let style = format!("[[styles]]\nid = \"{TOKEN}\"\ntitle = \"T\"\nprompt = \"P\"\n");
+    let err = error_of(&style, ENV);
+    assert!(err.starts_with("styles #1: id (a value of 46 characters) is not allowed"), "{err}");
+}
+
+#[test]
+fn load_scrubs_every_secret_it_knows_of_from_its_errors() {
+    // A style named like a secret: the error quotes the style, but not the secret.
+    let secret = "s3cr3t-Passw0rd";
+    let text = format!("[bot]\ndefault_style = \"{secret}\"\n");
+    let env = [ENV, &[("GIGACHAT_CLIENT_SECRET", secret)]].concat();
+    let load = |text: &str, env: &[(&str, &str)]| {
+        let file = Some((text, "config.toml"));
+        load_from(file, env_of(env), Needs::TelegramAndGigaChat).unwrap_err().to_string()
+    };
+    assert!(load(&text, &env).starts_with("bot.default_style = \"***\" is not"));
+    // From the file's own secrets too, also when the file is refused.
+    let in_file = format!("[gigachat]\nclient_secret = \"{secret}\"\n{text}");
+    assert!(load(&in_file, ENV).starts_with("bot.default_style = \"***\" is not"));
+    // Short values are left alone; the case of the letters does not matter.
+    let secrets = ["secret".to_string(), "ABCDEFGH12".to_string()];
+    assert_eq!(scrub::scrub("a secret: abcdefgh12.", &secrets), "a secret: ***.");
 }

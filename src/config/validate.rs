@@ -8,6 +8,7 @@ use anyhow::{Context, Result, bail};
 use base64::prelude::{BASE64_STANDARD, Engine as _};
 use openssl::x509::X509;
 
+use super::scrub::{quoted, shown_url};
 use super::{Config, GigaChatConfig, Needs, Secret, Style, builtin_styles, style_ids};
 
 /// Where a key's value came from, as the operator would look for it: the environment
@@ -50,11 +51,11 @@ pub(super) fn validate(config: &mut Config, needs: Needs) -> Result<()> {
     let gc = &mut config.gigachat;
     gc.auth_url = check_url(&name("gigachat.auth_url"), &gc.auth_url, true)?;
     gc.base_url = check_url(&name("gigachat.base_url"), &gc.base_url, true)?;
+    // A wrong scope is not shown: it may be a key pasted in the wrong place.
     if !SCOPES.contains(&gc.scope.as_str()) {
         bail!(
-            "{} = {:?} is not a GigaChat scope: use GIGACHAT_API_PERS (individuals), GIGACHAT_API_B2B or GIGACHAT_API_CORP",
-            name("gigachat.scope"),
-            gc.scope
+            "{} is not a GigaChat scope: use GIGACHAT_API_PERS (individuals), GIGACHAT_API_B2B or GIGACHAT_API_CORP",
+            name("gigachat.scope")
         );
     }
     if gc.model.trim().is_empty() {
@@ -100,9 +101,8 @@ pub(super) fn validate(config: &mut Config, needs: Needs) -> Result<()> {
     ss.url = check_url(&name("salutespeech.url"), &ss.url, true)?;
     if !SPEECH_SCOPES.contains(&ss.scope.as_str()) {
         bail!(
-            "{} = {:?} is not a SaluteSpeech scope: use SALUTE_SPEECH_PERS (individuals), SALUTE_SPEECH_CORP or SALUTE_SPEECH_B2B",
-            name("salutespeech.scope"),
-            ss.scope
+            "{} is not a SaluteSpeech scope: use SALUTE_SPEECH_PERS (individuals), SALUTE_SPEECH_CORP or SALUTE_SPEECH_B2B",
+            name("salutespeech.scope")
         );
     }
     ss.key_origin =
@@ -136,11 +136,7 @@ pub(super) fn validate(config: &mut Config, needs: Needs) -> Result<()> {
         bail!("bot.state_file is empty: give a file name such as gigabot.db");
     }
     if !["error", "warn", "info", "debug"].contains(&config.log.level.as_str()) {
-        bail!(
-            "{} = {:?} is not a level: use error, warn, info or debug",
-            name("log.level"),
-            config.log.level
-        );
+        bail!("{} is not a level: use error, warn, info or debug", name("log.level"));
     }
 
     if config.styles.is_empty() {
@@ -149,8 +145,8 @@ pub(super) fn validate(config: &mut Config, needs: Needs) -> Result<()> {
     validate_styles(&config.styles)?;
     if !config.styles.iter().any(|s| s.id == config.bot.default_style) {
         bail!(
-            "bot.default_style = {:?} is not one of the styles ({}): add a [[styles]] entry with that id or pick one of them",
-            config.bot.default_style,
+            "bot.default_style = {} is not one of the styles ({}): add a [[styles]] entry with that id or pick one of them",
+            quoted(&config.bot.default_style),
             style_ids(&config.styles)
         );
     }
@@ -178,8 +174,8 @@ fn validate_styles(styles: &[Style]) -> Result<()> {
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
         if !id_ok {
             bail!(
-                "styles #{n}: id {:?} is not allowed: use 1 to 32 of a-z, 0-9, _ and -",
-                style.id
+                "styles #{n}: id {} is not allowed: use 1 to 32 of a-z, 0-9, _ and -",
+                quoted(&style.id)
             );
         }
         if styles[..i].iter().any(|s| s.id == style.id) {
@@ -202,23 +198,26 @@ fn validate_styles(styles: &[Style]) -> Result<()> {
 }
 
 /// Accepts http:// and https:// (https only where `tls_only`); drops one trailing slash.
+/// An error shows the URL without its secrets, and what is not a URL not at all: it may be
+/// a token or a key pasted into the wrong variable.
 fn check_url(key: &str, url: &str, tls_only: bool) -> Result<String> {
     let url = url.trim();
     let url = url.strip_suffix('/').unwrap_or(url);
+    let shown = shown_url(url);
     let rest = if let Some(rest) = url.strip_prefix("https://") {
         rest
     } else if let Some(rest) = url.strip_prefix("http://") {
         if tls_only {
             bail!(
-                "{key} = {url:?} must start with https://: Sber's services are only used over verified TLS"
+                "{key} = {shown:?} must start with https://: Sber's services are only used over verified TLS"
             );
         }
         rest
     } else {
-        bail!("{key} = {url:?} is not a URL: it must start with https:// or http://");
+        bail!("{key} is not a URL: it must start with https:// or http://");
     };
     if rest.is_empty() || rest.starts_with('/') || rest.contains(char::is_whitespace) {
-        bail!("{key} = {url:?} has no host name");
+        bail!("{key} = {shown:?} has no host name");
     }
     Ok(url.to_string())
 }

@@ -23,8 +23,10 @@ pub fn redact_token(text: &str, token: &str) -> String {
     out
 }
 
-/// The host (and port) of an API URL, for messages: the path holds the bot token.
+/// The host (and port) of an API URL, for messages: the path holds the bot token, and
+/// the part before an `@` a user name and password.
 pub fn host_of(url: &str) -> &str {
     let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
-    rest.split('/').next().unwrap_or(rest)
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    authority.rsplit_once('@').map_or(authority, |(_, host)| host)
 }

@@ -38,6 +38,8 @@ fn long_trouble_is_reported_after_one_and_five_minutes_then_every_fifteen() {
     assert_eq!(minutes_seconds(secs(185)), "3 min 5 s");
     assert_eq!(host_of("https://api.telegram.org"), "api.telegram.org");
     assert_eq!(host_of("http://127.0.0.1:8081/x"), "127.0.0.1:8081");
+    assert_eq!(host_of("https://bot:0f3e6a2c-1b7d@api.telegram.org/bot1:AA"), "api.telegram.org");
+    assert_eq!(host_of("http://127.0.0.1:8081?token=1:AA"), "127.0.0.1:8081");
 }
 
 #[test]

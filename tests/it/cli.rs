@@ -462,3 +462,98 @@ fn the_log_level_filters_lines_and_journald_gets_no_timestamps() {
         "{first:?}"
     );
 }
+
+/// Secrets as they really look: GigaChat's Base64 authorization key, a bot token, and a
+/// client secret (a UUID).
+const KEY: &str = "MDE5YjEyMzQtNTY3OC05YWJjLWRlZjAtMTIzNDU2Nzg5YWJjOjQ1NmRlZjc4LTEyMzQtNTY3OC05YWJjLWRlZjAxMjM0NTY3OA==";
+const TOKEN: &str = "7000000001:AAHk3fJ9xQ2mV8pL5rT1wZ6yB4nC7dE0gHs";
+const CLIENT_SECRET: &str = "0f3e6a2c-1b7d-4c55-9a0e-3d2f1c4b5a69";
+
+/// No six characters in a row of any of the secrets above are in `text`, in any letter case.
+/// The bot's id, before the token's colon, is public (`check` prints the fake bot's, which
+/// is the same): only the rest of the token is looked for.
+fn assert_no_secret(text: &str) {
+    let lower = text.to_lowercase();
+    let token_secret = TOKEN.split_once(':').map_or(TOKEN, |(_, secret)| secret);
+    for secret in [KEY, token_secret, CLIENT_SECRET] {
+        let chars: Vec<char> = secret.to_lowercase().chars().collect();
+        for window in chars.windows(6) {
+            let part: String = window.iter().collect();
+            assert!(!lower.contains(&part), "{part:?} of a secret in: {text}");
+        }
+    }
+}
+
+/// A secret where a setting was meant (an environment variable or a line of the file):
+/// `run` and `check` stop with one line that says what is wrong, and no part of the secret.
+#[test]
+fn config_errors_never_show_a_secret() {
+    let url_with_secret = format!("http://id:{CLIENT_SECRET}@ngw.devices.sberbank.ru/api/v2/oauth");
+    let from_env: &[(&str, &str, &str)] = &[
+        ("GIGACHAT_SCOPE", CLIENT_SECRET, "GIGACHAT_SCOPE is not a GigaChat scope: use "),
+        ("SALUTE_SPEECH_SCOPE", KEY, "SALUTE_SPEECH_SCOPE is not a SaluteSpeech scope: use "),
+        ("GIGABOT_LOG", CLIENT_SECRET, "GIGABOT_LOG is not a level: use error, warn"),
+        ("TELEGRAM_API_URL", TOKEN, "TELEGRAM_API_URL is not a URL: it must start with"),
+        ("GIGACHAT_AUTH_URL", &url_with_secret, "GIGACHAT_AUTH_URL = \"http://***@ngw."),
+    ];
+    for (var, value, expected) in from_env {
+        let mut env = BotEnv::empty();
+        env.set("TELEGRAM_TOKEN", TOKEN).set("GIGACHAT_CREDENTIALS", KEY).set(var, value);
+        for args in [&[][..], &["check"]] {
+            let (code, out, err) = run(&env, args);
+            assert_eq!(code, 2, "{var} {args:?}: {out}{err}");
+            assert_no_secret(&format!("{out}{err}"));
+            assert!(err.contains(expected), "{var} {args:?}: {err}");
+        }
+    }
+    let from_file = [
+        format!("[gigachat]\ncredentials =\n{KEY}\n"),
+        format!("[telegram]\ntoken =\n{TOKEN}\n"),
+        format!("[[styles]]\nid = \"a\"\ntitle = \"T\"\nprompt = \"P\"\n{KEY}\n"),
+        format!("[[styles]]\nid = \"a\"\ntitle = \"T\"\nprompt = \"P\"\n{CLIENT_SECRET} = 1\n"),
+        format!("[gigachat]\ntimeout_secs = \"{KEY}\"\n"),
+        format!("[gigachat]\nscope = \"{KEY}\"\n"),
+        format!("[log]\nlevel = \"{TOKEN}\"\n"),
+    ];
+    for config in &from_file {
+        let mut env = BotEnv::empty();
+        env.set("TELEGRAM_TOKEN", "123456:ABC-def_1").set("GIGACHAT_CREDENTIALS", "aWQ6c2VjcmV0");
+        env.config(config);
+        for args in [&[][..], &["check"]] {
+            let (code, out, err) = run(&env, args);
+            assert_eq!(code, 2, "{config:?} {args:?}: {out}{err}");
+            assert_eq!(err.trim().lines().count(), 1, "{err}");
+            assert_no_secret(&format!("{out}{err}"));
+        }
+    }
+}
+
+/// `check` names the URL it could not reach, without the token or password pasted into it,
+/// and a model it did not find, unless that is as long as a key.
+#[test]
+fn check_never_shows_a_secret() {
+    let tg = FakeTelegram::start();
+    let gc = FakeGigaChat::start();
+    // A port nobody listens on: the connection is refused at once.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut env = BotEnv::new(&tg, &gc);
+    env.set("TELEGRAM_API_URL", &format!("http://127.0.0.1:{port}/bot{TOKEN}"));
+    let (code, out, err) = run(&env, &["check"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert_no_secret(&format!("{out}{err}"));
+    assert!(out.contains(&format!("check telegram.api_url (http://127.0.0.1:{port}/bot***)")));
+    // A user and password in the URLs.
+    env.set("TELEGRAM_API_URL", &format!("http://bot:{CLIENT_SECRET}@127.0.0.1:{port}"));
+    let auth = gc.auth_url().replacen("https://", &format!("https://id:{KEY}@"), 1);
+    env.set("GIGACHAT_AUTH_URL", &auth);
+    let (code, out, err) = run(&env, &["check"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert_no_secret(&format!("{out}{err}"));
+    assert!(out.contains(&format!("… telegram: asking 127.0.0.1:{port} who")), "{out}");
+    let mut env = BotEnv::new(&tg, &gc);
+    env.set("GIGACHAT_MODEL", KEY);
+    let (code, out, err) = run(&env, &["check"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert_no_secret(&format!("{out}{err}"));
+    assert!(out.contains("the configured model (a value of 100 characters) is not in"), "{out}");
+}

@@ -96,7 +96,7 @@ fn errors_name_the_setting_where_the_operator_set_it() {
     env.set("GIGABOT_LOG", "trace");
     let (code, _, err) = run(&env, &[]);
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("GIGABOT_LOG = \"trace\" is not a level"), "{err}");
+    assert!(err.contains("GIGABOT_LOG is not a level: use error, warn, info or debug"), "{err}");
     // A token from the file is named as the key in that file, and never shown.
     let mut env = BotEnv::new(&tg, &gc);
     env.unset("TELEGRAM_TOKEN");
