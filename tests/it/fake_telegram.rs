@@ -869,6 +869,11 @@ fn route(request: &Request) -> Result<&'static str, (String, ApiError)> {
         return not_found(&request.path, "Not Found");
     };
     if token != TOKEN {
+        // api.telegram.org: a malformed token is "Not Found", a well-formed wrong one
+        // "Unauthorized" (reference §1 "Token problems", §3).
+        if !well_formed_token(token) {
+            return not_found(method, "Not Found");
+        }
         let error = ApiError { code: 401, description: "Unauthorized".into(), parameters: None };
         return Err((method.to_string(), error));
     }
@@ -876,6 +881,16 @@ fn route(request: &Request) -> Result<&'static str, (String, ApiError)> {
         Some(method) => Ok(method),
         None => not_found(method, "Not Found: method not found"),
     }
+}
+
+/// `<digits>:<[A-Za-z0-9_-]+>`, the shape of every bot token @BotFather issues.
+fn well_formed_token(token: &str) -> bool {
+    token.split_once(':').is_some_and(|(id, secret)| {
+        !id.is_empty()
+            && id.bytes().all(|b| b.is_ascii_digit())
+            && !secret.is_empty()
+            && secret.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    })
 }
 
 fn dispatch(shared: &Shared, method: &str, p: &Map<String, Value>) -> Result<Value, ApiError> {

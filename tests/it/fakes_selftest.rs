@@ -164,6 +164,32 @@ fn telegram_routes_and_envelopes_like_the_real_server() {
     assert_eq!(result(call(&agent, &fake, "getUpdates", json!({}))), json!([]));
 }
 
+/// api.telegram.org answers a malformed token 404 "Not Found" and a well-formed wrong one
+/// 401 "Unauthorized" (reference §1 "Token problems", §3).
+#[test]
+fn a_malformed_token_is_not_found_and_a_wrong_one_unauthorized() {
+    let fake = FakeTelegram::start();
+    let agent = agent();
+    let get_me = |token: &str| {
+        let answer = read(agent.get(format!("{}/bot{token}/getMe", fake.url())).call(), "");
+        (answer.status, answer.json())
+    };
+    for wrong in ["7000000001:AAHwrongwrongwrongwrongwrongwrongwro", "1:a", "42:A-b_c"] {
+        assert_error(get_me(wrong), 401, "Unauthorized");
+    }
+    let malformed = [
+        "7000000001AAHk3fJ9xQ2mV8pL5rT1wZ6yB4nC7dE0gHs",
+        ":AAH",
+        "7000000001:",
+        "70x1:AAH",
+        "1:a%20b",
+    ];
+    for token in malformed {
+        assert_error(get_me(token), 404, "Not Found");
+    }
+    assert_eq!(fake.calls_of("getMe").len(), 8, "each is recorded under its method");
+}
+
 #[test]
 fn long_poll_answers_when_an_update_arrives_and_confirms_by_offset() {
     let fake = FakeTelegram::start();
