@@ -50,8 +50,13 @@ const FIRST_CALLBACK_QUERY_ID: u64 = 530276453942312085;
 /// A draft shows this long unless it is sent again (the Bot API docs: "a temporary
 /// 30-second preview").
 const DRAFT_LIFETIME: Duration = Duration::from_secs(30);
-/// Telegram forgets a callback query this long after the press.
+/// Telegram forgets a callback query this long after the press (reference §2: the server
+/// keeps a `callback_query` update 150 s, and answering later gets "query is too old").
 const CALLBACK_QUERY_LIFETIME: Duration = Duration::from_secs(150);
+/// The server answers a getUpdates conflict (409) at most once this often; a conflicting
+/// request that comes sooner is held this long before it fails (reference §2, "409
+/// Conflict": `fail_query_conflict`).
+const CONFLICT_HOLD: Duration = Duration::from_secs(3);
 const MAX_TEXT_BYTES: usize = 32768;
 const MAX_TEXT_CHARS: usize = 4096;
 /// Bots may download files up to 20 MiB (the server's `MAX_DOWNLOAD_FILE_SIZE = 20 << 20`).
@@ -177,6 +182,9 @@ pub struct Call {
     pub response: Value,
     /// When the request arrived.
     pub at: Instant,
+    /// When the answer went out (or the connection was closed): the pause a client made
+    /// before its next call is that call's `at` minus this.
+    pub answered: Instant,
 }
 
 impl Call {
@@ -249,8 +257,13 @@ struct State {
     pushed: HashMap<i64, Value>,
     confirmed_offset: i64,
     allowed_updates: Option<Vec<String>>,
-    /// Bumped by each getUpdates; a parked poll that sees it change was superseded.
+    /// Bumped by each getUpdates that parks; a parked poll that sees it change was
+    /// superseded.
     poll_generation: u64,
+    /// The offset and arrival of the last getUpdates, for the server's anti-hammering.
+    last_poll: Option<(i64, Instant)>,
+    /// Before this, a getUpdates conflict (409) is held `CONFLICT_HOLD` before it goes out.
+    next_conflict_at: Option<Instant>,
     parked_polls: usize,
     webhook_url: Option<String>,
     stopped: bool,
@@ -258,11 +271,14 @@ struct State {
     chats: HashMap<i64, Chat>,
     callback_queries: HashMap<String, CallbackQuery>,
     next_callback_query: u64,
+    callback_query_lifetime: Duration,
     commands: Vec<(String, String)>,
     /// Orders the bot's messages across chats.
     next_seq: u64,
 
     faults: HashMap<String, VecDeque<Fault>>,
+    /// Outages by method (lower case): the fault every call gets until the instant.
+    outages: HashMap<String, (Fault, Instant)>,
     random: Option<(SplitMix, FaultRates)>,
     kill_hook: Option<KillHook>,
     calls: Vec<Call>,
@@ -370,6 +386,7 @@ impl FakeTelegram {
         let state = State {
             next_update_id: FIRST_UPDATE_ID,
             next_callback_query: FIRST_CALLBACK_QUERY_ID,
+            callback_query_lifetime: CALLBACK_QUERY_LIFETIME,
             record_calls: true,
             flood: Some(FloodLimits::default()),
             ..State::default()
@@ -467,17 +484,33 @@ impl FakeTelegram {
         self.shared.wake.notify_all();
     }
 
-    /// Makes every callback query pushed so far older than Telegram keeps them.
+    /// Makes every callback query pushed so far older than Telegram keeps them: the bot
+    /// still gets the presses, but answering them is "query is too old".
     pub fn expire_callback_queries(&self) {
         for query in self.lock().callback_queries.values_mut() {
             query.expired = true;
         }
     }
 
+    /// How long a button press lives (150 s, reference §2): after that answering it is
+    /// "query is too old…", and a press not yet delivered is dropped from the queue.
+    pub fn set_callback_query_lifetime(&self, lifetime: Duration) {
+        self.lock().callback_query_lifetime = lifetime;
+    }
+
     /// Queues a fault for the next call of `method` (any case); one is used per call.
     pub fn fail_next(&self, method: &str, fault: Fault) {
         let mut state = self.lock();
         state.faults.entry(method.to_ascii_lowercase()).or_default().push_back(fault);
+    }
+
+    /// An outage of `method` (any case) lasting `lasting` from now: every call that arrives
+    /// meanwhile gets `fault` (after any `fail_next` faults). Real trouble lasts a time, not
+    /// a number of calls, so a client that retries without a pause makes many calls in it,
+    /// each in the record (`at`, `answered`), and one that backs off makes few.
+    pub fn fail_for(&self, method: &str, fault: Fault, lasting: Duration) {
+        let until = Instant::now() + lasting;
+        self.lock().outages.insert(method.to_ascii_lowercase(), (fault, until));
     }
 
     /// Random faults from a seeded generator: the same seed and calls give the same faults.
@@ -695,7 +728,8 @@ fn handle(shared: &Shared, request: &Request, responder: &mut Responder) {
     };
     // Recorded before it is written: a test that saw the answer also sees the record.
     let (status, response) = wire.recorded();
-    let call = Call { method, params: Value::Object(params), status, response, at };
+    let answered = Instant::now();
+    let call = Call { method, params: Value::Object(params), status, response, at, answered };
     let mut state = shared.state.lock().unwrap();
     if state.record_calls {
         state.calls.push(call);
@@ -748,8 +782,19 @@ fn download(shared: &Shared, request: &Request, rest: &str, responder: &mut Resp
     }
 }
 
-/// A fault queued or drawn for this call, else the method's answer.
+/// The answer to a call; a getUpdates conflict (409, real or injected) goes out as the
+/// real server lets it: at once if it is the first in 3 s, else after 3 s (reference §2).
 fn answer(shared: &Shared, method: &str, params: &Map<String, Value>) -> Wire {
+    let wire = answer_now(shared, method, params);
+    if method == "getUpdates" && matches!(wire, Wire::Json(409, _)) {
+        let hold = shared.state.lock().unwrap().conflict_hold();
+        thread::sleep(hold);
+    }
+    wire
+}
+
+/// A fault queued or drawn for this call, else the method's answer.
+fn answer_now(shared: &Shared, method: &str, params: &Map<String, Value>) -> Wire {
     let fault = shared.state.lock().unwrap().next_fault(method);
     match fault {
         Some(Fault::Delay(delay)) => thread::sleep(delay),
@@ -929,12 +974,15 @@ fn dispatch(shared: &Shared, method: &str, p: &Map<String, Value>) -> Result<Val
     }
 }
 
-/// getUpdates: confirm by offset, answer at once if updates are queued, else park until an
-/// update arrives, the timeout passes, or a newer getUpdates supersedes this one (409).
+/// getUpdates: confirm by offset, answer at once if updates are queued (or with `timeout`
+/// 0), else park until an update arrives, the timeout passes, or a newer poll that parks
+/// supersedes this one (409). As on the real server (reference §2), a poll that answers at
+/// once supersedes nothing, and the same offset again within 3 s gets a timeout of at least
+/// 3 s, within 0.5 s a limit of 1: a tight polling loop is slowed down.
 fn get_updates(shared: &Shared, p: &Map<String, Value>) -> Result<Value, ApiError> {
     let offset = int_param(p, "offset").unwrap_or(0);
-    let limit = int_param(p, "limit").unwrap_or(100).clamp(1, 100) as usize;
-    let timeout = Duration::from_secs(int_param(p, "timeout").unwrap_or(0).clamp(0, 50) as u64);
+    let mut limit = int_param(p, "limit").unwrap_or(100).clamp(1, 100) as usize;
+    let mut timeout = Duration::from_secs(int_param(p, "timeout").unwrap_or(0).clamp(0, 50) as u64);
     let allowed = object_param(p, "allowed_updates", "allowed updates")?;
 
     let mut state = shared.state.lock().unwrap();
@@ -951,34 +999,42 @@ fn get_updates(shared: &Shared, p: &Map<String, Value>) -> Result<Value, ApiErro
             .collect();
         state.allowed_updates = if kinds.is_empty() { None } else { Some(kinds) };
     }
-    state.confirm(offset);
-    state.poll_generation += 1;
-    let generation = state.poll_generation;
-    shared.wake.notify_all(); // a parked older poll now ends with 409
-
-    let deadline = Instant::now() + timeout;
-    loop {
-        if state.poll_generation != generation {
-            return Err(ApiError {
-                code: 409,
-                description: CONFLICT_OTHER_POLL.into(),
-                parameters: None,
-            });
+    let now = Instant::now();
+    if let Some((_, at)) = state.last_poll.filter(|(previous, _)| *previous == offset) {
+        if now < at + CONFLICT_HOLD {
+            timeout = timeout.max(CONFLICT_HOLD);
         }
+        if now < at + Duration::from_millis(500) {
+            limit = 1;
+        }
+    }
+    state.last_poll = Some((offset, now));
+    state.confirm(offset);
+
+    let deadline = now + timeout;
+    let mut generation = None;
+    loop {
+        if generation.is_some_and(|g| g != state.poll_generation) {
+            let description = CONFLICT_OTHER_POLL.into();
+            return Err(ApiError { code: 409, description, parameters: None });
+        }
+        state.forget_expired_presses();
         if !state.queue.is_empty() {
             let updates: Vec<Value> = state.queue.iter().take(limit).cloned().collect();
             return Ok(ok(Value::Array(updates)));
         }
-        let now = Instant::now();
         if state.webhook_url.is_some() {
-            return Err(ApiError {
-                code: 409,
-                description: CONFLICT_SET_WEBHOOK.into(),
-                parameters: None,
-            });
+            let description = CONFLICT_SET_WEBHOOK.into();
+            return Err(ApiError { code: 409, description, parameters: None });
         }
+        let now = Instant::now();
         if state.stopped || now >= deadline {
             return Ok(ok(json!([])));
+        }
+        if generation.is_none() {
+            state.poll_generation += 1;
+            generation = Some(state.poll_generation);
+            shared.wake.notify_all(); // a parked older poll now ends with 409
         }
         state.parked_polls += 1;
         state = shared.wake.wait_timeout(state, deadline - now).unwrap().0;
@@ -1599,9 +1655,10 @@ impl State {
 
     fn answer_callback_query(&mut self, p: &Map<String, Value>) -> Result<Value, ApiError> {
         let id = text_param(p, "callback_query_id").ok_or_else(|| required("callback_query_id"))?;
+        let lifetime = self.callback_query_lifetime;
         let query = self.callback_queries.get_mut(&id);
-        let Some(query) = query
-            .filter(|q| !q.answered && !q.expired && q.pushed.elapsed() < CALLBACK_QUERY_LIFETIME)
+        let Some(query) =
+            query.filter(|q| !q.answered && !q.expired && q.pushed.elapsed() < lifetime)
         else {
             return Err(bad_request(QUERY_TOO_OLD));
         };
@@ -1751,6 +1808,28 @@ impl State {
         }
     }
 
+    /// How long a getUpdates conflict waits before it fails: nothing for the first in
+    /// `CONFLICT_HOLD`, which starts the next such span; `CONFLICT_HOLD` for the others.
+    fn conflict_hold(&mut self) -> Duration {
+        let now = Instant::now();
+        match self.next_conflict_at {
+            Some(next) if now < next => CONFLICT_HOLD,
+            _ => {
+                self.next_conflict_at = Some(now + CONFLICT_HOLD);
+                Duration::ZERO
+            }
+        }
+    }
+
+    /// Drops the button presses that waited in the queue longer than a press lives.
+    fn forget_expired_presses(&mut self) {
+        let (lifetime, presses) = (self.callback_query_lifetime, &self.callback_queries);
+        self.queue.retain(|update| {
+            let id = update["callback_query"]["id"].as_str();
+            id.and_then(|id| presses.get(id)).is_none_or(|q| q.pushed.elapsed() < lifetime)
+        });
+    }
+
     /// The kill hook, if this call of `method` is the one it waits for.
     fn due_kill_hook(&mut self, method: &str) -> Option<Box<dyn FnOnce() + Send>> {
         let armed = self.kill_hook.as_mut()?;
@@ -1769,6 +1848,10 @@ impl State {
             self.faults.get_mut(&method.to_ascii_lowercase()).and_then(VecDeque::pop_front);
         if queued.is_some() {
             return queued;
+        }
+        let outage = self.outages.get(&method.to_ascii_lowercase());
+        if let Some((fault, _)) = outage.filter(|(_, until)| Instant::now() < *until) {
+            return Some(fault.clone());
         }
         let (rng, rates) = self.random.as_mut()?;
         let roll = rng.unit();

@@ -227,46 +227,124 @@ fn long_poll_answers_when_an_update_arrives_and_confirms_by_offset() {
 
     // limit, and a negative offset that keeps only the newest updates.
     let ids: Vec<i64> = (0..3).map(|i| fake.push_text(IVAN, IVAN, &format!("m{i}"))).collect();
-    let two = result(call(&agent, &fake, "getUpdates", json!({"limit": 2, "offset": id + 1})));
+    let two = result(call(&agent, &fake, "getUpdates", json!({"limit": 2, "offset": id})));
     assert_eq!(two.as_array().unwrap().len(), 2);
     let last = result(call(&agent, &fake, "getUpdates", json!({"offset": -1})));
     assert_eq!(last[0]["update_id"].as_i64(), Some(ids[2]));
     assert_eq!(fake.pending_updates(), 1);
 
     // An empty long poll ends at its timeout.
-    call(&agent, &fake, "getUpdates", json!({"offset": ids[2] + 1}));
     let started = Instant::now();
-    assert_eq!(
-        result(call(&agent, &fake, "getUpdates", json!({"offset": ids[2] + 1, "timeout": 1}))),
-        json!([])
-    );
+    let empty = json!({"offset": ids[2] + 1, "timeout": 1});
+    assert_eq!(result(call(&agent, &fake, "getUpdates", empty)), json!([]));
     assert!(started.elapsed() >= Duration::from_millis(950), "{:?}", started.elapsed());
 }
 
+/// The server slows a tight polling loop down (reference §2): the same offset again within
+/// 0.5 s gets a limit of 1, within 3 s a timeout of at least 3 s.
 #[test]
-fn a_newer_poll_ends_the_parked_one_with_409() {
+fn polling_the_same_offset_at_once_is_slowed_down() {
     let fake = FakeTelegram::start();
     let agent = agent();
-    let first = {
+    let ids: Vec<i64> = (0..3).map(|i| fake.push_text(IVAN, IVAN, &format!("m{i}"))).collect();
+    let poll = |params: Value| result(call(&agent, &fake, "getUpdates", params));
+    assert_eq!(poll(json!({"limit": 2})).as_array().unwrap().len(), 2);
+    assert_eq!(poll(json!({"limit": 2})).as_array().unwrap().len(), 1, "limit 1 within 0.5 s");
+    // Another offset is not the same request again.
+    assert_eq!(poll(json!({"offset": ids[0], "limit": 2})).as_array().unwrap().len(), 2);
+    let next = ids[2] + 1;
+    assert_eq!(poll(json!({"offset": next})), json!([]));
+    let started = Instant::now();
+    assert_eq!(poll(json!({"offset": next, "timeout": 0})), json!([]));
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(2900), "timeout 0 became 3 s: {waited:?}");
+}
+
+#[test]
+fn a_newer_poll_that_waits_ends_the_parked_one_with_409() {
+    let fake = FakeTelegram::start();
+    let agent = agent();
+    let parked = |offset: i64| {
         let (agent, url) = (agent.clone(), method_url(&fake, "getUpdates"));
         thread::spawn(move || {
             let answer = read(
                 agent
                     .post(url)
                     .header("Content-Type", "application/json")
-                    .send(json!({"timeout": 30}).to_string()),
+                    .send(json!({"offset": offset, "timeout": 30}).to_string()),
                 "",
             );
-            (answer.status, answer.json())
+            (answer.status, answer.json(), Instant::now())
         })
     };
+    let first = parked(1);
     fake.wait_until(WAIT, "the first poll is parked", |f| f.polling());
-    assert_eq!(result(call(&agent, &fake, "getUpdates", json!({"timeout": 0}))), json!([]));
-    assert_error(
-        first.join().unwrap(),
-        409,
-        "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running",
-    );
+    // A poll answered at once (timeout 0, another offset) supersedes nothing.
+    assert_eq!(result(call(&agent, &fake, "getUpdates", json!({"offset": 2}))), json!([]));
+    assert!(fake.polling(), "still parked");
+    let conflict = "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running";
+    // One that waits does: the first conflict in 3 s goes out at once…
+    let second = parked(3);
+    let (status, body, _) = first.join().unwrap();
+    assert_error((status, body), 409, conflict);
+    // …the next one within 3 s is held 3 s before it fails (`fail_query_conflict`).
+    fake.wait_until(WAIT, "the second poll is parked", |f| f.polling());
+    let superseded = Instant::now();
+    let waits = json!({"offset": 4, "timeout": 1});
+    assert_eq!(result(call(&agent, &fake, "getUpdates", waits)), json!([]));
+    let (status, body, at) = second.join().unwrap();
+    assert_error((status, body), 409, conflict);
+    let held = at - superseded;
+    assert!(held >= Duration::from_millis(2900), "held {held:?}");
+}
+
+/// A client that retries a conflict without a pause is slowed to one try in 3 s; the
+/// record shows each try's arrival and answer (reference §2, "409 Conflict").
+#[test]
+fn retrying_a_conflict_at_once_is_slowed_down() {
+    let fake = FakeTelegram::start();
+    let agent = agent();
+    fake.set_webhook("https://example.com/hook");
+    let webhook = "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first";
+    for _ in 0..2 {
+        assert_error(call(&agent, &fake, "getUpdates", json!({})), 409, webhook);
+    }
+    // An injected 409 is paced the same way: 3 s after the first, it goes out at once.
+    call(&agent, &fake, "deleteWebhook", json!({}));
+    let injected = json!({"ok": false, "error_code": 409, "description": webhook});
+    fake.fail_next("getUpdates", Fault::Status(409, injected));
+    assert_eq!(call(&agent, &fake, "getUpdates", json!({})).0, 409);
+    let polls = fake.calls_of("getUpdates");
+    let took: Vec<Duration> = polls.iter().map(|c| c.answered - c.at).collect();
+    assert!(took[0] < Duration::from_secs(1), "the first at once: {took:?}");
+    assert!(took[1] >= Duration::from_millis(2900), "the second held: {took:?}");
+    assert!(took[2] < Duration::from_secs(1), "the third at once: {took:?}");
+    let pause = polls[1].at - polls[0].answered;
+    assert!(pause < Duration::from_millis(500), "the client did not pause: {pause:?}");
+}
+
+/// An outage lasts a time, not a number of calls: every call in it gets the fault, and the
+/// client's pauses between its tries are in the record.
+#[test]
+fn an_outage_fails_every_call_until_it_ends() {
+    let fake = FakeTelegram::start();
+    let agent = agent();
+    fake.fail_for("getMe", Fault::BadGatewayHtml, Duration::from_millis(600));
+    fake.fail_next("getMe", Fault::TooManyRequests(1));
+    let get_me = || read(agent.post(method_url(&fake, "getMe")).send_empty(), "").status;
+    assert_eq!(get_me(), 429, "a queued fault comes first");
+    let started = Instant::now();
+    let mut statuses = Vec::new();
+    while started.elapsed() < Duration::from_millis(400) {
+        statuses.push(get_me());
+    }
+    assert!(statuses.len() > 3 && statuses.iter().all(|s| *s == 502), "{statuses:?}");
+    fake.wait_until(WAIT, "the outage ends", |_| started.elapsed() > Duration::from_millis(700));
+    assert_eq!(get_me(), 200);
+    let calls = fake.calls_of("getMe");
+    let pauses: Vec<Duration> = calls.windows(2).map(|w| w[1].at - w[0].answered).collect();
+    let tight = &pauses[..statuses.len()];
+    assert!(tight.iter().all(|p| *p < Duration::from_millis(100)), "{pauses:?}");
 }
 
 #[test]
@@ -623,6 +701,34 @@ fn callback_queries_are_answered_once_and_expire() {
     // A press on a message the fake never saw comes as an InaccessibleMessage.
     let lost = fake.update(fake.push(tg::callback_query(IVAN, IVAN, 999, "x"))).unwrap();
     assert_eq!(lost["callback_query"]["message"]["date"], 0);
+}
+
+/// A press lives 150 s (reference §2), here shortened: answered later it is "query is too
+/// old…", and one still undelivered is dropped from the queue.
+#[test]
+fn a_press_older_than_its_lifetime_is_too_old_or_lost() {
+    let fake = FakeTelegram::start();
+    let agent = agent();
+    fake.set_callback_query_lifetime(Duration::from_millis(300));
+    let started = Instant::now();
+    let delivered = fake.update(fake.push(tg::callback_query(IVAN, IVAN, 1, "a"))).unwrap();
+    let updates = result(call(&agent, &fake, "getUpdates", json!({})));
+    assert_eq!(updates[0]["callback_query"]["id"], delivered["callback_query"]["id"]);
+    let lost = fake.push(tg::callback_query(IVAN, IVAN, 1, "b"));
+    fake.wait_until(WAIT, "the presses are old", |_| {
+        started.elapsed() > Duration::from_millis(350)
+    });
+    let answer = json!({"callback_query_id": delivered["callback_query"]["id"]});
+    assert_error(
+        call(&agent, &fake, "answerCallbackQuery", answer),
+        400,
+        "Bad Request: query is too old and response timeout expired or query ID is invalid",
+    );
+    let fresh = fake.push(tg::callback_query(IVAN, IVAN, 1, "c"));
+    let updates = result(call(&agent, &fake, "getUpdates", json!({"offset": lost})));
+    let ids: Vec<i64> =
+        updates.as_array().unwrap().iter().filter_map(|u| u["update_id"].as_i64()).collect();
+    assert_eq!(ids, [fresh], "the old undelivered press is gone");
 }
 
 #[test]
