@@ -109,6 +109,7 @@ const BUTTON_KINDS: [&str; 10] = [
 
 const NOT_MODIFIED: &str = "message is not modified: specified new message content and reply markup are exactly the same as a current content and reply markup of the message";
 const QUERY_TOO_OLD: &str = "query is too old and response timeout expired or query ID is invalid";
+const CANT_INITIATE: &str = "Forbidden: bot can't initiate conversation with a user";
 const CONFLICT_OTHER_POLL: &str = "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running";
 const CONFLICT_WEBHOOK: &str = "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first";
 const CONFLICT_SET_WEBHOOK: &str = "Conflict: terminated by setWebhook request";
@@ -303,6 +304,10 @@ struct KillHook {
 
 struct Chat {
     object: Value,
+    /// A private chat the user opened (wrote, pressed, or a test said so with `add_chat`);
+    /// false for a user the bot has only seen elsewhere (in a group): sending there is
+    /// "bot can't initiate conversation with a user" (reference §3).
+    started: bool,
     next_message_id: i64,
     blocked: bool,
     migrated_to: Option<i64>,
@@ -1531,6 +1536,9 @@ impl State {
     /// parsing (empty shows "Thinking…", whitespace alone is refused), the usual HTML errors.
     /// The descriptions for a zero draft_id and a non-private chat are the fake's wording of
     /// the documented rules (TDLib's RPC error for the chat is TEXTDRAFT_PEER_INVALID).
+    /// `chat_id` is an Integer in the spec; the server still looks an "@username" up, which
+    /// finds only supergroups and channels (not private: TEXTDRAFT_PEER_INVALID) and bots,
+    /// so a user's "@username" gets "chat not found" (`resolve_chat`).
     fn send_message_draft(&mut self, p: &Map<String, Value>) -> Result<Value, ApiError> {
         let raw = text_param(p, "text").unwrap_or_default();
         if raw.len() > MAX_TEXT_BYTES {
@@ -1643,12 +1651,18 @@ impl State {
         Ok(ok(json!(true)))
     }
 
+    /// sendChatAction: a known action, in any chat but a channel ("Channel chats … aren't
+    /// supported", the spec; reference §9). The channel error's words are the fake's own
+    /// (UNCONFIRMED), from the spec's sentence.
     fn send_chat_action(&mut self, p: &Map<String, Value>) -> Result<Value, ApiError> {
         let action = text_param(p, "action").ok_or_else(|| required("action"))?;
         if !CHAT_ACTIONS.contains(&action.as_str()) {
             return Err(bad_request("wrong parameter action in request"));
         }
         let chat_id = self.resolve_chat(p)?;
+        if self.chats[&chat_id].object["type"] == "channel" {
+            return Err(bad_request("channel chats aren't supported"));
+        }
         self.check_reachable(chat_id)?;
         Ok(ok(json!(true)))
     }
@@ -1706,7 +1720,10 @@ impl State {
 
     // --- helpers of the methods ---
 
-    /// `chat_id` as a known chat: an integer or "@username".
+    /// `chat_id` as a known chat: an integer, or the "@username" of a supergroup or channel
+    /// (the server looks a username up only for those and for bots: a user's gives "chat
+    /// not found", `TdOnCheckChatCallback`). An id the bot never saw is "chat not found"
+    /// (reference §3); a user it saw elsewhere has a chat, maybe not started.
     fn resolve_chat(&self, p: &Map<String, Value>) -> Result<i64, ApiError> {
         let raw = text_param(p, "chat_id").unwrap_or_default();
         let raw = raw.trim();
@@ -1718,9 +1735,10 @@ impl State {
                 .chats
                 .iter()
                 .find(|(_, chat)| {
-                    chat.object["username"]
-                        .as_str()
-                        .is_some_and(|u| u.eq_ignore_ascii_case(username))
+                    ["supergroup", "channel"].contains(&chat.object["type"].as_str().unwrap_or(""))
+                        && chat.object["username"]
+                            .as_str()
+                            .is_some_and(|u| u.eq_ignore_ascii_case(username))
                 })
                 .map(|(id, _)| *id),
             None => raw.parse().ok(),
@@ -1766,9 +1784,17 @@ impl State {
         Ok(())
     }
 
-    /// 403 if the user blocked the bot or the bot was removed from the group.
+    /// 403 if the user never opened the chat, blocked the bot, or the bot was removed from
+    /// the group.
     fn check_reachable(&self, chat_id: i64) -> Result<(), ApiError> {
         let chat = &self.chats[&chat_id];
+        if !chat.started {
+            return Err(ApiError {
+                code: 403,
+                description: CANT_INITIATE.into(),
+                parameters: None,
+            });
+        }
         if !chat.blocked {
             return Ok(());
         }
@@ -1894,6 +1920,9 @@ impl State {
             "my_chat_member" => self.register_member_change(payload),
             _ => {}
         }
+        if let Some(from) = payload.get("from").cloned() {
+            self.register_user(&from);
+        }
         let id = self.next_update_id;
         self.next_update_id += 1;
         update["update_id"] = json!(id);
@@ -1911,16 +1940,23 @@ impl State {
 
     fn register_chat(&mut self, chat: &Value) -> i64 {
         let id = chat["id"].as_i64().expect("a chat has an integer id");
-        self.chats.entry(id).or_insert_with(|| Chat {
-            object: chat.clone(),
-            next_message_id: 1,
-            blocked: false,
-            migrated_to: None,
-            messages: BTreeMap::new(),
-            drafts: Vec::new(),
-            draft_replaced: false,
-        });
+        self.chats.entry(id).or_insert_with(|| Chat::new(chat.clone())).started = true;
         id
+    }
+
+    /// A user the bot saw (`from` of an update): the bot knows their private chat, which
+    /// stays unstarted until they write there. Bots and the anonymous senders have none.
+    fn register_user(&mut self, user: &Value) {
+        let Some(id) = user["id"].as_i64().filter(|id| *id > 0 && user["is_bot"] != true) else {
+            return;
+        };
+        let mut chat = json!({"id": id, "type": "private"});
+        for field in ["first_name", "last_name", "username"] {
+            if let Some(value) = user.get(field) {
+                chat[field] = value.clone();
+            }
+        }
+        self.chats.entry(id).or_insert_with(|| Chat { started: false, ..Chat::new(chat) });
     }
 
     fn register_message(&mut self, message: &mut Value) {
@@ -1993,6 +2029,21 @@ impl State {
         let status = change["new_chat_member"]["status"].as_str().unwrap_or("");
         let chat = self.chats.get_mut(&chat_id).expect("registered above");
         chat.blocked = matches!(status, "kicked" | "left");
+    }
+}
+
+impl Chat {
+    fn new(object: Value) -> Chat {
+        Chat {
+            object,
+            started: true,
+            next_message_id: 1,
+            blocked: false,
+            migrated_to: None,
+            messages: BTreeMap::new(),
+            drafts: Vec::new(),
+            draft_replaced: false,
+        }
     }
 }
 

@@ -537,6 +537,19 @@ fn drafts_follow_the_rules_of_send_message_draft() {
         400,
         "Bad Request: TEXTDRAFT_PEER_INVALID",
     );
+    // chat_id is an Integer: the server looks "@username" up only for supergroups,
+    // channels and bots, so a user's is not found and a channel's is not private.
+    assert_error(
+        draft(json!({"chat_id": "@ivan_petrov", "draft_id": 1, "text": "x"})),
+        400,
+        "Bad Request: chat not found",
+    );
+    fake.add_chat(tg::chat(CHANNEL));
+    assert_error(
+        draft(json!({"chat_id": "@news_channel_example", "draft_id": 1, "text": "x"})),
+        400,
+        "Bad Request: TEXTDRAFT_PEER_INVALID",
+    );
     assert_error(
         draft(json!({"chat_id": IVAN, "text": "x"})),
         400,
@@ -773,6 +786,49 @@ fn commands_and_chat_actions_are_validated() {
     };
     assert_eq!(result(action("typing")), json!(true));
     assert_error(action("dancing"), 400, "Bad Request: wrong parameter action in request");
+    // "Channel chats … aren't supported" (the spec), by id or by @username.
+    fake.push(tg::channel_post(CHANNEL, "Новый выпуск"));
+    for chat_id in [json!(CHANNEL), json!("@news_channel_example")] {
+        let params = json!({"chat_id": chat_id, "action": "typing"});
+        assert_error(
+            call(&agent, &fake, "sendChatAction", params),
+            400,
+            "Bad Request: channel chats aren't supported",
+        );
+    }
+    fake.add_chat(tg::chat(GROUP));
+    let in_group = json!({"chat_id": GROUP, "action": "typing"});
+    assert_eq!(result(call(&agent, &fake, "sendChatAction", in_group)), json!(true));
+}
+
+/// A user the bot saw only in a group has a private chat the bot may not open: 403 "bot
+/// can't initiate conversation with a user"; an id it never saw is "chat not found"
+/// (reference §3). Writing to the bot, or `add_chat`, opens the chat.
+#[test]
+fn the_bot_cannot_start_a_private_chat() {
+    let fake = FakeTelegram::start();
+    let agent = agent();
+    let cant = "Forbidden: bot can't initiate conversation with a user";
+    assert_error(send(&agent, &fake, ANNA, "x"), 400, "Bad Request: chat not found");
+    fake.push(tg::group_text(GROUP, ANNA, "Всем привет"));
+    assert_error(send(&agent, &fake, ANNA, "x"), 403, cant);
+    let draft = json!({"chat_id": ANNA, "draft_id": 1, "text": "x"});
+    assert_error(call(&agent, &fake, "sendMessageDraft", draft), 403, cant);
+    let typing = json!({"chat_id": ANNA, "action": "typing"});
+    assert_error(call(&agent, &fake, "sendChatAction", typing), 403, cant);
+    // A user's @username is never looked up, started chat or not.
+    assert_error(send_to_username(&agent, &fake, "@anna_k"), 400, "Bad Request: chat not found");
+    result(send(&agent, &fake, GROUP, "Привет, группа"));
+    fake.push_text(ANNA, ANNA, "/start");
+    result(send(&agent, &fake, ANNA, "Здравствуйте"));
+    assert_error(send_to_username(&agent, &fake, "@anna_k"), 400, "Bad Request: chat not found");
+    fake.add_chat(tg::chat(555));
+    result(send(&agent, &fake, 555, "x"));
+    assert_eq!(fake.sent_to(ANNA).len(), 1);
+}
+
+fn send_to_username(agent: &Agent, fake: &FakeTelegram, username: &str) -> (u16, Value) {
+    call(agent, fake, "sendMessage", json!({"chat_id": username, "text": "x"}))
 }
 
 #[test]

@@ -251,6 +251,13 @@ fn admin_reports_asked_in_a_group_are_answered_privately() {
     w.tg.wait_until(WAIT, "answered", |t| t.replies_to(id).len() == 1);
     let said = &w.tg.replies_to(id)[0].text;
     assert!(said.contains("в личные сообщения"), "{said}");
+    // Telegram knows her from the group, so the refusal is 403, not "chat not found".
+    let refused = w.tg.calls_of("sendMessage").into_iter().find(|c| c.int("chat_id") == Some(ANNA));
+    let refused = refused.expect("the report was tried in her private chat");
+    assert_eq!(
+        refused.description(),
+        Some("Forbidden: bot can't initiate conversation with a user")
+    );
     // Once she has, the reports go there.
     w.tg.add_chat(tg::chat(ANNA));
     for command in ["/stats@SomeBot", "/users@SomeBot", &format!("/deny@SomeBot {PETR}")] {
