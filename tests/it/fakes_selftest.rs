@@ -831,6 +831,41 @@ fn send_to_username(agent: &Agent, fake: &FakeTelegram, username: &str) -> (u16,
     call(agent, fake, "sendMessage", json!({"chat_id": username, "text": "x"}))
 }
 
+/// The flood control counts what puts a message in a chat or changes one (sends and
+/// edits), not drafts or chat actions (reference §4 "Rate limits").
+#[test]
+fn flood_control_counts_messages_and_edits_not_drafts_or_actions() {
+    let fake = FakeTelegram::start();
+    let agent = agent();
+    fake.set_flood_limits(Some(tg::FloodLimits { private_burst: 2, group_per_minute: 3 }));
+    fake.push_text(IVAN, IVAN, "hi");
+    let first = result(send(&agent, &fake, IVAN, "первое"));
+    let edit = json!({"chat_id": IVAN, "message_id": first["message_id"], "text": "поправлено"});
+    result(call(&agent, &fake, "editMessageText", edit));
+    for i in 1..=10 {
+        let draft = json!({"chat_id": IVAN, "draft_id": 1, "text": format!("черновик {i}")});
+        result(call(&agent, &fake, "sendMessageDraft", draft));
+        result(call(&agent, &fake, "sendChatAction", json!({"chat_id": IVAN, "action": "typing"})));
+    }
+    let (status, body) = send(&agent, &fake, IVAN, "третье");
+    assert_eq!(status, 429, "{body}");
+    let retry_after = body["parameters"]["retry_after"].as_u64().unwrap();
+    assert!((1..=2).contains(&retry_after), "{body}");
+    assert_eq!(body["description"], format!("Too Many Requests: retry after {retry_after}"));
+    let keyboard = json!({"inline_keyboard": [[{"text": "A", "callback_data": "a"}]]});
+    let markup =
+        json!({"chat_id": IVAN, "message_id": first["message_id"], "reply_markup": keyboard});
+    assert_eq!(call(&agent, &fake, "editMessageReplyMarkup", markup).0, 429);
+
+    fake.add_chat(tg::chat(GROUP));
+    for i in 0..3 {
+        result(send(&agent, &fake, GROUP, &format!("группе {i}")));
+    }
+    let (status, body) = send(&agent, &fake, GROUP, "ещё");
+    assert_eq!(status, 429, "{body}");
+    assert!((59..=60).contains(&body["parameters"]["retry_after"].as_u64().unwrap()), "{body}");
+}
+
 #[test]
 fn every_fault_kind_is_delivered_then_calls_work_again() {
     let fake = FakeTelegram::start();
