@@ -18,6 +18,7 @@ use crate::fake_gigachat::{self as gc, FakeGigaChat, Reply};
 use crate::fake_telegram::{
     self as tg, ANNA, CHANNEL, FakeTelegram, Fault, FaultRates, GROUP, IVAN,
 };
+use crate::files::{FormPart, upload};
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -1569,4 +1570,83 @@ fn tls_trusts_only_the_fake_ca_and_keeps_connections() {
     let dir = fake.ca_pem_path().parent().unwrap().to_path_buf();
     drop(fake);
     assert!(!dir.exists(), "the certificates are removed with the fake");
+}
+
+/// A quoted `filename` may hold `;` and `\"` (RFC 7578 §4.2); the fake's multipart parser
+/// takes it whole, and refuses an unclosed quote.
+#[test]
+fn gigachat_uploads_keep_quoted_filenames_whole() {
+    let fake = FakeGigaChat::start();
+    let agent = trusting(&fake);
+    let token = token(&agent, &fake);
+    let purpose: FormPart = ("purpose", None, None, b"general");
+    let named = |filename: &str| {
+        let file: FormPart = ("file", Some(filename), Some("application/pdf"), b"%PDF-1.7");
+        upload(&agent, &fake, &token, None, &[purpose, file])
+    };
+    let (status, file) = named("a;b.pdf");
+    assert_eq!((status, &file["filename"]), (200, &json!("a;b.pdf")), "{file}");
+    let (status, file) = named(r#"отчёт \"Q1\"; final.pdf"#);
+    assert_eq!((status, &file["filename"]), (200, &json!(r#"отчёт "Q1"; final.pdf"#)), "{file}");
+    let (status, _) = named(r#"open.pdf\"; name=\"x"#);
+    assert_eq!(status, 200, "an escaped quote does not end the value");
+    assert_eq!(fake.files()[2].filename, r#"open.pdf"; name="x"#);
+    let (status, body) = named(r#"unclosed.pdf\"#);
+    assert_eq!(
+        (status, body),
+        (400, json!({"status": 400, "message": "malformed multipart body"}))
+    );
+}
+
+/// At most 10 attachments in a request, and its images and audio under 80 MB together
+/// (gigachat-api.md §2, gigachat-media.md §1.5): over either, a 4xx.
+#[test]
+fn gigachat_limits_the_attachments_of_a_request() {
+    let fake = FakeGigaChat::start();
+    let agent = trusting(&fake);
+    let token = token(&agent, &fake);
+    let purpose: FormPart = ("purpose", None, None, b"general");
+    let stored = |name: &str, mime: &str, bytes: &[u8]| {
+        let (status, file) = upload(
+            &agent,
+            &fake,
+            &token,
+            None,
+            &[purpose, ("file", Some(name), Some(mime), bytes)],
+        );
+        assert_eq!(status, 200, "{file}");
+        file["id"].as_str().unwrap().to_string()
+    };
+    let ask_about = |ids: &[Vec<String>]| {
+        let messages: Vec<Value> = ids
+            .iter()
+            .map(|ids| json!({"role": "user", "content": "Что это?", "attachments": ids}))
+            .collect();
+        let body = json!({"model": "GigaChat-2-Max", "messages": messages});
+        completion(&agent, &fake, &token, &body)
+    };
+    // One image per message, eleven messages: ten pass, eleven do not.
+    let images: Vec<Vec<String>> =
+        (0..11).map(|i| vec![stored(&format!("{i}.jpg"), "image/jpeg", b"\xFF\xD8\xFF")]).collect();
+    assert_eq!(ask_about(&images[..10]).status, 200);
+    let answer = ask_about(&images);
+    assert_eq!(
+        (answer.status, answer.json()),
+        (
+            422,
+            json!({"status": 422, "message": "Invalid params: too many attachments: 11 (at most 10 per request)"})
+        )
+    );
+    // Audio and images together under 80 MB; text files do not count.
+    let audio = vec![0u8; 27 << 20];
+    let three: Vec<String> =
+        (0..3).map(|i| stored(&format!("{i}.mp3"), "audio/mp3", &audio)).collect();
+    let text = stored("big.txt", "text/plain", &vec![b'a'; 30 << 20]);
+    let answer = ask_about(&[vec![three[0].clone(), three[1].clone(), text]]);
+    assert_eq!(answer.status, 200, "54 MB of audio and a text file: {}", answer.body);
+    let answer = ask_about(&[three.clone()]);
+    assert_eq!(
+        (answer.status, answer.body.as_str()),
+        (413, r#"{"status":413,"message":"Payload too large"}"#)
+    );
 }
