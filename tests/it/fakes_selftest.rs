@@ -2,7 +2,7 @@
 //!
 //! The bot's tests are only as good as the fakes: these pin the envelopes, status codes and
 //! exact error strings of the reference, long polling, keep-alive, every fault kind, OAuth,
-//! chat completions, streaming and the TLS trust setup.
+//! chat completions, streaming, the TLS trust setup, and SaluteSpeech's order of checks.
 
 use std::io::{BufRead, BufReader};
 use std::sync::Arc;
@@ -15,6 +15,7 @@ use ureq::Agent;
 use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
 
 use crate::fake_gigachat::{self as gc, FakeGigaChat, Reply};
+use crate::fake_salute::{self, FakeSaluteSpeech};
 use crate::fake_telegram::{
     self as tg, ANNA, CHANNEL, FakeTelegram, Fault, FaultRates, GROUP, IVAN,
 };
@@ -1649,4 +1650,63 @@ fn gigachat_limits_the_attachments_of_a_request() {
         (answer.status, answer.body.as_str()),
         (413, r#"{"status":413,"message":"Payload too large"}"#)
     );
+}
+
+// --- SaluteSpeech ---
+
+/// A malformed recognition request is refused as the service would, even with a fault
+/// queued: the fault waits for the next valid request (gigachat-media.md §4.2).
+#[test]
+fn salutespeech_checks_a_request_before_any_scripted_fault() {
+    let ss = FakeSaluteSpeech::start();
+    let pem = std::fs::read(ss.ca_pem_path()).unwrap();
+    let agent = tls_agent(Certificate::from_pem(&pem).unwrap());
+    let rquid = uuid::Uuid::new_v4().to_string();
+    let answer = read(
+        agent
+            .post(ss.auth_url())
+            .header("Authorization", format!("Basic {}", ss.credentials()))
+            .header("RqUID", rquid.as_str())
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .send("scope=SALUTE_SPEECH_PERS"),
+        "",
+    );
+    let token = answer.json()["access_token"].as_str().unwrap().to_string();
+    let ogg = fake_salute::ogg(5, 5000);
+    let url = format!("{}/speech:recognize", ss.url());
+    let recognize = |token: &str, content_type: &str, query: &str, request_id: &str| {
+        let answer = read(
+            agent
+                .post(format!("{url}{query}"))
+                .header("Authorization", format!("Bearer {token}"))
+                .header("Content-Type", content_type)
+                .header("X-Request-ID", request_id)
+                .send(&ogg[..]),
+            "",
+        );
+        (answer.status, answer.body)
+    };
+    let opus = "audio/ogg;codecs=opus";
+    let id = uuid::Uuid::new_v4().to_string();
+    ss.fail_next(500, r#"{"status":500,"message":"Internal Server Error"}"#);
+    let refused = [
+        (recognize("nope", opus, "?language=ru-RU", &id), 401),
+        (recognize(&token, "audio/wav", "?language=ru-RU", &id), 400),
+        (recognize(&token, opus, "?language=de-DE", &id), 400),
+        (recognize(&token, opus, "?language=ru-RU&speed=2", &id), 400),
+        (recognize(&token, opus, "?sample_rate=fast", &id), 400),
+        (recognize(&token, opus, "?language=ru-RU", "req-1"), 400),
+    ];
+    for ((status, body), expected) in refused {
+        assert_eq!(status, expected, "{body}");
+    }
+    let get = read(agent.get(&url).header("Authorization", format!("Bearer {token}")).call(), "");
+    assert_eq!(get.status, 405, "{}", get.body);
+    // The first valid request gets the fault, the next one the text.
+    let query = "?language=ru-RU&model=general&sample_rate=48000&channels_count=1";
+    assert_eq!(recognize(&token, opus, query, &id).0, 500);
+    let (status, body) = recognize(&token, "audio/ogg; codecs=opus", query, &id);
+    assert_eq!(status, 200, "{body}");
+    let statuses: Vec<u16> = ss.recognitions().iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [401, 400, 400, 400, 400, 400, 405, 500, 200]);
 }
