@@ -1645,7 +1645,7 @@ fn gigachat_limits_the_attachments_of_a_request() {
     let text = stored("big.txt", "text/plain", &vec![b'a'; 30 << 20]);
     let answer = ask_about(&[vec![three[0].clone(), three[1].clone(), text]]);
     assert_eq!(answer.status, 200, "54 MB of audio and a text file: {}", answer.body);
-    let answer = ask_about(&[three.clone()]);
+    let answer = ask_about(std::slice::from_ref(&three));
     assert_eq!(
         (answer.status, answer.body.as_str()),
         (413, r#"{"status":413,"message":"Payload too large"}"#)
