@@ -9,9 +9,11 @@
 //! trimming, and `getUpdates` long-polls on a condition variable and confirms by offset.
 //!
 //! Tests script it (`push` updates built with the functions at the bottom, `fail_next` faults,
-//! seeded `set_random_faults`, a `set_kill_hook` that crashes the bot in a chosen call) and
-//! observe it (`calls`, `sent_to`, `replies_to`, `confirmed_offset`), waiting with
-//! `wait_until`, which polls the record with a deadline.
+//! `fail_for` outages that last a time, seeded `set_random_faults`, a `set_kill_hook` that
+//! crashes the bot in a chosen call) and observe it (`calls`, each with its arrival and
+//! answer times, `sent_to`, `replies_to`, `confirmed_offset`), waiting with `wait_until`,
+//! which polls the record with a deadline. Like the server, it slows a client that retries
+//! without a pause (getUpdates conflicts and repeated polls, reference §2).
 //!
 //! Order of checks, where several could fail: first what the Bot API server checks while
 //! reading parameters (text length, empty text, parse mode and HTML, markup and reply
@@ -1011,8 +1013,8 @@ fn get_updates(shared: &Shared, p: &Map<String, Value>) -> Result<Value, ApiErro
     }
     let now = Instant::now();
     if let Some((_, at)) = state.last_poll.filter(|(previous, _)| *previous == offset) {
-        if now < at + CONFLICT_HOLD {
-            timeout = timeout.max(CONFLICT_HOLD);
+        if now < at + Duration::from_secs(3) {
+            timeout = timeout.max(Duration::from_secs(3));
         }
         if now < at + Duration::from_millis(500) {
             limit = 1;
