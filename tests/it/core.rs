@@ -401,6 +401,25 @@ fn telegram_faults_are_retried_and_nothing_is_lost_or_doubled() {
     assert_eq!(w.gc.chat_requests().len(), 2);
 }
 
+/// Telegram down for seconds (every poll a 502 page until it is back): the bot pauses
+/// between its tries, 1 s and longer, instead of hammering, and answers once it is back.
+#[test]
+fn a_telegram_outage_is_waited_out_without_hammering() {
+    let w = World::start();
+    w.tg.fail_for("getUpdates", Fault::BadGatewayHtml, Duration::from_secs(4));
+    // The poll parked before the outage brings this one; the polls after it fail.
+    assert_eq!(w.ask("Первый").len(), 1);
+    let second = w.tg.push_text(IVAN, IVAN, "Второй");
+    w.tg.wait_until(WAIT, "answered after the outage", |t| t.replies_to(second).len() == 1);
+    let polls = w.tg.calls_of("getUpdates");
+    let failed: Vec<_> = polls.iter().filter(|c| c.status == 502).collect();
+    assert!((2..=5).contains(&failed.len()), "{} tries in 4 s\n{}", failed.len(), w.tg.dump());
+    for pair in failed.windows(2) {
+        let pause = pair[1].at - pair[0].answered;
+        assert!(pause >= Duration::from_millis(900), "a try {pause:?} after the last one");
+    }
+}
+
 /// The connection drops after Telegram sent the message: the bot cannot know that it did,
 /// but it usually has, so the message is not sent again (the user would read it twice).
 #[test]

@@ -151,6 +151,9 @@ const AUDIO_MIMES: [&str; 10] = [
 pub const MAX_IMAGE: usize = 15 << 20;
 pub const MAX_TEXT: usize = 40 << 20;
 pub const MAX_AUDIO: usize = 35 << 20;
+/// Attachments in one chat request, and the images and audio among them together.
+pub const MAX_ATTACHMENTS: usize = 10;
+pub const MAX_MEDIA_PER_REQUEST: usize = 80 << 20;
 
 fn max_bytes(mime: &str) -> Option<usize> {
     if TEXT_MIMES.contains(&mime) {
@@ -841,6 +844,7 @@ impl State {
                 attachments,
             });
         }
+        self.check_request_attachments(&chat.messages)?;
         if let Some(temperature) = body.get("temperature") {
             match temperature.as_f64() {
                 Some(t) if t > 0.0 => chat.temperature = Some(t),
@@ -947,6 +951,34 @@ impl State {
             return Err(invalid("only one image per message is allowed"));
         }
         Ok(found)
+    }
+
+    /// The limits of a whole request (gigachat-api.md §2 `messages[].attachments`,
+    /// gigachat-media.md §1.5, §2): at most 10 attachments, and images and audio under
+    /// 80 MB together (text files do not count). The answers' words are UNCONFIRMED: 422
+    /// "Invalid params" as for the other limits of a request, and 413 "Payload too large",
+    /// the documented body for oversized input.
+    fn check_request_attachments(&self, messages: &[ChatMessage]) -> Result<(), (u16, String)> {
+        let ids: Vec<&String> = messages.iter().flat_map(|m| &m.attachments).collect();
+        if ids.len() > MAX_ATTACHMENTS {
+            let message = format!(
+                "Invalid params: too many attachments: {} (at most {MAX_ATTACHMENTS} per request)",
+                ids.len()
+            );
+            return Err((422, status_body(422, &message)));
+        }
+        let media: usize = self
+            .files
+            .iter()
+            .filter(|f| {
+                !f.deleted && ids.contains(&&f.id) && !TEXT_MIMES.contains(&f.mime.as_str())
+            })
+            .map(|f| f.bytes.len())
+            .sum();
+        if media >= MAX_MEDIA_PER_REQUEST {
+            return Err((413, status_body(413, "Payload too large")));
+        }
+        Ok(())
     }
 
     /// `/files`: upload (multipart, strictly), list, info, content (GET only), delete.
@@ -1297,14 +1329,12 @@ pub(crate) fn parse_multipart(body: &[u8], boundary: &str) -> Option<Vec<Part>> 
             let (name, value) = line.split_once(':')?;
             match name.trim().to_ascii_lowercase().as_str() {
                 "content-disposition" => {
-                    let mut fields = value.split(';').map(str::trim);
-                    if fields.next()? != "form-data" {
+                    let (kind, fields) = disposition(value)?;
+                    if kind != "form-data" {
                         return None;
                     }
-                    for field in fields {
-                        let (key, value) = field.split_once('=')?;
-                        let value = value.trim_matches('"').to_string();
-                        match key {
+                    for (key, value) in fields {
+                        match key.as_str() {
                             "name" => part.name = value,
                             "filename" => part.filename = Some(value),
                             _ => {}
@@ -1321,6 +1351,49 @@ pub(crate) fn parse_multipart(body: &[u8], boundary: &str) -> Option<Vec<Part>> 
         parts.push(part);
         at = end + closing.len();
     }
+}
+
+/// A Content-Disposition value: its kind and its parameters (names lower-cased). A value
+/// may be a token or a quoted string, which can hold `;` and `\"` (`filename="a;b.pdf"`,
+/// RFC 7578 §4.2 with RFC 9110's quoted-string). None for anything malformed, such as an
+/// unclosed quote or a parameter without `=`.
+fn disposition(value: &str) -> Option<(String, Vec<(String, String)>)> {
+    let (kind, mut rest) = value.split_once(';').unwrap_or((value, ""));
+    let mut params = Vec::new();
+    while !rest.trim().is_empty() {
+        let (key, after) = rest.split_once('=')?;
+        let key = key.trim();
+        if key.is_empty() || key.contains([';', '"']) {
+            return None;
+        }
+        let after = after.trim_start();
+        let (value, remainder) = match after.strip_prefix('"') {
+            Some(quoted) => {
+                let mut value = String::new();
+                let mut chars = quoted.char_indices();
+                let end = loop {
+                    match chars.next()? {
+                        (i, '"') => break i + 1,
+                        (_, '\\') => value.push(chars.next()?.1),
+                        (_, c) => value.push(c),
+                    }
+                };
+                (value, &quoted[end..])
+            }
+            None => {
+                let end = after.find(';').unwrap_or(after.len());
+                (after[..end].trim_end().to_string(), &after[end..])
+            }
+        };
+        params.push((key.to_ascii_lowercase(), value));
+        let remainder = remainder.trim_start();
+        rest = match remainder.strip_prefix(';') {
+            Some(next) => next,
+            None if remainder.is_empty() => "",
+            None => return None,
+        };
+    }
+    Some((kind.trim().to_ascii_lowercase(), params))
 }
 
 /// The body of a 5xx, as the service's gateway sends it.

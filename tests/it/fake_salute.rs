@@ -6,7 +6,8 @@
 //! raw OGG bytes (they start with `OggS`), at most 2 MB (413) and 1 minute of audio (the
 //! last OGG page's granule position, at Opus's 48 kHz), a known `language`. The answer is
 //! `{"result":[…],"emotions":[…],"status":200}` with the text set by `set_text`; tests can
-//! queue failures (`fail_next`).
+//! queue failures (`fail_next`), which replace only the answer to a valid request: a
+//! malformed one is refused first, so a scripted fault never hides it.
 
 #![allow(dead_code)] // a toolbox: not every test uses every part
 
@@ -215,8 +216,12 @@ fn handle(state: &Mutex<State>, request: &Request, responder: &mut Responder) {
             state.oauth.push(record(answer.0));
             answer
         }
-        ("POST", "/rest/v1/speech:recognize") => {
-            let answer = state.recognize(request);
+        (method, "/rest/v1/speech:recognize") => {
+            let answer = match method {
+                "POST" => state.recognize(request),
+                // The status is UNCONFIRMED (the docs list no other method): 405.
+                _ => (405, status_body(405, "Method Not Allowed")),
+            };
             state.recognitions.push(record(answer.0));
             answer
         }
@@ -266,39 +271,57 @@ impl State {
         (200, body.to_string())
     }
 
+    /// A recognition: the request checked first (gigachat-media.md §4.2), then a queued
+    /// fault if any, else the text.
     fn recognize(&mut self, request: &Request) -> (u16, String) {
-        let token = request.header("authorization").and_then(|v| v.strip_prefix("Bearer "));
-        match token.and_then(|t| self.tokens.get(t.trim())) {
-            Some(&expiry) if expiry > now_ms() => {}
-            _ => return (401, status_body(401, "Unauthorized")),
+        if let Err(refusal) = self.check_recognition(request) {
+            return refusal;
         }
         if let Some(fault) = self.faults.pop_front() {
             return fault;
         }
+        let emotions = json!([{"negative": 0.01, "neutral": 0.95, "positive": 0.04}]);
+        let body = json!({"result": self.text, "emotions": emotions, "status": 200});
+        (200, body.to_string())
+    }
+
+    /// What the service refuses (§4.2): no live Bearer token (401); a Content-Type other than
+    /// OGG/Opus, a query parameter it does not know or a bad value, an `X-Request-ID` that
+    /// is not a UUID, audio that is not OGG or is over a minute (400); over 2 MB (413). The
+    /// error bodies' words are the fake's (UNCONFIRMED, reference §4.2).
+    fn check_recognition(&self, request: &Request) -> Result<(), (u16, String)> {
+        let refuse = |status: u16, message: &str| Err((status, status_body(status, message)));
+        let token = request.header("authorization").and_then(|v| v.strip_prefix("Bearer "));
+        match token.and_then(|t| self.tokens.get(t.trim())) {
+            Some(&expiry) if expiry > now_ms() => {}
+            _ => return refuse(401, "Unauthorized"),
+        }
         let content_type = request.header("content-type").unwrap_or("");
         let content_type: String = content_type.chars().filter(|c| !c.is_whitespace()).collect();
         if !content_type.eq_ignore_ascii_case("audio/ogg;codecs=opus") {
-            return (400, status_body(400, "unsupported content type"));
+            return refuse(400, "unsupported content type");
         }
         for pair in request.query.split('&').filter(|p| !p.is_empty()) {
+            let number = |value: &str| value.parse::<u32>().is_ok_and(|n| n > 0);
             match pair.split_once('=') {
                 Some(("language", "ru-RU" | "en-US" | "kk-KZ")) => {}
                 Some(("model", "general" | "callcenter")) => {}
                 Some(("enable_profanity_filter", "true" | "false")) => {}
-                _ => return (400, status_body(400, &format!("bad parameter {pair}"))),
+                Some(("sample_rate" | "channels_count", value)) if number(value) => {}
+                _ => return refuse(400, &format!("bad parameter {pair}")),
             }
         }
+        let request_id = request.header("x-request-id");
+        if request_id.is_some_and(|id| uuid::Uuid::parse_str(id).is_err()) {
+            return refuse(400, "X-Request-ID must be a UUID");
+        }
         if request.body.len() > MAX_BYTES {
-            return (413, status_body(413, "audio is too large"));
+            return refuse(413, "audio is too large");
         }
-        let Some(secs) = ogg_secs(&request.body) else {
-            return (400, status_body(400, "audio is not OGG/Opus"));
-        };
-        if secs > MAX_SECS {
-            return (400, status_body(400, "audio is longer than 1 minute"));
+        match ogg_secs(&request.body) {
+            None => refuse(400, "audio is not OGG/Opus"),
+            Some(secs) if secs > MAX_SECS => refuse(400, "audio is longer than 1 minute"),
+            Some(_) => Ok(()),
         }
-        let emotions = json!([{"negative": 0.01, "neutral": 0.95, "positive": 0.04}]);
-        let body = json!({"result": self.text, "emotions": emotions, "status": 200});
-        (200, body.to_string())
     }
 }

@@ -9,9 +9,11 @@
 //! trimming, and `getUpdates` long-polls on a condition variable and confirms by offset.
 //!
 //! Tests script it (`push` updates built with the functions at the bottom, `fail_next` faults,
-//! seeded `set_random_faults`, a `set_kill_hook` that crashes the bot in a chosen call) and
-//! observe it (`calls`, `sent_to`, `replies_to`, `confirmed_offset`), waiting with
-//! `wait_until`, which polls the record with a deadline.
+//! `fail_for` outages that last a time, seeded `set_random_faults`, a `set_kill_hook` that
+//! crashes the bot in a chosen call) and observe it (`calls`, each with its arrival and
+//! answer times, `sent_to`, `replies_to`, `confirmed_offset`), waiting with `wait_until`,
+//! which polls the record with a deadline. Like the server, it slows a client that retries
+//! without a pause (getUpdates conflicts and repeated polls, reference §2).
 //!
 //! Order of checks, where several could fail: first what the Bot API server checks while
 //! reading parameters (text length, empty text, parse mode and HTML, markup and reply
@@ -50,8 +52,13 @@ const FIRST_CALLBACK_QUERY_ID: u64 = 530276453942312085;
 /// A draft shows this long unless it is sent again (the Bot API docs: "a temporary
 /// 30-second preview").
 const DRAFT_LIFETIME: Duration = Duration::from_secs(30);
-/// Telegram forgets a callback query this long after the press.
+/// Telegram forgets a callback query this long after the press (reference §2: the server
+/// keeps a `callback_query` update 150 s, and answering later gets "query is too old").
 const CALLBACK_QUERY_LIFETIME: Duration = Duration::from_secs(150);
+/// The server answers a getUpdates conflict (409) at most once this often; a conflicting
+/// request that comes sooner is held this long before it fails (reference §2, "409
+/// Conflict": `fail_query_conflict`).
+const CONFLICT_HOLD: Duration = Duration::from_secs(3);
 const MAX_TEXT_BYTES: usize = 32768;
 const MAX_TEXT_CHARS: usize = 4096;
 /// Bots may download files up to 20 MiB (the server's `MAX_DOWNLOAD_FILE_SIZE = 20 << 20`).
@@ -104,6 +111,7 @@ const BUTTON_KINDS: [&str; 10] = [
 
 const NOT_MODIFIED: &str = "message is not modified: specified new message content and reply markup are exactly the same as a current content and reply markup of the message";
 const QUERY_TOO_OLD: &str = "query is too old and response timeout expired or query ID is invalid";
+const CANT_INITIATE: &str = "Forbidden: bot can't initiate conversation with a user";
 const CONFLICT_OTHER_POLL: &str = "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running";
 const CONFLICT_WEBHOOK: &str = "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first";
 const CONFLICT_SET_WEBHOOK: &str = "Conflict: terminated by setWebhook request";
@@ -147,9 +155,14 @@ pub struct FaultRates {
     pub retry_after: u64,
 }
 
-/// Telegram's flood control, as its FAQ puts it: "in a single chat, avoid sending more than
-/// one message per second. We may allow short bursts …", and "in a group, bots are not able
-/// to send more than 20 messages per minute". Past it a send gets 429 with `retry_after`.
+/// Telegram's flood control, as its FAQ puts it (reference §4 "Rate limits"): "in a single
+/// chat, avoid sending more than one message per second. We may allow short bursts …", and
+/// "in a group, bots are not able to send more than 20 messages per minute". Past it a send
+/// gets 429 with `retry_after`. What counts is what puts a message in the chat or changes
+/// one: sendMessage, sendPhoto, editMessageText, editMessageReplyMarkup (that edits count
+/// is the fake's choice: the FAQ names messages, and edits are observed to hit 429 alike).
+/// Drafts and chat actions do not: they are ephemeral statuses (the server sends both as
+/// MTProto typing actions), not messages.
 #[derive(Debug, Clone, Copy)]
 pub struct FloodLimits {
     /// A private chat takes this many messages in any window of as many seconds.
@@ -177,6 +190,9 @@ pub struct Call {
     pub response: Value,
     /// When the request arrived.
     pub at: Instant,
+    /// When the answer went out (or the connection was closed): the pause a client made
+    /// before its next call is that call's `at` minus this.
+    pub answered: Instant,
 }
 
 impl Call {
@@ -249,8 +265,13 @@ struct State {
     pushed: HashMap<i64, Value>,
     confirmed_offset: i64,
     allowed_updates: Option<Vec<String>>,
-    /// Bumped by each getUpdates; a parked poll that sees it change was superseded.
+    /// Bumped by each getUpdates that parks; a parked poll that sees it change was
+    /// superseded.
     poll_generation: u64,
+    /// The offset and arrival of the last getUpdates, for the server's anti-hammering.
+    last_poll: Option<(i64, Instant)>,
+    /// Before this, a getUpdates conflict (409) is held `CONFLICT_HOLD` before it goes out.
+    next_conflict_at: Option<Instant>,
     parked_polls: usize,
     webhook_url: Option<String>,
     stopped: bool,
@@ -258,11 +279,14 @@ struct State {
     chats: HashMap<i64, Chat>,
     callback_queries: HashMap<String, CallbackQuery>,
     next_callback_query: u64,
+    callback_query_lifetime: Duration,
     commands: Vec<(String, String)>,
     /// Orders the bot's messages across chats.
     next_seq: u64,
 
     faults: HashMap<String, VecDeque<Fault>>,
+    /// Outages by method (lower case): the fault every call gets until the instant.
+    outages: HashMap<String, (Fault, Instant)>,
     random: Option<(SplitMix, FaultRates)>,
     kill_hook: Option<KillHook>,
     calls: Vec<Call>,
@@ -287,6 +311,10 @@ struct KillHook {
 
 struct Chat {
     object: Value,
+    /// A private chat the user opened (wrote, pressed, or a test said so with `add_chat`);
+    /// false for a user the bot has only seen elsewhere (in a group): sending there is
+    /// "bot can't initiate conversation with a user" (reference §3).
+    started: bool,
     next_message_id: i64,
     blocked: bool,
     migrated_to: Option<i64>,
@@ -370,6 +398,7 @@ impl FakeTelegram {
         let state = State {
             next_update_id: FIRST_UPDATE_ID,
             next_callback_query: FIRST_CALLBACK_QUERY_ID,
+            callback_query_lifetime: CALLBACK_QUERY_LIFETIME,
             record_calls: true,
             flood: Some(FloodLimits::default()),
             ..State::default()
@@ -467,17 +496,33 @@ impl FakeTelegram {
         self.shared.wake.notify_all();
     }
 
-    /// Makes every callback query pushed so far older than Telegram keeps them.
+    /// Makes every callback query pushed so far older than Telegram keeps them: the bot
+    /// still gets the presses, but answering them is "query is too old".
     pub fn expire_callback_queries(&self) {
         for query in self.lock().callback_queries.values_mut() {
             query.expired = true;
         }
     }
 
+    /// How long a button press lives (150 s, reference §2): after that answering it is
+    /// "query is too old…", and a press not yet delivered is dropped from the queue.
+    pub fn set_callback_query_lifetime(&self, lifetime: Duration) {
+        self.lock().callback_query_lifetime = lifetime;
+    }
+
     /// Queues a fault for the next call of `method` (any case); one is used per call.
     pub fn fail_next(&self, method: &str, fault: Fault) {
         let mut state = self.lock();
         state.faults.entry(method.to_ascii_lowercase()).or_default().push_back(fault);
+    }
+
+    /// An outage of `method` (any case) lasting `lasting` from now: every call that arrives
+    /// meanwhile gets `fault` (after any `fail_next` faults). Real trouble lasts a time, not
+    /// a number of calls, so a client that retries without a pause makes many calls in it,
+    /// each in the record (`at`, `answered`), and one that backs off makes few.
+    pub fn fail_for(&self, method: &str, fault: Fault, lasting: Duration) {
+        let until = Instant::now() + lasting;
+        self.lock().outages.insert(method.to_ascii_lowercase(), (fault, until));
     }
 
     /// Random faults from a seeded generator: the same seed and calls give the same faults.
@@ -695,7 +740,8 @@ fn handle(shared: &Shared, request: &Request, responder: &mut Responder) {
     };
     // Recorded before it is written: a test that saw the answer also sees the record.
     let (status, response) = wire.recorded();
-    let call = Call { method, params: Value::Object(params), status, response, at };
+    let answered = Instant::now();
+    let call = Call { method, params: Value::Object(params), status, response, at, answered };
     let mut state = shared.state.lock().unwrap();
     if state.record_calls {
         state.calls.push(call);
@@ -748,8 +794,19 @@ fn download(shared: &Shared, request: &Request, rest: &str, responder: &mut Resp
     }
 }
 
-/// A fault queued or drawn for this call, else the method's answer.
+/// The answer to a call; a getUpdates conflict (409, real or injected) goes out as the
+/// real server lets it: at once if it is the first in 3 s, else after 3 s (reference §2).
 fn answer(shared: &Shared, method: &str, params: &Map<String, Value>) -> Wire {
+    let wire = answer_now(shared, method, params);
+    if method == "getUpdates" && matches!(wire, Wire::Json(409, _)) {
+        let hold = shared.state.lock().unwrap().conflict_hold();
+        thread::sleep(hold);
+    }
+    wire
+}
+
+/// A fault queued or drawn for this call, else the method's answer.
+fn answer_now(shared: &Shared, method: &str, params: &Map<String, Value>) -> Wire {
     let fault = shared.state.lock().unwrap().next_fault(method);
     match fault {
         Some(Fault::Delay(delay)) => thread::sleep(delay),
@@ -869,6 +926,11 @@ fn route(request: &Request) -> Result<&'static str, (String, ApiError)> {
         return not_found(&request.path, "Not Found");
     };
     if token != TOKEN {
+        // api.telegram.org: a malformed token is "Not Found", a well-formed wrong one
+        // "Unauthorized" (reference §1 "Token problems", §3).
+        if !well_formed_token(token) {
+            return not_found(method, "Not Found");
+        }
         let error = ApiError { code: 401, description: "Unauthorized".into(), parameters: None };
         return Err((method.to_string(), error));
     }
@@ -876,6 +938,16 @@ fn route(request: &Request) -> Result<&'static str, (String, ApiError)> {
         Some(method) => Ok(method),
         None => not_found(method, "Not Found: method not found"),
     }
+}
+
+/// `<digits>:<[A-Za-z0-9_-]+>`, the shape of every bot token @BotFather issues.
+fn well_formed_token(token: &str) -> bool {
+    token.split_once(':').is_some_and(|(id, secret)| {
+        !id.is_empty()
+            && id.bytes().all(|b| b.is_ascii_digit())
+            && !secret.is_empty()
+            && secret.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    })
 }
 
 fn dispatch(shared: &Shared, method: &str, p: &Map<String, Value>) -> Result<Value, ApiError> {
@@ -914,12 +986,15 @@ fn dispatch(shared: &Shared, method: &str, p: &Map<String, Value>) -> Result<Val
     }
 }
 
-/// getUpdates: confirm by offset, answer at once if updates are queued, else park until an
-/// update arrives, the timeout passes, or a newer getUpdates supersedes this one (409).
+/// getUpdates: confirm by offset, answer at once if updates are queued (or with `timeout`
+/// 0), else park until an update arrives, the timeout passes, or a newer poll that parks
+/// supersedes this one (409). As on the real server (reference §2), a poll that answers at
+/// once supersedes nothing, and the same offset again within 3 s gets a timeout of at least
+/// 3 s, within 0.5 s a limit of 1: a tight polling loop is slowed down.
 fn get_updates(shared: &Shared, p: &Map<String, Value>) -> Result<Value, ApiError> {
     let offset = int_param(p, "offset").unwrap_or(0);
-    let limit = int_param(p, "limit").unwrap_or(100).clamp(1, 100) as usize;
-    let timeout = Duration::from_secs(int_param(p, "timeout").unwrap_or(0).clamp(0, 50) as u64);
+    let mut limit = int_param(p, "limit").unwrap_or(100).clamp(1, 100) as usize;
+    let mut timeout = Duration::from_secs(int_param(p, "timeout").unwrap_or(0).clamp(0, 50) as u64);
     let allowed = object_param(p, "allowed_updates", "allowed updates")?;
 
     let mut state = shared.state.lock().unwrap();
@@ -936,34 +1011,42 @@ fn get_updates(shared: &Shared, p: &Map<String, Value>) -> Result<Value, ApiErro
             .collect();
         state.allowed_updates = if kinds.is_empty() { None } else { Some(kinds) };
     }
-    state.confirm(offset);
-    state.poll_generation += 1;
-    let generation = state.poll_generation;
-    shared.wake.notify_all(); // a parked older poll now ends with 409
-
-    let deadline = Instant::now() + timeout;
-    loop {
-        if state.poll_generation != generation {
-            return Err(ApiError {
-                code: 409,
-                description: CONFLICT_OTHER_POLL.into(),
-                parameters: None,
-            });
+    let now = Instant::now();
+    if let Some((_, at)) = state.last_poll.filter(|(previous, _)| *previous == offset) {
+        if now < at + Duration::from_secs(3) {
+            timeout = timeout.max(Duration::from_secs(3));
         }
+        if now < at + Duration::from_millis(500) {
+            limit = 1;
+        }
+    }
+    state.last_poll = Some((offset, now));
+    state.confirm(offset);
+
+    let deadline = now + timeout;
+    let mut generation = None;
+    loop {
+        if generation.is_some_and(|g| g != state.poll_generation) {
+            let description = CONFLICT_OTHER_POLL.into();
+            return Err(ApiError { code: 409, description, parameters: None });
+        }
+        state.forget_expired_presses();
         if !state.queue.is_empty() {
             let updates: Vec<Value> = state.queue.iter().take(limit).cloned().collect();
             return Ok(ok(Value::Array(updates)));
         }
-        let now = Instant::now();
         if state.webhook_url.is_some() {
-            return Err(ApiError {
-                code: 409,
-                description: CONFLICT_SET_WEBHOOK.into(),
-                parameters: None,
-            });
+            let description = CONFLICT_SET_WEBHOOK.into();
+            return Err(ApiError { code: 409, description, parameters: None });
         }
+        let now = Instant::now();
         if state.stopped || now >= deadline {
             return Ok(ok(json!([])));
+        }
+        if generation.is_none() {
+            state.poll_generation += 1;
+            generation = Some(state.poll_generation);
+            shared.wake.notify_all(); // a parked older poll now ends with 409
         }
         state.parked_polls += 1;
         state = shared.wake.wait_timeout(state, deadline - now).unwrap().0;
@@ -1460,6 +1543,9 @@ impl State {
     /// parsing (empty shows "Thinking…", whitespace alone is refused), the usual HTML errors.
     /// The descriptions for a zero draft_id and a non-private chat are the fake's wording of
     /// the documented rules (TDLib's RPC error for the chat is TEXTDRAFT_PEER_INVALID).
+    /// `chat_id` is an Integer in the spec; the server still looks an "@username" up, which
+    /// finds only supergroups and channels (not private: TEXTDRAFT_PEER_INVALID) and bots,
+    /// so a user's "@username" gets "chat not found" (`resolve_chat`).
     fn send_message_draft(&mut self, p: &Map<String, Value>) -> Result<Value, ApiError> {
         let raw = text_param(p, "text").unwrap_or_default();
         if raw.len() > MAX_TEXT_BYTES {
@@ -1513,6 +1599,7 @@ impl State {
         }
         self.check_reachable(chat_id)?;
         check_button_data(&markup)?;
+        self.flood_check(chat_id)?;
 
         let stored = self.stored_mut(chat_id, message_id);
         let message = stored.message.as_object_mut().expect("a stored message is an object");
@@ -1538,6 +1625,7 @@ impl State {
         }
         self.check_reachable(chat_id)?;
         check_button_data(&markup)?;
+        self.flood_check(chat_id)?;
 
         let stored = self.stored_mut(chat_id, message_id);
         let message = stored.message.as_object_mut().expect("a stored message is an object");
@@ -1572,21 +1660,28 @@ impl State {
         Ok(ok(json!(true)))
     }
 
+    /// sendChatAction: a known action, in any chat but a channel ("Channel chats … aren't
+    /// supported", the spec; reference §9). The channel error's words are the fake's own
+    /// (UNCONFIRMED), from the spec's sentence.
     fn send_chat_action(&mut self, p: &Map<String, Value>) -> Result<Value, ApiError> {
         let action = text_param(p, "action").ok_or_else(|| required("action"))?;
         if !CHAT_ACTIONS.contains(&action.as_str()) {
             return Err(bad_request("wrong parameter action in request"));
         }
         let chat_id = self.resolve_chat(p)?;
+        if self.chats[&chat_id].object["type"] == "channel" {
+            return Err(bad_request("channel chats aren't supported"));
+        }
         self.check_reachable(chat_id)?;
         Ok(ok(json!(true)))
     }
 
     fn answer_callback_query(&mut self, p: &Map<String, Value>) -> Result<Value, ApiError> {
         let id = text_param(p, "callback_query_id").ok_or_else(|| required("callback_query_id"))?;
+        let lifetime = self.callback_query_lifetime;
         let query = self.callback_queries.get_mut(&id);
-        let Some(query) = query
-            .filter(|q| !q.answered && !q.expired && q.pushed.elapsed() < CALLBACK_QUERY_LIFETIME)
+        let Some(query) =
+            query.filter(|q| !q.answered && !q.expired && q.pushed.elapsed() < lifetime)
         else {
             return Err(bad_request(QUERY_TOO_OLD));
         };
@@ -1634,7 +1729,10 @@ impl State {
 
     // --- helpers of the methods ---
 
-    /// `chat_id` as a known chat: an integer or "@username".
+    /// `chat_id` as a known chat: an integer, or the "@username" of a supergroup or channel
+    /// (the server looks a username up only for those and for bots: a user's gives "chat
+    /// not found", `TdOnCheckChatCallback`). An id the bot never saw is "chat not found"
+    /// (reference §3); a user it saw elsewhere has a chat, maybe not started.
     fn resolve_chat(&self, p: &Map<String, Value>) -> Result<i64, ApiError> {
         let raw = text_param(p, "chat_id").unwrap_or_default();
         let raw = raw.trim();
@@ -1646,9 +1744,10 @@ impl State {
                 .chats
                 .iter()
                 .find(|(_, chat)| {
-                    chat.object["username"]
-                        .as_str()
-                        .is_some_and(|u| u.eq_ignore_ascii_case(username))
+                    ["supergroup", "channel"].contains(&chat.object["type"].as_str().unwrap_or(""))
+                        && chat.object["username"]
+                            .as_str()
+                            .is_some_and(|u| u.eq_ignore_ascii_case(username))
                 })
                 .map(|(id, _)| *id),
             None => raw.parse().ok(),
@@ -1694,9 +1793,17 @@ impl State {
         Ok(())
     }
 
-    /// 403 if the user blocked the bot or the bot was removed from the group.
+    /// 403 if the user never opened the chat, blocked the bot, or the bot was removed from
+    /// the group.
     fn check_reachable(&self, chat_id: i64) -> Result<(), ApiError> {
         let chat = &self.chats[&chat_id];
+        if !chat.started {
+            return Err(ApiError {
+                code: 403,
+                description: CANT_INITIATE.into(),
+                parameters: None,
+            });
+        }
         if !chat.blocked {
             return Ok(());
         }
@@ -1736,6 +1843,28 @@ impl State {
         }
     }
 
+    /// How long a getUpdates conflict waits before it fails: nothing for the first in
+    /// `CONFLICT_HOLD`, which starts the next such span; `CONFLICT_HOLD` for the others.
+    fn conflict_hold(&mut self) -> Duration {
+        let now = Instant::now();
+        match self.next_conflict_at {
+            Some(next) if now < next => CONFLICT_HOLD,
+            _ => {
+                self.next_conflict_at = Some(now + CONFLICT_HOLD);
+                Duration::ZERO
+            }
+        }
+    }
+
+    /// Drops the button presses that waited in the queue longer than a press lives.
+    fn forget_expired_presses(&mut self) {
+        let (lifetime, presses) = (self.callback_query_lifetime, &self.callback_queries);
+        self.queue.retain(|update| {
+            let id = update["callback_query"]["id"].as_str();
+            id.and_then(|id| presses.get(id)).is_none_or(|q| q.pushed.elapsed() < lifetime)
+        });
+    }
+
     /// The kill hook, if this call of `method` is the one it waits for.
     fn due_kill_hook(&mut self, method: &str) -> Option<Box<dyn FnOnce() + Send>> {
         let armed = self.kill_hook.as_mut()?;
@@ -1754,6 +1883,10 @@ impl State {
             self.faults.get_mut(&method.to_ascii_lowercase()).and_then(VecDeque::pop_front);
         if queued.is_some() {
             return queued;
+        }
+        let outage = self.outages.get(&method.to_ascii_lowercase());
+        if let Some((fault, _)) = outage.filter(|(_, until)| Instant::now() < *until) {
+            return Some(fault.clone());
         }
         let (rng, rates) = self.random.as_mut()?;
         let roll = rng.unit();
@@ -1796,6 +1929,9 @@ impl State {
             "my_chat_member" => self.register_member_change(payload),
             _ => {}
         }
+        if let Some(from) = payload.get("from").cloned() {
+            self.register_user(&from);
+        }
         let id = self.next_update_id;
         self.next_update_id += 1;
         update["update_id"] = json!(id);
@@ -1813,16 +1949,23 @@ impl State {
 
     fn register_chat(&mut self, chat: &Value) -> i64 {
         let id = chat["id"].as_i64().expect("a chat has an integer id");
-        self.chats.entry(id).or_insert_with(|| Chat {
-            object: chat.clone(),
-            next_message_id: 1,
-            blocked: false,
-            migrated_to: None,
-            messages: BTreeMap::new(),
-            drafts: Vec::new(),
-            draft_replaced: false,
-        });
+        self.chats.entry(id).or_insert_with(|| Chat::new(chat.clone())).started = true;
         id
+    }
+
+    /// A user the bot saw (`from` of an update): the bot knows their private chat, which
+    /// stays unstarted until they write there. Bots and the anonymous senders have none.
+    fn register_user(&mut self, user: &Value) {
+        let Some(id) = user["id"].as_i64().filter(|id| *id > 0 && user["is_bot"] != true) else {
+            return;
+        };
+        let mut chat = json!({"id": id, "type": "private"});
+        for field in ["first_name", "last_name", "username"] {
+            if let Some(value) = user.get(field) {
+                chat[field] = value.clone();
+            }
+        }
+        self.chats.entry(id).or_insert_with(|| Chat { started: false, ..Chat::new(chat) });
     }
 
     fn register_message(&mut self, message: &mut Value) {
@@ -1895,6 +2038,21 @@ impl State {
         let status = change["new_chat_member"]["status"].as_str().unwrap_or("");
         let chat = self.chats.get_mut(&chat_id).expect("registered above");
         chat.blocked = matches!(status, "kicked" | "left");
+    }
+}
+
+impl Chat {
+    fn new(object: Value) -> Chat {
+        Chat {
+            object,
+            started: true,
+            next_message_id: 1,
+            blocked: false,
+            migrated_to: None,
+            messages: BTreeMap::new(),
+            drafts: Vec::new(),
+            draft_replaced: false,
+        }
     }
 }
 

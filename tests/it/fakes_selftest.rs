@@ -2,7 +2,7 @@
 //!
 //! The bot's tests are only as good as the fakes: these pin the envelopes, status codes and
 //! exact error strings of the reference, long polling, keep-alive, every fault kind, OAuth,
-//! chat completions, streaming and the TLS trust setup.
+//! chat completions, streaming, the TLS trust setup, and SaluteSpeech's order of checks.
 
 use std::io::{BufRead, BufReader};
 use std::sync::Arc;
@@ -15,9 +15,11 @@ use ureq::Agent;
 use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
 
 use crate::fake_gigachat::{self as gc, FakeGigaChat, Reply};
+use crate::fake_salute::{self, FakeSaluteSpeech};
 use crate::fake_telegram::{
     self as tg, ANNA, CHANNEL, FakeTelegram, Fault, FaultRates, GROUP, IVAN,
 };
+use crate::files::{FormPart, upload};
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -164,6 +166,32 @@ fn telegram_routes_and_envelopes_like_the_real_server() {
     assert_eq!(result(call(&agent, &fake, "getUpdates", json!({}))), json!([]));
 }
 
+/// api.telegram.org answers a malformed token 404 "Not Found" and a well-formed wrong one
+/// 401 "Unauthorized" (reference §1 "Token problems", §3).
+#[test]
+fn a_malformed_token_is_not_found_and_a_wrong_one_unauthorized() {
+    let fake = FakeTelegram::start();
+    let agent = agent();
+    let get_me = |token: &str| {
+        let answer = read(agent.get(format!("{}/bot{token}/getMe", fake.url())).call(), "");
+        (answer.status, answer.json())
+    };
+    for wrong in ["7000000001:AAHwrongwrongwrongwrongwrongwrongwro", "1:a", "42:A-b_c"] {
+        assert_error(get_me(wrong), 401, "Unauthorized");
+    }
+    let malformed = [
+        "7000000001AAHk3fJ9xQ2mV8pL5rT1wZ6yB4nC7dE0gHs",
+        ":AAH",
+        "7000000001:",
+        "70x1:AAH",
+        "1:a%20b",
+    ];
+    for token in malformed {
+        assert_error(get_me(token), 404, "Not Found");
+    }
+    assert_eq!(fake.calls_of("getMe").len(), 8, "each is recorded under its method");
+}
+
 #[test]
 fn long_poll_answers_when_an_update_arrives_and_confirms_by_offset() {
     let fake = FakeTelegram::start();
@@ -201,46 +229,124 @@ fn long_poll_answers_when_an_update_arrives_and_confirms_by_offset() {
 
     // limit, and a negative offset that keeps only the newest updates.
     let ids: Vec<i64> = (0..3).map(|i| fake.push_text(IVAN, IVAN, &format!("m{i}"))).collect();
-    let two = result(call(&agent, &fake, "getUpdates", json!({"limit": 2, "offset": id + 1})));
+    let two = result(call(&agent, &fake, "getUpdates", json!({"limit": 2, "offset": id})));
     assert_eq!(two.as_array().unwrap().len(), 2);
     let last = result(call(&agent, &fake, "getUpdates", json!({"offset": -1})));
     assert_eq!(last[0]["update_id"].as_i64(), Some(ids[2]));
     assert_eq!(fake.pending_updates(), 1);
 
     // An empty long poll ends at its timeout.
-    call(&agent, &fake, "getUpdates", json!({"offset": ids[2] + 1}));
     let started = Instant::now();
-    assert_eq!(
-        result(call(&agent, &fake, "getUpdates", json!({"offset": ids[2] + 1, "timeout": 1}))),
-        json!([])
-    );
+    let empty = json!({"offset": ids[2] + 1, "timeout": 1});
+    assert_eq!(result(call(&agent, &fake, "getUpdates", empty)), json!([]));
     assert!(started.elapsed() >= Duration::from_millis(950), "{:?}", started.elapsed());
 }
 
+/// The server slows a tight polling loop down (reference §2): the same offset again within
+/// 0.5 s gets a limit of 1, within 3 s a timeout of at least 3 s.
 #[test]
-fn a_newer_poll_ends_the_parked_one_with_409() {
+fn polling_the_same_offset_at_once_is_slowed_down() {
     let fake = FakeTelegram::start();
     let agent = agent();
-    let first = {
+    let ids: Vec<i64> = (0..3).map(|i| fake.push_text(IVAN, IVAN, &format!("m{i}"))).collect();
+    let poll = |params: Value| result(call(&agent, &fake, "getUpdates", params));
+    assert_eq!(poll(json!({"limit": 2})).as_array().unwrap().len(), 2);
+    assert_eq!(poll(json!({"limit": 2})).as_array().unwrap().len(), 1, "limit 1 within 0.5 s");
+    // Another offset is not the same request again.
+    assert_eq!(poll(json!({"offset": ids[0], "limit": 2})).as_array().unwrap().len(), 2);
+    let next = ids[2] + 1;
+    assert_eq!(poll(json!({"offset": next})), json!([]));
+    let started = Instant::now();
+    assert_eq!(poll(json!({"offset": next, "timeout": 0})), json!([]));
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(2900), "timeout 0 became 3 s: {waited:?}");
+}
+
+#[test]
+fn a_newer_poll_that_waits_ends_the_parked_one_with_409() {
+    let fake = FakeTelegram::start();
+    let agent = agent();
+    let parked = |offset: i64| {
         let (agent, url) = (agent.clone(), method_url(&fake, "getUpdates"));
         thread::spawn(move || {
             let answer = read(
                 agent
                     .post(url)
                     .header("Content-Type", "application/json")
-                    .send(json!({"timeout": 30}).to_string()),
+                    .send(json!({"offset": offset, "timeout": 30}).to_string()),
                 "",
             );
-            (answer.status, answer.json())
+            (answer.status, answer.json(), Instant::now())
         })
     };
+    let first = parked(1);
     fake.wait_until(WAIT, "the first poll is parked", |f| f.polling());
-    assert_eq!(result(call(&agent, &fake, "getUpdates", json!({"timeout": 0}))), json!([]));
-    assert_error(
-        first.join().unwrap(),
-        409,
-        "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running",
-    );
+    // A poll answered at once (timeout 0, another offset) supersedes nothing.
+    assert_eq!(result(call(&agent, &fake, "getUpdates", json!({"offset": 2}))), json!([]));
+    assert!(fake.polling(), "still parked");
+    let conflict = "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running";
+    // One that waits does: the first conflict in 3 s goes out at once…
+    let second = parked(3);
+    let (status, body, _) = first.join().unwrap();
+    assert_error((status, body), 409, conflict);
+    // …the next one within 3 s is held 3 s before it fails (`fail_query_conflict`).
+    fake.wait_until(WAIT, "the second poll is parked", |f| f.polling());
+    let superseded = Instant::now();
+    let waits = json!({"offset": 4, "timeout": 1});
+    assert_eq!(result(call(&agent, &fake, "getUpdates", waits)), json!([]));
+    let (status, body, at) = second.join().unwrap();
+    assert_error((status, body), 409, conflict);
+    let held = at - superseded;
+    assert!(held >= Duration::from_millis(2900), "held {held:?}");
+}
+
+/// A client that retries a conflict without a pause is slowed to one try in 3 s; the
+/// record shows each try's arrival and answer (reference §2, "409 Conflict").
+#[test]
+fn retrying_a_conflict_at_once_is_slowed_down() {
+    let fake = FakeTelegram::start();
+    let agent = agent();
+    fake.set_webhook("https://example.com/hook");
+    let webhook = "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first";
+    for _ in 0..2 {
+        assert_error(call(&agent, &fake, "getUpdates", json!({})), 409, webhook);
+    }
+    // An injected 409 is paced the same way: 3 s after the first, it goes out at once.
+    call(&agent, &fake, "deleteWebhook", json!({}));
+    let injected = json!({"ok": false, "error_code": 409, "description": webhook});
+    fake.fail_next("getUpdates", Fault::Status(409, injected));
+    assert_eq!(call(&agent, &fake, "getUpdates", json!({})).0, 409);
+    let polls = fake.calls_of("getUpdates");
+    let took: Vec<Duration> = polls.iter().map(|c| c.answered - c.at).collect();
+    assert!(took[0] < Duration::from_secs(1), "the first at once: {took:?}");
+    assert!(took[1] >= Duration::from_millis(2900), "the second held: {took:?}");
+    assert!(took[2] < Duration::from_secs(1), "the third at once: {took:?}");
+    let pause = polls[1].at - polls[0].answered;
+    assert!(pause < Duration::from_millis(500), "the client did not pause: {pause:?}");
+}
+
+/// An outage lasts a time, not a number of calls: every call in it gets the fault, and the
+/// client's pauses between its tries are in the record.
+#[test]
+fn an_outage_fails_every_call_until_it_ends() {
+    let fake = FakeTelegram::start();
+    let agent = agent();
+    fake.fail_for("getMe", Fault::BadGatewayHtml, Duration::from_millis(600));
+    fake.fail_next("getMe", Fault::TooManyRequests(1));
+    let get_me = || read(agent.post(method_url(&fake, "getMe")).send_empty(), "").status;
+    assert_eq!(get_me(), 429, "a queued fault comes first");
+    let started = Instant::now();
+    let mut statuses = Vec::new();
+    while started.elapsed() < Duration::from_millis(400) {
+        statuses.push(get_me());
+    }
+    assert!(statuses.len() > 3 && statuses.iter().all(|s| *s == 502), "{statuses:?}");
+    fake.wait_until(WAIT, "the outage ends", |_| started.elapsed() > Duration::from_millis(700));
+    assert_eq!(get_me(), 200);
+    let calls = fake.calls_of("getMe");
+    let pauses: Vec<Duration> = calls.windows(2).map(|w| w[1].at - w[0].answered).collect();
+    let tight = &pauses[..statuses.len()];
+    assert!(tight.iter().all(|p| *p < Duration::from_millis(100)), "{pauses:?}");
 }
 
 #[test]
@@ -433,6 +539,19 @@ fn drafts_follow_the_rules_of_send_message_draft() {
         400,
         "Bad Request: TEXTDRAFT_PEER_INVALID",
     );
+    // chat_id is an Integer: the server looks "@username" up only for supergroups,
+    // channels and bots, so a user's is not found and a channel's is not private.
+    assert_error(
+        draft(json!({"chat_id": "@ivan_petrov", "draft_id": 1, "text": "x"})),
+        400,
+        "Bad Request: chat not found",
+    );
+    fake.add_chat(tg::chat(CHANNEL));
+    assert_error(
+        draft(json!({"chat_id": "@news_channel_example", "draft_id": 1, "text": "x"})),
+        400,
+        "Bad Request: TEXTDRAFT_PEER_INVALID",
+    );
     assert_error(
         draft(json!({"chat_id": IVAN, "text": "x"})),
         400,
@@ -599,6 +718,34 @@ fn callback_queries_are_answered_once_and_expire() {
     assert_eq!(lost["callback_query"]["message"]["date"], 0);
 }
 
+/// A press lives 150 s (reference §2), here shortened: answered later it is "query is too
+/// old…", and one still undelivered is dropped from the queue.
+#[test]
+fn a_press_older_than_its_lifetime_is_too_old_or_lost() {
+    let fake = FakeTelegram::start();
+    let agent = agent();
+    fake.set_callback_query_lifetime(Duration::from_millis(300));
+    let started = Instant::now();
+    let delivered = fake.update(fake.push(tg::callback_query(IVAN, IVAN, 1, "a"))).unwrap();
+    let updates = result(call(&agent, &fake, "getUpdates", json!({})));
+    assert_eq!(updates[0]["callback_query"]["id"], delivered["callback_query"]["id"]);
+    let lost = fake.push(tg::callback_query(IVAN, IVAN, 1, "b"));
+    fake.wait_until(WAIT, "the presses are old", |_| {
+        started.elapsed() > Duration::from_millis(350)
+    });
+    let answer = json!({"callback_query_id": delivered["callback_query"]["id"]});
+    assert_error(
+        call(&agent, &fake, "answerCallbackQuery", answer),
+        400,
+        "Bad Request: query is too old and response timeout expired or query ID is invalid",
+    );
+    let fresh = fake.push(tg::callback_query(IVAN, IVAN, 1, "c"));
+    let updates = result(call(&agent, &fake, "getUpdates", json!({"offset": lost})));
+    let ids: Vec<i64> =
+        updates.as_array().unwrap().iter().filter_map(|u| u["update_id"].as_i64()).collect();
+    assert_eq!(ids, [fresh], "the old undelivered press is gone");
+}
+
 #[test]
 fn commands_and_chat_actions_are_validated() {
     let fake = FakeTelegram::start();
@@ -641,6 +788,84 @@ fn commands_and_chat_actions_are_validated() {
     };
     assert_eq!(result(action("typing")), json!(true));
     assert_error(action("dancing"), 400, "Bad Request: wrong parameter action in request");
+    // "Channel chats … aren't supported" (the spec), by id or by @username.
+    fake.push(tg::channel_post(CHANNEL, "Новый выпуск"));
+    for chat_id in [json!(CHANNEL), json!("@news_channel_example")] {
+        let params = json!({"chat_id": chat_id, "action": "typing"});
+        assert_error(
+            call(&agent, &fake, "sendChatAction", params),
+            400,
+            "Bad Request: channel chats aren't supported",
+        );
+    }
+    fake.add_chat(tg::chat(GROUP));
+    let in_group = json!({"chat_id": GROUP, "action": "typing"});
+    assert_eq!(result(call(&agent, &fake, "sendChatAction", in_group)), json!(true));
+}
+
+/// A user the bot saw only in a group has a private chat the bot may not open: 403 "bot
+/// can't initiate conversation with a user"; an id it never saw is "chat not found"
+/// (reference §3). Writing to the bot, or `add_chat`, opens the chat.
+#[test]
+fn the_bot_cannot_start_a_private_chat() {
+    let fake = FakeTelegram::start();
+    let agent = agent();
+    let cant = "Forbidden: bot can't initiate conversation with a user";
+    assert_error(send(&agent, &fake, ANNA, "x"), 400, "Bad Request: chat not found");
+    fake.push(tg::group_text(GROUP, ANNA, "Всем привет"));
+    assert_error(send(&agent, &fake, ANNA, "x"), 403, cant);
+    let draft = json!({"chat_id": ANNA, "draft_id": 1, "text": "x"});
+    assert_error(call(&agent, &fake, "sendMessageDraft", draft), 403, cant);
+    let typing = json!({"chat_id": ANNA, "action": "typing"});
+    assert_error(call(&agent, &fake, "sendChatAction", typing), 403, cant);
+    // A user's @username is never looked up, started chat or not.
+    assert_error(send_to_username(&agent, &fake, "@anna_k"), 400, "Bad Request: chat not found");
+    result(send(&agent, &fake, GROUP, "Привет, группа"));
+    fake.push_text(ANNA, ANNA, "/start");
+    result(send(&agent, &fake, ANNA, "Здравствуйте"));
+    assert_error(send_to_username(&agent, &fake, "@anna_k"), 400, "Bad Request: chat not found");
+    fake.add_chat(tg::chat(555));
+    result(send(&agent, &fake, 555, "x"));
+    assert_eq!(fake.sent_to(ANNA).len(), 1);
+}
+
+fn send_to_username(agent: &Agent, fake: &FakeTelegram, username: &str) -> (u16, Value) {
+    call(agent, fake, "sendMessage", json!({"chat_id": username, "text": "x"}))
+}
+
+/// The flood control counts what puts a message in a chat or changes one (sends and
+/// edits), not drafts or chat actions (reference §4 "Rate limits").
+#[test]
+fn flood_control_counts_messages_and_edits_not_drafts_or_actions() {
+    let fake = FakeTelegram::start();
+    let agent = agent();
+    fake.set_flood_limits(Some(tg::FloodLimits { private_burst: 2, group_per_minute: 3 }));
+    fake.push_text(IVAN, IVAN, "hi");
+    let first = result(send(&agent, &fake, IVAN, "первое"));
+    let edit = json!({"chat_id": IVAN, "message_id": first["message_id"], "text": "поправлено"});
+    result(call(&agent, &fake, "editMessageText", edit));
+    for i in 1..=10 {
+        let draft = json!({"chat_id": IVAN, "draft_id": 1, "text": format!("черновик {i}")});
+        result(call(&agent, &fake, "sendMessageDraft", draft));
+        result(call(&agent, &fake, "sendChatAction", json!({"chat_id": IVAN, "action": "typing"})));
+    }
+    let (status, body) = send(&agent, &fake, IVAN, "третье");
+    assert_eq!(status, 429, "{body}");
+    let retry_after = body["parameters"]["retry_after"].as_u64().unwrap();
+    assert!((1..=2).contains(&retry_after), "{body}");
+    assert_eq!(body["description"], format!("Too Many Requests: retry after {retry_after}"));
+    let keyboard = json!({"inline_keyboard": [[{"text": "A", "callback_data": "a"}]]});
+    let markup =
+        json!({"chat_id": IVAN, "message_id": first["message_id"], "reply_markup": keyboard});
+    assert_eq!(call(&agent, &fake, "editMessageReplyMarkup", markup).0, 429);
+
+    fake.add_chat(tg::chat(GROUP));
+    for i in 0..3 {
+        result(send(&agent, &fake, GROUP, &format!("группе {i}")));
+    }
+    let (status, body) = send(&agent, &fake, GROUP, "ещё");
+    assert_eq!(status, 429, "{body}");
+    assert!((59..=60).contains(&body["parameters"]["retry_after"].as_u64().unwrap()), "{body}");
 }
 
 #[test]
@@ -1346,4 +1571,142 @@ fn tls_trusts_only_the_fake_ca_and_keeps_connections() {
     let dir = fake.ca_pem_path().parent().unwrap().to_path_buf();
     drop(fake);
     assert!(!dir.exists(), "the certificates are removed with the fake");
+}
+
+/// A quoted `filename` may hold `;` and `\"` (RFC 7578 §4.2); the fake's multipart parser
+/// takes it whole, and refuses an unclosed quote.
+#[test]
+fn gigachat_uploads_keep_quoted_filenames_whole() {
+    let fake = FakeGigaChat::start();
+    let agent = trusting(&fake);
+    let token = token(&agent, &fake);
+    let purpose: FormPart = ("purpose", None, None, b"general");
+    let named = |filename: &str| {
+        let file: FormPart = ("file", Some(filename), Some("application/pdf"), b"%PDF-1.7");
+        upload(&agent, &fake, &token, None, &[purpose, file])
+    };
+    let (status, file) = named("a;b.pdf");
+    assert_eq!((status, &file["filename"]), (200, &json!("a;b.pdf")), "{file}");
+    let (status, file) = named(r#"отчёт \"Q1\"; final.pdf"#);
+    assert_eq!((status, &file["filename"]), (200, &json!(r#"отчёт "Q1"; final.pdf"#)), "{file}");
+    let (status, _) = named(r#"open.pdf\"; name=\"x"#);
+    assert_eq!(status, 200, "an escaped quote does not end the value");
+    assert_eq!(fake.files()[2].filename, r#"open.pdf"; name="x"#);
+    let (status, body) = named(r#"unclosed.pdf\"#);
+    assert_eq!(
+        (status, body),
+        (400, json!({"status": 400, "message": "malformed multipart body"}))
+    );
+}
+
+/// At most 10 attachments in a request, and its images and audio under 80 MB together
+/// (gigachat-api.md §2, gigachat-media.md §1.5): over either, a 4xx.
+#[test]
+fn gigachat_limits_the_attachments_of_a_request() {
+    let fake = FakeGigaChat::start();
+    let agent = trusting(&fake);
+    let token = token(&agent, &fake);
+    let purpose: FormPart = ("purpose", None, None, b"general");
+    let stored = |name: &str, mime: &str, bytes: &[u8]| {
+        let (status, file) = upload(
+            &agent,
+            &fake,
+            &token,
+            None,
+            &[purpose, ("file", Some(name), Some(mime), bytes)],
+        );
+        assert_eq!(status, 200, "{file}");
+        file["id"].as_str().unwrap().to_string()
+    };
+    let ask_about = |ids: &[Vec<String>]| {
+        let messages: Vec<Value> = ids
+            .iter()
+            .map(|ids| json!({"role": "user", "content": "Что это?", "attachments": ids}))
+            .collect();
+        let body = json!({"model": "GigaChat-2-Max", "messages": messages});
+        completion(&agent, &fake, &token, &body)
+    };
+    // One image per message, eleven messages: ten pass, eleven do not.
+    let images: Vec<Vec<String>> =
+        (0..11).map(|i| vec![stored(&format!("{i}.jpg"), "image/jpeg", b"\xFF\xD8\xFF")]).collect();
+    assert_eq!(ask_about(&images[..10]).status, 200);
+    let answer = ask_about(&images);
+    assert_eq!(
+        (answer.status, answer.json()),
+        (
+            422,
+            json!({"status": 422, "message": "Invalid params: too many attachments: 11 (at most 10 per request)"})
+        )
+    );
+    // Audio and images together under 80 MB; text files do not count.
+    let audio = vec![0u8; 27 << 20];
+    let three: Vec<String> =
+        (0..3).map(|i| stored(&format!("{i}.mp3"), "audio/mp3", &audio)).collect();
+    let text = stored("big.txt", "text/plain", &vec![b'a'; 30 << 20]);
+    let answer = ask_about(&[vec![three[0].clone(), three[1].clone(), text]]);
+    assert_eq!(answer.status, 200, "54 MB of audio and a text file: {}", answer.body);
+    let answer = ask_about(std::slice::from_ref(&three));
+    assert_eq!(
+        (answer.status, answer.body.as_str()),
+        (413, r#"{"status":413,"message":"Payload too large"}"#)
+    );
+}
+
+// --- SaluteSpeech ---
+
+/// A malformed recognition request is refused as the service would, even with a fault
+/// queued: the fault waits for the next valid request (gigachat-media.md §4.2).
+#[test]
+fn salutespeech_checks_a_request_before_any_scripted_fault() {
+    let ss = FakeSaluteSpeech::start();
+    let pem = std::fs::read(ss.ca_pem_path()).unwrap();
+    let agent = tls_agent(Certificate::from_pem(&pem).unwrap());
+    let rquid = uuid::Uuid::new_v4().to_string();
+    let answer = read(
+        agent
+            .post(ss.auth_url())
+            .header("Authorization", format!("Basic {}", ss.credentials()))
+            .header("RqUID", rquid.as_str())
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .send("scope=SALUTE_SPEECH_PERS"),
+        "",
+    );
+    let token = answer.json()["access_token"].as_str().unwrap().to_string();
+    let ogg = fake_salute::ogg(5, 5000);
+    let url = format!("{}/speech:recognize", ss.url());
+    let recognize = |token: &str, content_type: &str, query: &str, request_id: &str| {
+        let answer = read(
+            agent
+                .post(format!("{url}{query}"))
+                .header("Authorization", format!("Bearer {token}"))
+                .header("Content-Type", content_type)
+                .header("X-Request-ID", request_id)
+                .send(&ogg[..]),
+            "",
+        );
+        (answer.status, answer.body)
+    };
+    let opus = "audio/ogg;codecs=opus";
+    let id = uuid::Uuid::new_v4().to_string();
+    ss.fail_next(500, r#"{"status":500,"message":"Internal Server Error"}"#);
+    let refused = [
+        (recognize("nope", opus, "?language=ru-RU", &id), 401),
+        (recognize(&token, "audio/wav", "?language=ru-RU", &id), 400),
+        (recognize(&token, opus, "?language=de-DE", &id), 400),
+        (recognize(&token, opus, "?language=ru-RU&speed=2", &id), 400),
+        (recognize(&token, opus, "?sample_rate=fast", &id), 400),
+        (recognize(&token, opus, "?language=ru-RU", "req-1"), 400),
+    ];
+    for ((status, body), expected) in refused {
+        assert_eq!(status, expected, "{body}");
+    }
+    let get = read(agent.get(&url).header("Authorization", format!("Bearer {token}")).call(), "");
+    assert_eq!(get.status, 405, "{}", get.body);
+    // The first valid request gets the fault, the next one the text.
+    let query = "?language=ru-RU&model=general&sample_rate=48000&channels_count=1";
+    assert_eq!(recognize(&token, opus, query, &id).0, 500);
+    let (status, body) = recognize(&token, "audio/ogg; codecs=opus", query, &id);
+    assert_eq!(status, 200, "{body}");
+    let statuses: Vec<u16> = ss.recognitions().iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [401, 400, 400, 400, 400, 400, 405, 500, 200]);
 }

@@ -231,13 +231,21 @@ fn an_admin_who_never_wrote_to_the_bot_is_told_on_the_next_try() {
     w.tg.wait_until(WAIT, "refused", |t| t.confirmed_offset() > first && t.polling());
     let failed = w.tg.calls_of("sendMessage").pop().unwrap();
     assert_eq!(failed.description(), Some("Bad Request: chat not found"));
-    w.tg.add_chat(tg::chat(IVAN));
+    // Telegram knows him from a group now, but he has not opened the bot's chat: 403.
+    w.tg.push(tg::group_text(tg::GROUP, IVAN, "Всем привет"));
     let second = w.tg.push_text(PETR, PETR, "Есть кто?");
     w.tg.wait_until(WAIT, "refused", |t| t.confirmed_offset() > second && t.polling());
+    let failed = w.tg.calls_of("sendMessage").pop().unwrap();
+    let cant = "Forbidden: bot can't initiate conversation with a user";
+    assert_eq!((failed.int("chat_id"), failed.description()), (Some(IVAN), Some(cant)));
+    assert!(w.bot.log().contains("must write /start to the bot first"), "{}", w.bot.log());
+    w.tg.add_chat(tg::chat(IVAN));
     let third = w.tg.push_text(PETR, PETR, "Ау");
     w.tg.wait_until(WAIT, "refused", |t| t.confirmed_offset() > third && t.polling());
+    let fourth = w.tg.push_text(PETR, PETR, "Ау!");
+    w.tg.wait_until(WAIT, "refused", |t| t.confirmed_offset() > fourth && t.polling());
     assert_eq!(w.tg.sent_to(IVAN).len(), 1, "told once it could be");
-    assert_eq!(w.tg.sent_to(PETR).len(), 3, "each message got the refusal");
+    assert_eq!(w.tg.sent_to(PETR).len(), 4, "each message got the refusal");
 }
 
 /// /stats, /users, /allow and /deny name users and count their tokens: asked in a group,
@@ -251,6 +259,13 @@ fn admin_reports_asked_in_a_group_are_answered_privately() {
     w.tg.wait_until(WAIT, "answered", |t| t.replies_to(id).len() == 1);
     let said = &w.tg.replies_to(id)[0].text;
     assert!(said.contains("в личные сообщения"), "{said}");
+    // Telegram knows her from the group, so the refusal is 403, not "chat not found".
+    let refused = w.tg.calls_of("sendMessage").into_iter().find(|c| c.int("chat_id") == Some(ANNA));
+    let refused = refused.expect("the report was tried in her private chat");
+    assert_eq!(
+        refused.description(),
+        Some("Forbidden: bot can't initiate conversation with a user")
+    );
     // Once she has, the reports go there.
     w.tg.add_chat(tg::chat(ANNA));
     for command in ["/stats@SomeBot", "/users@SomeBot", &format!("/deny@SomeBot {PETR}")] {
