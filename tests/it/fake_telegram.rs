@@ -115,6 +115,7 @@ const CANT_INITIATE: &str = "Forbidden: bot can't initiate conversation with a u
 const CONFLICT_OTHER_POLL: &str = "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running";
 const CONFLICT_WEBHOOK: &str = "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first";
 const CONFLICT_SET_WEBHOOK: &str = "Conflict: terminated by setWebhook request";
+const NGINX_504: &str = "<html>\r\n<head><title>504 Gateway Time-out</title></head>\r\n<body>\r\n<center><h1>504 Gateway Time-out</h1></center>\r\n<hr><center>nginx/1.18.0</center>\r\n</body>\r\n</html>\r\n";
 const NGINX_502: &str = "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx/1.18.0</center>\r\n</body>\r\n</html>\r\n";
 
 /// A fault to inject into the next call of a method.
@@ -131,6 +132,9 @@ pub enum Fault {
     /// Handle the request, then close the connection without the answer: Telegram did it,
     /// the bot never heard (a "lost response").
     DropAfter,
+    /// Handle the request, then answer nginx's 504 page: the gateway gave up waiting while
+    /// Telegram did it (the bot cannot tell, and must not send it again).
+    GatewayTimeoutAfter,
     /// Wait, then handle the call normally.
     Delay(Duration),
     /// 200 with a body that is not JSON.
@@ -814,6 +818,10 @@ fn answer_now(shared: &Shared, method: &str, params: &Map<String, Value>) -> Wir
             let _ = dispatch(shared, method, params);
             return Wire::Drop;
         }
+        Some(Fault::GatewayTimeoutAfter) => {
+            let _ = dispatch(shared, method, params);
+            return Wire::Raw(504, NGINX_504.as_bytes().to_vec());
+        }
         Some(Fault::Body(status @ 200..=299, bytes)) if method != "getUpdates" => {
             let _ = dispatch(shared, method, params);
             return Wire::Raw(status, bytes);
@@ -865,7 +873,9 @@ impl Wire {
             Fault::Garbage => Wire::Garbage,
             Fault::Drop => Wire::Drop,
             Fault::Body(status, bytes) => Wire::Raw(status, bytes),
-            Fault::Delay(_) | Fault::DropAfter => unreachable!("handled by the caller"),
+            Fault::Delay(_) | Fault::DropAfter | Fault::GatewayTimeoutAfter => {
+                unreachable!("handled by the caller")
+            }
         }
     }
 

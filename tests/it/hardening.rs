@@ -197,6 +197,23 @@ fn a_stop_during_the_resend_after_a_restart_waits_for_the_message_in_flight() {
     drop(gc);
 }
 
+/// A gateway's 504 after Telegram took the message (the gateway gave up waiting, Telegram
+/// did not): the bot does not send it again, and the user reads it once. A 502 (not done)
+/// is sent again, once. Before, both were retried, so the 504 brought the answer twice.
+#[test]
+fn a_gateway_timeout_after_telegram_took_the_message_is_not_sent_again() {
+    let w = World::start();
+    w.tg.fail_next("sendMessage", Fault::GatewayTimeoutAfter);
+    let answer = w.ask("Что такое закон Ома?");
+    assert_eq!(answer.len(), 1, "{answer:?}");
+    assert_eq!(w.tg.calls_of("sendMessage").len(), 1);
+    assert!(w.bot.log().contains("it has most likely arrived"), "{}", w.bot.log());
+    w.tg.fail_next("sendMessage", Fault::BadGatewayHtml);
+    let answer = w.ask("А сила тока?");
+    assert_eq!(answer.len(), 1, "{answer:?}");
+    assert_eq!(w.tg.calls_of("sendMessage").len(), 3);
+}
+
 /// An answer of about `messages` Telegram messages.
 fn long_answer(messages: usize) -> String {
     (0..messages)
