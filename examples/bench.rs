@@ -2,7 +2,9 @@
 //! (GigaChat over TLS) and prints one table of figures with their targets.
 //!
 //! Run: `cargo run --release --example bench` (about ten minutes; `--quick` for a shorter
-//! run with smaller counts). It builds `target/release/gigabot` first.
+//! run with smaller counts; `--only PART` for one part: rtt, startup, throughput, overhead,
+//! photo, poll, drafts, memory, idle, hostile, growth). It builds `target/release/gigabot`
+//! first.
 //!
 //! The fakes are the integration tests' own, included by path, so the benchmark and the
 //! tests talk to the same strict servers.
@@ -88,6 +90,9 @@ fn main() {
     }
     if run("idle") {
         idle(&binary, if quick { 10 } else { 30 }, &mut rows);
+    }
+    if run("hostile") {
+        hostile(&binary, &mut rows);
     }
     if run("growth") {
         growth(&binary, if quick { 2000 } else { 10_000 }, 300, &mut rows);
@@ -762,6 +767,74 @@ fn growth(binary: &Path, chats: i64, window: i64, rows: &mut Vec<Row>) {
         format!("{:.1} ms", times[1].as_secs_f64() * 1000.0),
         "≤ 100 ms",
         Some(times[1] <= Duration::from_millis(100)),
+    ));
+}
+
+/// Answers that once hurt the bot, in the default configuration: 12 KB of nested list
+/// markers (peak memory, CPU, messages, and the next question answered), the longest
+/// hostile answer (1 MiB of them: peak memory, against the unit's MemoryMax), and a plain
+/// 100 000-character answer (what its 29 messages write to storage).
+fn hostile(binary: &Path, rows: &mut Vec<Row>) {
+    for (markers, target_mb) in [(6000, 20.0), (524_000, 128.0)] {
+        let tg = telegram();
+        let gc = FakeGigaChat::start();
+        let bot = Bot::start(binary, &tg, &gc, DEFAULT);
+        tg.wait_until(Duration::from_secs(10), "polling", |t| t.polling());
+        let warm = tg.push_text(42, 42, "разминка");
+        wait_handled(&tg, warm, Duration::from_secs(30));
+        let answer = format!("{}x", "- ".repeat(markers));
+        gc.push_reply(Reply::Text(answer.clone()));
+        let cpu = bot.cpu();
+        let id = tg.push_text(42, 42, "список");
+        wait_handled(&tg, id, Duration::from_secs(120));
+        let cpu = (bot.cpu() - cpu).as_secs_f64();
+        let sent = tg.replies_to(id).len();
+        let next = tg.push_text(42, 42, "а теперь коротко");
+        wait_handled(&tg, next, Duration::from_secs(30));
+        let answered = tg.replies_to(next).len() == 1;
+        let peak = bot.status_kb("VmHWM") as f64 / 1024.0;
+        rows.push(row(
+            &format!(
+                "GigaChat answers {:.0} kB of nested list markers, default config: peak memory (VmHWM), bot CPU, messages, next question",
+                answer.len() as f64 / 1000.0
+            ),
+            format!(
+                "{peak:.1} MB, {:.0} ms, {sent} message(s), next {}",
+                cpu * 1000.0,
+                if answered { "answered" } else { "NOT answered" }
+            ),
+            &format!("≤ {target_mb:.0} MiB, ≤ 1 s CPU, answered"),
+            Some(peak <= target_mb * 1.048_576 && cpu <= 1.0 && answered),
+        ));
+    }
+    let tg = telegram();
+    let gc = FakeGigaChat::start();
+    let bot = Bot::start(binary, &tg, &gc, DEFAULT);
+    tg.wait_until(Duration::from_secs(10), "polling", |t| t.polling());
+    let warm = tg.push_text(43, 43, "разминка");
+    wait_handled(&tg, warm, Duration::from_secs(30));
+    let sentence = "Сопротивление проводника зависит от материала, длины и сечения. ";
+    let paragraph = sentence.repeat(10);
+    let answer: String = std::iter::repeat_n(paragraph.trim_end(), 200)
+        .collect::<Vec<_>>()
+        .join("\n\n")
+        .chars()
+        .take(100_000)
+        .collect();
+    gc.push_reply(Reply::Text(answer.clone()));
+    let written = bot.io("write_bytes");
+    let id = tg.push_text(43, 43, "расскажи всё");
+    wait_handled(&tg, id, Duration::from_secs(120));
+    let written = (bot.io("write_bytes") - written) as f64 / 1_048_576.0;
+    let sent = tg.sent_to(43).len() - 1;
+    rows.push(row(
+        &format!(
+            "a 100 000-character answer ({} kB of UTF-8), default config: written to storage (/proc/PID/io), messages",
+            answer.len() / 1000
+        ),
+        format!("{written:.2} MiB, {sent} messages"),
+        "< 1 MiB",
+        Some(written < 1.0),
     ));
 }
 
