@@ -106,6 +106,7 @@ impl std::error::Error for Unusable {}
 /// The lock file beside the database, held for as long as the process lives.
 pub(super) fn lock(path: &Path) -> Result<File> {
     let lock_path = with_suffix(path, ".lock");
+    make_private(&lock_path, false)?;
     let file = private_file(&lock_path)
         .with_context(|| format!("cannot create the lock file {}", lock_path.display()))?;
     match file.try_lock() {

@@ -207,3 +207,22 @@ fn the_running_bot_forgets_chats_silent_for_forget_after_days() {
     w.tg.wait_until(WAIT, "answered", |t| t.replies_to(anna).len() == 1);
     assert_eq!(w.gc.chat_requests().pop().unwrap().messages.len(), 4, "Anna remembers");
 }
+
+/// The same for a lock file planted by another user (with root the bot could take it over).
+#[test]
+fn a_lock_file_of_another_user_is_refused() {
+    if !crate::harness::is_root() {
+        eprintln!("a_lock_file_of_another_user_is_refused: not run, it needs root to chown");
+        return;
+    }
+    let tg = FakeTelegram::start();
+    let gc = FakeGigaChat::start();
+    let env = BotEnv::new(&tg, &gc);
+    let lock = env.path("gigabot.db.lock");
+    std::fs::write(&lock, "").unwrap();
+    std::os::unix::fs::chown(&lock, Some(65534), Some(65534)).unwrap();
+    let output = env.run(&[]);
+    let (_, err) = crate::harness::text(&output);
+    assert_eq!(output.status.code(), Some(2), "{err}");
+    assert!(err.contains("gigabot.db.lock") && err.contains("another user"), "{err}");
+}
