@@ -94,7 +94,7 @@ fn soak_ci() {
 #[test]
 #[ignore = "takes about 25 minutes: cargo test --release --test it soak_full -- --ignored"]
 fn soak_full() {
-    soak(seed(), 20_000, 2_000, 2, &FULL_FAULTS);
+    soak(seed(), 20_000, 2_000, 5, &FULL_FAULTS);
 }
 
 fn seed() -> u64 {
