@@ -217,19 +217,19 @@ fn hours_minutes(secs: u64) -> String {
         .replace("{m}", &(minutes % 60).to_string())
 }
 
-/// Notices a user gets at most in [`NOTICE_WINDOW`]. Five lets a person see every kind in a
-/// row (a sticker, a voice note, a photo, a too long text…) and fits Telegram's burst of
-/// about five messages to one private chat, so notices alone never trip its flood control;
-/// forty stickers get five replies, then silence.
-pub const NOTICE_BUDGET: usize = 5;
-/// Ten minutes: a flooder gets at most 30 notices an hour instead of 40 a minute, and a
+/// Notices and replies to commands a chat gets at most in [`NOTICE_WINDOW`]. Ten lets a
+/// person try every command and see every kind of notice in a row (/start, /help, /mode, a
+/// sticker, a voice note, a too long text…); a flood of forty stickers or `/help`s gets ten
+/// replies, then silence, none of them waited for on a 429.
+pub const NOTICE_BUDGET: usize = 10;
+/// Ten minutes: a flooder gets at most 60 notices an hour instead of 40 a minute, and a
 /// person who comes back later is told again.
 pub const NOTICE_WINDOW: Duration = Duration::from_secs(10 * 60);
 
-/// The notice budget of each user: when they were last sent notices. Kept in memory only:
-/// a restart forgets it, which at worst gives a flooder another handful. Users whose
-/// notices have all left the window are forgotten at most once a window, so the map holds
-/// only users told something in the last two windows, at most [`NOTICE_BUDGET`] times each.
+/// The notice budget of each chat: when it was last sent notices. Kept in memory only: a
+/// restart forgets it, which at worst gives a flooder another handful. Chats whose notices
+/// have all left the window are forgotten at most once a window, so the map holds only
+/// chats told something in the last two windows, at most [`NOTICE_BUDGET`] times each.
 /// Admins are not exempt: they rarely get notices, and the budget guards the loop and the
 /// bot's standing with Telegram, whoever floods.
 #[derive(Debug, Default)]

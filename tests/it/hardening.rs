@@ -99,7 +99,7 @@ fn forty_help_commands_get_a_handful_of_replies_and_never_hold_up_another_user()
     let w = World::start();
     let ids = push_all(&w, (0..40).map(|_| tg::private_text(IVAN, "/help")).collect());
     let replied = ids.iter().filter(|&&id| !w.tg.replies_to(id).is_empty()).count();
-    assert!((1..=5).contains(&replied), "40 /help got {replied} replies");
+    assert!((1..=10).contains(&replied), "40 /help got {replied} replies");
     assert!(
         w.tg.calls_of("sendMessage").iter().all(|c| c.status != 429 || c.params["chat_id"] == IVAN)
     );

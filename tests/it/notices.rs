@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use crate::core::{WAIT, World};
 use crate::fake_telegram::{self as tg, ANNA, Fault, IVAN};
 
-/// The bot's notice budget: at most this many per user in its window (bot.rs).
-const BUDGET: usize = 5;
+/// The bot's notice budget: at most this many per chat in its window (owner.rs).
+const BUDGET: usize = 10;
 
 /// Pushes `updates` and waits until the bot has handled them all; returns their ids.
 fn push_all(w: &World, updates: Vec<serde_json::Value>) -> Vec<i64> {
