@@ -1,31 +1,32 @@
-//! The bot: what it does with each update. It asks commands.rs what a message or a button
-//! press calls for, then does it: asks GigaChat, saves, and sends. Everything the bot says
-//! goes out through one function, [`Bot::deliver`].
+//! The bot: what it does with each update. It reads what the decisions need (the
+//! [`Facts`]), asks commands.rs what a message or a button press calls for, then does it:
+//! asks GigaChat, saves, and sends. Everything the bot says goes out through one function,
+//! [`Bot::deliver`] (in `deliver.rs`).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use crate::clock;
-use crate::commands::{self, Action, Ask, Context};
-use crate::config::{Config, Style};
+use crate::commands::{self, Action, Ask, Seen};
+use crate::config::Config;
+use crate::facts::{Facts, Turn};
 use crate::gigachat::{self, ChatMessage, Completion, GigaChat};
+use crate::incoming::{Chat, Message, Update, User};
 use crate::owner::{self, Notices};
 use crate::render;
-use crate::report::{Kind, Outcome, Report};
+use crate::report::{Asked, Outcome, Report};
 use crate::salutespeech::SaluteSpeech;
-use crate::store::{Store, Turn};
+use crate::store::Store;
 use crate::stream::{Draft, Typing};
-use crate::telegram::{self, Chat, Message, OnFlood, Telegram, Update, User};
+use crate::telegram::{self, Telegram};
 use crate::texts;
-use crate::transcript;
 
 mod access;
 mod deliver;
-mod files;
+mod media;
 mod memory;
-mod pictures;
-mod voice;
 use deliver::fatal_only;
+use media::Step;
 
 pub struct Bot {
     config: Config,
@@ -44,7 +45,7 @@ pub struct Bot {
     typing: Typing,
     /// Chats where Telegram answered a draft with 429, and until when.
     draft_pauses: HashMap<i64, Instant>,
-    /// The notices each user was sent lately, for the notice budget.
+    /// The notices each chat was sent lately, for the notice budget.
     notices: Notices,
     /// The update being handled (0 between updates), for the record of an answer of
     /// several messages that goes out.
@@ -66,16 +67,34 @@ pub enum Halt {
     Unsaved(Box<Report>, anyhow::Error),
 }
 
-/// The most messages one answer takes (about 160 000 characters); what is past them is
-/// not sent, and the last says so. Each message waits for Telegram's flood control in its
-/// chat, so this also bounds how long one answer holds the loop.
-const MAX_ANSWER_MESSAGES: usize = 40;
+/// A question ready for GigaChat.
+struct Question {
+    /// What memory keeps: the question as typed or heard, with a note of a file.
+    remembered: String,
+    /// What GigaChat is asked: the question after what it replies to, if anything.
+    prompt: String,
+    /// The file it is about, uploaded to GigaChat's storage for this answer.
+    attachment: Option<String>,
+    /// The answer's first message: what a voice note was heard as.
+    shown: Option<String>,
+}
 
-/// A step before GigaChat is asked (a file uploaded, a voice note heard): what to go on
-/// with, or the sentence that tells the user why not.
-enum Step {
-    Next(String),
-    Stop(String),
+/// A question ready for GigaChat, or what the user was told instead.
+enum Prepared {
+    Ready(Question),
+    Told(Outcome),
+}
+
+/// What a question gets: the messages, and what memory keeps of the answer.
+pub(super) struct Reply {
+    /// The messages to send (after the photo, if one went out).
+    pub chunks: Vec<String>,
+    /// What memory and the transcript keep; None for a failure, a refusal, an empty answer.
+    pub remembered: Option<String>,
+    /// A drawn picture went out first, as a photo.
+    pub photo: bool,
+    /// How the update ends if the messages go out (`Answered` counts them then).
+    pub outcome: Outcome,
 }
 
 impl Bot {
@@ -119,42 +138,35 @@ impl Bot {
         self.store.last_update_id().saturating_add(1)
     }
 
-    /// Where the bot token came from, for the message when Telegram stops taking it.
-    pub fn token_origin(&self) -> &str {
-        &self.config.telegram.token_origin
-    }
-
-    /// Handles one update. Every failure except a fatal one is dealt with here (a reply to
-    /// the user, a log line), so one bad update never stops the loop; a message Telegram
-    /// refused ends the update's handling and is counted. What the update changed is saved
-    /// with its id, and its transcript line written after that.
+    /// Handles one update and returns its log line. Every failure except a fatal one is
+    /// dealt with on the way (a reply to the user, a log line), so one bad update never
+    /// stops the loop. What the update changed is saved with its id, then its transcript
+    /// line is written.
     pub fn handle_update(&mut self, update: Update) -> Result<Report, Halt> {
-        let mut report = Report::default();
         let id = update.update_id;
-        self.update_id = id;
-        self.recording = false;
+        (self.update_id, self.recording) = (id, false);
         self.store.begin();
-        let handled = self.dispatch(update, &mut report);
+        let handled = match (update.message, update.callback_query) {
+            (Some(message), _) => self.on_message(message),
+            (None, Some(query)) => self.on_press(query),
+            (None, None) => Ok(Report {
+                outcome: Outcome::Ignored(match update.edited_message {
+                    Some(_) => "edited message ignored",
+                    None => "update kind not handled",
+                }),
+                ..Report::default()
+            }),
+        };
         self.update_id = 0;
-        match handled {
-            Err(err) if err.is_fatal() => {
+        let report = match handled {
+            Ok(report) => report,
+            Err(err) => {
                 // Not handled: after the restart it is handled again from the start.
                 self.store.rollback();
-                self.transcript = None;
-                self.unsaved = None;
+                (self.transcript, self.unsaved) = (None, None);
                 return Err(Halt::Fatal(err));
             }
-            Err(err) => {
-                log::warn!("chat {}: {err}; giving up on this message", report.chat_id);
-                self.store.count_failure("telegram send");
-                let before = match report.outcome {
-                    Outcome::Nothing => String::new(),
-                    ref done => done.to_string(),
-                };
-                report.outcome = Outcome::NotSent(before, err.to_string());
-            }
-            Ok(()) => {}
-        }
+        };
         // What the update changed, saved together with its id.
         self.store.set_last_update_id(id);
         self.commit();
@@ -162,101 +174,92 @@ impl Bot {
             self.transcript = None;
             return Err(Halt::Unsaved(Box::new(report), err));
         }
-        if let (Some((chat_id, line)), Some(dir)) =
-            (self.transcript.take(), &self.config.bot.transcript_dir)
-        {
-            transcript::append(dir, chat_id, &line);
+        self.write_transcript();
+        Ok(report)
+    }
+
+    /// A message: the facts read, the decision, and what was done about it.
+    fn on_message(&mut self, message: Message) -> Result<Report, telegram::Error> {
+        let sender = message.sender();
+        let facts = self.facts(message.chat.id, sender.as_ref().map(|u| u.id));
+        let decision = commands::decide_message(&self.seen(&facts), &message);
+        let mut report = Report {
+            chat_id: message.chat.id,
+            user_id: sender.map_or(0, |u| u.id),
+            kind: decision.kind,
+            style: commands::style_of(&self.seen(&facts)).id.clone(),
+            text: message.text.clone().filter(|_| self.config.log.messages),
+            outcome: Outcome::StateUnreadable,
+        };
+        // Access and limits are never judged on a default: a failed read does nothing.
+        if !self.store.failed() {
+            let done = self.act(&message, decision.action, &facts);
+            report.outcome = self.settle(message.chat.id, done)?;
         }
         Ok(report)
     }
 
-    fn dispatch(&mut self, update: Update, report: &mut Report) -> Result<(), telegram::Error> {
-        if let Some(message) = update.message {
-            report.chat_id = message.chat.id;
-            report.user_id = message.sender().map_or(0, |u| u.id);
-            report.style = self.style_of(message.chat.id).id.clone();
-            if self.config.log.messages {
-                report.text = message.text.clone();
-            }
-            self.on_message(message, report)
-        } else if let Some(query) = update.callback_query {
-            report.kind = Kind::Callback;
-            report.user_id = query.from.id;
-            report.chat_id = query.message.as_ref().map_or(query.from.id, |m| m.chat.id);
-            self.on_press(&query, report)?;
-            report.style = self.style_of(report.chat_id).id.clone();
-            Ok(())
-        } else if update.edited_message.is_some() {
-            report.outcome = Outcome::Ignored("edited message ignored");
-            Ok(())
-        } else {
-            report.outcome = Outcome::Ignored("update kind not handled");
-            Ok(())
-        }
-    }
-
-    /// What decisions may look at: the config, the state, the time.
-    fn context(&self) -> Context<'_> {
+    /// What the decisions look at, read once for an update in `chat_id` from `sender`.
+    fn facts(&self, chat_id: i64, sender: Option<i64>) -> Facts {
         let now = clock::unix_now();
-        Context {
-            config: &self.config,
-            store: &self.store,
-            me: &self.me,
+        let (today, to_midnight) = clock::local_day(now);
+        let (style, last_question) = self.store.chat(chat_id);
+        let sender = sender.unwrap_or(0);
+        Facts {
             now,
-            today: clock::local_day(now),
+            today,
+            to_midnight,
             uptime_secs: self.started.elapsed().as_secs(),
+            style,
+            last_question,
+            history: self.store.history(chat_id),
+            access: self.store.access(sender),
+            usage: self.store.user(sender),
         }
     }
 
-    /// Does what commands.rs decided for a message. Nothing is done if reading the state
-    /// for the decision failed: access and limits are never judged on a default.
-    fn on_message(&mut self, message: Message, report: &mut Report) -> Result<(), telegram::Error> {
-        let decision = commands::decide_message(&self.context(), &message);
-        report.kind = decision.kind;
-        if self.store.failed() {
-            report.outcome = Outcome::StateUnreadable;
-            return Ok(());
-        }
+    /// The decisions' view: the config, the bot itself, the facts.
+    fn seen<'a>(&'a self, facts: &'a Facts) -> Seen<'a> {
+        Seen { config: &self.config, me: &self.me, facts }
+    }
+
+    /// Does what commands.rs decided for a message.
+    fn act(
+        &mut self,
+        message: &Message,
+        action: Action,
+        facts: &Facts,
+    ) -> Result<Outcome, telegram::Error> {
         let (chat_id, reply_to) = (message.chat.id, Some(message.message_id));
-        let sender = message.sender();
-        report.outcome = match decision.action {
-            Action::Ignore(why) => Outcome::Ignored(why),
+        match action {
+            Action::Ignore(why) => Ok(Outcome::Ignored(why)),
             Action::MoveChat(new_id) => {
                 self.store.move_chat(chat_id, new_id);
-                Outcome::Moved(new_id)
+                Ok(Outcome::Moved(new_id))
             }
             Action::Reply(text, keyboard) => {
-                self.notice(chat_id, reply_to, &text, keyboard.as_ref())?
+                self.notice(chat_id, reply_to, &text, keyboard.as_ref())
             }
             Action::Notice(text) => {
-                self.note_no_speech_key(&message);
-                self.notice(chat_id, reply_to, &text, None)?
+                self.note_no_speech_key(message);
+                self.notice(chat_id, reply_to, &text, None)
             }
-            Action::Refuse(user) => self.refuse(chat_id, reply_to, &user)?,
+            Action::Refuse(user) => self.refuse(chat_id, reply_to, &user, facts.access),
             Action::Ask(ask) => {
-                self.count_request(sender.as_ref());
-                return self.handle_message(&message, &ask, report);
-            }
-            Action::Transcribe { voice, ask } => {
-                self.count_request(sender.as_ref());
-                return self.transcribe(&message, &voice, ask, report);
+                self.count_request(message.sender().as_ref());
+                self.handle_message(message, &ask, facts)
             }
             Action::SetStyle { id, reply } => {
-                self.store.set_style(chat_id, &id, clock::unix_now());
-                self.notice(chat_id, reply_to, &reply, None)?
+                self.store.set_style(chat_id, &id, facts.now);
+                self.notice(chat_id, reply_to, &reply, None)
             }
             Action::Reset => {
                 self.store.forget_chat(chat_id);
-                self.notice(chat_id, reply_to, texts::RESET_DONE, None)?
+                self.notice(chat_id, reply_to, texts::RESET_DONE, None)
             }
-            Action::Grant { user_id, allow } => {
-                let (access, text) = owner::decide(&self.config, &self.store, user_id, allow);
-                self.store.set_access(user_id, access);
-                self.report_to_admin(&message, &text)?
-            }
-            Action::Report(text) => self.report_to_admin(&message, &text)?,
-        };
-        Ok(())
+            Action::Grant { user_id, allow } => self.grant(message, user_id, allow),
+            Action::Report(report) => self.report_to_admin(message, report, facts),
+        }
     }
 
     /// The lesson's `handle_message`: asks GigaChat in the chat's style, with the chat's
@@ -266,159 +269,78 @@ impl Bot {
         &mut self,
         message: &Message,
         ask: &Ask,
-        report: &mut Report,
-    ) -> Result<(), telegram::Error> {
-        let (chat, reply_to, from) = (&message.chat, message.message_id, message.sender());
-        let remembered = ask.remembered();
-        let (chat_id, question) = (chat.id, remembered.as_str());
-        // A photo or document goes to GigaChat's storage first, for this answer only.
-        let attachment = match &ask.file {
-            Some(file) => match self.upload(chat_id, file, report)? {
-                Step::Next(id) => Some(id),
-                Step::Stop(text) => {
-                    self.notice(chat_id, Some(reply_to), &text, None)?;
-                    return Ok(());
-                }
-            },
-            None => None,
+        facts: &Facts,
+    ) -> Result<Outcome, telegram::Error> {
+        let (chat, reply_to) = (&message.chat, message.message_id);
+        // The question: as typed, or what a voice note or a file became.
+        let question = match self.prepare(message, ask)? {
+            Prepared::Ready(question) => question,
+            Prepared::Told(outcome) => return Ok(outcome),
         };
-        // The conversation: the style's prompt, what the chat remembers, the new question.
-        let style = self.style_of(chat_id).clone();
-        let history = self.start_exchange(chat_id, question, ask.again);
-        if self.store.failed() {
-            // The memory could not be read: no answer on half a conversation.
-            attachment.inspect(|id| self.forget_upload(id));
-            report.outcome = Outcome::StateUnreadable;
-            return Ok(());
-        }
-        let messages = conversation(&style.prompt, &history, ask, attachment.as_deref());
+        // The messages: the style's prompt, what the chat remembers, the new question.
+        let style = commands::style_of(&self.seen(facts)).clone();
+        let history = self.start_exchange(chat.id, &question.remembered, ask.again, facts);
+        let messages = conversation(&style.prompt, &history, &question);
 
-        // Ask GigaChat; meanwhile "typing…", and in a private chat the answer as a draft.
+        // GigaChat; meanwhile "typing…", and in a private chat the answer as a draft.
         let started = Instant::now();
         let (result, previewed) = self.ask_gigachat(chat, reply_to, &messages);
-        report.gigachat_ms = Some(started.elapsed().as_millis());
-        attachment.as_deref().inspect(|id| self.forget_upload(id));
-        report.tokens = result.as_ref().map_or(0, |c| c.usage.total_tokens);
-        self.count_tokens(from.as_ref(), report.tokens);
+        let tokens = result.as_ref().map_or(0, |c| c.usage.total_tokens);
+        let asked = Asked { ms: started.elapsed().as_millis(), tokens };
+        question.attachment.as_deref().inspect(|id| self.forget_upload(id));
+        self.count_tokens(message.sender().as_ref(), tokens);
 
-        // Reply: the answer, or what went wrong; what a voice note was heard as first.
-        let mut chunks = ask.shown.as_deref().map(render::plain_chunks).unwrap_or_default();
+        // The reply: the answer, or what went wrong.
         let reply = match result {
-            Ok(completion) => self.answer(chat_id, reply_to, &completion, report)?,
-            Err(err) => self.failure(&err, &previewed, attachment.is_some(), report),
-        };
-        chunks.extend(reply.chunks);
-        let chunks = capped(chunks);
-        if let Some(answer) = &reply.remembered {
-            self.remember(chat_id, question, answer, history);
-            self.transcript = self.transcript_line(
-                chat_id,
-                from.as_ref(),
-                &style.id,
-                question,
-                answer,
-                report.tokens,
-            );
-        }
-        if reply.photo {
-            // The photo is out: a restart from here sends the rest, never the photo again.
-            self.note_sent_so_far(chat_id, &chunks);
-        }
-        let reply_to = Some(reply_to).filter(|_| !reply.photo);
-        self.deliver(chat_id, reply_to, &chunks, None, OnFlood::Wait)?;
-        if reply.remembered.is_some() {
-            self.store.count_answer();
-            report.outcome = Outcome::Answered(usize::from(reply.photo) + chunks.len());
-        }
-        Ok(())
-    }
-
-    /// What GigaChat's answer becomes: a picture sent first if it drew one, the text as
-    /// messages; a refusal or an answer with nothing to see gets one sentence.
-    fn answer(
-        &mut self,
-        chat_id: i64,
-        reply_to: i64,
-        completion: &Completion,
-        report: &mut Report,
-    ) -> Result<Reply, telegram::Error> {
-        let sorry = |text: &str| Reply { chunks: render::plain_chunks(text), ..Reply::default() };
-        let content = completion.content.trim();
-        if completion.finish_reason == "blacklist" {
-            report.outcome = Outcome::Blacklisted;
-            self.store.count_failure("gigachat blacklist");
-            return Ok(sorry(texts::BLACKLIST));
-        }
-        // A picture goes out first; then the text (what its caption did not hold).
-        let (text, remembered, photo) = match self.picture(chat_id, reply_to, content, report)? {
-            Some(drawn) => (drawn.text, drawn.remembered, drawn.sent),
-            None => (content.to_string(), content.to_string(), false),
-        };
-        let mut chunks = render::markdown_chunks(&text);
-        if chunks.is_empty() && !photo {
-            // Empty, or nothing a user would see (say, only a Markdown link definition).
-            report.outcome = Outcome::EmptyAnswer(completion.request_id.clone());
-            self.store.count_failure("gigachat empty answer");
-            return Ok(sorry(texts::BAD_ANSWER));
-        }
-        if completion.finish_reason == "length" {
-            chunks = render::markdown_chunks(&format!("{text}\n\n{}", texts::CUT_SHORT));
-        }
-        Ok(Reply { chunks, remembered: Some(remembered), photo })
-    }
-
-    /// What the user is told when GigaChat failed (logged and counted): what the draft of a
-    /// broken stream showed, then why it ended.
-    fn failure(
-        &mut self,
-        err: &gigachat::Error,
-        previewed: &str,
-        file: bool,
-        report: &mut Report,
-    ) -> Reply {
-        log::warn!("chat {}: {err}", report.chat_id);
-        let kind = err.kind();
-        report.outcome = Outcome::GigaChatFailed(kind.clone());
-        self.store.count_failure(&format!("gigachat {kind}"));
-        let mut chunks = match err {
-            gigachat::Error::Interrupted(_) | gigachat::Error::Timeout(_) => {
-                render::markdown_chunks(previewed)
+            Ok(completion) => self.answer(chat.id, reply_to, &completion, asked)?,
+            Err(err) => {
+                self.failure(chat.id, &err, &previewed, question.attachment.is_some(), asked)
             }
-            _ => Vec::new(),
         };
-        chunks.extend(render::plain_chunks(&user_text(err, &self.gigachat.model, file)));
-        Reply { chunks, ..Reply::default() }
+        if let Some(answer) = &reply.remembered {
+            self.remember(chat.id, &question.remembered, answer, history);
+            let line = (style.id.as_str(), question.remembered.as_str(), answer.as_str(), tokens);
+            self.transcript = self.transcript_line(chat.id, message, line);
+        }
+        self.send_reply(chat.id, reply_to, question.shown.as_deref(), reply, asked)
     }
 
-    /// The chat's style, or the default.
-    fn style_of(&self, chat_id: i64) -> &Style {
-        commands::style_of(&self.context(), chat_id)
-    }
-
-    /// Counts a request of `user` (for the rate limit and /stats) before anything is paid
-    /// for: a voice note's recognition and a file's upload count as much as a question.
-    fn count_request(&mut self, user: Option<&User>) {
-        let Some(user) = user else { return };
-        let now = clock::unix_now();
-        let (today, _) = clock::local_day(now);
-        let keep = self.config.bot.requests_per_minute as usize;
-        let stats = owner::counted(self.store.user(user.id), user, now, &today, keep);
-        self.store.put_user(user.id, &stats);
-    }
-
-    /// Adds the tokens GigaChat billed for `user`'s request (for the budget and /stats).
-    fn count_tokens(&mut self, user: Option<&User>, tokens: u64) {
-        self.store.add_tokens(tokens);
-        let Some(user) = user.filter(|_| tokens > 0) else { return };
-        let (today, _) = clock::local_day(clock::unix_now());
-        let stats = owner::billed(self.store.user(user.id), tokens, &today);
-        self.store.put_user(user.id, &stats);
+    /// The question ready for GigaChat: a voice note heard, a file uploaded; or the outcome
+    /// when the user was told (a notice) why not.
+    fn prepare(&mut self, message: &Message, ask: &Ask) -> Result<Prepared, telegram::Error> {
+        let (chat_id, reply_to) = (message.chat.id, Some(message.message_id));
+        let (mut ask, mut shown) = (ask.clone(), None);
+        if let Some(voice) = &ask.voice {
+            match self.hear(chat_id, voice)? {
+                Step::Next(question) => {
+                    shown = Some(texts::VOICE_HEARD.replace("{text}", &question));
+                    ask.question = question;
+                }
+                Step::Stop(text, outcome) => {
+                    self.notice(chat_id, reply_to, &text, None)?;
+                    return Ok(Prepared::Told(outcome));
+                }
+            }
+        }
+        let mut attachment = None;
+        if let Some(file) = &ask.file {
+            match self.upload(chat_id, file)? {
+                Step::Next(id) => attachment = Some(id),
+                Step::Stop(text, outcome) => {
+                    self.notice(chat_id, reply_to, &text, None)?;
+                    return Ok(Prepared::Told(outcome));
+                }
+            }
+        }
+        let (remembered, prompt) = (ask.remembered(), ask.prompt());
+        Ok(Prepared::Ready(Question { remembered, prompt, attachment, shown }))
     }
 
     /// Asks GigaChat. "typing…" shows while it thinks; in a private chat with
     /// `gigachat.stream` (and not `gigachat.images`) the answer then grows in a draft.
     /// Groups get no draft (Telegram allows drafts in private chats only), so there
-    /// GigaChat is asked for the whole answer at once. Returns the answer and the text the draft received.
+    /// GigaChat is asked for the whole answer at once. Returns the answer and the text the
+    /// draft received.
     fn ask_gigachat(
         &mut self,
         chat: &Chat,
@@ -449,6 +371,89 @@ impl Bot {
             self.draft_pauses.insert(chat.id, until);
         }
         (result, received)
+    }
+
+    /// What GigaChat's answer becomes: a picture sent first if it drew one, the text as
+    /// messages; a refusal or an answer with nothing to see gets one sentence.
+    fn answer(
+        &mut self,
+        chat_id: i64,
+        reply_to: i64,
+        completion: &Completion,
+        asked: Asked,
+    ) -> Result<Reply, telegram::Error> {
+        let sorry = |text: &str, outcome| Reply {
+            chunks: render::plain_chunks(text),
+            remembered: None,
+            photo: false,
+            outcome,
+        };
+        let content = completion.content.trim();
+        if completion.finish_reason == "blacklist" {
+            self.store.count_failure("gigachat blacklist");
+            return Ok(sorry(texts::BLACKLIST, Outcome::Blacklisted(asked)));
+        }
+        // A picture goes out first; then the text (what its caption did not hold).
+        let (text, remembered, photo) = match self.picture(chat_id, reply_to, content)? {
+            Some(drawn) => (drawn.text, drawn.remembered, drawn.sent),
+            None => (content.to_string(), content.to_string(), false),
+        };
+        let mut chunks = render::markdown_chunks(&text);
+        if chunks.is_empty() && !photo {
+            // Empty, or nothing a user would see (say, only a Markdown link definition).
+            self.store.count_failure("gigachat empty answer");
+            let empty = Outcome::EmptyAnswer(completion.request_id.clone(), asked);
+            return Ok(sorry(texts::BAD_ANSWER, empty));
+        }
+        if completion.finish_reason == "length" {
+            chunks = render::markdown_chunks(&format!("{text}\n\n{}", texts::CUT_SHORT));
+        }
+        let outcome = Outcome::Answered(0, asked);
+        Ok(Reply { chunks, remembered: Some(remembered), photo, outcome })
+    }
+
+    /// What the user is told when GigaChat failed (logged and counted): what the draft of a
+    /// broken stream showed, then why it ended.
+    fn failure(
+        &mut self,
+        chat_id: i64,
+        err: &gigachat::Error,
+        previewed: &str,
+        file: bool,
+        asked: Asked,
+    ) -> Reply {
+        log::warn!("chat {chat_id}: {err}");
+        let kind = err.kind();
+        self.store.count_failure(&format!("gigachat {kind}"));
+        let mut chunks = match err {
+            gigachat::Error::Interrupted(_) | gigachat::Error::Timeout(_) => {
+                render::markdown_chunks(previewed)
+            }
+            _ => Vec::new(),
+        };
+        chunks.extend(render::plain_chunks(&user_text(err, &self.gigachat.model, file)));
+        let outcome = Outcome::GigaChatFailed(kind, asked);
+        Reply { chunks, remembered: None, photo: false, outcome }
+    }
+
+    /// Counts a request of `user` (for the rate limit and /stats) before anything is paid
+    /// for: a voice note's recognition and a file's upload count as much as a question.
+    fn count_request(&mut self, user: Option<&User>) {
+        let Some(user) = user else { return };
+        let now = clock::unix_now();
+        let (today, _) = clock::local_day(now);
+        let keep = self.config.bot.requests_per_minute as usize;
+        let stats = owner::counted(self.store.user(user.id), user, now, &today, keep);
+        self.store.put_user(user.id, &stats);
+    }
+
+    /// Adds the tokens GigaChat billed for `user`'s request (for the budget and /stats).
+    fn count_tokens(&mut self, user: Option<&User>, tokens: u64) {
+        self.store.add_tokens(tokens);
+        let Some(user) = user.filter(|_| tokens > 0) else { return };
+        let (today, _) = clock::local_day(clock::unix_now());
+        let stats = owner::billed(self.store.user(user.id), tokens, &today);
+        self.store.put_user(user.id, &stats);
     }
 
     /// The loop's own work between batches: the memory of chats silent for
@@ -511,42 +516,15 @@ impl Bot {
     }
 }
 
-/// What a question gets: the messages, and what memory keeps of the answer.
-#[derive(Default)]
-struct Reply {
-    /// The messages to send (after the photo, if one went out).
-    chunks: Vec<String>,
-    /// What memory and the transcript keep; None for a failure, a refusal, an empty answer.
-    remembered: Option<String>,
-    /// A drawn picture went out first, as a photo.
-    photo: bool,
-}
-
 /// The messages GigaChat gets: the style's prompt, what the chat remembers, the question
 /// (with the file it is about, if any).
-fn conversation(
-    prompt: &str,
-    history: &[Turn],
-    ask: &Ask,
-    attachment: Option<&str>,
-) -> Vec<ChatMessage> {
+fn conversation(prompt: &str, history: &[Turn], question: &Question) -> Vec<ChatMessage> {
     let mut messages = vec![ChatMessage::new("system", prompt)];
     messages.extend(history.iter().map(|t| ChatMessage::new(&t.role, &t.content)));
-    let mut last = ChatMessage::new("user", &ask.prompt());
-    last.attachments.extend(attachment.map(str::to_string));
+    let mut last = ChatMessage::new("user", &question.prompt);
+    last.attachments.extend(question.attachment.clone());
     messages.push(last);
     messages
-}
-
-/// An answer's messages, at most [`MAX_ANSWER_MESSAGES`]: past them the rest is dropped
-/// and the last message says so.
-fn capped(mut chunks: Vec<String>) -> Vec<String> {
-    if chunks.len() > MAX_ANSWER_MESSAGES {
-        chunks.truncate(MAX_ANSWER_MESSAGES - 1);
-        let note = texts::TOO_MANY_MESSAGES.replace("{n}", &chunks.len().to_string());
-        chunks.extend(render::plain_chunks(&note));
-    }
-    chunks
 }
 
 /// The Russian reply for a GigaChat failure; `file`: the question was about a file, which

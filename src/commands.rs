@@ -1,6 +1,7 @@
 //! What to do with a message or a button press: who it is for, whether its sender may talk
-//! to the bot, which command it is, what to answer. Plain functions of the config, the
-//! saved state and the time that return a [`Decision`]; bot.rs does what it says.
+//! to the bot, which command it is, what to answer. Plain functions of the config, the bot
+//! itself and the [`Facts`] read for the update that return a [`Decision`]; bot.rs does
+//! what it says. No store, no client: the tests are tables of messages and facts.
 //!
 //! In a group the bot speaks only when spoken to: a mention, a reply to it, or a command
 //! for it.
@@ -8,35 +9,30 @@
 //! A question that replies to a message, or quotes part of one, is asked with that text
 //! (its [`reply_context`]) before it, once: memory keeps the question as typed.
 //!
-//! A photo or a document is asked about with its caption, or a default question; `files`
-//! decides which file goes to GigaChat, or why none can; `voice`, which voice notes are
-//! recognized (with a SaluteSpeech key, up to a minute).
+//! A photo or a document is asked about with its caption, or a default question; `formats`
+//! decides which file goes to GigaChat, or why none can. A voice note (with a SaluteSpeech
+//! key, up to a minute) is recognized and asked like a typed question.
 
 use serde_json::{Value, json};
 
 use crate::config::{Config, Style};
+use crate::facts::Facts;
+use crate::incoming::{self, CallbackQuery, Message, User};
 use crate::owner;
 use crate::render;
 use crate::report::Kind;
-use crate::store::Store;
-use crate::telegram::{self, CallbackQuery, Message, User};
+use crate::salutespeech::{MAX_VOICE_BYTES, MAX_VOICE_SECS};
 use crate::texts;
 
-mod files;
-mod voice;
-pub use files::FileRef;
-pub use voice::heard;
+mod formats;
+pub use formats::FileRef;
 
-/// What a decision may look at.
-pub struct Context<'a> {
+/// What a decision looks at: the config, the bot itself (from getMe: mentions of it and
+/// replies to it address it), and the facts read for the update.
+pub struct Seen<'a> {
     pub config: &'a Config,
-    pub store: &'a Store,
-    /// The bot itself (from getMe): mentions of it and replies to it address it.
     pub me: &'a User,
-    /// Unix seconds, and today's local date with the seconds left until local midnight.
-    pub now: u64,
-    pub today: (String, u64),
-    pub uptime_secs: u64,
+    pub facts: &'a Facts,
 }
 
 /// What to do with a message.
@@ -55,8 +51,6 @@ pub enum Action {
     Refuse(User),
     /// Ask GigaChat in the chat's style (the lesson's `handle_message`).
     Ask(Ask),
-    /// A voice note: recognized by SaluteSpeech, shown, then asked (its text the question).
-    Transcribe { voice: telegram::Voice, ask: Ask },
     /// `/mode <id>`: the chat's style changes, and the user is told.
     SetStyle { id: String, reply: String },
     /// `/reset`: the chat's memory goes.
@@ -65,13 +59,25 @@ pub enum Action {
     Grant { user_id: i64, allow: bool },
     /// An admin's report (/users, /stats): in the admin's private chat, even when asked in
     /// a group, where everyone would see names and ids.
-    Report(String),
+    Report(Report),
+}
+
+/// An admin's report, made by bot.rs from what it reads for it.
+#[derive(Debug, PartialEq)]
+pub enum Report {
+    /// This text (the usage of /allow and /deny).
+    Text(String),
+    /// /users: the access mode and who is allowed or denied.
+    Users,
+    /// /stats.
+    Stats,
 }
 
 /// A question for GigaChat.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Ask {
     /// As typed (without a mention of the bot): what memory keeps and /retry asks again.
+    /// For a voice note, what SaluteSpeech hears (bot.rs fills it in).
     pub question: String,
     /// Re-asks the last question (/retry): its old exchange leaves memory.
     pub again: bool,
@@ -79,8 +85,8 @@ pub struct Ask {
     pub context: Option<String>,
     /// The photo or document the question is about, uploaded to GigaChat for this answer.
     pub file: Option<FileRef>,
-    /// Shown to the user as the answer's first message: what a voice note was heard as.
-    pub shown: Option<String>,
+    /// A voice note whose words are the question.
+    pub voice: Option<incoming::Voice>,
 }
 
 impl Ask {
@@ -114,7 +120,7 @@ fn decision(kind: Kind, action: Action) -> Decision {
 }
 
 /// What to do with a message.
-pub fn decide_message(cx: &Context, message: &Message) -> Decision {
+pub fn decide_message(cx: &Seen, message: &Message) -> Decision {
     if let Some(new_id) = message.migrate_to_chat_id {
         return decision(Kind::Ignored, Action::MoveChat(new_id));
     }
@@ -140,16 +146,16 @@ pub fn decide_message(cx: &Context, message: &Message) -> Decision {
     if !for_me {
         return decision(Kind::Ignored, Action::Ignore("not for this bot"));
     }
-    if !owner::is_allowed(cx.config, cx.store, sender.id) {
+    if !owner::is_allowed(cx.config, sender.id, cx.facts.access) {
         return decision(Kind::Refused, Action::Refuse(sender));
     }
     if let Some(command) = command {
         return decide_command(cx, message, &command, &sender);
     }
-    if let Some(decision) = files::decide_file(cx, message, sender.id, in_group) {
+    if let Some(decision) = formats::decide_file(cx, message, sender.id, in_group) {
         return decision;
     }
-    if let Some(decision) = voice::decide_voice(cx, message, sender.id) {
+    if let Some(decision) = decide_voice(cx, message, sender.id) {
         return decision;
     }
     let Some(text) = message.text.as_deref() else {
@@ -178,17 +184,19 @@ fn too_long(config: &Config, question: &str) -> Option<String> {
 }
 
 /// Asks GigaChat, unless the sender is over a limit.
-fn ask(cx: &Context, sender: i64, kind: Kind, question: Ask) -> Decision {
-    match owner::over_limit(cx.config, cx.store, sender, cx.now, (&cx.today.0, cx.today.1)) {
+fn ask(cx: &Seen, sender: i64, kind: Kind, question: Ask) -> Decision {
+    let facts = cx.facts;
+    let today = (facts.today.as_str(), facts.to_midnight);
+    match owner::over_limit(cx.config, sender, &facts.usage, facts.now, today) {
         Some(text) => decision(Kind::Limited, Action::Notice(text)),
         None => decision(kind, Action::Ask(question)),
     }
 }
 
 /// A command meant for this bot, from a sender who may talk to it.
-fn decide_command(cx: &Context, message: &Message, command: &Command, sender: &User) -> Decision {
+fn decide_command(cx: &Seen, message: &Message, command: &Command, sender: &User) -> Decision {
     if command.name == "retry"
-        && let Some(question) = cx.store.last_question(message.chat.id)
+        && let Some(question) = cx.facts.last_question.clone()
     {
         // Only the question is saved: what it replied to is not asked again.
         let again = Ask { question, again: true, ..Ask::default() };
@@ -197,36 +205,35 @@ fn decide_command(cx: &Context, message: &Message, command: &Command, sender: &U
     decision(Kind::Command, command_action(cx, message, command, sender))
 }
 
-fn command_action(cx: &Context, message: &Message, command: &Command, sender: &User) -> Action {
-    let chat_id = message.chat.id;
+fn command_action(cx: &Seen, message: &Message, command: &Command, sender: &User) -> Action {
     if owner::is_admin(cx.config, sender.id) {
         match command.name.as_str() {
             "allow" | "deny" => {
                 let allow = command.name == "allow";
                 return match command.args.trim().parse::<i64>() {
                     Ok(user_id) => Action::Grant { user_id, allow },
-                    Err(_) => Action::Report(texts::ADMIN_USAGE.replace("{cmd}", &command.name)),
+                    Err(_) => {
+                        let usage = texts::ADMIN_USAGE.replace("{cmd}", &command.name);
+                        Action::Report(Report::Text(usage))
+                    }
                 };
             }
-            "users" => return Action::Report(owner::users_text(cx.config, cx.store)),
-            "stats" => {
-                let text = owner::stats_text(cx.store, cx.uptime_secs, &cx.today.0);
-                return Action::Report(text);
-            }
+            "users" => return Action::Report(Report::Users),
+            "stats" => return Action::Report(Report::Stats),
             _ => {}
         }
     }
     match command.name.as_str() {
         "start" | "help" => {
             let start = texts::START.replace("{name}", &sender.first_name).replace(", !", "!");
-            let current = texts::CURRENT_STYLE.replace("{title}", &style_of(cx, chat_id).title);
+            let current = texts::CURRENT_STYLE.replace("{title}", &style_of(cx).title);
             let mut text = format!("{start}\n{current}\n\n{}", texts::COMMANDS);
             if message.chat.kind != "private" {
                 text = format!("{text}\n\n{}", texts::GROUP_HINT);
             }
             Action::Reply(text, None)
         }
-        "mode" => decide_mode(cx, chat_id, command.args.trim()),
+        "mode" => decide_mode(cx, command.args.trim()),
         "reset" | "new" => Action::Reset,
         "retry" => Action::Reply(texts::NOTHING_TO_RETRY.into(), None),
         _ => Action::Reply(format!("{}\n\n{}", texts::UNKNOWN_COMMAND, texts::COMMANDS), None),
@@ -234,13 +241,13 @@ fn command_action(cx: &Context, message: &Message, command: &Command, sender: &U
 }
 
 /// `/mode <id>` switches; `/mode` alone or an unknown id shows the buttons.
-fn decide_mode(cx: &Context, chat_id: i64, arg: &str) -> Action {
+fn decide_mode(cx: &Seen, arg: &str) -> Action {
     let wanted = arg.to_lowercase();
     if let Some(style) = cx.config.styles.iter().find(|s| s.id == wanted) {
         let reply = texts::STYLE_SET.replace("{title}", &style.title);
         return Action::SetStyle { id: style.id.clone(), reply };
     }
-    let current = style_of(cx, chat_id);
+    let current = style_of(cx);
     let text = match wanted.is_empty() {
         true => texts::CHOOSE_STYLE.replace("{title}", &current.title),
         // The user's text is not repeated: in a group it would be the bot's words.
@@ -264,7 +271,7 @@ pub enum Press {
 }
 
 /// What to do with a pressed button.
-pub fn decide_press(cx: &Context, query: &CallbackQuery) -> Press {
+pub fn decide_press(cx: &Seen, query: &CallbackQuery) -> Press {
     let data = query.data.as_deref().unwrap_or("");
     if let Some((action, id)) = data.split_once(':')
         && matches!(action, "allow" | "deny")
@@ -274,7 +281,7 @@ pub fn decide_press(cx: &Context, query: &CallbackQuery) -> Press {
             _ => Press::Stale,
         };
     }
-    if !owner::is_allowed(cx.config, cx.store, query.from.id) {
+    if !owner::is_allowed(cx.config, query.from.id, cx.facts.access) {
         return Press::Refused;
     }
     let style =
@@ -305,13 +312,43 @@ pub fn style_keyboard(config: &Config, current: &str) -> Value {
 }
 
 /// The chat's style, or the default if the chat has none or its style left the config.
-pub fn style_of<'a>(cx: &Context<'a>, chat_id: i64) -> &'a Style {
+pub fn style_of<'a>(cx: &Seen<'a>) -> &'a Style {
     let styles = &cx.config.styles;
-    cx.store
-        .style(chat_id)
-        .and_then(|id| styles.iter().find(|s| s.id == id))
+    (cx.facts.style.as_ref())
+        .and_then(|id| styles.iter().find(|s| &s.id == id))
         .or_else(|| styles.iter().find(|s| s.id == cx.config.bot.default_style))
         .unwrap_or(&styles[0])
+}
+
+/// What to do with a voice note (None for other messages, and without a SaluteSpeech
+/// key): recognize it and ask, within the sender's limits, or say why not.
+fn decide_voice(cx: &Seen, message: &Message, sender: i64) -> Option<Decision> {
+    let voice = message.voice.as_ref()?;
+    cx.config.salutespeech.credentials.as_ref()?;
+    let too_big = voice.file_size.is_some_and(|size| size > MAX_VOICE_BYTES);
+    if voice.duration > MAX_VOICE_SECS || too_big {
+        let text = texts::VOICE_TOO_LONG
+            .replace("{secs}", &voice.duration.to_string())
+            .replace("{max}", &MAX_VOICE_SECS.to_string());
+        return Some(decision(Kind::Voice, Action::Notice(text)));
+    }
+    // The question is what SaluteSpeech hears; bot.rs fills it in (see `heard`).
+    let question =
+        Ask { context: reply_context(cx, message), voice: Some(voice.clone()), ..Ask::default() };
+    Some(ask(cx, sender, Kind::Voice, question))
+}
+
+/// The recognized text as the question, or the sentence why it cannot be asked: nothing
+/// recognized, or longer than `bot.max_input_chars`.
+pub fn heard(config: &Config, text: &str) -> Result<String, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(texts::VOICE_EMPTY.into());
+    }
+    if let Some(notice) = too_long(config, text) {
+        return Err(notice);
+    }
+    Ok(text.to_string())
 }
 
 /// Is `name` this bot's @username (Telegram compares them without case)?
@@ -335,12 +372,12 @@ fn is_reply_to_me(me: &User, message: &Message) -> bool {
 /// question anyway; an older answer counts, since the reply says which one is meant. The
 /// beginning of it, at most `bot.history_chars` characters, like memory: a message says
 /// what it is about first, and a user who means a later part can quote that part.
-fn reply_context(cx: &Context, message: &Message) -> Option<String> {
+fn reply_context(cx: &Seen, message: &Message) -> Option<String> {
     let text = match (&message.quote, message.reply_to_message.as_deref()) {
         (Some(quote), _) => quote.text.as_str(),
         (None, Some(replied)) => {
             let text = replied.text.as_deref().or(replied.caption.as_deref())?;
-            if is_reply_to_me(cx.me, message) && is_last_answer(cx, message.chat.id, text) {
+            if is_reply_to_me(cx.me, message) && is_last_answer(cx, text) {
                 return None;
             }
             text
@@ -361,9 +398,8 @@ fn reply_context(cx: &Context, message: &Message) -> Option<String> {
 /// Is `text`, a message of the bot, its last answer in the chat's memory (or one message of
 /// it)? Telegram shows the answer rendered, perhaps in parts, perhaps with the cut-short
 /// note; memory holds GigaChat's Markdown. Blanks are compared as one space.
-fn is_last_answer(cx: &Context, chat_id: i64, text: &str) -> bool {
-    let history = cx.store.history(chat_id);
-    let Some(answer) = history.last().filter(|t| t.role == "assistant") else {
+fn is_last_answer(cx: &Seen, text: &str) -> bool {
+    let Some(answer) = cx.facts.history.last().filter(|t| t.role == "assistant") else {
         return false;
     };
     let squeeze = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -385,7 +421,7 @@ fn is_addressed(me: &User, message: &Message) -> bool {
 }
 
 /// The message text and its entities, or its caption and theirs.
-fn text_of(message: &Message, caption: bool) -> (&str, &[telegram::MessageEntity]) {
+fn text_of(message: &Message, caption: bool) -> (&str, &[incoming::MessageEntity]) {
     match caption {
         true => (message.caption.as_deref().unwrap_or(""), &message.caption_entities),
         false => (message.text.as_deref().unwrap_or(""), &message.entities),
@@ -398,13 +434,13 @@ fn my_mentions(me: &User, message: &Message, caption: bool) -> Vec<(usize, usize
     entities
         .iter()
         .filter(|e| match e.kind.as_str() {
-            "mention" => telegram::entity_text(text, e)
+            "mention" => incoming::entity_text(text, e)
                 .and_then(|t| t.strip_prefix('@'))
                 .is_some_and(|name| is_my_name(me, name)),
             "text_mention" => e.user.as_ref().is_some_and(|u| u.id == me.id),
             _ => false,
         })
-        .filter_map(|e| telegram::entity_bytes(text, e))
+        .filter_map(|e| incoming::entity_bytes(text, e))
         .collect()
 }
 

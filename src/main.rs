@@ -13,7 +13,9 @@ mod cli;
 mod clock;
 mod commands;
 mod config;
+mod facts;
 mod gigachat;
+mod incoming;
 mod logger;
 mod owner;
 mod render;
@@ -24,7 +26,6 @@ mod store;
 mod stream;
 mod telegram;
 mod texts;
-mod transcript;
 
 use std::collections::{HashSet, VecDeque};
 use std::panic::AssertUnwindSafe;
@@ -39,8 +40,9 @@ use crate::bot::{Bot, Halt};
 use crate::cli::{Command, Usage};
 use crate::config::{Config, Needs};
 use crate::gigachat::GigaChat;
+use crate::incoming::Update;
 use crate::store::Store;
-use crate::telegram::{ErrorKind, Telegram, Update};
+use crate::telegram::{ErrorKind, Telegram};
 
 /// Set when the bot must stop; checked between updates and between retries.
 pub static STOP: AtomicBool = AtomicBool::new(false);
@@ -167,7 +169,7 @@ fn run_bot(config: Config, reset_state: bool) -> Result<()> {
     }
     bot.send_unsent().or_else(|err| fatal(err, &token_origin))?;
     bot.delete_leftover_uploads();
-    poll(&mut bot)?;
+    poll(&mut bot).or_else(|err| fatal(err, &token_origin))?;
     // Confirm the handled updates, so Telegram does not keep them for the next start.
     bot.confirm_handled();
     log::info!("Бот остановлен");
@@ -175,15 +177,15 @@ fn run_bot(config: Config, reset_state: bool) -> Result<()> {
 }
 
 /// The polling loop: ask for updates after the last handled one, handle each, save. When
-/// saving fails, the loop stops taking updates until the state can be saved again.
-fn poll(bot: &mut Bot) -> Result<()> {
+/// saving fails, the loop stops taking updates until the state can be saved again. Ends
+/// when a stop is requested, or with the Telegram error that ends the bot.
+fn poll(bot: &mut Bot) -> Result<(), telegram::Error> {
     let mut handled = Handled::default();
     loop {
         // Wait for updates after the last handled one (a long poll: up to 30 s).
         let offset = bot.next_offset();
         let mut updates = match wait_for_updates(bot, offset) {
-            Some(Ok(updates)) => updates,
-            Some(Err(err)) => return fatal(err, bot.token_origin()),
+            Some(polled) => polled?,
             None => return Ok(()), // stopping
         };
         if drop_unusable(&mut updates, &handled) {
@@ -197,11 +199,11 @@ fn poll(bot: &mut Bot) -> Result<()> {
                 return Ok(());
             }
             let id = update.update_id;
-            match handle_update(bot, update) {
+            match handle_caught(bot, update) {
                 Ok(()) => handled.insert(id),
-                Err(Halt::Fatal(err)) => return fatal(err, bot.token_origin()),
+                Err(Halt::Fatal(err)) => return Err(err),
                 Err(Halt::Unsaved(report, err)) => {
-                    log_report(id, &report);
+                    log::info!("{}", report.line(id));
                     if !wait_for_the_state(bot, &err) {
                         return Ok(());
                     }
@@ -317,11 +319,11 @@ fn follow_restarted_ids(updates: &[Update], offset: i64) -> i64 {
 
 /// Hands one update to the bot and logs what happened. A bug (a panic) in one update's
 /// handling is caught: the user gets an apology and the loop goes on.
-fn handle_update(bot: &mut Bot, update: Update) -> Result<(), Halt> {
+fn handle_caught(bot: &mut Bot, update: Update) -> Result<(), Halt> {
     let id = update.update_id;
     let origin = update.origin();
     match std::panic::catch_unwind(AssertUnwindSafe(|| bot.handle_update(update))) {
-        Ok(Ok(report)) => log_report(id, &report),
+        Ok(Ok(report)) => log::info!("{}", report.line(id)),
         Ok(Err(halt)) => return Err(halt),
         Err(_) => {
             log::error!("update {id}: skipped after a bug (the panic is logged above)");
@@ -329,20 +331,6 @@ fn handle_update(bot: &mut Bot, update: Update) -> Result<(), Halt> {
         }
     }
     Ok(())
-}
-
-fn log_report(update_id: i64, r: &report::Report) {
-    let latency = r.gigachat_ms.map_or("-".to_string(), |ms| format!("{ms}"));
-    let text = r.text.as_ref().map_or(String::new(), |t| format!(" text={t:?}"));
-    log::info!(
-        "update={update_id} chat={} user={} kind={} style={} gigachat_ms={latency} tokens={} outcome={:?}{text}",
-        r.chat_id,
-        r.user_id,
-        r.kind,
-        r.style,
-        r.tokens,
-        r.outcome.to_string()
-    );
 }
 
 fn watch_signals() -> Result<()> {

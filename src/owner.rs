@@ -3,7 +3,8 @@
 //! GigaChat quotas are paid in tokens, so a bot left open on the internet needs these:
 //! an allowlist the admins grow by command or button, a per-user rate and daily budget,
 //! and numbers that show where the tokens went. Everything here is a plain function of
-//! the config, the saved state and the time; bot.rs acts on what they return.
+//! the config and of values read from the state (`facts.rs`); bot.rs acts on what they
+//! return.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -11,8 +12,8 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::config::Config;
-use crate::store::{Access, Store, UserStats};
-use crate::telegram::User;
+use crate::facts::{Access, Stats, UserStats};
+use crate::incoming::User;
 use crate::texts;
 
 /// Admins come from `bot.admins` only: no command can make an admin.
@@ -21,23 +22,21 @@ pub fn is_admin(config: &Config, user_id: i64) -> bool {
 }
 
 /// Admins always; with `allowed_users` set, only those and users granted by command;
-/// otherwise everyone not denied by command.
-pub fn is_allowed(config: &Config, store: &Store, user_id: i64) -> bool {
+/// otherwise everyone not denied by command. `access` is what the admins decided.
+pub fn is_allowed(config: &Config, user_id: i64, access: Access) -> bool {
     if is_admin(config, user_id) {
         return true;
     }
-    let granted = store.access(user_id).granted;
     if config.bot.allowed_users.is_empty() {
-        granted != Some(false)
+        access.granted != Some(false)
     } else {
-        config.bot.allowed_users.contains(&user_id) || granted == Some(true)
+        config.bot.allowed_users.contains(&user_id) || access.granted == Some(true)
     }
 }
 
 /// The message to the admins about a new user who was refused, with buttons to allow or
 /// refuse; None if they were told already or the user was denied.
-pub fn access_request(store: &Store, user: &User) -> Option<(String, Value)> {
-    let access = store.access(user.id);
+pub fn access_request(user: &User, access: Access) -> Option<(String, Value)> {
     if access.granted == Some(false) || access.announced {
         return None;
     }
@@ -51,11 +50,11 @@ pub fn access_request(store: &Store, user: &User) -> Option<(String, Value)> {
     Some((text, keyboard))
 }
 
-/// An admin's decision on a user: the access to save and the reply for the admin. Users
-/// in the config cannot be denied by command.
-pub fn decide(config: &Config, store: &Store, user_id: i64, allow: bool) -> (Access, String) {
+/// An admin's decision on a user who has `access` now: the access to save and the reply for
+/// the admin. Users in the config cannot be denied by command.
+pub fn decide(config: &Config, user_id: i64, access: Access, allow: bool) -> (Access, String) {
     let id = user_id.to_string();
-    let mut access = Access { announced: true, ..store.access(user_id) };
+    let mut access = Access { announced: true, ..access };
     let text = if allow {
         access.granted = Some(true);
         texts::ALLOWED.replace("{id}", &id)
@@ -69,11 +68,11 @@ pub fn decide(config: &Config, store: &Store, user_id: i64, allow: bool) -> (Acc
 }
 
 /// What a user over a limit is told before a GigaChat call, if they are; admins are
-/// exempt. `day` is today's local date and the seconds to local midnight.
+/// exempt. `usage` is the user's; `day` is today's local date and the seconds to midnight.
 pub fn over_limit(
     config: &Config,
-    store: &Store,
     user_id: i64,
+    usage: &UserStats,
     now: u64,
     day: (&str, u64),
 ) -> Option<String> {
@@ -82,7 +81,7 @@ pub fn over_limit(
     if is_admin(config, user_id) || (per_minute == 0 && budget == 0) {
         return None;
     }
-    limit_reply(per_minute, budget, &store.user(user_id), now, day)
+    limit_reply(per_minute, budget, usage, now, day)
 }
 
 /// What a user over a limit is told, if they are: `per_minute` requests in the last 60 s,
@@ -151,8 +150,9 @@ fn within_a_minute(times: &[u64], now: u64) -> Vec<u64> {
     times.iter().copied().filter(|&t| t <= now && now - t < 60).collect()
 }
 
-/// The /users text: the access mode and who is allowed or denied, and by what.
-pub fn users_text(config: &Config, store: &Store) -> String {
+/// The /users text: the access mode and who is allowed or denied, and by what (`granted`
+/// and `denied`: the users the admins decided about by command).
+pub fn users_text(config: &Config, granted: &[i64], denied: &[i64]) -> String {
     let list = |ids: &[i64]| comma_list(ids.iter().map(i64::to_string).collect(), "—");
     let bot = &config.bot;
     let mode = match bot.allowed_users.is_empty() {
@@ -163,26 +163,25 @@ pub fn users_text(config: &Config, store: &Store) -> String {
         .replace("{mode}", mode)
         .replace("{admins}", &list(&bot.admins))
         .replace("{allowed}", &list(&bot.allowed_users))
-        .replace("{granted}", &list(&store.decided(true)))
-        .replace("{denied}", &list(&store.decided(false)))
+        .replace("{granted}", &list(granted))
+        .replace("{denied}", &list(denied))
 }
 
 /// The /stats text: uptime, answers, failures, tokens, chats, users, the most active today.
-pub fn stats_text(store: &Store, uptime_secs: u64, today: &str) -> String {
-    let counters = store.counters();
+pub fn stats_text(stats: &Stats) -> String {
+    let counters = &stats.counters;
     let failures = counters.failures.iter().map(|(kind, n)| format!("{kind}: {n}")).collect();
     let mut text = texts::STATS
-        .replace("{uptime}", &hours_minutes(uptime_secs))
+        .replace("{uptime}", &hours_minutes(stats.uptime_secs))
         .replace("{answers}", &counters.answers.to_string())
         .replace("{failures}", &comma_list(failures, texts::NO_FAILURES))
-        .replace("{tokens_today}", &store.tokens_on(today).to_string())
+        .replace("{tokens_today}", &stats.tokens_today.to_string())
         .replace("{tokens}", &counters.tokens.to_string())
-        .replace("{chats}", &store.chat_count().to_string())
-        .replace("{users}", &store.user_count().to_string());
-    let active = store.busiest(today, 5);
-    if !active.is_empty() {
+        .replace("{chats}", &stats.chats.to_string())
+        .replace("{users}", &stats.users.to_string());
+    if !stats.busiest.is_empty() {
         text.push_str(texts::MOST_ACTIVE);
-        for (i, (id, user)) in active.iter().enumerate() {
+        for (i, (id, user)) in stats.busiest.iter().enumerate() {
             text.push_str(
                 &texts::ACTIVE_USER
                     .replace("{n}", &(i + 1).to_string())

@@ -1,4 +1,4 @@
-//! What happened with one update: the fields of its log line.
+//! What happened with one update: what its handler returns, and the log line made of it.
 
 use std::fmt;
 
@@ -37,6 +37,13 @@ impl fmt::Display for Kind {
     }
 }
 
+/// What a GigaChat call cost: how long it took, and the tokens billed.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct Asked {
+    pub ms: u128,
+    pub tokens: u64,
+}
+
 /// How the update ended.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub enum Outcome {
@@ -49,22 +56,27 @@ pub enum Outcome {
     Moved(i64),
     /// One of our own texts was sent.
     Replied,
+    /// GigaChat answered, at this cost; nothing was sent yet (what a failed send says
+    /// happened before it).
+    Asked(Asked),
     /// GigaChat's answer was sent in this many messages.
-    Answered(usize),
-    /// A notice was not sent: the sender's notice budget is spent.
+    Answered(usize, Asked),
+    /// A notice was not sent: the chat's notice budget is spent.
     NoticeSuppressed,
     /// A notice met Telegram's flood control and was dropped, not waited for.
     NoticeDropped(String),
     /// GigaChat failed this way (the user was told).
-    GigaChatFailed(String),
+    GigaChatFailed(String, Asked),
+    /// GigaChat's storage refused the user's file this way (the user was told).
+    UploadFailed(String),
     /// The user's file could not be fetched from Telegram (the user was told).
     FileFailed(String),
     /// SaluteSpeech did not recognize the voice note, and why (the user was told).
     RecognitionFailed(String),
     /// GigaChat refused the topic (finish_reason "blacklist").
-    Blacklisted,
+    Blacklisted(Asked),
     /// GigaChat answered nothing a user could see.
-    EmptyAnswer(String),
+    EmptyAnswer(String, Asked),
     /// An admin's report went to the admin's private chat.
     AnsweredPrivately,
     /// A style button set the chat's style.
@@ -75,52 +87,88 @@ pub enum Outcome {
     ButtonRefused,
     /// An admin allowed (true) or denied a user by button.
     AdminDecided(i64, bool),
-    /// Telegram refused to take what was to be sent; what had happened before, if anything.
-    NotSent(String, String),
+    /// Telegram refused to take what was to be sent; what had happened before, and why.
+    NotSent(Box<Outcome>, String),
     /// The state could not be read for this update: nothing was done, and it comes again.
     StateUnreadable,
+}
+
+impl Outcome {
+    /// What the GigaChat call of the update cost, if there was one.
+    fn asked(&self) -> Option<Asked> {
+        match self {
+            Outcome::Asked(asked)
+            | Outcome::Answered(_, asked)
+            | Outcome::GigaChatFailed(_, asked)
+            | Outcome::Blacklisted(asked)
+            | Outcome::EmptyAnswer(_, asked) => Some(*asked),
+            Outcome::NotSent(before, _) => before.asked(),
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Outcome::Nothing => f.write_str("nothing"),
+            Outcome::Nothing | Outcome::Asked(_) => f.write_str("nothing"),
             Outcome::Ignored(why) => f.write_str(why),
             Outcome::Moved(id) => write!(f, "group moved to {id}"),
             Outcome::Replied => f.write_str("replied"),
-            Outcome::Answered(n) => write!(f, "answered in {n} message(s)"),
+            Outcome::Answered(n, _) => write!(f, "answered in {n} message(s)"),
             Outcome::NoticeSuppressed => {
                 f.write_str("notice suppressed: the user's notice budget is spent")
             }
             Outcome::NoticeDropped(err) => write!(f, "notice dropped: {err}"),
-            Outcome::GigaChatFailed(kind) => write!(f, "gigachat error: {kind}"),
+            Outcome::GigaChatFailed(kind, _) => write!(f, "gigachat error: {kind}"),
+            Outcome::UploadFailed(kind) => write!(f, "gigachat error: upload {kind}"),
             Outcome::FileFailed(why) => write!(f, "file not fetched: {why}"),
             Outcome::RecognitionFailed(why) => write!(f, "voice not recognized: {why}"),
-            Outcome::Blacklisted => f.write_str("refused by gigachat (blacklist)"),
-            Outcome::EmptyAnswer(request) => write!(f, "empty answer (request {request})"),
+            Outcome::Blacklisted(_) => f.write_str("refused by gigachat (blacklist)"),
+            Outcome::EmptyAnswer(request, _) => write!(f, "empty answer (request {request})"),
             Outcome::AnsweredPrivately => f.write_str("answered the admin privately"),
             Outcome::StyleSet(id) => write!(f, "style set to {id}"),
             Outcome::StaleButton => f.write_str("stale button"),
             Outcome::ButtonRefused => f.write_str("button from a user without access"),
             Outcome::AdminDecided(id, true) => write!(f, "admin allow {id}"),
             Outcome::AdminDecided(id, false) => write!(f, "admin deny {id}"),
-            Outcome::NotSent(before, err) if before.is_empty() => write!(f, "not sent: {err}"),
+            Outcome::NotSent(before, err)
+                if matches!(**before, Outcome::Nothing | Outcome::Asked(_)) =>
+            {
+                write!(f, "not sent: {err}")
+            }
             Outcome::NotSent(before, err) => write!(f, "{before}; not sent: {err}"),
             Outcome::StateUnreadable => f.write_str("not handled: the state could not be read"),
         }
     }
 }
 
-/// The fields of one update's log line.
+/// One update's log line: who, what kind, in which style, and how it ended.
 #[derive(Debug, Default)]
 pub struct Report {
     pub chat_id: i64,
     pub user_id: i64,
     pub kind: Kind,
     pub style: String,
-    pub gigachat_ms: Option<u128>,
-    pub tokens: u64,
     pub outcome: Outcome,
     /// The message text, only with `log.messages = true`.
     pub text: Option<String>,
+}
+
+impl Report {
+    /// The log line of update `update_id`.
+    pub fn line(&self, update_id: i64) -> String {
+        let asked = self.outcome.asked();
+        let latency = asked.map_or("-".to_string(), |a| a.ms.to_string());
+        let tokens = asked.map_or(0, |a| a.tokens);
+        let text = self.text.as_ref().map_or(String::new(), |t| format!(" text={t:?}"));
+        format!(
+            "update={update_id} chat={} user={} kind={} style={} gigachat_ms={latency} tokens={tokens} outcome={:?}{text}",
+            self.chat_id,
+            self.user_id,
+            self.kind,
+            self.style,
+            self.outcome.to_string()
+        )
+    }
 }

@@ -15,7 +15,6 @@ mod file;
 mod legacy;
 
 use std::cell::Cell;
-use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -25,50 +24,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::Deserialize;
 
 pub use file::{Unusable, backup};
+
+use crate::facts::{Access, Counters, Stats, Turn, UserStats};
 use file::{check_file, connect, lock, refuse_or_move_aside};
-
-/// One remembered message: role "user" or "assistant".
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-pub struct Turn {
-    pub role: String,
-    pub content: String,
-}
-
-#[derive(Debug, Default, Clone, Deserialize, PartialEq)]
-#[serde(default)]
-pub struct UserStats {
-    /// First name and @username, for /stats and the admins' messages.
-    pub name: String,
-    /// The local day the `*_today` counters are for, as "YYYY-MM-DD".
-    pub day: String,
-    pub requests_today: u64,
-    pub tokens_today: u64,
-    pub requests: u64,
-    pub tokens: u64,
-    /// Unix seconds of the last request, to prune users silent for `forget_after_days`.
-    pub last_active: u64,
-    /// Unix seconds of the last requests, for `requests_per_minute`.
-    pub recent: Vec<u64>,
-}
-
-/// Bot-wide counters for /stats.
-#[derive(Debug, Default, Clone, Deserialize, PartialEq)]
-#[serde(default)]
-pub struct Counters {
-    pub answers: u64,
-    pub tokens: u64,
-    /// Failures by kind ("gigachat 429", "telegram send", …).
-    pub failures: BTreeMap<String, u64>,
-}
-
-/// What the admins decided about a user, and whether they were asked.
-#[derive(Debug, Default, Clone, Copy, PartialEq)]
-pub struct Access {
-    /// Some(true): allowed by `/allow`; Some(false): refused by `/deny`.
-    pub granted: Option<bool>,
-    /// The admins were told about this user, so they are told once.
-    pub announced: bool,
-}
 
 /// Messages of an answer still to send, as HTML chunks ready for `sendMessage`. The update
 /// the answer was for counts as handled from its first message on.
@@ -244,10 +202,11 @@ impl Store {
         self.last_update_id = id;
     }
 
-    /// The chat's style id; None means `bot.default_style`.
-    pub fn style(&self, chat_id: i64) -> Option<String> {
-        let sql = "SELECT style FROM chats WHERE id = ?1";
-        self.row("style", sql, chat_id, |r| r.get(0)).flatten()
+    /// The chat's style id (None: `bot.default_style`) and its last question (for /retry,
+    /// kept also when memory is off).
+    pub fn chat(&self, chat_id: i64) -> (Option<String>, Option<String>) {
+        let sql = "SELECT style, last_question FROM chats WHERE id = ?1";
+        self.row("chat", sql, chat_id, |r| Ok((r.get(0)?, r.get(1)?))).unwrap_or_default()
     }
 
     /// Sets the chat's style.
@@ -255,12 +214,6 @@ impl Store {
         let sql = "INSERT INTO chats (id, style, last_active) VALUES (?1, ?2, ?3)
                    ON CONFLICT (id) DO UPDATE SET style = ?2, last_active = ?3";
         self.run("style", sql, params![chat_id, style, now as i64]);
-    }
-
-    /// The last question asked in the chat, for /retry (kept also when memory is off).
-    pub fn last_question(&self, chat_id: i64) -> Option<String> {
-        let sql = "SELECT last_question FROM chats WHERE id = ?1";
-        self.row("last question", sql, chat_id, |r| r.get(0)).flatten()
     }
 
     /// Notes a question asked in the chat now (for /retry and to forget silent chats).
@@ -332,11 +285,6 @@ impl Store {
         self.checked("move chat", moved());
     }
 
-    /// How many chats have a style or memory, for /stats.
-    pub fn chat_count(&self) -> usize {
-        self.number("count", "SELECT COUNT(*) FROM chats", []) as usize
-    }
-
     /// The user's usage; change it, then [`Store::put_user`].
     pub fn user(&self, user_id: i64) -> UserStats {
         let sql = "SELECT name, day, requests_today, tokens_today, requests, tokens, last_active,
@@ -364,23 +312,22 @@ impl Store {
         self.run("user", sql, row);
     }
 
-    /// How many users have asked something, for /stats.
-    pub fn user_count(&self) -> usize {
-        self.number("count", "SELECT COUNT(*) FROM users", []) as usize
-    }
-
-    /// The users who asked most on `day`, most first, and their usage.
-    pub fn busiest(&self, day: &str, n: usize) -> Vec<(i64, UserStats)> {
+    /// What /stats shows: the counters, today's tokens, how many chats and users, the five
+    /// users who asked most today.
+    pub fn stats(&self, today: &str, uptime_secs: u64) -> Stats {
         let sql = "SELECT name, day, requests_today, tokens_today, requests, tokens, last_active,
                    recent, id FROM users WHERE day = ?1 AND requests_today > 0
-                   ORDER BY requests_today DESC, id LIMIT ?2";
-        self.rows("busiest users", sql, params![day, n as i64], |r| Ok((r.get(8)?, user_row(r)?)))
-    }
-
-    /// Tokens all users spent on `day`.
-    pub fn tokens_on(&self, day: &str) -> u64 {
-        let sql = "SELECT COALESCE(SUM(tokens_today), 0) FROM users WHERE day = ?1";
-        self.number("tokens today", sql, [day])
+                   ORDER BY requests_today DESC, id LIMIT 5";
+        let busiest = self.rows("busiest users", sql, [today], |r| Ok((r.get(8)?, user_row(r)?)));
+        let tokens = "SELECT COALESCE(SUM(tokens_today), 0) FROM users WHERE day = ?1";
+        Stats {
+            uptime_secs,
+            counters: self.counters(),
+            tokens_today: self.number("tokens today", tokens, [today]),
+            chats: self.number("count", "SELECT COUNT(*) FROM chats", []) as usize,
+            users: self.number("count", "SELECT COUNT(*) FROM users", []) as usize,
+            busiest,
+        }
     }
 
     /// What the admins decided about a user.
@@ -403,7 +350,7 @@ impl Store {
     }
 
     /// The bot-wide counters.
-    pub fn counters(&self) -> Counters {
+    fn counters(&self) -> Counters {
         let read = || -> rusqlite::Result<Counters> {
             let sql = "SELECT answers, tokens FROM meta";
             let (answers, tokens): (i64, i64) =

@@ -16,24 +16,19 @@ use serde_json::{Value, json};
 use ureq::Timeout;
 
 use crate::config::{Secret, TelegramConfig};
+use crate::incoming::{Message, Update, User};
 
 mod error;
 mod files;
 mod photo;
 mod redact;
 mod retry;
-mod types;
 pub use error::{Error, ErrorKind};
-pub use files::MAX_DOWNLOAD_BYTES;
 pub use photo::{CAPTION_LIMIT, MAX_PHOTO_BYTES};
 pub use redact::{host_of, redact_token};
 use retry::{
     MAX_RETRY_AFTER_SECS, minutes_seconds, never_sent, pause_before_retry, retry_delay,
     time_to_say_again,
-};
-pub use types::{
-    CallbackQuery, Chat, File, Message, MessageEntity, Update, User, Voice, entity_bytes,
-    entity_text,
 };
 
 #[derive(Deserialize)]

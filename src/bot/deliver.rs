@@ -7,13 +7,78 @@ use std::time::Instant;
 
 use serde_json::Value;
 
-use super::Bot;
+use super::{Bot, Reply};
 use crate::render;
-use crate::report::Outcome;
+use crate::report::{Asked, Outcome};
 use crate::store::Unsent;
 use crate::telegram::{self, ErrorKind, OnFlood, OutgoingMessage};
+use crate::texts;
+
+/// The most messages one answer takes (about 160 000 characters); what is past them is
+/// not sent, and the last says so. Each message waits for Telegram's flood control in its
+/// chat, so this also bounds how long one answer holds the loop.
+pub(super) const MAX_ANSWER_MESSAGES: usize = 40;
 
 impl Bot {
+    /// Sends the reply: `shown` first (what a voice note was heard as), then the messages,
+    /// at most [`MAX_ANSWER_MESSAGES`]; after a photo, recorded first, so that a restart
+    /// sends only the rest.
+    pub(super) fn send_reply(
+        &mut self,
+        chat_id: i64,
+        reply_to: i64,
+        shown: Option<&str>,
+        reply: Reply,
+        asked: Asked,
+    ) -> Result<Outcome, telegram::Error> {
+        let mut chunks = shown.map(render::plain_chunks).unwrap_or_default();
+        chunks.extend(reply.chunks);
+        let chunks = capped(chunks);
+        if reply.photo {
+            // The photo is out: a restart from here sends the rest, never the photo again.
+            self.note_sent_so_far(chat_id, &chunks);
+        }
+        let reply_to = Some(reply_to).filter(|_| !reply.photo);
+        let sent = self.deliver(chat_id, reply_to, &chunks, None, OnFlood::Wait);
+        let done = match reply.outcome {
+            Outcome::Answered(_, asked) => {
+                self.store.count_answer();
+                Outcome::Answered(usize::from(reply.photo) + chunks.len(), asked)
+            }
+            failed => failed,
+        };
+        let before = match &done {
+            Outcome::Answered(..) => Outcome::Asked(asked),
+            failed => failed.clone(),
+        };
+        sent.map(|()| done).or_else(|err| self.not_sent(chat_id, err, before))
+    }
+
+    /// A send that failed: a fatal error ends the update; any other is logged and counted,
+    /// and the update ends as not sent, after `before`.
+    fn not_sent(
+        &mut self,
+        chat_id: i64,
+        err: telegram::Error,
+        before: Outcome,
+    ) -> Result<Outcome, telegram::Error> {
+        if err.is_fatal() {
+            return Err(err);
+        }
+        log::warn!("chat {chat_id}: {err}; giving up on this message");
+        self.store.count_failure("telegram send");
+        Ok(Outcome::NotSent(Box::new(before), err.to_string()))
+    }
+
+    /// The outcome of an action, a failed send turned into "not sent" (see `not_sent`).
+    pub(super) fn settle(
+        &mut self,
+        chat_id: i64,
+        done: Result<Outcome, telegram::Error>,
+    ) -> Result<Outcome, telegram::Error> {
+        done.or_else(|err| self.not_sent(chat_id, err, Outcome::Nothing))
+    }
+
     /// Sends messages made by `render`: the first replies to `reply_to`, the last carries
     /// the buttons. Everything the bot says goes out here: answers, error texts, refusals,
     /// notices. While an answer of several messages goes out, what is left of it is recorded
@@ -204,6 +269,17 @@ impl Bot {
             Err(err) => Err(err),
         }
     }
+}
+
+/// An answer's messages, at most [`MAX_ANSWER_MESSAGES`]: past them the rest is dropped
+/// and the last message says so.
+fn capped(mut chunks: Vec<String>) -> Vec<String> {
+    if chunks.len() > MAX_ANSWER_MESSAGES {
+        chunks.truncate(MAX_ANSWER_MESSAGES - 1);
+        let note = texts::TOO_MANY_MESSAGES.replace("{n}", &chunks.len().to_string());
+        chunks.extend(render::plain_chunks(&note));
+    }
+    chunks
 }
 
 /// Passes on a fatal error; logs any other (the update goes on without that call).

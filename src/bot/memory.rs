@@ -1,12 +1,19 @@
-//! The chat's memory: an exchange noted and added within its bounds, /retry's view of it,
-//! and the owner's transcript line of the exchange.
+//! The chat's memory: an exchange noted and added within its bounds, /retry's view of it;
+//! and the full history of conversations, if the owner turns it on (`bot.transcript_dir`):
+//! one JSON line per exchange in `<dir>/<chat_id>.jsonl`, so one chat's history is read,
+//! grepped or deleted with ordinary tools.
+
+use std::fs::Permissions;
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::Path;
 
 use serde_json::{Value, json};
 
 use super::Bot;
 use crate::clock;
-use crate::store::Turn;
-use crate::telegram::User;
+use crate::facts::{Facts, Turn};
+use crate::incoming::Message;
 
 impl Bot {
     /// Notes the question in the chat's state; returns the memory to send with it (without
@@ -16,9 +23,10 @@ impl Bot {
         chat_id: i64,
         question: &str,
         again: bool,
+        facts: &Facts,
     ) -> Vec<Turn> {
-        self.store.note_question(chat_id, question, clock::unix_now());
-        let mut history = self.store.history(chat_id);
+        self.store.note_question(chat_id, question, facts.now);
+        let mut history = facts.history.clone();
         if again {
             drop_last_exchange(&mut history, question);
         }
@@ -49,28 +57,58 @@ impl Bot {
         }
         self.store.put_history(chat_id, &history);
     }
+
     /// The exchange's line for the chat's transcript, if the owner keeps them: written
     /// once the update is saved (`Bot::handle_update`), so a restart never writes it twice.
+    /// `exchange`: the style, the question, the answer, the tokens.
     pub(super) fn transcript_line(
         &self,
         chat_id: i64,
-        from: Option<&User>,
-        style: &str,
-        question: &str,
-        answer: &str,
-        tokens: u64,
+        message: &Message,
+        (style, question, answer, tokens): (&str, &str, &str, u64),
     ) -> Option<(i64, Value)> {
         self.config.bot.transcript_dir.as_ref()?;
         let line = json!({
             "time": clock::utc_timestamp(clock::unix_now()),
             "chat_id": chat_id,
-            "user_id": from.map_or(0, |u| u.id),
+            "user_id": message.sender().map_or(0, |u| u.id),
             "style": style,
             "question": question,
             "answer": answer,
             "tokens": tokens,
         });
         Some((chat_id, line))
+    }
+
+    /// Appends the saved update's transcript line, if any, to its chat's file.
+    pub(super) fn write_transcript(&mut self) {
+        if let (Some((chat_id, line)), Some(dir)) =
+            (self.transcript.take(), &self.config.bot.transcript_dir)
+        {
+            append(dir, chat_id, &line);
+        }
+    }
+}
+
+/// Appends `line` (one exchange) to the chat's file. What people wrote: the folder and the
+/// files are the owner's alone, whatever the umask. A failure is logged, not passed on:
+/// the user has the answer already.
+fn append(dir: &Path, chat_id: i64, line: &Value) {
+    let path = dir.join(format!("{chat_id}.jsonl"));
+    let written = std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .and_then(|()| std::fs::set_permissions(dir, Permissions::from_mode(0o700)))
+        .and_then(|()| {
+            let mut file =
+                std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(&path)?;
+            file.set_permissions(Permissions::from_mode(0o600))?;
+            // One write per line, so a crash leaves at most a torn last line.
+            file.write_all(format!("{line}\n").as_bytes())
+        });
+    if let Err(err) = written {
+        log::error!("cannot append to the transcript {}: {err}", path.display());
     }
 }
 

@@ -339,9 +339,9 @@ fn silent_chats_lose_memory_but_keep_style_and_silent_users_go() {
     let chat = read_chat(&store, GROUP);
     assert!(chat.history.is_empty() && chat.last_question.is_none());
     assert_eq!(chat.style.as_deref(), Some("fairy"));
-    assert_eq!(store.chat_count(), 2, "chat 99 had nothing left to keep");
+    assert_eq!(store.stats("", 0).chats, 2, "chat 99 had nothing left to keep");
     assert_eq!(read_chat(&store, 100), recent);
-    assert_eq!(store.user_count(), 1, "user 7 was silent");
+    assert_eq!(store.stats("", 0).users, 1, "user 7 was silent");
     assert_eq!(store.forget_silent(now, u64::MAX), 0, "no overflow");
 }
 

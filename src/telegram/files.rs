@@ -3,11 +3,8 @@
 
 use serde_json::json;
 
-use super::{Envelope, Error, ErrorKind, File, Telegram};
-
-/// The largest file a bot may download from the cloud Bot API (the server's
-/// `MAX_DOWNLOAD_FILE_SIZE`, 20 MiB): getFile refuses bigger ones.
-pub const MAX_DOWNLOAD_BYTES: u64 = 20 << 20;
+use super::{Envelope, Error, ErrorKind, Telegram};
+use crate::incoming::File;
 
 impl Telegram {
     /// Where a file the bot received can be downloaded (`file_path`, valid for an hour).

@@ -1,7 +1,7 @@
 //! Unit tests of the Telegram client.
 
-use super::types::{MessageEntity, utf16_range_to_bytes};
 use super::*;
+use crate::incoming::{MessageEntity, entity_text, utf16_range_to_bytes};
 
 #[test]
 fn redacts_the_token_from_urls_in_errors() {

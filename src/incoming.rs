@@ -1,9 +1,15 @@
-//! The Bot API types the bot reads, named as the Bot API docs name them. Only the fields
+//! What comes in from Telegram: updates, and the messages, users, files and button presses
+//! in them — the Bot API types, named as the Bot API docs name them, apart from the client
+//! (`telegram.rs`) so that decisions read them without importing a client. Only the fields
 //! the bot uses; unknown fields and update kinds are ignored, as every Bot API version adds
 //! some. Entity offsets are in UTF-16 units, as Telegram counts them.
 
 use serde::Deserialize;
 use serde::de::IgnoredAny;
+
+/// The largest file a bot may download from the cloud Bot API (the server's
+/// `MAX_DOWNLOAD_FILE_SIZE`, 20 MiB): getFile refuses bigger ones.
+pub const MAX_DOWNLOAD_BYTES: u64 = 20 << 20;
 
 #[derive(Debug, Deserialize, Clone)]
 pub struct User {

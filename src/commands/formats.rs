@@ -1,11 +1,11 @@
-//! Photos and documents: which file GigaChat gets and what it is asked about it (the
+//! Photos and documents, by their formats: which file GigaChat gets and what it is asked about it (the
 //! caption, or a default question), or the one sentence that says why not: too big, a
 //! format GigaChat does not read, a model that does not see images.
 
-use super::{Action, Ask, Context, Decision, ask, decision, reply_context, strip_mentions};
+use super::{Action, Ask, Decision, Seen, ask, decision, reply_context, strip_mentions};
 use crate::gigachat;
+use crate::incoming::{MAX_DOWNLOAD_BYTES, Message};
 use crate::report::Kind;
-use crate::telegram::{MAX_DOWNLOAD_BYTES, Message};
 use crate::texts;
 
 /// A file to download from Telegram and upload to GigaChat.
@@ -67,7 +67,7 @@ const FORMATS: [(&str, &str, &str, bool); 13] = [
 /// What to do with a photo or a document (None for other messages): ask GigaChat about it,
 /// within the sender's limits, or say in one sentence why not.
 pub(super) fn decide_file(
-    cx: &Context,
+    cx: &Seen,
     message: &Message,
     sender: i64,
     in_group: bool,
@@ -94,7 +94,7 @@ pub(super) fn decide_file(
 }
 
 /// The file of a photo or document message, or the sentence why it cannot be asked about.
-fn file_of(cx: &Context, message: &Message) -> Option<Result<FileRef, String>> {
+fn file_of(cx: &Seen, message: &Message) -> Option<Result<FileRef, String>> {
     let image_max = gigachat::MAX_IMAGE_BYTES.min(MAX_DOWNLOAD_BYTES);
     let text_max = gigachat::MAX_TEXT_FILE_BYTES.min(MAX_DOWNLOAD_BYTES);
     let file = if let Some(sizes) = &message.photo {
