@@ -92,7 +92,7 @@ pub fn check(config: &Config) -> ExitCode {
 /// `check`'s Telegram line: who the bot is, or what to fix.
 fn check_telegram(tg: &TelegramConfig) -> bool {
     println!("… telegram: asking {} who the bot is (up to 10 s)", host_of(&tg.api_url));
-    match Telegram::for_check(tg).get_me_once() {
+    match Telegram::for_check(tg).get_me() {
         Ok(me) => {
             let name = me.username.as_deref().unwrap_or("?");
             println!("✓ telegram: the token works, the bot is @{name} (id {})", me.id);

@@ -24,33 +24,15 @@ mod photo;
 mod redact;
 mod retry;
 pub use error::{Error, ErrorKind};
+use error::{decode, unreadable};
 pub use photo::{CAPTION_LIMIT, MAX_PHOTO_BYTES};
 pub use redact::{host_of, redact_token};
-use retry::{
-    MAX_RETRY_AFTER_SECS, minutes_seconds, never_sent, pause_before_retry, retry_delay,
-    time_to_say_again,
-};
+use retry::{minutes_seconds, never_sent, pause_before_retry, say_trouble};
 
 #[derive(Deserialize)]
 struct WebhookInfo {
     #[serde(default)]
     url: String,
-}
-
-/// The `{ok, result, description, error_code, parameters}` envelope of every answer.
-#[derive(Deserialize)]
-struct Envelope {
-    ok: bool,
-    result: Option<Value>,
-    description: Option<String>,
-    error_code: Option<u16>,
-    parameters: Option<ResponseParameters>,
-}
-
-#[derive(Deserialize)]
-struct ResponseParameters {
-    retry_after: Option<u64>,
-    migrate_to_chat_id: Option<i64>,
 }
 
 /// A message to send; `reply_to` makes it a reply, `keyboard` adds inline buttons.
@@ -83,6 +65,8 @@ pub struct Telegram {
     poll_timeout_secs: u64,
     limits: Limits,
     stop: &'static AtomicBool,
+    /// False for `check`: every call is tried once, its failure said at once.
+    retries: bool,
 }
 
 /// Per-phase time limits in seconds. Set per phase, not as one global timeout: with a
@@ -102,7 +86,7 @@ impl Telegram {
         // error.
         let limits =
             Limits { connect: 15, send: 30, answer: config.poll_timeout_secs + 15, body: 60 };
-        Telegram::with_limits(config, stop, limits)
+        Telegram::with_limits(config, stop, limits, true)
     }
 
     /// For `gigabot check`, which makes no long poll: a hanging Telegram is reported within
@@ -111,10 +95,15 @@ impl Telegram {
         // check makes single calls, never retried: there is nothing for a stop to cut short.
         static NEVER: AtomicBool = AtomicBool::new(false);
         let limits = Limits { connect: 5, send: 5, answer: 10, body: 10 };
-        Telegram::with_limits(config, &NEVER, limits)
+        Telegram::with_limits(config, &NEVER, limits, false)
     }
 
-    fn with_limits(config: &TelegramConfig, stop: &'static AtomicBool, limits: Limits) -> Telegram {
+    fn with_limits(
+        config: &TelegramConfig,
+        stop: &'static AtomicBool,
+        limits: Limits,
+        retries: bool,
+    ) -> Telegram {
         let token = config
             .token
             .clone()
@@ -148,6 +137,7 @@ impl Telegram {
             poll_timeout_secs: config.poll_timeout_secs,
             limits,
             stop,
+            retries,
         }
     }
 
@@ -184,18 +174,9 @@ impl Telegram {
         redact_token(text, self.token.expose())
     }
 
-    /// One HTTP call: sends `params` as JSON and unpacks the envelope.
-    fn call_once<T: DeserializeOwned>(
-        &self,
-        method: &'static str,
-        params: &Value,
-    ) -> Result<T, Error> {
-        let body = serde_json::to_vec(params).expect("serde_json::Value always serializes");
-        self.post_once(method, "application/json", &body)
-    }
-
-    /// One HTTP call with a body of this type (JSON, or a multipart form); unpacks the envelope.
-    fn post_once<T: DeserializeOwned>(
+    /// One HTTP exchange with a body of this type (JSON, or a multipart form); unpacks the
+    /// envelope (`error::decode`).
+    fn post<T: DeserializeOwned>(
         &self,
         method: &'static str,
         content_type: &str,
@@ -206,115 +187,53 @@ impl Telegram {
         let request = self.agent.post(&url).header("Content-Type", content_type);
         let mut response = request.send(body).map_err(|err| fail(self.unanswered(&err)))?;
         let status = response.status().as_u16();
-        let retry_header = response
+        let retry_after = response
             .headers()
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok());
-        // nginx in front of Telegram answers 502 with an HTML page, a proxy on the way a 4xx
-        // one: not done. A 2xx that does not read, or a gateway that timed out waiting for
-        // Telegram (504), may well have been done.
-        let unreadable = |detail: String| match status {
-            200..=299 | 504 => ErrorKind::Lost(detail),
-            _ => ErrorKind::Server(detail),
-        };
         let body = response.body_mut().with_config().limit(64 * 1024 * 1024);
-        let bytes = body.read_to_vec().map_err(|err| fail(unreadable(self.detail(&err))))?;
-        let Ok(envelope) = serde_json::from_slice::<Envelope>(&bytes) else {
-            let detail =
-                format!("unreadable answer (HTTP {status}, {} bytes, not JSON)", bytes.len());
-            return Err(fail(unreadable(detail)));
-        };
-        if envelope.ok {
-            let result = envelope.result.unwrap_or(Value::Null);
-            return serde_json::from_value(result)
-                .map_err(|err| fail(ErrorKind::Lost(format!("unexpected result: {err}"))));
-        }
-        let code = envelope.error_code.unwrap_or(status);
-        let description = envelope.description.unwrap_or_else(|| format!("error {code}"));
-        let params = envelope.parameters;
-        let kind = match code {
-            429 => ErrorKind::RetryAfter(
-                params
-                    .as_ref()
-                    .and_then(|p| p.retry_after)
-                    .or(retry_header)
-                    .unwrap_or(5)
-                    .min(MAX_RETRY_AFTER_SECS),
-            ),
-            401 => ErrorKind::Unauthorized,
-            // A malformed token: api.telegram.org answers "Not Found" for every method.
-            404 if description == "Not Found" => ErrorKind::Unauthorized,
-            409 => ErrorKind::Conflict(description),
-            504 => ErrorKind::Lost(format!("{description} ({code})")),
-            500.. => ErrorKind::Server(format!("{description} ({code})")),
-            _ => ErrorKind::Rejected {
-                code,
-                description,
-                migrate_to_chat_id: params.and_then(|p| p.migrate_to_chat_id),
-            },
-        };
-        Err(fail(kind))
+        let bytes =
+            body.read_to_vec().map_err(|err| fail(unreadable(status, self.detail(&err))))?;
+        decode(status, retry_after, &bytes).map_err(fail)
     }
 
-    /// A call that waits out network trouble, 5xx, 429 and 409, with exponential backoff
-    /// (1 s doubling to 10 s, with jitter: the bot answers again within about 12 s of
-    /// Telegram coming back). A call about one chat gives up on a 5xx after a few tries and
-    /// on a 429 longer than a minute (`retry::pause_before_retry`). It logs when trouble
-    /// starts, again after 1 and 5 minutes and then every 15, and when it ends. Returns at
-    /// once on 401 and on refusals, which retrying cannot fix.
-    pub fn call<T: DeserializeOwned>(
-        &self,
-        method: &'static str,
-        params: &Value,
-    ) -> Result<T, Error> {
-        self.call_with(method, params, OnFlood::Wait)
-    }
-
-    /// [`Telegram::call`], with a choice of what a 429 does.
-    fn call_with<T: DeserializeOwned>(
+    /// The one way a call goes: `params` as JSON, and after a failure a pause and another
+    /// try, as `retry::pause_before_retry` says for this method: network trouble, 5xx, 429
+    /// and 409 are waited out with exponential backoff (1 s doubling to 10 s, with jitter:
+    /// the bot answers again within about 12 s of Telegram coming back), a call about one
+    /// chat gives up on a 5xx after a few tries and on a 429 longer than a minute, drafts
+    /// and "typing…" are tried once. Trouble is logged when it starts, again after 1 and 5
+    /// minutes and then every 15, and when it ends. A 401 and refusals return at once.
+    fn call<T: DeserializeOwned>(
         &self,
         method: &'static str,
         params: &Value,
         on_flood: OnFlood,
     ) -> Result<T, Error> {
-        let mut failures = 0u32;
-        let mut since: Option<Instant> = None;
-        let mut previous = Duration::ZERO;
+        let body = serde_json::to_vec(params).expect("serde_json::Value always serializes");
+        let (mut failures, mut since, mut previous) = (0u32, None, Duration::ZERO);
         loop {
-            let err = match self.call_once(method, params) {
+            let err = match self.post(method, "application/json", &body) {
                 Ok(result) => {
                     if let Some(since) = since {
+                        let took = minutes_seconds(Instant::elapsed(&since));
                         log::info!(
-                            "telegram {method}: works again after {failures} failed tries in {}",
-                            minutes_seconds(since.elapsed())
+                            "telegram {method}: works again after {failures} failed tries in {took}"
                         );
                     }
                     return Ok(result);
                 }
                 Err(err) => err,
             };
-            let Some(wait) = pause_before_retry(method, &err.kind, on_flood, failures) else {
+            let pause =
+                self.retries.then(|| pause_before_retry(method, &err.kind, on_flood, failures));
+            let Some(wait) = pause.flatten() else {
                 return Err(err);
             };
             failures += 1;
             let elapsed = since.get_or_insert_with(Instant::now).elapsed();
-            if failures == 1 {
-                match &err.kind {
-                    ErrorKind::Conflict(_) => log::error!(
-                        "{err}: another copy of this bot is running with the same token, or a webhook is set; stop the other copy. Retrying"
-                    ),
-                    _ => log::warn!("{err}; retrying"),
-                }
-            } else if time_to_say_again(previous, elapsed) {
-                log::warn!(
-                    "{err}; still failing after {}: check the network and telegram.api_url ({}); `gigabot check` tests the connection. Retrying",
-                    minutes_seconds(elapsed),
-                    host_of(&self.api_url)
-                );
-            } else {
-                log::debug!("{err}; try {failures}, next in {} ms", wait.as_millis());
-            }
+            say_trouble(&err, failures, previous, elapsed, wait, host_of(&self.api_url));
             previous = elapsed;
             if !self.sleep(wait) {
                 return Err(Error { method, kind: ErrorKind::Stopped });
@@ -338,21 +257,16 @@ impl Telegram {
     /// Checks the token and learns the bot's id and @username. Waits out network trouble
     /// (the bot may start before the network), but a wrong token returns at once.
     pub fn get_me(&self) -> Result<User, Error> {
-        self.call("getMe", &json!({}))
-    }
-
-    /// [`Telegram::get_me`] without retries, for `check`.
-    pub fn get_me_once(&self) -> Result<User, Error> {
-        self.call_once("getMe", &json!({}))
+        self.call("getMe", &json!({}), OnFlood::Wait)
     }
 
     /// Deletes a webhook left from another setup: getUpdates does not work while one is set.
     pub fn remove_webhook_if_set(&self) -> Result<bool, Error> {
-        let info: WebhookInfo = self.call("getWebhookInfo", &json!({}))?;
+        let info: WebhookInfo = self.call("getWebhookInfo", &json!({}), OnFlood::Wait)?;
         if info.url.is_empty() {
             return Ok(false);
         }
-        let _: bool = self.call("deleteWebhook", &json!({}))?;
+        let _: bool = self.call("deleteWebhook", &json!({}), OnFlood::Wait)?;
         Ok(true)
     }
 
@@ -362,38 +276,22 @@ impl Telegram {
             .iter()
             .map(|(command, description)| json!({"command": command, "description": description}))
             .collect();
-        self.call("setMyCommands", &json!({ "commands": commands })).map(|_: bool| ())
+        let params = json!({ "commands": commands });
+        self.call("setMyCommands", &params, OnFlood::Wait).map(|_: bool| ())
     }
 
     /// Long-polls for updates after `offset`. An update that does not parse is logged and
-    /// returned empty (only its id), so the loop still moves past it. Telegram has no reason
-    /// to refuse a poll (a 400, say, from a proxy in between): such a refusal is logged and
-    /// waited out like network trouble, since the bot can do nothing without updates.
+    /// returned empty (only its id), so the loop still moves past it. Trouble of any kind is
+    /// waited out (a refusal too, from a proxy in between), since the bot can do nothing
+    /// without updates; only a revoked token and a stop end it.
     pub fn get_updates(&self, offset: i64) -> Result<Vec<Update>, Error> {
         let params = json!({
             "offset": offset,
             "timeout": self.poll_timeout_secs,
             "allowed_updates": ["message", "callback_query"],
         });
-        let mut refusals = 0;
-        loop {
-            match self.call::<Vec<Value>>("getUpdates", &params) {
-                Ok(raw) => return Ok(raw.into_iter().filter_map(parse_update).collect()),
-                Err(err) if matches!(err.kind, ErrorKind::Rejected { .. }) => {
-                    let delay = retry_delay(refusals);
-                    if refusals == 0 {
-                        log::error!("{err}; polling again with growing pauses");
-                    } else {
-                        log::debug!("{err}; next poll in {} s", delay.as_secs());
-                    }
-                    refusals += 1;
-                    if !self.sleep(delay) {
-                        return Err(Error { method: "getUpdates", kind: ErrorKind::Stopped });
-                    }
-                }
-                Err(err) => return Err(err),
-            }
-        }
+        let raw: Vec<Value> = self.call("getUpdates", &params, OnFlood::Wait)?;
+        Ok(raw.into_iter().filter_map(parse_update).collect())
     }
 
     /// Sends a message (link previews off: answers are full of links). `on_flood` says
@@ -408,7 +306,7 @@ impl Telegram {
             params["reply_parameters"] =
                 json!({"message_id": id, "allow_sending_without_reply": true});
         }
-        self.call_with("sendMessage", &params, on_flood)
+        self.call("sendMessage", &params, on_flood)
     }
 
     /// Shows the answer being written as a draft (private chats only): ephemeral, it
@@ -425,19 +323,19 @@ impl Telegram {
         if html {
             params["parse_mode"] = json!("HTML");
         }
-        self.call_once("sendMessageDraft", &params).map(|_: bool| ())
+        self.call("sendMessageDraft", &params, OnFlood::GiveUp).map(|_: bool| ())
     }
 
     /// Shows "typing…" for up to 5 s. Best effort: a failure is logged by the caller.
     pub fn send_typing(&self, chat_id: i64) -> Result<(), Error> {
         let params = json!({"chat_id": chat_id, "action": "typing"});
-        self.call_once("sendChatAction", &params).map(|_: bool| ())
+        self.call("sendChatAction", &params, OnFlood::GiveUp).map(|_: bool| ())
     }
 
     /// Stops the spinner on a pressed button, with a short toast.
     pub fn answer_callback_query(&self, id: &str, text: &str) -> Result<(), Error> {
         let params = json!({"callback_query_id": id, "text": text});
-        self.call("answerCallbackQuery", &params).map(|_: bool| ())
+        self.call("answerCallbackQuery", &params, OnFlood::Wait).map(|_: bool| ())
     }
 
     /// Replaces a message's text (and keyboard). "Not modified" counts as success.
@@ -451,7 +349,7 @@ impl Telegram {
     ) -> Result<(), Error> {
         let mut params = text_params(chat_id, text, html, keyboard);
         params["message_id"] = json!(message_id);
-        match self.call::<IgnoredAny>("editMessageText", &params) {
+        match self.call::<IgnoredAny>("editMessageText", &params, OnFlood::Wait) {
             Err(err) if err.is_not_modified() => Ok(()),
             other => other.map(|_| ()),
         }
@@ -460,7 +358,7 @@ impl Telegram {
     /// Confirms handled updates without waiting: used on shutdown.
     pub fn confirm(&self, offset: i64) -> Result<(), Error> {
         let params = json!({"offset": offset, "limit": 1, "timeout": 0});
-        self.call_once("getUpdates", &params).map(|_: Vec<IgnoredAny>| ())
+        self.call("getUpdates", &params, OnFlood::GiveUp).map(|_: Vec<IgnoredAny>| ())
     }
 }
 

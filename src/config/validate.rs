@@ -9,7 +9,10 @@ use base64::prelude::{BASE64_STANDARD, Engine as _};
 use openssl::x509::X509;
 
 use super::scrub::{quoted, shown_url};
-use super::{Config, GigaChatConfig, Needs, Secret, Style, builtin_styles, style_ids};
+use super::{
+    Config, GigaChatConfig, Needs, SaluteSpeechConfig, Secret, Style, TelegramConfig,
+    builtin_styles, style_ids,
+};
 
 /// Where a key's value came from, as the operator would look for it: the environment
 /// variable that set it, or the key in the config file.
@@ -30,7 +33,27 @@ const SPEECH_SCOPES: [&str; 4] =
 pub(super) fn validate(config: &mut Config, needs: Needs) -> Result<()> {
     let (from_env, source) = (config.from_env.clone(), config.source.clone());
     let name = |key: &str| origin(&from_env, &source, key);
-    let tg = &mut config.telegram;
+    check_telegram(&mut config.telegram, &name)?;
+    check_gigachat(&mut config.gigachat, &name)?;
+    check_secrets(config, needs, &name)?;
+    check_salutespeech(&mut config.salutespeech, &name)?;
+    check_bot(config, &name)?;
+    if config.styles.is_empty() {
+        config.styles = builtin_styles();
+    }
+    validate_styles(&config.styles)?;
+    if !config.styles.iter().any(|s| s.id == config.bot.default_style) {
+        bail!(
+            "bot.default_style = {} is not one of the styles ({}): add a [[styles]] entry with that id or pick one of them",
+            quoted(&config.bot.default_style),
+            style_ids(&config.styles)
+        );
+    }
+    Ok(())
+}
+
+/// `[telegram]`: the API URL, the poll timeout, the token's shape (and where it came from).
+fn check_telegram(tg: &mut TelegramConfig, name: &dyn Fn(&str) -> String) -> Result<()> {
     tg.api_url = check_url(&name("telegram.api_url"), &tg.api_url, false)?;
     in_range(
         "telegram.poll_timeout_secs",
@@ -47,8 +70,11 @@ pub(super) fn validate(config: &mut Config, needs: Needs) -> Result<()> {
             tg.token_origin
         );
     }
+    Ok(())
+}
 
-    let gc = &mut config.gigachat;
+/// `[gigachat]`: the URLs, the scope, the model, the numbers.
+fn check_gigachat(gc: &mut GigaChatConfig, name: &dyn Fn(&str) -> String) -> Result<()> {
     gc.auth_url = check_url(&name("gigachat.auth_url"), &gc.auth_url, true)?;
     gc.base_url = check_url(&name("gigachat.base_url"), &gc.base_url, true)?;
     // A wrong scope is not shown: it may be a key pasted in the wrong place.
@@ -76,7 +102,13 @@ pub(super) fn validate(config: &mut Config, needs: Needs) -> Result<()> {
             "tokens (or remove it for the model's default)",
         )?;
     }
-    // Every missing secret at once: an operator setting up fixes them in one go.
+    Ok(())
+}
+
+/// The secrets the command needs, every missing one at once (an operator setting up fixes
+/// them in one go); then the CA file.
+fn check_secrets(config: &mut Config, needs: Needs, name: &dyn Fn(&str) -> String) -> Result<()> {
+    let (tg, gc) = (&config.telegram, &mut config.gigachat);
     let mut missing = Vec::new();
     if needs == Needs::TelegramAndGigaChat && tg.token.is_none() {
         missing.push(
@@ -84,7 +116,7 @@ pub(super) fn validate(config: &mut Config, needs: Needs) -> Result<()> {
         );
     }
     if needs != Needs::Nothing {
-        match resolve_credentials(gc, &name) {
+        match resolve_credentials(gc, name) {
             Ok(key_origin) => gc.key_origin = key_origin,
             Err(err) => missing.push(err.to_string()),
         }
@@ -95,8 +127,11 @@ pub(super) fn validate(config: &mut Config, needs: Needs) -> Result<()> {
     if let Some(path) = &gc.ca_bundle_file {
         gc.ca_certs = read_ca_file(path, &name("gigachat.ca_bundle_file"))?;
     }
+    Ok(())
+}
 
-    let ss = &mut config.salutespeech;
+/// `[salutespeech]`: the URLs and the scope.
+fn check_salutespeech(ss: &mut SaluteSpeechConfig, name: &dyn Fn(&str) -> String) -> Result<()> {
     ss.auth_url = check_url(&name("salutespeech.auth_url"), &ss.auth_url, true)?;
     ss.url = check_url(&name("salutespeech.url"), &ss.url, true)?;
     if !SPEECH_SCOPES.contains(&ss.scope.as_str()) {
@@ -107,48 +142,45 @@ pub(super) fn validate(config: &mut Config, needs: Needs) -> Result<()> {
     }
     ss.key_origin =
         format!("{} and {}", name("salutespeech.credentials"), name("salutespeech.scope"));
+    Ok(())
+}
 
+/// `[bot]` and `[log]`: the numbers (wide enough for any real use, narrow enough that no
+/// sum or product of them overflows), the state file, the log level.
+fn check_bot(config: &Config, name: &dyn Fn(&str) -> String) -> Result<()> {
     let bot = &config.bot;
-    // Wide enough for any real use, narrow enough that no sum or product of them overflows.
-    in_range("bot.max_input_chars", bot.max_input_chars as u64, 1..=100_000, "characters")?;
-    in_range("bot.history_messages", bot.history_messages as u64, 0..=1000, "messages")?;
-    in_range("bot.history_chars", bot.history_chars as u64, 0..=1_000_000, "characters")?;
-    in_range("bot.forget_after_days", bot.forget_after_days, 0..=36_500, "days (0 = never)")?;
-    in_range(
-        "bot.requests_per_minute",
-        bot.requests_per_minute.into(),
-        0..=10_000,
-        "requests (0 = no limit)",
-    )?;
-    in_range(
-        "bot.daily_tokens_per_user",
-        bot.daily_tokens_per_user,
-        0..=1_000_000_000_000,
-        "tokens (0 = no limit)",
-    )?;
-    in_range(
-        "bot.draft_interval_ms",
-        bot.draft_interval_ms,
-        0..=60_000,
-        "milliseconds (a draft shows 30 s at most)",
-    )?;
+    let numbers: [(&str, u64, std::ops::RangeInclusive<u64>, &str); 7] = [
+        ("bot.max_input_chars", bot.max_input_chars as u64, 1..=100_000, "characters"),
+        ("bot.history_messages", bot.history_messages as u64, 0..=1000, "messages"),
+        ("bot.history_chars", bot.history_chars as u64, 0..=1_000_000, "characters"),
+        ("bot.forget_after_days", bot.forget_after_days, 0..=36_500, "days (0 = never)"),
+        (
+            "bot.requests_per_minute",
+            bot.requests_per_minute.into(),
+            0..=10_000,
+            "requests (0 = no limit)",
+        ),
+        (
+            "bot.daily_tokens_per_user",
+            bot.daily_tokens_per_user,
+            0..=1_000_000_000_000,
+            "tokens (0 = no limit)",
+        ),
+        (
+            "bot.draft_interval_ms",
+            bot.draft_interval_ms,
+            0..=60_000,
+            "milliseconds (a draft shows 30 s at most)",
+        ),
+    ];
+    for (key, value, range, unit) in numbers {
+        in_range(key, value, range, unit)?;
+    }
     if bot.state_file.as_os_str().is_empty() {
         bail!("bot.state_file is empty: give a file name such as gigabot.db");
     }
     if !["error", "warn", "info", "debug"].contains(&config.log.level.as_str()) {
         bail!("{} is not a level: use error, warn, info or debug", name("log.level"));
-    }
-
-    if config.styles.is_empty() {
-        config.styles = builtin_styles();
-    }
-    validate_styles(&config.styles)?;
-    if !config.styles.iter().any(|s| s.id == config.bot.default_style) {
-        bail!(
-            "bot.default_style = {} is not one of the styles ({}): add a [[styles]] entry with that id or pick one of them",
-            quoted(&config.bot.default_style),
-            style_ids(&config.styles)
-        );
     }
     Ok(())
 }

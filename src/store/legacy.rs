@@ -7,12 +7,13 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use rusqlite::params;
+use rusqlite::{Transaction, params};
 use serde::Deserialize;
 
+use super::Unsent;
 use super::file::{connect, with_suffix};
-use super::{Counters, Turn, Unsent, UserStats};
 use crate::clock::unix_now;
+use crate::facts::{Counters, Turn, UserStats};
 
 /// A chat as the JSON state of gigabot 0.1 kept it.
 #[derive(Debug, Default, Clone, Deserialize, PartialEq)]
@@ -81,7 +82,35 @@ pub(super) fn import(path: &Path, (json_path, legacy): &(PathBuf, Legacy)) -> Re
     }
     let mut db = connect(&building)?;
     let tx = db.transaction()?;
-    let now = unix_now() as i64;
+    write_chats(&tx, legacy)?;
+    write_users(&tx, legacy)?;
+    tx.commit()?;
+    db.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")?;
+    drop(db);
+    let _ = fs::remove_file(with_suffix(&building, "-wal"));
+    let _ = fs::remove_file(with_suffix(&building, "-shm"));
+    // The JSON is kept aside first, then the database takes its place in one rename.
+    let kept = with_suffix(json_path, ".imported");
+    fs::copy(json_path, &kept)
+        .with_context(|| format!("cannot keep the JSON state as {}", kept.display()))?;
+    fs::set_permissions(&kept, fs::Permissions::from_mode(0o600))?;
+    fs::rename(&building, path)
+        .with_context(|| format!("cannot put the imported state at {}", path.display()))?;
+    if json_path != path {
+        let _ = fs::remove_file(json_path);
+    }
+    log::info!(
+        "imported the JSON state {} into {} ({} chats); the JSON file is kept as {}",
+        json_path.display(),
+        path.display(),
+        legacy.chats.len(),
+        kept.display()
+    );
+    Ok(())
+}
+
+/// The bot-wide counters and offset, the chats with their memory, an unsent answer.
+fn write_chats(tx: &Transaction, legacy: &Legacy) -> rusqlite::Result<()> {
     let counters = &legacy.counters;
     tx.execute(
         "UPDATE meta SET last_update_id = ?1, answers = ?2, tokens = ?3",
@@ -99,6 +128,21 @@ pub(super) fn import(path: &Path, (json_path, legacy): &(PathBuf, Legacy)) -> Re
             )?;
         }
     }
+    for (kind, count) in &counters.failures {
+        tx.execute("INSERT INTO failures VALUES (?1, ?2)", params![kind, *count as i64])?;
+    }
+    for chunk in legacy.unsent.iter().flat_map(|u| u.chunks.iter().map(move |c| (u.chat_id, c))) {
+        tx.execute(
+            "INSERT INTO unsent (chat_id, chunk) VALUES (?1, ?2)",
+            params![chunk.0, chunk.1],
+        )?;
+    }
+    Ok(())
+}
+
+/// The users' usage and the admins' decisions.
+fn write_users(tx: &Transaction, legacy: &Legacy) -> rusqlite::Result<()> {
+    let now = unix_now() as i64;
     for (id, u) in &legacy.users {
         tx.execute(
             "INSERT INTO users VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, '')",
@@ -127,38 +171,5 @@ pub(super) fn import(path: &Path, (json_path, legacy): &(PathBuf, Legacy)) -> Re
             params![id, granted],
         )?;
     }
-    for (kind, count) in &counters.failures {
-        tx.execute("INSERT INTO failures VALUES (?1, ?2)", params![kind, *count as i64])?;
-    }
-    if let Some(unsent) = &legacy.unsent {
-        for chunk in &unsent.chunks {
-            tx.execute(
-                "INSERT INTO unsent (chat_id, chunk) VALUES (?1, ?2)",
-                params![unsent.chat_id, chunk],
-            )?;
-        }
-    }
-    tx.commit()?;
-    db.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")?;
-    drop(db);
-    let _ = fs::remove_file(with_suffix(&building, "-wal"));
-    let _ = fs::remove_file(with_suffix(&building, "-shm"));
-    // The JSON is kept aside first, then the database takes its place in one rename.
-    let kept = with_suffix(json_path, ".imported");
-    fs::copy(json_path, &kept)
-        .with_context(|| format!("cannot keep the JSON state as {}", kept.display()))?;
-    fs::set_permissions(&kept, fs::Permissions::from_mode(0o600))?;
-    fs::rename(&building, path)
-        .with_context(|| format!("cannot put the imported state at {}", path.display()))?;
-    if json_path != path {
-        let _ = fs::remove_file(json_path);
-    }
-    log::info!(
-        "imported the JSON state {} into {} ({} chats); the JSON file is kept as {}",
-        json_path.display(),
-        path.display(),
-        legacy.chats.len(),
-        kept.display()
-    );
     Ok(())
 }

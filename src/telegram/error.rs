@@ -1,6 +1,13 @@
-//! How a Telegram call failed, in the kinds a caller branches on, and in words for the log.
+//! How a Telegram call failed, in the kinds a caller branches on, and in words for the log;
+//! and the one place an answer becomes a result or such a failure.
 
 use std::fmt;
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::retry::MAX_RETRY_AFTER_SECS;
 
 /// A Telegram call that failed: which method, and how (callers branch on the kind).
 #[derive(Debug)]
@@ -80,4 +87,69 @@ impl Error {
             _ => None,
         }
     }
+}
+
+/// The `{ok, result, description, error_code, parameters}` envelope of every answer.
+#[derive(Deserialize)]
+pub(super) struct Envelope {
+    ok: bool,
+    result: Option<Value>,
+    pub(super) description: Option<String>,
+    error_code: Option<u16>,
+    parameters: Option<ResponseParameters>,
+}
+
+#[derive(Deserialize)]
+struct ResponseParameters {
+    retry_after: Option<u64>,
+    migrate_to_chat_id: Option<i64>,
+}
+
+/// An answer that is not Telegram's JSON (nginx's 502 page, a proxy's 4xx page, a cut
+/// body): not done, unless it said 2xx, or a gateway timed out waiting for Telegram (504) —
+/// then it may well have been done.
+pub(super) fn unreadable(status: u16, detail: String) -> ErrorKind {
+    match status {
+        200..=299 | 504 => ErrorKind::Lost(detail),
+        _ => ErrorKind::Server(detail),
+    }
+}
+
+/// The result of an answer with this HTTP status, or how it failed: the one place a status
+/// and an envelope become an [`ErrorKind`].
+pub(super) fn decode<T: DeserializeOwned>(
+    status: u16,
+    retry_after: Option<u64>,
+    bytes: &[u8],
+) -> Result<T, ErrorKind> {
+    let Ok(envelope) = serde_json::from_slice::<Envelope>(bytes) else {
+        let detail = format!("unreadable answer (HTTP {status}, {} bytes, not JSON)", bytes.len());
+        return Err(unreadable(status, detail));
+    };
+    if envelope.ok {
+        let result = envelope.result.unwrap_or(Value::Null);
+        return serde_json::from_value(result)
+            .map_err(|err| ErrorKind::Lost(format!("unexpected result: {err}")));
+    }
+    let code = envelope.error_code.unwrap_or(status);
+    let description = envelope.description.unwrap_or_else(|| format!("error {code}"));
+    let params = envelope.parameters;
+    Err(match code {
+        429 => ErrorKind::RetryAfter(
+            (params.as_ref().and_then(|p| p.retry_after).or(retry_after))
+                .unwrap_or(5)
+                .min(MAX_RETRY_AFTER_SECS),
+        ),
+        401 => ErrorKind::Unauthorized,
+        // A malformed token: api.telegram.org answers "Not Found" for every method.
+        404 if description == "Not Found" => ErrorKind::Unauthorized,
+        409 => ErrorKind::Conflict(description),
+        504 => ErrorKind::Lost(format!("{description} ({code})")),
+        500.. => ErrorKind::Server(format!("{description} ({code})")),
+        _ => ErrorKind::Rejected {
+            code,
+            description,
+            migrate_to_chat_id: params.and_then(|p| p.migrate_to_chat_id),
+        },
+    })
 }

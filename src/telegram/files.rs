@@ -3,7 +3,8 @@
 
 use serde_json::json;
 
-use super::{Envelope, Error, ErrorKind, Telegram};
+use super::error::Envelope;
+use super::{Error, ErrorKind, OnFlood, Telegram};
 use crate::incoming::File;
 
 impl Telegram {
@@ -11,7 +12,7 @@ impl Telegram {
     /// Waits out network trouble like any call; a refusal ("invalid file_id", "file is too
     /// big") returns at once.
     pub fn get_file(&self, file_id: &str) -> Result<File, Error> {
-        self.call("getFile", &json!({ "file_id": file_id }))
+        self.call("getFile", &json!({ "file_id": file_id }), OnFlood::Wait)
     }
 
     /// A file the bot received, at most `max` bytes: getFile, then the download. `known` is

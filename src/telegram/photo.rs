@@ -33,7 +33,7 @@ impl Telegram {
         }
         let body = form(&boundary, &fields, jpeg);
         let content_type = format!("multipart/form-data; boundary={boundary}");
-        self.post_once("sendPhoto", &content_type, &body)
+        self.post("sendPhoto", &content_type, &body)
     }
 }
 

@@ -14,6 +14,10 @@ pub(super) const NOT_TWICE: [&str; 2] = ["sendMessage", "sendPhoto"];
 pub(super) const WAITED_OUT: [&str; 5] =
     ["getUpdates", "getMe", "getWebhookInfo", "deleteWebhook", "setMyCommands"];
 
+/// Calls tried once: a draft or "typing…" that fails is only a preview that did not show,
+/// and the next one comes later.
+pub(super) const ONE_TRY: [&str; 2] = ["sendMessageDraft", "sendChatAction"];
+
 /// Tries of a call about one chat when Telegram answers 5xx: 1 + 2 + 4 s of pauses, about
 /// 8 s with jitter, then the message is given up (and counted).
 pub(super) const TRIES: u32 = 4;
@@ -66,6 +70,9 @@ pub(super) fn pause_before_retry(
     failures: u32,
 ) -> Option<Duration> {
     let waited_out = WAITED_OUT.contains(&method);
+    if ONE_TRY.contains(&method) {
+        return None;
+    }
     let backoff = || {
         let delay = retry_delay(failures);
         Some(delay + jitter(delay))
@@ -83,7 +90,37 @@ pub(super) fn pause_before_retry(
         }
         ErrorKind::Transient(_) | ErrorKind::Server(_) | ErrorKind::Conflict(_) => backoff(),
         ErrorKind::Lost(_) => backoff(),
+        // A refused poll (a proxy in between): the bot can do nothing without updates.
+        ErrorKind::Rejected { .. } if method == "getUpdates" => backoff(),
         _ => None,
+    }
+}
+
+/// Says what failed, as the trouble goes on: at the first failure, again once it has lasted
+/// a minute, five, then every fifteen (`time_to_say_again`); in between only at debug.
+pub(super) fn say_trouble(
+    err: &super::Error,
+    failures: u32,
+    previous: Duration,
+    elapsed: Duration,
+    wait: Duration,
+    host: &str,
+) {
+    if failures == 1 {
+        match &err.kind {
+            ErrorKind::Conflict(_) => log::error!(
+                "{err}: another copy of this bot is running with the same token, or a webhook is set; stop the other copy. Retrying"
+            ),
+            ErrorKind::Rejected { .. } => log::error!("{err}; polling again with growing pauses"),
+            _ => log::warn!("{err}; retrying"),
+        }
+    } else if time_to_say_again(previous, elapsed) {
+        log::warn!(
+            "{err}; still failing after {}: check the network and telegram.api_url ({host}); `gigabot check` tests the connection. Retrying",
+            minutes_seconds(elapsed)
+        );
+    } else {
+        log::debug!("{err}; try {failures}, next in {} ms", wait.as_millis());
     }
 }
 

@@ -1,5 +1,6 @@
 //! Unit tests of the Telegram client.
 
+use super::retry::{retry_delay, time_to_say_again};
 use super::*;
 use crate::incoming::{MessageEntity, entity_text, utf16_range_to_bytes};
 
