@@ -493,18 +493,4 @@ pub fn parse_command(text: &str) -> Option<Command<'_>> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_commands() {
-        let c = parse_command("/mode@SomeBot fairy").unwrap();
-        assert_eq!((c.name.as_str(), c.bot, c.args.trim()), ("mode", Some("SomeBot"), "fairy"));
-        let c = parse_command("/START").unwrap();
-        assert_eq!((c.name.as_str(), c.bot, c.args), ("start", None, ""));
-        assert_eq!(parse_command("/etc/hosts is a file"), None);
-        assert_eq!(parse_command("hello /start"), None);
-        assert_eq!(parse_command("/"), None);
-        assert_eq!(parse_command("/ пробел"), None);
-    }
-}
+mod tests;

@@ -292,6 +292,43 @@ mod tests {
     }
 
     #[test]
+    fn who_may_talk_and_what_an_admin_s_decision_saves() {
+        let mut config = Config::default();
+        config.bot.admins = vec![1];
+        let none = Access::default();
+        let denied = Access { granted: Some(false), announced: true };
+        let granted = Access { granted: Some(true), announced: true };
+        // (allowlist?, user, their access) → may talk
+        for (allowlist, user, access, allowed) in [
+            (false, 7, none, true),
+            (false, 7, denied, false),
+            (false, 1, denied, true), // an admin always
+            (true, 7, none, false),
+            (true, 7, granted, true),
+            (true, 5, none, true), // in the list
+        ] {
+            config.bot.allowed_users = if allowlist { vec![5] } else { Vec::new() };
+            assert_eq!(is_allowed(&config, user, access), allowed, "{allowlist} {user} {access:?}");
+        }
+        config.bot.allowed_users = vec![5];
+        let (saved, text) = decide(&config, 7, none, true);
+        assert_eq!((saved, text.as_str()), (granted, "Пользователю 7 доступ разрешён."));
+        let (saved, text) = decide(&config, 7, granted, false);
+        assert_eq!((saved, text.as_str()), (denied, "Пользователю 7 в доступе отказано."));
+        for in_config in [1, 5] {
+            let (saved, text) = decide(&config, in_config, none, false);
+            assert_eq!(saved.granted, None, "{in_config} cannot be denied by command");
+            assert!(text.contains("указан в конфиге"), "{text}");
+        }
+        let stranger = User { id: 7, first_name: "Пётр".into(), username: Some("petr".into()) };
+        let (text, keyboard) = access_request(&stranger, none).expect("asked once");
+        assert!(text.contains("Пётр (@petr), id 7"), "{text}");
+        assert_eq!(keyboard["inline_keyboard"][0][0]["callback_data"], "allow:7");
+        assert!(access_request(&stranger, Access { announced: true, ..none }).is_none());
+        assert!(access_request(&stranger, denied).is_none());
+    }
+
+    #[test]
     fn durations_read_as_hours_and_minutes() {
         assert_eq!(hours_minutes(0), "0 ч 0 мин");
         assert_eq!(hours_minutes(61), "0 ч 2 мин");
