@@ -103,7 +103,7 @@ const SOLUTIONS: &[(&str, &str, &str)] = &[
         "    (\"help\", \"Справка\"),
     (\"about\", \"О боте\"),",
     ),
-    // 4. "the field voice of Message (telegram.rs) and the branch let Some(text) =
+    // 4. "the field voice of Message (incoming.rs) and the branch let Some(text) =
     //    message.text… in decide_message (commands.rs); the text goes into texts.rs."
     (
         "src/commands.rs",

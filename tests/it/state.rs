@@ -226,3 +226,45 @@ fn a_lock_file_of_another_user_is_refused() {
     assert_eq!(output.status.code(), Some(2), "{err}");
     assert!(err.contains("gigabot.db.lock") && err.contains("another user"), "{err}");
 }
+
+/// Every `sqlite3 gigabot.db "…"` the README and docs/lesson.md print runs on a state file
+/// the bot wrote (a wrong column fails here, not for an owner), and the README's list of
+/// tables is the database's.
+#[test]
+fn the_sqlite3_examples_of_the_docs_run_on_a_state_the_bot_wrote() {
+    let w = World::start();
+    w.ask("Что такое закон Ома?");
+    let db = open_state(&w.env.path("gigabot.db"));
+    let root = env!("CARGO_MANIFEST_DIR");
+    let mut examples = Vec::new();
+    for doc in ["README.md", "docs/lesson.md"] {
+        let text = std::fs::read_to_string(format!("{root}/{doc}")).unwrap();
+        // An example may be wrapped over lines in the prose: joined, then cut at quotes.
+        let text = text.replace("\n  ", " ");
+        for (at, _) in text.match_indices("sqlite3 gigabot.db \"") {
+            let rest = &text[at + "sqlite3 gigabot.db \"".len()..];
+            let sql = rest.split('"').next().unwrap().to_string();
+            examples.push((doc, sql));
+        }
+    }
+    assert!(examples.len() >= 3, "{examples:?}");
+    let tables: Vec<String> = {
+        let mut select =
+            db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").unwrap();
+        select.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
+    };
+    for (doc, sql) in &examples {
+        if sql == ".tables" {
+            continue; // a dot-command of the sqlite3 shell: the table list is checked below
+        }
+        let mut select = db.prepare(sql).unwrap_or_else(|err| panic!("{doc}: {sql}: {err}"));
+        let rows = select.query_map([], |_| Ok(())).unwrap().count();
+        assert!(rows > 0 || !sql.contains("turns"), "{doc}: {sql} found nothing");
+    }
+    let readme = std::fs::read_to_string(format!("{root}/README.md")).unwrap();
+    let listed = readme.split("Таблицы:").nth(1).expect("README lists the tables");
+    let listed = listed.split("\n\n").next().unwrap().split(". ").next().unwrap();
+    for table in &tables {
+        assert!(listed.contains(&format!("`{table}`")), "README's table list lacks {table}: {listed}");
+    }
+}
