@@ -17,13 +17,13 @@ use crate::config::{GigaChatConfig, Secret};
 use crate::sber::{self, OAuth, TokenError, error_message};
 
 mod error;
-mod files;
 mod sse;
+mod storage;
 
 pub use error::Error;
 use error::{is_certificate_error, timeout_text};
-pub use files::{MAX_IMAGE_BYTES, MAX_TEXT_FILE_BYTES, drawn_picture, sees_images};
 use sse::read_events;
+pub use storage::{MAX_IMAGE_BYTES, MAX_TEXT_FILE_BYTES, drawn_picture, sees_images};
 
 /// The longest answer the bot takes (about 250 Telegram messages), streamed or not.
 const MAX_ANSWER_BYTES: usize = 1 << 20;
