@@ -15,6 +15,7 @@ mod commands;
 mod config;
 mod gigachat;
 mod logger;
+mod net;
 mod owner;
 mod render;
 mod report;

@@ -3,12 +3,11 @@
 //! both, else the system trust store); the OAuth token for a key and a scope, cached; the
 //! message of an error body. Each service words its own errors.
 
-use std::time::Duration;
-
 use serde::Deserialize;
 
 use crate::clock::unix_now_ms;
 use crate::config::Secret;
+use crate::net::{self, Limits};
 
 /// Refresh this long before `expires_at` (a token lives 30 minutes), as the official SDK does.
 const TOKEN_MARGIN_MS: u64 = 60_000;
@@ -24,30 +23,10 @@ pub fn agent(ca_certs: &[Vec<u8>], timeout_secs: u64) -> ureq::Agent {
             ca_certs.iter().map(|der| ureq::tls::Certificate::from_der(der).to_owned()).collect();
         ureq::tls::RootCerts::new_with_certs(&certs)
     };
-    // Per-phase timeouts (see telegram.rs for why not a global one): the answer must start
-    // within timeout_secs, and all of it (a stream included) arrive within timeout_secs more.
-    let timeout = Some(Duration::from_secs(timeout_secs));
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_connect(Some(Duration::from_secs(connect_secs(timeout_secs))))
-        .timeout_send_request(timeout)
-        .timeout_send_body(timeout)
-        .timeout_recv_response(timeout)
-        .timeout_recv_body(timeout)
-        // Small buffers: both APIs send headers of a few hundred bytes, and the 128 KB
-        // defaults would be a large part of the bot's memory.
-        .max_response_header_size(16 * 1024)
-        .input_buffer_size(32 * 1024)
-        .output_buffer_size(32 * 1024)
-        .tls_config(
-            ureq::tls::TlsConfig::builder()
-                .provider(ureq::tls::TlsProvider::NativeTls)
-                .root_certs(roots)
-                .build(),
-        )
-        .user_agent(concat!("gigabot/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .into()
+    // The answer must start within timeout_secs, and all of it (a stream included) arrive
+    // within timeout_secs more.
+    let t = timeout_secs;
+    net::agent(Limits { connect: connect_secs(t), send: t, answer: t, body: t }, roots)
 }
 
 /// How long connecting may take: 15 s, or less if the whole timeout is shorter.

@@ -6,6 +6,7 @@ use serde::Deserialize;
 
 use super::{Error, GigaChat};
 use crate::config::Secret;
+use crate::net::{FilePart, multipart};
 use crate::sber::error_message;
 
 /// The largest image GigaChat takes (jpeg, png, tiff, bmp).
@@ -46,9 +47,8 @@ impl GigaChat {
     /// Uploads one file (multipart, `purpose=general`) and returns its id. `mime` is the
     /// type GigaChat's list of formats names.
     pub fn upload_file(&mut self, name: &str, mime: &str, bytes: &[u8]) -> Result<String, Error> {
-        let boundary = uuid::Uuid::new_v4().simple().to_string();
-        let body = multipart(&boundary, name, mime, bytes);
-        let content_type = format!("multipart/form-data; boundary={boundary}");
+        let file = FilePart { field: "file", name, mime, bytes };
+        let (content_type, body) = multipart(&[("purpose", "general")], &file);
         let url = format!("{}/files", self.base_url);
         let text = self.authorized("upload", |this, token| {
             let result = this
@@ -152,39 +152,12 @@ impl GigaChat {
     }
 }
 
-/// The form GigaChat's SDK sends: the text field `purpose`, then the file with its name and
-/// type. The name is the user's: quotes and line breaks in it could break the form.
-fn multipart(boundary: &str, name: &str, mime: &str, bytes: &[u8]) -> Vec<u8> {
-    let name: String = name
-        .chars()
-        .map(|c| match c {
-            '"' | '\\' | '\r' | '\n' => '_',
-            c => c,
-        })
-        .collect();
-    let mut body = format!(
-        "--{boundary}\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\ngeneral\r\n\
-         --{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n\
-         Content-Type: {mime}\r\n\r\n"
-    )
-    .into_bytes();
-    body.extend_from_slice(bytes);
-    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-    body
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn the_form_has_two_parts_and_a_safe_name() {
-        let body = multipart("B", "a\"b\r\n.txt", "text/plain", b"hi");
-        let text = String::from_utf8(body).unwrap();
-        assert_eq!(
-            text,
-            "--B\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\ngeneral\r\n--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a_b__.txt\"\r\nContent-Type: text/plain\r\n\r\nhi\r\n--B--\r\n"
-        );
+    fn which_models_see_images() {
         assert!(sees_images("GigaChat-2-Max") && sees_images("GigaChat-Pro"));
         assert!(!sees_images("GigaChat-2") && !sees_images("GigaChat"));
     }
