@@ -51,9 +51,9 @@ impl Bot {
                 self.store.count_failure(&format!("gigachat upload {kind}"));
                 report.outcome = Outcome::GigaChatFailed(format!("upload {kind}"));
                 let refused = |status: &str| texts::UPLOAD_REFUSED.replace("{status}", status);
-                let text = match &err {
-                    gigachat::Error::Refused { status, .. } => refused(&status.to_string()),
-                    gigachat::Error::TooLarge(_) => refused("413"),
+                let text = match &err.failure {
+                    gigachat::Failure::Refused { status, .. } => refused(&status.to_string()),
+                    gigachat::Failure::TooLarge(_) => refused("413"),
                     _ => super::user_text(&err, &self.gigachat.model, false),
                 };
                 Ok(Step::Stop(text))

@@ -4,10 +4,9 @@
 
 use serde::Deserialize;
 
-use super::{Error, GigaChat};
-use crate::config::Secret;
+use super::{Error, GigaChat, bad_response};
 use crate::net::{FilePart, multipart};
-use crate::sber::error_message;
+use crate::sber::{Api, Request};
 
 /// The largest image GigaChat takes (jpeg, png, tiff, bmp).
 pub const MAX_IMAGE_BYTES: u64 = 15 << 20;
@@ -31,7 +30,7 @@ pub fn drawn_picture(answer: &str) -> Option<(String, String)> {
     let (id, tail) = after.split_once('"')?;
     let tail = tail.trim_start().strip_prefix("fuse=\"true\"")?.trim_start();
     let rest = tail.strip_prefix("/>").or_else(|| tail.strip_prefix('>'))?;
-    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+    if !is_file_id(id) {
         return None;
     }
     let text = format!("{} {}", answer[..start].trim_end(), rest.trim_start());
@@ -49,23 +48,19 @@ impl GigaChat {
     pub fn upload_file(&mut self, name: &str, mime: &str, bytes: &[u8]) -> Result<String, Error> {
         let file = FilePart { field: "file", name, mime, bytes };
         let (content_type, body) = multipart(&[("purpose", "general")], &file);
-        let url = format!("{}/files", self.base_url);
-        let text = self.authorized("upload", |this, token| {
-            let result = this
-                .agent
-                .post(&url)
-                .header("Content-Type", &content_type)
-                .header("Accept", "application/json")
-                .header("Authorization", &format!("Bearer {}", token.expose()))
-                .send(&body[..]);
-            this.read(result).map(|(status, text)| (status, text.into_bytes()))
+        let text = self.sber.call(&Request {
+            what: "file upload",
+            api: Api::Files,
+            url: format!("{}/files", self.base_url),
+            accept: "application/json",
+            body: Some((&content_type, &body)),
         })?;
-        let uploaded: Uploaded = serde_json::from_slice(&text)
-            .map_err(|err| Error::BadResponse(format!("file upload: {err}")))?;
+        let uploaded: Uploaded = serde_json::from_str(&text)
+            .map_err(|err| bad_response(format!("file upload: {err}")))?;
         // It goes into a URL path when the file is deleted.
         let id = uploaded.id;
-        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
-            return Err(Error::BadResponse("file upload: the id is not an id".into()));
+        if !is_file_id(&id) {
+            return Err(bad_response("file upload: the id is not an id".into()));
         }
         Ok(id)
     }
@@ -73,16 +68,12 @@ impl GigaChat {
     /// Deletes an uploaded file (`POST /files/{id}/delete`; the body is ignored, `{}` as the
     /// JS SDK sends).
     pub fn delete_file(&mut self, id: &str) -> Result<(), Error> {
-        let url = format!("{}/files/{id}/delete", self.base_url);
-        self.authorized("delete", |this, token| {
-            let result = this
-                .agent
-                .post(&url)
-                .header("Content-Type", "application/json")
-                .header("Accept", "application/json")
-                .header("Authorization", &format!("Bearer {}", token.expose()))
-                .send(&b"{}"[..]);
-            this.read(result).map(|(status, text)| (status, text.into_bytes()))
+        self.sber.call(&Request {
+            what: "file delete",
+            api: Api::Files,
+            url: format!("{}/files/{id}/delete", self.base_url),
+            accept: "application/json",
+            body: Some(("application/json", b"{}")),
         })?;
         Ok(())
     }
@@ -91,65 +82,33 @@ impl GigaChat {
     /// them. GigaChat sends JPEG; anything else (its type is not documented, so the bytes
     /// are checked) is a bad answer.
     pub fn download_image(&mut self, id: &str, max: usize) -> Result<Vec<u8>, Error> {
-        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
-            return Err(Error::BadResponse("a picture without an id".into()));
+        if !is_file_id(id) {
+            return Err(bad_response("a picture without an id".into()));
         }
-        let url = format!("{}/files/{id}/content", self.base_url);
-        let bytes = self.authorized("download", |this, token| {
-            let result = this
-                .agent
-                .get(&url)
-                .header("Accept", "application/jpg")
-                .header("Authorization", &format!("Bearer {}", token.expose()))
-                .call();
-            let mut response = result.map_err(|err| this.transport_error(err))?;
-            let status = response.status().as_u16();
-            let bytes = response.body_mut().with_config().limit(max as u64).read_to_vec().map_err(
-                |err| match err {
-                    ureq::Error::BodyExceedsLimit(_) => {
-                        Error::BadResponse(format!("a picture of more than {max} bytes"))
-                    }
-                    other => this.transport_error(other),
-                },
-            )?;
-            Ok((status, bytes))
+        let (mut response, _) = self.sber.send(&Request {
+            what: "file download",
+            api: Api::Files,
+            url: format!("{}/files/{id}/content", self.base_url),
+            accept: "application/jpg",
+            body: None,
+        })?;
+        let body = response.body_mut().with_config().limit(max as u64);
+        let bytes = body.read_to_vec().map_err(|err| match err {
+            ureq::Error::BodyExceedsLimit(_) => {
+                bad_response(format!("a picture of more than {max} bytes"))
+            }
+            other => self.sber.transport_error(other),
         })?;
         if !bytes.starts_with(&[0xFF, 0xD8]) {
-            return Err(Error::BadResponse("the picture is not a JPEG".into()));
+            return Err(bad_response("the picture is not a JPEG".into()));
         }
         Ok(bytes)
     }
+}
 
-    /// A call with the access token: a 401 with a cached token gets one new token and one
-    /// retry, as chat does. The body of a 200, or the error.
-    fn authorized(
-        &mut self,
-        what: &str,
-        call: impl Fn(&GigaChat, &Secret) -> Result<(u16, Vec<u8>), Error>,
-    ) -> Result<Vec<u8>, Error> {
-        let had_token = self.oauth.has_token();
-        let token = self.get_gigachat_token()?;
-        let (mut status, mut text) = call(self, &token)?;
-        if status == 401 && had_token {
-            log::info!("gigachat {what}: the access token was refused (401); getting a new one");
-            self.oauth.forget();
-            let token = self.get_gigachat_token()?;
-            (status, text) = call(self, &token)?;
-        }
-        if status == 200 {
-            return Ok(text);
-        }
-        let message = error_message(&String::from_utf8_lossy(&text));
-        log::warn!("gigachat file {what}: HTTP {status} {message}");
-        Err(match status {
-            401 => Error::Auth { status, message, check: self.key_origin.clone() },
-            413 => Error::TooLarge(message),
-            429 => Error::RateLimited,
-            500.. => Error::Server(status),
-            // 400, 403 (not this client's file), 404, 415, 422: refused as made.
-            _ => Error::Refused { status, message },
-        })
-    }
+/// An id GigaChat could have given (it goes into a URL path).
+fn is_file_id(id: &str) -> bool {
+    !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
 #[cfg(test)]
