@@ -425,8 +425,8 @@ impl Bot {
         log::warn!("chat {chat_id}: {err}");
         let kind = err.kind();
         self.store.count_failure(&format!("gigachat {kind}"));
-        let mut chunks = match err {
-            gigachat::Error::Interrupted(_) | gigachat::Error::Timeout(_) => {
+        let mut chunks = match err.failure {
+            gigachat::Failure::Interrupted(_) | gigachat::Failure::Timeout(_) => {
                 render::markdown_chunks(previewed)
             }
             _ => Vec::new(),
@@ -530,9 +530,9 @@ fn conversation(prompt: &str, history: &[Turn], question: &Question) -> Vec<Chat
 /// The Russian reply for a GigaChat failure; `file`: the question was about a file, which
 /// GigaChat may have refused.
 fn user_text(err: &gigachat::Error, model: &str, file: bool) -> String {
-    use gigachat::Error as E;
+    use gigachat::Failure as E;
     let status = |text: &str, status: &u16| text.replace("{status}", &status.to_string());
-    match err {
+    match &err.failure {
         E::Refused { status: code, .. } | E::Auth { status: code @ 403, .. } if file => {
             status(texts::FILE_REFUSED, code)
         }

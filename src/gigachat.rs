@@ -1,29 +1,26 @@
 //! GigaChat: the OAuth token (cached), chat completions (a stream is read in `sse`), the
-//! model list, TLS roots, the CA report; what can go wrong is in `error`.
+//! model list, the CA report; files in `storage`. The calls are made, and their failures
+//! worded, by the client both Sber services share (`sber`).
 //!
 //! The lesson fetched a new token for every message and turned TLS verification off
 //! (`verify=False`). Here the token is kept until a minute before it expires, and TLS is
 //! always verified: against the system trust store, or against `ca_bundle_file` (where the
 //! Russian Trusted Root CA of the Ministry of Digital Development goes).
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::clock::unix_now_ms;
 use crate::config::{GigaChatConfig, Secret};
-use crate::sber::{self, OAuth, TokenError, error_message};
+use crate::sber::{self, Api, Client, OAuth, Request, Service};
 
-mod error;
-mod files;
 mod sse;
+mod storage;
 
-pub use error::Error;
-use error::{is_certificate_error, timeout_text};
-pub use files::{MAX_IMAGE_BYTES, MAX_TEXT_FILE_BYTES, drawn_picture, sees_images};
+pub use crate::sber::{Error, Failure};
 use sse::read_events;
+pub use storage::{MAX_IMAGE_BYTES, MAX_TEXT_FILE_BYTES, drawn_picture, sees_images};
 
 /// The longest answer the bot takes (about 250 Telegram messages), streamed or not.
 const MAX_ANSWER_BYTES: usize = 1 << 20;
@@ -102,8 +99,7 @@ pub struct Model {
 }
 
 pub struct GigaChat {
-    agent: ureq::Agent,
-    oauth: OAuth,
+    sber: Client,
     base_url: String,
     pub model: String,
     profanity_check: bool,
@@ -111,10 +107,6 @@ pub struct GigaChat {
     max_tokens: Option<u32>,
     /// GigaChat may draw: every request says `function_call: auto`.
     pub images: bool,
-    timeout_secs: u64,
-    timeout_name: &'static str,
-    ca_bundle_file: Option<PathBuf>,
-    key_origin: String,
 }
 
 impl GigaChat {
@@ -136,54 +128,36 @@ impl GigaChat {
         timeout_name: &'static str,
     ) -> GigaChat {
         let key = config.credentials.clone().expect("config::load always settles the credentials");
-        GigaChat {
+        let sber = Client {
+            service: Service::GigaChat,
             agent: sber::agent(&config.ca_certs, timeout_secs),
-            oauth: OAuth::new("gigachat", &config.auth_url, key, &config.scope),
+            oauth: OAuth::new(&config.auth_url, key, &config.scope),
+            max_body: MAX_STREAM_BYTES as u64,
+            timeout_secs,
+            timeout_name,
+            key_origin: config.key_origin.clone(),
+            ca_bundle_file: config.ca_bundle_file.clone(),
+        };
+        GigaChat {
+            sber,
             base_url: config.base_url.clone(),
             model: config.model.clone(),
             profanity_check: config.profanity_check,
             temperature: config.temperature,
             max_tokens: config.max_tokens,
             images: config.images,
-            timeout_secs,
-            timeout_name,
-            ca_bundle_file: config.ca_bundle_file.clone(),
-            key_origin: config.key_origin.clone(),
         }
     }
 
     /// The access token, from the cache while it has more than a minute to live, else
     /// a new one from the OAuth endpoint (the lesson's function of the same name).
     pub fn get_gigachat_token(&mut self) -> Result<Secret, Error> {
-        if let Some(token) = self.oauth.cached() {
-            return Ok(token);
-        }
-        let token = self
-            .oauth
-            .fetch(&self.agent, MAX_STREAM_BYTES as u64)
-            .map_err(|err| self.token_error(err))?;
-        let valid_ms = self.oauth.expires_at_ms().unwrap_or_default().saturating_sub(unix_now_ms());
-        log::debug!("gigachat oauth: new token, valid for {} s", valid_ms / 1000);
-        Ok(token)
-    }
-
-    /// OAuth's statuses mean less than the API's: no 402, 404 or 413 of their own.
-    fn token_error(&self, err: TokenError) -> Error {
-        match err {
-            TokenError::Transport(err) => self.transport_error(err),
-            TokenError::Auth(status, message) => {
-                Error::Auth { status, message, check: self.key_origin.clone() }
-            }
-            TokenError::Status(429, _) => Error::RateLimited,
-            TokenError::Status(status @ 500.., _) => Error::Server(status),
-            TokenError::Status(status, message) => Error::Refused { status, message },
-            TokenError::Bad(detail) => Error::BadResponse(detail),
-        }
+        self.sber.token()
     }
 
     /// When the cached token expires (Unix ms), for `check`.
     pub fn token_expires_at_ms(&self) -> Option<u64> {
-        self.oauth.expires_at_ms()
+        self.sber.oauth.expires_at_ms()
     }
 
     /// Asks for one answer. A 401 with a cached token gets one new token and one retry.
@@ -202,7 +176,7 @@ impl GigaChat {
         loop {
             let on_text = on_text.as_mut().map(|f| &mut **f as &mut dyn FnMut(&str));
             match self.chat_once(messages, on_text) {
-                Err(Error::RateLimited) => match pauses.next() {
+                Err(err @ Error { failure: Failure::RateLimited, .. }) => match pauses.next() {
                     Some(pause) => {
                         log::info!(
                             "gigachat: busy (429); asking again in {} ms",
@@ -210,39 +184,51 @@ impl GigaChat {
                         );
                         std::thread::sleep(pause);
                     }
-                    None => return Err(Error::RateLimited),
+                    None => return Err(err),
                 },
                 other => return other,
             }
         }
     }
 
+    /// One request for an answer, streamed to `on_text` if there is one.
     fn chat_once(
         &mut self,
-        messages: &[ChatMessage],
-        mut on_text: Option<&mut dyn FnMut(&str)>,
-    ) -> Result<Completion, Error> {
-        let had_token = self.oauth.has_token();
-        let token = self.get_gigachat_token()?;
-        let first_try = on_text.as_mut().map(|f| &mut **f as &mut dyn FnMut(&str));
-        match self.post_chat(&token, messages, first_try) {
-            Err(Error::Auth { status: 401, .. }) if had_token => {
-                log::info!("gigachat: the access token was refused (401); getting a new one");
-                self.oauth.forget();
-                let token = self.get_gigachat_token()?;
-                self.post_chat(&token, messages, on_text)
-            }
-            other => other,
-        }
-    }
-
-    fn post_chat(
-        &self,
-        token: &Secret,
         messages: &[ChatMessage],
         on_text: Option<&mut dyn FnMut(&str)>,
     ) -> Result<Completion, Error> {
         let stream = on_text.is_some();
+        let body =
+            serde_json::to_vec(&self.chat_body(messages, stream)).expect("a JSON value serializes");
+        let request = Request {
+            what: "chat",
+            api: Api::Chat(&self.model),
+            url: format!("{}/chat/completions", self.base_url),
+            accept: if stream { "text/event-stream" } else { "application/json" },
+            body: Some(("application/json", &body)),
+        };
+        let (mut response, request_id) = self.sber.send(&request)?;
+        let Some(on_text) = on_text else {
+            return parse_completion(&self.sber.text(&mut response)?, request_id);
+        };
+        let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok());
+        let content_type = content_type.unwrap_or_default().to_string();
+        if !content_type.starts_with("text/event-stream") {
+            // Not a stream (a buffering proxy?): a whole JSON answer is still an answer.
+            log::warn!(
+                "gigachat chat: asked for a stream, got {content_type:?} (request {request_id})"
+            );
+            let completion = parse_completion(&self.sber.text(&mut response)?, request_id)?;
+            on_text(&completion.content);
+            return Ok(completion);
+        }
+        let reader = std::io::BufReader::new(response.body_mut().as_reader());
+        read_events(reader, on_text, request_id.clone(), self.sber.timeout_secs)
+            .inspect_err(|err| log::warn!("gigachat chat stream: {err} (request {request_id})"))
+    }
+
+    /// The request's JSON: the model, the messages and the settings that apply.
+    fn chat_body(&self, messages: &[ChatMessage], stream: bool) -> serde_json::Value {
         let mut body = json!({
             "model": self.model,
             "messages": messages,
@@ -260,148 +246,46 @@ impl GigaChat {
         if self.images {
             body["function_call"] = json!("auto");
         }
-        let request_id = uuid::Uuid::new_v4().to_string();
-        let accept = if stream { "text/event-stream" } else { "application/json" };
-        let result = self
-            .agent
-            .post(&format!("{}/chat/completions", self.base_url))
-            .header("Content-Type", "application/json")
-            .header("Accept", accept)
-            .header("Authorization", &format!("Bearer {}", token.expose()))
-            .header("X-Request-ID", &request_id)
-            .send(serde_json::to_vec(&body).expect("a JSON value serializes").as_slice());
-        let mut response = result.map_err(|err| self.transport_error(err))?;
-        let status = response.status().as_u16();
-        let request_id = header(&response, "x-request-id").unwrap_or(request_id);
-        if status != 200 {
-            let text = self.body_text(&mut response)?;
-            let message = error_message(&text);
-            log::warn!("gigachat chat: HTTP {status} {message} (request {request_id})");
-            return Err(self.status_error(status, message));
-        }
-        if let Some(on_text) = on_text {
-            let content_type = header(&response, "content-type").unwrap_or_default();
-            if !content_type.starts_with("text/event-stream") {
-                // Not a stream (a buffering proxy?): a whole JSON answer is still an answer.
-                log::warn!(
-                    "gigachat chat: asked for a stream, got {content_type:?} (request {request_id})"
-                );
-                let text = self.body_text(&mut response)?;
-                let completion = parse_completion(&text, request_id)?;
-                on_text(&completion.content);
-                return Ok(completion);
-            }
-            let reader = std::io::BufReader::new(response.body_mut().as_reader());
-            return read_events(reader, on_text, request_id.clone(), self.timeout_secs)
-                .inspect_err(|err| {
-                    log::warn!("gigachat chat stream: {err} (request {request_id})")
-                });
-        }
-        let text = self.body_text(&mut response)?;
-        parse_completion(&text, request_id)
-    }
-
-    fn status_error(&self, status: u16, message: String) -> Error {
-        match status {
-            401 | 403 => Error::Auth { status, message, check: self.key_origin.clone() },
-            402 => Error::PaymentRequired,
-            404 => Error::UnknownModel(self.model.clone()),
-            413 => Error::TooLarge(message),
-            429 => Error::RateLimited,
-            500.. => Error::Server(status),
-            _ => Error::Refused { status, message },
-        }
+        body
     }
 
     /// The models this key may use (`GET /models`), for `check`.
     pub fn models(&mut self) -> Result<Vec<Model>, Error> {
-        let token = self.get_gigachat_token()?;
-        let result = self
-            .agent
-            .get(&format!("{}/models", self.base_url))
-            .header("Accept", "application/json")
-            .header("Authorization", &format!("Bearer {}", token.expose()))
-            .call();
-        let (status, text) = self.read(result)?;
-        if status != 200 {
-            return Err(self.status_error(status, error_message(&text)));
-        }
+        let request = Request {
+            what: "models",
+            api: Api::Chat(&self.model),
+            url: format!("{}/models", self.base_url),
+            accept: "application/json",
+            body: None,
+        };
+        let text = self.sber.call(&request)?;
         let list: ModelList =
-            serde_json::from_str(&text).map_err(|err| Error::BadResponse(err.to_string()))?;
+            serde_json::from_str(&text).map_err(|err| bad_response(err.to_string()))?;
         Ok(list.data)
     }
+}
 
-    /// Status and body of a response, or the transport error turned into something a
-    /// person can act on.
-    fn read(
-        &self,
-        result: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
-    ) -> Result<(u16, String), Error> {
-        sber::read(result, MAX_STREAM_BYTES as u64).map_err(|err| self.transport_error(err))
-    }
+/// GigaChat's error, for what the client shared with SaluteSpeech cannot see.
+fn error(failure: Failure) -> Error {
+    Error { service: Service::GigaChat, failure }
+}
 
-    fn body_text(&self, response: &mut ureq::http::Response<ureq::Body>) -> Result<String, Error> {
-        response
-            .body_mut()
-            .with_config()
-            .limit(MAX_STREAM_BYTES as u64)
-            .read_to_string()
-            .map_err(|err| self.transport_error(err))
-    }
-
-    fn transport_error(&self, err: ureq::Error) -> Error {
-        let text = err.to_string();
-        match err {
-            ureq::Error::Timeout(phase) => {
-                Error::Timeout(timeout_text(phase, self.timeout_secs, self.timeout_name))
-            }
-            ureq::Error::BodyExceedsLimit(limit) => {
-                Error::BadResponse(format!("an answer longer than {} MiB", limit >> 20))
-            }
-            _ if is_certificate_error(&text) => Error::Tls(self.tls_advice(&text)),
-            _ => Error::Network(text),
-        }
-    }
-
-    fn tls_advice(&self, detail: &str) -> String {
-        let lower = detail.to_lowercase();
-        if lower.contains("hostname mismatch") || lower.contains("ip address mismatch") {
-            // The certificate is trusted, but names another host: a wrong URL or a proxy.
-            return format!(
-                "the server's TLS certificate is for another host name ({detail}): check gigachat.auth_url and gigachat.base_url, the hosts must be the ones GigaChat's certificate names"
-            );
-        }
-        if lower.contains("expired") || lower.contains("not yet valid") {
-            return format!(
-                "the server's TLS certificate is out of its validity dates ({detail}): check this machine's clock (`date`)"
-            );
-        }
-        match &self.ca_bundle_file {
-            None => format!(
-                "the server's TLS certificate is not trusted ({detail}): download the Russian Trusted Root CA from https://www.gosuslugi.ru/crt and set gigachat.ca_bundle_file (GIGACHAT_CA_BUNDLE_FILE) to it"
-            ),
-            Some(path) => format!(
-                "the server's TLS certificate is not signed by a certificate in gigachat.ca_bundle_file {} ({detail}): download the Russian Trusted Root CA from https://www.gosuslugi.ru/crt and point gigachat.ca_bundle_file at it",
-                path.display()
-            ),
-        }
-    }
+/// A 200 whose body is not what GigaChat sends.
+fn bad_response(detail: String) -> Error {
+    error(Failure::BadResponse(detail))
 }
 
 /// A whole (non-streamed) answer.
 fn parse_completion(text: &str, request_id: String) -> Result<Completion, Error> {
     let parsed: ChatResponse = serde_json::from_str(text).map_err(|err| {
         log::warn!("gigachat chat: unreadable JSON ({err}) (request {request_id})");
-        Error::BadResponse(err.to_string())
+        bad_response(err.to_string())
     })?;
     let Some(choice) = parsed.choices.into_iter().next() else {
-        return Err(Error::BadResponse("no choices".into()));
+        return Err(bad_response("no choices".into()));
     };
     if choice.message.content.len() > MAX_ANSWER_BYTES {
-        return Err(Error::BadResponse(format!(
-            "an answer longer than {} MiB",
-            MAX_ANSWER_BYTES >> 20
-        )));
+        return Err(bad_response(format!("an answer longer than {} MiB", MAX_ANSWER_BYTES >> 20)));
     }
     Ok(Completion {
         content: choice.message.content,
@@ -409,10 +293,6 @@ fn parse_completion(text: &str, request_id: String) -> Result<Completion, Error>
         usage: parsed.usage,
         request_id,
     })
-}
-
-fn header(response: &ureq::http::Response<ureq::Body>, name: &str) -> Option<String> {
-    response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
 }
 
 /// SHA-256 of the Russian Trusted Root CA (НУЦ Минцифры), as `check` prints fingerprints.

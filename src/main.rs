@@ -17,6 +17,7 @@ mod facts;
 mod gigachat;
 mod incoming;
 mod logger;
+mod net;
 mod owner;
 mod render;
 mod report;

@@ -17,6 +17,7 @@ use ureq::Timeout;
 
 use crate::config::{Secret, TelegramConfig};
 use crate::incoming::{Message, Update, User};
+use crate::net::{self, Limits};
 
 mod error;
 mod files;
@@ -69,16 +70,6 @@ pub struct Telegram {
     retries: bool,
 }
 
-/// Per-phase time limits in seconds. Set per phase, not as one global timeout: with a
-/// global one, ureq resolves the host name on a new thread for every request.
-#[derive(Clone, Copy)]
-struct Limits {
-    connect: u64,
-    send: u64,
-    answer: u64,
-    body: u64,
-}
-
 impl Telegram {
     /// `stop` is checked between retries, so a shutdown is not held up by a dead network.
     pub fn new(config: &TelegramConfig, stop: &'static AtomicBool) -> Telegram {
@@ -108,28 +99,8 @@ impl Telegram {
             .token
             .clone()
             .expect("config::load requires a token for the commands that talk to Telegram");
-        let secs = Duration::from_secs;
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_connect(Some(secs(limits.connect)))
-            .timeout_send_request(Some(secs(limits.send)))
-            .timeout_send_body(Some(secs(limits.send)))
-            .timeout_recv_response(Some(secs(limits.answer)))
-            .timeout_recv_body(Some(secs(limits.body)))
-            // Small buffers: both APIs send headers of a few hundred bytes, and the 128 KB
-            // defaults would be a large part of the bot's memory.
-            .max_response_header_size(16 * 1024)
-            .input_buffer_size(32 * 1024)
-            .output_buffer_size(32 * 1024)
-            .tls_config(
-                ureq::tls::TlsConfig::builder()
-                    .provider(ureq::tls::TlsProvider::NativeTls)
-                    .root_certs(ureq::tls::RootCerts::PlatformVerifier)
-                    .build(),
-            )
-            .user_agent(concat!("gigabot/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .into();
+        // Telegram's certificate is a public CA's, in the system trust store.
+        let agent = net::agent(limits, ureq::tls::RootCerts::PlatformVerifier);
         Telegram {
             agent,
             api_url: config.api_url.clone(),

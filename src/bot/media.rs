@@ -66,9 +66,9 @@ impl Bot {
                 let kind = err.kind();
                 self.store.count_failure(&format!("gigachat upload {kind}"));
                 let refused = |status: &str| texts::UPLOAD_REFUSED.replace("{status}", status);
-                let text = match &err {
-                    gigachat::Error::Refused { status, .. } => refused(&status.to_string()),
-                    gigachat::Error::TooLarge(_) => refused("413"),
+                let text = match &err.failure {
+                    gigachat::Failure::Refused { status, .. } => refused(&status.to_string()),
+                    gigachat::Failure::TooLarge(_) => refused("413"),
                     _ => super::user_text(&err, &self.gigachat.model, false),
                 };
                 Ok(Step::Stop(text, Outcome::UploadFailed(kind)))
@@ -228,14 +228,17 @@ impl Bot {
 
 /// The Russian sentence for a recognition failure.
 fn speech_text(err: &salutespeech::Error) -> String {
-    use salutespeech::Error as E;
+    use salutespeech::Failure as E;
     let status = |code: u16| texts::VOICE_FAILED.replace("{status}", &code.to_string());
-    match err {
+    match &err.failure {
         E::Auth { status: code, .. } => status(*code),
-        E::TooLarge => status(413),
+        E::TooLarge(_) => status(413),
         E::RateLimited => status(429),
         E::Server(code) | E::Refused { status: code, .. } => status(*code),
-        E::Timeout(_) | E::Tls(_) | E::Network(_) | E::BadResponse(_) => {
+        // GigaChat's own: SaluteSpeech gives no 402 or 404 of these meanings, nor a stream.
+        E::PaymentRequired => status(402),
+        E::UnknownModel(_) => status(404),
+        E::Timeout(_) | E::Tls(_) | E::Network(_) | E::BadResponse(_) | E::Interrupted(_) => {
             texts::VOICE_UNREACHABLE.into()
         }
     }

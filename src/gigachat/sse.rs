@@ -4,9 +4,9 @@ use std::io::{BufRead, Read};
 
 use serde::Deserialize;
 
-use super::error::timeout_text;
-use super::{ChoiceMessage, Completion, Error, Usage};
+use super::{ChoiceMessage, Completion, Error, Failure, Usage, bad_response, error};
 use super::{MAX_ANSWER_BYTES, MAX_EVENT_BYTES, MAX_STREAM_BYTES};
+use crate::sber::{Service, timeout_text};
 
 #[derive(Deserialize)]
 struct StreamEvent {
@@ -48,29 +48,31 @@ pub(super) fn read_events(
             .read_until(b'\n', &mut line)
             .map_err(|err| match err.kind() {
                 std::io::ErrorKind::TimedOut => {
-                    let phase = ureq::Timeout::RecvBody;
-                    Error::Timeout(timeout_text(phase, timeout_secs, "gigachat.timeout_secs"))
+                    let (service, phase) = (Service::GigaChat, ureq::Timeout::RecvBody);
+                    let text = timeout_text(service, phase, timeout_secs, "gigachat.timeout_secs");
+                    error(Failure::Timeout(text))
                 }
-                _ => Error::Interrupted(err.to_string()),
+                _ => error(Failure::Interrupted(err.to_string())),
             })?;
         if read == 0 {
-            return Err(Error::Interrupted("the stream ended before [DONE]".into()));
+            let detail = "the stream ended before [DONE]".into();
+            return Err(error(Failure::Interrupted(detail)));
         }
         total += read;
         if read > MAX_EVENT_BYTES {
-            return Err(Error::BadResponse(format!(
+            return Err(bad_response(format!(
                 "an event line longer than {} KiB",
                 MAX_EVENT_BYTES / 1024
             )));
         }
         if total > MAX_STREAM_BYTES {
-            return Err(Error::BadResponse(format!(
+            return Err(bad_response(format!(
                 "the event stream is longer than {} MiB",
                 MAX_STREAM_BYTES >> 20
             )));
         }
         let Ok(line) = std::str::from_utf8(&line) else {
-            return Err(Error::BadResponse("an event that is not UTF-8".into()));
+            return Err(bad_response("an event that is not UTF-8".into()));
         };
         let Some(data) = line.trim_end().strip_prefix("data:") else {
             continue; // blank separators, comments, `event:` and `id:` lines
@@ -85,8 +87,8 @@ pub(super) fn read_events(
             let _ = std::io::copy(&mut reader.take(64 * 1024), &mut std::io::sink());
             return Ok(completion);
         }
-        let event: StreamEvent = serde_json::from_str(data)
-            .map_err(|err| Error::BadResponse(format!("event: {err}")))?;
+        let event: StreamEvent =
+            serde_json::from_str(data).map_err(|err| bad_response(format!("event: {err}")))?;
         if let Some(usage) = event.usage {
             completion.usage = usage;
         }
@@ -98,7 +100,7 @@ pub(super) fn read_events(
         }
         let piece = choice.delta.content;
         if completion.content.len() + piece.len() > MAX_ANSWER_BYTES {
-            return Err(Error::BadResponse(format!(
+            return Err(bad_response(format!(
                 "an answer longer than {} MiB",
                 MAX_ANSWER_BYTES >> 20
             )));
@@ -142,34 +144,31 @@ mod tests {
         assert_eq!(cursor.position() as usize, bytes.len(), "the body was not read to its end");
     }
 
+    /// How a read failed: the kind and the text.
+    fn failed(stream: &[u8]) -> (String, String) {
+        let err = read(stream).0.expect_err("a failed read");
+        (err.kind(), err.to_string())
+    }
+
     #[test]
     fn an_endless_line_an_endless_stream_and_a_huge_answer_are_bad_answers() {
-        let endless_line = vec![b'x'; MAX_EVENT_BYTES + 10];
-        let (result, _) = read(&endless_line);
-        assert!(
-            matches!(result, Err(Error::BadResponse(ref m)) if m.contains("event line")),
-            "{result:?}"
-        );
+        let (kind, text) = failed(&vec![b'x'; MAX_EVENT_BYTES + 10]);
+        assert!(kind == "bad response" && text.contains("event line"), "{text}");
 
         let comments = format!(": {}\n", "x".repeat(1022)).repeat(MAX_STREAM_BYTES / 1024 + 1);
-        let (result, _) = read(comments.as_bytes());
-        assert!(
-            matches!(result, Err(Error::BadResponse(ref m)) if m.contains("stream")),
-            "{result:?}"
-        );
+        let (kind, text) = failed(comments.as_bytes());
+        assert!(kind == "bad response" && text.contains("stream"), "{text}");
 
         let piece = "я".repeat(1000); // 2000 bytes
         let stream = event(&piece).repeat(MAX_ANSWER_BYTES / 2000 + 1);
         let (result, seen) = read(stream.as_bytes());
-        assert!(
-            matches!(result, Err(Error::BadResponse(ref m)) if m.contains("answer")),
-            "{result:?}"
-        );
+        let text = result.expect_err("too long").to_string();
+        assert!(text.starts_with("gigachat: unreadable answer: an answer longer"), "{text}");
         assert!(seen.len() <= MAX_ANSWER_BYTES, "{} bytes passed on", seen.len());
 
-        let (result, _) = read(b"data: {\"choices\": []}\n\xff\xfe\n");
-        assert!(matches!(result, Err(Error::BadResponse(_))), "{result:?}");
-        let (result, _) = read(event("обрыв").as_bytes());
-        assert!(matches!(result, Err(Error::Interrupted(_))), "{result:?}");
+        assert_eq!(failed(b"data: {\"choices\": []}\n\xff\xfe\n").0, "bad response");
+        let (kind, text) = failed(event("обрыв").as_bytes());
+        assert_eq!(kind, "interrupted");
+        assert_eq!(text, "gigachat: the answer broke off: the stream ended before [DONE]");
     }
 }

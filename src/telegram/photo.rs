@@ -2,6 +2,7 @@
 //! come from GigaChat and Telegram has never seen them.
 
 use super::{Error, Message, Telegram};
+use crate::net::{FilePart, multipart};
 
 /// The largest photo a bot may upload (Bot API "Sending files": 10 MB for photos).
 pub const MAX_PHOTO_BYTES: usize = 10 << 20;
@@ -21,50 +22,19 @@ impl Telegram {
         jpeg: &[u8],
         caption: Option<&str>,
     ) -> Result<Message, Error> {
-        let boundary = uuid::Uuid::new_v4().simple().to_string();
-        let mut fields = vec![("chat_id", chat_id.to_string())];
+        let chat_id = chat_id.to_string();
+        let mut fields = vec![("chat_id", chat_id.as_str())];
         if let Some(caption) = caption {
-            fields.push(("caption", caption.to_string()));
-            fields.push(("parse_mode", "HTML".into()));
+            fields.extend([("caption", caption), ("parse_mode", "HTML")]);
         }
-        if let Some(id) = reply_to {
-            let reply = serde_json::json!({"message_id": id, "allow_sending_without_reply": true});
-            fields.push(("reply_parameters", reply.to_string()));
+        let reply = reply_to.map(|id| {
+            serde_json::json!({"message_id": id, "allow_sending_without_reply": true}).to_string()
+        });
+        if let Some(reply) = &reply {
+            fields.push(("reply_parameters", reply));
         }
-        let body = form(&boundary, &fields, jpeg);
-        let content_type = format!("multipart/form-data; boundary={boundary}");
+        let photo = FilePart { field: "photo", name: "image.jpg", mime: "image/jpeg", bytes: jpeg };
+        let (content_type, body) = multipart(&fields, &photo);
         self.post("sendPhoto", &content_type, &body)
-    }
-}
-
-/// The form: the text fields, then the photo part (`image.jpg`, `image/jpeg`). Field values
-/// are the bot's own (numbers, JSON, rendered HTML); a random boundary cannot occur in them.
-fn form(boundary: &str, fields: &[(&str, String)], jpeg: &[u8]) -> Vec<u8> {
-    let mut head = String::new();
-    for (name, value) in fields {
-        head += &format!(
-            "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
-        );
-    }
-    head += &format!(
-        "--{boundary}\r\nContent-Disposition: form-data; name=\"photo\"; filename=\"image.jpg\"\r\n\
-         Content-Type: image/jpeg\r\n\r\n"
-    );
-    let tail = format!("\r\n--{boundary}--\r\n");
-    [head.as_bytes(), jpeg, tail.as_bytes()].concat()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_form_has_the_fields_then_the_photo() {
-        let body = form("B", &[("chat_id", "7".into())], b"\xFF\xD8");
-        let mut expected = b"--B\r\nContent-Disposition: form-data; name=\"chat_id\"\r\n\r\n7\r\n\
---B\r\nContent-Disposition: form-data; name=\"photo\"; filename=\"image.jpg\"\r\nContent-Type: image/jpeg\r\n\r\n"
-            .to_vec();
-        expected.extend_from_slice(b"\xFF\xD8\r\n--B--\r\n");
-        assert_eq!(body, expected);
     }
 }

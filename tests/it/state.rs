@@ -249,8 +249,9 @@ fn the_sqlite3_examples_of_the_docs_run_on_a_state_the_bot_wrote() {
     }
     assert!(examples.len() >= 3, "{examples:?}");
     let tables: Vec<String> = {
-        let mut select =
-            db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").unwrap();
+        let mut select = db
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+            .unwrap();
         select.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
     };
     for (doc, sql) in &examples {
@@ -265,6 +266,9 @@ fn the_sqlite3_examples_of_the_docs_run_on_a_state_the_bot_wrote() {
     let listed = readme.split("Таблицы:").nth(1).expect("README lists the tables");
     let listed = listed.split("\n\n").next().unwrap().split(". ").next().unwrap();
     for table in &tables {
-        assert!(listed.contains(&format!("`{table}`")), "README's table list lacks {table}: {listed}");
+        assert!(
+            listed.contains(&format!("`{table}`")),
+            "README's table list lacks {table}: {listed}"
+        );
     }
 }
