@@ -21,7 +21,6 @@ use crate::incoming::{self, CallbackQuery, Message, User};
 use crate::owner;
 use crate::render;
 use crate::report::Kind;
-use crate::salutespeech::{MAX_VOICE_BYTES, MAX_VOICE_SECS};
 use crate::texts;
 
 mod formats;
@@ -319,6 +318,11 @@ pub fn style_of<'a>(cx: &Seen<'a>) -> &'a Style {
         .or_else(|| styles.iter().find(|s| s.id == cx.config.bot.default_style))
         .unwrap_or(&styles[0])
 }
+
+/// SaluteSpeech's limits for synchronous recognition: a voice note of up to a minute, and
+/// 2 MB.
+pub const MAX_VOICE_SECS: u64 = 60;
+pub const MAX_VOICE_BYTES: u64 = 2_000_000;
 
 /// What to do with a voice note (None for other messages, and without a SaluteSpeech
 /// key): recognize it and ask, within the sender's limits, or say why not.

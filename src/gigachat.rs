@@ -20,7 +20,7 @@ mod storage;
 
 pub use crate::sber::{Error, Failure};
 use sse::read_events;
-pub use storage::{MAX_IMAGE_BYTES, MAX_TEXT_FILE_BYTES, drawn_picture, sees_images};
+pub use storage::drawn_picture;
 
 /// The longest answer the bot takes (about 250 Telegram messages), streamed or not.
 const MAX_ANSWER_BYTES: usize = 1 << 20;

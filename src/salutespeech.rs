@@ -13,10 +13,6 @@ use crate::sber::{self, Api, Client, OAuth, Request, Service};
 
 pub use crate::sber::{Error, Failure};
 
-/// The service's limits for synchronous recognition.
-pub const MAX_VOICE_SECS: u64 = 60;
-pub const MAX_VOICE_BYTES: u64 = 2_000_000;
-
 /// A recognition result is a few sentences; anything near this is not one.
 const MAX_BODY_BYTES: u64 = 1 << 20;
 

@@ -6,12 +6,12 @@
 //! of an answer still goes out whatever became of its picture.
 
 use super::Bot;
-use crate::commands::{self, FileRef};
+use crate::commands::{self, FileRef, MAX_VOICE_BYTES};
 use crate::gigachat;
 use crate::incoming::{Message, Voice};
 use crate::render;
 use crate::report::Outcome;
-use crate::salutespeech::{self, MAX_VOICE_BYTES};
+use crate::salutespeech;
 use crate::telegram::{self, CAPTION_LIMIT, MAX_PHOTO_BYTES};
 use crate::texts;
 

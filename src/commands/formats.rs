@@ -3,10 +3,22 @@
 //! format GigaChat does not read, a model that does not see images.
 
 use super::{Action, Ask, Decision, Seen, ask, decision, reply_context, strip_mentions};
-use crate::gigachat;
 use crate::incoming::{MAX_DOWNLOAD_BYTES, Message};
 use crate::report::Kind;
 use crate::texts;
+
+/// The largest image GigaChat takes (jpeg, png, tiff, bmp).
+pub const MAX_IMAGE_BYTES: u64 = 15 << 20;
+/// The largest text document GigaChat takes (txt, pdf, doc, docx, epub, ppt, pptx).
+pub const MAX_TEXT_FILE_BYTES: u64 = 40 << 20;
+
+/// Does this model see images? GigaChat-Pro, -Max and their 2.x versions do (Sber's vision
+/// examples and LiteLLM's model list); the Lite models (GigaChat, GigaChat-2) are not known
+/// to. A wrong guess shows: GigaChat then refuses the attachment, and the user is told.
+pub fn sees_images(model: &str) -> bool {
+    let model = model.to_ascii_lowercase();
+    model.contains("-pro") || model.contains("-max")
+}
 
 /// A file to download from Telegram and upload to GigaChat.
 #[derive(Debug, Clone)]
@@ -95,8 +107,8 @@ pub(super) fn decide_file(
 
 /// The file of a photo or document message, or the sentence why it cannot be asked about.
 fn file_of(cx: &Seen, message: &Message) -> Option<Result<FileRef, String>> {
-    let image_max = gigachat::MAX_IMAGE_BYTES.min(MAX_DOWNLOAD_BYTES);
-    let text_max = gigachat::MAX_TEXT_FILE_BYTES.min(MAX_DOWNLOAD_BYTES);
+    let image_max = MAX_IMAGE_BYTES.min(MAX_DOWNLOAD_BYTES);
+    let text_max = MAX_TEXT_FILE_BYTES.min(MAX_DOWNLOAD_BYTES);
     let file = if let Some(sizes) = &message.photo {
         // The largest size that fits (Telegram lists them smallest first, but does not say so).
         let fits = |size: Option<u64>| size.unwrap_or(0) <= image_max;
@@ -149,7 +161,7 @@ fn file_of(cx: &Seen, message: &Message) -> Option<Result<FileRef, String>> {
         }
     };
     let model = &cx.config.gigachat.model;
-    if file.image && !gigachat::sees_images(model) {
+    if file.image && !sees_images(model) {
         return Some(Err(texts::NO_IMAGES.replace("{model}", model)));
     }
     Some(Ok(file))
@@ -162,4 +174,15 @@ fn too_big(size: u64, image_max: u64, text_max: u64) -> String {
         .replace("{size}", &mb(size))
         .replace("{image_max}", &(image_max >> 20).to_string())
         .replace("{text_max}", &(text_max >> 20).to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn which_models_see_images() {
+        assert!(sees_images("GigaChat-2-Max") && sees_images("GigaChat-Pro"));
+        assert!(!sees_images("GigaChat-2") && !sees_images("GigaChat"));
+    }
 }

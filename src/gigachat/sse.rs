@@ -39,45 +39,11 @@ pub(super) fn read_events(
         usage: Usage::default(),
         request_id,
     };
-    let mut line = Vec::new();
-    let mut total = 0;
+    let (mut line, mut total) = (Vec::new(), 0);
     loop {
-        line.clear();
-        let read = (&mut reader)
-            .take(MAX_EVENT_BYTES as u64 + 1)
-            .read_until(b'\n', &mut line)
-            .map_err(|err| match err.kind() {
-                std::io::ErrorKind::TimedOut => {
-                    let (service, phase) = (Service::GigaChat, ureq::Timeout::RecvBody);
-                    let text = timeout_text(service, phase, timeout_secs, "gigachat.timeout_secs");
-                    error(Failure::Timeout(text))
-                }
-                _ => error(Failure::Interrupted(err.to_string())),
-            })?;
-        if read == 0 {
-            let detail = "the stream ended before [DONE]".into();
-            return Err(error(Failure::Interrupted(detail)));
-        }
-        total += read;
-        if read > MAX_EVENT_BYTES {
-            return Err(bad_response(format!(
-                "an event line longer than {} KiB",
-                MAX_EVENT_BYTES / 1024
-            )));
-        }
-        if total > MAX_STREAM_BYTES {
-            return Err(bad_response(format!(
-                "the event stream is longer than {} MiB",
-                MAX_STREAM_BYTES >> 20
-            )));
-        }
-        let Ok(line) = std::str::from_utf8(&line) else {
-            return Err(bad_response("an event that is not UTF-8".into()));
-        };
-        let Some(data) = line.trim_end().strip_prefix("data:") else {
+        let Some(data) = next_data(&mut reader, &mut line, &mut total, timeout_secs)? else {
             continue; // blank separators, comments, `event:` and `id:` lines
         };
-        let data = data.trim_start();
         if data == "[DONE]" {
             if completion.finish_reason.is_empty() {
                 completion.finish_reason = "stop".into();
@@ -100,16 +66,53 @@ pub(super) fn read_events(
         }
         let piece = choice.delta.content;
         if completion.content.len() + piece.len() > MAX_ANSWER_BYTES {
-            return Err(bad_response(format!(
-                "an answer longer than {} MiB",
-                MAX_ANSWER_BYTES >> 20
-            )));
+            let limit = MAX_ANSWER_BYTES >> 20;
+            return Err(bad_response(format!("an answer longer than {limit} MiB")));
         }
         if !piece.is_empty() {
             completion.content.push_str(&piece);
             on_text(&piece);
         }
     }
+}
+
+/// The next line of the stream into `line`, within the caps (`total`: the stream so far);
+/// its `data:` field, if it has one.
+fn next_data<'a>(
+    reader: &mut impl BufRead,
+    line: &'a mut Vec<u8>,
+    total: &mut usize,
+    timeout_secs: u64,
+) -> Result<Option<&'a str>, Error> {
+    line.clear();
+    let read =
+        reader.take(MAX_EVENT_BYTES as u64 + 1).read_until(b'\n', line).map_err(|err| match err
+            .kind()
+        {
+            std::io::ErrorKind::TimedOut => {
+                let (service, phase) = (Service::GigaChat, ureq::Timeout::RecvBody);
+                let text = timeout_text(service, phase, timeout_secs, "gigachat.timeout_secs");
+                error(Failure::Timeout(text))
+            }
+            _ => error(Failure::Interrupted(err.to_string())),
+        })?;
+    if read == 0 {
+        let detail = "the stream ended before [DONE]".into();
+        return Err(error(Failure::Interrupted(detail)));
+    }
+    *total += read;
+    if read > MAX_EVENT_BYTES {
+        let limit = MAX_EVENT_BYTES / 1024;
+        return Err(bad_response(format!("an event line longer than {limit} KiB")));
+    }
+    if *total > MAX_STREAM_BYTES {
+        let limit = MAX_STREAM_BYTES >> 20;
+        return Err(bad_response(format!("the event stream is longer than {limit} MiB")));
+    }
+    let Ok(line) = std::str::from_utf8(line) else {
+        return Err(bad_response("an event that is not UTF-8".into()));
+    };
+    Ok(line.trim_end().strip_prefix("data:").map(str::trim_start))
 }
 
 #[cfg(test)]

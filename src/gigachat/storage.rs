@@ -8,19 +8,6 @@ use super::{Error, GigaChat, bad_response};
 use crate::net::{FilePart, multipart};
 use crate::sber::{Api, Request};
 
-/// The largest image GigaChat takes (jpeg, png, tiff, bmp).
-pub const MAX_IMAGE_BYTES: u64 = 15 << 20;
-/// The largest text document GigaChat takes (txt, pdf, doc, docx, epub, ppt, pptx).
-pub const MAX_TEXT_FILE_BYTES: u64 = 40 << 20;
-
-/// Does this model see images? GigaChat-Pro, -Max and their 2.x versions do (Sber's vision
-/// examples and LiteLLM's model list); the Lite models (GigaChat, GigaChat-2) are not known
-/// to. A wrong guess shows: GigaChat then refuses the attachment, and the user is told.
-pub fn sees_images(model: &str) -> bool {
-    let model = model.to_ascii_lowercase();
-    model.contains("-pro") || model.contains("-max")
-}
-
 /// A picture in an answer: GigaChat's tag `<img src="ID" fuse="true"/>` (text may come
 /// before and after it). Returns the file's id and the rest of the text without the tag;
 /// only that shape counts (a `<video …/>` or a tag in other words is left as text).
@@ -114,12 +101,6 @@ fn is_file_id(id: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn which_models_see_images() {
-        assert!(sees_images("GigaChat-2-Max") && sees_images("GigaChat-Pro"));
-        assert!(!sees_images("GigaChat-2") && !sees_images("GigaChat"));
-    }
 
     #[test]
     fn a_picture_is_found_only_in_its_own_tag() {

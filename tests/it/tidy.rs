@@ -1,12 +1,21 @@
-//! The shape of `src/`, checked: imports run the one way ARCHITECTURE.md draws, no file
-//! grows past a reading, no `unsafe`, every public function says why it is there. Rules a
-//! reviewer would otherwise have to remember (rust-analyzer keeps tests like these).
+//! The shape of `src/`, checked: imports run the one way ARCHITECTURE.md draws, decisions
+//! import no store and no client, no file grows past a reading and no function past a
+//! screen, every file name is unique, no `unsafe`, every public function says why it is
+//! there. Rules a reviewer would otherwise have to remember (rust-analyzer keeps tests like
+//! these).
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 /// A file that fits in one reading.
 const MAX_LINES: usize = 600;
+/// A function that fits on a screen.
+const MAX_FUNCTION_LINES: usize = 60;
+/// The modules that decide: plain functions over values, tested with tables.
+const DECISIONS: [&str; 2] = ["commands", "owner"];
+/// What decides must not reach: the state and the services (and the effects that use them).
+const EFFECTS: [&str; 7] =
+    ["store", "telegram", "gigachat", "salutespeech", "sber", "stream", "bot"];
 
 /// Every source file: (its module, its path under src/, its text). A file in `src/store/`
 /// belongs to the module `store`.
@@ -170,6 +179,91 @@ fn every_public_function_says_why_it_is_there() {
     assert!(wrong.is_empty(), "undocumented:\n{}", wrong.join("\n"));
 }
 
+/// The functions of `lines` (product code): (name, its first line, how many lines), from
+/// the `fn` line to the brace that closes it at the same indentation.
+fn functions(lines: &[&str]) -> Vec<(String, usize, usize)> {
+    let mut found = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let code = line.trim_start();
+        let Some(at) = code.find("fn ").filter(|&at| {
+            let before = &code[..at];
+            before.is_empty() || before.starts_with("pub") || before.starts_with("const")
+        }) else {
+            continue;
+        };
+        let name: String =
+            code[at + 3..].chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+        let indent = &line[..line.len() - code.len()];
+        let closing = format!("{indent}}}");
+        if code.trim_end().ends_with(';') {
+            continue; // a declaration without a body
+        }
+        if let Some(end) = lines[i..].iter().position(|l| l.trim_end() == closing) {
+            found.push((name, i + 1, end + 1));
+        }
+    }
+    found
+}
+
+#[test]
+fn no_function_is_longer_than_a_screen() {
+    let mut wrong = Vec::new();
+    for (_, file, source) in sources() {
+        if file.ends_with("tests.rs") {
+            continue;
+        }
+        for (name, line, length) in functions(&product_lines(&source)) {
+            if length > MAX_FUNCTION_LINES {
+                wrong.push(format!(
+                    "src/{file}:{line}: fn {name} has {length} lines, more than {MAX_FUNCTION_LINES}"
+                ));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// Every file name in `src/` is unique, so a name in a stack trace or a review is one place.
+fn duplicate_names(files: &[String]) -> Vec<String> {
+    let mut seen: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for file in files {
+        let name = file.rsplit('/').next().unwrap_or(file);
+        seen.entry(name).or_default().push(file);
+    }
+    seen.into_iter()
+        .filter(|(name, paths)| paths.len() > 1 && *name != "tests.rs")
+        .map(|(name, paths)| format!("{name}: {}", paths.join(", ")))
+        .collect()
+}
+
+#[test]
+fn every_file_name_in_src_is_unique() {
+    let files: Vec<String> = sources().into_iter().map(|(_, file, _)| file).collect();
+    let twice = duplicate_names(&files);
+    assert!(twice.is_empty(), "file names used twice in src/:\n{}", twice.join("\n"));
+}
+
+/// What a decision module imports of the effects it must not reach.
+fn decision_breaches(module: &str, source: &str) -> Vec<String> {
+    if !DECISIONS.contains(&module) {
+        return Vec::new();
+    }
+    imports(source).into_iter().filter(|i| EFFECTS.contains(&i.as_str())).collect()
+}
+
+#[test]
+fn decisions_import_no_store_and_no_client() {
+    let mut wrong = Vec::new();
+    for (module, file, source) in sources() {
+        for import in decision_breaches(&module, &source) {
+            wrong.push(format!(
+                "src/{file}: {module} decides, and imports {import}: read what it needs into facts (facts.rs) and let bot.rs act"
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
 /// The checks themselves can fail: a backwards import and an undocumented function are seen.
 #[test]
 fn the_checks_see_what_they_look_for() {
@@ -182,4 +276,21 @@ fn the_checks_see_what_they_look_for() {
     assert_eq!(product_lines("a\n#[cfg(test)]\nmod tests {\n}"), ["a"]);
     let layers = layers();
     assert!(layers["main"] < layers["bot"] && layers["bot"] < layers["telegram"]);
+    // A planted long function, a name used twice, a decision reaching for the store.
+    let long =
+        format!("    pub(super) fn long(\n{}    ) {{\n    }}\nfn short() {{}}", "x\n".repeat(60));
+    let lines: Vec<&str> = long.lines().collect();
+    assert_eq!(functions(&lines), [("long".to_string(), 1, 63)]);
+    let names = [
+        "bot/files.rs".to_string(),
+        "telegram/files.rs".into(),
+        "a/tests.rs".into(),
+        "tests.rs".into(),
+    ];
+    assert_eq!(duplicate_names(&names), ["files.rs: bot/files.rs, telegram/files.rs"]);
+    assert_eq!(
+        decision_breaches("owner", "use crate::store::Store;\nuse crate::facts::Facts;"),
+        ["store"]
+    );
+    assert!(decision_breaches("bot", "use crate::store::Store;").is_empty());
 }
