@@ -76,7 +76,7 @@ impl std::error::Error for Usage {}
 pub fn check(config: &Config) -> ExitCode {
     println!("✓ config: {}", config.source);
     // Each step says what it is about to do first: a server that hangs shows where.
-    let mut ok = check_telegram(&config.telegram);
+    let mut ok = check_telegram(&config.telegram, &config.origin("telegram.token"));
     show_ca_file(&config.gigachat);
     ok &= check_gigachat(&config.gigachat);
     ok &= check_salutespeech(config);
@@ -90,7 +90,7 @@ pub fn check(config: &Config) -> ExitCode {
 }
 
 /// `check`'s Telegram line: who the bot is, or what to fix.
-fn check_telegram(tg: &TelegramConfig) -> bool {
+fn check_telegram(tg: &TelegramConfig, token_origin: &str) -> bool {
     println!("… telegram: asking {} who the bot is (up to 10 s)", host_of(&tg.api_url));
     match Telegram::for_check(tg).get_me() {
         Ok(me) => {
@@ -99,8 +99,9 @@ fn check_telegram(tg: &TelegramConfig) -> bool {
             true
         }
         Err(err) if matches!(err.kind, ErrorKind::Unauthorized) => {
-            let origin = &tg.token_origin;
-            println!("✗ telegram: the bot token is wrong (401): check {origin} with @BotFather");
+            println!(
+                "✗ telegram: the bot token is wrong (401): check {token_origin} with @BotFather"
+            );
             false
         }
         Err(err) => {

@@ -42,9 +42,6 @@ pub struct TelegramConfig {
     pub token: Option<Secret>,
     pub api_url: String,
     pub poll_timeout_secs: u64,
-    /// Where the token came from (see `validate::origin`), for "the token is wrong".
-    #[serde(skip)]
-    pub token_origin: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -207,7 +204,6 @@ impl Default for TelegramConfig {
             token: None,
             api_url: "https://api.telegram.org".into(),
             poll_timeout_secs: 30,
-            token_origin: String::new(),
         }
     }
 }
@@ -269,6 +265,14 @@ impl Default for BotConfig {
 impl Default for LogConfig {
     fn default() -> Self {
         LogConfig { level: "info".into(), messages: false }
+    }
+}
+
+impl Config {
+    /// Where a key's value came from, as the operator would look for it: the environment
+    /// variable that set it, or the key in the config file.
+    pub fn origin(&self, key: &str) -> String {
+        validate::origin(&self.from_env, &self.source, key)
     }
 }
 

@@ -33,7 +33,7 @@ use std::panic::AssertUnwindSafe;
 use std::process::ExitCode;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 
@@ -145,7 +145,7 @@ fn run_bot(config: Config, reset_state: bool) -> Result<()> {
         }
     })?;
 
-    let token_origin = config.telegram.token_origin.clone();
+    let token_origin = config.origin("telegram.token");
     let me = telegram.get_me().map_err(|err| match err.kind {
         ErrorKind::Unauthorized => anyhow::anyhow!(
             "the bot token is wrong (Telegram answered 401 Unauthorized): check {token_origin} with @BotFather"
@@ -223,7 +223,7 @@ fn wait_for_the_state(bot: &mut Bot, err: &anyhow::Error) -> bool {
     );
     let mut pause = Duration::from_secs(1);
     loop {
-        if !set_idle(true) || !sleep_unless_stopped(pause) || !set_idle(false) {
+        if !set_idle(true) || !bot.telegram().pause(pause) || !set_idle(false) {
             return false;
         }
         match bot.probe_state() {
@@ -235,18 +235,6 @@ fn wait_for_the_state(bot: &mut Bot, err: &anyhow::Error) -> bool {
         }
         pause = (pause * 2).min(Duration::from_secs(60));
     }
-}
-
-/// Sleeps `pause`, or less if a stop is requested; false then.
-fn sleep_unless_stopped(pause: Duration) -> bool {
-    let until = Instant::now() + pause;
-    while Instant::now() < until {
-        if STOP.load(Ordering::SeqCst) {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(100).min(until - Instant::now()));
-    }
-    !STOP.load(Ordering::SeqCst)
 }
 
 /// getUpdates, marked idle so that a stop signal may end the process meanwhile; None when a

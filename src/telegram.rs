@@ -206,14 +206,15 @@ impl Telegram {
             let elapsed = since.get_or_insert_with(Instant::now).elapsed();
             say_trouble(&err, failures, previous, elapsed, wait, host_of(&self.api_url));
             previous = elapsed;
-            if !self.sleep(wait) {
+            if !self.pause(wait) {
                 return Err(Error { method, kind: ErrorKind::Stopped });
             }
         }
     }
 
-    /// Sleeps unless a stop is requested; false when stopping.
-    fn sleep(&self, duration: Duration) -> bool {
+    /// Sleeps unless a stop is requested (checked every 100 ms); false when stopping. For
+    /// the loop's own pauses too, which a stop must cut short as well.
+    pub fn pause(&self, duration: Duration) -> bool {
         let until = Instant::now() + duration;
         while !self.stop.load(Ordering::SeqCst) {
             let left = until.saturating_duration_since(Instant::now());

@@ -167,7 +167,7 @@ fn errors_name_the_variable_or_the_file_the_value_came_from() {
     let err = load_text(text, &ENV[1..]).unwrap_err().to_string();
     assert!(err.starts_with("telegram.token in config.toml does not"), "{err}");
     let c = load_text("", ENV).unwrap();
-    assert_eq!(c.telegram.token_origin, "TELEGRAM_TOKEN");
+    assert_eq!(c.origin("telegram.token"), "TELEGRAM_TOKEN");
     assert_eq!(c.gigachat.key_origin, "GIGACHAT_CREDENTIALS and gigachat.scope in config.toml");
 }
 

@@ -16,7 +16,7 @@ use super::{
 
 /// Where a key's value came from, as the operator would look for it: the environment
 /// variable that set it, or the key in the config file.
-fn origin(from_env: &[(&'static str, &'static str)], source: &str, key: &str) -> String {
+pub(super) fn origin(from_env: &[(&'static str, &'static str)], source: &str, key: &str) -> String {
     match from_env.iter().find(|(k, _)| *k == key) {
         Some((_, env)) => env.to_string(),
         None if source.starts_with("built-in") => key.to_string(),
@@ -61,13 +61,12 @@ fn check_telegram(tg: &mut TelegramConfig, name: &dyn Fn(&str) -> String) -> Res
         1..=50,
         "seconds (Telegram holds a long poll 50 s at most)",
     )?;
-    tg.token_origin = name("telegram.token");
     if let Some(token) = &tg.token
         && !looks_like_bot_token(token.expose())
     {
         bail!(
             "{} does not look like a bot token (digits, a colon, then letters): copy it again from @BotFather",
-            tg.token_origin
+            name("telegram.token")
         );
     }
     Ok(())
