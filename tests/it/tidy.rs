@@ -264,6 +264,40 @@ fn decisions_import_no_store_and_no_client() {
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
 
+/// ARCHITECTURE.md's path of one message is true: every file it names exists, and every
+/// function it names (`name`, `Type::name`, `module::Type::name`) is defined in `src/`.
+#[test]
+fn the_path_of_one_message_in_architecture_md_is_true() {
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/ARCHITECTURE.md")).unwrap();
+    let path = text
+        .split("## The path of one private text message")
+        .nth(1)
+        .expect("ARCHITECTURE.md has the path of one message")
+        .split("\n## ")
+        .next()
+        .unwrap();
+    let code: String = sources().into_iter().map(|(_, _, source)| source).collect();
+    let mut wrong = Vec::new();
+    for name in path.split('`').skip(1).step_by(2) {
+        if name.starts_with("src/") {
+            if !Path::new(env!("CARGO_MANIFEST_DIR")).join(name).exists() {
+                wrong.push(format!("no file {name}"));
+            }
+        } else if name.chars().all(|c| c.is_alphanumeric() || c == '_' || c == ':') {
+            // `getUpdates` is an API method, `Action::Ask` a type's, `store` a module.
+            let function = name.rsplit("::").next().unwrap();
+            let module = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("src/{name}.rs"));
+            let is_function = function.chars().all(|c| c.is_lowercase() || c == '_');
+            let defined = ["(", "<"].iter().any(|c| code.contains(&format!("fn {function}{c}")));
+            if is_function && !module.exists() && !defined {
+                wrong.push(format!("no function {name}"));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "ARCHITECTURE.md's path: {}", wrong.join(", "));
+}
+
 /// The checks themselves can fail: a backwards import and an undocumented function are seen.
 #[test]
 fn the_checks_see_what_they_look_for() {
