@@ -193,7 +193,7 @@ fn ask(cx: &Seen, sender: i64, kind: Kind, question: Ask) -> Decision {
 }
 
 /// A command meant for this bot, from a sender who may talk to it.
-fn decide_command(cx: &Seen, message: &Message, command: &Command, sender: &User) -> Decision {
+fn decide_command(cx: &Seen, message: &Message, command: &BotCommand, sender: &User) -> Decision {
     if command.name == "retry"
         && let Some(question) = cx.facts.last_question.clone()
     {
@@ -204,7 +204,7 @@ fn decide_command(cx: &Seen, message: &Message, command: &Command, sender: &User
     decision(Kind::Command, command_action(cx, message, command, sender))
 }
 
-fn command_action(cx: &Seen, message: &Message, command: &Command, sender: &User) -> Action {
+fn command_action(cx: &Seen, message: &Message, command: &BotCommand, sender: &User) -> Action {
     if owner::is_admin(cx.config, sender.id) {
         match command.name.as_str() {
             "allow" | "deny" => {
@@ -473,16 +473,16 @@ fn strip_mentions(me: &User, message: &Message, caption: bool) -> String {
 const KNOWN_COMMANDS: [&str; 10] =
     ["start", "help", "mode", "reset", "new", "retry", "allow", "deny", "users", "stats"];
 
-/// A command: `/name@bot args`.
+/// A bot command in a message: `/name@bot args` (not the command line's `cli::Command`).
 #[derive(Debug, PartialEq)]
-pub struct Command<'a> {
+pub struct BotCommand<'a> {
     pub name: String,
     pub bot: Option<&'a str>,
     pub args: &'a str,
 }
 
 /// Parses `/name`, `/name@bot` and their arguments. Text like "/etc/hosts" is not a command.
-pub fn parse_command(text: &str) -> Option<Command<'_>> {
+pub fn parse_command(text: &str) -> Option<BotCommand<'_>> {
     let rest = text.strip_prefix('/')?;
     let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
     let (head, args) = rest.split_at(end);
@@ -493,7 +493,7 @@ pub fn parse_command(text: &str) -> Option<Command<'_>> {
     let valid = !name.is_empty()
         && name.len() <= 32
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-    valid.then(|| Command { name: name.to_ascii_lowercase(), bot, args })
+    valid.then(|| BotCommand { name: name.to_ascii_lowercase(), bot, args })
 }
 
 #[cfg(test)]
