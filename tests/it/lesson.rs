@@ -61,3 +61,27 @@ fn the_excerpt_finder_sees_indented_fences() {
         "a\n```rust\nfn x() {}\n```\n1. b\n   ```rust\n   let y = 1;\n   ```\n```sh\nls\n```\n";
     assert_eq!(rust_blocks(text), ["fn x() {}", "   let y = 1;"]);
 }
+
+/// Every source file docs/lesson.md, README.md and ARCHITECTURE.md name (`src/bot/media.rs`,
+/// `bot/memory.rs`) exists: a file that was renamed or folded away is a wrong pointer.
+#[test]
+fn the_docs_point_at_files_that_exist() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let mut wrong = Vec::new();
+    for doc in ["docs/lesson.md", "README.md", "ARCHITECTURE.md"] {
+        let text = std::fs::read_to_string(format!("{root}/{doc}")).expect("a doc");
+        for word in text.split(|c: char| c.is_whitespace() || "`()[],;:«»".contains(c)) {
+            let file = word.strip_suffix(".rs").filter(|p| p.contains('/') && !p.starts_with("//"));
+            let Some(path) = file else {
+                continue;
+            };
+            let path = format!("{}.rs", path.strip_prefix("src/").unwrap_or(path));
+            let in_src = std::path::Path::new(root).join("src").join(&path).exists();
+            let elsewhere = std::path::Path::new(root).join(&path).exists();
+            if !in_src && !elsewhere {
+                wrong.push(format!("{doc}: {word}"));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "files the docs name that do not exist: {wrong:?}");
+}
