@@ -77,9 +77,11 @@ impl Draft {
     }
 
     /// Sends the answer so far as a draft: its last 4096 characters' worth, as the final
-    /// answer's last message will show them.
+    /// answer's last message will show them. Only the answer's last paragraphs are rendered
+    /// ([`DRAFT_SOURCE_BYTES`]): a draft every half second of a whole long answer would cost
+    /// time that grows with the square of its length.
     fn show(&mut self) {
-        let chunks = render::markdown_chunks(&self.markdown);
+        let chunks = render::markdown_chunks(tail(&self.markdown));
         let Some(last) = chunks.last() else {
             return; // nothing visible yet (say, only "**")
         };
@@ -113,6 +115,21 @@ impl Draft {
             },
         }
     }
+}
+
+/// How much of the end of a streamed answer a draft renders: more than a message's worth
+/// (4096 characters, up to 16 KB of UTF-8) even after Markdown's own marks.
+const DRAFT_SOURCE_BYTES: usize = 32 * 1024;
+
+/// The end of `markdown` a draft shows: all of it when short, else its last paragraphs
+/// within [`DRAFT_SOURCE_BYTES`] (cut at a blank line, so that no paragraph starts midway).
+fn tail(markdown: &str) -> &str {
+    let Some(from) = markdown.len().checked_sub(DRAFT_SOURCE_BYTES) else {
+        return markdown;
+    };
+    let from = (from..markdown.len()).find(|&i| markdown.is_char_boundary(i)).unwrap_or(from);
+    let rest = &markdown[from..];
+    rest.find("\n\n").map_or(rest, |at| &rest[at + 2..])
 }
 
 /// Keeps "typing…" on screen while GigaChat thinks. The status lasts 5 s: a helper thread
@@ -170,5 +187,22 @@ impl Typing {
         if std::mem::take(&mut self.active) && self.orders.send(None).is_ok() {
             let _ = self.stopped.recv();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_draft_renders_the_end_of_a_long_answer_only() {
+        assert_eq!(tail("короткий ответ"), "короткий ответ");
+        let long = format!("{}\n\nпоследний абзац", "я".repeat(DRAFT_SOURCE_BYTES));
+        assert_eq!(tail(&long), "последний абзац");
+        // Without a blank line, the last bytes on a character boundary.
+        let one = "ж".repeat(DRAFT_SOURCE_BYTES);
+        let end = tail(&one);
+        assert!(end.len() <= DRAFT_SOURCE_BYTES && end.len() >= DRAFT_SOURCE_BYTES - 1);
+        assert!(one.ends_with(end));
     }
 }
