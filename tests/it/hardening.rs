@@ -331,7 +331,7 @@ fn a_full_disk_stops_the_loop_until_the_state_can_be_saved_and_no_decision_is_lo
 fn a_state_that_cannot_be_read_lets_no_denied_user_in() {
     let w = World::start_with(&format!("[bot]\nadmins = [{ANNA}]\n"));
     let deny = w.tg.push_text(ANNA, ANNA, &format!("/deny {IVAN}"));
-    w.tg.wait_until(WAIT, "denied", |t| !t.replies_to(deny).is_empty());
+    w.tg.wait_until(WAIT, "denied", |t| t.confirmed_offset() > deny && t.polling());
     let db = open_state(&w.env.path("gigabot.db"));
     drop(db);
     let writer = rusqlite::Connection::open(w.env.path("gigabot.db")).unwrap();
