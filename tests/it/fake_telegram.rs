@@ -10,9 +10,10 @@
 //!
 //! Tests script it (`push` updates built with the functions at the bottom, `fail_next` faults,
 //! `fail_for` outages that last a time, seeded `set_random_faults`, a `set_kill_hook` that
-//! crashes the bot in a chosen call) and observe it (`calls`, each with its arrival and
-//! answer times, `sent_to`, `replies_to`, `confirmed_offset`), waiting with `wait_until`,
-//! which polls the record with a deadline. Like the server, it slows a client that retries
+//! crashes the bot in a chosen call, `end_polls` that ends a parked long poll as its timeout
+//! would) and observe it (`calls`, each with its arrival and answer times, `sent_to`,
+//! `replies_to`, `confirmed_offset`), waiting with `wait_until`, which polls the record with
+//! a deadline. Like the server, it slows a client that retries
 //! without a pause (getUpdates conflicts and repeated polls, reference §2).
 //!
 //! Order of checks, where several could fail: first what the Bot API server checks while
@@ -272,6 +273,8 @@ struct State {
     /// Bumped by each getUpdates that parks; a parked poll that sees it change was
     /// superseded.
     poll_generation: u64,
+    /// Bumped by `end_polls`: a parked poll that sees it change ends as at its timeout.
+    polls_ended: u64,
     /// The offset and arrival of the last getUpdates, for the server's anti-hammering.
     last_poll: Option<(i64, Instant)>,
     /// Before this, a getUpdates conflict (409) is held `CONFLICT_HOLD` before it goes out.
@@ -492,6 +495,14 @@ impl FakeTelegram {
         let mut state = self.lock();
         let chat = state.chats.get_mut(&chat_id).expect("set_blocked: unknown chat");
         chat.blocked = blocked;
+    }
+
+    /// Ends the parked getUpdates now with no updates, as its timeout would: for tests that
+    /// need the bot's next poll (a fault queued for it, a line logged after it) and would
+    /// otherwise wait out the long poll.
+    pub fn end_polls(&self) {
+        self.lock().polls_ended += 1;
+        self.shared.wake.notify_all();
     }
 
     /// Sets a webhook, so getUpdates answers 409 until deleteWebhook.
@@ -1034,6 +1045,7 @@ fn get_updates(shared: &Shared, p: &Map<String, Value>) -> Result<Value, ApiErro
     state.confirm(offset);
 
     let deadline = now + timeout;
+    let ended = state.polls_ended;
     let mut generation = None;
     loop {
         if generation.is_some_and(|g| g != state.poll_generation) {
@@ -1050,7 +1062,7 @@ fn get_updates(shared: &Shared, p: &Map<String, Value>) -> Result<Value, ApiErro
             return Err(ApiError { code: 409, description, parameters: None });
         }
         let now = Instant::now();
-        if state.stopped || now >= deadline {
+        if state.stopped || now >= deadline || state.polls_ended != ended {
             return Ok(ok(json!([])));
         }
         if generation.is_none() {
