@@ -1,11 +1,12 @@
-//! Property tests: for any input, what the renderer makes is what Telegram accepts, a config
-//! loads or names its problem in one line, and no update or response body stops the bot.
+//! Property tests: for any input, a config loads or names its problem in one line, and no
+//! update or response body stops the bot.
 //!
 //! proptest generates the inputs and shrinks a failure to a small one. The strategies mix
-//! arbitrary data with alphabets of the pieces that matter (Markdown, HTML, entities, emoji,
-//! TOML syntax, API envelopes), so that the rare cases come often. `render.rs` and `config.rs`
-//! are compiled in by path, as the crate has no library target; their own unit tests then run
-//! here a second time, as `properties::render::tests::…`.
+//! arbitrary data with alphabets of the pieces that matter (Markdown, entities, emoji, TOML
+//! syntax, API envelopes), so that the rare cases come often. `config.rs` is compiled in by
+//! path, as the crate has no library target; its own unit tests then run here a second time,
+//! as `properties::config::tests::…`. The properties of rendering, which need no bot, are
+//! unit tests beside the renderer (`src/render/tests/`).
 //!
 //! The bot properties share one bot per property across the cases that pass; after a failing
 //! case the next one starts another bot, so that a shrunk input fails on its own and not
@@ -30,14 +31,9 @@ use serde_json::{Value, json};
 use crate::core::{WAIT, World};
 use crate::fake_gigachat::Reply;
 use crate::fake_telegram::{self as tg, ANNA, CHANNEL, FakeTelegram, Fault, GROUP, IVAN};
-use crate::tg_html;
 
-// The pure modules, compiled in by path: they must stay free of `crate::` paths.
-#[allow(dead_code)] // the binary's other users of these modules are not compiled in
-#[path = "../../src/render.rs"]
-mod render;
-
-#[allow(dead_code)]
+// The config module, compiled in by path: it must stay free of `crate::` paths.
+#[allow(dead_code)] // the binary's other users of the module are not compiled in
 #[path = "../../src/config.rs"]
 mod config;
 
@@ -121,7 +117,7 @@ fn truncated(texts: &'static [&'static str]) -> BoxedStrategy<Vec<u8>> {
         .boxed()
 }
 
-// --- Markdown → Telegram HTML → split ---
+// --- Markdown, for the answers of the fake GigaChat ---
 
 /// Pieces of GigaChat-style Markdown, raw HTML, entities and text that reach the renderer's
 /// special cases: emphasis, code, headings, quotes, lists, links, tables, breaks.
@@ -152,110 +148,6 @@ fn markdown(max_pieces: usize, max_run: usize) -> BoxedStrategy<String> {
         1 => (select(RUNS), 1..max_run).prop_map(|(run, n)| run.repeat(n)),
     ];
     vec(piece, 0..max_pieces).prop_map(|pieces| pieces.concat()).boxed()
-}
-
-/// Inputs of up to a few messages (about 20 000 characters): stretches of Markdown and runs
-/// longer than a message, so that cuts fall at Telegram's real limit.
-fn long_markdown() -> BoxedStrategy<String> {
-    let stretch = prop_oneof![
-        4 => markdown(500, 8),
-        1 => (select(RUNS), 1..6000usize).prop_map(|(run, n)| run.repeat(n)),
-    ];
-    vec(stretch, 0..10).prop_map(|stretches| stretches.concat()).boxed()
-}
-
-/// Renders, splits at `limit`, and checks every chunk and the chunks together.
-fn check_split(markdown: &str, limit: usize) -> TestCaseResult {
-    let html = render::markdown_to_html(markdown);
-    let whole = render::visible_text(&html);
-    telegram_accepts(&html, &whole)?;
-    let chunks = render::split_html(&html, limit);
-    let mut texts = Vec::new();
-    for chunk in &chunks {
-        let text = render::visible_text(chunk);
-        telegram_accepts(chunk, &text)?;
-        let length = text.chars().count();
-        prop_assert!(length <= limit, "{length} characters > {limit}: {chunk:?}");
-        prop_assert!(!text.trim().is_empty(), "a blank message: {chunk:?}");
-        texts.push(text);
-    }
-    joined_is_whole(&whole, &texts, limit)
-}
-
-/// Telegram's HTML parser accepts `html`, and the text it shows (before its own trimming) is
-/// `visible`: every tag is one Telegram knows, balanced and allowed where it is, and every
-/// `<`, `>` and `&` of the text is escaped the way `visible_text` decodes it.
-fn telegram_accepts(html: &str, visible: &str) -> TestCaseResult {
-    match tg_html::parse(html) {
-        Ok((text, _)) => prop_assert_eq!(text, visible, "Telegram shows another text: {:?}", html),
-        Err(detail) => prop_assert!(false, "Telegram refuses {html:?}: {detail}"),
-    }
-    Ok(())
-}
-
-/// The chunks' texts, joined, are the whole text, except for what `split_html` documents:
-/// a run of whitespace that would be a message of its own is dropped ("no blank message").
-/// Such a run needs a cut forced inside it, so the chunk before it, if any, is full.
-fn joined_is_whole(whole: &str, texts: &[String], limit: usize) -> TestCaseResult {
-    let mut rest = whole;
-    for (i, text) in texts.iter().enumerate() {
-        // The one place where `text` can start after nothing but whitespace.
-        let start = rest
-            .char_indices()
-            .find(|&(at, c)| rest[at..].starts_with(text.as_str()) || !c.is_whitespace())
-            .map(|(at, _)| at)
-            .filter(|&at| rest[at..].starts_with(text.as_str()));
-        let Some(start) = start else {
-            return Err(TestCaseError::fail(format!(
-                "chunk {i} {text:?} is not what follows in the whole text: {rest:?}"
-            )));
-        };
-        if start > 0 && i > 0 {
-            let before = texts[i - 1].chars().count();
-            prop_assert_eq!(
-                before,
-                limit,
-                "whitespace {:?} dropped after a chunk that is not full",
-                &rest[..start]
-            );
-        }
-        rest = &rest[start + text.len()..];
-    }
-    prop_assert!(rest.chars().all(char::is_whitespace), "text lost at the end: {rest:?}");
-    if let (false, Some(last)) = (rest.is_empty(), texts.last()) {
-        let length = last.chars().count();
-        prop_assert_eq!(
-            length,
-            limit,
-            "trailing {:?} dropped after a chunk that is not full",
-            rest
-        );
-    }
-    Ok(())
-}
-
-proptest! {
-    // Shrinking a 20 000-character input takes many steps, each a few milliseconds.
-    #![proptest_config(ProptestConfig { max_shrink_iters: 4096, ..cases(128) })]
-
-    /// At Telegram's limit, on inputs up to several messages long.
-    #[test]
-    fn long_answers_become_messages_telegram_accepts(markdown in long_markdown()) {
-        check_split(&markdown, render::MESSAGE_LIMIT)?;
-    }
-}
-
-proptest! {
-    #![proptest_config(cases(512))]
-
-    /// At small limits, so that one input is cut in many places.
-    #[test]
-    fn any_text_becomes_messages_telegram_accepts(
-        markdown in prop_oneof![markdown(120, 40), text(300)],
-        limit in 1..200usize,
-    ) {
-        check_split(&markdown, limit)?;
-    }
 }
 
 // --- config ---
