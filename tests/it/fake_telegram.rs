@@ -11,9 +11,9 @@
 //! Tests script it (`push` updates built with the functions at the bottom, `fail_next` faults,
 //! `fail_for` outages that last a time, seeded `set_random_faults`, a `set_kill_hook` that
 //! crashes the bot in a chosen call, `end_polls` that ends a parked long poll as its timeout
-//! would) and observe it (`calls`, each with its arrival and answer times, `sent_to`,
-//! `replies_to`, `confirmed_offset`), waiting with `wait_until`, which polls the record with
-//! a deadline. Like the server, it slows a client that retries
+//! would) and observe it (`calls`, each with its arrival and answer times, `in_flight`,
+//! `sent_to`, `replies_to`, `confirmed_offset`), waiting with `wait_until`, which polls the
+//! record with a deadline. Like the server, it slows a client that retries
 //! without a pause (getUpdates conflicts and repeated polls, reference §2).
 //!
 //! Order of checks, where several could fail: first what the Bot API server checks while
@@ -305,6 +305,8 @@ struct State {
     files: HashMap<String, FakeFile>,
     /// Downloads (`/file/bot<token>/<path>`): the path and the status answered.
     downloads: Vec<(String, u16)>,
+    /// Calls being handled now (arrived, not yet answered), by method.
+    in_flight: HashMap<&'static str, usize>,
 }
 
 /// A callback to run in place of one call; see [`FakeTelegram::set_kill_hook`].
@@ -684,6 +686,12 @@ impl FakeTelegram {
         self.lock().queue.len()
     }
 
+    /// Calls of `method` (canonical casing) that arrived and are not answered yet: held by
+    /// a `Delay` fault, say, or a parked getUpdates.
+    pub fn in_flight(&self, method: &str) -> usize {
+        self.lock().in_flight.get(method).copied().unwrap_or(0)
+    }
+
     /// Whether a getUpdates is parked waiting for updates (the bot is idle).
     pub fn polling(&self) -> bool {
         self.lock().parked_polls > 0
@@ -740,7 +748,11 @@ fn handle(shared: &Shared, request: &Request, responder: &mut Responder) {
             Err(error) => (method.to_string(), Wire::error(error)),
             Ok(parsed) => {
                 params = parsed;
-                let hook = shared.state.lock().unwrap().due_kill_hook(method);
+                let hook = {
+                    let mut state = shared.state.lock().unwrap();
+                    *state.in_flight.entry(method).or_default() += 1;
+                    state.due_kill_hook(method)
+                };
                 let wire = match hook {
                     // The bot is gone by now; the call is never handled.
                     Some(hook) => {
@@ -749,6 +761,7 @@ fn handle(shared: &Shared, request: &Request, responder: &mut Responder) {
                     }
                     None => answer(shared, method, &params),
                 };
+                *shared.state.lock().unwrap().in_flight.entry(method).or_default() -= 1;
                 (method.to_string(), wire)
             }
         },

@@ -927,8 +927,14 @@ fn every_fault_kind_is_delivered_then_calls_work_again() {
     assert!(answer.body.contains("<center>nginx"), "{}", answer.body);
     assert!(agent.post(method_url(&fake, "getMe")).send_empty().is_err(), "a dropped connection");
     let started = Instant::now();
-    assert_eq!(get_me().status, 200);
+    let held = thread::scope(|s| {
+        let call = s.spawn(get_me);
+        fake.wait_until(WAIT, "the call held", |f| f.in_flight("getMe") == 1);
+        call.join().unwrap()
+    });
+    assert_eq!(held.status, 200);
     assert!(started.elapsed() >= Duration::from_millis(300));
+    assert_eq!(fake.in_flight("getMe"), 0);
     let answer = get_me();
     assert_eq!(answer.status, 200);
     assert!(serde_json::from_str::<Value>(&answer.body).is_err(), "garbage: {}", answer.body);
