@@ -10,10 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use serde::Deserialize;
 
-// By path (here and for the tests): tests/it/properties.rs compiles this file by path too.
-#[path = "config/scrub.rs"]
 pub mod scrub;
-#[path = "config/validate.rs"]
 mod validate;
 
 /// The whole config file. Missing keys take their defaults; unknown keys are an error,
@@ -451,6 +448,5 @@ fn apply_env(config: &mut Config, get: impl Fn(&str) -> Option<String>) {
     }
 }
 
-#[path = "config/tests.rs"]
 #[cfg(test)]
 mod tests;

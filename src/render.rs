@@ -5,8 +5,6 @@
 
 use pulldown_cmark::{CodeBlockKind, Event, LinkType, Options, Parser, Tag, TagEnd};
 
-// By path, as for the tests: tests/it/properties.rs compiles this file in by path too.
-#[path = "render/split.rs"]
 mod split;
 pub use split::{split_html, visible_text};
 
@@ -388,6 +386,5 @@ impl Renderer {
     }
 }
 
-#[path = "render/tests.rs"]
 #[cfg(test)]
 mod tests;

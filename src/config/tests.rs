@@ -1,7 +1,10 @@
-//! The config as the bot loads it, from TOML text and an environment given in the test.
+//! The config as the bot loads it, from TOML text and an environment given in the test; in
+//! `config_properties`, what any file becomes.
 
 use super::validate::is_authorization_key;
 use super::*;
+
+mod config_properties;
 
 fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
     let pairs: Vec<(String, String)> =

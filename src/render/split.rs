@@ -232,6 +232,3 @@ pub(super) fn joins(prev: char, next: char) -> bool {
             | 0x200D | 0x20D0..=0x20FF | 0xFE00..=0xFE0F | 0xFE20..=0xFE2F
             | 0x1F3FB..=0x1F3FF | 0xE0020..=0xE007F | 0xE0100..=0xE01EF)
 }
-
-// Named by path: tests/it/properties.rs compiles this file in by path, and there a plain
-// `mod tests;` would be looked for as src/tests.rs.

@@ -1,38 +1,109 @@
-//! The renderer's tests; tests/it/properties.rs runs them a second time, with render.rs.
+//! The renderer's tests: examples of what it makes of Markdown and where it cuts, and in
+//! `render_properties` what any input becomes.
 
 use super::split::*;
 use super::*;
 
-/// Panics unless `html` is what Telegram's parser accepts: only its tags, balanced, nested
-/// as Telegram allows, and every `<`, `>`, `&` of the text escaped.
-fn assert_valid(html: &str) {
-    let allowed = ["b", "i", "u", "s", "code", "pre", "a", "blockquote", "tg-spoiler"];
-    let mut stack: Vec<&str> = Vec::new();
-    let mut rest = html;
+mod render_properties;
+
+/// The entities the renderer writes, which Telegram and `visible_text` read alike.
+const ENTITIES: [(&str, char); 4] = [("&lt;", '<'), ("&gt;", '>'), ("&amp;", '&'), ("&quot;", '"')];
+
+/// An open tag: its name, where in the text it opened, and for a `<pre>` where its `<code>`
+/// closed.
+type Open<'a> = (&'a str, usize, Option<usize>);
+
+/// The text Telegram shows for `html`, or why its parser would refuse it or drop some of its
+/// formatting: only Telegram's tags, with only the attributes the renderer writes; balanced,
+/// nested as Telegram allows; every `<`, `>`, `&` of the text and the attributes escaped.
+fn telegram_text(html: &str) -> Result<String, String> {
+    let (mut text, mut open, mut rest) = (String::new(), Vec::new(), html);
     while let Some(c) = rest.chars().next() {
-        let mut len = c.len_utf8();
-        if c == '<' {
-            len = rest.find('>').expect("unclosed tag") + 1;
-            let tag = &rest[1..len - 1];
-            if let Some(name) = tag.strip_prefix('/') {
-                assert_eq!(stack.pop(), Some(name), "unbalanced: {html:?}");
-            } else {
-                let name = tag.split(' ').next().unwrap_or("");
-                let parent = stack.last().copied().unwrap_or("");
-                assert!(allowed.contains(&name), "tag {name:?}: {html:?}");
-                assert!(parent != "code", "inside code: {html:?}");
-                assert!(parent != "pre" || name == "code", "inside pre: {html:?}");
-                let nests_itself = name == "a" || name == "blockquote";
-                assert!(!(nests_itself && stack.contains(&name)), "nested: {html:?}");
-                stack.push(name);
+        let len = match c {
+            '<' => {
+                let len = rest.find('>').ok_or("an unclosed tag")? + 1;
+                match rest[1..len - 1].strip_prefix('/') {
+                    Some(name) => close_tag(name, &mut open, text.len())?,
+                    None => open_tag(&rest[1..len - 1], &mut open, text.len())?,
+                }
+                len
             }
-        } else if c == '&' {
-            len = decode_entity(rest).expect("bare &").1;
-        }
-        assert!(c != '>', "bare >: {html:?}");
+            '&' => {
+                let entity = ENTITIES.iter().find(|(entity, _)| rest.starts_with(entity));
+                let (entity, ch) = entity.ok_or("a bare &")?;
+                text.push(*ch);
+                entity.len()
+            }
+            '>' => return Err("a bare >".into()),
+            _ => {
+                text.push(c);
+                c.len_utf8()
+            }
+        };
         rest = &rest[len..];
     }
-    assert!(stack.is_empty(), "unclosed {stack:?}: {html:?}");
+    match open.last() {
+        Some((name, ..)) => Err(format!("<{name}> is not closed")),
+        None => Ok(text),
+    }
+}
+
+/// A start tag (what is between `<` and `>`), if Telegram takes it where it is: nothing in a
+/// `<code>` or `<pre>` but a `<code>` that opens the `<pre>`, no link or code in a link, no
+/// quote in a quote.
+fn open_tag<'a>(tag: &'a str, open: &mut Vec<Open<'a>>, at: usize) -> Result<(), String> {
+    let (name, attributes) = tag.split_once(' ').unwrap_or((tag, ""));
+    let attribute = match name {
+        "b" | "i" | "u" | "s" | "pre" | "blockquote" | "tg-spoiler" => "",
+        "a" => "href=\"",
+        "code" => "class=\"language-",
+        _ => return Err(format!("the tag <{name}>")),
+    };
+    if !attributes.is_empty() || name == "a" {
+        let value = attributes.strip_prefix(attribute).and_then(|v| v.strip_suffix('"'));
+        let escaped = |v: &str| {
+            let entity = |i: usize| ENTITIES.iter().any(|(e, _)| v[i..].starts_with(e));
+            !v.contains(['"', '<', '>']) && v.match_indices('&').all(|(i, _)| entity(i))
+        };
+        if attribute.is_empty() || !value.is_some_and(escaped) {
+            return Err(format!("the attributes of <{tag}>"));
+        }
+    }
+    let inside = |names: &[&str]| open.iter().any(|(n, ..)| names.contains(n));
+    let opens_pre = matches!(open.last(), Some(&("pre", start, None)) if start == at);
+    if inside(&["code", "pre"]) && !(name == "code" && opens_pre) {
+        return Err(format!("<{name}> inside code"));
+    }
+    if inside(&["a"]) && ["a", "code", "pre"].contains(&name) {
+        return Err(format!("<{name}> inside a link"));
+    }
+    if inside(&["blockquote"]) && name == "blockquote" {
+        return Err("a quote inside a quote".into());
+    }
+    open.push((name, at, None));
+    Ok(())
+}
+
+/// An end tag, if it closes the innermost open tag (and a `<pre>`'s `<code>` wraps it whole).
+fn close_tag(name: &str, open: &mut Vec<Open>, at: usize) -> Result<(), String> {
+    match open.pop() {
+        None => Err(format!("</{name}> closes nothing")),
+        Some((opened, ..)) if opened != name => Err(format!("</{name}> closes <{opened}>")),
+        Some((_, _, Some(code_end))) if code_end != at => Err("text after </code> in <pre>".into()),
+        Some(_) => {
+            if let (Some(("pre", _, code_end)), "code") = (open.last_mut(), name) {
+                *code_end = Some(at);
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Panics unless Telegram's parser takes `html` as it is (see `telegram_text`).
+fn assert_valid(html: &str) {
+    if let Err(why) = telegram_text(html) {
+        panic!("Telegram would refuse or change {html:?}: {why}");
+    }
 }
 
 /// Splits and checks every chunk: valid, within `limit`, not blank.

@@ -10,9 +10,10 @@
 //!
 //! Tests script it (`push` updates built with the functions at the bottom, `fail_next` faults,
 //! `fail_for` outages that last a time, seeded `set_random_faults`, a `set_kill_hook` that
-//! crashes the bot in a chosen call) and observe it (`calls`, each with its arrival and
-//! answer times, `sent_to`, `replies_to`, `confirmed_offset`), waiting with `wait_until`,
-//! which polls the record with a deadline. Like the server, it slows a client that retries
+//! crashes the bot in a chosen call, `end_polls` that ends a parked long poll as its timeout
+//! would) and observe it (`calls`, each with its arrival and answer times, `in_flight`,
+//! `sent_to`, `replies_to`, `confirmed_offset`), waiting with `wait_until`, which polls the
+//! record with a deadline. Like the server, it slows a client that retries
 //! without a pause (getUpdates conflicts and repeated polls, reference §2).
 //!
 //! Order of checks, where several could fail: first what the Bot API server checks while
@@ -272,6 +273,8 @@ struct State {
     /// Bumped by each getUpdates that parks; a parked poll that sees it change was
     /// superseded.
     poll_generation: u64,
+    /// Bumped by `end_polls`: a parked poll that sees it change ends as at its timeout.
+    polls_ended: u64,
     /// The offset and arrival of the last getUpdates, for the server's anti-hammering.
     last_poll: Option<(i64, Instant)>,
     /// Before this, a getUpdates conflict (409) is held `CONFLICT_HOLD` before it goes out.
@@ -302,6 +305,8 @@ struct State {
     files: HashMap<String, FakeFile>,
     /// Downloads (`/file/bot<token>/<path>`): the path and the status answered.
     downloads: Vec<(String, u16)>,
+    /// Calls being handled now (arrived, not yet answered), by method.
+    in_flight: HashMap<&'static str, usize>,
 }
 
 /// A callback to run in place of one call; see [`FakeTelegram::set_kill_hook`].
@@ -494,6 +499,14 @@ impl FakeTelegram {
         chat.blocked = blocked;
     }
 
+    /// Ends the parked getUpdates now with no updates, as its timeout would: for tests that
+    /// need the bot's next poll (a fault queued for it, a line logged after it) and would
+    /// otherwise wait out the long poll.
+    pub fn end_polls(&self) {
+        self.lock().polls_ended += 1;
+        self.shared.wake.notify_all();
+    }
+
     /// Sets a webhook, so getUpdates answers 409 until deleteWebhook.
     pub fn set_webhook(&self, url: &str) {
         self.lock().webhook_url = Some(url.to_string());
@@ -673,6 +686,12 @@ impl FakeTelegram {
         self.lock().queue.len()
     }
 
+    /// Calls of `method` (canonical casing) that arrived and are not answered yet: held by
+    /// a `Delay` fault, say, or a parked getUpdates.
+    pub fn in_flight(&self, method: &str) -> usize {
+        self.lock().in_flight.get(method).copied().unwrap_or(0)
+    }
+
     /// Whether a getUpdates is parked waiting for updates (the bot is idle).
     pub fn polling(&self) -> bool {
         self.lock().parked_polls > 0
@@ -729,7 +748,11 @@ fn handle(shared: &Shared, request: &Request, responder: &mut Responder) {
             Err(error) => (method.to_string(), Wire::error(error)),
             Ok(parsed) => {
                 params = parsed;
-                let hook = shared.state.lock().unwrap().due_kill_hook(method);
+                let hook = {
+                    let mut state = shared.state.lock().unwrap();
+                    *state.in_flight.entry(method).or_default() += 1;
+                    state.due_kill_hook(method)
+                };
                 let wire = match hook {
                     // The bot is gone by now; the call is never handled.
                     Some(hook) => {
@@ -738,6 +761,7 @@ fn handle(shared: &Shared, request: &Request, responder: &mut Responder) {
                     }
                     None => answer(shared, method, &params),
                 };
+                *shared.state.lock().unwrap().in_flight.entry(method).or_default() -= 1;
                 (method.to_string(), wire)
             }
         },
@@ -1034,6 +1058,7 @@ fn get_updates(shared: &Shared, p: &Map<String, Value>) -> Result<Value, ApiErro
     state.confirm(offset);
 
     let deadline = now + timeout;
+    let ended = state.polls_ended;
     let mut generation = None;
     loop {
         if generation.is_some_and(|g| g != state.poll_generation) {
@@ -1050,7 +1075,7 @@ fn get_updates(shared: &Shared, p: &Map<String, Value>) -> Result<Value, ApiErro
             return Err(ApiError { code: 409, description, parameters: None });
         }
         let now = Instant::now();
-        if state.stopped || now >= deadline {
+        if state.stopped || now >= deadline || state.polls_ended != ended {
             return Ok(ok(json!([])));
         }
         if generation.is_none() {

@@ -242,6 +242,38 @@ fn long_poll_answers_when_an_update_arrives_and_confirms_by_offset() {
     assert!(started.elapsed() >= Duration::from_millis(950), "{:?}", started.elapsed());
 }
 
+/// `end_polls` ends a parked poll at once, empty, as its timeout would; it leaves the
+/// queue and the confirmed offset alone, and a poll that comes after it waits as usual.
+#[test]
+fn end_polls_ends_a_parked_poll_as_its_timeout_would() {
+    let fake = FakeTelegram::start();
+    let agent = agent();
+    let poll = |timeout: u64| {
+        let (agent, url) = (agent.clone(), method_url(&fake, "getUpdates"));
+        thread::spawn(move || {
+            let body = json!({"offset": 1, "timeout": timeout}).to_string();
+            let started = Instant::now();
+            let answer =
+                read(agent.post(url).header("Content-Type", "application/json").send(body), "");
+            (answer.json(), started.elapsed())
+        })
+    };
+    let parked = poll(30);
+    fake.wait_until(WAIT, "the poll is parked", |f| f.polling());
+    fake.end_polls();
+    let (body, took) = parked.join().unwrap();
+    assert_eq!(body, json!({"ok": true, "result": []}));
+    assert!(took < Duration::from_secs(5), "ended at once, not at the timeout: {took:?}");
+    assert!(!fake.polling());
+    // Only the polls parked then: the next one parks, and an update ends it.
+    let next = poll(30);
+    fake.wait_until(WAIT, "the next poll is parked", |f| f.polling());
+    let id = fake.push_text(IVAN, IVAN, "Привет");
+    let (body, _) = next.join().unwrap();
+    assert_eq!(body["result"][0]["update_id"].as_i64(), Some(id), "{body}");
+    assert_eq!((fake.confirmed_offset(), fake.pending_updates()), (1, 1));
+}
+
 /// The server slows a tight polling loop down (reference §2): the same offset again within
 /// 0.5 s gets a limit of 1, within 3 s a timeout of at least 3 s.
 #[test]
@@ -895,8 +927,14 @@ fn every_fault_kind_is_delivered_then_calls_work_again() {
     assert!(answer.body.contains("<center>nginx"), "{}", answer.body);
     assert!(agent.post(method_url(&fake, "getMe")).send_empty().is_err(), "a dropped connection");
     let started = Instant::now();
-    assert_eq!(get_me().status, 200);
+    let held = thread::scope(|s| {
+        let call = s.spawn(get_me);
+        fake.wait_until(WAIT, "the call held", |f| f.in_flight("getMe") == 1);
+        call.join().unwrap()
+    });
+    assert_eq!(held.status, 200);
     assert!(started.elapsed() >= Duration::from_millis(300));
+    assert_eq!(fake.in_flight("getMe"), 0);
     let answer = get_me();
     assert_eq!(answer.status, 200);
     assert!(serde_json::from_str::<Value>(&answer.body).is_err(), "garbage: {}", answer.body);

@@ -179,7 +179,7 @@ fn a_stop_during_the_resend_after_a_restart_waits_for_the_message_in_flight() {
     let mut bot = env.spawn(&[]);
     bot.wait_log("sending the last 2 message(s)", WAIT);
     // The resend is in flight (the fake holds it 1.5 s) when the stop comes.
-    std::thread::sleep(Duration::from_millis(300));
+    tg.wait_until(WAIT, "the resend held by the fake", |t| t.in_flight("sendMessage") == 1);
     bot.signal("TERM");
     let status = bot.wait_exit(WAIT).expect("the bot stops");
     assert!(status.success(), "{}", bot.log());

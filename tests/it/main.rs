@@ -11,8 +11,9 @@
 //! - `fake_gigachat`: OAuth and chat completions over real TLS with a throwaway CA;
 //! - `fakes_selftest`: tests of the fakes themselves, through real HTTP and TLS;
 //! - `soak`: thousands of updates with random faults and SIGKILLs (`soak_full` is ignored);
-//! - `properties`: proptest properties of rendering, the config, and the bot fed any update
-//!   or response body (`PROPTEST_CASES=N` for a longer search).
+//! - `properties`: proptest properties of the bot fed any update or response body
+//!   (`PROPTEST_CASES=N` for a longer search; those of rendering and of the config are unit
+//!   tests beside their modules).
 
 mod cli;
 mod context;

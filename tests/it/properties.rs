@@ -1,11 +1,10 @@
-//! Property tests: for any input, what the renderer makes is what Telegram accepts, a config
-//! loads or names its problem in one line, and no update or response body stops the bot.
+//! Property tests of the bot: no update and no response body, whatever it holds, stops it.
 //!
 //! proptest generates the inputs and shrinks a failure to a small one. The strategies mix
-//! arbitrary data with alphabets of the pieces that matter (Markdown, HTML, entities, emoji,
-//! TOML syntax, API envelopes), so that the rare cases come often. `render.rs` and `config.rs`
-//! are compiled in by path, as the crate has no library target; their own unit tests then run
-//! here a second time, as `properties::render::tests::…`.
+//! arbitrary data with alphabets of the pieces that matter (Markdown, entities, emoji, API
+//! envelopes), so that the rare cases come often. The properties of rendering and of the
+//! config, which need no bot, are unit tests beside their modules (`src/render/tests/`,
+//! `src/config/tests/`).
 //!
 //! The bot properties share one bot per property across the cases that pass; after a failing
 //! case the next one starts another bot, so that a shrunk input fails on its own and not
@@ -13,9 +12,9 @@
 //! that it still runs, logged it, logged no panic, and still answers a normal question.
 //!
 //! Case counts are small so that `cargo test` stays quick; `PROPTEST_CASES=N` sets them all
-//! for a longer search. A failing case is saved under `tests/proptest-regressions/` (in
-//! `properties.txt`, or for a bot property in `properties/NAME.txt`) and tried first on every
-//! later run: commit these files, as proptest recommends.
+//! for a longer search. A failing case is saved in `tests/proptest-regressions/properties/`,
+//! a file per property, and tried first on every later run: commit these files, as proptest
+//! recommends.
 
 use std::cell::RefCell;
 use std::fmt;
@@ -30,16 +29,6 @@ use serde_json::{Value, json};
 use crate::core::{WAIT, World};
 use crate::fake_gigachat::Reply;
 use crate::fake_telegram::{self as tg, ANNA, CHANNEL, FakeTelegram, Fault, GROUP, IVAN};
-use crate::tg_html;
-
-// The pure modules, compiled in by path: they must stay free of `crate::` paths.
-#[allow(dead_code)] // the binary's other users of these modules are not compiled in
-#[path = "../../src/render.rs"]
-mod render;
-
-#[allow(dead_code)]
-#[path = "../../src/config.rs"]
-mod config;
 
 /// `default` cases, or `PROPTEST_CASES` when it is set.
 fn cases(default: u32) -> ProptestConfig {
@@ -121,7 +110,7 @@ fn truncated(texts: &'static [&'static str]) -> BoxedStrategy<Vec<u8>> {
         .boxed()
 }
 
-// --- Markdown → Telegram HTML → split ---
+// --- Markdown, for the answers of the fake GigaChat ---
 
 /// Pieces of GigaChat-style Markdown, raw HTML, entities and text that reach the renderer's
 /// special cases: emphasis, code, headings, quotes, lists, links, tables, breaks.
@@ -152,340 +141,6 @@ fn markdown(max_pieces: usize, max_run: usize) -> BoxedStrategy<String> {
         1 => (select(RUNS), 1..max_run).prop_map(|(run, n)| run.repeat(n)),
     ];
     vec(piece, 0..max_pieces).prop_map(|pieces| pieces.concat()).boxed()
-}
-
-/// Inputs of up to a few messages (about 20 000 characters): stretches of Markdown and runs
-/// longer than a message, so that cuts fall at Telegram's real limit.
-fn long_markdown() -> BoxedStrategy<String> {
-    let stretch = prop_oneof![
-        4 => markdown(500, 8),
-        1 => (select(RUNS), 1..6000usize).prop_map(|(run, n)| run.repeat(n)),
-    ];
-    vec(stretch, 0..10).prop_map(|stretches| stretches.concat()).boxed()
-}
-
-/// Renders, splits at `limit`, and checks every chunk and the chunks together.
-fn check_split(markdown: &str, limit: usize) -> TestCaseResult {
-    let html = render::markdown_to_html(markdown);
-    let whole = render::visible_text(&html);
-    telegram_accepts(&html, &whole)?;
-    let chunks = render::split_html(&html, limit);
-    let mut texts = Vec::new();
-    for chunk in &chunks {
-        let text = render::visible_text(chunk);
-        telegram_accepts(chunk, &text)?;
-        let length = text.chars().count();
-        prop_assert!(length <= limit, "{length} characters > {limit}: {chunk:?}");
-        prop_assert!(!text.trim().is_empty(), "a blank message: {chunk:?}");
-        texts.push(text);
-    }
-    joined_is_whole(&whole, &texts, limit)
-}
-
-/// Telegram's HTML parser accepts `html`, and the text it shows (before its own trimming) is
-/// `visible`: every tag is one Telegram knows, balanced and allowed where it is, and every
-/// `<`, `>` and `&` of the text is escaped the way `visible_text` decodes it.
-fn telegram_accepts(html: &str, visible: &str) -> TestCaseResult {
-    match tg_html::parse(html) {
-        Ok((text, _)) => prop_assert_eq!(text, visible, "Telegram shows another text: {:?}", html),
-        Err(detail) => prop_assert!(false, "Telegram refuses {html:?}: {detail}"),
-    }
-    Ok(())
-}
-
-/// The chunks' texts, joined, are the whole text, except for what `split_html` documents:
-/// a run of whitespace that would be a message of its own is dropped ("no blank message").
-/// Such a run needs a cut forced inside it, so the chunk before it, if any, is full.
-fn joined_is_whole(whole: &str, texts: &[String], limit: usize) -> TestCaseResult {
-    let mut rest = whole;
-    for (i, text) in texts.iter().enumerate() {
-        // The one place where `text` can start after nothing but whitespace.
-        let start = rest
-            .char_indices()
-            .find(|&(at, c)| rest[at..].starts_with(text.as_str()) || !c.is_whitespace())
-            .map(|(at, _)| at)
-            .filter(|&at| rest[at..].starts_with(text.as_str()));
-        let Some(start) = start else {
-            return Err(TestCaseError::fail(format!(
-                "chunk {i} {text:?} is not what follows in the whole text: {rest:?}"
-            )));
-        };
-        if start > 0 && i > 0 {
-            let before = texts[i - 1].chars().count();
-            prop_assert_eq!(
-                before,
-                limit,
-                "whitespace {:?} dropped after a chunk that is not full",
-                &rest[..start]
-            );
-        }
-        rest = &rest[start + text.len()..];
-    }
-    prop_assert!(rest.chars().all(char::is_whitespace), "text lost at the end: {rest:?}");
-    if let (false, Some(last)) = (rest.is_empty(), texts.last()) {
-        let length = last.chars().count();
-        prop_assert_eq!(
-            length,
-            limit,
-            "trailing {:?} dropped after a chunk that is not full",
-            rest
-        );
-    }
-    Ok(())
-}
-
-proptest! {
-    // Shrinking a 20 000-character input takes many steps, each a few milliseconds.
-    #![proptest_config(ProptestConfig { max_shrink_iters: 4096, ..cases(128) })]
-
-    /// At Telegram's limit, on inputs up to several messages long.
-    #[test]
-    fn long_answers_become_messages_telegram_accepts(markdown in long_markdown()) {
-        check_split(&markdown, render::MESSAGE_LIMIT)?;
-    }
-}
-
-proptest! {
-    #![proptest_config(cases(512))]
-
-    /// At small limits, so that one input is cut in many places.
-    #[test]
-    fn any_text_becomes_messages_telegram_accepts(
-        markdown in prop_oneof![markdown(120, 40), text(300)],
-        limit in 1..200usize,
-    ) {
-        check_split(&markdown, limit)?;
-    }
-}
-
-// --- config ---
-
-/// The config's keys by section, each with values of the right type, valid or not.
-#[rustfmt::skip]
-const KEYS: &[(&str, &str, &[&str])] = &[
-    ("telegram", "token", &["\"123456:ABC-def_1\"", "\"123:a b\"", "\"\""]),
-    ("telegram", "api_url", &["\"https://api.telegram.org\"", "\"http://127.0.0.1:8081/\"", "\"api.telegram.org\"", "\"https://\""]),
-    ("telegram", "poll_timeout_secs", &["30", "0", "50", "51"]),
-    ("gigachat", "credentials", &["\"aWQ6c2VjcmV0\"", "\"\""]),
-    ("gigachat", "client_id", &["\"id\"", "\"\""]),
-    ("gigachat", "client_secret", &["\"secret\"", "\"aWQ6c2VjcmV0\""]),
-    ("gigachat", "scope", &["\"GIGACHAT_API_PERS\"", "\"GIGACHAT_API_B2B\"", "\"pers\""]),
-    ("gigachat", "model", &["\"GigaChat-2-Max\"", "\"\"", "\" \""]),
-    ("gigachat", "auth_url", &["\"https://ngw.devices.sberbank.ru:9443/api/v2/oauth\"", "\"http://x\""]),
-    ("gigachat", "base_url", &["\"https://gigachat.devices.sberbank.ru/api/v1/\"", "\"https:///x\""]),
-    ("gigachat", "ca_bundle_file", &["\"/nonexistent/ca.pem\"", "\"\"", "\"/nonexistent/a\\nb\""]),
-    ("gigachat", "timeout_secs", &["120", "0"]),
-    ("gigachat", "profanity_check", &["true", "false"]),
-    ("gigachat", "temperature", &["0.7", "0.0", "-1.0", "inf", "nan"]),
-    ("gigachat", "max_tokens", &["512", "0", "4294967296"]),
-    ("gigachat", "stream", &["true", "false"]),
-    ("bot", "default_style", &["\"professor\"", "\"fairy\"", "\"pirate\"", "\"\""]),
-    ("bot", "max_input_chars", &["4000", "0"]),
-    ("bot", "state_file", &["\"gigabot-state.json\"", "\"\""]),
-    ("bot", "history_messages", &["6", "0"]),
-    ("bot", "history_chars", &["6000", "0"]),
-    ("bot", "forget_after_days", &["30", "0"]),
-    ("bot", "admins", &["[]", "[123456789]", "[-1, 9223372036854775807]"]),
-    ("bot", "allowed_users", &["[]", "[1, 2]"]),
-    ("bot", "requests_per_minute", &["6", "0", "4294967296"]),
-    ("bot", "daily_tokens_per_user", &["0", "100000"]),
-    ("bot", "transcript_dir", &["\"transcripts\"", "\"\""]),
-    ("bot", "draft_interval_ms", &["1000", "0"]),
-    ("log", "level", &["\"info\"", "\"debug\"", "\"trace\"", "\"INFO\""]),
-    ("log", "messages", &["true", "false"]),
-    ("styles", "id", &["\"professor\"", "\"a\"", "\"x-1_2\"", "\"Pirate\"", "\"\""]),
-    ("styles", "title", &["\"Пират\"", "\"\"", "\"ttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttt\""]),
-    ("styles", "prompt", &["\"Отвечай как пират\"", "\" \""]),
-];
-
-/// TOML values of every kind, at the edges of the types the config reads.
-#[rustfmt::skip]
-const TOML_ATOMS: &[&str] = &[
-    "true", "false", "0", "-1", "+1", "1_000", "9223372036854775807", "9223372036854775808",
-    "-9223372036854775808", "0x7fffffffffffffff", "0o777", "0b101", "1.5", "-0.0", "1e400",
-    "6.02e23", "inf", "-inf", "nan", "1979-05-27T07:32:00Z", "1979-05-27", "07:32:00", "\"\"",
-    "''", "\"\\q\"", "\"\\u0000\"", "\"\\uD800\"", "\"a\\nb\"", "\"\"\"\nmulti\nline\n\"\"\"",
-    "'''\nraw\n'''", "[]", "[1, \"a\"]", "{}", "{ a = 1 }", "[[]]", "[{}]",
-];
-
-fn toml_key() -> BoxedStrategy<String> {
-    prop_oneof![
-        4 => select(KEYS).prop_map(|(_, key, _)| key.to_string()),
-        1 => select(&["tokne", "Token", "telegram.token", "\"token\"", "'level'", "a.b.c", "\"\"", "x-y_z"][..])
-            .prop_map(str::to_string),
-        1 => text(8).prop_map(|key| basic_string(&key)),
-    ]
-    .boxed()
-}
-
-/// A TOML basic string of `text`, escaped as TOML requires.
-fn basic_string(text: &str) -> String {
-    let mut out = String::from("\"");
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\u{0}'..='\u{1f}' | '\u{7f}' => out.push_str(&format!("\\u{:04X}", c as u32)),
-            _ => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
-fn toml_value() -> BoxedStrategy<String> {
-    let leaf = prop_oneof![
-        select(TOML_ATOMS).prop_map(str::to_string),
-        select(KEYS).prop_flat_map(|(_, _, values)| select(values)).prop_map(str::to_string),
-        any::<i64>().prop_map(|n| n.to_string()),
-        any::<f64>().prop_map(|f| format!("{f:?}")),
-        text(20).prop_map(|text| basic_string(&text)),
-        text(20).prop_map(|text| format!("'{text}'")),
-    ];
-    leaf.prop_recursive(2, 12, 4, |inner| {
-        prop_oneof![
-            vec(inner.clone(), 0..4).prop_map(|items| format!("[{}]", items.join(", "))),
-            vec((toml_key(), inner), 0..3).prop_map(|pairs| {
-                let pairs: Vec<String> = pairs.iter().map(|(k, v)| format!("{k} = {v}")).collect();
-                format!("{{ {} }}", pairs.join(", "))
-            }),
-        ]
-    })
-    .boxed()
-}
-
-/// One table of the config: a real section's keys, each present or not, with a value that is
-/// the valid one, another of its type, or anything; sometimes an unknown key. The keys a
-/// config needs (the secrets, when not in the environment; a style's fields) are mostly there,
-/// so that loading often gets as far as the checks of the values.
-fn toml_table(section: &'static str) -> BoxedStrategy<String> {
-    let entries: Vec<BoxedStrategy<Option<String>>> = KEYS
-        .iter()
-        .filter(|(s, _, _)| *s == section)
-        .map(|&(_, key, values)| {
-            let needed = ["token", "credentials", "id", "title", "prompt"].contains(&key);
-            let value = prop_oneof![
-                4 => Just(values[0].to_string()),
-                3 => select(values).prop_map(str::to_string),
-                1 => toml_value(),
-            ];
-            proptest::option::weighted(if needed { 0.9 } else { 0.25 }, value)
-                .prop_map(move |v| v.map(|v| format!("{key} = {v}")))
-                .boxed()
-        })
-        .collect();
-    let header = match section {
-        "styles" => "[[styles]]".to_string(),
-        _ => format!("[{section}]"),
-    };
-    let extra = proptest::option::weighted(0.1, (toml_key(), toml_value()));
-    (entries, extra)
-        .prop_map(move |(entries, extra)| {
-            let mut lines = vec![header.clone()];
-            lines.extend(entries.into_iter().flatten());
-            if let Some((key, value)) = extra {
-                lines.push(format!("{key} = {value}"));
-            }
-            lines.join("\n")
-        })
-        .boxed()
-}
-
-/// Lines that break a document somewhere: a stray header, a key without a value, junk.
-/// (Carriage returns are left to the text property, so that this one looks further.)
-#[rustfmt::skip]
-const TOML_NOISE: &[&str] = &[
-    "[telegram]", "[[styles]]", "[styles]", "[[bot]]", "[telegram.extra]", "[ bot ]", "[\"log\"]",
-    "[]", "[x", "token =", "= 1", "token = 1 2", "# comment", "", "key\u{0} = 1",
-    "\"unterminated = 1", "x = \"\"\"", "x = '''", "\u{feff}",
-];
-
-/// Config files as a person might write them, right or wrong: the real sections and keys,
-/// values of the right or a wrong type, and sometimes a broken line anywhere.
-fn toml_document() -> BoxedStrategy<String> {
-    let section = |name, p| proptest::option::weighted(p, toml_table(name));
-    let noise = prop_oneof![
-        select(TOML_NOISE).prop_map(str::to_string),
-        text(30),
-        (toml_key(), toml_value()).prop_map(|(k, v)| format!("{k} = {v}")),
-    ];
-    (
-        proptest::option::weighted(0.1, (toml_key(), toml_value())),
-        section("telegram", 0.85),
-        section("gigachat", 0.85),
-        section("bot", 0.5),
-        section("log", 0.5),
-        vec(toml_table("styles"), 0..3),
-        proptest::option::weighted(0.15, (noise, any::<Index>())),
-    )
-        .prop_map(|(root, telegram, gigachat, bot, log, styles, noise)| {
-            let mut lines: Vec<String> = root.iter().map(|(k, v)| format!("{k} = {v}")).collect();
-            lines.extend([telegram, gigachat, bot, log].into_iter().flatten());
-            lines.extend(styles);
-            let mut text = lines.join("\n");
-            if let Some((noise, at)) = noise {
-                let mut lines: Vec<&str> = text.split('\n').collect();
-                lines.insert(at.index(lines.len() + 1), &noise);
-                text = lines.join("\n");
-            }
-            text
-        })
-        .boxed()
-}
-
-/// Pieces of TOML syntax, for texts that are mostly broken documents.
-#[rustfmt::skip]
-const TOML_PIECES: &[&str] = &[
-    "[", "]", "[[", "]]", "=", " = ", "\"", "'", "\"\"\"", "'''", "\n", "\r\n", "\r", "#", ".",
-    ",", "{", "}", "telegram", "token", "bot", "styles", "1", "-", "_", "\\", "\\u", "0x", "1e",
-    "inf", "nan", "true", " ", "\t", "ё", "😀", "\0", "\u{feff}",
-];
-
-/// parse: the file loads, or the error is one line that starts with the file name.
-fn check_parse(text: &str) -> TestCaseResult {
-    if let Err(err) = config::parse(text, "config.toml") {
-        let message = format!("{err:#}");
-        check_one_line(&message)?;
-        prop_assert!(message.starts_with("config.toml"), "{message}");
-    }
-    Ok(())
-}
-
-/// One line: no line feed, and no carriage return, which sends a terminal back to the start
-/// of the line to write over it.
-fn check_one_line(message: &str) -> TestCaseResult {
-    prop_assert!(!message.contains('\n'), "not one line: {message:?}");
-    prop_assert!(!message.contains('\r'), "a carriage return: {message:?}");
-    Ok(())
-}
-
-proptest! {
-    #![proptest_config(cases(2048))]
-
-    /// Documents with the real sections and keys, loaded as `gigabot` loads its config file
-    /// (parsed, overridden from the environment, validated): a config, or one line.
-    #[test]
-    fn any_config_document_loads_or_gives_a_one_line_error(text in toml_document()) {
-        let path = std::env::temp_dir().join(format!("gigabot-properties-{}.toml", std::process::id()));
-        std::fs::write(&path, &text).expect("write the config file");
-        let loaded = config::load(Some(&path), config::Needs::TelegramAndGigaChat);
-        let _ = std::fs::remove_file(&path);
-        if let Err(err) = loaded {
-            check_one_line(&format!("{err:#}"))?;
-        }
-    }
-
-    /// Any text at all, mostly broken TOML: no panic, one line.
-    #[test]
-    fn any_text_as_a_config_parses_or_gives_a_one_line_error(
-        text in prop_oneof![
-            vec(select(TOML_PIECES), 0..60).prop_map(|pieces| pieces.concat()),
-            text(200),
-            vec(any::<u8>(), 0..200).prop_map(|bytes| String::from_utf8_lossy(&bytes).into_owned()),
-        ],
-    ) {
-        check_parse(&text)?;
-    }
 }
 
 // --- the bot: updates and response bodies ---
@@ -824,9 +479,12 @@ const ODD_UPDATE_IDS: &[i64] = &[1, 5, 0, -1, -5, i64::MIN];
 #[test]
 fn any_integer_update_id_is_handled_at_most_once_and_the_loop_goes_on() {
     let config = "[bot]\nrequests_per_minute = 0\n";
+    // A batch with no id left to handle costs the bot's pause before it polls again (a
+    // second, so that a server repeating it is not hammered); after the first cases nearly
+    // every batch is one of those: few cases, of the 41 possible batches.
     run_with_bot(
         "any_integer_update_id_is_handled_at_most_once_and_the_loop_goes_on",
-        16,
+        8,
         config,
         // In one batch, ids rise (as Telegram sends them); only their values are odd.
         vec(select(ODD_UPDATE_IDS), 1..4).prop_map(|mut ids| {
@@ -1021,10 +679,19 @@ fn garbled_bodies_on_polling_and_sending_are_retried_and_the_loop_goes_on() {
         QUIET_CONFIG,
         (garbled_body(), garbled_body()),
         |w, from, (poll, send)| {
+            let start = Instant::now();
             w.tg.fail_next("getUpdates", poll.fault());
             w.tg.fail_next("sendMessage", send.fault());
             let answer = ask(w, from, "Первый вопрос")?;
-            if send.surely_bad() {
+            if send.status == 504 {
+                // A gateway's 504 may come after Telegram took the message, so the bot does
+                // not send it again (hardening::a_gateway_timeout_…): here, where the fake did
+                // not take it, the answer is lost, and must not have been sent twice.
+                let tries = w.tg.calls_of("sendMessage").into_iter().filter(|c| {
+                    c.at >= start && c.text("text").is_some_and(|t| t.contains("Первый вопрос"))
+                });
+                prop_assert_eq!(tries.count(), 1, "the answer was sent again after {:?}", send);
+            } else if send.surely_bad() {
                 prop_assert!(!answer.is_empty(), "the answer was lost after {send:?}");
             }
             let log = log_since(w, from);
@@ -1041,9 +708,11 @@ fn garbled_bodies_on_polling_and_sending_are_retried_and_the_loop_goes_on() {
 
 #[test]
 fn a_refusal_on_polling_is_logged_and_the_loop_goes_on() {
+    // Each refused poll costs the bot's first pause before it polls again (a second): few
+    // cases. Refusals on other calls, which cost nothing, have 64 in the property above.
     run_with_bot(
         "a_refusal_on_polling_is_logged_and_the_loop_goes_on",
-        16,
+        8,
         QUIET_CONFIG,
         refusal(),
         |w, from, refused| {
