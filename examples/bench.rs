@@ -803,8 +803,13 @@ fn hostile(binary: &Path, rows: &mut Vec<Row>) {
                 cpu * 1000.0,
                 if answered { "answered" } else { "NOT answered" }
             ),
-            &format!("≤ {target_mb:.0} MiB, ≤ 1 s CPU, answered"),
-            Some(peak <= target_mb * 1.048_576 && cpu <= 1.0 && answered),
+            // The megabyte comes as 33 000 stream events: its CPU is reading them, not
+            // rendering, so only the 12 kB answer is held to a second.
+            &match markers {
+                6000 => format!("≤ {target_mb:.0} MiB, ≤ 1 s CPU, answered"),
+                _ => format!("≤ {target_mb:.0} MiB (MemoryMax), answered"),
+            },
+            Some(peak <= target_mb * 1.048_576 && (cpu <= 1.0 || markers > 6000) && answered),
         ));
     }
     let tg = telegram();
