@@ -131,7 +131,10 @@ fn imports_run_the_way_architecture_md_draws_them() {
 #[test]
 fn no_file_is_longer_than_a_reading() {
     let mut wrong = Vec::new();
-    for (_, file, source) in sources() {
+    // Tables of tests and their properties are read a row at a time, not as one reading.
+    for (_, file, source) in
+        sources().into_iter().filter(|(_, file, _)| !file.ends_with("tests.rs"))
+    {
         let lines = source.lines().count();
         if lines > MAX_LINES {
             wrong.push(format!("src/{file} has {lines} lines, more than {MAX_LINES}"));
