@@ -1,7 +1,6 @@
-//! The bot: what it does with each update. It reads what the decisions need (the
-//! [`Facts`]), asks commands.rs what a message or a button press calls for, then does it:
-//! asks GigaChat, saves, and sends. Everything the bot says goes out through one function,
-//! [`Bot::deliver`] (in `deliver.rs`).
+//! The bot: what it does with each update. It reads the [`Facts`], asks commands.rs what a
+//! message or a button press calls for, then does it: asks GigaChat, saves, sends (all it
+//! says goes out through one function, [`Bot::deliver`], in `deliver.rs`).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -47,8 +46,7 @@ pub struct Bot {
     draft_pauses: HashMap<i64, Instant>,
     /// The notices each chat was sent lately, for the notice budget.
     notices: Notices,
-    /// The update being handled (0 between updates), for the record of an answer of
-    /// several messages that goes out.
+    /// The update being handled (0 between updates), for the record of a long answer.
     update_id: i64,
     /// The answer going out is recorded, and its progress saved message by message.
     recording: bool,
@@ -57,6 +55,9 @@ pub struct Bot {
     /// A commit during the update being handled failed.
     unsaved: Option<anyhow::Error>,
 }
+
+/// How an action ended; an `Err` is a fatal Telegram error, which ends the update.
+type Done = Result<Outcome, telegram::Error>;
 
 /// Why the loop cannot go on with the next update.
 pub enum Halt {
@@ -138,10 +139,9 @@ impl Bot {
         self.store.last_update_id().saturating_add(1)
     }
 
-    /// Handles one update and returns its log line. Every failure except a fatal one is
-    /// dealt with on the way (a reply to the user, a log line), so one bad update never
-    /// stops the loop. What the update changed is saved with its id, then its transcript
-    /// line is written.
+    /// One update, and its log line. Every failure but a fatal one is dealt with on the way (a
+    /// reply, a log line), so one bad update never stops the loop. What the update changed is
+    /// saved with its id, then its transcript line written.
     pub fn handle_update(&mut self, update: Update) -> Result<Report, Halt> {
         let id = update.update_id;
         (self.update_id, self.recording) = (id, false);
@@ -158,15 +158,12 @@ impl Bot {
             }),
         };
         self.update_id = 0;
-        let report = match handled {
-            Ok(report) => report,
-            Err(err) => {
-                // Not handled: after the restart it is handled again from the start.
-                self.store.rollback();
-                (self.transcript, self.unsaved) = (None, None);
-                return Err(Halt::Fatal(err));
-            }
-        };
+        let report = handled.map_err(|err| {
+            // Not handled: after the restart it is handled again from the start.
+            self.store.rollback();
+            (self.transcript, self.unsaved) = (None, None);
+            Halt::Fatal(err)
+        })?;
         // What the update changed, saved together with its id.
         self.store.set_last_update_id(id);
         self.commit();
@@ -224,12 +221,7 @@ impl Bot {
     }
 
     /// Does what commands.rs decided for a message.
-    fn act(
-        &mut self,
-        message: &Message,
-        action: Action,
-        facts: &Facts,
-    ) -> Result<Outcome, telegram::Error> {
+    fn act(&mut self, message: &Message, action: Action, facts: &Facts) -> Done {
         let (chat_id, reply_to) = (message.chat.id, Some(message.message_id));
         match action {
             Action::Ignore(why) => Ok(Outcome::Ignored(why)),
@@ -237,9 +229,7 @@ impl Bot {
                 self.store.move_chat(chat_id, new_id);
                 Ok(Outcome::Moved(new_id))
             }
-            Action::Reply(text, keyboard) => {
-                self.notice(chat_id, reply_to, &text, keyboard.as_ref())
-            }
+            Action::Reply(text, buttons) => self.notice(chat_id, reply_to, &text, buttons.as_ref()),
             Action::Notice(text) => {
                 self.note_no_speech_key(message);
                 self.notice(chat_id, reply_to, &text, None)
@@ -265,12 +255,7 @@ impl Bot {
     /// The lesson's `handle_message`: asks GigaChat in the chat's style, with the chat's
     /// memory, and replies. /retry (`ask.again`) replaces the last exchange in memory;
     /// memory keeps the question as typed, without its context, and of a file only a note.
-    fn handle_message(
-        &mut self,
-        message: &Message,
-        ask: &Ask,
-        facts: &Facts,
-    ) -> Result<Outcome, telegram::Error> {
+    fn handle_message(&mut self, message: &Message, ask: &Ask, facts: &Facts) -> Done {
         let (chat, reply_to) = (&message.chat, message.message_id);
         // The question: as typed, or what a voice note or a file became.
         let question = match self.prepare(message, ask)? {
@@ -293,16 +278,14 @@ impl Bot {
         // The reply: the answer, or what went wrong.
         let reply = match result {
             Ok(completion) => self.answer(chat.id, reply_to, &completion, asked)?,
-            Err(err) => {
-                self.failure(chat.id, &err, &previewed, question.attachment.is_some(), asked)
-            }
+            Err(e) => self.failure(chat.id, &e, &previewed, question.attachment.is_some(), asked),
         };
         if let Some(answer) = &reply.remembered {
             self.remember(chat.id, &question.remembered, answer, history);
             let line = (style.id.as_str(), question.remembered.as_str(), answer.as_str(), tokens);
             self.transcript = self.transcript_line(chat.id, message, line);
         }
-        self.send_reply(chat.id, reply_to, question.shown.as_deref(), reply, asked)
+        self.send_reply(chat.id, reply_to, question.shown.as_deref(), reply)
     }
 
     /// The question ready for GigaChat: a voice note heard, a file uploaded; or the outcome
@@ -336,11 +319,9 @@ impl Bot {
         Ok(Prepared::Ready(Question { remembered, prompt, attachment, shown }))
     }
 
-    /// Asks GigaChat. "typing…" shows while it thinks; in a private chat with
-    /// `gigachat.stream` (and not `gigachat.images`) the answer then grows in a draft.
-    /// Groups get no draft (Telegram allows drafts in private chats only), so there
-    /// GigaChat is asked for the whole answer at once. Returns the answer and the text the
-    /// draft received.
+    /// Asks GigaChat, "typing…" meanwhile; in a private chat with `gigachat.stream` (and not
+    /// `gigachat.images`) the answer grows in a draft (Telegram allows drafts in private chats
+    /// only; elsewhere the answer is asked whole). Returns it and the text the draft received.
     fn ask_gigachat(
         &mut self,
         chat: &Chat,

@@ -2,7 +2,7 @@
 //! about them, an admin's decision and report, and pressed buttons (a style chosen, an
 //! admin's answer to an access request).
 
-use super::{Bot, fatal_only};
+use super::{Bot, Done, fatal_only};
 use crate::commands::{self, Press, Report as AdminReport};
 use crate::facts::{Access, Facts};
 use crate::incoming::{CallbackQuery, Message, User};
@@ -12,18 +12,17 @@ use crate::telegram;
 use crate::texts;
 
 impl Bot {
-    /// A polite refusal that shows the sender's id (a notice: within the chat's notice
-    /// budget), and one message to the admins per new user (`access`: what they decided
-    /// about the sender so far), with buttons to allow or refuse. The admins are asked
-    /// whether or not the refusal itself went out, never waiting out a 429 for it: a
-    /// stranger's message must not hold up anyone's answer.
+    /// A polite refusal that shows the sender's id (a notice, within the chat's budget), and
+    /// one message with allow/refuse buttons to the admins per new user (`access`: what they
+    /// decided so far), sent whether or not the refusal went out and never waiting out a 429
+    /// for it: a stranger's message must not hold up anyone's answer.
     pub(super) fn refuse(
         &mut self,
         chat_id: i64,
         reply_to: Option<i64>,
         user: &User,
         access: Access,
-    ) -> Result<Outcome, telegram::Error> {
+    ) -> Done {
         let text = texts::NOT_ALLOWED.replace("{id}", &user.id.to_string());
         let outcome = self.notice(chat_id, reply_to, &text, None)?;
         let Some((request, keyboard)) = owner::access_request(user, access) else {
@@ -47,12 +46,7 @@ impl Bot {
     }
 
     /// An admin's `/allow` or `/deny` of `user_id`: saved, and the admin told.
-    pub(super) fn grant(
-        &mut self,
-        message: &Message,
-        user_id: i64,
-        allow: bool,
-    ) -> Result<Outcome, telegram::Error> {
+    pub(super) fn grant(&mut self, message: &Message, user_id: i64, allow: bool) -> Done {
         let access = self.store.access(user_id);
         let (access, text) = owner::decide(&self.config, user_id, access, allow);
         self.store.set_access(user_id, access);
@@ -66,7 +60,7 @@ impl Bot {
         message: &Message,
         report: AdminReport,
         facts: &Facts,
-    ) -> Result<Outcome, telegram::Error> {
+    ) -> Done {
         let text = match report {
             AdminReport::Text(text) => text,
             AdminReport::Users => {
@@ -83,7 +77,7 @@ impl Bot {
     /// Tells an admin: as a reply in a private chat; asked in a group, in the admin's private
     /// chat, and the group is told so (or the admin is asked to write to the bot first, if
     /// the bot may not write to them yet), where everyone would see names and ids.
-    fn tell_admin(&mut self, message: &Message, text: &str) -> Result<Outcome, telegram::Error> {
+    fn tell_admin(&mut self, message: &Message, text: &str) -> Done {
         let (chat_id, reply_to) = (message.chat.id, Some(message.message_id));
         if message.chat.kind == "private" {
             return self.notice(chat_id, reply_to, text, None);
@@ -109,10 +103,7 @@ impl Bot {
         let mut report = Report {
             chat_id,
             user_id: query.from.id,
-            kind: match press {
-                Press::Refused => Kind::Refused,
-                _ => Kind::Callback,
-            },
+            kind: if matches!(press, Press::Refused) { Kind::Refused } else { Kind::Callback },
             style: commands::style_of(&self.seen(&facts)).id.clone(),
             outcome: Outcome::StateUnreadable,
             text: None,
@@ -128,12 +119,7 @@ impl Bot {
     }
 
     /// Does what commands.rs decided for a pressed button.
-    fn pressed(
-        &mut self,
-        press: Press,
-        query: &CallbackQuery,
-        facts: &Facts,
-    ) -> Result<Outcome, telegram::Error> {
+    fn pressed(&mut self, press: Press, query: &CallbackQuery, facts: &Facts) -> Done {
         match press {
             Press::Stale => {
                 self.answer_query(&query.id, texts::STALE_BUTTON)?;
@@ -162,12 +148,7 @@ impl Bot {
 
     /// An admin's "Разрешить" / "Отклонить": saved, the admin's message shows the decision,
     /// and an allowed user is told they may write now.
-    fn press_access(
-        &mut self,
-        query: &CallbackQuery,
-        user_id: i64,
-        allow: bool,
-    ) -> Result<Outcome, telegram::Error> {
+    fn press_access(&mut self, query: &CallbackQuery, user_id: i64, allow: bool) -> Done {
         let access = self.store.access(user_id);
         let (access, text) = owner::decide(&self.config, user_id, access, allow);
         self.store.set_access(user_id, access);

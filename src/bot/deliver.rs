@@ -1,15 +1,14 @@
-//! Everything the bot says goes out here: rendered, split, sent again as plain text if
-//! Telegram refuses the HTML, after a group that moved to a supergroup; what is left of a
-//! long answer recorded once and its progress saved as it goes, so a restart sends only the
-//! rest.
+//! Everything the bot says goes out here: rendered, split, resent as plain text if Telegram
+//! refuses the HTML, after a group that moved to a supergroup; the rest of a long answer
+//! recorded once and its progress saved as it goes, so a restart sends only the rest.
 
 use std::time::Instant;
 
 use serde_json::Value;
 
-use super::{Bot, Reply};
+use super::{Bot, Done, Reply};
 use crate::render;
-use crate::report::{Asked, Outcome};
+use crate::report::Outcome;
 use crate::store::Unsent;
 use crate::telegram::{self, ErrorKind, OnFlood, OutgoingMessage};
 use crate::texts;
@@ -29,8 +28,7 @@ impl Bot {
         reply_to: i64,
         shown: Option<&str>,
         reply: Reply,
-        asked: Asked,
-    ) -> Result<Outcome, telegram::Error> {
+    ) -> Done {
         let mut chunks = shown.map(render::plain_chunks).unwrap_or_default();
         chunks.extend(reply.chunks);
         let chunks = capped(chunks);
@@ -40,28 +38,20 @@ impl Bot {
         }
         let reply_to = Some(reply_to).filter(|_| !reply.photo);
         let sent = self.deliver(chat_id, reply_to, &chunks, None, OnFlood::Wait);
-        let done = match reply.outcome {
+        let (done, before) = match reply.outcome {
             Outcome::Answered(_, asked) => {
                 self.store.count_answer();
-                Outcome::Answered(usize::from(reply.photo) + chunks.len(), asked)
+                let sent = usize::from(reply.photo) + chunks.len();
+                (Outcome::Answered(sent, asked), Outcome::Asked(asked))
             }
-            failed => failed,
-        };
-        let before = match &done {
-            Outcome::Answered(..) => Outcome::Asked(asked),
-            failed => failed.clone(),
+            failed => (failed.clone(), failed),
         };
         sent.map(|()| done).or_else(|err| self.not_sent(chat_id, err, before))
     }
 
     /// A send that failed: a fatal error ends the update; any other is logged and counted,
     /// and the update ends as not sent, after `before`.
-    fn not_sent(
-        &mut self,
-        chat_id: i64,
-        err: telegram::Error,
-        before: Outcome,
-    ) -> Result<Outcome, telegram::Error> {
+    fn not_sent(&mut self, chat_id: i64, err: telegram::Error, before: Outcome) -> Done {
         if err.is_fatal() {
             return Err(err);
         }
@@ -71,47 +61,35 @@ impl Bot {
     }
 
     /// The outcome of an action, a failed send turned into "not sent" (see `not_sent`).
-    pub(super) fn settle(
-        &mut self,
-        chat_id: i64,
-        done: Result<Outcome, telegram::Error>,
-    ) -> Result<Outcome, telegram::Error> {
+    pub(super) fn settle(&mut self, chat_id: i64, done: Done) -> Done {
         done.or_else(|err| self.not_sent(chat_id, err, Outcome::Nothing))
     }
 
-    /// Sends messages made by `render`: the first replies to `reply_to`, the last carries
-    /// the buttons. Everything the bot says goes out here: answers, error texts, refusals,
-    /// notices. While an answer of several messages goes out, what is left of it is recorded
-    /// after its first message and the progress after each one, so a restart sends only the
-    /// rest (a kill between Telegram taking a message and that save can repeat that one
-    /// message). `on_flood` says whether a 429 is waited out or returned at once.
+    /// Sends messages made by `render` (the first replies to `reply_to`, the last carries the
+    /// buttons): answers, error texts, refusals, notices all go out here. Of an answer of
+    /// several messages the rest is recorded after the first and the progress after each, so
+    /// a restart sends only the rest (a kill between Telegram taking a message and that save
+    /// can repeat that one). `on_flood`: whether a 429 is waited out or returned at once.
     pub(super) fn deliver(
         &mut self,
-        chat_id: i64,
+        mut chat_id: i64,
         reply_to: Option<i64>,
         chunks: &[String],
         keyboard: Option<&Value>,
         on_flood: OnFlood,
     ) -> Result<(), telegram::Error> {
-        let mut chat_id = chat_id;
         let last = chunks.len().saturating_sub(1);
         for (i, chunk) in chunks.iter().enumerate() {
             let reply_to = reply_to.filter(|_| i == 0);
             let keyboard = keyboard.filter(|_| i == last);
-            match self.send_chunk(chat_id, chunk, reply_to, keyboard, on_flood) {
-                Ok(sent_to) => {
-                    chat_id = sent_to;
-                    self.store.must_save();
-                }
-                Err(err) => {
-                    if !err.is_fatal() && self.recording {
-                        // Given up on: the rest is not sent after a restart either.
-                        self.store.clear_unsent();
-                        self.recording = false;
-                    }
-                    return Err(err);
-                }
+            let sent = self.send_chunk(chat_id, chunk, reply_to, keyboard, on_flood);
+            if sent.as_ref().is_err_and(|err| !err.is_fatal()) && self.recording {
+                // Given up on: the rest is not sent after a restart either.
+                self.store.clear_unsent();
+                self.recording = false;
             }
+            chat_id = sent?;
+            self.store.must_save();
             self.note_progress(chat_id, &chunks[i + 1..]);
         }
         Ok(())
@@ -130,13 +108,9 @@ impl Bot {
         let mut plain: Option<String> = None;
         let mut moved = false;
         loop {
-            let message = OutgoingMessage {
-                chat_id,
-                text: plain.as_deref().unwrap_or(html),
-                html: plain.is_none(),
-                reply_to,
-                keyboard,
-            };
+            let text = plain.as_deref().unwrap_or(html);
+            let message =
+                OutgoingMessage { chat_id, text, html: plain.is_none(), reply_to, keyboard };
             let Err(err) = self.telegram.send_message(&message, on_flood) else {
                 return Ok(chat_id);
             };
@@ -210,20 +184,17 @@ impl Bot {
             self.store.rollback();
             return Ok(());
         };
+        let (chat_id, n) = (unsent.chat_id, unsent.chunks.len());
         log::info!(
-            "chat {}: sending the last {} message(s) of an answer cut short by the restart",
-            unsent.chat_id,
-            unsent.chunks.len()
+            "chat {chat_id}: sending the last {n} message(s) of an answer cut short by the restart"
         );
         self.recording = true;
-        match self.deliver(unsent.chat_id, None, &unsent.chunks, None, OnFlood::Wait) {
+        match self.deliver(chat_id, None, &unsent.chunks, None, OnFlood::Wait) {
             Err(err) if err.is_fatal() => {
                 self.store.rollback();
                 return Err(err);
             }
-            Err(err) => {
-                log::warn!("chat {}: {err}; the rest of that answer is dropped", unsent.chat_id)
-            }
+            Err(err) => log::warn!("chat {chat_id}: {err}; the rest of that answer is dropped"),
             Ok(()) => {}
         }
         self.recording = false;
@@ -232,17 +203,16 @@ impl Bot {
         Ok(())
     }
 
-    /// Sends a notice or a reply to a command — "text only", "too long", "not allowed",
-    /// "over the limit", /help, /mode… — in `chat_id`, within the chat's notice budget and
-    /// without waiting out a 429: such a text is only a courtesy, and waiting for it would
-    /// hold up everyone else's answers.
+    /// A notice or a command's reply ("text only", "too long", "not allowed", /help, /mode…),
+    /// within the chat's notice budget and never waiting out a 429: such a text is only a
+    /// courtesy, and waiting for it would hold up everyone else's answers.
     pub(super) fn notice(
         &mut self,
         chat_id: i64,
         reply_to: Option<i64>,
         text: &str,
         keyboard: Option<&Value>,
-    ) -> Result<Outcome, telegram::Error> {
+    ) -> Done {
         if !self.notices.allow(chat_id, Instant::now()) {
             return Ok(Outcome::NoticeSuppressed);
         }
@@ -258,7 +228,7 @@ impl Bot {
         reply_to: Option<i64>,
         text: &str,
         keyboard: Option<&Value>,
-    ) -> Result<Outcome, telegram::Error> {
+    ) -> Done {
         let chunks = render::plain_chunks(text);
         match self.deliver(chat_id, reply_to, &chunks, keyboard, OnFlood::GiveUp) {
             Ok(()) => Ok(Outcome::Replied),

@@ -1,9 +1,8 @@
-//! What is not text: a photo or document on its way to GigaChat (getFile, the download,
-//! the upload to GigaChat's storage, its deletion after the answer), a voice note on its way
-//! to a question (the download, SaluteSpeech's recognition), and a picture GigaChat drew
-//! (downloaded from its storage, sent with `sendPhoto`, the rest of the answer as its
-//! caption when it fits). Each failing step has its own sentence for the user, and the text
-//! of an answer still goes out whatever became of its picture.
+//! What is not text: a photo or document on its way to GigaChat (getFile, the download, the
+//! upload to its storage, the deletion after the answer), a voice note on its way to a
+//! question (the download, SaluteSpeech), a picture GigaChat drew (downloaded, sent with
+//! `sendPhoto`, the rest of the answer as its caption when it fits). Each failing step has
+//! its own sentence, and an answer's text goes out whatever became of its picture.
 
 use super::Bot;
 use crate::commands::{self, FileRef, MAX_VOICE_BYTES};
