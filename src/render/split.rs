@@ -2,10 +2,9 @@
 //! own; and the text a user sees of a piece of HTML. Streams: time linear in the HTML, and
 //! besides the chunks only a window of one message's characters in memory.
 
-/// Splits Telegram HTML (as made by markdown_to_html) into chunks of at most `limit` visible characters each.
-/// Each chunk is valid on its own: tags open at a cut are closed, then reopened in the next chunk.
-/// Streams: time linear in the HTML, and besides the chunks only a window of `limit + 1`
-/// characters in memory, however long the answer.
+/// Telegram HTML (as markdown_to_html makes it) in chunks of at most `limit` visible characters,
+/// each valid on its own: tags open at a cut are closed, then reopened in the next chunk. The
+/// window in memory is `limit + 1` characters, however long the answer.
 pub fn split_html(html: &str, limit: usize) -> Vec<String> {
     let limit = limit.max(1);
     let (mut left, mut blank) = (0, true);

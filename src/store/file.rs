@@ -64,6 +64,9 @@ CREATE TABLE unsent (n INTEGER PRIMARY KEY, chat_id INTEGER NOT NULL, chunk TEXT
 CREATE TABLE uploads (id TEXT PRIMARY KEY) WITHOUT ROWID;
 ";
 
+const PRAGMAS: &str =
+    "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA cache_size = -1024;";
+
 /// From schema 1 (gigabot 0.2) to 2.
 const MIGRATE_FROM_1: &str = "
 ALTER TABLE meta ADD COLUMN unsent_sent INTEGER NOT NULL DEFAULT 0;
@@ -76,15 +79,13 @@ pub(super) fn canonical(path: &Path) -> Result<PathBuf> {
     if let Ok(real) = fs::canonicalize(path) {
         return Ok(real);
     }
+    let shown = path.display();
     let Some(name) = path.file_name() else {
-        bail!(
-            "the state file {} names no file: give a file name such as gigabot.db",
-            path.display()
-        );
+        bail!("the state file {shown} names no file: give a file name such as gigabot.db");
     };
     let folder = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let folder = fs::canonicalize(folder).with_context(|| {
-        format!("the folder of the state file {} cannot be opened: create it first", path.display())
+        format!("the folder of the state file {shown} cannot be opened: create it first")
     })?;
     Ok(folder.join(name))
 }
@@ -123,13 +124,9 @@ pub(super) fn lock(path: &Path) -> Result<File> {
 
 /// Creates (or opens) a file only its owner may read, whatever the umask.
 fn private_file(path: &Path) -> std::io::Result<File> {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(path)?;
+    let mut options = OpenOptions::new();
+    let file =
+        options.read(true).write(true).create(true).truncate(false).mode(0o600).open(path)?;
     file.set_permissions(fs::Permissions::from_mode(0o600))?;
     Ok(file)
 }
@@ -138,17 +135,12 @@ fn private_file(path: &Path) -> std::io::Result<File> {
 /// and brings an older schema up to date.
 pub(super) fn connect(path: &Path) -> Result<Connection> {
     let context = || format!("cannot open the state file {}", path.display());
-    for companion in ["-wal", "-shm"] {
-        make_private(&with_suffix(path, companion), false)?;
-    }
+    ["-wal", "-shm"].iter().try_for_each(|c| make_private(&with_suffix(path, c), false))?;
     private_file(path).with_context(context)?;
     make_private(path, true)?;
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let db = Connection::open_with_flags(path, flags).with_context(context)?;
-    db.execute_batch(
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA cache_size = -1024;",
-    )
-    .with_context(context)?;
+    db.execute_batch(PRAGMAS).with_context(context)?;
     // Every statement the bot runs stays prepared (the default keeps 16).
     db.set_prepared_statement_cache_capacity(40);
     let version: i64 = db.query_row("PRAGMA user_version", [], |r| r.get(0))?;
@@ -158,14 +150,10 @@ pub(super) fn connect(path: &Path) -> Result<Connection> {
         _ => String::new(),
     };
     if !upgrade.is_empty() {
-        db.execute_batch(&format!(
-            "BEGIN; {upgrade} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
-        ))
-        .with_context(context)?;
+        let batch = format!("BEGIN; {upgrade} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;");
+        db.execute_batch(&batch).with_context(context)?;
     }
-    for companion in ["-wal", "-shm"] {
-        make_private(&with_suffix(path, companion), false)?;
-    }
+    ["-wal", "-shm"].iter().try_for_each(|c| make_private(&with_suffix(path, c), false))?;
     Ok(db)
 }
 
@@ -242,14 +230,10 @@ pub(super) fn check_file(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// A file that cannot be our database (`err` says why) stops the bot, unless `reset_broken`
+/// A file that cannot be our database (`err` says why) stops the bot, unless `reset`
 /// (`--reset-state`): then it and its -wal and -shm move to `<name>.broken-<time>`.
-pub(super) fn refuse_or_move_aside(
-    path: &Path,
-    err: anyhow::Error,
-    reset_broken: bool,
-) -> Result<()> {
-    if !reset_broken {
+pub(super) fn refuse_or_move_aside(path: &Path, err: anyhow::Error, reset: bool) -> Result<()> {
+    if !reset {
         return Err(Unusable(format!(
             "the state file {} {err:#}; it was left untouched. Restore it from a backup, or start with --reset-state to move it aside and begin with empty memory",
             path.display()
@@ -265,11 +249,8 @@ pub(super) fn refuse_or_move_aside(
             let _ = fs::rename(&from, with_suffix(&aside, wal_file));
         }
     }
-    log::warn!(
-        "the state file {} {err:#}; moved it to {} and started fresh",
-        path.display(),
-        aside.display()
-    );
+    let (path, aside) = (path.display(), aside.display());
+    log::warn!("the state file {path} {err:#}; moved it to {aside} and started fresh");
     Ok(())
 }
 
