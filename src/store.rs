@@ -1,14 +1,12 @@
-//! The saved state, in SQLite: each chat's style and memory, users and their usage, the
-//! admins' access decisions, counters, and the last handled update id.
+//! The saved state, in SQLite: chats' styles and memory, users' usage, the admins' access
+//! decisions, counters, the last handled update id.
 //!
-//! One transaction per update holds everything the update changed together with its id,
-//! so a crash, a `kill -9` or a power cut leaves the state either before or after the
-//! update, and a restart answers nothing twice. An update writes only the rows it changed,
-//! so its cost does not grow with the number of chats, and nothing is loaded whole at start.
-//!
-//! A statement that fails is logged where it fails and marks the transaction: its commit
-//! then rolls everything back instead of saving half an update. A file that is not our
-//! database is never written to: the owner decides what to do with it. The file itself
+//! One transaction per update holds all it changed with its id, so a crash, a `kill -9` or a
+//! power cut leaves the state before or after the update, and a restart answers nothing
+//! twice. An update writes only the rows it changed (its cost does not grow with the number
+//! of chats), and nothing is loaded whole at start. A statement that fails is logged and
+//! marks the transaction, whose commit then rolls it all back instead of saving half an
+//! update. A file that is not our database is never written to: the owner decides. The file
 //! (schema, lock, checks, `backup`) is in `file`, the import of 0.1's JSON in `legacy`.
 
 mod file;
@@ -57,8 +55,7 @@ pub struct Store {
     /// The last update id on disk, and when it was written.
     saved_update_id: i64,
     saved_at: Instant,
-    /// What the transaction adds to the meta row, written once at its commit: an update
-    /// would otherwise rewrite that row three times.
+    /// Written once at the commit: an update would otherwise rewrite the meta row three times.
     meta: Meta,
     /// A statement of the open transaction failed; its commit rolls back.
     failed: Cell<bool>,

@@ -56,13 +56,11 @@ pub(super) fn find(path: &Path) -> Result<Option<(PathBuf, Legacy)>, (PathBuf, a
             Err(_) => return Ok(None),
         },
     };
-    match serde_json::from_slice(&bytes) {
-        Ok(legacy) => Ok(Some((source, legacy))),
-        Err(err) => Err((
-            source,
-            anyhow::anyhow!("is a JSON state of gigabot 0.1 that cannot be read ({err})"),
-        )),
-    }
+    let err = match serde_json::from_slice(&bytes) {
+        Ok(legacy) => return Ok(Some((source, legacy))),
+        Err(err) => anyhow::anyhow!("is a JSON state of gigabot 0.1 that cannot be read ({err})"),
+    };
+    Err((source, err))
 }
 
 /// Whether the file's first non-blank byte is `{` (a JSON state): only its first kilobyte is
@@ -99,12 +97,10 @@ pub(super) fn import(path: &Path, (json_path, legacy): &(PathBuf, Legacy)) -> Re
     if json_path != path {
         let _ = fs::remove_file(json_path);
     }
+    let (from, into, chats, kept) =
+        (json_path.display(), path.display(), legacy.chats.len(), kept.display());
     log::info!(
-        "imported the JSON state {} into {} ({} chats); the JSON file is kept as {}",
-        json_path.display(),
-        path.display(),
-        legacy.chats.len(),
-        kept.display()
+        "imported the JSON state {from} into {into} ({chats} chats); the JSON file is kept as {kept}"
     );
     Ok(())
 }
@@ -131,11 +127,9 @@ fn write_chats(tx: &Transaction, legacy: &Legacy) -> rusqlite::Result<()> {
     for (kind, count) in &counters.failures {
         tx.execute("INSERT INTO failures VALUES (?1, ?2)", params![kind, *count as i64])?;
     }
-    for chunk in legacy.unsent.iter().flat_map(|u| u.chunks.iter().map(move |c| (u.chat_id, c))) {
-        tx.execute(
-            "INSERT INTO unsent (chat_id, chunk) VALUES (?1, ?2)",
-            params![chunk.0, chunk.1],
-        )?;
+    for (chat, chunk) in legacy.unsent.iter().flat_map(|u| u.chunks.iter().map(|c| (u.chat_id, c)))
+    {
+        tx.execute("INSERT INTO unsent (chat_id, chunk) VALUES (?1, ?2)", params![chat, chunk])?;
     }
     Ok(())
 }
