@@ -42,11 +42,7 @@ pub struct ChatMessage {
 impl ChatMessage {
     /// A message with this role ("system", "user" or "assistant").
     pub fn new(role: &str, content: &str) -> ChatMessage {
-        ChatMessage {
-            role: role.to_string(),
-            content: content.to_string(),
-            attachments: Vec::new(),
-        }
+        ChatMessage { role: role.into(), content: content.into(), attachments: Vec::new() }
     }
 }
 
@@ -58,7 +54,7 @@ pub struct Usage {
 
 /// A finished answer. `finish_reason` is "stop", "length" (cut by max_tokens) or
 /// "blacklist" (GigaChat refused the topic); the caller decides what the user sees.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Completion {
     pub content: String,
     pub finish_reason: String,
@@ -122,18 +118,14 @@ impl GigaChat {
     }
 
     /// `timeout_name` is what a timeout message names as the limit that applied.
-    fn with_timeout(
-        config: &GigaChatConfig,
-        timeout_secs: u64,
-        timeout_name: &'static str,
-    ) -> GigaChat {
+    fn with_timeout(config: &GigaChatConfig, secs: u64, timeout_name: &'static str) -> GigaChat {
         let key = config.credentials.clone().expect("config::load always settles the credentials");
         let sber = Client {
             service: Service::GigaChat,
-            agent: sber::agent(&config.ca_certs, timeout_secs),
+            agent: sber::agent(&config.ca_certs, secs),
             oauth: OAuth::new(&config.auth_url, key, &config.scope),
             max_body: MAX_STREAM_BYTES as u64,
-            timeout_secs,
+            timeout_secs: secs,
             timeout_name,
             key_origin: config.key_origin.clone(),
             ca_bundle_file: config.ca_bundle_file.clone(),
@@ -160,13 +152,11 @@ impl GigaChat {
         self.sber.oauth.expires_at_ms()
     }
 
-    /// Asks for one answer. A 401 with a cached token gets one new token and one retry.
-    /// A 429 (the personal tier's one request at a time is taken, say by the stream of a
-    /// bot that was killed mid-answer and just restarted) is tried again after 0.5, 1 and
-    /// 2 s: GigaChat refused the request, so nothing was paid for, and every other user
-    /// would get the same 429 meanwhile. With `on_text` the answer is streamed: `on_text`
-    /// gets each piece as it arrives, and after a failure the caller still has the pieces
-    /// that came.
+    /// Asks for one answer; a 401 on a cached token gets one new token and one retry. A 429
+    /// (the personal tier's one request at a time is taken, say by the stream of a bot killed
+    /// mid-answer and just restarted) is tried again after 0.5, 1 and 2 s: nothing was paid
+    /// for, and every other user would get the same 429 meanwhile. With `on_text` the answer
+    /// is streamed to it piece by piece; after a failure the caller still has what came.
     pub fn chat(
         &mut self,
         messages: &[ChatMessage],
@@ -178,10 +168,8 @@ impl GigaChat {
             match self.chat_once(messages, on_text) {
                 Err(err @ Error { failure: Failure::RateLimited, .. }) => match pauses.next() {
                     Some(pause) => {
-                        log::info!(
-                            "gigachat: busy (429); asking again in {} ms",
-                            pause.as_millis()
-                        );
+                        let ms = pause.as_millis();
+                        log::info!("gigachat: busy (429); asking again in {ms} ms");
                         std::thread::sleep(pause);
                     }
                     None => return Err(err),
@@ -320,9 +308,6 @@ pub fn describe_ca(der: &[u8]) -> Option<CaReport> {
         .join(", ");
     let digest = cert.digest(openssl::hash::MessageDigest::sha256()).ok()?;
     let sha256 = digest.iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":");
-    Some(CaReport {
-        is_russian_trusted_root: sha256 == RUSSIAN_TRUSTED_ROOT_SHA256,
-        subject,
-        sha256,
-    })
+    let is_russian_trusted_root = sha256 == RUSSIAN_TRUSTED_ROOT_SHA256;
+    Some(CaReport { subject, sha256, is_russian_trusted_root })
 }

@@ -60,11 +60,7 @@ pub fn multipart(fields: &[(&str, &str)], file: &FilePart) -> (String, Vec<u8>) 
 /// HTML), in which a random boundary cannot occur; a file name may be a user's, and quotes
 /// or line breaks in it would break the form, so they become `_`.
 fn form(boundary: &str, fields: &[(&str, &str)], file: &FilePart) -> Vec<u8> {
-    let name: String = file
-        .name
-        .chars()
-        .map(|c| if matches!(c, '"' | '\\' | '\r' | '\n') { '_' } else { c })
-        .collect();
+    let name = file.name.replace(['"', '\\', '\r', '\n'], "_");
     let mut head = String::new();
     for (field, value) in fields {
         head += &format!(

@@ -1,10 +1,8 @@
 //! SaluteSpeech, speech to text for voice notes: the OAuth token (its own key and scope,
 //! cached like GigaChat's) and synchronous recognition (`POST {url}/speech:recognize`, the
-//! raw OGG/Opus bytes of a Telegram voice note, at most 2 MB and one minute).
-//!
-//! The token and TLS are Sber's, as GigaChat's (`sber`): TLS is verified against the
-//! certificates of `gigachat.ca_bundle_file` (the same Russian Trusted Root CA signs both
-//! services), else the system trust store.
+//! raw OGG/Opus bytes of a Telegram voice note, at most 2 MB and one minute). The token and
+//! TLS are Sber's, as GigaChat's (`sber`): TLS is verified against the certificates of
+//! `gigachat.ca_bundle_file` (one Russian Trusted Root CA signs both), else the system's.
 
 use serde::Deserialize;
 

@@ -240,12 +240,8 @@ impl OAuth {
 
     /// The cached token while it has more than a minute to live.
     fn cached(&self) -> Option<Secret> {
-        match &self.token {
-            Some((token, expires_at_ms)) if *expires_at_ms > unix_now_ms() + TOKEN_MARGIN_MS => {
-                Some(token.clone())
-            }
-            _ => None,
-        }
+        let (token, expires_at_ms) = self.token.as_ref()?;
+        (*expires_at_ms > unix_now_ms() + TOKEN_MARGIN_MS).then(|| token.clone())
     }
 
     /// Caches the token of a 200's body; why it is not one, in words.
@@ -258,11 +254,8 @@ impl OAuth {
             return Err("oauth: the access token is not a token".into());
         }
         // The docs once showed seconds here; the service sends milliseconds.
-        let expires_at_ms = if parsed.expires_at < 100_000_000_000 {
-            parsed.expires_at * 1000
-        } else {
-            parsed.expires_at
-        };
+        let at = parsed.expires_at;
+        let expires_at_ms = if at < 100_000_000_000 { at * 1000 } else { at };
         self.token = Some((parsed.access_token.clone(), expires_at_ms));
         Ok(parsed.access_token)
     }

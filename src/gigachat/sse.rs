@@ -33,12 +33,7 @@ pub(super) fn read_events(
     request_id: String,
     timeout_secs: u64,
 ) -> Result<Completion, Error> {
-    let mut completion = Completion {
-        content: String::new(),
-        finish_reason: String::new(),
-        usage: Usage::default(),
-        request_id,
-    };
+    let mut completion = Completion { request_id, ..Completion::default() };
     let (mut line, mut total) = (Vec::new(), 0);
     loop {
         let Some(data) = next_data(&mut reader, &mut line, &mut total, timeout_secs)? else {
@@ -85,20 +80,17 @@ fn next_data<'a>(
     timeout_secs: u64,
 ) -> Result<Option<&'a str>, Error> {
     line.clear();
-    let read =
-        reader.take(MAX_EVENT_BYTES as u64 + 1).read_until(b'\n', line).map_err(|err| match err
-            .kind()
-        {
-            std::io::ErrorKind::TimedOut => {
-                let (service, phase) = (Service::GigaChat, ureq::Timeout::RecvBody);
-                let text = timeout_text(service, phase, timeout_secs, "gigachat.timeout_secs");
-                error(Failure::Timeout(text))
-            }
-            _ => error(Failure::Interrupted(err.to_string())),
-        })?;
+    let read = reader.take(MAX_EVENT_BYTES as u64 + 1).read_until(b'\n', line);
+    let read = read.map_err(|err| match err.kind() {
+        std::io::ErrorKind::TimedOut => {
+            let (service, phase) = (Service::GigaChat, ureq::Timeout::RecvBody);
+            let text = timeout_text(service, phase, timeout_secs, "gigachat.timeout_secs");
+            error(Failure::Timeout(text))
+        }
+        _ => error(Failure::Interrupted(err.to_string())),
+    })?;
     if read == 0 {
-        let detail = "the stream ended before [DONE]".into();
-        return Err(error(Failure::Interrupted(detail)));
+        return Err(error(Failure::Interrupted("the stream ended before [DONE]".into())));
     }
     *total += read;
     if read > MAX_EVENT_BYTES {

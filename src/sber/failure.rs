@@ -45,8 +45,7 @@ pub enum Failure {
     PaymentRequired,
     /// 404 (GigaChat's chat): the configured model does not exist for this key.
     UnknownModel(String),
-    /// 413: the request (a conversation, a file, a voice note) is too large; the
-    /// server's message.
+    /// 413: the request (a conversation, a file, a voice note) is too large; its message.
     TooLarge(String),
     /// 5xx.
     Server(u16),
@@ -197,8 +196,7 @@ pub fn tls_advice(service: Service, detail: &str, ca_bundle_file: Option<&Path>)
 }
 
 /// Which phase ran out of time, with the limit that applied to it (`secs`, the setting
-/// `name`): a connect that hangs is reported as a 15 s connect, not as the 120 s answer
-/// timeout.
+/// `name`): a connect that hangs is a 15 s connect, not the 120 s answer timeout.
 pub fn timeout_text(service: Service, phase: Timeout, secs: u64, name: &str) -> String {
     let connect = connect_secs(secs);
     match (service, phase) {
