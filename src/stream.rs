@@ -1,12 +1,9 @@
 //! What the user sees while GigaChat works: "typing…", and in a private chat the answer
-//! growing in a draft.
-//!
-//! A draft (`sendMessageDraft`) is Telegram's own preview of a message being written: it
-//! shows in the chat for 30 s and goes when the message itself is sent. It is only a
-//! preview: nothing is saved for it, and the answer goes out through the bot's one delivery
-//! path at the end, so a bot killed mid-stream leaves no half answer behind. The loop never
-//! waits for a draft: a piece of the answer that arrives before the next draft is due is
-//! only collected, and rendered when one is due.
+//! growing in a draft (`sendMessageDraft`), Telegram's own preview of a message being
+//! written: it shows for 30 s and goes when the message itself is sent. Only a preview:
+//! nothing is saved for it and the answer goes out through the bot's one delivery path at
+//! the end, so a bot killed mid-stream leaves no half answer behind. The loop never waits
+//! for a draft: a piece that arrives before the next one is due is only collected.
 
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -85,10 +82,7 @@ impl Draft {
         let Some(last) = chunks.last() else {
             return; // nothing visible yet (say, only "**")
         };
-        let text = match self.plain {
-            true => render::visible_text(last),
-            false => last.clone(),
-        };
+        let text = if self.plain { render::visible_text(last) } else { last.clone() };
         if text == self.shown {
             return;
         }

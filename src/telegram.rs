@@ -137,10 +137,8 @@ impl Telegram {
 
     /// A request that got no answer: not done if it never left, else most likely done.
     fn unanswered(&self, err: &ureq::Error) -> ErrorKind {
-        match never_sent(err) {
-            true => ErrorKind::Transient(self.detail(err)),
-            false => ErrorKind::Lost(self.detail(err)),
-        }
+        let detail = self.detail(err);
+        if never_sent(err) { ErrorKind::Transient(detail) } else { ErrorKind::Lost(detail) }
     }
 
     /// Removes the token from a text that may contain a request URL.
@@ -161,11 +159,8 @@ impl Telegram {
         let request = self.agent.post(&url).header("Content-Type", content_type);
         let mut response = request.send(body).map_err(|err| fail(self.unanswered(&err)))?;
         let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok());
+        let header = response.headers().get("retry-after").and_then(|v| v.to_str().ok());
+        let retry_after = header.and_then(|v| v.trim().parse::<u64>().ok());
         let body = response.body_mut().with_config().limit(64 * 1024 * 1024);
         let bytes =
             body.read_to_vec().map_err(|err| fail(unreadable(status, self.detail(&err))))?;
@@ -247,11 +242,8 @@ impl Telegram {
 
     /// The command menu users see next to the text field.
     pub fn set_my_commands(&self, commands: &[(&str, &str)]) -> Result<(), Error> {
-        let commands: Vec<Value> = commands
-            .iter()
-            .map(|(command, description)| json!({"command": command, "description": description}))
-            .collect();
-        let params = json!({ "commands": commands });
+        let menu = commands.iter().map(|(c, d)| json!({"command": c, "description": d}));
+        let params = json!({ "commands": menu.collect::<Vec<_>>() });
         self.call("setMyCommands", &params, OnFlood::Wait).map(|_: bool| ())
     }
 
@@ -271,13 +263,9 @@ impl Telegram {
 
     /// Sends a message (link previews off: answers are full of links). `on_flood` says
     /// whether a 429 is waited out (a chat's own answer) or returned at once (a notice).
-    pub fn send_message(
-        &self,
-        message: &OutgoingMessage,
-        on_flood: OnFlood,
-    ) -> Result<Message, Error> {
-        let mut params = text_params(message.chat_id, message.text, message.html, message.keyboard);
-        if let Some(id) = message.reply_to {
+    pub fn send_message(&self, msg: &OutgoingMessage, on_flood: OnFlood) -> Result<Message, Error> {
+        let mut params = text_params(msg.chat_id, msg.text, msg.html, msg.keyboard);
+        if let Some(id) = msg.reply_to {
             params["reply_parameters"] =
                 json!({"message_id": id, "allow_sending_without_reply": true});
         }
@@ -384,20 +372,17 @@ fn text_params(chat_id: i64, text: &str, html: bool, keyboard: Option<&Value>) -
 /// Parses one update; a broken one keeps only its id and is logged.
 fn parse_update(raw: Value) -> Option<Update> {
     let id = raw.get("update_id").and_then(Value::as_i64);
-    match serde_json::from_value::<Update>(raw) {
-        Ok(update) => Some(update),
-        Err(err) => match id {
-            Some(update_id) => {
-                let err = without_strings(&err.to_string());
-                log::warn!("update {update_id}: cannot read it ({err}); skipped");
-                Some(Update { update_id, ..Update::default() })
-            }
-            None => {
-                log::warn!("an update without update_id was skipped ({err})");
-                None
-            }
-        },
-    }
+    let err = match serde_json::from_value::<Update>(raw) {
+        Ok(update) => return Some(update),
+        Err(err) => err,
+    };
+    let Some(update_id) = id else {
+        log::warn!("an update without update_id was skipped ({err})");
+        return None;
+    };
+    let err = without_strings(&err.to_string());
+    log::warn!("update {update_id}: cannot read it ({err}); skipped");
+    Some(Update { update_id, ..Update::default() })
 }
 
 /// serde's messages quote the values they choke on (`invalid type: string "Привет"`); a

@@ -101,7 +101,7 @@ pub(super) struct Envelope {
     parameters: Option<ResponseParameters>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 struct ResponseParameters {
     retry_after: Option<u64>,
     migrate_to_chat_id: Option<i64>,
@@ -135,24 +135,19 @@ pub(super) fn decode<T: DeserializeOwned>(
     }
     let code = envelope.error_code.unwrap_or(status);
     let description = envelope.description.unwrap_or_else(|| format!("error {code}"));
-    let params = envelope.parameters;
+    let params = envelope.parameters.unwrap_or_default();
+    let retry_after = params.retry_after.or(retry_after).unwrap_or(5);
     Err(match code {
-        429 => ErrorKind::RetryAfter(
-            (params.as_ref().and_then(|p| p.retry_after).or(retry_after))
-                .unwrap_or(5)
-                .min(MAX_RETRY_AFTER_SECS),
-        ),
+        429 => ErrorKind::RetryAfter(retry_after.min(MAX_RETRY_AFTER_SECS)),
         401 => ErrorKind::Unauthorized,
         // A malformed token: api.telegram.org answers "Not Found" for every method.
         404 if description == "Not Found" => ErrorKind::Unauthorized,
         409 => ErrorKind::Conflict(description),
         504 => ErrorKind::Lost(format!("{description} ({code})")),
         500.. => ErrorKind::Server(format!("{description} ({code})")),
-        _ => ErrorKind::Rejected {
-            code,
-            description,
-            migrate_to_chat_id: params.and_then(|p| p.migrate_to_chat_id),
-        },
+        _ => {
+            ErrorKind::Rejected { code, description, migrate_to_chat_id: params.migrate_to_chat_id }
+        }
     })
 }
 

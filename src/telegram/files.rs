@@ -18,25 +18,15 @@ impl Telegram {
     /// A file the bot received, at most `max` bytes: getFile, then the download. `known` is
     /// the size the message gave, for when getFile gives none; a bigger file is refused
     /// before any byte is downloaded.
-    pub fn fetch_file(
-        &self,
-        file_id: &str,
-        known: Option<u64>,
-        max: u64,
-    ) -> Result<Vec<u8>, Error> {
-        let found = self.get_file(file_id)?;
+    pub fn fetch_file(&self, id: &str, known: Option<u64>, max: u64) -> Result<Vec<u8>, Error> {
+        let found = self.get_file(id)?;
         let size = found.file_size.or(known).unwrap_or(0);
-        match found.file_path.filter(|_| size <= max) {
-            Some(path) => self.download(&path, max),
-            None => Err(Error {
-                method: "getFile",
-                kind: ErrorKind::Rejected {
-                    code: 400,
-                    description: format!("a file of {size} bytes, more than {max}"),
-                    migrate_to_chat_id: None,
-                },
-            }),
-        }
+        let Some(path) = found.file_path.filter(|_| size <= max) else {
+            let description = format!("a file of {size} bytes, more than {max}");
+            let kind = ErrorKind::Rejected { code: 400, description, migrate_to_chat_id: None };
+            return Err(Error { method: "getFile", kind });
+        };
+        self.download(&path, max)
     }
 
     /// The bytes of a file by its `file_path` from getFile, at most `max` of them. One try:
@@ -56,11 +46,8 @@ impl Telegram {
                 .ok()
                 .and_then(|e| e.description)
                 .unwrap_or_else(|| format!("HTTP {status}"));
-            return Err(fail(ErrorKind::Rejected {
-                code: status,
-                description,
-                migrate_to_chat_id: None,
-            }));
+            let kind = ErrorKind::Rejected { code: status, description, migrate_to_chat_id: None };
+            return Err(fail(kind));
         }
         body.read_to_vec().map_err(|err| {
             fail(ErrorKind::Lost(match err {
