@@ -3,15 +3,12 @@
 //! itself and the [`Facts`] read for the update that return a [`Decision`]; bot.rs does
 //! what it says. No store, no client: the tests are tables of messages and facts.
 //!
-//! In a group the bot speaks only when spoken to: a mention, a reply to it, or a command
-//! for it.
-//!
-//! A question that replies to a message, or quotes part of one, is asked with that text
-//! (its [`reply_context`]) before it, once: memory keeps the question as typed.
-//!
-//! A photo or a document is asked about with its caption, or a default question; `formats`
-//! decides which file goes to GigaChat, or why none can. A voice note (with a SaluteSpeech
-//! key, up to a minute) is recognized and asked like a typed question.
+//! In a group the bot speaks only when spoken to: a mention, a reply to it, or a command for
+//! it. A question that replies to a message, or quotes part of one, is asked with that text
+//! (its [`reply_context`]) before it, once: memory keeps the question as typed. A photo or a
+//! document is asked about with its caption, or a default question (`formats` decides which
+//! file goes to GigaChat, or why none can); a voice note (with a SaluteSpeech key, up to a
+//! minute) is recognized and asked like a typed question.
 
 use serde_json::{Value, json};
 
@@ -151,10 +148,8 @@ pub fn decide_message(cx: &Seen, message: &Message) -> Decision {
     if let Some(command) = command {
         return decide_command(cx, message, &command, &sender);
     }
-    if let Some(decision) = formats::decide_file(cx, message, sender.id, in_group) {
-        return decision;
-    }
-    if let Some(decision) = decide_voice(cx, message, sender.id) {
+    let voice = || decide_voice(cx, message, sender.id);
+    if let Some(decision) = formats::decide_file(cx, message, sender.id, in_group).or_else(voice) {
         return decision;
     }
     let Some(text) = message.text.as_deref() else {
@@ -299,15 +294,11 @@ pub fn decide_press(cx: &Seen, query: &CallbackQuery) -> Press {
 /// One button per style; the current one is marked. `callback_data` is `style:<id>`,
 /// at most 38 bytes since ids are at most 32.
 pub fn style_keyboard(config: &Config, current: &str) -> Value {
-    let rows: Vec<Value> = config
-        .styles
-        .iter()
-        .map(|style| {
-            let mark = if style.id == current { "✓ " } else { "" };
-            json!([{"text": format!("{mark}{}", style.title), "callback_data": format!("style:{}", style.id)}])
-        })
-        .collect();
-    json!({ "inline_keyboard": rows })
+    let row = |style: &Style| {
+        let mark = if style.id == current { "✓ " } else { "" };
+        json!([{"text": format!("{mark}{}", style.title), "callback_data": format!("style:{}", style.id)}])
+    };
+    json!({ "inline_keyboard": config.styles.iter().map(row).collect::<Vec<_>>() })
 }
 
 /// The chat's style, or the default if the chat has none or its style left the config.
@@ -346,13 +337,11 @@ fn decide_voice(cx: &Seen, message: &Message, sender: i64) -> Option<Decision> {
 /// recognized, or longer than `bot.max_input_chars`.
 pub fn heard(config: &Config, text: &str) -> Result<String, String> {
     let text = text.trim();
-    if text.is_empty() {
-        return Err(texts::VOICE_EMPTY.into());
+    match too_long(config, text) {
+        _ if text.is_empty() => Err(texts::VOICE_EMPTY.into()),
+        Some(notice) => Err(notice),
+        None => Ok(text.to_string()),
     }
-    if let Some(notice) = too_long(config, text) {
-        return Err(notice);
-    }
-    Ok(text.to_string())
 }
 
 /// Is `name` this bot's @username (Telegram compares them without case)?
@@ -362,11 +351,8 @@ fn is_my_name(me: &User, name: &str) -> bool {
 
 /// Does the message reply to one of this bot's messages?
 fn is_reply_to_me(me: &User, message: &Message) -> bool {
-    message
-        .reply_to_message
-        .as_ref()
-        .and_then(|m| m.from.as_ref())
-        .is_some_and(|from| from.id == me.id)
+    let from = message.reply_to_message.as_ref().and_then(|m| m.from.as_ref());
+    from.is_some_and(|from| from.id == me.id)
 }
 
 /// What a message replies to, as its question's context: the part the user quoted if any
@@ -486,10 +472,7 @@ pub fn parse_command(text: &str) -> Option<BotCommand<'_>> {
     let rest = text.strip_prefix('/')?;
     let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
     let (head, args) = rest.split_at(end);
-    let (name, bot) = match head.split_once('@') {
-        Some((name, bot)) => (name, Some(bot)),
-        None => (head, None),
-    };
+    let (name, bot) = head.split_once('@').map_or((head, None), |(name, bot)| (name, Some(bot)));
     let valid = !name.is_empty()
         && name.len() <= 32
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');

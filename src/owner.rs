@@ -1,10 +1,8 @@
 //! The owner's rules: who may talk to the bot, limits on use, and the admins' reports.
-//!
-//! GigaChat quotas are paid in tokens, so a bot left open on the internet needs these:
-//! an allowlist the admins grow by command or button, a per-user rate and daily budget,
-//! and numbers that show where the tokens went. Everything here is a plain function of
-//! the config and of values read from the state (`facts.rs`); bot.rs acts on what they
-//! return.
+//! GigaChat quotas are paid in tokens, so a bot left open on the internet needs these: an
+//! allowlist the admins grow by command or button, a per-user rate and daily budget, and
+//! numbers that show where the tokens went. Plain functions of the config and of values read
+//! from the state (`facts.rs`); bot.rs acts on what they return.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -24,13 +22,10 @@ pub fn is_admin(config: &Config, user_id: i64) -> bool {
 /// Admins always; with `allowed_users` set, only those and users granted by command;
 /// otherwise everyone not denied by command. `access` is what the admins decided.
 pub fn is_allowed(config: &Config, user_id: i64, access: Access) -> bool {
-    if is_admin(config, user_id) {
-        return true;
-    }
-    if config.bot.allowed_users.is_empty() {
-        access.granted != Some(false)
-    } else {
-        config.bot.allowed_users.contains(&user_id) || access.granted == Some(true)
+    match config.bot.allowed_users.is_empty() {
+        _ if is_admin(config, user_id) => true,
+        true => access.granted != Some(false),
+        false => config.bot.allowed_users.contains(&user_id) || access.granted == Some(true),
     }
 }
 
@@ -98,18 +93,12 @@ fn limit_reply(
         // The oldest of the last `per_minute` requests leaves the window first.
         let oldest = recent[recent.len() - per_minute];
         let wait = (oldest + 60).saturating_sub(now).max(1);
-        return Some(
-            texts::RATE_LIMIT
-                .replace("{n}", &per_minute.to_string())
-                .replace("{secs}", &wait.to_string()),
-        );
+        let text = texts::RATE_LIMIT.replace("{n}", &per_minute.to_string());
+        return Some(text.replace("{secs}", &wait.to_string()));
     }
     let used = if user.day == today { user.tokens_today } else { 0 };
-    (budget > 0 && used >= budget).then(|| {
-        texts::TOKEN_BUDGET
-            .replace("{budget}", &budget.to_string())
-            .replace("{wait}", &hours_minutes(to_midnight))
-    })
+    let text = texts::TOKEN_BUDGET.replace("{budget}", &budget.to_string());
+    (budget > 0 && used >= budget).then(|| text.replace("{wait}", &hours_minutes(to_midnight)))
 }
 
 /// The user's row after one more request (counted before it is paid for), for the limits
@@ -155,10 +144,7 @@ fn within_a_minute(times: &[u64], now: u64) -> Vec<u64> {
 pub fn users_text(config: &Config, granted: &[i64], denied: &[i64]) -> String {
     let list = |ids: &[i64]| comma_list(ids.iter().map(i64::to_string).collect(), "—");
     let bot = &config.bot;
-    let mode = match bot.allowed_users.is_empty() {
-        true => texts::OPEN_TO_ALL,
-        false => texts::ALLOWED_ONLY,
-    };
+    let mode = if bot.allowed_users.is_empty() { texts::OPEN_TO_ALL } else { texts::ALLOWED_ONLY };
     texts::USERS
         .replace("{mode}", mode)
         .replace("{admins}", &list(&bot.admins))

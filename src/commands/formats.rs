@@ -1,6 +1,6 @@
-//! Photos and documents, by their formats: which file GigaChat gets and what it is asked about it (the
-//! caption, or a default question), or the one sentence that says why not: too big, a
-//! format GigaChat does not read, a model that does not see images.
+//! Photos and documents, by their formats: which file GigaChat gets and what it is asked
+//! about it (the caption, or a default question), or the one sentence that says why not:
+//! too big, a format GigaChat does not read, a model that does not see images.
 
 use super::{Action, Ask, Decision, Seen, ask, decision, reply_context, strip_mentions};
 use crate::incoming::{MAX_DOWNLOAD_BYTES, Message};
@@ -48,26 +48,19 @@ impl FileRef {
     }
 }
 
+const DOCX: &str = "application/vnd.openxmlformats-officedocument.wordprocessingml.document";
+const PPTX: &str = "application/vnd.openxmlformats-officedocument.presentationml.presentation";
+
 /// The formats GigaChat reads: (extension, the MIME type apps send, the one GigaChat's list
 /// names, an image?). Audio is storable too, but no model is known to listen to it.
 const FORMATS: [(&str, &str, &str, bool); 13] = [
     ("txt", "text/plain", "text/plain", false),
     ("pdf", "application/pdf", "application/pdf", false),
     ("doc", "application/msword", "application/msword", false),
-    (
-        "docx",
-        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-        false,
-    ),
+    ("docx", DOCX, DOCX, false),
     ("epub", "application/epub+zip", "application/epub", false),
     ("ppt", "application/vnd.ms-powerpoint", "application/ppt", false),
-    (
-        "pptx",
-        "application/vnd.openxmlformats-officedocument.presentationml.presentation",
-        "application/pptx",
-        false,
-    ),
+    ("pptx", PPTX, "application/pptx", false),
     ("jpg", "image/jpeg", "image/jpeg", true),
     ("jpeg", "image/jpeg", "image/jpeg", true),
     ("png", "image/png", "image/png", true),
@@ -112,53 +105,32 @@ fn file_of(cx: &Seen, message: &Message) -> Option<Result<FileRef, String>> {
     let file = if let Some(sizes) = &message.photo {
         // The largest size that fits (Telegram lists them smallest first, but does not say so).
         let fits = |size: Option<u64>| size.unwrap_or(0) <= image_max;
-        let Some(best) = sizes
-            .iter()
-            .filter(|s| fits(s.file_size))
-            .max_by_key(|s| s.width.saturating_mul(s.height))
-        else {
+        let fitting = sizes.iter().filter(|s| fits(s.file_size));
+        let Some(best) = fitting.max_by_key(|s| s.width.saturating_mul(s.height)) else {
             let smallest = sizes.iter().filter_map(|s| s.file_size).min();
             return Some(Err(too_big(smallest.unwrap_or(0), image_max, text_max)));
         };
-        FileRef {
-            file_id: best.file_id.clone(),
-            size: best.file_size,
-            max: image_max,
-            photo: true,
-            image: true,
-            // Telegram keeps photos as JPEG.
-            mime: "image/jpeg",
-            name: "photo.jpg".into(),
-        }
+        let (file_id, size, name) = (best.file_id.clone(), best.file_size, "photo.jpg".into());
+        let (max, mime) = (image_max, "image/jpeg"); // Telegram keeps photos as JPEG.
+        FileRef { file_id, size, max, photo: true, image: true, mime, name }
     } else {
         let document = message.document.as_ref()?;
         let name = document.file_name.clone().unwrap_or_default();
         let extension =
             name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default();
         let mime = document.mime_type.as_deref().unwrap_or("").to_ascii_lowercase();
-        let format = FORMATS
-            .iter()
-            .find(|f| f.0 == extension)
-            .or_else(|| FORMATS.iter().find(|f| f.1 == mime || f.2 == mime));
+        let by_type = || FORMATS.iter().find(|f| f.1 == mime || f.2 == mime);
+        let format = FORMATS.iter().find(|f| f.0 == extension).or_else(by_type);
         let Some(&(extension, _, mime, image)) = format else {
             return Some(Err(texts::FILE_TYPE.into()));
         };
         let max = if image { image_max } else { text_max };
+        let name = if name.trim().is_empty() { format!("document.{extension}") } else { name };
         if let Some(size) = document.file_size.filter(|&size| size > max) {
             return Some(Err(too_big(size, image_max, text_max)));
         }
-        FileRef {
-            file_id: document.file_id.clone(),
-            size: document.file_size,
-            max,
-            photo: false,
-            image,
-            mime,
-            name: match name.trim().is_empty() {
-                true => format!("document.{extension}"),
-                false => name,
-            },
-        }
+        let (file_id, size) = (document.file_id.clone(), document.file_size);
+        FileRef { file_id, size, max, photo: false, image, mime, name }
     };
     let model = &cx.config.gigachat.model;
     if file.image && !sees_images(model) {
