@@ -36,14 +36,11 @@ pub fn local_day(unix_secs: u64) -> (String, u64) {
 /// skips midnight).
 pub fn local_day_in(tz: &TimeZone, unix_secs: u64) -> (String, u64) {
     let now = timestamp(unix_secs).to_zoned_datetime(tz.clone());
-    let next_midnight = now
-        .tomorrow()
-        .and_then(|tomorrow| tomorrow.start_of_day())
-        .map(|midnight| midnight.timestamp().as_second());
+    let next_midnight = now.tomorrow().and_then(|t| t.start_of_day()).map(|m| m.timestamp());
     let day = now.date().to_string();
     match next_midnight {
         Ok(midnight) => {
-            let left = midnight.saturating_sub(now.timestamp().as_second());
+            let left = midnight.as_second().saturating_sub(now.timestamp().as_second());
             (day, u64::try_from(left).unwrap_or(0))
         }
         // Only at the end of the calendar (the year 9999): the UTC day's end will do.
@@ -53,10 +50,8 @@ pub fn local_day_in(tz: &TimeZone, unix_secs: u64) -> (String, u64) {
 
 /// Unix seconds as a jiff timestamp; past the year 9999 (jiff's last), its last instant.
 fn timestamp(unix_secs: u64) -> Timestamp {
-    i64::try_from(unix_secs)
-        .ok()
-        .and_then(|secs| Timestamp::from_second(secs).ok())
-        .unwrap_or(Timestamp::MAX)
+    let secs = i64::try_from(unix_secs).ok();
+    secs.and_then(|secs| Timestamp::from_second(secs).ok()).unwrap_or(Timestamp::MAX)
 }
 
 #[cfg(test)]

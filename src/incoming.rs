@@ -102,22 +102,10 @@ impl Message {
     /// True for a sticker, photo, voice… — content a user sent that the bot cannot read.
     /// Service messages (members joining, pins) are not content and give false.
     pub fn has_non_text_content(&self) -> bool {
-        self.photo.is_some()
-            || self.document.is_some()
-            || self.voice.is_some()
-            || [
-                &self.sticker,
-                &self.audio,
-                &self.video,
-                &self.video_note,
-                &self.animation,
-                &self.location,
-                &self.contact,
-                &self.poll,
-                &self.dice,
-            ]
-            .iter()
-            .any(|field| field.is_some())
+        let unread = [&self.sticker, &self.audio, &self.video, &self.video_note, &self.animation];
+        let more = [&self.location, &self.contact, &self.poll, &self.dice];
+        let unread = unread.iter().chain(&more).any(|field| field.is_some());
+        self.photo.is_some() || self.document.is_some() || self.voice.is_some() || unread
     }
 }
 

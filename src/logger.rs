@@ -1,7 +1,6 @@
-//! A small stderr logger over the `log` facade: one line per event.
-//!
-//! Only our own records are printed. ureq logs request URLs, and every Telegram URL holds
-//! the bot token, so records from other crates are dropped here whatever the level.
+//! A small stderr logger over the `log` facade: one line per event, our own records only:
+//! ureq logs request URLs, and every Telegram URL holds the bot token, so records from other
+//! crates are dropped here whatever the level.
 
 use std::io::Write;
 

@@ -132,12 +132,10 @@ impl fmt::Display for Outcome {
             Outcome::ButtonRefused => f.write_str("button from a user without access"),
             Outcome::AdminDecided(id, true) => write!(f, "admin allow {id}"),
             Outcome::AdminDecided(id, false) => write!(f, "admin deny {id}"),
-            Outcome::NotSent(before, err)
-                if matches!(**before, Outcome::Nothing | Outcome::Asked(_)) =>
-            {
-                write!(f, "not sent: {err}")
-            }
-            Outcome::NotSent(before, err) => write!(f, "{before}; not sent: {err}"),
+            Outcome::NotSent(before, err) => match **before {
+                Outcome::Nothing | Outcome::Asked(_) => write!(f, "not sent: {err}"),
+                _ => write!(f, "{before}; not sent: {err}"),
+            },
             Outcome::StateUnreadable => f.write_str("not handled: the state could not be read"),
         }
     }
@@ -162,13 +160,10 @@ impl Report {
         let latency = asked.map_or("-".to_string(), |a| a.ms.to_string());
         let tokens = asked.map_or(0, |a| a.tokens);
         let text = self.text.as_ref().map_or(String::new(), |t| format!(" text={t:?}"));
+        let (chat, user, kind, style) = (self.chat_id, self.user_id, self.kind, &self.style);
+        let outcome = self.outcome.to_string();
         format!(
-            "update={update_id} chat={} user={} kind={} style={} gigachat_ms={latency} tokens={tokens} outcome={:?}{text}",
-            self.chat_id,
-            self.user_id,
-            self.kind,
-            self.style,
-            self.outcome.to_string()
+            "update={update_id} chat={chat} user={user} kind={kind} style={style} gigachat_ms={latency} tokens={tokens} outcome={outcome:?}{text}"
         )
     }
 }
