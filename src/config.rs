@@ -1,8 +1,7 @@
-//! The TOML contract as structs: defaults, environment overrides, validation.
-//!
-//! Everything that can be wrong with a config is found here (the checks in `validate`),
-//! before any network call, and reported as one line that names the key and the fix.
-//! Secrets (the bot token, the GigaChat and SaluteSpeech keys) live in [`Secret`], which never prints its value.
+//! The TOML contract as structs: defaults, environment overrides, validation. Everything
+//! that can be wrong with a config is found here (the checks in `validate`), before any
+//! network call, and reported as one line that names the key and the fix. Secrets (the bot
+//! token, the GigaChat and SaluteSpeech keys) live in [`Secret`], which never prints its value.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -311,18 +310,13 @@ pub fn load(explicit: Option<&Path>, needs: Needs) -> Result<Config> {
         .map(Path::to_path_buf)
         .or_else(|| env_var("GIGABOT_CONFIG").map(PathBuf::from))
         .or_else(|| Some(PathBuf::from("config.toml")).filter(|p| p.exists()));
-    let file = match &path {
-        Some(path) => match std::fs::read_to_string(path) {
-            Ok(text) => Some((text, path.display().to_string())),
-            Err(err) => {
-                let err = anyhow::Error::new(err)
-                    .context(format!("cannot read the config file {}", path.display()));
-                return Err(tidy(&err, None, env_var));
-            }
-        },
-        None => None,
-    };
-    load_from(file.as_ref().map(|(text, name)| (text.as_str(), name.as_str())), env_var, needs)
+    let Some(path) = path else { return load_from(None, env_var, needs) };
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(&path).map_err(|err| {
+        let err = anyhow::Error::new(err).context(format!("cannot read the config file {name}"));
+        tidy(&err, None, env_var)
+    })?;
+    load_from(Some((&text, &name)), env_var, needs)
 }
 
 /// The config from a file's text and name (or the built-in defaults) and the environment

@@ -161,13 +161,9 @@ pub fn shown_url(url: &str) -> String {
     let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
     let host =
         authority.rsplit_once('@').map_or(authority.to_string(), |(_, h)| format!("***@{h}"));
+    let parts = std::iter::once(host.as_str()).chain(path.split('/').skip(1));
     let mut out = if scheme.is_empty() { String::new() } else { format!("{scheme}://") };
-    for (i, part) in std::iter::once(host.as_str()).chain(path.split('/').skip(1)).enumerate() {
-        if i > 0 {
-            out.push('/');
-        }
-        out.push_str(&shown_part(part));
-    }
+    out += &parts.map(shown_part).collect::<Vec<_>>().join("/");
     if !query.is_empty() {
         out.push_str(query);
         out.push('…');

@@ -55,12 +55,8 @@ pub(super) fn validate(config: &mut Config, needs: Needs) -> Result<()> {
 /// `[telegram]`: the API URL, the poll timeout, the token's shape (and where it came from).
 fn check_telegram(tg: &mut TelegramConfig, name: &dyn Fn(&str) -> String) -> Result<()> {
     tg.api_url = check_url(&name("telegram.api_url"), &tg.api_url, false)?;
-    in_range(
-        "telegram.poll_timeout_secs",
-        tg.poll_timeout_secs,
-        1..=50,
-        "seconds (Telegram holds a long poll 50 s at most)",
-    )?;
+    let unit = "seconds (Telegram holds a long poll 50 s at most)";
+    in_range("telegram.poll_timeout_secs", tg.poll_timeout_secs, 1..=50, unit)?;
     if let Some(token) = &tg.token
         && !looks_like_bot_token(token.expose())
     {
@@ -94,12 +90,8 @@ fn check_gigachat(gc: &mut GigaChatConfig, name: &dyn Fn(&str) -> String) -> Res
         bail!("gigachat.temperature = {t} must be greater than 0 (GigaChat rejects 0)");
     }
     if let Some(max) = gc.max_tokens {
-        in_range(
-            "gigachat.max_tokens",
-            max.into(),
-            1..=1_000_000,
-            "tokens (or remove it for the model's default)",
-        )?;
+        let unit = "tokens (or remove it for the model's default)";
+        in_range("gigachat.max_tokens", max.into(), 1..=1_000_000, unit)?;
     }
     Ok(())
 }
@@ -197,12 +189,8 @@ fn in_range(key: &str, value: u64, range: std::ops::RangeInclusive<u64>, unit: &
 fn validate_styles(styles: &[Style]) -> Result<()> {
     for (i, style) in styles.iter().enumerate() {
         let n = i + 1;
-        let id_ok = !style.id.is_empty()
-            && style.id.len() <= 32
-            && style
-                .id
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+        let plain = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-';
+        let id_ok = !style.id.is_empty() && style.id.len() <= 32 && style.id.bytes().all(plain);
         if !id_ok {
             bail!(
                 "styles #{n}: id {} is not allowed: use 1 to 32 of a-z, 0-9, _ and -",
@@ -235,17 +223,13 @@ fn check_url(key: &str, url: &str, tls_only: bool) -> Result<String> {
     let url = url.trim();
     let url = url.strip_suffix('/').unwrap_or(url);
     let shown = shown_url(url);
-    let rest = if let Some(rest) = url.strip_prefix("https://") {
-        rest
-    } else if let Some(rest) = url.strip_prefix("http://") {
-        if tls_only {
-            bail!(
-                "{key} = {shown:?} must start with https://: Sber's services are only used over verified TLS"
-            );
-        }
-        rest
-    } else {
-        bail!("{key} is not a URL: it must start with https:// or http://");
+    let rest = match (url.strip_prefix("https://"), url.strip_prefix("http://")) {
+        (Some(rest), _) => rest,
+        (None, Some(_)) if tls_only => bail!(
+            "{key} = {shown:?} must start with https://: Sber's services are only used over verified TLS"
+        ),
+        (None, Some(rest)) => rest,
+        (None, None) => bail!("{key} is not a URL: it must start with https:// or http://"),
     };
     if rest.is_empty() || rest.starts_with('/') || rest.contains(char::is_whitespace) {
         bail!("{key} = {shown:?} has no host name");
@@ -302,13 +286,9 @@ fn resolve_credentials(gc: &mut GigaChatConfig, name: &dyn Fn(&str) -> String) -
 /// An authorization key is Base64 of `client_id:client_secret`; a bare client secret
 /// (a UUID) never decodes to that.
 pub(super) fn is_authorization_key(value: &str) -> bool {
-    BASE64_STANDARD
-        .decode(value.trim())
-        .ok()
-        .and_then(|bytes| String::from_utf8(bytes).ok())
-        .is_some_and(|text| {
-            text.split_once(':').is_some_and(|(id, secret)| !id.is_empty() && !secret.is_empty())
-        })
+    let text = BASE64_STANDARD.decode(value.trim()).ok().and_then(|b| String::from_utf8(b).ok());
+    let pair = text.as_deref().and_then(|text| text.split_once(':'));
+    pair.is_some_and(|(id, secret)| !id.is_empty() && !secret.is_empty())
 }
 
 /// Reads a CA file: PEM with one or more certificates, or one DER certificate.
