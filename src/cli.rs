@@ -123,20 +123,17 @@ fn show_ca_file(gc: &GigaChatConfig) {
     // A whole bundle (the system's, say) is summed up, not listed certificate by
     // certificate: what matters is whether the Ministry's root is in it.
     if reports.len() > 3 {
-        let verdict = match reports.iter().any(|r| r.is_russian_trusted_root) {
-            true => "the Russian Trusted Root CA is among them",
-            false => {
-                "the Russian Trusted Root CA is not among them: GigaChat's certificate will not be trusted"
-            }
-        };
-        println!("    {verdict}");
+        match reports.iter().any(|r| r.is_russian_trusted_root) {
+            true => println!("    the Russian Trusted Root CA is among them"),
+            false => println!(
+                "    the Russian Trusted Root CA is not among them: GigaChat's certificate will not be trusted"
+            ),
+        }
         return;
     }
     for report in &reports {
-        let verdict = match report.is_russian_trusted_root {
-            true => "this is the Russian Trusted Root CA",
-            false => "this is not the Russian Trusted Root CA",
-        };
+        let not = if report.is_russian_trusted_root { "" } else { "not " };
+        let verdict = format!("this is {not}the Russian Trusted Root CA");
         println!("    subject: {}\n    SHA-256: {}\n    {verdict}", report.subject, report.sha256);
     }
 }
@@ -213,19 +210,15 @@ pub fn ask(config: &Config, style: Option<&str>, question: &str) -> Result<ExitC
         gigachat::ChatMessage::new("user", question),
     ];
     let completion = gigachat.chat(&messages, None).context("no answer")?;
-    match completion.finish_reason.as_str() {
-        "blacklist" => {
-            eprintln!("GigaChat refused to answer on this topic (finish_reason: blacklist)");
-            Ok(ExitCode::from(1))
-        }
-        reason => {
-            println!("{}", completion.content.trim_end());
-            if reason == "length" {
-                eprintln!("(the answer was cut short: it reached the length limit)");
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+    if completion.finish_reason == "blacklist" {
+        eprintln!("GigaChat refused to answer on this topic (finish_reason: blacklist)");
+        return Ok(ExitCode::from(1));
     }
+    println!("{}", completion.content.trim_end());
+    if completion.finish_reason == "length" {
+        eprintln!("(the answer was cut short: it reached the length limit)");
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Parses the command line (without the program's name). Errors are one line for the user.

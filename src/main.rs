@@ -90,11 +90,8 @@ fn run() -> Result<ExitCode> {
         Command::Ask { style, question } => cli::ask(&config, style.as_deref(), &question),
         Command::Backup { into } => {
             store::backup(&config.bot.state_file, &into)?;
-            println!(
-                "the state {} is copied to {}",
-                config.bot.state_file.display(),
-                into.display()
-            );
+            let (state, copy) = (config.bot.state_file.display(), into.display());
+            println!("the state {state} is copied to {copy}");
             Ok(ExitCode::SUCCESS)
         }
         Command::Help | Command::Version => unreachable!("handled above"),
@@ -138,11 +135,8 @@ fn run_bot(config: Config, reset_state: bool) -> Result<()> {
     let telegram = Telegram::new(&config.telegram, &STOP);
     let gigachat = GigaChat::new(&config.gigachat);
     let store = Store::open(&config.bot.state_file, reset_state).map_err(|err| {
-        match err.downcast_ref::<store::Unusable>() {
-            // A file a person must look at: exit as for a config error, not to be restarted.
-            Some(_) => Usage::Config(err).into(),
-            None => err,
-        }
+        // A file a person must look at: exit as for a config error, not to be restarted.
+        if err.is::<store::Unusable>() { Usage::Config(err).into() } else { err }
     })?;
 
     let token_origin = config.origin("telegram.token");
