@@ -437,9 +437,8 @@ impl Bot {
         self.store.put_user(user.id, &stats);
     }
 
-    /// The loop's own work between batches: the memory of chats silent for
-    /// `bot.forget_after_days` dropped (at most once an hour), and the id of updates that
-    /// changed nothing saved now and then. A failure is logged; the next round tries again.
+    /// Between batches: the memory of chats silent for `bot.forget_after_days` dropped (at most
+    /// hourly), the id of updates that changed nothing saved now and then; a failure is logged.
     pub fn housekeeping(&mut self) {
         let now = clock::unix_now();
         self.store.begin();
@@ -460,9 +459,8 @@ impl Bot {
         self.store.probe()
     }
 
-    /// After a bug (a caught panic) in update `update_id`: what it changed is dropped, the
-    /// update counts as handled (it would only fail again), and the user gets a short
-    /// apology, best effort.
+    /// After a bug (a caught panic) in update `update_id`: its changes are dropped, it counts as
+    /// handled (it would only fail again), and the user gets a short apology, best effort.
     pub fn apologize(&mut self, update_id: i64, origin: Option<(i64, Option<i64>)>) {
         self.store.rollback();
         self.store.begin();
@@ -476,8 +474,7 @@ impl Bot {
         self.commit();
     }
 
-    /// Saves and confirms the handled updates before stopping, so Telegram does not send
-    /// them again.
+    /// Saves and confirms the handled updates before stopping, so Telegram sends none again.
     pub fn confirm_handled(&mut self) {
         self.store.begin();
         self.store.must_save();
@@ -497,8 +494,7 @@ impl Bot {
     }
 }
 
-/// The messages GigaChat gets: the style's prompt, what the chat remembers, the question
-/// (with the file it is about, if any).
+/// The messages GigaChat gets: the style's prompt, the chat's memory, the question (and file).
 fn conversation(prompt: &str, history: &[Turn], question: &Question) -> Vec<ChatMessage> {
     let mut messages = vec![ChatMessage::new("system", prompt)];
     messages.extend(history.iter().map(|t| ChatMessage::new(&t.role, &t.content)));

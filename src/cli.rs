@@ -1,8 +1,7 @@
-//! The command line: arguments, `gigabot check` and `gigabot ask`.
-//!
-//! `check` goes through everything a new owner can get wrong (the token, the key, the scope,
-//! the model, the CA file) and says what to do about each; `ask` is one question to GigaChat
-//! from the terminal, the quickest way to see the key and TLS work.
+//! The command line: arguments, `gigabot check` and `gigabot ask`. `check` goes through
+//! everything a new owner can get wrong (the token, the key, the scope, the model, the CA
+//! file) and says what to do about each; `ask` is one question to GigaChat from the
+//! terminal, the quickest way to see the key and TLS work.
 
 use std::ffi::OsString;
 use std::fmt;
@@ -50,14 +49,12 @@ pub struct Args {
     pub config: Option<PathBuf>,
 }
 
-/// What the user must fix before anything runs: exit code 2 (runtime trouble exits with 1).
-/// Said once, by `main`.
+/// What the user must fix before anything runs: exit code 2 (1 is runtime trouble), said once.
 #[derive(Debug)]
 pub enum Usage {
     /// A command line that does not parse; said with a pointer to `--help`.
     Arguments(String),
-    /// A config that cannot work, or an argument the config rejects (an unknown style);
-    /// one line in the log.
+    /// A config that cannot work, or an argument it rejects (an unknown style): one log line.
     Config(anyhow::Error),
 }
 

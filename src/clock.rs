@@ -31,9 +31,8 @@ pub fn local_day(unix_secs: u64) -> (String, u64) {
     local_day_in(&TimeZone::system(), unix_secs)
 }
 
-/// [`local_day`] in the time zone `tz`. A day that daylight saving time makes 23 or 25 hours
-/// long ends at its real midnight (or at the first instant of the next day, where the clock
-/// skips midnight).
+/// [`local_day`] in `tz`. A day that daylight saving makes 23 or 25 hours long ends at its
+/// real midnight (or, where the clock skips midnight, at the next day's first instant).
 pub fn local_day_in(tz: &TimeZone, unix_secs: u64) -> (String, u64) {
     let now = timestamp(unix_secs).to_zoned_datetime(tz.clone());
     let next_midnight = now.tomorrow().and_then(|t| t.start_of_day()).map(|m| m.timestamp());

@@ -40,8 +40,7 @@ pub enum Action {
     MoveChat(i64),
     /// Reply with this text, and these buttons if any.
     Reply(String, Option<Value>),
-    /// A courtesy reply (text only, too long, over the limit): within the sender's notice
-    /// budget, never waited for.
+    /// A courtesy (text only, too long, over the limit): within the notice budget, not waited for.
     Notice(String),
     /// The sender may not talk to the bot: a refusal notice, and the admins asked once.
     Refuse(User),
@@ -291,8 +290,7 @@ pub fn decide_press(cx: &Seen, query: &CallbackQuery) -> Press {
     }
 }
 
-/// One button per style; the current one is marked. `callback_data` is `style:<id>`,
-/// at most 38 bytes since ids are at most 32.
+/// One button per style, the current one marked; `style:<id>` is ≤ 38 bytes (ids are ≤ 32).
 pub fn style_keyboard(config: &Config, current: &str) -> Value {
     let row = |style: &Style| {
         let mark = if style.id == current { "✓ " } else { "" };
@@ -310,8 +308,7 @@ pub fn style_of<'a>(cx: &Seen<'a>) -> &'a Style {
         .unwrap_or(&styles[0])
 }
 
-/// SaluteSpeech's limits for synchronous recognition: a voice note of up to a minute, and
-/// 2 MB.
+/// SaluteSpeech's limits for synchronous recognition: a voice note of up to a minute, and 2 MB.
 pub const MAX_VOICE_SECS: u64 = 60;
 pub const MAX_VOICE_BYTES: u64 = 2_000_000;
 
@@ -333,8 +330,7 @@ fn decide_voice(cx: &Seen, message: &Message, sender: i64) -> Option<Decision> {
     Some(ask(cx, sender, Kind::Voice, question))
 }
 
-/// The recognized text as the question, or the sentence why it cannot be asked: nothing
-/// recognized, or longer than `bot.max_input_chars`.
+/// The recognized text as the question, or why not: nothing recognized, or too long.
 pub fn heard(config: &Config, text: &str) -> Result<String, String> {
     let text = text.trim();
     match too_long(config, text) {
@@ -355,13 +351,11 @@ fn is_reply_to_me(me: &User, message: &Message) -> bool {
     from.is_some_and(|from| from.id == me.id)
 }
 
-/// What a message replies to, as its question's context: the part the user quoted if any
-/// (also of another chat's message), else the replied-to message's text or caption. None
-/// for no reply, nothing but blanks, no text (a sticker, a photo without caption, a
-/// service message), and for the chat's last answer, which memory puts right before the
-/// question anyway; an older answer counts, since the reply says which one is meant. The
-/// beginning of it, at most `bot.history_chars` characters, like memory: a message says
-/// what it is about first, and a user who means a later part can quote that part.
+/// What a message replies to, as its question's context: the quoted part if any (also of
+/// another chat's message), else the replied-to text or caption; its first `bot.history_chars`
+/// characters, like memory (a user who means a later part can quote it). None for no reply,
+/// blanks, no text (a sticker, a photo without caption, a service message), and for the
+/// chat's last answer, which memory puts before the question anyway (an older one counts).
 fn reply_context(cx: &Seen, message: &Message) -> Option<String> {
     let text = match (&message.quote, message.reply_to_message.as_deref()) {
         (Some(quote), _) => quote.text.as_str(),

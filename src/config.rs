@@ -301,10 +301,8 @@ pub enum Needs {
     Nothing,
 }
 
-/// Finds, reads, overrides from the environment and validates the config.
-///
-/// Lookup: `--config FILE`, else `$GIGABOT_CONFIG`, else `./config.toml` if present, else the
-/// built-in defaults. Environment variables win over the file.
+/// The config: `--config FILE`, else `$GIGABOT_CONFIG`, else `./config.toml` if present, else
+/// the built-in defaults; the environment wins over the file; all of it validated.
 pub fn load(explicit: Option<&Path>, needs: Needs) -> Result<Config> {
     let path = explicit
         .map(Path::to_path_buf)
@@ -431,8 +429,7 @@ fn secret(value: String) -> Option<Secret> {
     Some(Secret(value.trim().to_string()))
 }
 
-/// Applies the environment overrides, noting which keys they set. `get` is the
-/// environment, passed in for tests.
+/// Applies the environment overrides (`get`, passed in for tests), noting which keys they set.
 fn apply_env(config: &mut Config, get: impl Fn(&str) -> Option<String>) {
     for (env, key, set) in ENV_OVERRIDES {
         if let Some(value) = get(env) {

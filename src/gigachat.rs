@@ -1,11 +1,9 @@
 //! GigaChat: the OAuth token (cached), chat completions (a stream is read in `sse`), the
 //! model list, the CA report; files in `storage`. The calls are made, and their failures
-//! worded, by the client both Sber services share (`sber`).
-//!
-//! The lesson fetched a new token for every message and turned TLS verification off
-//! (`verify=False`). Here the token is kept until a minute before it expires, and TLS is
-//! always verified: against the system trust store, or against `ca_bundle_file` (where the
-//! Russian Trusted Root CA of the Ministry of Digital Development goes).
+//! worded, by the client both Sber services share (`sber`). The lesson fetched a new token
+//! for every message and turned TLS verification off (`verify=False`); here the token is
+//! kept until a minute before it expires, and TLS is always verified: against the system
+//! trust store, or `ca_bundle_file` (where the Ministry's Russian Trusted Root CA goes).
 
 use std::time::Duration;
 

@@ -7,8 +7,7 @@
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
-/// The largest file a bot may download from the cloud Bot API (the server's
-/// `MAX_DOWNLOAD_FILE_SIZE`, 20 MiB): getFile refuses bigger ones.
+/// getFile refuses files over this (the cloud Bot API's `MAX_DOWNLOAD_FILE_SIZE`, 20 MiB).
 pub const MAX_DOWNLOAD_BYTES: u64 = 20 << 20;
 
 #[derive(Debug, Deserialize, Clone)]
@@ -186,8 +185,7 @@ pub fn entity_bytes(text: &str, entity: &MessageEntity) -> Option<(usize, usize)
     utf16_range_to_bytes(text, entity.offset, end)
 }
 
-/// Converts a UTF-16 range into byte offsets of `text`; None if it does not fall on
-/// character boundaries or runs past the end.
+/// A UTF-16 range as byte offsets of `text`; None off character boundaries or past the end.
 pub fn utf16_range_to_bytes(text: &str, from: usize, to: usize) -> Option<(usize, usize)> {
     let mut units = 0;
     let mut start = None;

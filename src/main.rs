@@ -1,10 +1,9 @@
 //! gigabot: a Telegram bot that answers through Sber's GigaChat, in a style the user picks.
-//!
-//! It is the lesson's bot done right, and this file reads in the lesson's order: read the
-//! config, make the two clients, then a plain loop that long-polls Telegram and hands every
-//! update to the bot, whose `handle_message` (in `bot.rs`) asks GigaChat and replies.
-//! Blocking I/O and one loop keep it small, and keep to the personal GigaChat tier's limit of
-//! one request at a time. The command line itself (`check`, `ask`, arguments) is in cli.rs.
+//! The lesson's bot done right, and this file reads in the lesson's order: the config, the
+//! two clients, then a plain loop that long-polls Telegram and hands every update to the bot,
+//! whose `handle_message` (in `bot.rs`) asks GigaChat and replies. Blocking I/O and one loop
+//! keep it small, and keep to the personal GigaChat tier's one request at a time. The rest of
+//! the command line (`check`, `ask`, arguments) is in cli.rs.
 
 #![forbid(unsafe_code)]
 
@@ -48,9 +47,8 @@ use crate::telegram::{ErrorKind, Telegram};
 /// Set when the bot must stop; checked between updates and between retries.
 pub static STOP: AtomicBool = AtomicBool::new(false);
 
-/// True while nothing is in flight: during start-up and while the loop waits in a long
-/// poll. The signal watcher holds this lock while it exits, so the loop cannot start on
-/// new updates meanwhile.
+/// True while nothing is in flight (start-up, a long poll). The signal watcher holds this lock
+/// while it exits, so the loop cannot start on new updates meanwhile.
 static IDLE: Mutex<bool> = Mutex::new(true);
 
 fn main() -> ExitCode {
@@ -231,8 +229,7 @@ fn wait_for_the_state(bot: &mut Bot, err: &anyhow::Error) -> bool {
     }
 }
 
-/// getUpdates, marked idle so that a stop signal may end the process meanwhile; None when a
-/// stop was requested.
+/// getUpdates, marked idle so a stop signal may end the process meanwhile; None when stopping.
 fn wait_for_updates(bot: &Bot, offset: i64) -> Option<Result<Vec<Update>, telegram::Error>> {
     if !set_idle(true) {
         return None;
@@ -241,10 +238,9 @@ fn wait_for_updates(bot: &Bot, offset: i64) -> Option<Result<Vec<Update>, telegr
     set_idle(false).then_some(polled)
 }
 
-/// Drops what must not be handled: ids Telegram never sends (not positive, or i64::MAX,
-/// which no offset could confirm) and ids handled lately (a server that ignores our offset
-/// sends them again). True if nothing is left, after a pause, so that such a server is not
-/// polled in a tight loop.
+/// Drops what must not be handled: ids Telegram never sends (not positive, or i64::MAX, which
+/// no offset could confirm) and ids handled lately (a server that ignores our offset resends
+/// them). True if nothing is left, after a pause, so such a server is not polled in a tight loop.
 fn drop_unusable(updates: &mut Vec<Update>, handled: &Handled) -> bool {
     let before = updates.len();
     updates.retain(|u| {

@@ -49,8 +49,7 @@ pub struct FilePart<'a> {
     pub bytes: &'a [u8],
 }
 
-/// A `multipart/form-data` body and its `Content-Type` (a random boundary): the text
-/// fields, then the file.
+/// A `multipart/form-data` body (the text fields, then the file) and its `Content-Type`.
 pub fn multipart(fields: &[(&str, &str)], file: &FilePart) -> (String, Vec<u8>) {
     let boundary = uuid::Uuid::new_v4().simple().to_string();
     (format!("multipart/form-data; boundary={boundary}"), form(&boundary, fields, file))

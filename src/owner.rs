@@ -211,12 +211,11 @@ pub const NOTICE_BUDGET: usize = 10;
 /// person who comes back later is told again.
 pub const NOTICE_WINDOW: Duration = Duration::from_secs(10 * 60);
 
-/// The notice budget of each chat: when it was last sent notices. Kept in memory only: a
-/// restart forgets it, which at worst gives a flooder another handful. Chats whose notices
-/// have all left the window are forgotten at most once a window, so the map holds only
-/// chats told something in the last two windows, at most [`NOTICE_BUDGET`] times each.
-/// Admins are not exempt: they rarely get notices, and the budget guards the loop and the
-/// bot's standing with Telegram, whoever floods.
+/// The notice budget of each chat: when it was last sent notices. In memory only: a restart
+/// forgets it, at worst a flooder's extra handful. Chats whose notices all left the window are
+/// forgotten at most once a window, so the map holds only chats told something in the last two
+/// windows, at most [`NOTICE_BUDGET`] times each. Admins are not exempt: they rarely get
+/// notices, and the budget guards the loop and the bot's standing with Telegram, whoever floods.
 #[derive(Debug, Default)]
 pub struct Notices {
     sent: HashMap<i64, Vec<Instant>>,
@@ -224,9 +223,8 @@ pub struct Notices {
 }
 
 impl Notices {
-    /// Whether `user_id` may get a notice at `now`; if so it is counted (whether or not
-    /// Telegram then takes it: a flood is cut off either way). A plain decision over the
-    /// state and the clock, so that tests can set the time.
+    /// Whether `user_id` may get a notice at `now`, counted if so (taken or not: a flood is cut
+    /// off either way). A plain decision over the state and the clock, so tests can set the time.
     pub fn allow(&mut self, user_id: i64, now: Instant) -> bool {
         let recent = |t: &Instant| now.saturating_duration_since(*t) < NOTICE_WINDOW;
         if self.pruned.is_none_or(|at| now.saturating_duration_since(at) >= NOTICE_WINDOW) {

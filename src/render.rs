@@ -1,7 +1,6 @@
 //! GigaChat's Markdown → the HTML subset Telegram accepts, cut into messages Telegram accepts.
-//!
-//! Telegram refuses a whole message for one unknown tag or one bare `<`, and refuses more than
-//! 4096 visible characters, so every answer goes through here. Pure: no I/O, no logging.
+//! Telegram refuses a whole message for one unknown tag or one bare `<`, and more than 4096
+//! visible characters, so every answer goes through here. Pure: no I/O, no logging.
 
 use pulldown_cmark::{CodeBlockKind, Event, LinkType, Options, Parser, Tag, TagEnd};
 
@@ -33,8 +32,7 @@ pub fn markdown_to_html(markdown: &str) -> String {
 /// megabyte of them would take over 100 MiB.
 const MAX_LINE_NESTING: usize = 16;
 
-/// The Markdown with every line's run of container markers cut to [`MAX_LINE_NESTING`]; a
-/// line within it is left as it is.
+/// The Markdown with every line's run of container markers cut to [`MAX_LINE_NESTING`].
 fn flatten_deep_lines(markdown: &str) -> std::borrow::Cow<'_, str> {
     let deep = |line: &str| markers(line).1 > MAX_LINE_NESTING;
     if !markdown.lines().any(deep) {
@@ -109,9 +107,8 @@ fn push_escaped(out: &mut String, text: &str, quotes: bool) {
     }
 }
 
-/// Links that only open a web page or a mail: `tg://` ones (join a group, open a chat,
-/// mention a user) in an answer a prompt talked GigaChat into are plain text, and so are
-/// relative and `javascript:` URLs.
+/// Links that only open a web page or a mail: `tg://` ones (join a group, open a chat, mention a
+/// user) a prompt talked GigaChat into are plain text, and so are relative and `javascript:` URLs.
 fn allowed_url(url: &str) -> bool {
     let scheme = url.split_once(':').map_or("", |(scheme, _)| scheme);
     ["http", "https", "mailto"].iter().any(|s| s.eq_ignore_ascii_case(scheme))

@@ -56,8 +56,7 @@ pub enum Outcome {
     Moved(i64),
     /// One of our own texts was sent.
     Replied,
-    /// GigaChat answered, at this cost; nothing was sent yet (what a failed send says
-    /// happened before it).
+    /// GigaChat answered, at this cost, and nothing was sent (what a failed send had before it).
     Asked(Asked),
     /// GigaChat's answer was sent in this many messages.
     Answered(usize, Asked),

@@ -49,8 +49,7 @@ impl SaluteSpeech {
         Some(SaluteSpeech { sber, url: config.url.clone() })
     }
 
-    /// The access token, from the cache while it has more than a minute to live, else a
-    /// new one (Basic key, RqUID, scope).
+    /// The access token, cached while it has over a minute to live (Basic key, RqUID, scope).
     pub fn get_token(&mut self) -> Result<Secret, Error> {
         self.sber.token()
     }
@@ -60,9 +59,8 @@ impl SaluteSpeech {
         self.sber.oauth.expires_at_ms()
     }
 
-    /// The text of a voice note (OGG/Opus bytes as Telegram sends them): the recognized
-    /// sentences joined by spaces, empty if nothing was recognized. A 401 with a cached
-    /// token gets one new token and one retry.
+    /// A voice note's text (OGG/Opus bytes as Telegram sends them): the recognized sentences
+    /// joined by spaces, empty if none. A 401 on a cached token gets one new token and one retry.
     pub fn recognize(&mut self, ogg: &[u8]) -> Result<String, Error> {
         let body = self.sber.call(&Request {
             what: "recognize",

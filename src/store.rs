@@ -1,13 +1,12 @@
 //! The saved state, in SQLite: chats' styles and memory, users' usage, the admins' access
-//! decisions, counters, the last handled update id.
-//!
-//! One transaction per update holds all it changed with its id, so a crash, a `kill -9` or a
-//! power cut leaves the state before or after the update, and a restart answers nothing
-//! twice. An update writes only the rows it changed (its cost does not grow with the number
-//! of chats), and nothing is loaded whole at start. A statement that fails is logged and
-//! marks the transaction, whose commit then rolls it all back instead of saving half an
-//! update. A file that is not our database is never written to: the owner decides. The file
-//! (schema, lock, checks, `backup`) is in `file`, the import of 0.1's JSON in `legacy`.
+//! decisions, counters, the last handled update id. One transaction per update holds all it
+//! changed with its id, so a crash, a `kill -9` or a power cut leaves the state before or
+//! after the update, and a restart answers nothing twice. An update writes only the rows it
+//! changed (its cost does not grow with the number of chats), and nothing is loaded whole at
+//! start. A statement that fails is logged and marks the transaction, whose commit then rolls
+//! it all back instead of saving half an update. A file that is not our database is never
+//! written to: the owner decides. The file (schema, lock, checks, `backup`) is in `file`, the
+//! import of 0.1's JSON in `legacy`.
 
 mod file;
 mod legacy;
@@ -65,10 +64,9 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens the database at `path`, creating it on the first start (from a JSON state file
-    /// of the previous versions if there is one). A file that is not our database, or a
-    /// newer one, stops the bot with a message naming it, unless `reset_broken` moves it
-    /// aside first. A second bot on the same file stops at once.
+    /// Opens the database at `path`, created at the first start (from the previous versions'
+    /// JSON state if there is one). A file that is not our database, or a newer one, stops the
+    /// bot naming it unless `reset_broken` moves it aside; a second bot on it stops at once.
     pub fn open(path: &Path, reset_broken: bool) -> Result<Store> {
         // One path for the lock and the files, whatever symlink led to them: two bots on
         // one database must meet at one lock.
@@ -111,11 +109,10 @@ impl Store {
         }
     }
 
-    /// Saves everything since [`Store::begin`] at once, with the last handled update id;
-    /// after a failed statement, nothing. A transaction that wrote nothing saves the id
-    /// only once a minute (`SAVE_QUIET_IDS_EVERY`), so that ignored updates cost no disk
-    /// write each. On failure the handled id goes back to the saved one: the update is not
-    /// confirmed to Telegram, and comes again.
+    /// Saves everything since [`Store::begin`] with the last handled update id; after a failed
+    /// statement, nothing. A transaction that wrote nothing saves the id only once a minute
+    /// (`SAVE_QUIET_IDS_EVERY`), so ignored updates cost no disk write each. On failure the
+    /// handled id goes back to the saved one: the update is not confirmed, and comes again.
     pub fn commit(&mut self) -> Result<()> {
         let meta = std::mem::take(&mut self.meta);
         let counted = meta.answers > 0 || meta.tokens > 0;
@@ -182,9 +179,8 @@ impl Store {
             })
     }
 
-    /// Saves this transaction with the last handled update id even if it wrote nothing:
-    /// the update sent a message, which must not go out again after a restart (or the bot
-    /// is stopping).
+    /// Saves this transaction with the last handled update id even if it wrote nothing: the update
+    /// sent a message, which must not go out again after a restart (or the bot is stopping).
     pub fn must_save(&mut self) {
         self.wrote.set(true);
     }
@@ -264,8 +260,7 @@ impl Store {
             .collect()
     }
 
-    /// A group became a supergroup: its style and memory move to the new id (replacing
-    /// whatever the new id had).
+    /// A group became a supergroup: its style and memory move to the new id (replacing its own).
     pub fn move_chat(&mut self, from: i64, to: i64) {
         self.wrote.set(true);
         let moved = || -> rusqlite::Result<()> {
@@ -309,8 +304,7 @@ impl Store {
         self.run("user", sql, row);
     }
 
-    /// What /stats shows: the counters, today's tokens, how many chats and users, the five
-    /// users who asked most today.
+    /// What /stats shows: counters, today's tokens, how many chats and users, today's top five.
     pub fn stats(&self, today: &str, uptime_secs: u64) -> Stats {
         let sql = "SELECT name, day, requests_today, tokens_today, requests, tokens, last_active,
                    recent, id FROM users WHERE day = ?1 AND requests_today > 0
@@ -429,9 +423,8 @@ impl Store {
         self.rows("uploads", "SELECT id FROM uploads ORDER BY id", [], |r| r.get(0))
     }
 
-    /// Drops the memory of chats silent for `days` (their style stays) and the usage of
-    /// users silent as long, so the database does not grow without bound. Returns how many
-    /// chats were forgotten.
+    /// Drops the memory of chats silent for `days` (their style stays) and the usage of users
+    /// silent as long, so the database cannot grow without bound; returns the chats forgotten.
     pub fn forget_silent(&mut self, now: u64, days: u64) -> usize {
         if days == 0 {
             return 0;

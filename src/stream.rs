@@ -34,9 +34,8 @@ pub struct Draft {
 }
 
 impl Draft {
-    /// A preview in `chat_id` for the answer to message `reply_to`; the first piece of the
-    /// answer shows at once (or when `paused_until`, from an earlier 429, has passed), later
-    /// ones at most every `interval`.
+    /// A preview in `chat_id` of the answer to `reply_to`: the first piece shows at once (or once
+    /// `paused_until`, from an earlier 429, has passed), later ones at most every `interval`.
     pub fn new(
         telegram: Telegram,
         chat_id: i64,
@@ -73,10 +72,9 @@ impl Draft {
         }
     }
 
-    /// Sends the answer so far as a draft: its last 4096 characters' worth, as the final
-    /// answer's last message will show them. Only the answer's last paragraphs are rendered
-    /// ([`DRAFT_SOURCE_BYTES`]): a draft every half second of a whole long answer would cost
-    /// time that grows with the square of its length.
+    /// Sends the answer so far as a draft: its last 4096 characters' worth, as its last message
+    /// will show them. Only its last paragraphs are rendered ([`DRAFT_SOURCE_BYTES`]): a draft
+    /// every half second of a whole long answer would cost time growing with its length squared.
     fn show(&mut self) {
         let chunks = render::markdown_chunks(tail(&self.markdown));
         let Some(last) = chunks.last() else {

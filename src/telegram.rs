@@ -1,11 +1,9 @@
-//! The Telegram Bot API calls gigabot uses, and their types.
-//!
-//! Names follow the Bot API docs (`sendMessage`, `Update`, `reply_parameters`), so the docs
-//! explain this file. Types hold only the fields the bot reads; unknown fields and unknown
-//! update kinds are ignored, as new ones appear with every Bot API version.
-//!
-//! Every request URL contains the bot token, so errors name the API method and never the
-//! URL, and any text that could hold the URL goes through [`Telegram::redact`].
+//! The Telegram Bot API calls gigabot uses, and their types. Names follow the Bot API docs
+//! (`sendMessage`, `Update`, `reply_parameters`), so the docs explain this file. Types hold
+//! only the fields the bot reads; unknown fields and update kinds are ignored, as new ones
+//! appear with every Bot API version. Every request URL contains the bot token, so errors
+//! name the API method and never the URL, and any text that could hold the URL goes through
+//! [`Telegram::redact`].
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -51,16 +49,15 @@ pub struct OutgoingMessage<'a> {
 /// What a call does when Telegram's flood control answers 429 with `retry_after`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum OnFlood {
-    /// Wait it out and send again, if it is at most a minute (`retry::MAX_FLOOD_WAIT_SECS`): the chat's own
-    /// answer needs that wait. A longer one gives the message up.
+    /// Wait it out and send again, if at most a minute (`retry::MAX_FLOOD_WAIT_SECS`): the chat's
+    /// own answer needs that wait. A longer one gives the message up.
     Wait,
     /// Return the 429 at once: for notices, not worth holding the loop (and every other
     /// chat) for. Network trouble is still retried, as for any call.
     GiveUp,
 }
 
-/// The Bot API client: one ureq agent, so connections are kept alive between calls.
-/// Clones share the agent and its connection pool.
+/// The Bot API client: one ureq agent (shared by clones), so connections are kept alive.
 #[derive(Clone)]
 pub struct Telegram {
     agent: ureq::Agent,
@@ -146,8 +143,7 @@ impl Telegram {
         redact_token(text, self.token.expose())
     }
 
-    /// One HTTP exchange with a body of this type (JSON, or a multipart form); unpacks the
-    /// envelope (`error::decode`).
+    /// One HTTP exchange with a JSON or multipart body; unpacks the envelope (`error::decode`).
     fn post<T: DeserializeOwned>(
         &self,
         method: &'static str,
@@ -167,13 +163,12 @@ impl Telegram {
         decode(status, retry_after, &bytes).map_err(fail)
     }
 
-    /// The one way a call goes: `params` as JSON, and after a failure a pause and another
-    /// try, as `retry::pause_before_retry` says for this method: network trouble, 5xx, 429
-    /// and 409 are waited out with exponential backoff (1 s doubling to 10 s, with jitter:
-    /// the bot answers again within about 12 s of Telegram coming back), a call about one
-    /// chat gives up on a 5xx after a few tries and on a 429 longer than a minute, drafts
-    /// and "typing…" are tried once. Trouble is logged when it starts, again after 1 and 5
-    /// minutes and then every 15, and when it ends. A 401 and refusals return at once.
+    /// The one way a call goes: `params` as JSON; after a failure, as `retry::pause_before_retry`
+    /// says for the method, a pause and another try: network trouble, 5xx, 429 and 409 are
+    /// waited out (1 s doubling to 10 s, with jitter: the bot answers again within about 12 s of
+    /// Telegram coming back); a call about one chat gives up on a 5xx after a few tries and on a
+    /// 429 over a minute; drafts and "typing…" get one try. Trouble is logged as it starts,
+    /// after 1, 5 and every 15 minutes, and as it ends. A 401 and refusals return at once.
     fn call<T: DeserializeOwned>(
         &self,
         method: &'static str,
@@ -247,10 +242,9 @@ impl Telegram {
         self.call("setMyCommands", &params, OnFlood::Wait).map(|_: bool| ())
     }
 
-    /// Long-polls for updates after `offset`. An update that does not parse is logged and
-    /// returned empty (only its id), so the loop still moves past it. Trouble of any kind is
-    /// waited out (a refusal too, from a proxy in between), since the bot can do nothing
-    /// without updates; only a revoked token and a stop end it.
+    /// Long-polls for updates after `offset`. One that does not parse is logged and returned
+    /// empty (only its id), so the loop moves past it. Any trouble (a proxy's refusal too) is
+    /// waited out, as the bot can do nothing without updates; only a 401 or a stop ends it.
     pub fn get_updates(&self, offset: i64) -> Result<Vec<Update>, Error> {
         let params = json!({
             "offset": offset,
@@ -272,10 +266,9 @@ impl Telegram {
         self.call("sendMessage", &params, on_flood)
     }
 
-    /// Sends a JPEG as a photo, with `caption` (Telegram HTML, at most 1024 visible
-    /// characters) if any, as a reply to `reply_to`. One try: a photo that fails is
-    /// reported, and the caller sends the text on its own, so nothing is lost and no
-    /// picture comes twice.
+    /// Sends a JPEG as a photo, with `caption` (Telegram HTML, at most 1024 visible characters) if
+    /// any, as a reply to `reply_to`. One try: a photo that fails is reported, and the caller sends
+    /// the text on its own, so nothing is lost and no picture comes twice.
     pub fn send_photo(
         &self,
         chat_id: i64,
@@ -299,9 +292,8 @@ impl Telegram {
         self.post("sendPhoto", &content_type, &body)
     }
 
-    /// Shows the answer being written as a draft (private chats only): ephemeral, it
-    /// lasts 30 s or until the message itself is sent. One try: a draft that fails is
-    /// only a preview that did not show, and the next one comes later.
+    /// The answer being written as a draft (private chats only; it lasts 30 s or until the message
+    /// is sent). One try: a failed draft is only a preview that did not show; the next comes later.
     pub fn send_message_draft(
         &self,
         chat_id: i64,
@@ -352,8 +344,7 @@ impl Telegram {
     }
 }
 
-/// The text of a message to send or edit: Telegram HTML if `html`, inline buttons if any,
-/// link previews off.
+/// A message's text to send or edit: Telegram HTML if `html`, buttons if any, no link previews.
 fn text_params(chat_id: i64, text: &str, html: bool, keyboard: Option<&Value>) -> Value {
     let mut params = json!({
         "chat_id": chat_id,

@@ -53,8 +53,7 @@ impl Bot {
         self.tell_admin(message, &text)
     }
 
-    /// An admin's report (/users, /stats, or how to use /allow), made from what the state
-    /// holds now.
+    /// An admin's report (/users, /stats, or how to use /allow), from what the state holds now.
     pub(super) fn report_to_admin(
         &mut self,
         message: &Message,
@@ -74,9 +73,8 @@ impl Bot {
         self.tell_admin(message, &text)
     }
 
-    /// Tells an admin: as a reply in a private chat; asked in a group, in the admin's private
-    /// chat, and the group is told so (or the admin is asked to write to the bot first, if
-    /// the bot may not write to them yet), where everyone would see names and ids.
+    /// Tells an admin: in a private chat as a reply; from a group (where all would see names
+    /// and ids) privately, and the group says so, or asks the admin to write to the bot first.
     fn tell_admin(&mut self, message: &Message, text: &str) -> Done {
         let (chat_id, reply_to) = (message.chat.id, Some(message.message_id));
         if message.chat.kind == "private" {

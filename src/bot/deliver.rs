@@ -19,9 +19,8 @@ use crate::texts;
 pub(super) const MAX_ANSWER_MESSAGES: usize = 40;
 
 impl Bot {
-    /// Sends the reply: `shown` first (what a voice note was heard as), then the messages,
-    /// at most [`MAX_ANSWER_MESSAGES`]; after a photo, recorded first, so that a restart
-    /// sends only the rest.
+    /// Sends `shown` (what a voice note was heard as), then the messages, at most
+    /// [`MAX_ANSWER_MESSAGES`]; after a photo, recorded first, so a restart sends only the rest.
     pub(super) fn send_reply(
         &mut self,
         chat_id: i64,
@@ -153,9 +152,8 @@ impl Bot {
         self.commit_mid_update();
     }
 
-    /// Records `rest` (maybe nothing) as still to send and commits the update as handled
-    /// now: after a message that must not go out twice (a photo, the first of an answer), a
-    /// restart sends only the rest.
+    /// Records `rest` (maybe nothing) as still to send and commits the update as handled: after
+    /// a message that must not go twice (a photo, an answer's first), a restart sends the rest.
     pub(super) fn note_sent_so_far(&mut self, chat_id: i64, rest: &[String]) {
         if rest.is_empty() {
             self.store.clear_unsent();
@@ -167,8 +165,7 @@ impl Bot {
         self.commit_mid_update();
     }
 
-    /// Commits what the update did so far, with its id (it counts as handled from here on),
-    /// and goes on in a new transaction.
+    /// Commits the update so far with its id (handled from here on); goes on in a new transaction.
     fn commit_mid_update(&mut self) {
         if self.update_id > 0 {
             self.store.set_last_update_id(self.update_id);
@@ -219,9 +216,8 @@ impl Bot {
         self.courtesy(chat_id, reply_to, text, keyboard)
     }
 
-    /// One of our own texts, sent without waiting out a 429 (dropped instead) and outside
-    /// any budget: for texts sent once per event (an admin asked about a stranger, a user
-    /// told they were let in).
+    /// One of our own texts, outside any budget and never waiting out a 429 (dropped instead):
+    /// for texts sent once per event (an admin asked about a stranger, a user let in).
     pub(super) fn courtesy(
         &mut self,
         chat_id: i64,
@@ -241,8 +237,7 @@ impl Bot {
     }
 }
 
-/// An answer's messages, at most [`MAX_ANSWER_MESSAGES`]: past them the rest is dropped
-/// and the last message says so.
+/// An answer's messages, at most [`MAX_ANSWER_MESSAGES`]; past them, the last one says so.
 fn capped(mut chunks: Vec<String>) -> Vec<String> {
     if chunks.len() > MAX_ANSWER_MESSAGES {
         chunks.truncate(MAX_ANSWER_MESSAGES - 1);

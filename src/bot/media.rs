@@ -33,9 +33,8 @@ pub(super) struct Drawn {
 }
 
 impl Bot {
-    /// Fetches the file from Telegram and uploads it to GigaChat: its id there, or the text
-    /// that tells the user what failed (logged and counted); "typing…" shows meanwhile. Only
-    /// a fatal Telegram error (a revoked token, a stop) is an `Err`.
+    /// The file from Telegram uploaded to GigaChat: its id there, or the text that tells what
+    /// failed (logged, counted); "typing…" meanwhile. Only a fatal Telegram error is an `Err`.
     pub(super) fn upload(&mut self, chat_id: i64, file: &FileRef) -> Result<Step, telegram::Error> {
         self.typing.start(chat_id);
         let result = self.fetch_and_upload(chat_id, file);
@@ -75,8 +74,7 @@ impl Bot {
         }
     }
 
-    /// A file Telegram would not give: a fatal error ends the update; any other is logged,
-    /// counted, and told with `text`.
+    /// A file Telegram would not give: fatal ends the update; else logged, counted, told `text`.
     fn not_fetched(
         &mut self,
         chat_id: i64,
@@ -91,9 +89,8 @@ impl Bot {
         Ok(Step::Stop(text.into(), Outcome::FileFailed(err.to_string())))
     }
 
-    /// Deletes an uploaded (or drawn) file once its answer is done (or failed): GigaChat
-    /// would keep it. A failure is logged, and the id stays in the state for the next start
-    /// to try again.
+    /// Deletes an uploaded (or drawn) file once its answer is done (or failed): GigaChat would keep
+    /// it. A failure is logged, and the id stays in the state for the next start to try again.
     pub(super) fn forget_upload(&mut self, id: &str) {
         match self.gigachat.delete_file(id) {
             Ok(()) => {
@@ -120,9 +117,8 @@ impl Bot {
         self.unsaved = None;
     }
 
-    /// The question a voice note asks, or the sentence that tells the user why there is
-    /// none (nothing recognized, too long, a failure: logged and counted); "typing…" shows
-    /// meanwhile. Only a fatal Telegram error is an `Err`.
+    /// The question a voice note asks, or the sentence why none (nothing recognized, too long,
+    /// a failure: logged and counted); "typing…" meanwhile. Only a fatal Telegram error is `Err`.
     pub(super) fn hear(&mut self, chat_id: i64, voice: &Voice) -> Result<Step, telegram::Error> {
         self.typing.start(chat_id);
         let heard = self.fetch_and_hear(chat_id, voice);

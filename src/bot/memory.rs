@@ -1,7 +1,6 @@
 //! The chat's memory: an exchange noted and added within its bounds, /retry's view of it;
-//! and the full history of conversations, if the owner turns it on (`bot.transcript_dir`):
-//! one JSON line per exchange in `<dir>/<chat_id>.jsonl`, so one chat's history is read,
-//! grepped or deleted with ordinary tools.
+//! and, if the owner turns it on (`bot.transcript_dir`), every exchange as a JSON line in
+//! `<dir>/<chat_id>.jsonl`, so one chat's history is read, grepped or deleted with any tool.
 
 use std::fs::Permissions;
 use std::io::Write;
@@ -16,8 +15,7 @@ use crate::facts::{Facts, Turn};
 use crate::incoming::Message;
 
 impl Bot {
-    /// Notes the question in the chat's state; returns the memory to send with it (without
-    /// the last exchange when it is asked again with /retry).
+    /// Notes the question; the memory to send with it (for /retry without the last exchange).
     pub(super) fn start_exchange(
         &mut self,
         chat_id: i64,
@@ -58,9 +56,8 @@ impl Bot {
         self.store.put_history(chat_id, &history);
     }
 
-    /// The exchange's line for the chat's transcript, if the owner keeps them: written
-    /// once the update is saved (`Bot::handle_update`), so a restart never writes it twice.
-    /// `exchange`: the style, the question, the answer, the tokens.
+    /// The exchange's transcript line, if the owner keeps them (written once the update is
+    /// saved, so never twice). `exchange`: the style, the question, the answer, the tokens.
     pub(super) fn transcript_line(
         &self,
         chat_id: i64,

@@ -171,8 +171,7 @@ pub fn shown_url(url: &str) -> String {
     out
 }
 
-/// One part of a URL's path: `bot***` for a bot token, `***` for a run without a dot
-/// that is as long as a key; else as it is.
+/// A URL path's part: `bot***` for a bot token, `***` for a dotless key-long run, else itself.
 fn shown_part(part: &str) -> String {
     let token = part.strip_prefix("bot").unwrap_or(part);
     let is_token = token.split_once(':').is_some_and(|(id, secret)| {

@@ -96,8 +96,7 @@ fn check_gigachat(gc: &mut GigaChatConfig, name: &dyn Fn(&str) -> String) -> Res
     Ok(())
 }
 
-/// The secrets the command needs, every missing one at once (an operator setting up fixes
-/// them in one go); then the CA file.
+/// The secrets the command needs, all missing ones at once (fixed in one go); then the CA file.
 fn check_secrets(config: &mut Config, needs: Needs, name: &dyn Fn(&str) -> String) -> Result<()> {
     let (tg, gc) = (&config.telegram, &mut config.gigachat);
     let mut missing = Vec::new();
@@ -184,8 +183,7 @@ fn in_range(key: &str, value: u64, range: std::ops::RangeInclusive<u64>, unit: &
     Ok(())
 }
 
-/// Style ids go into `/mode <id>` and into button callback data (64 bytes at most), so they
-/// are short and plain.
+/// Style ids go into `/mode <id>` and into callback data (64 bytes at most): short and plain.
 fn validate_styles(styles: &[Style]) -> Result<()> {
     for (i, style) in styles.iter().enumerate() {
         let n = i + 1;
@@ -283,8 +281,7 @@ fn resolve_credentials(gc: &mut GigaChatConfig, name: &dyn Fn(&str) -> String) -
     }
 }
 
-/// An authorization key is Base64 of `client_id:client_secret`; a bare client secret
-/// (a UUID) never decodes to that.
+/// Base64 of `client_id:client_secret`; a bare client secret (a UUID) never decodes to that.
 pub(super) fn is_authorization_key(value: &str) -> bool {
     let text = BASE64_STANDARD.decode(value.trim()).ok().and_then(|b| String::from_utf8(b).ok());
     let pair = text.as_deref().and_then(|text| text.split_once(':'));

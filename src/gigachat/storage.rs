@@ -30,8 +30,7 @@ struct Uploaded {
 }
 
 impl GigaChat {
-    /// Uploads one file (multipart, `purpose=general`) and returns its id. `mime` is the
-    /// type GigaChat's list of formats names.
+    /// Uploads one file (multipart, `purpose=general`): its id. `mime` as GigaChat's list names it.
     pub fn upload_file(&mut self, name: &str, mime: &str, bytes: &[u8]) -> Result<String, Error> {
         let file = FilePart { field: "file", name, mime, bytes };
         let (content_type, body) = multipart(&[("purpose", "general")], &file);
@@ -52,8 +51,7 @@ impl GigaChat {
         Ok(id)
     }
 
-    /// Deletes an uploaded file (`POST /files/{id}/delete`; the body is ignored, `{}` as the
-    /// JS SDK sends).
+    /// Deletes an uploaded file (`POST /files/{id}/delete`, with the JS SDK's ignored body `{}`).
     pub fn delete_file(&mut self, id: &str) -> Result<(), Error> {
         self.sber.call(&Request {
             what: "file delete",
@@ -65,9 +63,8 @@ impl GigaChat {
         Ok(())
     }
 
-    /// The bytes of a picture GigaChat drew (`GET /files/{id}/content`), at most `max` of
-    /// them. GigaChat sends JPEG; anything else (its type is not documented, so the bytes
-    /// are checked) is a bad answer.
+    /// The bytes of a picture GigaChat drew (`GET /files/{id}/content`), at most `max`: a JPEG,
+    /// checked by its bytes (the type is not documented); anything else is a bad answer.
     pub fn download_image(&mut self, id: &str, max: usize) -> Result<Vec<u8>, Error> {
         if !is_file_id(id) {
             return Err(bad_response("a picture without an id".into()));

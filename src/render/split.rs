@@ -44,8 +44,8 @@ pub fn split_html(html: &str, limit: usize) -> Vec<String> {
     chunks
 }
 
-/// The text a user sees for a piece of Telegram HTML: tags removed, entities decoded (the plain-text fallback).
-/// It is also what Telegram counts against MESSAGE_LIMIT.
+/// The text a user sees of Telegram HTML: tags removed, entities decoded (the plain-text
+/// fallback); also what Telegram counts against MESSAGE_LIMIT.
 pub fn visible_text(html: &str) -> String {
     visible_chars(html).collect()
 }
@@ -150,9 +150,8 @@ pub(super) fn decode_entity(text: &str) -> Option<(char, usize)> {
     Some((ch, semicolon + 1))
 }
 
-/// The HTML of one chunk, the bytes `from..to` of `html`: reopens the tags in `stack`, adds
-/// the pieces, closes what is still open. Leaves in `stack` the tags open at `to`, for the
-/// next chunk.
+/// The HTML of one chunk, the bytes `from..to` of `html`: reopens the tags in `stack`, adds the
+/// pieces, closes what is still open. Leaves in `stack` the tags open at `to`, for the next chunk.
 pub(super) fn build_chunk<'a>(
     html: &'a str,
     from: usize,

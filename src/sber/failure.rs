@@ -1,7 +1,6 @@
-//! What went wrong with a call to GigaChat or SaluteSpeech, in words a person can act on:
-//! the one [`Error`] of both services, what a status means ([`status_failure`]), and the
-//! words of the transport's failures (OpenSSL's for an untrusted certificate, the phase
-//! that ran out of time).
+//! What went wrong with a call to GigaChat or SaluteSpeech, in words a person can act on: the one
+//! [`Error`] of both services, what a status means ([`status_failure`]), and the words of the
+//! transport's failures (OpenSSL's for an untrusted certificate, the phase that ran out of time).
 
 use std::fmt;
 use std::path::Path;

@@ -1,9 +1,8 @@
 //! The database file under the store: its schema, the lock that keeps a second bot off it,
-//! the checks that keep the bot off a file that is not its own, and `backup`.
-//!
-//! WAL mode with `synchronous = FULL`: every commit is on the disk before the loop polls
-//! past its update. (NORMAL would save one fsync per update, but a power cut could then
-//! undo an update whose answer the user already has, and it would be answered again.)
+//! the checks that keep the bot off a file that is not its own, and `backup`. WAL mode with
+//! `synchronous = FULL`: every commit is on the disk before the loop polls past its update
+//! (NORMAL would save one fsync per update, but a power cut could then undo an update whose
+//! answer the user already has, and it would be answered again).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Read;

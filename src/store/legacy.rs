@@ -39,9 +39,8 @@ pub(super) struct Legacy {
     unsent: Option<Unsent>,
 }
 
-/// The JSON state to import, if any: `path` itself holds JSON, or `path` does not exist
-/// yet and the previous default `gigabot-state.json` lies beside it. A JSON file that does
-/// not read as one is the error, with its path.
+/// The JSON state to import, if any: `path` itself holds JSON, or is not there yet and the old
+/// default `gigabot-state.json` lies beside it. An unreadable one is the error, with its path.
 pub(super) fn find(path: &Path) -> Result<Option<(PathBuf, Legacy)>, (PathBuf, anyhow::Error)> {
     let beside = path.with_file_name("gigabot-state.json");
     let (source, bytes) = match starts_with_a_brace(path) {

@@ -1,7 +1,6 @@
-//! How a Telegram call failed, in the kinds a caller branches on, and in words for the log;
-//! the one place an answer becomes a result or such a failure; and the token out of texts:
-//! every request URL holds it, so any text that could hold a URL is redacted before it is
-//! logged or shown.
+//! How a Telegram call failed, in the kinds a caller branches on, and in words for the log; the one
+//! place an answer becomes a result or such a failure; and the token out of texts: every request
+//! URL holds it, so any text that could hold a URL is redacted before it is logged or shown.
 
 use std::fmt;
 
@@ -20,17 +19,14 @@ pub struct Error {
 
 #[derive(Debug)]
 pub enum ErrorKind {
-    /// Network trouble before the request went out (no name, no connection, no TLS): it did
-    /// not reach Telegram, worth trying again.
+    /// Network trouble before the request went out (no name, connection or TLS): worth a retry.
     Transient(String),
-    /// Telegram or the proxy in front of it failed the request (500, 502, 503, or a 4xx page
-    /// that is not Telegram's JSON): most likely not done, so tried again, a few times for a
-    /// call about one chat.
+    /// Telegram or a proxy failed the request (500, 502, 503, a 4xx page not Telegram's JSON): most
+    /// likely not done, so tried again (a few times for a call about one chat).
     Server(String),
-    /// The request went out but its answer did not come back (a dropped connection, a
-    /// timeout waiting, a gateway's 504, garbage): Telegram may well have done it. Tried
-    /// again only for calls that may be made twice (not sendMessage: the user would get the
-    /// message twice).
+    /// The request went out but its answer did not come back (a dropped connection, a timeout
+    /// waiting, a gateway's 504, garbage): Telegram may well have done it. Tried again only for
+    /// calls that may be made twice (not sendMessage: the user would get the message twice).
     Lost(String),
     /// Flood control (429): wait this many seconds.
     RetryAfter(u64),
@@ -107,9 +103,8 @@ struct ResponseParameters {
     migrate_to_chat_id: Option<i64>,
 }
 
-/// An answer that is not Telegram's JSON (nginx's 502 page, a proxy's 4xx page, a cut
-/// body): not done, unless it said 2xx, or a gateway timed out waiting for Telegram (504) —
-/// then it may well have been done.
+/// An answer that is not Telegram's JSON (nginx's 502 page, a proxy's 4xx page, a cut body): not
+/// done, unless it said 2xx or a gateway timed out waiting for Telegram (504): maybe done then.
 pub(super) fn unreadable(status: u16, detail: String) -> ErrorKind {
     match status {
         200..=299 | 504 => ErrorKind::Lost(detail),

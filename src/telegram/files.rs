@@ -8,16 +8,14 @@ use super::{Error, ErrorKind, OnFlood, Telegram};
 use crate::incoming::File;
 
 impl Telegram {
-    /// Where a file the bot received can be downloaded (`file_path`, valid for an hour).
-    /// Waits out network trouble like any call; a refusal ("invalid file_id", "file is too
-    /// big") returns at once.
+    /// Where a received file can be downloaded (`file_path`, valid for an hour). Network trouble
+    /// is waited out; a refusal ("invalid file_id", "file is too big") returns at once.
     pub fn get_file(&self, file_id: &str) -> Result<File, Error> {
         self.call("getFile", &json!({ "file_id": file_id }), OnFlood::Wait)
     }
 
-    /// A file the bot received, at most `max` bytes: getFile, then the download. `known` is
-    /// the size the message gave, for when getFile gives none; a bigger file is refused
-    /// before any byte is downloaded.
+    /// A received file, at most `max` bytes: getFile, then the download. `known`: the message's
+    /// size, for when getFile gives none; a bigger file is refused before any byte is read.
     pub fn fetch_file(&self, id: &str, known: Option<u64>, max: u64) -> Result<Vec<u8>, Error> {
         let found = self.get_file(id)?;
         let size = found.file_size.or(known).unwrap_or(0);

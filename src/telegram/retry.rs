@@ -14,8 +14,7 @@ pub(super) const NOT_TWICE: [&str; 2] = ["sendMessage", "sendPhoto"];
 pub(super) const WAITED_OUT: [&str; 5] =
     ["getUpdates", "getMe", "getWebhookInfo", "deleteWebhook", "setMyCommands"];
 
-/// Calls tried once: a draft or "typing…" that fails is only a preview that did not show,
-/// and the next one comes later.
+/// Calls tried once: a failed draft or "typing…" is only a preview that did not show.
 pub(super) const ONE_TRY: [&str; 2] = ["sendMessageDraft", "sendChatAction"];
 
 /// Tries of a call about one chat when Telegram answers 5xx: 1 + 2 + 4 s of pauses, about
@@ -26,8 +25,7 @@ pub(super) const TRIES: u32 = 4;
 /// one gives that message up: the loop, and every other chat, would wait as long.
 pub(super) const MAX_FLOOD_WAIT_SECS: u64 = 60;
 
-/// Any `retry_after` above this is taken as this (an hour): a server's number must never
-/// overflow a clock.
+/// Any `retry_after` above this (an hour) is taken as this: it must never overflow a clock.
 pub(super) const MAX_RETRY_AFTER_SECS: u64 = 3600;
 
 /// Whether a transport error shows that the request never left: the host was not found, the
