@@ -100,21 +100,15 @@ pub(super) struct Reply {
 
 impl Bot {
     /// The bot, with its clients, its saved state, and who it is on Telegram (from getMe).
-    pub fn new(
-        config: Config,
-        telegram: Telegram,
-        gigachat: GigaChat,
-        store: Store,
-        me: User,
-    ) -> Bot {
+    pub fn new(config: Config, tg: Telegram, gigachat: GigaChat, store: Store, me: User) -> Bot {
         let gc = &config.gigachat;
         let speech = SaluteSpeech::new(&config.salutespeech, &gc.ca_certs, gc.timeout_secs);
         Bot {
-            typing: Typing::new(telegram.clone()),
+            typing: Typing::new(tg.clone()),
             salutespeech: speech,
             voice_hint_logged: false,
             config,
-            telegram,
+            telegram: tg,
             gigachat,
             store,
             me,
@@ -484,8 +478,7 @@ impl Bot {
         }
     }
 
-    /// Commits the open transaction; a failure is logged and kept, and the update it was
-    /// for ends as not saved (`Halt::Unsaved`).
+    /// Commits the open transaction; a failure is logged and kept: the update ends `Halt::Unsaved`.
     fn commit(&mut self) {
         if let Err(err) = self.store.commit() {
             log::error!("{err:#}");
@@ -504,8 +497,7 @@ fn conversation(prompt: &str, history: &[Turn], question: &Question) -> Vec<Chat
     messages
 }
 
-/// The Russian reply for a GigaChat failure; `file`: the question was about a file, which
-/// GigaChat may have refused.
+/// The user's text for a GigaChat failure; `file`: the question was about a file (maybe refused).
 fn user_text(err: &gigachat::Error, model: &str, file: bool) -> String {
     use gigachat::Failure as E;
     let status = |text: &str, status: &u16| text.replace("{status}", &status.to_string());

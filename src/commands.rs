@@ -396,8 +396,7 @@ fn is_last_answer(cx: &Seen, text: &str) -> bool {
     shown(&answer.content).contains(&text) || shown(&cut).contains(&text)
 }
 
-/// In a group: mentioned by @username or by a text mention (in the text, or in a photo's
-/// caption), or a reply to the bot.
+/// In a group: a reply to the bot, or its @username or text mention (in the text or a caption).
 fn is_addressed(me: &User, message: &Message) -> bool {
     is_reply_to_me(me, message)
         || !my_mentions(me, message, false).is_empty()

@@ -43,8 +43,7 @@ pub struct TelegramConfig {
 #[derive(Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct GigaChatConfig {
-    /// The Base64 authorization key. After [`load`] it is always set (built from
-    /// `client_id` + `client_secret` if need be).
+    /// The Base64 key, always set by [`load`] (if need be from `client_id` + `client_secret`).
     pub credentials: Option<Secret>,
     pub client_id: Option<String>,
     pub client_secret: Option<Secret>,

@@ -282,8 +282,7 @@ impl Handled {
     }
 }
 
-/// After a week without updates Telegram may start update ids anew, below ours: then the
-/// lowest id it sent is where we are.
+/// After a week without updates Telegram may restart ids below ours; its lowest is then ours.
 fn follow_restarted_ids(updates: &[Update], offset: i64) -> i64 {
     match updates.iter().map(|u| u.update_id).min() {
         Some(lowest) if updates.iter().all(|u| u.update_id < offset) => {

@@ -308,8 +308,7 @@ impl Renderer {
         self.marker = Some(format!("{}{marker}", self.indent()));
     }
 
-    /// Telegram forbids a link inside a link (an image inside a link, say): only the outermost
-    /// allowed one becomes an `<a>`.
+    /// Telegram forbids nested links (an image in a link, say): the outermost allowed is the `<a>`.
     fn start_link(&mut self, link_type: LinkType, dest_url: &str) {
         let url = match link_type {
             LinkType::Email => format!("mailto:{dest_url}"),

@@ -45,6 +45,9 @@ struct Meta {
 /// Telegram sends it again, is ignored again.
 const SAVE_QUIET_IDS_EVERY: Duration = Duration::from_secs(60);
 
+/// How a row becomes a value.
+type Read<T> = fn(&rusqlite::Row) -> rusqlite::Result<T>;
+
 /// The database, and the lock that keeps a second bot off it.
 pub struct Store {
     db: Connection,
@@ -165,8 +168,7 @@ impl Store {
         self.failed.get()
     }
 
-    /// Whether the state can be saved again, after a commit failed (a full disk): one small
-    /// transaction that writes, as an update would.
+    /// Whether the state can be saved again after a failed commit: one small write, as an update's.
     pub fn probe(&mut self) -> Result<()> {
         let saved = self.saved_update_id;
         self.db
@@ -195,8 +197,7 @@ impl Store {
         self.last_update_id = id;
     }
 
-    /// The chat's style id (None: `bot.default_style`) and its last question (for /retry,
-    /// kept also when memory is off).
+    /// The chat's style (None: `bot.default_style`) and last question (for /retry, memory or not).
     pub fn chat(&self, chat_id: i64) -> (Option<String>, Option<String>) {
         let sql = "SELECT style, last_question FROM chats WHERE id = ?1";
         self.row("chat", sql, chat_id, |r| Ok((r.get(0)?, r.get(1)?))).unwrap_or_default()
@@ -452,13 +453,7 @@ impl Store {
     }
 
     /// The row `sql` selects for `id`, read by `map`; None if there is none.
-    fn row<T>(
-        &self,
-        what: &str,
-        sql: &str,
-        id: i64,
-        map: impl FnOnce(&rusqlite::Row) -> rusqlite::Result<T>,
-    ) -> Option<T> {
+    fn row<T>(&self, what: &str, sql: &str, id: i64, map: Read<T>) -> Option<T> {
         let read = self.db.prepare_cached(sql).and_then(|mut s| s.query_row([id], map).optional());
         self.checked(what, read)
     }
@@ -469,7 +464,7 @@ impl Store {
         what: &str,
         sql: &str,
         params: P,
-        map: impl FnMut(&rusqlite::Row) -> rusqlite::Result<T>,
+        map: Read<T>,
     ) -> Vec<T> {
         let read =
             self.db.prepare_cached(sql).and_then(|mut s| s.query_map(params, map)?.collect());
@@ -489,8 +484,7 @@ impl Store {
         self.checked(what, result);
     }
 
-    /// The value, or after a failure the default, with the failure logged and the
-    /// transaction marked so that it is not saved half done.
+    /// The value, or after a failure (logged) the default, the transaction marked for rollback.
     fn checked<T: Default>(&self, what: &str, result: rusqlite::Result<T>) -> T {
         result.unwrap_or_else(|err| {
             log::error!("state ({what}): {err}");

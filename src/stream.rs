@@ -167,14 +167,12 @@ impl Typing {
         Typing { orders, stopped, active: false }
     }
 
-    /// Has the helper send "typing…" now and repeat it until [`Typing::stop`]. The caller
-    /// goes on to ask GigaChat meanwhile.
+    /// Has the helper send "typing…" at once and until [`Typing::stop`]; the caller asks GigaChat.
     pub fn start(&mut self, chat_id: i64) {
         self.active = self.orders.send(Some(chat_id)).is_ok();
     }
 
-    /// Stops and waits for the helper, so no "typing…" comes after the answer. Later calls
-    /// do nothing.
+    /// Stops and waits for the helper, so no "typing…" follows the answer; later calls do nothing.
     pub fn stop(&mut self) {
         if std::mem::take(&mut self.active) && self.orders.send(None).is_ok() {
             let _ = self.stopped.recv();

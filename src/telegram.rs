@@ -80,8 +80,7 @@ impl Telegram {
         Telegram::with_limits(config, stop, limits, true)
     }
 
-    /// For `gigabot check`, which makes no long poll: a hanging Telegram is reported within
-    /// seconds, not after the 45 s a poll may take.
+    /// For `gigabot check` (no long poll): a hanging Telegram is told in seconds, not after 45 s.
     pub fn for_check(config: &TelegramConfig) -> Telegram {
         // check makes single calls, never retried: there is nothing for a stop to cut short.
         static NEVER: AtomicBool = AtomicBool::new(false);
@@ -112,8 +111,7 @@ impl Telegram {
         }
     }
 
-    /// A transport error in words: which phase ran out of time, with its real limit, or
-    /// ureq's own text without the token.
+    /// A transport error in words: the phase that timed out and its limit, or ureq's redacted text.
     fn detail(&self, err: &ureq::Error) -> String {
         let host = host_of(&self.api_url);
         let l = self.limits;
@@ -376,8 +374,7 @@ fn parse_update(raw: Value) -> Option<Update> {
     Some(Update { update_id, ..Update::default() })
 }
 
-/// serde's messages quote the values they choke on (`invalid type: string "Привет"`); a
-/// message text must not reach the log that way.
+/// serde's messages quote what they choke on (`string "Привет"`): no message text into the log.
 fn without_strings(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for (i, part) in text.split('"').enumerate() {

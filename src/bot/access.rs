@@ -28,12 +28,11 @@ impl Bot {
         let Some((request, keyboard)) = owner::access_request(user, access) else {
             return Ok(outcome);
         };
+        let announced = Access { announced: true, ..access };
         for admin in self.config.bot.admins.clone() {
             match self.courtesy(admin, None, &request, Some(&keyboard)) {
                 // Told once is enough; if no admin could be told, the next message tries again.
-                Ok(Outcome::Replied) => {
-                    self.store.set_access(user.id, Access { announced: true, ..access });
-                }
+                Ok(Outcome::Replied) => self.store.set_access(user.id, announced),
                 Ok(_) => {} // dropped on a 429 (logged): the next message tries again
                 Err(err) if err.is_fatal() => return Err(err),
                 Err(err) => log::warn!(
@@ -169,8 +168,7 @@ impl Bot {
         Ok(Outcome::AdminDecided(user_id, allow))
     }
 
-    /// Stops the button's spinner with a toast. "Query is too old" is only logged: the
-    /// user already saw the spinner stop.
+    /// Stops the button's spinner with a toast ("query is too old" only logged: it stopped anyway).
     fn answer_query(&mut self, id: &str, text: &str) -> Result<(), telegram::Error> {
         self.telegram.answer_callback_query(id, text).or_else(fatal_only)
     }

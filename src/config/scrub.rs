@@ -71,8 +71,7 @@ fn key_at_line(text: &str, line: usize, typo: Option<&str>) -> String {
     }
 }
 
-/// A table header of a section the config has: ("[telegram]", "telegram"), or
-/// ("[[styles]]", "styles").
+/// A table header of a config section: ("[telegram]", "telegram") or ("[[styles]]", "styles").
 fn header(line: &str) -> Option<(String, &'static str)> {
     let line = line.split('#').next().unwrap_or(line).trim();
     let (name, array) = match line.strip_prefix("[[").and_then(|l| l.strip_suffix("]]")) {
@@ -118,8 +117,7 @@ fn without_values(message: &str) -> String {
     out
 }
 
-/// Where the quote closes: the next backtick, or the next `"` that is not escaped (serde
-/// quotes a string as Rust's `{:?}` does).
+/// Where the quote closes: the next backtick, or the next unescaped `"` (serde quotes as `{:?}`).
 fn closing(inner: &str, quote: &str) -> Option<usize> {
     if quote == "`" {
         return inner.find('`');

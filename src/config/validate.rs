@@ -43,10 +43,9 @@ pub(super) fn validate(config: &mut Config, needs: Needs) -> Result<()> {
     }
     validate_styles(&config.styles)?;
     if !config.styles.iter().any(|s| s.id == config.bot.default_style) {
+        let (style, ids) = (quoted(&config.bot.default_style), style_ids(&config.styles));
         bail!(
-            "bot.default_style = {} is not one of the styles ({}): add a [[styles]] entry with that id or pick one of them",
-            quoted(&config.bot.default_style),
-            style_ids(&config.styles)
+            "bot.default_style = {style} is not one of the styles ({ids}): add a [[styles]] entry with that id or pick one of them"
         );
     }
     Ok(())
@@ -265,11 +264,8 @@ fn resolve_credentials(gc: &mut GigaChatConfig, name: &dyn Fn(&str) -> String) -
         (Some(id), Some(secret)) => {
             let key = BASE64_STANDARD.encode(format!("{id}:{}", secret.expose()));
             gc.credentials = Some(Secret(key));
-            Ok(format!(
-                "{}, {} and {scope}",
-                name("gigachat.client_id"),
-                name("gigachat.client_secret")
-            ))
+            let (by_id, by_secret) = (name("gigachat.client_id"), name("gigachat.client_secret"));
+            Ok(format!("{by_id}, {by_secret} and {scope}"))
         }
         (None, Some(_)) => bail!(
             "GIGACHAT_CLIENT_ID is not set: with {} the bot needs the client id too (or set GIGACHAT_CREDENTIALS to the authorization key)",

@@ -71,8 +71,7 @@ pub(super) fn read_events(
     }
 }
 
-/// The next line of the stream into `line`, within the caps (`total`: the stream so far);
-/// its `data:` field, if it has one.
+/// The next line of the stream into `line`, within the caps (`total`: so far); its `data:` field.
 fn next_data<'a>(
     reader: &mut impl BufRead,
     line: &'a mut Vec<u8>,

@@ -35,8 +35,7 @@ pub struct Error {
 /// How a call failed.
 #[derive(Debug)]
 pub enum Failure {
-    /// OAuth refused the key or scope, or the API refused a fresh token; `check` names the
-    /// settings the key came from.
+    /// OAuth refused the key or scope, or the API a fresh token; `check`: where the key came from.
     Auth { status: u16, message: String, check: String },
     /// 429: GigaChat's personal tier allows one request at a time.
     RateLimited,
@@ -121,8 +120,7 @@ impl Error {
 pub enum Api<'a> {
     /// OAuth: 400, 401 and 403 all mean the key or the scope was refused.
     OAuth,
-    /// GigaChat's chat completions and model list, for this model: 402 is the token
-    /// package, 404 the model.
+    /// GigaChat's chat and model list, for this model: 402 is the token package, 404 the model.
     Chat(&'a str),
     /// GigaChat's file storage: 403 is a file of another client, refused like a 404.
     Files,

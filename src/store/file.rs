@@ -130,8 +130,7 @@ fn private_file(path: &Path) -> std::io::Result<File> {
     Ok(file)
 }
 
-/// Opens our database, creating it (0600, as its -wal and -shm files then are) if need be,
-/// and brings an older schema up to date.
+/// Opens (or creates, 0600 like its -wal and -shm) our database and updates an older schema.
 pub(super) fn connect(path: &Path) -> Result<Connection> {
     let context = || format!("cannot open the state file {}", path.display());
     ["-wal", "-shm"].iter().try_for_each(|c| make_private(&with_suffix(path, c), false))?;

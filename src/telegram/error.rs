@@ -112,8 +112,7 @@ pub(super) fn unreadable(status: u16, detail: String) -> ErrorKind {
     }
 }
 
-/// The result of an answer with this HTTP status, or how it failed: the one place a status
-/// and an envelope become an [`ErrorKind`].
+/// An answer's result or failure: the one place a status and an envelope become an [`ErrorKind`].
 pub(super) fn decode<T: DeserializeOwned>(
     status: u16,
     retry_after: Option<u64>,
