@@ -9,7 +9,7 @@ use crate::clock;
 use crate::commands::{self, Action, Ask, Seen};
 use crate::config::Config;
 use crate::facts::{Facts, Turn};
-use crate::gigachat::{self, ChatMessage, Completion, GigaChat};
+use crate::gigachat::{self, ChatMessage, Completion, Failure, GigaChat};
 use crate::incoming::{Chat, Message, Update, User};
 use crate::owner::{self, Notices};
 use crate::render;
@@ -401,9 +401,7 @@ impl Bot {
         let kind = err.kind();
         self.store.count_failure(&format!("gigachat {kind}"));
         let mut chunks = match err.failure {
-            gigachat::Failure::Interrupted(_) | gigachat::Failure::Timeout(_) => {
-                render::markdown_chunks(previewed)
-            }
+            Failure::Interrupted(_) | Failure::Timeout(_) => render::markdown_chunks(previewed),
             _ => Vec::new(),
         };
         chunks.extend(render::plain_chunks(&user_text(err, &self.gigachat.model, file)));
