@@ -4,8 +4,18 @@
 
 use pulldown_cmark::{CodeBlockKind, Event, LinkType, Options, Parser, Tag, TagEnd};
 
+mod rich;
 mod split;
+pub use rich::rich_html;
 pub use split::{split_html, visible_text};
+
+/// One message of an answer: Telegram HTML for `sendMessage`, or a part of the Markdown answer
+/// for `sendRichMessage`, kept as Markdown so that a refused rich message can go the HTML way.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Chunk {
+    Html(String),
+    Rich(String),
+}
 
 /// Telegram's limit on a message's visible text, in Unicode code points.
 /// Tags and entities do not count, so we count what the user sees, not bytes or UTF-16 units.
@@ -85,6 +95,15 @@ fn markers(line: &str) -> (usize, usize, Option<(usize, usize)>) {
 pub fn markdown_chunks(markdown: &str) -> Vec<String> {
     let html = markdown_to_html(markdown);
     split_html(&html, MESSAGE_LIMIT)
+}
+
+/// A Markdown answer as the messages to send: rich messages (Bot API 10.1) if `rich`, else
+/// Telegram HTML of at most 4096 visible characters each; none if nothing would be visible.
+pub fn answer_chunks(markdown: &str, rich: bool) -> Vec<Chunk> {
+    match rich {
+        true => rich::rich_chunks(markdown),
+        false => markdown_chunks(markdown).into_iter().map(Chunk::Html).collect(),
+    }
 }
 
 /// One of the bot's own texts as messages: escaped, so that no character of it (a user's
