@@ -12,7 +12,7 @@ use crate::facts::{Facts, Turn};
 use crate::gigachat::{self, ChatMessage, Completion, Failure, GigaChat};
 use crate::incoming::{Chat, Message, Update, User};
 use crate::owner::{self, Notices};
-use crate::render;
+use crate::render::{self, Chunk};
 use crate::report::{Asked, Outcome, Report};
 use crate::salutespeech::SaluteSpeech;
 use crate::store::Store;
@@ -54,6 +54,9 @@ pub struct Bot {
     transcript: Option<(i64, serde_json::Value)>,
     /// A commit during the update being handled failed.
     unsaved: Option<anyhow::Error>,
+    /// Answers go out as rich messages (`telegram.rich_messages`), until a server that does
+    /// not know them (an older local Bot API server) answers 404.
+    rich: bool,
 }
 
 /// How an action ended; an `Err` is a fatal Telegram error, which ends the update.
@@ -89,7 +92,7 @@ enum Prepared {
 /// What a question gets: the messages, and what memory keeps of the answer.
 pub(super) struct Reply {
     /// The messages to send (after the photo, if one went out).
-    pub chunks: Vec<String>,
+    pub chunks: Vec<Chunk>,
     /// What memory and the transcript keep; None for a failure, a refusal, an empty answer.
     pub remembered: Option<String>,
     /// A drawn picture went out first, as a photo.
@@ -103,6 +106,7 @@ impl Bot {
     pub fn new(config: Config, tg: Telegram, gigachat: GigaChat, store: Store, me: User) -> Bot {
         let gc = &config.gigachat;
         let speech = SaluteSpeech::new(&config.salutespeech, &gc.ca_certs, gc.timeout_secs);
+        let rich = config.telegram.rich_messages;
         Bot {
             typing: Typing::new(tg.clone()),
             salutespeech: speech,
@@ -120,6 +124,7 @@ impl Bot {
             recording: false,
             transcript: None,
             unsaved: None,
+            rich,
         }
     }
 
@@ -334,10 +339,11 @@ impl Bot {
         let interval = Duration::from_millis(self.config.bot.draft_interval_ms);
         let paused = self.draft_pauses.remove(&chat.id);
         let mut draft = Draft::new(telegram.clone(), chat.id, reply_to, interval, paused);
+        draft.start(self.rich, self.store.last_update_id().saturating_add(1));
         let mut on_text = |piece: &str| {
             // The draft takes over from "typing…".
             typing.stop();
-            draft.push(piece);
+            draft.push(piece)
         };
         let result = gigachat.chat(messages, Some(&mut on_text));
         typing.stop();
@@ -373,16 +379,22 @@ impl Bot {
             Some(drawn) => (drawn.text, drawn.remembered, drawn.sent),
             None => (content.to_string(), content.to_string(), false),
         };
-        let mut chunks = render::markdown_chunks(&text);
-        if chunks.is_empty() && !photo {
+        if render::answer_chunks(&text, false).is_empty() && !photo {
             // Empty, or nothing a user would see (say, only a Markdown link definition).
             self.store.count_failure("gigachat empty answer");
             let empty = Outcome::EmptyAnswer(completion.request_id.clone(), asked);
             return Ok(sorry(texts::BAD_ANSWER, empty));
         }
-        if completion.finish_reason == "length" {
-            chunks = render::markdown_chunks(&format!("{text}\n\n{}", texts::CUT_SHORT));
-        }
+        // Cut short by GigaChat's limit or by the user's Stop: memory keeps it with the note.
+        let (text, remembered) = match completion.finish_reason.as_str() {
+            "length" => (format!("{text}\n\n{}", texts::CUT_SHORT), remembered),
+            gigachat::STOPPED => {
+                let stopped = |text: &str| format!("{text}\n\n{}", texts::STOPPED);
+                (stopped(&text), stopped(&remembered))
+            }
+            _ => (text, remembered),
+        };
+        let chunks = render::answer_chunks(&text, self.rich);
         let outcome = Outcome::Answered(0, asked);
         Ok(Reply { chunks, remembered: Some(remembered), photo, outcome })
     }
@@ -401,7 +413,9 @@ impl Bot {
         let kind = err.kind();
         self.store.count_failure(&format!("gigachat {kind}"));
         let mut chunks = match err.failure {
-            Failure::Interrupted(_) | Failure::Timeout(_) => render::markdown_chunks(previewed),
+            Failure::Interrupted(_) | Failure::Timeout(_) => {
+                render::answer_chunks(previewed, self.rich)
+            }
             _ => Vec::new(),
         };
         chunks.extend(render::plain_chunks(&user_text(err, &self.gigachat.model, file)));

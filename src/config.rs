@@ -38,6 +38,8 @@ pub struct TelegramConfig {
     pub token: Option<Secret>,
     pub api_url: String,
     pub poll_timeout_secs: u64,
+    /// Answers as rich messages (Bot API 10.1: formulas, tables, headings); false: Telegram HTML.
+    pub rich_messages: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -122,7 +124,7 @@ pub struct Style {
 /// An error names a key of the file only if it is here: any other text of the line may be a
 /// secret in the wrong place. A test checks this table against the structs.
 const SECTIONS: [(&str, &[&str]); 6] = [
-    ("telegram", &["token", "api_url", "poll_timeout_secs"]),
+    ("telegram", &["token", "api_url", "poll_timeout_secs", "rich_messages"]),
     (
         "gigachat",
         &[
@@ -199,6 +201,7 @@ impl Default for TelegramConfig {
             token: None,
             api_url: "https://api.telegram.org".into(),
             poll_timeout_secs: 30,
+            rich_messages: true,
         }
     }
 }

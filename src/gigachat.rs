@@ -22,6 +22,8 @@ pub use storage::drawn_picture;
 
 /// The longest answer the bot takes (about 250 Telegram messages), streamed or not.
 const MAX_ANSWER_BYTES: usize = 1 << 20;
+/// The `finish_reason` of an answer the user stopped (ours: GigaChat never says it).
+pub const STOPPED: &str = "stopped";
 /// One event may carry the whole answer, JSON-escaped.
 const MAX_EVENT_BYTES: usize = 2 * MAX_ANSWER_BYTES;
 /// The whole event stream: the answer's events with their JSON around the text.
@@ -154,15 +156,17 @@ impl GigaChat {
     /// (the personal tier's one request at a time is taken, say by the stream of a bot killed
     /// mid-answer and just restarted) is tried again after 0.5, 1 and 2 s: nothing was paid
     /// for, and every other user would get the same 429 meanwhile. With `on_text` the answer
-    /// is streamed to it piece by piece; after a failure the caller still has what came.
+    /// is streamed to it piece by piece; after a failure the caller still has what came. When
+    /// `on_text` returns false (the user pressed Stop) the stream is closed and the answer so
+    /// far returned, its `finish_reason` [`STOPPED`].
     pub fn chat(
         &mut self,
         messages: &[ChatMessage],
-        mut on_text: Option<&mut dyn FnMut(&str)>,
+        mut on_text: Option<&mut dyn FnMut(&str) -> bool>,
     ) -> Result<Completion, Error> {
         let mut pauses = [500, 1000, 2000].into_iter().map(Duration::from_millis);
         loop {
-            let on_text = on_text.as_mut().map(|f| &mut **f as &mut dyn FnMut(&str));
+            let on_text = on_text.as_mut().map(|f| &mut **f as &mut dyn FnMut(&str) -> bool);
             match self.chat_once(messages, on_text) {
                 Err(err @ Error { failure: Failure::RateLimited, .. }) => match pauses.next() {
                     Some(pause) => {
@@ -181,7 +185,7 @@ impl GigaChat {
     fn chat_once(
         &mut self,
         messages: &[ChatMessage],
-        on_text: Option<&mut dyn FnMut(&str)>,
+        on_text: Option<&mut dyn FnMut(&str) -> bool>,
     ) -> Result<Completion, Error> {
         let stream = on_text.is_some();
         let body =
@@ -205,7 +209,7 @@ impl GigaChat {
                 "gigachat chat: asked for a stream, got {content_type:?} (request {request_id})"
             );
             let completion = parse_completion(&self.sber.text(&mut response)?, request_id)?;
-            on_text(&completion.content);
+            on_text(&completion.content); // whole already: nothing left to stop
             return Ok(completion);
         }
         let reader = std::io::BufReader::new(response.body_mut().as_reader());

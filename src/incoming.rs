@@ -160,6 +160,15 @@ pub struct Update {
     pub message: Option<Message>,
     pub edited_message: Option<IgnoredAny>,
     pub callback_query: Option<CallbackQuery>,
+    /// The user pressed Stop on a draft (Bot API 10.3).
+    pub stopped_message_generation: Option<GenerationStopped>,
+}
+
+/// Bot API `MessageGenerationStopped`: which draft's Stop button was pressed, in which chat.
+#[derive(Debug, Deserialize, Clone)]
+pub struct GenerationStopped {
+    pub chat: Chat,
+    pub draft_id: i64,
 }
 
 impl Update {

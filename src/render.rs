@@ -17,6 +17,14 @@ pub enum Chunk {
     Rich(String),
 }
 
+impl Chunk {
+    /// The HTML, or the Markdown of a rich part.
+    pub fn text(&self) -> &str {
+        let (Chunk::Html(text) | Chunk::Rich(text)) = self;
+        text
+    }
+}
+
 /// Telegram's limit on a message's visible text, in Unicode code points.
 /// Tags and entities do not count, so we count what the user sees, not bytes or UTF-16 units.
 pub const MESSAGE_LIMIT: usize = 4096;
@@ -100,18 +108,18 @@ pub fn markdown_chunks(markdown: &str) -> Vec<String> {
 /// A Markdown answer as the messages to send: rich messages (Bot API 10.1) if `rich`, else
 /// Telegram HTML of at most 4096 visible characters each; none if nothing would be visible.
 pub fn answer_chunks(markdown: &str, rich: bool) -> Vec<Chunk> {
-    match rich {
-        true => rich::rich_chunks(markdown),
-        false => markdown_chunks(markdown).into_iter().map(Chunk::Html).collect(),
+    if rich {
+        return rich::rich_chunks(markdown);
     }
+    markdown_chunks(markdown).into_iter().map(Chunk::Html).collect()
 }
 
 /// One of the bot's own texts as messages: escaped, so that no character of it (a user's
 /// name with a `<`, say) is taken for a tag, and split like an answer.
-pub fn plain_chunks(text: &str) -> Vec<String> {
+pub fn plain_chunks(text: &str) -> Vec<Chunk> {
     let mut html = String::with_capacity(text.len());
     push_escaped(&mut html, text, false);
-    split_html(&html, MESSAGE_LIMIT)
+    split_html(&html, MESSAGE_LIMIT).into_iter().map(Chunk::Html).collect()
 }
 
 fn push_escaped(out: &mut String, text: &str, quotes: bool) {

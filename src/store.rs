@@ -18,19 +18,19 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use rusqlite::{Connection, OptionalExtension, params};
-use serde::Deserialize;
 
 pub use file::{Unusable, backup};
 
 use crate::facts::{Access, Counters, Stats, Turn, UserStats};
+use crate::render::Chunk;
 use file::{check_file, connect, lock, refuse_or_move_aside};
 
-/// Messages of an answer still to send, as HTML chunks ready for `sendMessage`. The update
-/// the answer was for counts as handled from its first message on.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+/// Messages of an answer still to send, as made by `render`. The update the answer was for
+/// counts as handled from its first message on.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Unsent {
     pub chat_id: i64,
-    pub chunks: Vec<String>,
+    pub chunks: Vec<Chunk>,
 }
 
 /// What the transaction adds to the bot-wide counters, written once at its commit.
@@ -380,9 +380,12 @@ impl Store {
 
     /// The rest of an answer a stop or a crash cut short, if any: its messages not yet sent.
     pub fn unsent(&self) -> Option<Unsent> {
-        let sql = "SELECT chat_id, chunk FROM unsent ORDER BY n
+        let sql = "SELECT chat_id, chunk, rich FROM unsent ORDER BY n
                    LIMIT -1 OFFSET (SELECT unsent_sent FROM meta)";
-        let rows: Vec<(i64, String)> = self.rows("unsent", sql, [], |r| Ok((r.get(0)?, r.get(1)?)));
+        let rows: Vec<(i64, Chunk)> = self.rows("unsent", sql, [], |r| {
+            let chunk: String = r.get(1)?;
+            Ok((r.get(0)?, if r.get(2)? { Chunk::Rich(chunk) } else { Chunk::Html(chunk) }))
+        });
         let chat_id = rows.first()?.0;
         Some(Unsent { chat_id, chunks: rows.into_iter().map(|(_, chunk)| chunk).collect() })
     }
@@ -391,9 +394,10 @@ impl Store {
     /// then notes each one that goes out, so a long answer is written to disk once.
     pub fn set_unsent(&mut self, unsent: &Unsent) {
         self.clear_unsent();
-        let sql = "INSERT INTO unsent (chat_id, chunk) VALUES (?1, ?2)";
+        let sql = "INSERT INTO unsent (chat_id, chunk, rich) VALUES (?1, ?2, ?3)";
         for chunk in &unsent.chunks {
-            self.run("unsent", sql, params![unsent.chat_id, chunk]);
+            let rich = matches!(chunk, Chunk::Rich(_));
+            self.run("unsent", sql, params![unsent.chat_id, chunk.text(), rich]);
         }
     }
 

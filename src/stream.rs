@@ -1,6 +1,7 @@
 //! What the user sees while GigaChat works: "typing…", and in a private chat the answer
 //! growing in a draft (`sendMessageDraft`), Telegram's own preview of a message being
-//! written: it shows for 30 s and goes when the message itself is sent. Only a preview:
+//! written, "Thinking…" until GigaChat's first word, with a Stop button that stops the
+//! stream: it shows for 30 s and goes when the message itself is sent. Only a preview:
 //! nothing is saved for it and the answer goes out through the bot's one delivery path at
 //! the end, so a bot killed mid-stream leaves no half answer behind. The loop never waits
 //! for a draft: a piece that arrives before the next one is due is only collected.
@@ -8,8 +9,9 @@
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use crate::render;
-use crate::telegram::{ErrorKind, Telegram};
+use crate::render::{self, Chunk};
+use crate::telegram::{ErrorKind, Markup, Telegram};
+use crate::texts;
 
 /// The answer as it streams, previewed as a draft in a private chat.
 pub struct Draft {
@@ -27,11 +29,20 @@ pub struct Draft {
     next: Instant,
     /// The end of a 429's `retry_after`, which outlasts this answer if need be.
     paused_until: Option<Instant>,
+    /// Drafts are rich messages (Bot API 10.1) until Telegram refuses one.
+    rich: bool,
     /// Telegram refused our HTML once: the drafts go on in plain text.
     plain: bool,
     /// Telegram refused drafts for this answer; the answer itself still goes out.
     off: bool,
+    /// The loop's getUpdates offset: looking for a Stop there confirms no update.
+    offset: i64,
+    /// When to look for a Stop next; None until a draft (and so its Stop button) is out.
+    next_peek: Option<Instant>,
 }
+
+/// How often a streaming answer looks for a pressed Stop: each look is a getUpdates.
+const PEEK_INTERVAL: Duration = Duration::from_secs(1);
 
 impl Draft {
     /// A preview in `chat_id` of the answer to `reply_to`: the first piece shows at once (or once
@@ -52,8 +63,24 @@ impl Draft {
             shown: String::new(),
             next: paused_until.unwrap_or_else(Instant::now),
             paused_until,
+            rich: false,
             plain: false,
             off: false,
+            offset: 0,
+            next_peek: None,
+        }
+    }
+
+    /// Shows "Thinking…" at once, before GigaChat's first word; rich drafts if `rich`. A Stop
+    /// is looked for at the loop's getUpdates `offset`.
+    pub fn start(&mut self, rich: bool, offset: i64) {
+        (self.rich, self.offset) = (rich, offset);
+        if Instant::now() < self.next {
+            return; // drafts paused by a 429
+        }
+        let thinking = format!("<tg-thinking>{}</tg-thinking>", texts::THINKING);
+        if !self.rich || self.send(&thinking, Markup::Rich) {
+            self.send("", Markup::Plain);
         }
     }
 
@@ -64,47 +91,84 @@ impl Draft {
         (self.markdown, paused)
     }
 
-    /// Takes the next piece of the answer; sends a draft if one is due.
-    pub fn push(&mut self, piece: &str) {
+    /// Takes the next piece of the answer; sends a draft if one is due. False when the user
+    /// pressed Stop.
+    pub fn push(&mut self, piece: &str) -> bool {
         self.markdown.push_str(piece);
         if !self.off && Instant::now() >= self.next {
             self.show();
         }
+        !self.stop_pressed()
     }
 
-    /// Sends the answer so far as a draft: its last 4096 characters' worth, as its last message
-    /// will show them. Only its last paragraphs are rendered ([`DRAFT_SOURCE_BYTES`]): a draft
-    /// every half second of a whole long answer would cost time growing with its length squared.
+    /// Sends the answer so far as a draft: its last message's worth, as it will show. Only its
+    /// last paragraphs are rendered ([`DRAFT_SOURCE_BYTES`]): a draft every half second of a
+    /// whole long answer would cost time growing with its length squared.
     fn show(&mut self) {
-        let chunks = render::markdown_chunks(tail(&self.markdown));
-        let Some(last) = chunks.last() else {
+        let Some(last) = render::answer_chunks(tail(&self.markdown), self.rich).pop() else {
             return; // nothing visible yet (say, only "**")
         };
-        let text = if self.plain { render::visible_text(last) } else { last.clone() };
-        if text == self.shown {
-            return;
+        let (text, markup) = match last {
+            Chunk::Rich(part) => (render::rich_html(&part), Markup::Rich),
+            Chunk::Html(html) if self.plain => (render::visible_text(&html), Markup::Plain),
+            Chunk::Html(html) => (html, Markup::Html),
+        };
+        if text != self.shown && self.send(&text, markup) {
+            self.show();
         }
-        let sent =
-            self.telegram.send_message_draft(self.chat_id, self.draft_id, &text, !self.plain);
+    }
+
+    /// Sends one draft; true when Telegram refused its form and a plainer one is to be tried.
+    fn send(&mut self, text: &str, markup: Markup) -> bool {
+        let sent = self.telegram.send_message_draft(self.chat_id, self.draft_id, text, markup);
         self.next = Instant::now() + self.interval;
-        match sent {
-            Ok(()) => self.shown = text,
-            Err(err) => match err.kind {
-                ErrorKind::RetryAfter(secs) => {
-                    log::info!("chat {}: {err}; no drafts there until then", self.chat_id);
-                    self.next = Instant::now() + Duration::from_secs(secs);
-                    self.paused_until = Some(self.next);
-                }
-                _ if err.is_bad_html() && !self.plain => {
-                    log::warn!("chat {}: {err}; the drafts go on in plain text", self.chat_id);
-                    self.plain = true;
-                    self.show();
-                }
-                _ => {
-                    log::info!("chat {}: {err}; no more drafts for this answer", self.chat_id);
-                    self.off = true;
-                }
-            },
+        let Err(err) = sent else {
+            self.shown = text.to_string();
+            self.next_peek.get_or_insert(Instant::now());
+            return false;
+        };
+        let chat = self.chat_id;
+        match err.kind {
+            ErrorKind::RetryAfter(secs) => {
+                log::info!("chat {chat}: {err}; no drafts there until then");
+                self.next = Instant::now() + Duration::from_secs(secs);
+                self.paused_until = Some(self.next);
+            }
+            ErrorKind::Rejected { .. } if markup == Markup::Rich => {
+                log::warn!("chat {chat}: {err}; the drafts go on without rich messages");
+                self.rich = false;
+                return true;
+            }
+            _ if err.is_bad_html() && markup == Markup::Html => {
+                log::warn!("chat {chat}: {err}; the drafts go on in plain text");
+                self.plain = true;
+                return true;
+            }
+            _ => {
+                log::info!("chat {chat}: {err}; no more drafts for this answer");
+                self.off = true;
+            }
+        }
+        false
+    }
+
+    /// Whether the user pressed Stop on this draft, looked for at most every [`PEEK_INTERVAL`]
+    /// once a draft is out. The loop handles every update it sees, that Stop too, afterwards.
+    fn stop_pressed(&mut self) -> bool {
+        let now = Instant::now();
+        if self.next_peek.is_none_or(|at| now < at) {
+            return false;
+        }
+        self.next_peek = Some(now + PEEK_INTERVAL);
+        match self.telegram.peek_updates(self.offset) {
+            Ok(updates) => updates
+                .iter()
+                .filter_map(|u| u.stopped_message_generation.as_ref())
+                .any(|stop| stop.chat.id == self.chat_id && stop.draft_id == self.draft_id),
+            Err(err) => {
+                log::debug!("chat {}: looking for a Stop: {err}", self.chat_id);
+                false
+            }
         }
     }
 }

@@ -31,6 +31,11 @@ struct WebhookInfo {
     url: String,
 }
 
+/// The updates the bot asks for. Telegram leaves out kinds a bot does not list, and whether
+/// the Stop button's `stopped_message_generation` (Bot API 10.3) is sent unlisted is not
+/// documented: listed, so that Stop works either way.
+const ALLOWED_UPDATES: [&str; 3] = ["message", "callback_query", "stopped_message_generation"];
+
 /// The largest photo a bot may upload (Bot API "Sending files": 10 MB for photos).
 pub const MAX_PHOTO_BYTES: usize = 10 << 20;
 
@@ -44,6 +49,14 @@ pub struct OutgoingMessage<'a> {
     pub html: bool,
     pub reply_to: Option<i64>,
     pub keyboard: Option<&'a Value>,
+}
+
+/// How Telegram reads a draft's text: rich HTML (Bot API 10.1), Telegram HTML, or as it is.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Markup {
+    Rich,
+    Html,
+    Plain,
 }
 
 /// What a call does when Telegram's flood control answers 429 with `retry_after`.
@@ -158,7 +171,7 @@ impl Telegram {
         let body = response.body_mut().with_config().limit(64 * 1024 * 1024);
         let bytes =
             body.read_to_vec().map_err(|err| fail(unreadable(status, self.detail(&err))))?;
-        decode(status, retry_after, &bytes).map_err(fail)
+        decode(method, status, retry_after, &bytes).map_err(fail)
     }
 
     /// The one way a call goes: `params` as JSON; after a failure, as `retry::pause_before_retry`
@@ -247,9 +260,18 @@ impl Telegram {
         let params = json!({
             "offset": offset,
             "timeout": self.poll_timeout_secs,
-            "allowed_updates": ["message", "callback_query"],
+            "allowed_updates": ALLOWED_UPDATES,
         });
         let raw: Vec<Value> = self.call("getUpdates", &params, OnFlood::Wait)?;
+        Ok(raw.into_iter().filter_map(parse_update).collect())
+    }
+
+    /// The updates waiting after `offset`, without waiting and without confirming any (the
+    /// same offset as the loop's): to see a Stop pressed while an answer streams. One try.
+    pub fn peek_updates(&self, offset: i64) -> Result<Vec<Update>, Error> {
+        let params = json!({"offset": offset, "timeout": 0, "allowed_updates": ALLOWED_UPDATES});
+        let body = serde_json::to_vec(&params).expect("serde_json::Value always serializes");
+        let raw: Vec<Value> = self.post("getUpdates", "application/json", &body)?;
         Ok(raw.into_iter().filter_map(parse_update).collect())
     }
 
@@ -258,10 +280,22 @@ impl Telegram {
     pub fn send_message(&self, msg: &OutgoingMessage, on_flood: OnFlood) -> Result<Message, Error> {
         let mut params = text_params(msg.chat_id, msg.text, msg.html, msg.keyboard);
         if let Some(id) = msg.reply_to {
-            params["reply_parameters"] =
-                json!({"message_id": id, "allow_sending_without_reply": true});
+            params["reply_parameters"] = reply_to(id);
         }
         self.call("sendMessage", &params, on_flood)
+    }
+
+    /// Sends a rich message (Bot API 10.1: headings, tables, formulas…): `msg.text` is its
+    /// rich HTML. Sent once, as a message is.
+    pub fn send_rich_message(&self, msg: &OutgoingMessage, on_flood: OnFlood) -> Result<(), Error> {
+        let mut params = json!({"chat_id": msg.chat_id, "rich_message": {"html": msg.text}});
+        if let Some(keyboard) = msg.keyboard {
+            params["reply_markup"] = keyboard.clone();
+        }
+        if let Some(id) = msg.reply_to {
+            params["reply_parameters"] = reply_to(id);
+        }
+        self.call("sendRichMessage", &params, on_flood).map(|_: IgnoredAny| ())
     }
 
     /// Sends a JPEG as a photo, with `caption` (Telegram HTML, at most 1024 visible characters) if
@@ -279,9 +313,7 @@ impl Telegram {
         if let Some(caption) = caption {
             fields.extend([("caption", caption), ("parse_mode", "HTML")]);
         }
-        let reply = reply_to.map(|id| {
-            serde_json::json!({"message_id": id, "allow_sending_without_reply": true}).to_string()
-        });
+        let reply = reply_to.map(|id| self::reply_to(id).to_string());
         if let Some(reply) = &reply {
             fields.push(("reply_parameters", reply));
         }
@@ -291,19 +323,27 @@ impl Telegram {
     }
 
     /// The answer being written as a draft (private chats only; it lasts 30 s or until the message
-    /// is sent). One try: a failed draft is only a preview that did not show; the next comes later.
+    /// is sent), with a Stop button (Bot API 10.3); an empty text shows "Thinking…". One try: a
+    /// failed draft is only a preview that did not show; the next comes later.
     pub fn send_message_draft(
         &self,
         chat_id: i64,
         draft_id: i64,
         text: &str,
-        html: bool,
+        markup: Markup,
     ) -> Result<(), Error> {
-        let mut params = json!({"chat_id": chat_id, "draft_id": draft_id, "text": text});
-        if html {
-            params["parse_mode"] = json!("HTML");
+        let mut params = json!({"chat_id": chat_id, "draft_id": draft_id, "can_stop": true});
+        match markup {
+            Markup::Rich => params["rich_message"] = json!({"html": text}),
+            Markup::Html => params["parse_mode"] = json!("HTML"),
+            Markup::Plain => {}
         }
-        self.call("sendMessageDraft", &params, OnFlood::GiveUp).map(|_: bool| ())
+        if markup != Markup::Rich {
+            params["text"] = json!(text);
+        }
+        let method =
+            if markup == Markup::Rich { "sendRichMessageDraft" } else { "sendMessageDraft" };
+        self.call(method, &params, OnFlood::GiveUp).map(|_: bool| ())
     }
 
     /// Shows "typing…" for up to 5 s. Best effort: a failure is logged by the caller.
@@ -340,6 +380,11 @@ impl Telegram {
         let params = json!({"offset": offset, "limit": 1, "timeout": 0});
         self.call("getUpdates", &params, OnFlood::GiveUp).map(|_: Vec<IgnoredAny>| ())
     }
+}
+
+/// A reply to `message_id`, sent even if that message is gone meanwhile.
+fn reply_to(message_id: i64) -> Value {
+    json!({"message_id": message_id, "allow_sending_without_reply": true})
 }
 
 /// A message's text to send or edit: Telegram HTML if `html`, buttons if any, no link previews.

@@ -91,6 +91,10 @@ pub const PICTURE_NOT_SENT: &str =
     "_(GigaChat нарисовал картинку, но Telegram её не принял. Попросите нарисовать ещё раз.)_";
 pub const PICTURES_OFF: &str = "_(GigaChat прислал картинку, но рисунки в этом боте выключены.)_";
 pub const CUT_SHORT: &str = "_(Ответ обрезан: GigaChat достиг ограничения длины.)_";
+/// After an answer the user stopped with the Stop button; memory keeps it with this note.
+pub const STOPPED: &str = "_(Остановлено по вашей просьбе.)_";
+/// The "Thinking…" placeholder of a rich draft, before GigaChat's first word.
+pub const THINKING: &str = "Думаю…";
 pub const TOO_MANY_MESSAGES: &str = "(Ответ слишком длинный для Telegram: я показал его начало, {n} сообщений. Попросите продолжить или сократить.)";
 
 // Seen by GigaChat, not by users: before a question that replies to or quotes a message

@@ -7,7 +7,7 @@ use std::time::Instant;
 use serde_json::Value;
 
 use super::{Bot, Done, Reply};
-use crate::render;
+use crate::render::{self, Chunk};
 use crate::report::Outcome;
 use crate::store::Unsent;
 use crate::telegram::{self, ErrorKind, OnFlood, OutgoingMessage};
@@ -36,11 +36,12 @@ impl Bot {
             self.note_sent_so_far(chat_id, &chunks);
         }
         let reply_to = Some(reply_to).filter(|_| !reply.photo);
-        let sent = self.deliver(chat_id, reply_to, &chunks, None, OnFlood::Wait);
+        let count = chunks.len();
+        let sent = self.deliver(chat_id, reply_to, chunks, None, OnFlood::Wait);
         let (done, before) = match reply.outcome {
             Outcome::Answered(_, asked) => {
                 self.store.count_answer();
-                let sent = usize::from(reply.photo) + chunks.len();
+                let sent = usize::from(reply.photo) + count;
                 (Outcome::Answered(sent, asked), Outcome::Asked(asked))
             }
             failed => (failed.clone(), failed),
@@ -68,67 +69,91 @@ impl Bot {
     /// buttons): answers, error texts, refusals, notices all go out here. Of an answer of
     /// several messages the rest is recorded after the first and the progress after each, so
     /// a restart sends only the rest (a kill between Telegram taking a message and that save
-    /// can repeat that one). `on_flood`: whether a 429 is waited out or returned at once.
+    /// can repeat that one). A rich message Telegram refuses goes as HTML instead, in as many
+    /// messages as that takes. `on_flood`: whether a 429 is waited out or returned at once.
     pub(super) fn deliver(
         &mut self,
         mut chat_id: i64,
         reply_to: Option<i64>,
-        chunks: &[String],
+        mut chunks: Vec<Chunk>,
         keyboard: Option<&Value>,
         on_flood: OnFlood,
     ) -> Result<(), telegram::Error> {
-        let last = chunks.len().saturating_sub(1);
-        for (i, chunk) in chunks.iter().enumerate() {
+        let mut i = 0;
+        while let Some(chunk) = chunks.get(i) {
             let reply_to = reply_to.filter(|_| i == 0);
-            let keyboard = keyboard.filter(|_| i == last);
+            let keyboard = keyboard.filter(|_| i + 1 == chunks.len());
             let sent = self.send_chunk(chat_id, chunk, reply_to, keyboard, on_flood);
             if sent.as_ref().is_err_and(|err| !err.is_fatal()) && self.recording {
                 // Given up on: the rest is not sent after a restart either.
                 self.store.clear_unsent();
                 self.recording = false;
             }
-            chat_id = sent?;
+            let Some(to) = sent? else {
+                let part = render::answer_chunks(chunk.text(), false);
+                chunks.splice(i..=i, part);
+                if self.recording {
+                    self.note_sent_so_far(chat_id, &chunks[i..]); // the rest is now other messages
+                }
+                continue;
+            };
+            chat_id = to;
             self.store.must_save();
-            self.note_progress(chat_id, &chunks[i + 1..]);
+            i += 1;
+            self.note_progress(chat_id, &chunks[i..]);
         }
         Ok(())
     }
 
     /// One message; its plain text if Telegram cannot parse the HTML, so the user still gets
-    /// it once. Returns the chat it went to: a group that became a supergroup has a new id.
+    /// it once. Returns the chat it went to (a group that became a supergroup has a new id),
+    /// or None for a rich message refused, which is to go as HTML.
     fn send_chunk(
         &mut self,
         mut chat_id: i64,
-        html: &str,
+        chunk: &Chunk,
         reply_to: Option<i64>,
         keyboard: Option<&Value>,
         on_flood: OnFlood,
-    ) -> Result<i64, telegram::Error> {
-        let mut plain: Option<String> = None;
-        let mut moved = false;
+    ) -> Result<Option<i64>, telegram::Error> {
+        let (mut plain, mut moved): (Option<String>, bool) = (None, false);
         loop {
-            let text = plain.as_deref().unwrap_or(html);
+            let html = match chunk {
+                Chunk::Rich(_) if !self.rich => return Ok(None),
+                Chunk::Rich(part) => &render::rich_html(part),
+                Chunk::Html(html) => plain.as_deref().unwrap_or(html),
+            };
             let message =
-                OutgoingMessage { chat_id, text, html: plain.is_none(), reply_to, keyboard };
-            let Err(err) = self.telegram.send_message(&message, on_flood) else {
-                return Ok(chat_id);
+                OutgoingMessage { chat_id, text: html, html: plain.is_none(), reply_to, keyboard };
+            let sent = match chunk {
+                Chunk::Rich(_) => self.telegram.send_rich_message(&message, on_flood),
+                Chunk::Html(_) => self.telegram.send_message(&message, on_flood).map(drop),
+            };
+            let Err(err) = sent else {
+                return Ok(Some(chat_id));
             };
             if matches!(err.kind, ErrorKind::Lost(_)) {
                 log::warn!(
                     "chat {chat_id}: {err}; it has most likely arrived, so it is not sent again"
                 );
-                return Ok(chat_id);
+                return Ok(Some(chat_id));
             }
-            match err.migrated_to() {
-                Some(new_id) if !moved => {
+            match (err.migrated_to(), &err.kind, chunk) {
+                (Some(new_id), ..) if !moved => {
                     log::info!("chat {chat_id} became supergroup {new_id}; moving its state");
                     self.store.move_chat(chat_id, new_id);
                     chat_id = new_id;
                     moved = true;
                 }
+                (_, ErrorKind::Rejected { code, .. }, Chunk::Rich(_)) => {
+                    self.rich = *code != 404;
+                    let then = if self.rich { "this one goes" } else { "from now on answers go" };
+                    log::warn!("chat {chat_id}: {err}; {then} as HTML messages");
+                    return Ok(None);
+                }
                 _ if err.is_bad_html() && plain.is_none() => {
                     log::warn!("chat {chat_id}: {err}; sending the chunk as plain text");
-                    plain = Some(render::visible_text(html));
+                    plain = Some(render::visible_text(chunk.text()));
                 }
                 _ => return Err(err),
             }
@@ -138,7 +163,7 @@ impl Bot {
     /// After a message of an answer went out, with `rest` still to send: the first time the
     /// rest is recorded whole (and the update counts as handled), after that only the
     /// progress, each committed at once. The end of the record is committed with the update.
-    fn note_progress(&mut self, chat_id: i64, rest: &[String]) {
+    fn note_progress(&mut self, chat_id: i64, rest: &[Chunk]) {
         match (self.recording, rest.is_empty()) {
             (false, true) => return, // a single message: nothing to record
             (false, false) => return self.note_sent_so_far(chat_id, rest),
@@ -154,7 +179,7 @@ impl Bot {
 
     /// Records `rest` (maybe nothing) as still to send and commits the update as handled: after
     /// a message that must not go twice (a photo, an answer's first), a restart sends the rest.
-    pub(super) fn note_sent_so_far(&mut self, chat_id: i64, rest: &[String]) {
+    pub(super) fn note_sent_so_far(&mut self, chat_id: i64, rest: &[Chunk]) {
         if rest.is_empty() {
             self.store.clear_unsent();
             self.recording = false;
@@ -186,7 +211,7 @@ impl Bot {
             "chat {chat_id}: sending the last {n} message(s) of an answer cut short by the restart"
         );
         self.recording = true;
-        match self.deliver(chat_id, None, &unsent.chunks, None, OnFlood::Wait) {
+        match self.deliver(chat_id, None, unsent.chunks, None, OnFlood::Wait) {
             Err(err) if err.is_fatal() => {
                 self.store.rollback();
                 return Err(err);
@@ -226,7 +251,7 @@ impl Bot {
         keyboard: Option<&Value>,
     ) -> Done {
         let chunks = render::plain_chunks(text);
-        match self.deliver(chat_id, reply_to, &chunks, keyboard, OnFlood::GiveUp) {
+        match self.deliver(chat_id, reply_to, chunks, keyboard, OnFlood::GiveUp) {
             Ok(()) => Ok(Outcome::Replied),
             Err(err) if matches!(err.kind, ErrorKind::RetryAfter(_)) => {
                 log::info!("chat {chat_id}: {err}; the notice is dropped, not waited for");
@@ -238,7 +263,7 @@ impl Bot {
 }
 
 /// An answer's messages, at most [`MAX_ANSWER_MESSAGES`]; past them, the last one says so.
-fn capped(mut chunks: Vec<String>) -> Vec<String> {
+fn capped(mut chunks: Vec<Chunk>) -> Vec<Chunk> {
     if chunks.len() > MAX_ANSWER_MESSAGES {
         chunks.truncate(MAX_ANSWER_MESSAGES - 1);
         let note = texts::TOO_MANY_MESSAGES.replace("{n}", &chunks.len().to_string());

@@ -4,7 +4,7 @@ use std::io::{BufRead, Read};
 
 use serde::Deserialize;
 
-use super::{ChoiceMessage, Completion, Error, Failure, Usage, bad_response, error};
+use super::{ChoiceMessage, Completion, Error, Failure, STOPPED, Usage, bad_response, error};
 use super::{MAX_ANSWER_BYTES, MAX_EVENT_BYTES, MAX_STREAM_BYTES};
 use crate::sber::{Service, timeout_text};
 
@@ -26,10 +26,11 @@ struct StreamChoice {
 /// `finish_reason` and `usage` in the last one, then `data: [DONE]`. A line, the answer
 /// and the whole stream have caps, so a server that never ends a line or a stream cannot
 /// fill the memory of a small machine. After `[DONE]` the body is read to its end: only
-/// then does ureq put the connection back in its pool for the next question.
+/// then does ureq put the connection back in its pool for the next question. When `on_text`
+/// says stop, the rest is not read: the connection closes, and GigaChat stops generating.
 pub(super) fn read_events(
     mut reader: impl BufRead,
-    on_text: &mut dyn FnMut(&str),
+    on_text: &mut dyn FnMut(&str) -> bool,
     request_id: String,
     timeout_secs: u64,
 ) -> Result<Completion, Error> {
@@ -66,7 +67,10 @@ pub(super) fn read_events(
         }
         if !piece.is_empty() {
             completion.content.push_str(&piece);
-            on_text(&piece);
+            if !on_text(&piece) {
+                completion.finish_reason = STOPPED.into();
+                return Ok(completion);
+            }
         }
     }
 }
@@ -119,7 +123,15 @@ mod tests {
     fn read(stream: &[u8]) -> (Result<Completion, Error>, String) {
         let mut seen = String::new();
         let mut cursor = std::io::Cursor::new(stream);
-        let result = read_events(&mut cursor, &mut |p| seen.push_str(p), "id".into(), 5);
+        let result = read_events(
+            &mut cursor,
+            &mut |p| {
+                seen.push_str(p);
+                true
+            },
+            "id".into(),
+            5,
+        );
         (result, seen)
     }
 
@@ -132,7 +144,16 @@ mod tests {
         bytes.extend_from_slice(tail);
         let mut cursor = std::io::Cursor::new(&bytes[..]);
         let mut seen = String::new();
-        let done = read_events(&mut cursor, &mut |p| seen.push_str(p), "id".into(), 5).unwrap();
+        let done = read_events(
+            &mut cursor,
+            &mut |p| {
+                seen.push_str(p);
+                true
+            },
+            "id".into(),
+            5,
+        )
+        .unwrap();
         assert_eq!((done.content.as_str(), seen.as_str()), ("Привет", "Привет"));
         assert_eq!(done.finish_reason, "stop");
         assert_eq!(cursor.position() as usize, bytes.len(), "the body was not read to its end");

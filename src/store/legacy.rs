@@ -10,7 +10,6 @@ use anyhow::{Context, Result};
 use rusqlite::{Transaction, params};
 use serde::Deserialize;
 
-use super::Unsent;
 use super::file::{connect, with_suffix};
 use crate::clock::unix_now;
 use crate::facts::{Counters, Turn, UserStats};
@@ -36,7 +35,14 @@ pub(super) struct Legacy {
     announced: Vec<i64>,
     users: BTreeMap<i64, UserStats>,
     counters: Counters,
-    unsent: Option<Unsent>,
+    unsent: Option<LegacyUnsent>,
+}
+
+/// The HTML messages of an answer still to send, as the JSON state kept them.
+#[derive(Deserialize)]
+struct LegacyUnsent {
+    chat_id: i64,
+    chunks: Vec<String>,
 }
 
 /// The JSON state to import, if any: `path` itself holds JSON, or is not there yet and the old

@@ -311,7 +311,8 @@ fn a_json_state_of_the_previous_version_is_imported_once() {
     let named = dir.0.join("gigabot-state.json");
     fs::write(&named, r#"{"unsent": {"chat_id": 5, "chunks": ["a", "b"]}}"#).unwrap();
     let unsent = Store::open(&named, false).unwrap().unsent().unwrap();
-    assert_eq!((unsent.chat_id, unsent.chunks), (5, vec!["a".into(), "b".into()]));
+    let html = |text: &str| Chunk::Html(text.into());
+    assert_eq!((unsent.chat_id, unsent.chunks), (5, vec![html("a"), html("b")]));
 }
 
 #[test]
@@ -377,7 +378,10 @@ fn wal_len(path: &Path) -> u64 {
 fn a_long_answer_is_written_once_then_only_its_progress() {
     let dir = TempDir::new("unsent");
     let (path, mut store) = sample(&dir);
-    let chunks: Vec<String> = (0..30).map(|i| format!("{i} {}", "ж".repeat(4000))).collect();
+    let text = |i: usize| format!("{i} {}", "ж".repeat(4000));
+    let chunks: Vec<Chunk> = (0..30)
+        .map(|i| if i % 2 == 0 { Chunk::Html(text(i)) } else { Chunk::Rich(text(i)) })
+        .collect();
     store.begin();
     store.set_unsent(&Unsent { chat_id: GROUP, chunks: chunks.clone() });
     store.commit().unwrap();
@@ -457,20 +461,25 @@ fn uploads_stay_in_the_state_until_deleted() {
 }
 
 #[test]
-fn a_schema_1_database_is_brought_up_to_date() {
-    let dir = TempDir::new("schema1");
-    let (path, store) = sample(&dir);
-    store
-        .db
-        .execute_batch(
-            "ALTER TABLE meta DROP COLUMN unsent_sent; DROP TABLE uploads; PRAGMA user_version = 1;",
-        )
-        .unwrap();
-    drop(store);
-    let again = Store::open(&path, false).unwrap();
-    let version: i64 = again.db.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
-    assert_eq!(version, 2);
-    assert_eq!(again.last_update_id(), 873000105);
-    assert!(again.uploads().is_empty() && again.unsent().is_none());
-    assert_eq!(read_chat(&again, GROUP), group_chat());
+fn schema_1_and_2_databases_are_brought_up_to_date() {
+    let older = [
+        "ALTER TABLE unsent DROP COLUMN rich; ALTER TABLE meta DROP COLUMN unsent_sent;
+         DROP TABLE uploads; PRAGMA user_version = 1;",
+        "ALTER TABLE unsent DROP COLUMN rich;
+         INSERT INTO unsent (chat_id, chunk) VALUES (5, '<b>html</b>'); PRAGMA user_version = 2;",
+    ];
+    for (i, downgrade) in older.iter().enumerate() {
+        let dir = TempDir::new(&format!("schema{}", i + 1));
+        let (path, store) = sample(&dir);
+        store.db.execute_batch(downgrade).unwrap();
+        drop(store);
+        let again = Store::open(&path, false).unwrap();
+        let version: i64 = again.db.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        assert_eq!(version, 3);
+        assert_eq!(again.last_update_id(), 873000105);
+        assert_eq!(read_chat(&again, GROUP), group_chat());
+        let unsent = again.unsent().map(|u| u.chunks);
+        let left = (i == 1).then(|| vec![Chunk::Html("<b>html</b>".into())]);
+        assert!(again.uploads().is_empty() && unsent == left, "{unsent:?}");
+    }
 }

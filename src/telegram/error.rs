@@ -114,6 +114,7 @@ pub(super) fn unreadable(status: u16, detail: String) -> ErrorKind {
 
 /// An answer's result or failure: the one place a status and an envelope become an [`ErrorKind`].
 pub(super) fn decode<T: DeserializeOwned>(
+    method: &str,
     status: u16,
     retry_after: Option<u64>,
     bytes: &[u8],
@@ -134,8 +135,11 @@ pub(super) fn decode<T: DeserializeOwned>(
     Err(match code {
         429 => ErrorKind::RetryAfter(retry_after.min(MAX_RETRY_AFTER_SECS)),
         401 => ErrorKind::Unauthorized,
-        // A malformed token: api.telegram.org answers "Not Found" for every method.
-        404 if description == "Not Found" => ErrorKind::Unauthorized,
+        // A malformed token: api.telegram.org answers "Not Found" for every method. For the
+        // methods of rich messages it is an older server that does not know them (Bot API 10.1).
+        404 if description == "Not Found" && !method.starts_with("sendRich") => {
+            ErrorKind::Unauthorized
+        }
         409 => ErrorKind::Conflict(description),
         504 => ErrorKind::Lost(format!("{description} ({code})")),
         500.. => ErrorKind::Server(format!("{description} ({code})")),

@@ -6,7 +6,7 @@ use super::{ErrorKind, OnFlood};
 
 /// Calls that must not be made twice: a message sent again is a message the user reads
 /// twice. (Polls, edits, drafts, "typing…" and button answers do no harm repeated.)
-pub(super) const NOT_TWICE: [&str; 2] = ["sendMessage", "sendPhoto"];
+pub(super) const NOT_TWICE: [&str; 3] = ["sendMessage", "sendRichMessage", "sendPhoto"];
 
 /// Calls the bot cannot go on without (polling, and the start-up calls before it): trouble
 /// with them is waited out for as long as it lasts. Every other call concerns one chat, and
@@ -15,7 +15,8 @@ pub(super) const WAITED_OUT: [&str; 5] =
     ["getUpdates", "getMe", "getWebhookInfo", "deleteWebhook", "setMyCommands"];
 
 /// Calls tried once: a failed draft or "typing…" is only a preview that did not show.
-pub(super) const ONE_TRY: [&str; 2] = ["sendMessageDraft", "sendChatAction"];
+pub(super) const ONE_TRY: [&str; 3] =
+    ["sendMessageDraft", "sendRichMessageDraft", "sendChatAction"];
 
 /// Tries of a call about one chat when Telegram answers 5xx: 1 + 2 + 4 s of pauses, about
 /// 8 s with jitter, then the message is given up (and counted).
