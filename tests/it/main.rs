@@ -7,6 +7,7 @@
 //! Layout:
 //! - `http`: a tiny HTTP/1.1 server (keep-alive, chunked, fault injection) the fakes run on;
 //! - `tg_html`: Telegram's HTML parse mode, as strict as TDLib's parser;
+//! - `tg_rich`: the HTML of rich messages (Bot API 10.1), strictly as the reference has it;
 //! - `fake_telegram`: the Bot API (long polling, sending, editing, faults, update builders);
 //! - `fake_gigachat`: OAuth and chat completions over real TLS with a throwaway CA;
 //! - `fakes_selftest`: tests of the fakes themselves, through real HTTP and TLS;
@@ -41,5 +42,6 @@ mod soak;
 mod state;
 mod streaming;
 mod tg_html;
+mod tg_rich;
 mod tidy;
 mod voice;
