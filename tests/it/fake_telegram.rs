@@ -224,6 +224,12 @@ pub struct Call {
 }
 
 impl Poll {
+    /// A look for updates that does not wait: `timeout` 0 or absent (the bot's check for a
+    /// Stop press while it streams). The server may still hold it: see `get_updates`.
+    pub fn is_peek(&self) -> bool {
+        self.timeout.unwrap_or(0) <= 0
+    }
+
     fn of(call: &Call) -> Poll {
         let ids = call.response["result"].as_array().into_iter().flatten();
         Poll {
@@ -291,6 +297,23 @@ pub struct SentMessage {
     pub deleted: bool,
     /// The bytes of a photo the bot uploaded (sendPhoto); `text` and `html` are its caption.
     pub photo: Option<Vec<u8>>,
+    /// Of a rich message: the `blocks` of its `rich_message` (`RichBlock`s, see `tg_rich`);
+    /// empty for the others.
+    pub blocks: Vec<Value>,
+}
+
+impl SentMessage {
+    /// Its rich blocks of one type, nested ones too ("heading", "table", "pre", "list",
+    /// "mathematical_expression" of `<tg-math-block>`, …): `tg_rich::find_blocks`.
+    pub fn blocks_of(&self, kind: &str) -> Vec<Value> {
+        tg_rich::find_blocks(&self.blocks, kind)
+    }
+
+    /// Its inline rich text of one type ("mathematical_expression" of `<tg-math>`, "bold",
+    /// "url", …), anywhere in its blocks: `tg_rich::find_inline`.
+    pub fn inline_of(&self, kind: &str) -> Vec<Value> {
+        tg_rich::find_inline(&self.blocks, kind)
+    }
 }
 
 /// A draft the bot streamed (`sendMessageDraft` or `sendRichMessageDraft` that succeeded).
@@ -313,8 +336,20 @@ pub struct SentDraft {
     pub keep_on_stop: bool,
     /// Sent after the user pressed Stop on this draft_id: Telegram shows it no more.
     pub after_stop: bool,
+    /// It shows "Thinking…": an empty text (sendMessageDraft, Bot API 10.0) or a
+    /// `<tg-thinking>` block (sendRichMessageDraft).
+    pub thinking: bool,
+    /// Of a rich draft: its `RichBlock`s (a `<tg-thinking>` block is of type "thinking").
+    pub blocks: Vec<Value>,
     /// When it arrived.
     pub at: Instant,
+}
+
+impl SentDraft {
+    /// Its rich blocks of one type, nested ones too (`tg_rich::find_blocks`).
+    pub fn blocks_of(&self, kind: &str) -> Vec<Value> {
+        tg_rich::find_blocks(&self.blocks, kind)
+    }
 }
 
 /// A press of the Stop button on a draft (`FakeTelegram::press_stop`).
@@ -840,6 +875,11 @@ impl FakeTelegram {
         let mut polls: Vec<Poll> = self.calls_of("getUpdates").iter().map(Poll::of).collect();
         polls.sort_by_key(|poll| poll.at);
         polls
+    }
+
+    /// The getUpdates calls that did not ask to wait (`Poll::is_peek`), in order.
+    pub fn peeks(&self) -> Vec<Poll> {
+        self.polls().into_iter().filter(Poll::is_peek).collect()
     }
 
     /// The media blocks the bot tried to send in rich messages (each refused): a test
@@ -1582,7 +1622,12 @@ impl DraftTarget {
         text: String,
         html: String,
         parse_mode: Option<String>,
+        blocks: Vec<Value>,
     ) -> SentDraft {
+        let thinking = match kind {
+            Kind::Rich => blocks.iter().any(|block| block["type"] == "thinking"),
+            _ => text.is_empty(),
+        };
         SentDraft {
             chat_id: self.chat_id,
             message_thread_id: self.message_thread_id,
@@ -1594,6 +1639,8 @@ impl DraftTarget {
             can_stop: self.can_stop,
             keep_on_stop: self.keep_on_stop,
             after_stop: false,
+            thinking,
+            blocks,
             at: Instant::now(),
         }
     }
@@ -1865,7 +1912,7 @@ impl State {
         self.check_reachable(target.chat_id)?;
         let kind = if html { Kind::Html } else { Kind::Plain };
         let parse_mode = text_param(p, "parse_mode").filter(|m| !m.is_empty());
-        self.record_draft(target.draft(kind, text, raw, parse_mode));
+        self.record_draft(target.draft(kind, text, raw, parse_mode, Vec::new()));
         Ok(ok(json!(true)))
     }
 
@@ -1875,7 +1922,7 @@ impl State {
         let (html, rich, _) = self.rich_param(p, "sendRichMessageDraft")?;
         let target = self.draft_target(p)?;
         self.check_reachable(target.chat_id)?;
-        self.record_draft(target.draft(Kind::Rich, rich.text, html, None));
+        self.record_draft(target.draft(Kind::Rich, rich.text, html, None, rich.blocks));
         Ok(ok(json!(true)))
     }
 
@@ -2584,6 +2631,7 @@ fn sent_message(chat_id: i64, message_id: i64, stored: &Stored) -> SentMessage {
         edits: stored.edits,
         deleted: stored.deleted,
         photo: stored.photo.clone(),
+        blocks: message["rich_message"]["blocks"].as_array().cloned().unwrap_or_default(),
     }
 }
 

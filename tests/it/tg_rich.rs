@@ -824,37 +824,19 @@ fn ordinal(number: i64, kind: &str) -> String {
 /// A table: its cells row by row, its caption, its columns checked against `MAX_COLUMNS`.
 fn table_of(table: &Element, counts: &mut Counts) -> Result<Value, Refusal> {
     let mut rows = Vec::new();
-    // Rows still covered, per column, by a rowspan from above.
-    let mut covered: Vec<i64> = Vec::new();
-    let mut columns = 0;
     for row in table.elements().filter(|e| e.tag == "tr") {
         counts.blocks += 1;
-        let mut column = 0;
-        let mut cells = Vec::new();
-        for cell in row.elements() {
-            while covered.get(column).is_some_and(|rows| *rows > 0) {
-                column += 1;
-            }
+        let cells = row.elements().map(|cell| {
             let span =
                 |name: &str| cell.attribute(name).and_then(|v| v.parse::<i64>().ok()).unwrap_or(1);
-            let (colspan, rowspan) = (span("colspan"), span("rowspan"));
-            let end = column + colspan.min(MAX_COLUMNS as i64 + 1) as usize;
-            if covered.len() < end {
-                covered.resize(end, 0);
-            }
-            covered[column..end].fill(rowspan);
-            column = end;
-            cells.push(cell_of(cell, colspan, rowspan, counts));
-        }
-        let width = covered.iter().rposition(|rows| *rows > 0).map_or(0, |last| last + 1);
-        columns = columns.max(width.max(column));
-        covered.iter_mut().for_each(|rows| *rows = (*rows - 1).max(0));
-        rows.push(Value::Array(cells));
-    }
-    if columns > MAX_COLUMNS {
-        return Err(Refusal::Limit(TOO_MANY_COLUMNS));
+            cell_of(cell, span("colspan"), span("rowspan"), counts)
+        });
+        rows.push(Value::Array(cells.collect()));
     }
     let mut block = json!({"type": "table", "cells": rows});
+    if table_columns(&block) > MAX_COLUMNS {
+        return Err(Refusal::Limit(TOO_MANY_COLUMNS));
+    }
     for (attribute, field) in [("bordered", "is_bordered"), ("striped", "is_striped")] {
         if table.attribute(attribute).is_some() {
             block[field] = json!(true);
@@ -973,6 +955,91 @@ fn link_of(e: &Element, mut json: Value) -> Value {
         }
     }
     json
+}
+
+/// The columns of a table block: a cell counts its `colspan`, and a `rowspan` from above
+/// takes its columns in the rows below. A span over `MAX_COLUMNS` counts as one more, so a
+/// huge `colspan` is refused without being laid out.
+pub fn table_columns(table: &Value) -> usize {
+    // Rows still covered, per column, by a rowspan from above.
+    let mut covered: Vec<i64> = Vec::new();
+    let mut columns = 0;
+    for row in table["cells"].as_array().into_iter().flatten() {
+        let mut column = 0;
+        for cell in row.as_array().into_iter().flatten() {
+            while covered.get(column).is_some_and(|rows| *rows > 0) {
+                column += 1;
+            }
+            let span = |name: &str| cell[name].as_i64().unwrap_or(1);
+            let end = column + span("colspan").clamp(1, MAX_COLUMNS as i64 + 1) as usize;
+            if covered.len() < end {
+                covered.resize(end, 0);
+            }
+            covered[column..end].fill(span("rowspan"));
+            column = end;
+        }
+        let width = covered.iter().rposition(|rows| *rows > 0).map_or(0, |last| last + 1);
+        columns = columns.max(width.max(column));
+        covered.iter_mut().for_each(|rows| *rows = (*rows - 1).max(0));
+    }
+    columns
+}
+
+// --- what tests look for ---
+
+/// The blocks of type `kind` ("heading", "table", "pre", "list", "thinking",
+/// "mathematical_expression", …) among `blocks` and the blocks nested in them (quotations,
+/// details, list items), in reading order.
+pub fn find_blocks(blocks: &[Value], kind: &str) -> Vec<Value> {
+    let mut found = Vec::new();
+    for block in blocks {
+        if block["type"] == kind {
+            found.push(block.clone());
+        }
+        found.extend(find_blocks(&nested_blocks(block), kind));
+    }
+    found
+}
+
+/// The pieces of rich text of type `kind` ("mathematical_expression" of `<tg-math>`,
+/// "bold", "url", "code", …) anywhere in `blocks`: their texts, captions, credits,
+/// summaries, table cells and nested blocks, in reading order.
+pub fn find_inline(blocks: &[Value], kind: &str) -> Vec<Value> {
+    let mut found = Vec::new();
+    for block in blocks {
+        for field in ["text", "summary", "caption", "credit"] {
+            inline_in(&block[field], kind, &mut found);
+        }
+        let cells = block["cells"].as_array().into_iter().flatten();
+        for cell in cells.flat_map(|row| row.as_array().into_iter().flatten()) {
+            inline_in(&cell["text"], kind, &mut found);
+        }
+        found.extend(find_inline(&nested_blocks(block), kind));
+    }
+    found
+}
+
+/// The blocks directly inside a block: a quotation's or details' blocks, list items' blocks.
+fn nested_blocks(block: &Value) -> Vec<Value> {
+    let own = block["blocks"].as_array().into_iter().flatten();
+    let items = block["items"].as_array().into_iter().flatten();
+    let in_items = items.flat_map(|item| item["blocks"].as_array().into_iter().flatten());
+    own.chain(in_items).cloned().collect()
+}
+
+fn inline_in(text: &Value, kind: &str, found: &mut Vec<Value>) {
+    match text {
+        Value::Array(pieces) => pieces.iter().for_each(|piece| inline_in(piece, kind, found)),
+        Value::Object(piece) => {
+            if piece.get("type").is_some_and(|t| t == kind) {
+                found.push(text.clone());
+            }
+            if let Some(inner) = piece.get("text") {
+                inline_in(inner, kind, found);
+            }
+        }
+        _ => {}
+    }
 }
 
 // --- the text a user reads ---
@@ -1300,5 +1367,32 @@ mod tests {
         );
         let deep_bold = format!("<p>{}x{}</p>", "<b>".repeat(200), "</b>".repeat(200));
         assert!(detail(&deep_bold).starts_with("Tags nested more than 100 deep"));
+    }
+
+    /// What tests look for: blocks and inline pieces at any depth, a table's columns.
+    #[test]
+    fn finders_see_nested_blocks_and_inline_pieces() {
+        let rich = blocks(
+            "<h2>Итог</h2><blockquote><p>Пусть <tg-math>a^2</tg-math></p>\
+             <tg-math-block>E=mc^2</tg-math-block></blockquote>\
+             <ul><li><input type=\"checkbox\" checked> <b>сделано</b></li>\
+             <li><input type=\"checkbox\"> нет</li></ul>\
+             <table><tr><td colspan=\"2\">a</td><td rowspan=\"2\"><i>b</i></td></tr>\
+             <tr><td>c</td></tr></table>",
+        );
+        assert_eq!(find_blocks(&rich, "heading")[0]["size"], 2);
+        let formulas = find_blocks(&rich, "mathematical_expression");
+        assert_eq!(formulas.len(), 1, "the inline formula is not a block: {formulas:?}");
+        assert_eq!(formulas[0]["expression"], "E=mc^2");
+        let inline = find_inline(&rich, "mathematical_expression");
+        assert_eq!(inline, [json!({"type": "mathematical_expression", "expression": "a^2"})]);
+        assert_eq!(find_inline(&rich, "bold")[0]["text"], "сделано");
+        assert_eq!(find_inline(&rich, "italic")[0]["text"], "b", "table cells are searched");
+        let items = &find_blocks(&rich, "list")[0]["items"];
+        let checked = |i: usize| (items[i]["has_checkbox"] == true, items[i]["is_checked"] == true);
+        assert_eq!((checked(0), checked(1)), ((true, true), (true, false)));
+        let table = &find_blocks(&rich, "table")[0];
+        assert_eq!(table_columns(table), 3);
+        assert_eq!(table_columns(&json!({"type": "table", "cells": []})), 0);
     }
 }
