@@ -2057,7 +2057,10 @@ impl State {
             }
             ApiError { code: 400, description: refusal.description(), parameters: None }
         })?;
-        if rich.blocks.is_empty() {
+        // Nothing to read (no blocks, or only empty ones) is refused as an empty text is;
+        // a "Thinking…" block shows without text.
+        let thinking = !tg_rich::find_blocks(&rich.blocks, "thinking").is_empty();
+        if rich.text.is_empty() && !thinking {
             return Err(bad_request("text must be non-empty"));
         }
         Ok((html.clone(), rich, fields.get("is_rtl") == Some(&json!(true))))
