@@ -11,10 +11,18 @@
 //! Tests script it (`push` updates built with the functions at the bottom, `fail_next` faults,
 //! `fail_for` outages that last a time, seeded `set_random_faults`, a `set_kill_hook` that
 //! crashes the bot in a chosen call, `end_polls` that ends a parked long poll as its timeout
-//! would) and observe it (`calls`, each with its arrival and answer times, `in_flight`,
-//! `sent_to`, `replies_to`, `confirmed_offset`), waiting with `wait_until`, which polls the
-//! record with a deadline. Like the server, it slows a client that retries
-//! without a pause (getUpdates conflicts and repeated polls, reference §2).
+//! would, `press_stop` on a draft, `set_old_server` without the rich methods) and observe it
+//! (`calls`, each with its arrival and answer times, `in_flight`, `sent_to`, `replies_to`,
+//! `drafts_to`, `polls` and `peeks`, `stop_presses`, `rich_media`, `confirmed_offset`),
+//! waiting with `wait_until`, which polls the record with a deadline. Like the server, it
+//! slows a client that retries without a pause (getUpdates conflicts and repeated polls,
+//! reference §2).
+//!
+//! Rich messages and the Stop button (Bot API 10.1–10.3, shared/reference/telegram-10x.md):
+//! `sendRichMessage` and `sendRichMessageDraft` read `rich_message.html` with `tg_rich` and
+//! keep the `RichBlock`s (`SentMessage::blocks`, `SentDraft::blocks`); drafts keep
+//! `can_stop`, `keep_on_stop` and whether they show "Thinking…". Where the reference says
+//! UNCONFIRMED the fake takes the stricter reading, so that a wrong guess fails in a test.
 //!
 //! Order of checks, where several could fail: first what the Bot API server checks while
 //! reading parameters (text length, empty text, parse mode and HTML, markup and reply
@@ -1264,7 +1272,10 @@ fn dispatch(shared: &Shared, method: &str, p: &Map<String, Value>) -> Result<Val
 /// 0), else park until an update arrives, the timeout passes, or a newer poll that parks
 /// supersedes this one (409). As on the real server (reference §2), a poll that answers at
 /// once supersedes nothing, and the same offset again within 3 s gets a timeout of at least
-/// 3 s, within 0.5 s a limit of 1: a tight polling loop is slowed down.
+/// 3 s, within 0.5 s a limit of 1: a tight polling loop is slowed down. So a peek (timeout
+/// 0, the same offset) returns pending updates at once and confirms none of them, but an
+/// empty one is held 3 s and, parked, ends a parked long poll with 409 (the server's
+/// `process_get_updates_query` does the same).
 fn get_updates(shared: &Shared, p: &Map<String, Value>) -> Result<Value, ApiError> {
     let offset = int_param(p, "offset").unwrap_or(0);
     let mut limit = int_param(p, "limit").unwrap_or(100).clamp(1, 100) as usize;

@@ -1264,6 +1264,9 @@ fn input_rich_message_takes_exactly_one_of_html_or_markdown() {
         400,
         "Bad Request: parameter \"rich_message\" is required",
     );
+    let not_object = "Bad Request: can't parse rich message JSON object";
+    assert_error(send(json!("<p>x</p>")), 400, not_object);
+    assert_error(send(json!([{"html": "<p>x</p>"}])), 400, not_object);
     let flags = json!({"html": "<p>x</p>", "is_rtl": true, "skip_entity_detection": true});
     assert_eq!(result(send(flags))["rich_message"]["is_rtl"], true);
     assert_eq!(fake.sent_to(IVAN).len(), 1);
