@@ -11,10 +11,18 @@
 //! Tests script it (`push` updates built with the functions at the bottom, `fail_next` faults,
 //! `fail_for` outages that last a time, seeded `set_random_faults`, a `set_kill_hook` that
 //! crashes the bot in a chosen call, `end_polls` that ends a parked long poll as its timeout
-//! would) and observe it (`calls`, each with its arrival and answer times, `in_flight`,
-//! `sent_to`, `replies_to`, `confirmed_offset`), waiting with `wait_until`, which polls the
-//! record with a deadline. Like the server, it slows a client that retries
-//! without a pause (getUpdates conflicts and repeated polls, reference §2).
+//! would, `press_stop` on a draft, `set_old_server` without the rich methods) and observe it
+//! (`calls`, each with its arrival and answer times, `in_flight`, `sent_to`, `replies_to`,
+//! `drafts_to`, `polls` and `peeks`, `stop_presses`, `rich_media`, `confirmed_offset`),
+//! waiting with `wait_until`, which polls the record with a deadline. Like the server, it
+//! slows a client that retries without a pause (getUpdates conflicts and repeated polls,
+//! reference §2).
+//!
+//! Rich messages and the Stop button (Bot API 10.1–10.3, shared/reference/telegram-10x.md):
+//! `sendRichMessage` and `sendRichMessageDraft` read `rich_message.html` with `tg_rich` and
+//! keep the `RichBlock`s (`SentMessage::blocks`, `SentDraft::blocks`); drafts keep
+//! `can_stop`, `keep_on_stop` and whether they show "Thinking…". Where the reference says
+//! UNCONFIRMED the fake takes the stricter reading, so that a wrong guess fails in a test.
 //!
 //! Order of checks, where several could fail: first what the Bot API server checks while
 //! reading parameters (text length, empty text, parse mode and HTML, markup and reply
@@ -34,6 +42,11 @@ use serde_json::{Map, Value, json};
 
 use crate::http::{Request, Responder, Server};
 use crate::tg_html;
+
+// Declared here, not in main.rs: the benchmark (examples/bench.rs) includes this file by
+// path, and it must find the reader of rich messages with it.
+#[path = "tg_rich.rs"]
+pub mod tg_rich;
 
 /// The bot the fake plays, as in the fixtures.
 pub const BOT_ID: i64 = 7000000001;
@@ -65,7 +78,7 @@ const MAX_TEXT_CHARS: usize = 4096;
 /// Bots may download files up to 20 MiB (the server's `MAX_DOWNLOAD_FILE_SIZE = 20 << 20`).
 pub const MAX_DOWNLOAD: u64 = 20 << 20;
 
-const METHODS: [&str; 14] = [
+const METHODS: [&str; 16] = [
     "getMe",
     "getFile",
     "getUpdates",
@@ -80,7 +93,22 @@ const METHODS: [&str; 14] = [
     "editMessageReplyMarkup",
     "deleteMessage",
     "sendMessageDraft",
+    "sendRichMessage",
+    "sendRichMessageDraft",
 ];
+
+/// The methods of rich messages (Bot API 10.1), which an older server does not know.
+const RICH_METHODS: [&str; 2] = ["sendRichMessage", "sendRichMessageDraft"];
+/// What `Fault::RichRejected` answers (400). UNCONFIRMED: how Telegram words a refused rich
+/// message is not known (telegram-10x.md: "expect a 400 `Bad Request: …`"); this is the
+/// prefix the fake's own refusals of rich HTML carry (`tg_rich`).
+pub const RICH_REJECTED: &str = "Bad Request: can't parse rich message: RICH_MESSAGE_INVALID";
+/// Update kinds Telegram leaves out unless `allowed_updates` lists them (the docs: "all update
+/// types except chat_member, message_reaction, and message_reaction_count"). Whether
+/// `stopped_message_generation` (Bot API 10.3) is in the default set is UNCONFIRMED
+/// (telegram-10x.md: "list it explicitly"), so the fake delivers it only when listed.
+const NOT_BY_DEFAULT: [&str; 4] =
+    ["chat_member", "message_reaction", "message_reaction_count", "stopped_message_generation"];
 
 const CHAT_ACTIONS: [&str; 11] = [
     "typing",
@@ -145,6 +173,9 @@ pub enum Fault {
     /// status the call is handled first, as a server that says 200 has done it (a poll is
     /// answered at once, not held).
     Body(u16, Vec<u8>),
+    /// 400 `RICH_REJECTED`: Telegram refuses a rich message (queue it for sendRichMessage
+    /// or sendRichMessageDraft), so that a test sees the bot send the answer another way.
+    RichRejected,
 }
 
 /// Rates (0.0–1.0) of the seeded random faults for soak tests.
@@ -200,6 +231,28 @@ pub struct Call {
     pub answered: Instant,
 }
 
+impl Poll {
+    /// A look for updates that does not wait: `timeout` 0 or absent (the bot's check for a
+    /// Stop press while it streams). The server may still hold it: see `get_updates`.
+    pub fn is_peek(&self) -> bool {
+        self.timeout.unwrap_or(0) <= 0
+    }
+
+    fn of(call: &Call) -> Poll {
+        let ids = call.response["result"].as_array().into_iter().flatten();
+        Poll {
+            offset: call.int("offset"),
+            timeout: call.int("timeout"),
+            limit: call.int("limit"),
+            allowed_updates: call.params.get("allowed_updates").cloned(),
+            status: call.status,
+            update_ids: ids.filter_map(|u| u["update_id"].as_i64()).collect(),
+            at: call.at,
+            answered: call.answered,
+        }
+    }
+}
+
 impl Call {
     /// A parameter as a string, whether it came as a JSON number or a form string.
     pub fn text(&self, name: &str) -> Option<String> {
@@ -217,14 +270,30 @@ impl Call {
     }
 }
 
+/// How a message or draft was sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// sendMessage (or sendMessageDraft, editMessageText) without a parse mode.
+    Plain,
+    /// The same with `parse_mode` HTML.
+    Html,
+    /// sendPhoto: `text` and `html` are its caption.
+    Photo,
+    /// sendRichMessage or sendRichMessageDraft: `html` is `rich_message.html`, `text` the
+    /// text a user reads (a line per block, see `tg_rich::block_text`).
+    Rich,
+}
+
 /// A message the bot sent, as the user now sees it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SentMessage {
     pub chat_id: i64,
     pub message_id: i64,
+    /// How it was sent (a rich message is a message like any other to the user).
+    pub kind: Kind,
     /// What the user sees: the parsed, trimmed text, after the latest edit.
     pub text: String,
-    /// The raw `text` parameter of the latest send or edit.
+    /// The raw `text` parameter (of a rich message: its `html`) of the latest send or edit.
     pub html: String,
     pub parse_mode: Option<String>,
     pub entities: Vec<Value>,
@@ -236,17 +305,100 @@ pub struct SentMessage {
     pub deleted: bool,
     /// The bytes of a photo the bot uploaded (sendPhoto); `text` and `html` are its caption.
     pub photo: Option<Vec<u8>>,
+    /// Of a rich message: the `blocks` of its `rich_message` (`RichBlock`s, see `tg_rich`);
+    /// empty for the others.
+    pub blocks: Vec<Value>,
 }
 
-/// A draft the bot streamed (`sendMessageDraft` that succeeded).
+impl SentMessage {
+    /// Its rich blocks of one type, nested ones too ("heading", "table", "pre", "list",
+    /// "mathematical_expression" of `<tg-math-block>`, …): `tg_rich::find_blocks`.
+    pub fn blocks_of(&self, kind: &str) -> Vec<Value> {
+        tg_rich::find_blocks(&self.blocks, kind)
+    }
+
+    /// Its inline rich text of one type ("mathematical_expression" of `<tg-math>`, "bold",
+    /// "url", …), anywhere in its blocks: `tg_rich::find_inline`.
+    pub fn inline_of(&self, kind: &str) -> Vec<Value> {
+        tg_rich::find_inline(&self.blocks, kind)
+    }
+}
+
+/// A draft the bot streamed (`sendMessageDraft` or `sendRichMessageDraft` that succeeded).
 #[derive(Debug, Clone, PartialEq)]
 pub struct SentDraft {
     pub chat_id: i64,
+    pub message_thread_id: Option<i64>,
     pub draft_id: i64,
-    /// What the user sees: the parsed, trimmed text ("" shows "Thinking…").
+    /// Plain, Html or Rich.
+    pub kind: Kind,
+    /// What the user sees: the parsed, trimmed text ("" shows "Thinking…"); of a rich draft,
+    /// the text a user reads.
     pub text: String,
+    /// The raw `text` (of a rich draft: `rich_message.html`).
+    pub html: String,
     pub parse_mode: Option<String>,
+    /// Sent with `can_stop`: the user sees a Stop button (Bot API 10.3).
+    pub can_stop: bool,
+    /// Sent with `keep_on_stop`: the draft stays a while after Stop is pressed.
+    pub keep_on_stop: bool,
+    /// Sent after the user pressed Stop on this draft_id: Telegram shows it no more.
+    pub after_stop: bool,
+    /// It shows "Thinking…": an empty text (sendMessageDraft, Bot API 10.0) or a
+    /// `<tg-thinking>` block (sendRichMessageDraft).
+    pub thinking: bool,
+    /// Of a rich draft: its `RichBlock`s (a `<tg-thinking>` block is of type "thinking").
+    pub blocks: Vec<Value>,
+    /// When it arrived.
     pub at: Instant,
+}
+
+impl SentDraft {
+    /// Its rich blocks of one type, nested ones too (`tg_rich::find_blocks`).
+    pub fn blocks_of(&self, kind: &str) -> Vec<Value> {
+        tg_rich::find_blocks(&self.blocks, kind)
+    }
+}
+
+/// A press of the Stop button on a draft (`FakeTelegram::press_stop`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StopPress {
+    pub chat_id: i64,
+    pub draft_id: i64,
+    /// The update_id of its `stopped_message_generation` update.
+    pub update_id: i64,
+    /// Whether the update was queued: `allowed_updates` listed `stopped_message_generation`
+    /// (else Telegram drops it when it is made).
+    pub delivered: bool,
+    pub at: Instant,
+}
+
+/// A getUpdates call, from the record (`FakeTelegram::polls`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Poll {
+    /// The parameters as the bot sent them (`None`: not sent).
+    pub offset: Option<i64>,
+    pub timeout: Option<i64>,
+    pub limit: Option<i64>,
+    pub allowed_updates: Option<Value>,
+    /// HTTP status answered (0: dropped).
+    pub status: u16,
+    /// The update_ids returned.
+    pub update_ids: Vec<i64>,
+    pub at: Instant,
+    pub answered: Instant,
+}
+
+/// A media block the bot tried to send in a rich message (refused by the fake: Telegram
+/// would fetch its URL, and the bot must never send one).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RichMedia {
+    pub method: &'static str,
+    /// The `chat_id` parameter, if it was an integer.
+    pub chat_id: Option<i64>,
+    /// The tag (`img`, …), or "media" for `rich_message.media`.
+    pub tag: String,
+    pub url: Option<String>,
 }
 
 /// The fake server. Dropping it stops it and ends any parked long poll.
@@ -282,6 +434,10 @@ struct State {
     parked_polls: usize,
     webhook_url: Option<String>,
     stopped: bool,
+    /// Plays a Bot API server older than 10.1 (`set_old_server`).
+    old_server: bool,
+    stop_presses: Vec<StopPress>,
+    rich_media: Vec<RichMedia>,
 
     chats: HashMap<i64, Chat>,
     callback_queries: HashMap<String, CallbackQuery>,
@@ -332,6 +488,9 @@ struct Chat {
     drafts: Vec<SentDraft>,
     /// Whether a message came after the last draft (it replaces the draft on screen).
     draft_replaced: bool,
+    /// Stop pressed on this draft_id (and whether the draft stays: its `keep_on_stop`),
+    /// until a message or a draft with another id.
+    stop: Option<(i64, bool)>,
 }
 
 /// A message in a chat, from a pushed update or sent by the bot.
@@ -347,6 +506,8 @@ struct Stored {
     seq: u64,
     /// An uploaded photo's bytes.
     photo: Option<Vec<u8>>,
+    /// A rich message: the text a user reads.
+    rich_text: Option<String>,
 }
 
 struct CallbackQuery {
@@ -507,6 +668,14 @@ impl FakeTelegram {
         self.shared.wake.notify_all();
     }
 
+    /// Plays (or stops playing) a local Bot API server older than 10.1: sendRichMessage and
+    /// sendRichMessageDraft get 404 "Not Found: method not found", as any unknown method
+    /// (reference §1, §3); `can_stop` and `keep_on_stop` are unknown parameters, ignored;
+    /// no draft has a Stop button.
+    pub fn set_old_server(&self, old: bool) {
+        self.lock().old_server = old;
+    }
+
     /// Sets a webhook, so getUpdates answers 409 until deleteWebhook.
     pub fn set_webhook(&self, url: &str) {
         self.lock().webhook_url = Some(url.to_string());
@@ -648,13 +817,83 @@ impl FakeTelegram {
         state.chats.get(&chat_id).map_or(Vec::new(), |chat| chat.drafts.clone())
     }
 
-    /// The draft a user sees now: the last one, unless a message came after it or it is
-    /// older than Telegram keeps one.
+    /// The draft a user sees now: the last one, unless a message came after it, it is
+    /// older than Telegram keeps one, or the user pressed Stop on it (and it was not sent
+    /// with `keep_on_stop`). Drafts sent after Stop are not shown.
     pub fn draft_showing(&self, chat_id: i64) -> Option<SentDraft> {
-        let state = self.lock();
-        let chat = state.chats.get(&chat_id)?;
-        let last = chat.drafts.last()?;
-        (!chat.draft_replaced && last.at.elapsed() < DRAFT_LIFETIME).then(|| last.clone())
+        self.lock().chats.get(&chat_id)?.showing().cloned()
+    }
+
+    /// The user presses Stop on the draft `draft_id` showing in `chat_id` (Bot API 10.3):
+    /// queues `{"stopped_message_generation": {"chat": Chat, "message_thread_id"?,
+    /// "draft_id"}}`, which Telegram makes only if `allowed_updates` lists it (see
+    /// `NOT_BY_DEFAULT`), and stops showing the draft unless it was sent with
+    /// `keep_on_stop`. Returns the update_id (whether queued or dropped: see `stop_presses`).
+    /// An error for the test if there is no such button: no draft showing, another draft
+    /// showing, a draft sent without `can_stop`, Stop already pressed, an older server.
+    pub fn press_stop(&self, chat_id: i64, draft_id: i64) -> Result<i64, String> {
+        let mut state = self.lock();
+        if state.old_server {
+            return Err("an older Bot API server: drafts have no Stop button".into());
+        }
+        let chat = state.chats.get(&chat_id).ok_or(format!("no chat {chat_id}"))?;
+        let Some(draft) = chat.showing() else {
+            return Err(format!("no draft is showing in chat {chat_id}"));
+        };
+        if draft.draft_id != draft_id {
+            let showing = draft.draft_id;
+            return Err(format!("draft {showing} is showing in chat {chat_id}, not {draft_id}"));
+        }
+        if !draft.can_stop {
+            return Err(format!("draft {draft_id} in chat {chat_id} was sent without can_stop"));
+        }
+        if chat.stop.is_some() {
+            return Err(format!("Stop was already pressed on draft {draft_id} in chat {chat_id}"));
+        }
+        let mut stopped = json!({"chat": chat.object, "draft_id": draft_id});
+        if let Some(thread) = draft.message_thread_id {
+            stopped["message_thread_id"] = json!(thread);
+        }
+        let keep = draft.keep_on_stop;
+        state.chats.get_mut(&chat_id).expect("found above").stop = Some((draft_id, keep));
+        let update_id = state.push(json!({"stopped_message_generation": stopped}));
+        let delivered = state.queue.back().is_some_and(|u| u["update_id"] == update_id);
+        let at = Instant::now();
+        state.stop_presses.push(StopPress { chat_id, draft_id, update_id, delivered, at });
+        drop(state);
+        self.shared.wake.notify_all();
+        Ok(update_id)
+    }
+
+    /// Presses Stop on whatever draft is showing in `chat_id` (see `press_stop`).
+    pub fn press_stop_on_showing_draft(&self, chat_id: i64) -> Result<i64, String> {
+        let draft = self.draft_showing(chat_id);
+        let draft = draft.ok_or(format!("no draft is showing in chat {chat_id}"))?;
+        self.press_stop(chat_id, draft.draft_id)
+    }
+
+    /// Every press of Stop so far, in order.
+    pub fn stop_presses(&self) -> Vec<StopPress> {
+        self.lock().stop_presses.clone()
+    }
+
+    /// Every getUpdates call so far, in the order they arrived: offset, timeout, limit,
+    /// allowed_updates as sent, and what came back when (to check how often a bot peeks).
+    pub fn polls(&self) -> Vec<Poll> {
+        let mut polls: Vec<Poll> = self.calls_of("getUpdates").iter().map(Poll::of).collect();
+        polls.sort_by_key(|poll| poll.at);
+        polls
+    }
+
+    /// The getUpdates calls that did not ask to wait (`Poll::is_peek`), in order.
+    pub fn peeks(&self) -> Vec<Poll> {
+        self.polls().into_iter().filter(Poll::is_peek).collect()
+    }
+
+    /// The media blocks the bot tried to send in rich messages (each refused): a test
+    /// asserts this is empty.
+    pub fn rich_media(&self) -> Vec<RichMedia> {
+        self.lock().rich_media.clone()
     }
 
     /// A pushed update as the fake completed it (ids assigned).
@@ -742,7 +981,8 @@ fn handle(shared: &Shared, request: &Request, responder: &mut Responder) {
     }
     let at = Instant::now();
     let mut params = Map::new();
-    let (method, wire) = match route(request) {
+    let rich = !shared.state.lock().unwrap().old_server;
+    let (method, wire) = match route(request, rich) {
         Err((method, error)) => (method, Wire::error(error)),
         Ok(method) => match parse_params(request) {
             Err(error) => (method.to_string(), Wire::error(error)),
@@ -897,6 +1137,10 @@ impl Wire {
             Fault::Garbage => Wire::Garbage,
             Fault::Drop => Wire::Drop,
             Fault::Body(status, bytes) => Wire::Raw(status, bytes),
+            Fault::RichRejected => Wire::Json(
+                400,
+                json!({"ok": false, "error_code": 400, "description": RICH_REJECTED}),
+            ),
             Fault::Delay(_) | Fault::DropAfter | Fault::GatewayTimeoutAfter => {
                 unreachable!("handled by the caller")
             }
@@ -945,8 +1189,9 @@ impl Wire {
     }
 }
 
-/// Finds the canonical method name in `/bot{token}/{method}`.
-fn route(request: &Request) -> Result<&'static str, (String, ApiError)> {
+/// Finds the canonical method name in `/bot{token}/{method}`; without `rich`, the methods of
+/// rich messages are unknown, as to a server older than Bot API 10.1.
+fn route(request: &Request, rich: bool) -> Result<&'static str, (String, ApiError)> {
     let not_found = |method: &str, description: &str| {
         Err((
             method.to_string(),
@@ -968,7 +1213,8 @@ fn route(request: &Request) -> Result<&'static str, (String, ApiError)> {
         let error = ApiError { code: 401, description: "Unauthorized".into(), parameters: None };
         return Err((method.to_string(), error));
     }
-    match METHODS.iter().find(|m| m.eq_ignore_ascii_case(method)) {
+    let known = METHODS.iter().find(|m| m.eq_ignore_ascii_case(method));
+    match known.filter(|m| rich || !RICH_METHODS.contains(m)) {
         Some(method) => Ok(method),
         None => not_found(method, "Not Found: method not found"),
     }
@@ -1016,6 +1262,8 @@ fn dispatch(shared: &Shared, method: &str, p: &Map<String, Value>) -> Result<Val
         "editMessageReplyMarkup" => state.edit_message_reply_markup(p),
         "deleteMessage" => state.delete_message(p),
         "sendMessageDraft" => state.send_message_draft(p),
+        "sendRichMessage" => state.send_rich_message(p),
+        "sendRichMessageDraft" => state.send_rich_message_draft(p),
         other => unreachable!("{other} is in METHODS but not dispatched"),
     }
 }
@@ -1024,7 +1272,10 @@ fn dispatch(shared: &Shared, method: &str, p: &Map<String, Value>) -> Result<Val
 /// 0), else park until an update arrives, the timeout passes, or a newer poll that parks
 /// supersedes this one (409). As on the real server (reference §2), a poll that answers at
 /// once supersedes nothing, and the same offset again within 3 s gets a timeout of at least
-/// 3 s, within 0.5 s a limit of 1: a tight polling loop is slowed down.
+/// 3 s, within 0.5 s a limit of 1: a tight polling loop is slowed down. So a peek (timeout
+/// 0, the same offset) returns pending updates at once and confirms none of them, but an
+/// empty one is held 3 s and, parked, ends a parked long poll with 409 (the server's
+/// `process_get_updates_query` does the same).
 fn get_updates(shared: &Shared, p: &Map<String, Value>) -> Result<Value, ApiError> {
     let offset = int_param(p, "offset").unwrap_or(0);
     let mut limit = int_param(p, "limit").unwrap_or(100).clamp(1, 100) as usize;
@@ -1092,7 +1343,7 @@ fn get_updates(shared: &Shared, p: &Map<String, Value>) -> Result<Value, ApiErro
 // --- parameters ---
 
 /// Object parameters that a form or query string carries JSON-encoded.
-const JSON_PARAMS: [&str; 7] = [
+const JSON_PARAMS: [&str; 8] = [
     "reply_markup",
     "reply_parameters",
     "link_preview_options",
@@ -1100,6 +1351,7 @@ const JSON_PARAMS: [&str; 7] = [
     "commands",
     "scope",
     "entities",
+    "rich_message",
 ];
 
 /// Merges the query string and the body (form or JSON) into one map.
@@ -1365,6 +1617,92 @@ fn reply_param(p: &Map<String, Value>) -> Result<Option<(i64, bool)>, ApiError> 
     }
 }
 
+/// Where a draft goes and how it shows (`State::draft_target`).
+struct DraftTarget {
+    chat_id: i64,
+    message_thread_id: Option<i64>,
+    draft_id: i64,
+    can_stop: bool,
+    keep_on_stop: bool,
+}
+
+impl DraftTarget {
+    fn draft(
+        self,
+        kind: Kind,
+        text: String,
+        html: String,
+        parse_mode: Option<String>,
+        blocks: Vec<Value>,
+    ) -> SentDraft {
+        let thinking = match kind {
+            Kind::Rich => blocks.iter().any(|block| block["type"] == "thinking"),
+            _ => text.is_empty(),
+        };
+        SentDraft {
+            chat_id: self.chat_id,
+            message_thread_id: self.message_thread_id,
+            draft_id: self.draft_id,
+            kind,
+            text,
+            html,
+            parse_mode,
+            can_stop: self.can_stop,
+            keep_on_stop: self.keep_on_stop,
+            after_stop: false,
+            thinking,
+            blocks,
+            at: Instant::now(),
+        }
+    }
+}
+
+/// A Boolean parameter, strictly: JSON true/false/1/0, or a string the server reads (its
+/// `to_bool`: "true", "yes", "1", any case, are true). The server takes anything else as
+/// false; the fake refuses it (its rule), as a bot that sends it means something else.
+fn strict_bool(p: &Map<String, Value>, name: &str) -> Result<bool, ApiError> {
+    let text = match p.get(name) {
+        None | Some(Value::Null) => return Ok(false),
+        Some(Value::Bool(value)) => return Ok(*value),
+        Some(Value::String(text)) => text.trim().to_ascii_lowercase(),
+        Some(other) => other.to_string(),
+    };
+    match text.as_str() {
+        "true" | "yes" | "1" => Ok(true),
+        "false" | "no" | "0" | "" => Ok(false),
+        _ => Err(bad_request(format!(
+            "parameter \"{name}\" must be a Boolean (the fake's rule: the server would take \
+             it as false)"
+        ))),
+    }
+}
+
+/// The fields of an InputRichMessage: exactly one of html, markdown (and 10.2's blocks);
+/// Booleans is_rtl, skip_entity_detection; media (10.2); nothing else (the fake's rule).
+fn check_rich_fields(fields: &Map<String, Value>) -> Result<(), ApiError> {
+    let invalid = |why: String| bad_request(format!("can't parse InputRichMessage: {why}"));
+    for (name, value) in fields {
+        match name.as_str() {
+            "html" | "markdown" if !value.is_string() && !value.is_null() => {
+                return Err(invalid(format!("Field \"{name}\" must be of type String")));
+            }
+            "is_rtl" | "skip_entity_detection" if !value.is_boolean() => {
+                return Err(invalid(format!("Field \"{name}\" must be of type Boolean")));
+            }
+            "html" | "markdown" | "blocks" | "media" | "is_rtl" | "skip_entity_detection" => {}
+            other => {
+                return Err(invalid(format!("unknown field \"{other}\" (the fake's rule)")));
+            }
+        }
+    }
+    let given = ["html", "markdown", "blocks"];
+    let given = given.iter().filter(|f| fields.get(**f).is_some_and(|v| !v.is_null()));
+    if given.count() != 1 {
+        return Err(bad_request("exactly one of the fields html or markdown must be used"));
+    }
+    Ok(())
+}
+
 // --- methods ---
 
 impl State {
@@ -1440,14 +1778,7 @@ impl State {
         let reply = reply_param(p)?;
         let chat_id = self.resolve_chat(p)?;
         let (text, entities) = finish_text(&parsed)?;
-        let reply_to = match reply {
-            None => None,
-            Some((id, allow)) => match self.live_message(chat_id, id) {
-                Some(_) => Some(id),
-                None if allow => None,
-                None => return Err(bad_request("message to be replied not found")),
-            },
-        };
+        let reply_to = self.reply_target(chat_id, reply)?;
         self.check_reachable(chat_id)?;
         check_button_data(&markup)?;
         self.flood_check(chat_id)?;
@@ -1482,9 +1813,11 @@ impl State {
             deleted: false,
             seq,
             photo: None,
+            rich_text: None,
         };
         chat.messages.insert(message_id, stored);
         chat.draft_replaced = true;
+        chat.stop = None;
         Ok(ok(message))
     }
 
@@ -1519,14 +1852,7 @@ impl State {
         if caption.chars().count() > 1024 {
             return Err(bad_request("message caption is too long"));
         }
-        let reply_to = match reply {
-            None => None,
-            Some((id, allow)) => match self.live_message(chat_id, id) {
-                Some(_) => Some(id),
-                None if allow => None,
-                None => return Err(bad_request("message to be replied not found")),
-            },
-        };
+        let reply_to = self.reply_target(chat_id, reply)?;
         self.check_reachable(chat_id)?;
         self.flood_check(chat_id)?;
 
@@ -1568,19 +1894,17 @@ impl State {
             deleted: false,
             seq,
             photo: Some(bytes),
+            rich_text: None,
         };
         chat.messages.insert(message_id, stored);
         chat.draft_replaced = true;
+        chat.stop = None;
         Ok(ok(message))
     }
 
     /// sendMessageDraft: private chats only, a non-zero draft_id, 0–4096 characters after
-    /// parsing (empty shows "Thinking…", whitespace alone is refused), the usual HTML errors.
-    /// The descriptions for a zero draft_id and a non-private chat are the fake's wording of
-    /// the documented rules (TDLib's RPC error for the chat is TEXTDRAFT_PEER_INVALID).
-    /// `chat_id` is an Integer in the spec; the server still looks an "@username" up, which
-    /// finds only supergroups and channels (not private: TEXTDRAFT_PEER_INVALID) and bots,
-    /// so a user's "@username" gets "chat not found" (`resolve_chat`).
+    /// parsing (empty shows "Thinking…", whitespace alone is refused), the usual HTML errors,
+    /// `can_stop` and `keep_on_stop` Booleans (`draft_target`).
     fn send_message_draft(&mut self, p: &Map<String, Value>) -> Result<Value, ApiError> {
         let raw = text_param(p, "text").unwrap_or_default();
         if raw.len() > MAX_TEXT_BYTES {
@@ -1588,14 +1912,7 @@ impl State {
         }
         let html = parse_mode(p)?;
         let parsed = parse_text(&raw, html)?;
-        let draft_id = int_param(p, "draft_id").ok_or_else(|| required("draft_id"))?;
-        if draft_id == 0 {
-            return Err(bad_request("draft_id must be non-zero"));
-        }
-        let chat_id = self.resolve_chat(p)?;
-        if self.chats[&chat_id].object["type"] != "private" {
-            return Err(bad_request("TEXTDRAFT_PEER_INVALID"));
-        }
+        let target = self.draft_target(p)?;
         let (text, _) = tg_html::trim(&parsed.0, &parsed.1);
         if text.is_empty() && !raw.is_empty() {
             return Err(bad_request("text must be non-empty"));
@@ -1603,17 +1920,161 @@ impl State {
         if text.chars().count() > MAX_TEXT_CHARS {
             return Err(bad_request("message is too long"));
         }
-        self.check_reachable(chat_id)?;
-        let chat = self.chats.get_mut(&chat_id).expect("resolved above");
-        chat.drafts.push(SentDraft {
-            chat_id,
-            draft_id,
-            text,
-            parse_mode: text_param(p, "parse_mode").filter(|m| !m.is_empty()),
-            at: Instant::now(),
-        });
-        chat.draft_replaced = false;
+        self.check_reachable(target.chat_id)?;
+        let kind = if html { Kind::Html } else { Kind::Plain };
+        let parse_mode = text_param(p, "parse_mode").filter(|m| !m.is_empty());
+        self.record_draft(target.draft(kind, text, raw, parse_mode, Vec::new()));
         Ok(ok(json!(true)))
+    }
+
+    /// sendRichMessageDraft (Bot API 10.1): what sendMessageDraft checks of the draft, with a
+    /// `rich_message` for content (`rich_param`), where `<tg-thinking>` is allowed.
+    fn send_rich_message_draft(&mut self, p: &Map<String, Value>) -> Result<Value, ApiError> {
+        let (html, rich, _) = self.rich_param(p, "sendRichMessageDraft")?;
+        let target = self.draft_target(p)?;
+        self.check_reachable(target.chat_id)?;
+        self.record_draft(target.draft(Kind::Rich, rich.text, html, None, rich.blocks));
+        Ok(ok(json!(true)))
+    }
+
+    /// The chat and draft of a draft: a non-zero draft_id, `can_stop` and `keep_on_stop`
+    /// (Bot API 10.3; parameters an older server ignores), a private chat. The descriptions
+    /// for a zero draft_id and a non-private chat are the fake's wording of the documented
+    /// rules (TDLib's RPC error for the chat is TEXTDRAFT_PEER_INVALID). `chat_id` is an
+    /// Integer in the spec; the server still looks an "@username" up, which finds only
+    /// supergroups and channels (not private: TEXTDRAFT_PEER_INVALID) and bots, so a user's
+    /// "@username" gets "chat not found" (`resolve_chat`).
+    fn draft_target(&self, p: &Map<String, Value>) -> Result<DraftTarget, ApiError> {
+        let draft_id = int_param(p, "draft_id").ok_or_else(|| required("draft_id"))?;
+        if draft_id == 0 {
+            return Err(bad_request("draft_id must be non-zero"));
+        }
+        let (can_stop, keep_on_stop) = match self.old_server {
+            true => (false, false),
+            false => (strict_bool(p, "can_stop")?, strict_bool(p, "keep_on_stop")?),
+        };
+        let chat_id = self.resolve_chat(p)?;
+        if self.chats[&chat_id].object["type"] != "private" {
+            return Err(bad_request("TEXTDRAFT_PEER_INVALID"));
+        }
+        let message_thread_id = int_param(p, "message_thread_id");
+        Ok(DraftTarget { chat_id, message_thread_id, draft_id, can_stop, keep_on_stop })
+    }
+
+    /// Keeps a draft; one with the draft_id the user stopped is kept as sent after Stop.
+    fn record_draft(&mut self, mut draft: SentDraft) {
+        let chat = self.chats.get_mut(&draft.chat_id).expect("a checked chat");
+        match chat.stop {
+            Some((stopped, _)) if stopped == draft.draft_id => draft.after_stop = true,
+            _ => {
+                chat.stop = None;
+                chat.draft_replaced = false;
+            }
+        }
+        chat.drafts.push(draft);
+    }
+
+    /// sendRichMessage (Bot API 10.1): a `rich_message` (`rich_param`) to any chat, with
+    /// the reply, markup, reachability and flood checks of sendMessage. The sent Message
+    /// carries `rich_message: {blocks, is_rtl?}`.
+    fn send_rich_message(&mut self, p: &Map<String, Value>) -> Result<Value, ApiError> {
+        let (html, rich, is_rtl) = self.rich_param(p, "sendRichMessage")?;
+        let markup = markup_param(p)?;
+        let reply = reply_param(p)?;
+        let chat_id = self.resolve_chat(p)?;
+        let reply_to = self.reply_target(chat_id, reply)?;
+        self.check_reachable(chat_id)?;
+        check_button_data(&markup)?;
+        self.flood_check(chat_id)?;
+
+        let seq = self.next_seq();
+        let chat = self.chats.get_mut(&chat_id).expect("resolved above");
+        let message_id = chat.next_message_id;
+        chat.next_message_id += 1;
+        let mut rich_message = json!({"blocks": rich.blocks});
+        if is_rtl {
+            rich_message["is_rtl"] = json!(true);
+        }
+        let mut message = json!({
+            "message_id": message_id,
+            "from": bot_user(),
+            "chat": chat.object,
+            "date": unix_now(),
+            "rich_message": rich_message,
+        });
+        if let Some(id) = reply_to {
+            message["reply_to_message"] = reply_object(&chat.messages[&id].message);
+        }
+        if let Some(markup) = inline_markup(&markup) {
+            message["reply_markup"] = markup;
+        }
+        let stored = Stored {
+            message: message.clone(),
+            from_bot: true,
+            html,
+            parse_mode: None,
+            reply_to,
+            edits: 0,
+            deleted: false,
+            seq,
+            photo: None,
+            rich_text: Some(rich.text),
+        };
+        chat.messages.insert(message_id, stored);
+        chat.draft_replaced = true;
+        chat.stop = None;
+        Ok(ok(message))
+    }
+
+    /// The `rich_message` parameter, an InputRichMessage: "exactly one of the fields html or
+    /// markdown must be used" (10.2 adds `blocks`), `is_rtl` and `skip_entity_detection`
+    /// Booleans; its `html` read by `tg_rich` (`<tg-thinking>` in drafts only). Returns the
+    /// html, what it shows, and `is_rtl`. The fake's own rules, where the reference leaves
+    /// Telegram's answer open (UNCONFIRMED): an unknown field is refused (a misspelt one
+    /// would be ignored by Telegram); `markdown` and `blocks` are refused, as the fake reads
+    /// only `html` (as it reads only the HTML parse mode); media (`media`, `<img>`, …) are
+    /// refused and recorded (`rich_media`), because Telegram would fetch their URLs.
+    fn rich_param(
+        &mut self,
+        p: &Map<String, Value>,
+        method: &'static str,
+    ) -> Result<(String, tg_rich::Rich, bool), ApiError> {
+        let input = object_param(p, "rich_message", "rich message")?
+            .ok_or_else(|| required("rich_message"))?;
+        let Some(fields) = input.as_object() else {
+            return Err(bad_request("can't parse rich message JSON object"));
+        };
+        check_rich_fields(fields)?;
+        let chat_id = int_param(p, "chat_id");
+        if let Some(media) = fields.get("media").filter(|m| !m.is_null()) {
+            let url = media.pointer("/0/media").and_then(Value::as_str).map(String::from);
+            self.rich_media.push(RichMedia { method, chat_id, tag: "media".into(), url });
+            return Err(bad_request(
+                "can't parse rich message: the fake refuses media, whose URLs Telegram would fetch",
+            ));
+        }
+        let Some(Value::String(html)) = fields.get("html") else {
+            return Err(bad_request(
+                "can't parse rich message: the fake implements only the field html",
+            ));
+        };
+        if html.is_empty() {
+            return Err(bad_request("message text is empty"));
+        }
+        let rich = tg_rich::parse(html, method == "sendRichMessageDraft").map_err(|refusal| {
+            if let tg_rich::Refusal::Media { tag, url, .. } = &refusal {
+                let (tag, url) = (tag.clone(), url.clone());
+                self.rich_media.push(RichMedia { method, chat_id, tag, url });
+            }
+            ApiError { code: 400, description: refusal.description(), parameters: None }
+        })?;
+        // Nothing to read (no blocks, or only empty ones) is refused as an empty text is;
+        // a "Thinking…" block shows without text.
+        let thinking = !tg_rich::find_blocks(&rich.blocks, "thinking").is_empty();
+        if rich.text.is_empty() && !thinking {
+            return Err(bad_request("text must be non-empty"));
+        }
+        Ok((html.clone(), rich, fields.get("is_rtl") == Some(&json!(true))))
     }
 
     fn edit_message_text(&mut self, p: &Map<String, Value>) -> Result<Value, ApiError> {
@@ -1645,8 +2106,10 @@ impl State {
         };
         set_markup(message, inline_markup(&markup));
         message.insert("edit_date".into(), json!(unix_now()));
+        message.remove("rich_message"); // a rich message edited with text is a text message
         stored.html = raw;
         stored.parse_mode = text_param(p, "parse_mode").filter(|m| !m.is_empty());
+        stored.rich_text = None;
         stored.edits += 1;
         Ok(ok(stored.message.clone()))
     }
@@ -1763,6 +2226,23 @@ impl State {
     }
 
     // --- helpers of the methods ---
+
+    /// The message a send replies to: the one named, if it is there; none if it is gone and
+    /// `allow_sending_without_reply`; else "message to be replied not found".
+    fn reply_target(
+        &self,
+        chat_id: i64,
+        reply: Option<(i64, bool)>,
+    ) -> Result<Option<i64>, ApiError> {
+        match reply {
+            None => Ok(None),
+            Some((id, allow)) => match self.live_message(chat_id, id) {
+                Some(_) => Ok(Some(id)),
+                None if allow => Ok(None),
+                None => Err(bad_request("message to be replied not found")),
+            },
+        }
+    }
 
     /// `chat_id` as a known chat: an integer, or the "@username" of a supergroup or channel
     /// (the server looks a username up only for those and for bots: a user's gives "chat
@@ -1938,12 +2418,12 @@ impl State {
             // A dropped sendMessage was done (Telegram "has usually delivered it", and the
             // bot does not send it twice); other calls are dropped before being done.
             return Some(match method {
-                "sendMessage" => Fault::DropAfter,
+                "sendMessage" | "sendRichMessage" => Fault::DropAfter,
                 _ => Fault::Drop,
             });
         }
         let throttled = roll < rates.server_error + rates.dropped + rates.too_many_requests;
-        if method == "sendMessage" && throttled {
+        if matches!(method, "sendMessage" | "sendRichMessage") && throttled {
             return Some(Fault::TooManyRequests(rates.retry_after));
         }
         None
@@ -1973,8 +2453,7 @@ impl State {
         self.pushed.insert(id, update.clone());
         let allowed = match &self.allowed_updates {
             Some(kinds) => kinds.contains(&kind),
-            None => !["chat_member", "message_reaction", "message_reaction_count"]
-                .contains(&kind.as_str()),
+            None => !NOT_BY_DEFAULT.contains(&kind.as_str()),
         };
         if allowed {
             self.queue.push_back(update);
@@ -2037,6 +2516,7 @@ impl State {
             deleted: false,
             seq: 0,
             photo: None,
+            rich_text: None,
         };
         chat.messages.insert(message_id, stored);
     }
@@ -2077,6 +2557,14 @@ impl State {
 }
 
 impl Chat {
+    /// The draft a user sees (`FakeTelegram::draft_showing`).
+    fn showing(&self) -> Option<&SentDraft> {
+        let last = self.drafts.iter().rev().find(|d| !d.after_stop)?;
+        let stopped = self.stop.is_some_and(|(id, keep)| id == last.draft_id && !keep);
+        let shown = !self.draft_replaced && !stopped && last.at.elapsed() < DRAFT_LIFETIME;
+        shown.then_some(last)
+    }
+
     fn new(object: Value) -> Chat {
         Chat {
             object,
@@ -2087,6 +2575,7 @@ impl Chat {
             messages: BTreeMap::new(),
             drafts: Vec::new(),
             draft_replaced: false,
+            stop: None,
         }
     }
 }
@@ -2130,13 +2619,23 @@ fn reply_object(message: &Value) -> Value {
 
 fn sent_message(chat_id: i64, message_id: i64, stored: &Stored) -> SentMessage {
     let message = &stored.message;
+    let html = stored.parse_mode.as_deref().is_some_and(|m| m.eq_ignore_ascii_case("html"));
+    let kind = match (&stored.rich_text, &stored.photo) {
+        (Some(_), _) => Kind::Rich,
+        (None, Some(_)) => Kind::Photo,
+        (None, None) if html => Kind::Html,
+        (None, None) => Kind::Plain,
+    };
     SentMessage {
         chat_id,
         message_id,
-        text: message["text"]
-            .as_str()
-            .or(message["caption"].as_str())
-            .unwrap_or_default()
+        kind,
+        text: stored
+            .rich_text
+            .as_deref()
+            .unwrap_or_else(|| {
+                message["text"].as_str().or(message["caption"].as_str()).unwrap_or_default()
+            })
             .to_string(),
         html: stored.html.clone(),
         parse_mode: stored.parse_mode.clone(),
@@ -2146,6 +2645,7 @@ fn sent_message(chat_id: i64, message_id: i64, stored: &Stored) -> SentMessage {
         edits: stored.edits,
         deleted: stored.deleted,
         photo: stored.photo.clone(),
+        blocks: message["rich_message"]["blocks"].as_array().cloned().unwrap_or_default(),
     }
 }
 

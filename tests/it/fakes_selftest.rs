@@ -1091,6 +1091,419 @@ fn update_builders_follow_the_fixtures() {
     result(send(&agent, &fake, -1004001, "x"));
 }
 
+// --- Telegram: rich messages (Bot API 10.1), the Stop button and peeks (10.3) ---
+
+/// The parameters of a sendRichMessage with this html.
+fn rich_message(chat_id: i64, html: &str) -> Value {
+    json!({"chat_id": chat_id, "rich_message": {"html": html}})
+}
+
+/// The parameters of a sendRichMessageDraft with this html.
+fn rich_draft(chat_id: i64, draft_id: i64, html: &str) -> Value {
+    json!({"chat_id": chat_id, "draft_id": draft_id, "rich_message": {"html": html}})
+}
+
+const CANT_PARSE_RICH: &str = "Bad Request: can't parse rich message: ";
+
+#[test]
+fn a_rich_message_is_kept_with_its_blocks_and_the_text_a_user_reads() {
+    let fake = FakeTelegram::start();
+    let agent = agent();
+    fake.add_chat(tg::chat(IVAN));
+    let html = "<h3>Ответ</h3><p>Пусть <tg-math>a^2+b^2</tg-math>.</p>\
+        <tg-math-block>c=\\sqrt{a^2+b^2}</tg-math-block>\
+        <table bordered><tr><th>x</th><th>y</th></tr><tr><td>1</td><td>2</td></tr></table>\
+        <ul><li><input type=\"checkbox\" checked> купить</li>\
+        <li><input type=\"checkbox\"> сварить</li></ul>\
+        <pre><code class=\"language-rust\">fn main() {}</code></pre>";
+    let message = result(call(&agent, &fake, "sendRichMessage", rich_message(IVAN, html)));
+    let sent = fake.sent_to(IVAN);
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    let sent = &sent[0];
+    assert_eq!((sent.kind, sent.html.as_str()), (tg::Kind::Rich, html));
+    assert_eq!(message["message_id"].as_i64(), Some(sent.message_id));
+    assert_eq!((&message["chat"]["id"], message.get("text")), (&json!(IVAN), None));
+    assert_eq!(message["rich_message"]["blocks"], json!(sent.blocks));
+    assert_eq!(
+        sent.text,
+        "Ответ\nПусть a^2+b^2.\nc=\\sqrt{a^2+b^2}\nx | y\n1 | 2\n• [x] купить\n• [ ] сварить\n\
+         fn main() {}"
+    );
+    assert_eq!(sent.blocks_of("heading")[0]["size"], 3);
+    let formula = sent.blocks_of("mathematical_expression");
+    assert_eq!(formula[0]["expression"], "c=\\sqrt{a^2+b^2}");
+    assert_eq!(sent.inline_of("mathematical_expression")[0]["expression"], "a^2+b^2");
+    let table = &sent.blocks_of("table")[0];
+    assert_eq!((tg::tg_rich::table_columns(table), &table["is_bordered"]), (2, &json!(true)));
+    let items = &sent.blocks_of("list")[0]["items"];
+    assert_eq!((&items[0]["is_checked"], &items[1]["has_checkbox"]), (&json!(true), &json!(true)));
+    assert_eq!(items[1].get("is_checked"), None);
+    assert_eq!(sent.blocks_of("pre")[0]["language"], "rust");
+}
+
+/// Any chat, replies and keyboards as sendMessage; the object as a JSON string in a form.
+#[test]
+fn a_rich_message_goes_to_any_chat_and_replies_like_send_message() {
+    let fake = FakeTelegram::start();
+    let agent = agent();
+    fake.add_chat(tg::chat(CHANNEL));
+    let update = fake.push(tg::group_text(GROUP, ANNA, "вопрос"));
+    let (_, asked) = fake.message_of(update).unwrap();
+    let mut params = rich_message(GROUP, "<p>ответ</p>");
+    params["reply_parameters"] = json!({"message_id": asked});
+    params["reply_markup"] =
+        json!({"inline_keyboard": [[{"text": "Ещё", "callback_data": "more"}]]});
+    let message = result(call(&agent, &fake, "sendRichMessage", params));
+    assert_eq!(message["reply_to_message"]["message_id"].as_i64(), Some(asked));
+    assert_eq!(message["reply_markup"]["inline_keyboard"][0][0]["callback_data"], "more");
+    let replies = fake.replies_to(update);
+    assert_eq!(
+        (replies.len(), replies[0].kind, replies[0].text.as_str()),
+        (1, tg::Kind::Rich, "ответ")
+    );
+    let channel = rich_message(0, "<p>новость</p>");
+    let channel =
+        json!({"chat_id": "@news_channel_example", "rich_message": channel["rich_message"]});
+    assert_eq!(result(call(&agent, &fake, "sendRichMessage", channel))["chat"]["id"], CHANNEL);
+    let form =
+        [("chat_id", GROUP.to_string()), ("rich_message", r#"{"html":"<p>форма</p>"}"#.into())];
+    let answer = read(agent.post(method_url(&fake, "sendRichMessage")).send_form(form), "");
+    assert_eq!(
+        (answer.status, answer.json()["result"]["rich_message"]["blocks"][0]["text"].clone()),
+        (200, json!("форма"))
+    );
+    let mut missing = rich_message(GROUP, "<p>x</p>");
+    missing["reply_parameters"] = json!({"message_id": asked + 100});
+    assert_error(
+        call(&agent, &fake, "sendRichMessage", missing),
+        400,
+        "Bad Request: message to be replied not found",
+    );
+}
+
+#[test]
+fn send_rich_message_refuses_what_the_reference_refuses() {
+    let fake = FakeTelegram::start();
+    let agent = agent();
+    fake.add_chat(tg::chat(IVAN));
+    let send = |html: &str| call(&agent, &fake, "sendRichMessage", rich_message(IVAN, html));
+    let unparsable = |detail: &str| format!("{CANT_PARSE_RICH}{detail}");
+    let unknown = unparsable("Unsupported start tag \"blink\" at byte offset 3");
+    assert_error(send("<p><blink>x</blink></p>"), 400, &unknown);
+    let unbalanced = "Unmatched end tag at byte offset 7, expected \"</b>\", found \"</p>\"";
+    assert_error(send("<p><b>x</p>"), 400, &unparsable(unbalanced));
+    let unclosed = unparsable("Can't find end tag corresponding to start tag \"p\"");
+    assert_error(send("<p>x"), 400, &unclosed);
+    let thinking = unparsable("Unsupported start tag \"tg-thinking\" at byte offset 0");
+    assert_error(send("<tg-thinking>Думаю…</tg-thinking>"), 400, &thinking);
+    let chars = |n: usize| format!("<p>{}</p>", "ж".repeat(n));
+    result(send(&chars(32768)));
+    assert_error(send(&chars(32769)), 400, "Bad Request: message is too long");
+    let row = |n: usize| format!("<table><tr>{}</tr></table>", "<td>x</td>".repeat(n));
+    result(send(&row(20)));
+    assert_error(send(&row(21)), 400, "Bad Request: table has too many columns");
+    result(send(&"<p>x</p>".repeat(500)));
+    assert_error(send(&"<p>x</p>".repeat(501)), 400, "Bad Request: message has too many blocks");
+    // Eight nested lists are 16 levels; a paragraph in the innermost item is the 17th.
+    let nested = |inner: &str| format!("{}{inner}{}", "<ul><li>".repeat(8), "</li></ul>".repeat(8));
+    result(send(&nested("x")));
+    assert_error(send(&nested("<p>x</p>")), 400, "Bad Request: message is nested too deeply");
+    assert_eq!(fake.sent_to(IVAN).len(), 4, "only what was accepted is in the chat");
+    // Media: Telegram would fetch the URL; the fake refuses and records the attempt.
+    let (status, body) = send("<p>x</p><img src=\"http://evil.example/a.png\">");
+    assert_eq!(status, 400, "{body}");
+    let description = body["description"].as_str().unwrap();
+    assert!(description.starts_with(&unparsable("media block \"img\" at byte offset 8")), "{body}");
+    let media = fake.rich_media();
+    assert_eq!(media.len(), 1, "{media:?}");
+    assert_eq!((media[0].method, media[0].tag.as_str()), ("sendRichMessage", "img"));
+    assert_eq!(
+        (media[0].chat_id, media[0].url.as_deref()),
+        (Some(IVAN), Some("http://evil.example/a.png"))
+    );
+    for tag in ["video", "audio", "figure", "tg-map", "tg-collage", "tg-slideshow"] {
+        let (status, body) = send(&format!("<{tag}></{tag}>"));
+        assert_eq!(status, 400, "{tag}: {body}");
+    }
+    assert_eq!(fake.rich_media().len(), 7);
+}
+
+/// InputRichMessage: exactly one of html and markdown, Booleans is_rtl and
+/// skip_entity_detection, nothing else; the fake reads html only.
+#[test]
+fn input_rich_message_takes_exactly_one_of_html_or_markdown() {
+    let fake = FakeTelegram::start();
+    let agent = agent();
+    fake.add_chat(tg::chat(IVAN));
+    let send = |rich_message: Value| {
+        call(
+            &agent,
+            &fake,
+            "sendRichMessage",
+            json!({"chat_id": IVAN, "rich_message": rich_message}),
+        )
+    };
+    let one = "Bad Request: exactly one of the fields html or markdown must be used";
+    assert_error(send(json!({"html": "<p>x</p>", "markdown": "x"})), 400, one);
+    assert_error(send(json!({})), 400, one);
+    assert_error(send(json!({"is_rtl": true})), 400, one);
+    let unknown =
+        "Bad Request: can't parse InputRichMessage: unknown field \"text\" (the fake's rule)";
+    assert_error(send(json!({"html": "<p>x</p>", "text": "x"})), 400, unknown);
+    let not_bool =
+        "Bad Request: can't parse InputRichMessage: Field \"is_rtl\" must be of type Boolean";
+    assert_error(send(json!({"html": "<p>x</p>", "is_rtl": "yes"})), 400, not_bool);
+    let markdown = send(json!({"markdown": "**x**"}));
+    assert_eq!(markdown.0, 400, "the fake reads only html: {}", markdown.1);
+    let blocks = send(json!({"blocks": []}));
+    assert_eq!(blocks.0, 400, "10.2's explicit blocks are not read: {}", blocks.1);
+    assert_error(send(json!({"html": ""})), 400, "Bad Request: message text is empty");
+    assert_error(send(json!({"html": "<p> </p>"})), 400, "Bad Request: text must be non-empty");
+    assert_error(
+        call(&agent, &fake, "sendRichMessage", json!({"chat_id": IVAN})),
+        400,
+        "Bad Request: parameter \"rich_message\" is required",
+    );
+    let not_object = "Bad Request: can't parse rich message JSON object";
+    assert_error(send(json!("<p>x</p>")), 400, not_object);
+    assert_error(send(json!([{"html": "<p>x</p>"}])), 400, not_object);
+    let flags = json!({"html": "<p>x</p>", "is_rtl": true, "skip_entity_detection": true});
+    assert_eq!(result(send(flags))["rich_message"]["is_rtl"], true);
+    assert_eq!(fake.sent_to(IVAN).len(), 1);
+}
+
+/// sendRichMessageDraft: private chats only (the description sendMessageDraft gives), a
+/// non-zero draft_id, the html read as for sendRichMessage.
+#[test]
+fn rich_drafts_are_private_with_a_draft_id() {
+    let fake = FakeTelegram::start();
+    let agent = agent();
+    for id in [IVAN, GROUP] {
+        fake.add_chat(tg::chat(id));
+    }
+    let draft = |params: Value| call(&agent, &fake, "sendRichMessageDraft", params);
+    let peer = "Bad Request: TEXTDRAFT_PEER_INVALID";
+    assert_error(draft(rich_draft(GROUP, 1, "<p>x</p>")), 400, peer);
+    let plain = json!({"chat_id": GROUP, "draft_id": 1, "text": "x"});
+    assert_error(call(&agent, &fake, "sendMessageDraft", plain), 400, peer);
+    assert_error(
+        draft(rich_draft(IVAN, 0, "<p>x</p>")),
+        400,
+        "Bad Request: draft_id must be non-zero",
+    );
+    assert_error(
+        draft(json!({"chat_id": IVAN, "rich_message": {"html": "<p>x</p>"}})),
+        400,
+        "Bad Request: parameter \"draft_id\" is required",
+    );
+    let unknown = format!("{CANT_PARSE_RICH}Unsupported start tag \"blink\" at byte offset 0");
+    assert_error(draft(rich_draft(IVAN, 1, "<blink>x</blink>")), 400, &unknown);
+    assert!(fake.drafts_to(IVAN).is_empty() && fake.drafts_to(GROUP).is_empty());
+}
+
+/// `<tg-thinking>` is allowed in drafts; both draft methods take can_stop and keep_on_stop
+/// (Bot API 10.3), and the fake keeps each draft with them, in order, with its time.
+#[test]
+fn drafts_may_think_and_carry_can_stop() {
+    let fake = FakeTelegram::start();
+    let agent = agent();
+    fake.add_chat(tg::chat(IVAN));
+    let draft = |params: Value| call(&agent, &fake, "sendRichMessageDraft", params);
+    let mut thinking = rich_draft(IVAN, 5, "<tg-thinking>Думаю…</tg-thinking>");
+    thinking["can_stop"] = json!(true);
+    assert_eq!(result(draft(thinking)), json!(true));
+    let mut growing = rich_draft(IVAN, 5, "<p>Растёт <tg-math>x</tg-math></p>");
+    (growing["can_stop"], growing["keep_on_stop"]) = (json!(true), json!(true));
+    growing["message_thread_id"] = json!(77);
+    result(draft(growing));
+    let mut bad = rich_draft(IVAN, 5, "<p>x</p>");
+    bad["can_stop"] = json!("maybe");
+    let (status, body) = draft(bad);
+    assert_eq!(status, 400, "a can_stop the server would read as false: {body}");
+    // sendMessageDraft takes them too (form strings, as a form-encoding client sends them).
+    let form = [
+        ("chat_id", IVAN.to_string()),
+        ("draft_id", "6".into()),
+        ("text", "".into()),
+        ("can_stop", "true".into()),
+    ];
+    let answer = read(agent.post(method_url(&fake, "sendMessageDraft")).send_form(form), "");
+    assert_eq!(answer.status, 200, "{}", answer.body);
+
+    let drafts = fake.drafts_to(IVAN);
+    let seen: Vec<_> = drafts
+        .iter()
+        .map(|d| (d.draft_id, d.kind, d.thinking, d.can_stop, d.keep_on_stop))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (5, tg::Kind::Rich, true, true, false),
+            (5, tg::Kind::Rich, false, true, true),
+            (6, tg::Kind::Plain, true, true, false),
+        ]
+    );
+    assert_eq!((drafts[0].text.as_str(), drafts[0].blocks_of("thinking").len()), ("Думаю…", 1));
+    assert_eq!((drafts[1].text.as_str(), drafts[1].message_thread_id), ("Растёт x", Some(77)));
+    assert!(drafts.windows(2).all(|w| w[0].at <= w[1].at), "in order, with their times");
+    assert_eq!(fake.draft_showing(IVAN).map(|d| d.draft_id), Some(6));
+    assert!(fake.sent_to(IVAN).is_empty(), "drafts are not messages");
+}
+
+/// The Stop button exists only on a showing draft sent with can_stop; its update reaches
+/// the bot only if allowed_updates lists stopped_message_generation.
+#[test]
+fn stop_is_delivered_only_where_allowed_updates_list_it() {
+    let fake = FakeTelegram::start();
+    let agent = agent();
+    fake.add_chat(tg::chat(IVAN));
+    let draft = |draft_id: i64, can_stop: bool| {
+        let mut params = rich_draft(IVAN, draft_id, "<p>Растёт</p>");
+        params["can_stop"] = json!(can_stop);
+        result(call(&agent, &fake, "sendRichMessageDraft", params));
+    };
+    let poll = |params: Value| result(call(&agent, &fake, "getUpdates", params));
+    assert!(fake.press_stop(IVAN, 1).unwrap_err().contains("no draft is showing"));
+    draft(1, false);
+    let refused = fake.press_stop(IVAN, 1).unwrap_err();
+    assert!(refused.contains("without can_stop"), "{refused}");
+    draft(2, true);
+    assert!(fake.press_stop(IVAN, 1).unwrap_err().contains("draft 2 is showing"));
+
+    // The default set (allowed_updates never sent, or empty): the press is made, the
+    // update is not. Each empty poll has its own offset, so none is held (see `get_updates`).
+    let dropped = fake.press_stop(IVAN, 2).unwrap();
+    assert_eq!(fake.draft_showing(IVAN), None, "Stop hides a draft without keep_on_stop");
+    assert!(fake.press_stop(IVAN, 2).is_err(), "nothing is left to press");
+    assert_eq!(poll(json!({"offset": 1})), json!([]));
+    let presses = fake.stop_presses();
+    assert_eq!((presses.len(), presses[0].update_id, presses[0].delivered), (1, dropped, false));
+    // Other kinds outside the default set are dropped alike.
+    fake.push(json!({"message_reaction": {"chat": tg::chat(IVAN), "message_id": 1}}));
+    assert_eq!(poll(json!({"offset": 2, "allowed_updates": []})), json!([]));
+
+    // Listed: the press comes as the documented update.
+    let listed = json!({"offset": 3, "allowed_updates": ["message", "stopped_message_generation"]});
+    assert_eq!(poll(listed), json!([]));
+    let mut threaded = rich_draft(IVAN, 3, "<p>Растёт</p>");
+    (threaded["can_stop"], threaded["message_thread_id"]) = (json!(true), json!(9));
+    result(call(&agent, &fake, "sendRichMessageDraft", threaded));
+    let id = fake.press_stop_on_showing_draft(IVAN).unwrap();
+    let updates = poll(json!({"offset": 3}));
+    let stopped = json!({"chat": tg::chat(IVAN), "message_thread_id": 9, "draft_id": 3});
+    assert_eq!(updates, json!([{"update_id": id, "stopped_message_generation": stopped}]));
+    assert!(fake.stop_presses()[1].delivered);
+    // Drafts of the stopped id are not shown any more; the final message is sent as ever.
+    draft(3, true);
+    assert!(fake.drafts_to(IVAN).last().unwrap().after_stop);
+    assert_eq!(fake.draft_showing(IVAN), None);
+    result(call(&agent, &fake, "sendRichMessage", rich_message(IVAN, "<p>Растёт</p>")));
+    assert_eq!(fake.sent_to(IVAN).len(), 1);
+}
+
+/// A peek (timeout 0, the offset of the last poll) returns what is pending and confirms
+/// nothing; only a higher offset confirms. Polls are recorded for tests of how often a bot
+/// peeks. As the real server does, an empty peek within 3 s of a poll with the same offset
+/// is held 3 s (reference §2): a bot that peeks while it streams must not wait on it.
+#[test]
+fn a_peek_returns_pending_updates_without_confirming_them() {
+    let fake = FakeTelegram::start();
+    let agent = agent();
+    fake.add_chat(tg::chat(IVAN));
+    let poll = |params: Value| result(call(&agent, &fake, "getUpdates", params));
+    let allowed = json!(["message", "stopped_message_generation"]);
+    let question = fake.push_text(IVAN, IVAN, "Расскажи");
+    let first = poll(json!({"timeout": 30, "allowed_updates": allowed}));
+    assert_eq!(first[0]["update_id"].as_i64(), Some(question));
+    let offset = question + 1;
+    // The bot streams, peeking with the next offset: that confirms the question only.
+    let mut params = rich_draft(IVAN, 1, "<p>Жил-был</p>");
+    params["can_stop"] = json!(true);
+    result(call(&agent, &fake, "sendRichMessageDraft", params));
+    let stop = fake.press_stop(IVAN, 1).unwrap();
+    let more = fake.push_text(IVAN, IVAN, "И ещё");
+    let peek = json!({"offset": offset, "timeout": 0});
+    for _ in 0..2 {
+        let ids: Vec<_> = poll(peek.clone())
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u["update_id"].as_i64())
+            .collect();
+        assert_eq!(ids, [Some(stop), Some(more)]);
+        assert_eq!((fake.confirmed_offset(), fake.pending_updates()), (offset, 2));
+        thread::sleep(Duration::from_millis(600)); // not "at once": no limit of 1
+    }
+    assert_eq!(
+        poll(json!({"offset": stop + 1, "timeout": 0}))[0]["update_id"].as_i64(),
+        Some(more)
+    );
+    assert_eq!((fake.confirmed_offset(), fake.pending_updates()), (stop + 1, 1));
+    let started = Instant::now();
+    assert_eq!(poll(json!({"offset": more + 1, "timeout": 0})), json!([]), "fresh offset: at once");
+    assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
+    assert_eq!(poll(json!({"offset": more + 1, "timeout": 0})), json!([]));
+    assert!(started.elapsed() >= Duration::from_millis(2900), "held: {:?}", started.elapsed());
+
+    let polls = fake.polls();
+    let seen: Vec<_> =
+        polls.iter().map(|p| (p.offset, p.timeout, p.is_peek(), p.update_ids.len())).collect();
+    assert_eq!(
+        seen,
+        [
+            (None, Some(30), false, 1),
+            (Some(offset), Some(0), true, 2),
+            (Some(offset), Some(0), true, 2),
+            (Some(stop + 1), Some(0), true, 1),
+            (Some(more + 1), Some(0), true, 0),
+            (Some(more + 1), Some(0), true, 0),
+        ]
+    );
+    assert_eq!(polls[0].allowed_updates, Some(allowed));
+    assert_eq!(fake.peeks().len(), 5);
+    assert!(polls[5].answered - polls[5].at >= Duration::from_millis(2900));
+}
+
+/// `Fault::RichRejected` refuses one rich call; `set_old_server` plays a server that does
+/// not know the rich methods (404, as any unknown method) and has no Stop button.
+#[test]
+fn rich_rejected_and_an_older_server_without_rich_methods() {
+    let fake = FakeTelegram::start();
+    let agent = agent();
+    fake.add_chat(tg::chat(IVAN));
+    let send_rich = || call(&agent, &fake, "sendRichMessage", rich_message(IVAN, "<p>x</p>"));
+    let draft = || call(&agent, &fake, "sendRichMessageDraft", rich_draft(IVAN, 1, "<p>x</p>"));
+    fake.fail_next("sendRichMessage", Fault::RichRejected);
+    fake.fail_next("sendRichMessageDraft", Fault::RichRejected);
+    assert_error(send_rich(), 400, tg::RICH_REJECTED);
+    assert_error(draft(), 400, tg::RICH_REJECTED);
+    assert!(tg::RICH_REJECTED.starts_with(CANT_PARSE_RICH));
+    result(send_rich());
+    result(draft());
+    assert_eq!((fake.sent_to(IVAN).len(), fake.drafts_to(IVAN).len()), (1, 1));
+
+    fake.set_old_server(true);
+    let unknown = "Not Found: method not found";
+    assert_error(call(&agent, &fake, "getMee", json!({})), 404, unknown);
+    assert_error(send_rich(), 404, unknown);
+    assert_error(draft(), 404, unknown);
+    assert_error(
+        call(&agent, &fake, "SENDRICHMESSAGE", rich_message(IVAN, "<p>x</p>")),
+        404,
+        unknown,
+    );
+    // can_stop is an unknown parameter there: ignored, and no button is shown.
+    let plain = json!({"chat_id": IVAN, "draft_id": 2, "text": "x", "can_stop": true});
+    assert_eq!(result(call(&agent, &fake, "sendMessageDraft", plain)), json!(true));
+    assert!(!fake.drafts_to(IVAN).last().unwrap().can_stop);
+    assert!(fake.press_stop(IVAN, 2).unwrap_err().contains("older"));
+    // The bot falls back to the parse mode, which any server knows.
+    assert_eq!(result(send(&agent, &fake, IVAN, "<b>x</b>"))["text"], "x");
+    fake.set_old_server(false);
+    result(send_rich());
+    assert_eq!(fake.sent_to(IVAN).iter().filter(|m| m.kind == tg::Kind::Rich).count(), 2);
+}
+
 // --- GigaChat ---
 
 fn trusting(fake: &FakeGigaChat) -> Agent {

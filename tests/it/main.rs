@@ -7,7 +7,9 @@
 //! Layout:
 //! - `http`: a tiny HTTP/1.1 server (keep-alive, chunked, fault injection) the fakes run on;
 //! - `tg_html`: Telegram's HTML parse mode, as strict as TDLib's parser;
-//! - `fake_telegram`: the Bot API (long polling, sending, editing, faults, update builders);
+//! - `fake_telegram`: the Bot API (long polling, sending, editing, faults, update builders,
+//!   rich messages, drafts and their Stop button); its `tg_rich` reads the HTML of rich
+//!   messages (Bot API 10.1) strictly as the reference has it;
 //! - `fake_gigachat`: OAuth and chat completions over real TLS with a throwaway CA;
 //! - `fakes_selftest`: tests of the fakes themselves, through real HTTP and TLS;
 //! - `soak`: thousands of updates with random faults and SIGKILLs (`soak_full` is ignored);

@@ -6,6 +6,9 @@
 //! `can't parse entities: Unsupported start tag "br" at byte offset 5` exactly like Telegram.
 //! Entity offsets and lengths are UTF-16 code units, as in the Bot API.
 //!
+//! Its `Lexer` (tags, attributes, entity references) also reads the `html` of rich messages
+//! for `tg_rich`, in the `Dialect::Rich`.
+//!
 //! One deliberate difference: where Telegram accepts markup but silently drops formatting
 //! (anything inside `<code>`/`<pre>`, nested `<blockquote>`, a link inside a link), this parser
 //! rejects it with a detail that says so. A bot producing such HTML has a renderer bug that the
@@ -163,107 +166,32 @@ pub fn parse(html: &str) -> Result<(String, Vec<Entity>), String> {
         }
 
         let begin = i;
-        i += 1;
-        if at(i) != b'/' {
+        let mut lexer = Lexer { s, pos: i + 1, dialect: Dialect::Message };
+        if at(i + 1) != b'/' {
             // A start tag.
-            while !is_space(at(i)) && at(i) != b'>' {
-                i += 1;
-            }
-            if at(i) == 0 {
-                return Err(format!("Unclosed start tag at byte offset {begin}"));
-            }
-            let tag = lower(&s[begin + 1..i]);
+            let tag = lexer.start_tag_name(begin)?;
             if !TAGS.contains(&tag.as_str()) {
                 return Err(format!("Unsupported start tag \"{tag}\" at byte offset {begin}"));
             }
+            let (attributes, _) = lexer.attributes(&tag, begin)?;
+            i = lexer.pos;
             let mut argument = String::new();
             let mut format = String::new();
-            while at(i) != b'>' {
-                while at(i) != 0 && is_space(at(i)) {
-                    i += 1;
-                }
-                if at(i) == b'>' {
-                    break;
-                }
-                let name_start = i;
-                while !is_space(at(i)) && !matches!(at(i), b'=' | b'>' | b'/' | b'"' | b'\'') {
-                    i += 1;
-                }
-                let name = String::from_utf8_lossy(&s[name_start..i]).into_owned();
-                if name.is_empty() {
-                    return Err(format!(
-                        "Empty attribute name in the tag \"{tag}\" at byte offset {begin}"
-                    ));
-                }
-                while at(i) != 0 && is_space(at(i)) {
-                    i += 1;
-                }
-                if at(i) != b'=' {
-                    if at(i) == 0 {
-                        return Err(format!("Unclosed start tag \"{tag}\" at byte offset {begin}"));
-                    }
-                    if tag == "blockquote" && name == "expandable" {
-                        argument = "1".into();
-                    }
-                    continue;
-                }
-                i += 1;
-                while at(i) != 0 && is_space(at(i)) {
-                    i += 1;
-                }
-                if at(i) == 0 {
-                    return Err(format!("Unclosed start tag \"{tag}\" at byte offset {begin}"));
-                }
-                let value;
-                if at(i) != b'\'' && at(i) != b'"' {
-                    // A name token: letters, digits, periods, hyphens; not case sensitive.
-                    let token_start = i;
-                    while at(i).is_ascii_alphanumeric() || at(i) == b'.' || at(i) == b'-' {
-                        i += 1;
-                    }
-                    value = lower(&s[token_start..i]);
-                    if !is_space(at(i)) && at(i) != b'>' {
-                        return Err(format!(
-                            "Unexpected end of name token at byte offset {token_start}"
-                        ));
-                    }
-                } else {
-                    let quote = at(i);
-                    i += 1;
-                    let mut bytes = Vec::new();
-                    while at(i) != quote && at(i) != 0 {
-                        if at(i) == b'&'
-                            && let Some((ch, next)) = decode_entity(s, i)?
-                        {
-                            let mut buf = [0; 4];
-                            bytes.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
-                            i = next;
-                            continue;
-                        }
-                        bytes.push(at(i));
-                        i += 1;
-                    }
-                    if at(i) == quote {
-                        i += 1;
-                    }
-                    value = String::from_utf8_lossy(&bytes).into_owned();
-                }
-                if at(i) == 0 {
-                    return Err(format!("Unclosed start tag at byte offset {begin}"));
-                }
+            for Attribute { name, value, .. } in attributes {
                 // Attribute names are compared case-sensitively, as in TDLib.
-                match (tag.as_str(), name.as_str()) {
-                    ("a", "href") | ("tg-emoji", "emoji-id") | ("tg-time", "unix") => {
-                        argument = value
-                    }
-                    ("code", "class") if value.starts_with("language-") => {
+                match (tag.as_str(), name.as_str(), value) {
+                    ("blockquote", "expandable", _) => argument = "1".into(),
+                    (_, _, None) => {}
+                    ("a", "href", Some(value))
+                    | ("tg-emoji", "emoji-id", Some(value))
+                    | ("tg-time", "unix", Some(value)) => argument = value,
+                    ("code", "class", Some(value)) if value.starts_with("language-") => {
                         argument = value["language-".len()..].to_string()
                     }
-                    ("span", "class") if value.starts_with("tg-") => {
+                    ("span", "class", Some(value)) if value.starts_with("tg-") => {
                         argument = value["tg-".len()..].to_string()
                     }
-                    ("blockquote", "expandable") => argument = "1".into(),
-                    ("tg-time", "format") => format = value,
+                    ("tg-time", "format", Some(value)) => format = value,
                     _ => {}
                 }
             }
@@ -280,16 +208,8 @@ pub fn parse(html: &str) -> Result<(String, Vec<Entity>), String> {
             if open.is_empty() {
                 return Err(format!("Unexpected end tag at byte offset {begin}"));
             }
-            while !is_space(at(i)) && at(i) != b'>' {
-                i += 1;
-            }
-            let end_tag = lower(&s[begin + 2..i]);
-            while is_space(at(i)) && at(i) != 0 {
-                i += 1;
-            }
-            if at(i) != b'>' {
-                return Err(format!("Unclosed end tag at byte offset {begin}"));
-            }
+            let end_tag = lexer.end_tag(begin)?;
+            i = lexer.pos; // at '>'
             let tag = open.pop().expect("checked non-empty above");
             if !end_tag.is_empty() && end_tag != tag.tag {
                 return Err(format!(
@@ -316,6 +236,180 @@ pub fn parse(html: &str) -> Result<(String, Vec<Entity>), String> {
         "Text contains invalid Unicode characters after decoding HTML entities, check for unmatched surrogate code units".to_string()
     })?;
     Ok((text, entities))
+}
+
+/// Which HTML a lexer reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// `parse_mode: "HTML"` of a message: TDLib's `parse_html`, quirks and all.
+    Message,
+    /// The `html` of a rich message (`tg_rich`): `<hr/>` and `<br />` close themselves,
+    /// attribute values keep their case, and only the documented entities are decoded.
+    Rich,
+}
+
+/// An attribute of a start tag: `value` is `None` for a bare name (`<input checked>`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Attribute {
+    pub name: String,
+    pub value: Option<String>,
+}
+
+/// Reads the tags of Telegram HTML as TDLib's `parse_html` does: shared by the parse mode
+/// (`parse`) and rich messages (`tg_rich`), which differ only where `Dialect` says.
+pub struct Lexer<'a> {
+    pub s: &'a [u8],
+    /// The next byte to read.
+    pub pos: usize,
+    pub dialect: Dialect,
+}
+
+impl Lexer<'_> {
+    /// The byte at `i`; TDLib reads a NUL-terminated string: past the end every byte is 0.
+    pub fn at(&self, i: usize) -> u8 {
+        self.s.get(i).copied().unwrap_or(0)
+    }
+
+    /// Past `<`: the tag's name in lower case. A rich tag's name also ends at `/` (`<hr/>`).
+    pub fn start_tag_name(&mut self, begin: usize) -> Result<String, String> {
+        let rich = self.dialect == Dialect::Rich;
+        while !is_space(self.at(self.pos))
+            && self.at(self.pos) != b'>'
+            && !(rich && self.at(self.pos) == b'/')
+        {
+            self.pos += 1;
+        }
+        if self.at(self.pos) == 0 {
+            return Err(format!("Unclosed start tag at byte offset {begin}"));
+        }
+        Ok(lower(&self.s[begin + 1..self.pos]))
+    }
+
+    /// After the name: the attributes, in order, and whether the tag closed itself (`/>`,
+    /// rich only). Leaves `pos` at the closing `>`.
+    pub fn attributes(
+        &mut self,
+        tag: &str,
+        begin: usize,
+    ) -> Result<(Vec<Attribute>, bool), String> {
+        let mut attributes = Vec::new();
+        while self.at(self.pos) != b'>' {
+            self.skip_spaces();
+            if self.at(self.pos) == b'>' {
+                break;
+            }
+            if self.dialect == Dialect::Rich
+                && self.at(self.pos) == b'/'
+                && self.at(self.pos + 1) == b'>'
+            {
+                self.pos += 1;
+                return Ok((attributes, true));
+            }
+            let name_start = self.pos;
+            while !is_space(self.at(self.pos))
+                && !matches!(self.at(self.pos), b'=' | b'>' | b'/' | b'"' | b'\'')
+            {
+                self.pos += 1;
+            }
+            let name = String::from_utf8_lossy(&self.s[name_start..self.pos]).into_owned();
+            if name.is_empty() {
+                return Err(format!(
+                    "Empty attribute name in the tag \"{tag}\" at byte offset {begin}"
+                ));
+            }
+            self.skip_spaces();
+            if self.at(self.pos) != b'=' {
+                if self.at(self.pos) == 0 {
+                    return Err(format!("Unclosed start tag \"{tag}\" at byte offset {begin}"));
+                }
+                attributes.push(Attribute { name, value: None });
+                continue;
+            }
+            self.pos += 1;
+            self.skip_spaces();
+            if self.at(self.pos) == 0 {
+                return Err(format!("Unclosed start tag \"{tag}\" at byte offset {begin}"));
+            }
+            let value = self.attribute_value()?;
+            if self.at(self.pos) == 0 {
+                return Err(format!("Unclosed start tag at byte offset {begin}"));
+            }
+            attributes.push(Attribute { name, value: Some(value) });
+        }
+        Ok((attributes, false))
+    }
+
+    /// A quoted value (entities decoded), or a name token: letters, digits, periods,
+    /// hyphens; lower-cased in a message, as TDLib does ("not case sensitive").
+    fn attribute_value(&mut self) -> Result<String, String> {
+        let quote = self.at(self.pos);
+        if quote != b'\'' && quote != b'"' {
+            let token_start = self.pos;
+            while self.at(self.pos).is_ascii_alphanumeric()
+                || matches!(self.at(self.pos), b'.' | b'-')
+            {
+                self.pos += 1;
+            }
+            let token = &self.s[token_start..self.pos];
+            let closes = self.dialect == Dialect::Rich
+                && self.at(self.pos) == b'/'
+                && self.at(self.pos + 1) == b'>';
+            if !is_space(self.at(self.pos)) && self.at(self.pos) != b'>' && !closes {
+                return Err(format!("Unexpected end of name token at byte offset {token_start}"));
+            }
+            return Ok(match self.dialect {
+                Dialect::Message => lower(token),
+                Dialect::Rich => String::from_utf8_lossy(token).into_owned(),
+            });
+        }
+        self.pos += 1;
+        let mut bytes = Vec::new();
+        while self.at(self.pos) != quote && self.at(self.pos) != 0 {
+            if self.at(self.pos) == b'&'
+                && let Some((ch, next)) = self.entity(self.pos)?
+            {
+                let mut buf = [0; 4];
+                bytes.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
+                self.pos = next;
+                continue;
+            }
+            bytes.push(self.at(self.pos));
+            self.pos += 1;
+        }
+        if self.at(self.pos) == quote {
+            self.pos += 1;
+        }
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    /// Past `</`… at `begin`: the end tag's name in lower case (empty for `</>`). Leaves
+    /// `pos` at the closing `>`.
+    pub fn end_tag(&mut self, begin: usize) -> Result<String, String> {
+        while !is_space(self.at(self.pos)) && self.at(self.pos) != b'>' {
+            self.pos += 1;
+        }
+        let name = lower(&self.s[begin + 2..self.pos]);
+        self.skip_spaces();
+        if self.at(self.pos) != b'>' {
+            return Err(format!("Unclosed end tag at byte offset {begin}"));
+        }
+        Ok(name)
+    }
+
+    /// The character of the entity reference at `pos` (an `&`) and the position after it;
+    /// `None` leaves the `&` literal (a message only: in a rich message it is an error).
+    pub fn entity(&self, pos: usize) -> Result<Option<(char, usize)>, String> {
+        match self.dialect {
+            Dialect::Message => decode_entity(self.s, pos),
+            Dialect::Rich => decode_rich_entity(self.s, pos).map(Some),
+        }
+    }
+
+    fn skip_spaces(&mut self) {
+        while self.at(self.pos) != 0 && is_space(self.at(self.pos)) {
+            self.pos += 1;
+        }
+    }
 }
 
 /// Turns a closed non-empty tag into its entity, as TDLib does.
@@ -472,6 +566,53 @@ fn decode_entity(s: &[u8], pos: usize) -> Result<Option<(char, usize)>, String> 
         return Err("Text contains invalid Unicode characters after decoding HTML entities, check for unmatched surrogate code units".into());
     };
     Ok(Some((ch, end)))
+}
+
+/// The named entities of rich HTML (telegram-10x.md, "Rich HTML": "named only …").
+const RICH_ENTITIES: [(&str, char); 13] = [
+    ("lt", '<'),
+    ("gt", '>'),
+    ("amp", '&'),
+    ("quot", '"'),
+    ("apos", '\''),
+    ("nbsp", '\u{a0}'),
+    ("hellip", '…'),
+    ("mdash", '—'),
+    ("ndash", '–'),
+    ("lsquo", '‘'),
+    ("rsquo", '’'),
+    ("ldquo", '“'),
+    ("rdquo", '”'),
+];
+
+/// An entity reference of rich HTML: a documented name or a number, ended by `;`. Anything
+/// else is an error (the fake's rule: how Telegram treats a bare `&` there is UNCONFIRMED,
+/// and a bot that escapes every `&` is right either way).
+fn decode_rich_entity(s: &[u8], pos: usize) -> Result<(char, usize), String> {
+    let unsupported = || Err(format!("Unsupported HTML entity at byte offset {pos}"));
+    let Some(semicolon) = s[pos..].iter().take(12).position(|&b| b == b';') else {
+        return unsupported();
+    };
+    let name = &s[pos + 1..pos + semicolon];
+    let number = match name {
+        [b'#', b'x' | b'X', hex @ ..] if !hex.is_empty() => {
+            std::str::from_utf8(hex).ok().and_then(|h| u32::from_str_radix(h, 16).ok())
+        }
+        [b'#', digits @ ..] if !digits.is_empty() => {
+            std::str::from_utf8(digits).ok().and_then(|d| d.parse::<u32>().ok())
+        }
+        _ => {
+            let named = RICH_ENTITIES.iter().find(|(n, _)| n.as_bytes() == name);
+            return match named {
+                Some((_, ch)) => Ok((*ch, pos + semicolon + 1)),
+                None => unsupported(),
+            };
+        }
+    };
+    match number.filter(|n| *n != 0).and_then(char::from_u32) {
+        Some(ch) => Ok((ch, pos + semicolon + 1)),
+        None => unsupported(),
+    }
 }
 
 /// What TDLib's `get_checked_link` accepts, simplified: http(s) and tg links, and bare hosts
