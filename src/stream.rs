@@ -37,7 +37,8 @@ pub struct Draft {
     off: bool,
     /// The loop's getUpdates offset: looking for a Stop there confirms no update.
     offset: i64,
-    /// When to look for a Stop next; None until a draft (and so its Stop button) is out.
+    /// When to look for a Stop next: a second after the first draft (and its Stop button) is
+    /// out, so a short answer costs no look.
     next_peek: Option<Instant>,
 }
 
@@ -82,6 +83,9 @@ impl Draft {
         if !self.rich || self.send(&thinking, Markup::Rich) {
             self.send("", Markup::Plain);
         }
+        if self.paused_until.is_none() {
+            self.next = Instant::now(); // the first words show at once all the same
+        }
     }
 
     /// When the stream has ended: the Markdown received, and until when Telegram asked for
@@ -124,7 +128,7 @@ impl Draft {
         self.next = Instant::now() + self.interval;
         let Err(err) = sent else {
             self.shown = text.to_string();
-            self.next_peek.get_or_insert(Instant::now());
+            self.next_peek.get_or_insert(Instant::now() + PEEK_INTERVAL);
             return false;
         };
         let chat = self.chat_id;

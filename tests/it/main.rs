@@ -39,6 +39,7 @@ mod owner;
 mod pictures;
 mod properties;
 mod restarts;
+mod rich;
 mod soak;
 mod state;
 mod streaming;

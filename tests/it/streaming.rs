@@ -1,7 +1,8 @@
-//! Streaming, as configured by default: in a private chat the answer grows in a native
-//! draft (`sendMessageDraft`) and then arrives as one message; in a group the chat shows
-//! "typing…" and then the answer. Drafts never hold the loop up, and every answer arrives
-//! exactly once, complete and rendered, also across a kill.
+//! Streaming on the HTML path (`rich_messages = false`; rich drafts are in `rich.rs`): in a
+//! private chat "Thinking…" at once, then the answer grows in a native draft
+//! (`sendMessageDraft`) and arrives as one message; in a group the chat shows "typing…" and
+//! then the answer. Drafts never hold the loop up, and every answer arrives exactly once,
+//! complete and rendered, also across a kill.
 
 use std::time::Duration;
 
@@ -16,7 +17,9 @@ use crate::harness::sigkill;
 const CHARS_PER_SEC: f64 = 240.0;
 
 fn streaming(config: &str) -> World {
-    World::start_with(config)
+    World::start_with(&format!(
+        "[telegram]\npoll_timeout_secs = 10\nrich_messages = false\n{config}"
+    ))
 }
 
 /// A Markdown answer of about `chars` characters, in paragraphs of four sentences.
@@ -50,7 +53,12 @@ fn drafts_grow_then_the_whole_answer_arrives_as_one_message() {
     assert_eq!(message.parse_mode.as_deref(), Some("HTML"));
     assert!(message.entities.iter().any(|e| e["type"] == "bold"));
 
-    let drafts = w.tg.drafts_to(IVAN);
+    let mut drafts = w.tg.drafts_to(IVAN);
+    // "Thinking…" (an empty draft) at once, with the Stop button like every draft.
+    let asked = w.gc.chat_requests()[0].at;
+    let thinking = drafts.remove(0);
+    assert!(thinking.thinking && thinking.text.is_empty() && thinking.at <= asked, "{thinking:?}");
+    assert!(drafts.iter().all(|d| d.can_stop && !d.thinking && d.draft_id == thinking.draft_id));
     assert!(drafts.len() >= 3, "the answer grew in drafts: {drafts:#?}");
     let whole = visible(&text);
     for (i, draft) in drafts.iter().enumerate() {
@@ -72,7 +80,6 @@ fn drafts_grow_then_the_whole_answer_arrives_as_one_message() {
     );
     // "typing…" while GigaChat thinks (at once, not when the first words come), and the
     // first draft as soon as they do.
-    let asked = w.gc.chat_requests()[0].at;
     let typing_at = w.tg.calls_of("sendChatAction")[0].at;
     assert!(typing_at < asked + Duration::from_millis(500), "typing came late");
     assert!(drafts[0].at - asked >= Duration::from_millis(1400), "a draft before the words");
@@ -101,7 +108,9 @@ fn a_draft_that_is_not_due_is_skipped_and_the_answer_is_not_held_back() {
         "the answer came {:?} after the question for a {stream:?} stream",
         answered - asked
     );
-    assert_eq!(count(&w.tg, "sendMessageDraft"), 1, "only the first draft was due");
+    let drafts = w.tg.drafts_to(IVAN);
+    assert_eq!(drafts.len(), 2, "Thinking…, then only the first words were due: {drafts:#?}");
+    assert!(drafts[0].thinking && !drafts[1].thinking);
 }
 
 #[test]
@@ -154,7 +163,9 @@ fn a_draft_telegram_refuses_does_not_lose_the_answer() {
     w.gc.push_reply(Reply::Text(text.clone()));
     assert_eq!(w.ask("Первый"), [visible(&text)]);
     assert_eq!(count(&w.tg, "sendMessageDraft"), 1);
-    // HTML refused: the drafts go on as plain text, the answer is still HTML.
+    // HTML refused (after "Thinking…", which has none): the drafts go on as plain text, the
+    // answer is still HTML.
+    w.tg.fail_next("sendMessageDraft", Fault::Delay(Duration::ZERO));
     w.tg.fail_next(
         "sendMessageDraft",
         Fault::Status(
