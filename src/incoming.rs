@@ -160,11 +160,10 @@ pub struct Update {
     pub message: Option<Message>,
     pub edited_message: Option<IgnoredAny>,
     pub callback_query: Option<CallbackQuery>,
-    /// The user pressed Stop on a draft (Bot API 10.3).
-    pub stopped_message_generation: Option<GenerationStopped>,
 }
 
-/// Bot API `MessageGenerationStopped`: which draft's Stop button was pressed, in which chat.
+/// Bot API `MessageGenerationStopped` (10.3): the Stop button of a draft was pressed. The
+/// loop skips these updates; only a streaming answer looks for them (`Telegram::peek_stops`).
 #[derive(Debug, Deserialize, Clone)]
 pub struct GenerationStopped {
     pub chat: Chat,

@@ -164,16 +164,10 @@ impl Draft {
             return false;
         }
         self.next_peek = Some(now + PEEK_INTERVAL);
-        match self.telegram.peek_updates(self.offset) {
-            Ok(updates) => updates
-                .iter()
-                .filter_map(|u| u.stopped_message_generation.as_ref())
-                .any(|stop| stop.chat.id == self.chat_id && stop.draft_id == self.draft_id),
-            Err(err) => {
-                log::debug!("chat {}: looking for a Stop: {err}", self.chat_id);
-                false
-            }
-        }
+        let (chat, draft) = (self.chat_id, self.draft_id);
+        let stops = self.telegram.peek_stops(self.offset);
+        let stops = stops.inspect_err(|err| log::debug!("chat {chat}: looking for a Stop: {err}"));
+        stops.is_ok_and(|stops| stops.iter().any(|s| s.chat.id == chat && s.draft_id == draft))
     }
 }
 

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use ureq::Timeout;
 
 use crate::config::{Secret, TelegramConfig};
-use crate::incoming::{Message, Update, User};
+use crate::incoming::{GenerationStopped, Message, Update, User};
 use crate::net::{self, FilePart, Limits, multipart};
 
 mod error;
@@ -47,12 +47,13 @@ pub const CAPTION_LIMIT: usize = 1024;
 pub struct OutgoingMessage<'a> {
     pub chat_id: i64,
     pub text: &'a str,
-    pub html: bool,
+    pub markup: Markup,
     pub reply_to: Option<i64>,
     pub keyboard: Option<&'a Value>,
 }
 
-/// How Telegram reads a draft's text: rich HTML (Bot API 10.1), Telegram HTML, or as it is.
+/// How Telegram reads a text: rich HTML (a rich message, Bot API 10.1), Telegram HTML, or as
+/// it is.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Markup {
     Rich,
@@ -271,41 +272,33 @@ impl Telegram {
         Ok(raw.into_iter().filter_map(parse_update).collect())
     }
 
-    /// The updates waiting from `offset` (the loop's: nothing unhandled is confirmed), without
+    /// The Stop buttons pressed in the updates waiting from `offset` (the loop's: nothing
+    /// unhandled is confirmed), without
     /// waiting: to see a Stop pressed while an answer streams. One try. Telegram holds a
     /// getUpdates 3 s when the one before, under 3 s ago, asked for the same offset; so this
     /// asks for `offset - 1` after `offset`: the same updates (the one before is handled).
-    pub fn peek_updates(&self, offset: i64) -> Result<Vec<Update>, Error> {
+    pub fn peek_stops(&self, offset: i64) -> Result<Vec<GenerationStopped>, Error> {
         let last = self.last_offset.swap(offset, Ordering::Relaxed);
         let offset = if last == offset { offset - 1 } else { offset };
         self.last_offset.store(offset, Ordering::Relaxed);
         let params = json!({"offset": offset, "timeout": 0, "allowed_updates": ALLOWED_UPDATES});
         let body = serde_json::to_vec(&params).expect("serde_json::Value always serializes");
         let raw: Vec<Value> = self.post("getUpdates", "application/json", &body)?;
-        Ok(raw.into_iter().filter_map(parse_update).collect())
+        let stop =
+            |u: &Value| serde_json::from_value(u.get("stopped_message_generation")?.clone()).ok();
+        Ok(raw.iter().filter_map(stop).collect())
     }
 
-    /// Sends a message (link previews off: answers are full of links). `on_flood` says
-    /// whether a 429 is waited out (a chat's own answer) or returned at once (a notice).
+    /// Sends a message (link previews off: answers are full of links), a rich one with
+    /// `Markup::Rich`. `on_flood` says whether a 429 is waited out (a chat's own answer) or
+    /// returned at once (a notice).
     pub fn send_message(&self, msg: &OutgoingMessage, on_flood: OnFlood) -> Result<Message, Error> {
-        let mut params = text_params(msg.chat_id, msg.text, msg.html, msg.keyboard);
+        let mut params = text_params(msg.chat_id, msg.text, msg.markup, msg.keyboard);
         if let Some(id) = msg.reply_to {
             params["reply_parameters"] = reply_to(id);
         }
-        self.call("sendMessage", &params, on_flood)
-    }
-
-    /// Sends a rich message (Bot API 10.1: headings, tables, formulas…): `msg.text` is its
-    /// rich HTML. Sent once, as a message is.
-    pub fn send_rich_message(&self, msg: &OutgoingMessage, on_flood: OnFlood) -> Result<(), Error> {
-        let mut params = json!({"chat_id": msg.chat_id, "rich_message": {"html": msg.text}});
-        if let Some(keyboard) = msg.keyboard {
-            params["reply_markup"] = keyboard.clone();
-        }
-        if let Some(id) = msg.reply_to {
-            params["reply_parameters"] = reply_to(id);
-        }
-        self.call("sendRichMessage", &params, on_flood).map(|_: IgnoredAny| ())
+        let rich = msg.markup == Markup::Rich;
+        self.call(if rich { "sendRichMessage" } else { "sendMessage" }, &params, on_flood)
     }
 
     /// Sends a JPEG as a photo, with `caption` (Telegram HTML, at most 1024 visible characters) if
@@ -377,7 +370,8 @@ impl Telegram {
         html: bool,
         keyboard: Option<&Value>,
     ) -> Result<(), Error> {
-        let mut params = text_params(chat_id, text, html, keyboard);
+        let markup = if html { Markup::Html } else { Markup::Plain };
+        let mut params = text_params(chat_id, text, markup, keyboard);
         params["message_id"] = json!(message_id);
         match self.call::<IgnoredAny>("editMessageText", &params, OnFlood::Wait) {
             Err(err) if err.is_not_modified() => Ok(()),
@@ -398,14 +392,17 @@ fn reply_to(message_id: i64) -> Value {
     json!({"message_id": message_id, "allow_sending_without_reply": true})
 }
 
-/// A message's text to send or edit: Telegram HTML if `html`, buttons if any, no link previews.
-fn text_params(chat_id: i64, text: &str, html: bool, keyboard: Option<&Value>) -> Value {
-    let mut params = json!({
-        "chat_id": chat_id,
-        "text": text,
-        "link_preview_options": {"is_disabled": true},
-    });
-    if html {
+/// A message's text to send or edit, read as `markup`, buttons if any, no link previews.
+fn text_params(chat_id: i64, text: &str, markup: Markup, keyboard: Option<&Value>) -> Value {
+    let mut params = json!({"chat_id": chat_id});
+    match markup {
+        Markup::Rich => params["rich_message"] = json!({"html": text}),
+        _ => {
+            params["text"] = json!(text);
+            params["link_preview_options"] = json!({"is_disabled": true});
+        }
+    }
+    if markup == Markup::Html {
         params["parse_mode"] = json!("HTML");
     }
     if let Some(keyboard) = keyboard {

@@ -10,7 +10,7 @@ use super::{Bot, Done, Reply};
 use crate::render::{self, Chunk};
 use crate::report::Outcome;
 use crate::store::Unsent;
-use crate::telegram::{self, ErrorKind, OnFlood, OutgoingMessage};
+use crate::telegram::{self, ErrorKind, Markup, OnFlood, OutgoingMessage};
 use crate::texts;
 
 /// The most messages one answer takes (about 160 000 characters); what is past them is
@@ -118,18 +118,14 @@ impl Bot {
     ) -> Result<Option<i64>, telegram::Error> {
         let (mut plain, mut moved): (Option<String>, bool) = (None, false);
         loop {
-            let html = match chunk {
-                Chunk::Rich(_) if !self.rich => return Ok(None),
-                Chunk::Rich(part) => &render::rich_html(part),
-                Chunk::Html(html) => plain.as_deref().unwrap_or(html),
+            let (text, markup) = match (chunk, &plain) {
+                (Chunk::Rich(_), _) if !self.rich => return Ok(None),
+                (Chunk::Rich(part), _) => (&render::rich_html(part), Markup::Rich),
+                (Chunk::Html(html), None) => (html, Markup::Html),
+                (Chunk::Html(_), Some(plain)) => (plain, Markup::Plain),
             };
-            let message =
-                OutgoingMessage { chat_id, text: html, html: plain.is_none(), reply_to, keyboard };
-            let sent = match chunk {
-                Chunk::Rich(_) => self.telegram.send_rich_message(&message, on_flood),
-                Chunk::Html(_) => self.telegram.send_message(&message, on_flood).map(drop),
-            };
-            let Err(err) = sent else {
+            let message = OutgoingMessage { chat_id, text, markup, reply_to, keyboard };
+            let Err(err) = self.telegram.send_message(&message, on_flood) else {
                 return Ok(Some(chat_id));
             };
             if matches!(err.kind, ErrorKind::Lost(_)) {
