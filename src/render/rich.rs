@@ -223,12 +223,13 @@ impl Rich<'_> {
         match event {
             Event::Start(tag) => self.start(tag),
             Event::End(tag) => self.end(tag),
+            // Where a paragraph reopened after a display formula, spaces and breaks show nothing.
+            Event::SoftBreak | Event::HardBreak if self.out.ends_with("<p>") => {}
+            Event::Text(text) if self.out.ends_with("<p>") => self.text(text.trim_start()),
             // Raw HTML is shown as the model wrote it: escaped text, never a tag (`<img>`).
             Event::Text(text) | Event::Html(text) | Event::InlineHtml(text) => self.text(&text),
             Event::Code(code) if self.in_link => self.text(&code),
             Event::Code(code) => self.wrap("<code>", &code, "</code>"),
-            // A break right where a paragraph reopened after a display formula shows nothing.
-            Event::SoftBreak | Event::HardBreak if self.out.ends_with("<p>") => {}
             Event::SoftBreak | Event::HardBreak => self.text("\n"),
             Event::Rule => {
                 self.open("<hr/>", "", true);
@@ -433,18 +434,10 @@ mod tests {
         if open.is_empty() { Ok(()) } else { Err(format!("{open:?} left open")) }
     }
 
-    fn assert_renders(cases: &[(&str, &str)]) {
-        for (markdown, html) in cases {
-            let rendered = rich_html(markdown);
-            assert_eq!(rendered, *html, "{markdown:?}");
-            check(&rendered).unwrap_or_else(|e| panic!("{markdown:?}: {e}"));
-        }
-    }
-
     #[test]
     #[rustfmt::skip]
     fn markdown_becomes_rich_html() {
-        assert_renders(&[
+        let cases = [
             ("# T\n\n###### six", "<h1>T</h1><h6>six</h6>"),
             ("a *i* **b** ~~s~~ `c`\nline  \nhard", "<p>a <i>i</i> <b>b</b> <s>s</s> <code>c</code>\nline\nhard</p>"),
             ("> q\n> > nested", "<blockquote><p>q</p><blockquote><p>nested</p></blockquote></blockquote>"),
@@ -473,7 +466,7 @@ mod tests {
             ("$E=mc^2$", "<p><tg-math>E=mc^2</tg-math></p>"),
             ("$$\\int_0^1 x\\,dx$$", "<tg-math-block>\\int_0^1 x\\,dx</tg-math-block>"),
             ("\\(a+b\\) and \\[x^2\\]", "<p><tg-math>a+b</tg-math> and</p><tg-math-block>x^2</tg-math-block>"),
-            ("text\n$$ y $$\nmore", "<p>text</p><tg-math-block>y</tg-math-block><p>more</p>"),
+            ("text\n$$ y $$\nmore $$z$$ end", "<p>text</p><tg-math-block>y</tg-math-block><p>more</p><tg-math-block>z</tg-math-block><p>end</p>"),
             ("*a $$x$$* [l $$y$$](http://l)", "<p><i>a <tg-math>x</tg-math></i> <a href=\"http://l\">l <tg-math>y</tg-math></a></p>"),
             ("- $$x$$\n- y\n\n# $$h$$", "<ul><li><tg-math>x</tg-math></li><li>y</li></ul><h1><tg-math>h</tg-math></h1>"),
             ("- a\n\n  $$x$$", "<ul><li><p>a</p><tg-math-block>x</tg-math-block></li></ul>"),
@@ -483,7 +476,11 @@ mod tests {
             ("стоит 100$ и 200$", "<p>стоит 100$ и 200$</p>"),
             ("от $5 до $10", "<p>от $5 до $10</p>"),
             ("$5-$10, $$ $$", "<p>$5-$10, $$ $$</p>"),
-        ]);
+        ];
+        for (markdown, html) in cases {
+            assert_eq!(rich_html(markdown), html, "{markdown:?}");
+            check(html).unwrap_or_else(|e| panic!("{markdown:?}: {e}"));
+        }
     }
 
     /// LaTeX's delimiters become dollars outside code, and each byte maps back to the Markdown.
