@@ -358,10 +358,11 @@ fn is_reply_to_me(me: &User, message: &Message) -> bool {
 /// chat's last answer, which memory puts before the question anyway (an older one counts).
 fn reply_context(cx: &Seen, message: &Message) -> Option<String> {
     let text = match (&message.quote, message.reply_to_message.as_deref()) {
-        (Some(quote), _) => quote.text.as_str(),
+        (Some(quote), _) => quote.text.clone(),
         (None, Some(replied)) => {
-            let text = replied.text.as_deref().or(replied.caption.as_deref())?;
-            if is_reply_to_me(cx.me, message) && is_last_answer(cx, text) {
+            let text = replied.text.as_ref().or(replied.caption.as_ref()).cloned();
+            let text = text.or_else(|| replied.rich_message.as_ref().map(|r| r.words()))?;
+            if is_reply_to_me(cx.me, message) && is_last_answer(cx, &text) {
                 return None;
             }
             text
@@ -380,13 +381,14 @@ fn reply_context(cx: &Seen, message: &Message) -> Option<String> {
 }
 
 /// Is `text`, a message of the bot, its last answer in the chat's memory (or one message of
-/// it)? Telegram shows the answer rendered, perhaps in parts, perhaps with the cut-short
-/// note; memory holds GigaChat's Markdown. Blanks are compared as one space.
+/// it)? Telegram shows the answer rendered (as HTML or a rich message), perhaps in parts,
+/// perhaps with the cut-short note; memory holds GigaChat's Markdown. Only letters and
+/// digits are compared: the two renderings differ in marks (`$`, bullets, " | ").
 fn is_last_answer(cx: &Seen, text: &str) -> bool {
     let Some(answer) = cx.facts.history.last().filter(|t| t.role == "assistant") else {
         return false;
     };
-    let squeeze = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    let squeeze = |s: &str| s.chars().filter(|c| c.is_alphanumeric()).collect::<String>();
     let shown = |markdown: &str| {
         let chunks = render::markdown_chunks(markdown);
         squeeze(&chunks.iter().map(|c| render::visible_text(c)).collect::<Vec<_>>().join(" "))

@@ -6,6 +6,7 @@
 
 use serde::Deserialize;
 use serde::de::IgnoredAny;
+use serde_json::Value;
 
 /// getFile refuses files over this (the cloud Bot API's `MAX_DOWNLOAD_FILE_SIZE`, 20 MiB).
 pub const MAX_DOWNLOAD_BYTES: u64 = 20 << 20;
@@ -58,6 +59,8 @@ pub struct Message {
     #[serde(default)]
     pub entities: Vec<MessageEntity>,
     pub caption: Option<String>,
+    /// A rich message's blocks (Bot API 10.1): the bot's own answers, as a reply quotes them.
+    pub rich_message: Option<RichMessage>,
     /// Mentions and the like in the caption (a photo's "@bot, что это?").
     #[serde(default)]
     pub caption_entities: Vec<MessageEntity>,
@@ -81,6 +84,52 @@ pub struct Message {
     contact: Option<IgnoredAny>,
     poll: Option<IgnoredAny>,
     dice: Option<IgnoredAny>,
+}
+
+/// Bot API `RichMessage`: its blocks are read for their words only.
+#[derive(Debug, Deserialize)]
+pub struct RichMessage {
+    blocks: Vec<Value>,
+}
+
+impl RichMessage {
+    /// The words its blocks show, a line per block: every string of a `text` or `expression`
+    /// (formulas as LaTeX), table cells apart by " | ".
+    pub fn words(&self) -> String {
+        let mut out = String::new();
+        for block in &self.blocks {
+            words(block, &mut out);
+            out.push('\n');
+        }
+        out.trim().to_string()
+    }
+}
+
+fn words(value: &Value, out: &mut String) {
+    match value {
+        Value::String(text) => out.push_str(text),
+        Value::Array(parts) => parts.iter().for_each(|part| words(part, out)),
+        Value::Object(fields) => {
+            ["text", "expression"]
+                .iter()
+                .filter_map(|k| fields.get(*k))
+                .for_each(|t| words(t, out));
+            for block in
+                ["blocks", "items"].iter().filter_map(|k| fields.get(*k)?.as_array()).flatten()
+            {
+                words(block, out);
+                out.push('\n');
+            }
+            for row in fields.get("cells").and_then(Value::as_array).into_iter().flatten() {
+                for (i, cell) in row.as_array().into_iter().flatten().enumerate() {
+                    out.push_str(if i > 0 { " | " } else { "" });
+                    words(cell, out);
+                }
+                out.push('\n');
+            }
+        }
+        _ => {}
+    }
 }
 
 impl Message {

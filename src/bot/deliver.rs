@@ -141,7 +141,7 @@ impl Bot {
                     chat_id = new_id;
                     moved = true;
                 }
-                (_, ErrorKind::Rejected { code, .. }, Chunk::Rich(_)) => {
+                (_, ErrorKind::Rejected { code: code @ (400 | 404), .. }, Chunk::Rich(_)) => {
                     self.rich = *code != 404;
                     let then = if self.rich { "this one goes" } else { "from now on answers go" };
                     log::warn!("chat {chat_id}: {err}; {then} as HTML messages");

@@ -203,7 +203,8 @@ fn the_context_is_sent_once_and_memory_keeps_the_question_as_typed() {
 
 #[test]
 fn a_reply_to_the_bots_last_answer_is_not_repeated_but_to_an_older_one_is_sent() {
-    let w = World::start_with("[bot]\nrequests_per_minute = 0\n");
+    // Memory large enough to hold an answer of two rich messages.
+    let w = World::start_with("[bot]\nrequests_per_minute = 0\nhistory_chars = 100000\n");
     // Many messages to one chat within seconds; Telegram's pacing is not what this checks.
     w.tg.set_flood_limits(None);
     // Telegram shows the rendered answer ("Закон Ома: …"); memory holds the Markdown.
@@ -228,9 +229,11 @@ fn a_reply_to_the_bots_last_answer_is_not_repeated_but_to_an_older_one_is_sent()
         quoted(&sent, "А для переменного тока?").unwrap_or_else(|| panic!("no context: {sent}"));
     assert!(context.starts_with("Закон Ома: сила тока равна U/R."), "{context}");
 
-    // A long answer comes as two messages: a reply to either is to the last answer too.
+    // A long answer comes as two messages (two rich ones of up to 32 768 characters): a reply
+    // to either is to the last answer too.
     for (part, question) in [(0, "Короче?"), (1, "И что?")] {
-        w.gc.push_reply(Reply::Text("слово ".repeat(800)));
+        let paragraph = "слово ".repeat(3300); // 19 800 characters: one rich message each
+        w.gc.push_reply(Reply::Text(format!("{paragraph}\n\n{paragraph}")));
         let long = w.tg.push_text(IVAN, IVAN, "Длинно, пожалуйста");
         w.answer_to(long);
         let first = w.tg.replies_to(long)[0].message_id;

@@ -11,6 +11,9 @@ use crate::harness::{BotEnv, BotProcess};
 
 pub const WAIT: Duration = Duration::from_secs(15);
 
+/// The config of a test of the HTML path: rich messages (the default) off.
+pub const HTML: &str = "[telegram]\npoll_timeout_secs = 10\nrich_messages = false\n";
+
 /// Both fakes and a running bot that has finished starting (polling).
 pub struct World {
     pub tg: FakeTelegram,
@@ -73,7 +76,7 @@ fn a_private_question_gets_a_styled_answer_as_a_reply() {
     // Typing first, then the answer; the lesson's headers on the GigaChat side.
     let methods: Vec<String> = w.tg.calls().iter().map(|c| c.method.clone()).collect();
     let typing = methods.iter().position(|m| m == "sendChatAction").unwrap();
-    let answer_at = methods.iter().rposition(|m| m == "sendMessage").unwrap();
+    let answer_at = methods.iter().rposition(|m| m == "sendRichMessage").unwrap();
     assert!(typing < answer_at, "{methods:?}");
     let request = &w.gc.chat_requests()[0];
     assert_eq!(request.model, "GigaChat-2-Max");
@@ -110,7 +113,7 @@ fn typing_is_repeated_while_gigachat_thinks_and_stops_with_the_answer() {
     }
     // None after the answer: a late one would make the bot look busy for 5 s. Absence is
     // seen only by waiting, here one status period past the answer.
-    let answered = w.tg.calls_of("sendMessage").pop().unwrap().at;
+    let answered = w.tg.calls_of("sendRichMessage").pop().unwrap().at;
     std::thread::sleep(
         (answered + Duration::from_secs(5)).saturating_duration_since(Instant::now()),
     );
@@ -204,10 +207,21 @@ fn a_message_over_the_limit_is_refused_without_a_gigachat_call() {
 
 #[test]
 fn markdown_with_code_and_special_characters_is_rendered() {
+    let markdown = "**Закон Ома**: I = U / R, где U < 10 & R > 0.\n\n```python\nif a < b and c > d:\n    print(\"&\")\n```\n\n- первый\n- второй";
+    // As a rich message (the default): the same text, line by line, the code with its language.
     let w = World::start();
-    w.gc.push_reply(Reply::Text(
-        "**Закон Ома**: I = U / R, где U < 10 & R > 0.\n\n```python\nif a < b and c > d:\n    print(\"&\")\n```\n\n- первый\n- второй".into(),
-    ));
+    w.gc.push_reply(Reply::Text(markdown.into()));
+    let answer = w.ask("Расскажи").join("\n");
+    let want = "Закон Ома: I = U / R, где U < 10 & R > 0.\nif a < b and c > d:\nprint(\"&\")\n• первый\n• второй";
+    assert_eq!(answer, want, "(the fake reads a block's lines trimmed)");
+    let sent = w.tg.sent_to(IVAN).pop().unwrap();
+    let code = &sent.blocks_of("pre")[0];
+    assert_eq!(code["language"], "python");
+    assert_eq!(tg::tg_rich::plain(&code["text"]), "if a < b and c > d:\n    print(\"&\")");
+    assert_eq!(sent.inline_of("bold").len(), 1, "{:?}", sent.blocks);
+
+    let w = World::start_with(HTML);
+    w.gc.push_reply(Reply::Text(markdown.into()));
     let id = w.tg.push_text(IVAN, IVAN, "Расскажи");
     w.answer_to(id);
     let sent = w.tg.sent_to(IVAN);
@@ -223,7 +237,7 @@ fn markdown_with_code_and_special_characters_is_rendered() {
 
 #[test]
 fn a_long_answer_with_emoji_is_split_at_paragraphs() {
-    let w = World::start();
+    let w = World::start_with(HTML); // rich messages hold 32 768 characters: see rich.rs
     let paragraph = format!("{} 🙂🚀", "Абзац про физику и немного эмодзи.".repeat(20));
     let long: Vec<String> = (0..15).map(|i| format!("Часть {i}: {paragraph}")).collect();
     let long = long.join("\n\n");
@@ -425,11 +439,11 @@ fn a_telegram_outage_is_waited_out_without_hammering() {
 #[test]
 fn a_message_whose_answer_was_lost_is_not_sent_twice() {
     let w = World::start();
-    w.tg.fail_next("sendMessage", Fault::DropAfter);
+    w.tg.fail_next("sendRichMessage", Fault::DropAfter);
     let id = w.tg.push_text(IVAN, IVAN, "Вопрос");
     w.tg.wait_until(WAIT, "handled", |t| t.confirmed_offset() > id && t.polling());
     assert_eq!(w.tg.replies_to(id).len(), 1, "{}", w.tg.dump());
-    assert_eq!(w.tg.calls_of("sendMessage").len(), 1, "sent again");
+    assert_eq!(w.tg.calls_of("sendRichMessage").len(), 1, "sent again");
     assert!(w.bot.log().contains("not sent again"), "{}", w.bot.log());
     // Polls are made again, lost or not: nothing is lost there either.
     w.tg.fail_next("getUpdates", Fault::DropAfter);
@@ -443,7 +457,9 @@ fn a_blocked_user_does_not_stall_the_loop() {
     w.tg.set_blocked(IVAN, true);
     let id = w.tg.push_text(IVAN, IVAN, "Вопрос");
     w.tg.wait_until(WAIT, "the update is handled", |t| t.confirmed_offset() > id && t.polling());
-    let refused = w.tg.calls_of("sendMessage");
+    // Nor sent again as HTML: a 403 is no refusal of the rich message's form.
+    assert!(w.tg.calls_of("sendMessage").is_empty());
+    let refused = w.tg.calls_of("sendRichMessage");
     assert_eq!(refused.len(), 1, "403 is not retried");
     assert_eq!(refused[0].status, 403);
     w.tg.set_blocked(IVAN, false);

@@ -2594,7 +2594,11 @@ fn check_quote(message: &mut Value) {
     let quote = message["quote"]["text"].as_str().expect("a quote has text");
     assert!(!quote.trim().is_empty(), "Telegram sends no empty quote");
     let replied = &message["reply_to_message"];
-    let Some(whole) = replied["text"].as_str().or(replied["caption"].as_str()) else {
+    // A rich message's text is what its blocks show (a quote selects from that).
+    let blocks = replied["rich_message"]["blocks"].as_array();
+    let rich = blocks.map(|b| b.iter().map(tg_rich::block_text).collect::<Vec<_>>().join("\n"));
+    let Some(whole) = replied["text"].as_str().or(replied["caption"].as_str()).or(rich.as_deref())
+    else {
         assert!(
             message.get("external_reply").is_some(),
             "a quote of a message without text: {message}"

@@ -58,13 +58,13 @@ fn a_send_failing_with_5xx_is_given_up_after_a_few_tries_and_others_are_answered
         json!({"ok": false, "error_code": 500, "description": "Internal Server Error: restart"});
     // Four tries, all refused; a bot that tried a fifth time would get its answer out.
     for _ in 0..4 {
-        w.tg.fail_next("sendMessage", Fault::Status(500, restart.clone()));
+        w.tg.fail_next("sendRichMessage", Fault::Status(500, restart.clone()));
     }
     let ivan = w.tg.push_text(IVAN, IVAN, "Что такое закон Ома?");
     w.tg.wait_until(Duration::from_secs(20), "Ivan's answer given up", |t| {
         t.confirmed_offset() > ivan
     });
-    let tries = w.tg.calls_of("sendMessage").iter().filter(|c| c.status == 500).count();
+    let tries = w.tg.calls_of("sendRichMessage").iter().filter(|c| c.status == 500).count();
     assert_eq!(tries, 4, "{}", w.tg.dump());
     assert!(w.tg.replies_to(ivan).is_empty());
     anna_is_answered_within(&w, Duration::from_secs(10));
@@ -76,7 +76,7 @@ fn a_send_failing_with_5xx_is_given_up_after_a_few_tries_and_others_are_answered
 #[test]
 fn a_flood_wait_over_a_minute_gives_the_message_up_and_others_are_answered() {
     let w = World::start();
-    w.tg.fail_next("sendMessage", Fault::TooManyRequests(3600));
+    w.tg.fail_next("sendRichMessage", Fault::TooManyRequests(3600));
     let ivan = w.tg.push_text(IVAN, IVAN, "Что такое закон Ома?");
     w.tg.wait_until(WAIT, "Ivan's answer given up", |t| t.confirmed_offset() > ivan);
     assert!(w.tg.replies_to(ivan).is_empty());
@@ -84,7 +84,7 @@ fn a_flood_wait_over_a_minute_gives_the_message_up_and_others_are_answered() {
 
     let huge = json!({"ok": false, "error_code": 429, "description": "Too Many Requests: retry after 10000000000000000000",
         "parameters": {"retry_after": 10_000_000_000_000_000_000u64}});
-    w.tg.fail_next("sendMessage", Fault::Status(429, huge));
+    w.tg.fail_next("sendRichMessage", Fault::Status(429, huge));
     let ivan = w.tg.push_text(IVAN, IVAN, "И ещё раз");
     w.tg.wait_until(WAIT, "the huge wait given up", |t| t.confirmed_offset() > ivan);
     anna_is_answered_within(&w, Duration::from_secs(10));
@@ -168,18 +168,18 @@ fn a_stop_during_the_resend_after_a_restart_waits_for_the_message_in_flight() {
     w.gc.push_reply(Reply::Text(long_answer(3)));
     // Killed at the answer's second message: the rest is recorded.
     let pid = w.bot.pid();
-    w.tg.set_kill_hook("sendMessage", 2, move || sigkill(pid));
+    w.tg.set_kill_hook("sendRichMessage", 2, move || sigkill(pid));
     let id = w.tg.push_text(IVAN, IVAN, "Расскажи подробно");
     w.tg.wait_until(WAIT, "the kill", |t| !t.kill_hook_pending());
     assert_eq!(w.tg.replies_to(id).len(), 1);
     let World { tg, gc, env, bot } = w;
     drop(bot);
     // The restart sends the second message slowly; a SIGTERM comes meanwhile.
-    tg.fail_next("sendMessage", Fault::Delay(Duration::from_millis(1500)));
+    tg.fail_next("sendRichMessage", Fault::Delay(Duration::from_millis(1500)));
     let mut bot = env.spawn(&[]);
     bot.wait_log("sending the last 2 message(s)", WAIT);
     // The resend is in flight (the fake holds it 1.5 s) when the stop comes.
-    tg.wait_until(WAIT, "the resend held by the fake", |t| t.in_flight("sendMessage") == 1);
+    tg.wait_until(WAIT, "the resend held by the fake", |t| t.in_flight("sendRichMessage") == 1);
     bot.signal("TERM");
     let status = bot.wait_exit(WAIT).expect("the bot stops");
     assert!(status.success(), "{}", bot.log());
@@ -203,21 +203,22 @@ fn a_stop_during_the_resend_after_a_restart_waits_for_the_message_in_flight() {
 #[test]
 fn a_gateway_timeout_after_telegram_took_the_message_is_not_sent_again() {
     let w = World::start();
-    w.tg.fail_next("sendMessage", Fault::GatewayTimeoutAfter);
+    w.tg.fail_next("sendRichMessage", Fault::GatewayTimeoutAfter);
     let answer = w.ask("Что такое закон Ома?");
     assert_eq!(answer.len(), 1, "{answer:?}");
-    assert_eq!(w.tg.calls_of("sendMessage").len(), 1);
+    assert_eq!(w.tg.calls_of("sendRichMessage").len(), 1);
     assert!(w.bot.log().contains("it has most likely arrived"), "{}", w.bot.log());
-    w.tg.fail_next("sendMessage", Fault::BadGatewayHtml);
+    w.tg.fail_next("sendRichMessage", Fault::BadGatewayHtml);
     let answer = w.ask("А сила тока?");
     assert_eq!(answer.len(), 1, "{answer:?}");
-    assert_eq!(w.tg.calls_of("sendMessage").len(), 3);
+    assert_eq!(w.tg.calls_of("sendRichMessage").len(), 3);
 }
 
 /// An answer of about `messages` Telegram messages.
 fn long_answer(messages: usize) -> String {
     (0..messages)
-        .map(|i| format!("Часть {i}. {}", "Слово за словом, ровно и спокойно. ".repeat(110)))
+        // About 20 000 characters each: one rich message holds one part, not two.
+        .map(|i| format!("Часть {i}. {}", "Слово за словом, ровно и спокойно. ".repeat(570)))
         .collect::<Vec<_>>()
         .join("\n\n")
 }
@@ -228,9 +229,11 @@ fn long_answer(messages: usize) -> String {
 #[test]
 fn the_transcript_has_an_exchange_once_after_a_stop_during_a_flood_wait() {
     let w = World::start_with("[bot]\ntranscript_dir = \"transcripts\"\n");
-    w.tg.fail_next("sendMessage", Fault::TooManyRequests(20));
+    w.tg.fail_next("sendRichMessage", Fault::TooManyRequests(20));
     let id = w.tg.push_text(IVAN, IVAN, "Что такое закон Ома?");
-    w.tg.wait_until(WAIT, "the 429", |t| t.calls_of("sendMessage").iter().any(|c| c.status == 429));
+    w.tg.wait_until(WAIT, "the 429", |t| {
+        t.calls_of("sendRichMessage").iter().any(|c| c.status == 429)
+    });
     let World { tg, gc, env, mut bot } = w;
     assert!(bot.stop().success(), "{}", bot.log());
     let _bot = env.spawn(&[]);

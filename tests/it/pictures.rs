@@ -72,7 +72,7 @@ fn killed_between_the_photo_and_the_text_the_photo_is_not_sent_twice() {
     let long = "Кот. ".repeat(300);
     w.gc.set_drawing_text(&long);
     let pid = w.bot.pid();
-    w.tg.set_kill_hook("sendMessage", 1, move || sigkill(pid));
+    w.tg.set_kill_hook("sendRichMessage", 1, move || sigkill(pid));
     let id = w.tg.push_text(IVAN, IVAN, "нарисуй кота и расскажи о котах");
     w.tg.wait_until(WAIT, "the kill", |t| !t.kill_hook_pending());
     assert_eq!(w.tg.calls_of("sendPhoto").len(), 1, "the photo went out first");

@@ -147,6 +147,10 @@ fn markdown(max_pieces: usize, max_run: usize) -> BoxedStrategy<String> {
 
 /// The shared bot's config: no rate limit (cases ask many questions a minute), full logs.
 const QUIET_CONFIG: &str = "[bot]\nrequests_per_minute = 0\n[log]\nlevel = \"debug\"\n";
+/// The same on the HTML path: a refused rich message would go as HTML (and a 404 turn rich
+/// messages off for the run), which `rich.rs` tests; here any refusal of `sendMessage` is.
+const QUIET_HTML: &str =
+    "[telegram]\nrich_messages = false\n[bot]\nrequests_per_minute = 0\n[log]\nlevel = \"debug\"\n";
 
 /// Runs a property whose cases talk to one bot started with `config`, with the failure
 /// persistence and `PROPTEST_CASES` of `proptest!`. Passing cases share the bot; after a
@@ -653,7 +657,7 @@ fn any_body_on_typing_and_a_refused_answer_are_logged_and_the_loop_goes_on() {
     run_with_bot(
         "any_body_on_typing_and_a_refused_answer_are_logged_and_the_loop_goes_on",
         64,
-        QUIET_CONFIG,
+        QUIET_HTML,
         (any_body(), refusal()),
         |w, from, (typing, refused)| {
             w.tg.fail_next("sendChatAction", typing.fault());
@@ -681,21 +685,22 @@ fn garbled_bodies_on_polling_and_sending_are_retried_and_the_loop_goes_on() {
         |w, from, (poll, send)| {
             let start = Instant::now();
             w.tg.fail_next("getUpdates", poll.fault());
-            w.tg.fail_next("sendMessage", send.fault());
+            w.tg.fail_next("sendRichMessage", send.fault());
             let answer = ask(w, from, "Первый вопрос")?;
             if send.status == 504 {
                 // A gateway's 504 may come after Telegram took the message, so the bot does
                 // not send it again (hardening::a_gateway_timeout_…): here, where the fake did
                 // not take it, the answer is lost, and must not have been sent twice.
-                let tries = w.tg.calls_of("sendMessage").into_iter().filter(|c| {
-                    c.at >= start && c.text("text").is_some_and(|t| t.contains("Первый вопрос"))
-                });
+                let tries =
+                    w.tg.calls_of("sendRichMessage").into_iter().filter(|c| {
+                        c.at >= start && c.params.to_string().contains("Первый вопрос")
+                    });
                 prop_assert_eq!(tries.count(), 1, "the answer was sent again after {:?}", send);
             } else if send.surely_bad() {
                 prop_assert!(!answer.is_empty(), "the answer was lost after {send:?}");
             }
             let log = log_since(w, from);
-            for (method, body) in [("getUpdates", &poll), ("sendMessage", &send)] {
+            for (method, body) in [("getUpdates", &poll), ("sendRichMessage", &send)] {
                 if body.surely_bad() {
                     let logged = log.contains(&format!("telegram {method}"));
                     prop_assert!(logged, "{method} {body:?} not logged:\n{log}");

@@ -31,7 +31,7 @@ fn restart(w: World) -> World {
 fn killed_while_sending_the_answer_the_bot_answers_once_after_the_restart() {
     let w = World::start();
     w.ask("разминка");
-    let (w, id) = kill_at(w, "sendMessage", "Что такое закон Ома?");
+    let (w, id) = kill_at(w, "sendRichMessage", "Что такое закон Ома?");
     assert!(w.tg.replies_to(id).is_empty(), "the answer never reached Telegram");
     let w = restart(w);
     w.tg.wait_until(WAIT, "the answer after the restart", |t| {

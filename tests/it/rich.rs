@@ -26,6 +26,8 @@ $$P = I^2 R$$
   - последовательная
   - параллельная
 
+Задачи:
+
 - [x] измерить ток
 - [ ] записать результат
 
@@ -77,7 +79,7 @@ fn a_long_answer_arrives_whole_as_several_rich_messages_in_order() {
     w.gc.push_reply(Reply::Text(text.clone()));
     let id = w.tg.push_text(IVAN, IVAN, "Подробно");
     w.answer_to(id);
-    let sent = w.tg.replies_to(id);
+    let sent = w.tg.sent_to(IVAN);
     assert!(sent.len() >= 2 && sent.iter().all(|m| m.kind == Kind::Rich), "{}", w.tg.dump());
     let read: Vec<&str> = sent.iter().flat_map(|m| m.text.lines()).collect();
     let want: Vec<String> = text.split("\n\n").map(|p| p.replace("**", "")).collect();
@@ -96,7 +98,7 @@ fn a_table_of_25_columns_is_readable_and_a_model_cannot_send_media() {
     w.gc.push_reply(Reply::Text(answer));
     let id = w.tg.push_text(IVAN, IVAN, "Таблица");
     w.answer_to(id);
-    let sent = w.tg.replies_to(id);
+    let sent = w.tg.sent_to(IVAN);
     let all: String = sent.iter().map(|m| m.text.as_str()).collect::<Vec<_>>().join("\n");
     assert!(all.contains(&head.join(" | ")), "the 25 columns, readable: {all}");
     assert!(all.starts_with("Таблица:") && all.ends_with("Конец."), "{all}");

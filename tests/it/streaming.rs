@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::core::{WAIT, World};
+use crate::core::{HTML, WAIT, World};
 use crate::fake_gigachat::Reply;
 use crate::fake_telegram::{self as tg, ANNA, FakeTelegram, Fault, GROUP, IVAN};
 use crate::harness::sigkill;
@@ -17,9 +17,7 @@ use crate::harness::sigkill;
 const CHARS_PER_SEC: f64 = 240.0;
 
 fn streaming(config: &str) -> World {
-    World::start_with(&format!(
-        "[telegram]\npoll_timeout_secs = 10\nrich_messages = false\n{config}"
-    ))
+    World::start_with(&format!("{HTML}{config}"))
 }
 
 /// A Markdown answer of about `chars` characters, in paragraphs of four sentences.
