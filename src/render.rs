@@ -32,9 +32,7 @@ pub const MESSAGE_LIMIT: usize = 4096;
 /// Markdown as GigaChat writes it → Telegram HTML that Telegram's parser accepts.
 /// A real CommonMark parser handles nesting and code; we only choose which tags to emit.
 pub fn markdown_to_html(markdown: &str) -> String {
-    // CommonMark's own rules: any line ending is a newline, NUL becomes U+FFFD.
-    let markdown = markdown.replace("\r\n", "\n").replace('\r', "\n").replace('\0', "\u{FFFD}");
-    let markdown = flatten_deep_lines(&markdown);
+    let markdown = normalize(markdown);
     let options =
         Options::ENABLE_STRIKETHROUGH | Options::ENABLE_TABLES | Options::ENABLE_TASKLISTS;
     let mut renderer = Renderer::default();
@@ -42,6 +40,19 @@ pub fn markdown_to_html(markdown: &str) -> String {
         renderer.event(event);
     }
     renderer.out.trim().to_string()
+}
+
+/// CommonMark's own rules (any line ending is a newline, NUL becomes U+FFFD), and deep lines cut.
+fn normalize(markdown: &str) -> String {
+    let markdown = markdown.replace("\r\n", "\n").replace('\r', "\n").replace('\0', "\u{FFFD}");
+    flatten_deep_lines(&markdown).into_owned()
+}
+
+/// The language a fenced code block names, in the characters a class name may hold.
+fn code_language(kind: &CodeBlockKind) -> String {
+    let info = if let CodeBlockKind::Fenced(info) = kind { info.as_ref() } else { "" };
+    let word = info.split_whitespace().next().unwrap_or("");
+    word.chars().filter(|c| c.is_ascii_alphanumeric() || "_+#.-".contains(*c)).collect()
 }
 
 /// Container markers (`>`, `-`, `1.`…) one line may open before its text; more are dropped
@@ -268,14 +279,7 @@ impl Renderer {
                 }
             }
             Tag::CodeBlock(kind) => {
-                let info = match &kind {
-                    CodeBlockKind::Fenced(info) => info.split_whitespace().next().unwrap_or(""),
-                    CodeBlockKind::Indented => "",
-                };
-                let language: String = info
-                    .chars()
-                    .filter(|c| c.is_ascii_alphanumeric() || "_+#.-".contains(*c))
-                    .collect();
+                let language = code_language(&kind);
                 if language.is_empty() {
                     self.open("<pre>");
                 } else {

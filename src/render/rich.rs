@@ -6,7 +6,7 @@ use std::ops::Range;
 
 use pulldown_cmark::{Alignment, CodeBlockKind, Event, LinkType, Options, Parser, Tag, TagEnd};
 
-use super::{Chunk, flatten_deep_lines, markdown_chunks, push_escaped, visible_text};
+use super::{Chunk, code_language, markdown_chunks, normalize, push_escaped, visible_text};
 
 const OPTIONS: Options = Options::ENABLE_STRIKETHROUGH
     .union(Options::ENABLE_TABLES)
@@ -75,12 +75,6 @@ pub fn rich_html(markdown: &str) -> String {
 /// Whether a block shows anything: a rule does without text.
 fn shown(html: &str) -> bool {
     html == "<hr/>" || !visible_text(html).trim().is_empty()
-}
-
-/// Line endings and NUL as `markdown_to_html` treats them, and deep lines cut.
-fn normalize(markdown: &str) -> String {
-    let markdown = markdown.replace("\r\n", "\n").replace('\r', "\n").replace('\0', "\u{FFFD}");
-    flatten_deep_lines(&markdown).into_owned()
 }
 
 /// Where `dollars` changed the length: (byte of its output, byte of its input) pairs, in order.
@@ -323,10 +317,7 @@ impl Rich<'_> {
 
     /// `<pre>` with the language render.rs would name, or a formula for a `math` block.
     fn start_code(&mut self, kind: CodeBlockKind) {
-        let info = if let CodeBlockKind::Fenced(info) = &kind { info.as_ref() } else { "" };
-        let word = info.split_whitespace().next().unwrap_or("");
-        let language: String =
-            word.chars().filter(|c| c.is_ascii_alphanumeric() || "_+#.-".contains(*c)).collect();
+        let language = code_language(&kind);
         let code = format!("<pre><code class=\"language-{language}\">");
         match language.as_str() {
             "" => self.open("<pre>", "</pre>", true),
