@@ -16,7 +16,7 @@ use crate::render::{self, Chunk};
 use crate::report::{Asked, Outcome, Report};
 use crate::salutespeech::SaluteSpeech;
 use crate::store::Store;
-use crate::stream::{Draft, Typing};
+use crate::stream::{Draft, Typing, Waiting};
 use crate::telegram::{self, Telegram};
 use crate::texts;
 
@@ -328,18 +328,24 @@ impl Bot {
         messages: &[ChatMessage],
     ) -> (Result<Completion, gigachat::Error>, String) {
         let (telegram, gigachat, typing) = (&self.telegram, &mut self.gigachat, &mut self.typing);
-        typing.start(chat.id);
         // A drawing answer is asked for whole: its stream would carry progress events.
         let gc = &self.config.gigachat;
         if !(gc.stream && !gc.images && chat.kind == "private") {
+            typing.start(Waiting::Typing(chat.id));
             let result = gigachat.chat(messages, None);
             typing.stop();
             return (result, String::new());
         }
         let interval = Duration::from_millis(self.config.bot.draft_interval_ms);
         let paused = self.draft_pauses.remove(&chat.id);
-        let mut draft = Draft::new(telegram.clone(), chat.id, reply_to, interval, paused);
-        draft.start(self.rich, self.store.last_update_id().saturating_add(1));
+        let offset = self.store.last_update_id().saturating_add(1);
+        let ids = (chat.id, reply_to);
+        let mut draft = Draft::new(telegram.clone(), ids, interval, paused, self.rich, offset);
+        // "Thinking…" in the answer's draft at once, unless Telegram asked for no drafts.
+        typing.start(match paused {
+            None => Waiting::Thinking(chat.id, draft.id(), self.rich),
+            Some(_) => Waiting::Typing(chat.id),
+        });
         let mut on_text = |piece: &str| {
             // The draft takes over from "typing…".
             typing.stop();

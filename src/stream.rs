@@ -47,13 +47,15 @@ const PEEK_INTERVAL: Duration = Duration::from_secs(1);
 
 impl Draft {
     /// A preview in `chat_id` of the answer to `reply_to`: the first piece shows at once (or once
-    /// `paused_until`, from an earlier 429, has passed), later ones at most every `interval`.
+    /// `paused_until`, from an earlier 429, has passed), later ones at most every `interval`;
+    /// rich drafts if `rich`. A Stop is looked for at the loop's getUpdates `offset`.
     pub fn new(
         telegram: Telegram,
-        chat_id: i64,
-        reply_to: i64,
+        (chat_id, reply_to): (i64, i64),
         interval: Duration,
         paused_until: Option<Instant>,
+        rich: bool,
+        offset: i64,
     ) -> Draft {
         Draft {
             telegram,
@@ -64,28 +66,17 @@ impl Draft {
             shown: String::new(),
             next: paused_until.unwrap_or_else(Instant::now),
             paused_until,
-            rich: false,
+            rich,
             plain: false,
             off: false,
-            offset: 0,
+            offset,
             next_peek: None,
         }
     }
 
-    /// Shows "Thinking…" at once, before GigaChat's first word; rich drafts if `rich`. A Stop
-    /// is looked for at the loop's getUpdates `offset`.
-    pub fn start(&mut self, rich: bool, offset: i64) {
-        (self.rich, self.offset) = (rich, offset);
-        if Instant::now() < self.next {
-            return; // drafts paused by a 429
-        }
-        let thinking = format!("<tg-thinking>{}</tg-thinking>", texts::THINKING);
-        if !self.rich || self.send(&thinking, Markup::Rich) {
-            self.send("", Markup::Plain);
-        }
-        if self.paused_until.is_none() {
-            self.next = Instant::now(); // the first words show at once all the same
-        }
+    /// The id Telegram knows this answer's drafts by (and their Stop button).
+    pub fn id(&self) -> i64 {
+        self.draft_id
     }
 
     /// When the stream has ended: the Markdown received, and until when Telegram asked for
@@ -186,12 +177,38 @@ fn tail(markdown: &str) -> &str {
     rest.find("\n\n").map_or(rest, |at| &rest[at + 2..])
 }
 
-/// Keeps "typing…" on screen while GigaChat thinks. The status lasts 5 s: a helper thread
-/// sends it at the start, while the bot already asks GigaChat, and again every 4 s for as
-/// long as the wait lasts. One thread serves the whole run (a new thread per message cost
-/// more CPU than the rest of the bot's own work).
+/// What the chat shows while GigaChat thinks, until the answer or its first draft.
+#[derive(Clone, Copy)]
+pub enum Waiting {
+    /// "typing…", for a chat: it lasts 5 s.
+    Typing(i64),
+    /// "Thinking…" in the draft of the answer to come (chat, draft id, rich), with its Stop
+    /// button: in a private chat, where the answer will stream.
+    Thinking(i64, i64, bool),
+}
+
+impl Waiting {
+    /// Sends it; a rich "Thinking…" Telegram refuses is sent as the plain one (an empty draft).
+    fn show(self, helper: &Telegram) -> Result<(), crate::telegram::Error> {
+        match self {
+            Waiting::Typing(chat) => helper.send_typing(chat),
+            Waiting::Thinking(chat, draft, rich) => {
+                let thinking = format!("<tg-thinking>{}</tg-thinking>", texts::THINKING);
+                if rich && helper.send_message_draft(chat, draft, &thinking, Markup::Rich).is_ok() {
+                    return Ok(());
+                }
+                helper.send_message_draft(chat, draft, "", Markup::Plain)
+            }
+        }
+    }
+}
+
+/// Keeps "typing…" or "Thinking…" on screen while GigaChat thinks: a helper thread sends it at
+/// the start, while the bot already asks GigaChat, and again every 4 s for as long as the
+/// wait lasts ("typing…" lasts 5 s). One thread serves the whole run (a new thread per
+/// message cost more CPU than the rest of the bot's own work).
 pub struct Typing {
-    orders: mpsc::Sender<Option<i64>>,
+    orders: mpsc::Sender<Option<Waiting>>,
     stopped: mpsc::Receiver<()>,
     /// Whether the helper is repeating "typing…" now.
     active: bool,
@@ -200,17 +217,17 @@ pub struct Typing {
 impl Typing {
     /// Starts the one helper thread, which sends with its own clone of the client.
     pub fn new(helper: Telegram) -> Typing {
-        let (orders, incoming) = mpsc::channel::<Option<i64>>();
+        let (orders, incoming) = mpsc::channel::<Option<Waiting>>();
         let (ack, stopped) = mpsc::channel();
         std::thread::spawn(move || {
-            // `Some(chat)`: repeat for that chat; `None`: stop and say so. Ends with the bot.
-            let mut chat = None;
+            // `Some(waiting)`: repeat it; `None`: stop and say so. Ends with the bot.
+            let mut waiting = None;
             loop {
                 // Duration::MAX: no timeout, just wait for the next order.
-                let wait = chat.map_or(Duration::MAX, |_| Duration::from_secs(4));
+                let wait = waiting.map_or(Duration::MAX, |_| Duration::from_secs(4));
                 match incoming.recv_timeout(wait) {
                     Ok(next) => {
-                        chat = next;
+                        waiting = next;
                         if next.is_none() && ack.send(()).is_err() {
                             return;
                         }
@@ -218,10 +235,8 @@ impl Typing {
                     Err(mpsc::RecvTimeoutError::Timeout) => {}
                     Err(mpsc::RecvTimeoutError::Disconnected) => return,
                 }
-                // After a start or 4 s of waiting; after a stop `chat` is None.
-                if let Some(chat_id) = chat
-                    && let Err(err) = helper.send_typing(chat_id)
-                {
+                // After a start or 4 s of waiting; after a stop `waiting` is None.
+                if let Some(Err(err)) = waiting.map(|w| w.show(&helper)) {
                     log::debug!("{err}");
                 }
             }
@@ -229,9 +244,9 @@ impl Typing {
         Typing { orders, stopped, active: false }
     }
 
-    /// Has the helper send "typing…" at once and until [`Typing::stop`]; the caller asks GigaChat.
-    pub fn start(&mut self, chat_id: i64) {
-        self.active = self.orders.send(Some(chat_id)).is_ok();
+    /// Has the helper show `waiting` at once and until [`Typing::stop`]; the caller asks GigaChat.
+    pub fn start(&mut self, waiting: Waiting) {
+        self.active = self.orders.send(Some(waiting)).is_ok();
     }
 
     /// Stops and waits for the helper, so no "typing…" follows the answer; later calls do nothing.

@@ -11,6 +11,7 @@ use crate::incoming::{Message, Voice};
 use crate::render;
 use crate::report::Outcome;
 use crate::salutespeech;
+use crate::stream::Waiting;
 use crate::telegram::{self, CAPTION_LIMIT, MAX_PHOTO_BYTES};
 use crate::texts;
 
@@ -36,7 +37,7 @@ impl Bot {
     /// The file from Telegram uploaded to GigaChat: its id there, or the text that tells what
     /// failed (logged, counted); "typing…" meanwhile. Only a fatal Telegram error is an `Err`.
     pub(super) fn upload(&mut self, chat_id: i64, file: &FileRef) -> Result<Step, telegram::Error> {
-        self.typing.start(chat_id);
+        self.typing.start(Waiting::Typing(chat_id));
         let result = self.fetch_and_upload(chat_id, file);
         if !matches!(result, Ok(Step::Next(_))) {
             self.typing.stop();
@@ -120,7 +121,7 @@ impl Bot {
     /// The question a voice note asks, or the sentence why none (nothing recognized, too long,
     /// a failure: logged and counted); "typing…" meanwhile. Only a fatal Telegram error is `Err`.
     pub(super) fn hear(&mut self, chat_id: i64, voice: &Voice) -> Result<Step, telegram::Error> {
-        self.typing.start(chat_id);
+        self.typing.start(Waiting::Typing(chat_id));
         let heard = self.fetch_and_hear(chat_id, voice);
         self.typing.stop();
         Ok(match heard? {

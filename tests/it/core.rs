@@ -73,9 +73,9 @@ fn a_private_question_gets_a_styled_answer_as_a_reply() {
         answer,
         ["Ответ (Отвечай как научный сотрудник): Что такое закон Ома? [сообщений: 2]"]
     );
-    // Typing first, then the answer; the lesson's headers on the GigaChat side.
+    // "Thinking…" first, then the answer; the lesson's headers on the GigaChat side.
     let methods: Vec<String> = w.tg.calls().iter().map(|c| c.method.clone()).collect();
-    let typing = methods.iter().position(|m| m == "sendChatAction").unwrap();
+    let typing = methods.iter().position(|m| m == "sendRichMessageDraft").unwrap();
     let answer_at = methods.iter().rposition(|m| m == "sendRichMessage").unwrap();
     assert!(typing < answer_at, "{methods:?}");
     let request = &w.gc.chat_requests()[0];
@@ -92,17 +92,26 @@ fn a_private_question_gets_a_styled_answer_as_a_reply() {
 }
 
 /// A slow answer keeps "typing…" on screen (it lasts 5 s, so it is resent every 4 s), and
-/// none comes after the answer, which would make the bot look busy when it is not.
+/// none comes after the answer, which would make the bot look busy when it is not. In a
+/// private chat "Thinking…" (a draft) takes its place, at the same pace.
 #[test]
 fn typing_is_repeated_while_gigachat_thinks_and_stops_with_the_answer() {
-    let w = World::start();
+    for (config, method) in [("", "sendRichMessageDraft"), (STREAM_OFF, "sendChatAction")] {
+        typing_is_repeated(config, method);
+    }
+}
+
+const STREAM_OFF: &str = "[gigachat]\nstream = false\n";
+
+fn typing_is_repeated(config: &str, method: &str) {
+    let w = World::start_with(config);
     w.gc.push_reply(Reply::Delay(
         Duration::from_millis(6000),
         Box::new(Reply::Text("не спеша".into())),
     ));
     let answer = w.ask("Подумай как следует");
     assert_eq!(answer, ["не спеша"]);
-    let typing = |t: &FakeTelegram| t.calls_of("sendChatAction");
+    let typing = |t: &FakeTelegram| t.calls_of(method);
     let before = typing(&w.tg);
     // "The status is set for 5 seconds or less": to stay on screen through a 6 s wait it
     // must be sent again before 5 s have passed, and not hammered meanwhile.
@@ -114,6 +123,7 @@ fn typing_is_repeated_while_gigachat_thinks_and_stops_with_the_answer() {
     // None after the answer: a late one would make the bot look busy for 5 s. Absence is
     // seen only by waiting, here one status period past the answer.
     let answered = w.tg.calls_of("sendRichMessage").pop().unwrap().at;
+    assert!(w.tg.calls_of("sendMessageDraft").is_empty(), "no other draft before the answer");
     std::thread::sleep(
         (answered + Duration::from_secs(5)).saturating_duration_since(Instant::now()),
     );

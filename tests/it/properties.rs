@@ -653,20 +653,21 @@ fn any_body() -> BoxedStrategy<Body> {
 
 #[test]
 fn any_body_on_typing_and_a_refused_answer_are_logged_and_the_loop_goes_on() {
-    // sendChatAction is tried once and sendMessage refusals are final: no waiting, many cases.
+    // "Thinking…" (an empty sendMessageDraft, in place of "typing…" in a private chat) is tried
+    // once and sendMessage refusals are final: no waiting, many cases.
     run_with_bot(
         "any_body_on_typing_and_a_refused_answer_are_logged_and_the_loop_goes_on",
         64,
         QUIET_HTML,
         (any_body(), refusal()),
         |w, from, (typing, refused)| {
-            w.tg.fail_next("sendChatAction", typing.fault());
+            w.tg.fail_next("sendMessageDraft", typing.fault());
             w.tg.fail_next("sendMessage", refused.fault());
             ask(w, from, "Первый вопрос")?;
             answers(w, from, "Второй вопрос")?;
             let log = log_since(w, from);
             if typing.surely_bad() {
-                prop_assert!(log.contains("telegram sendChatAction"), "not logged:\n{log}");
+                prop_assert!(log.contains("telegram sendMessageDraft"), "not logged:\n{log}");
             }
             prop_assert!(log.contains("telegram sendMessage"), "not logged:\n{log}");
             Ok(())

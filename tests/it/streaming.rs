@@ -51,12 +51,16 @@ fn drafts_grow_then_the_whole_answer_arrives_as_one_message() {
     assert_eq!(message.parse_mode.as_deref(), Some("HTML"));
     assert!(message.entities.iter().any(|e| e["type"] == "bold"));
 
-    let mut drafts = w.tg.drafts_to(IVAN);
-    // "Thinking…" (an empty draft) at once, with the Stop button like every draft.
+    // "Thinking…" (an empty draft) at once, with the Stop button like every draft, once in
+    // 1.5 s of thinking (it is repeated every 4 s), instead of "typing…".
+    let (thinking, drafts): (Vec<_>, Vec<_>) =
+        w.tg.drafts_to(IVAN).into_iter().partition(|d| d.thinking);
     let asked = w.gc.chat_requests()[0].at;
-    let thinking = drafts.remove(0);
-    assert!(thinking.thinking && thinking.text.is_empty() && thinking.at <= asked, "{thinking:?}");
-    assert!(drafts.iter().all(|d| d.can_stop && !d.thinking && d.draft_id == thinking.draft_id));
+    assert_eq!(thinking.len(), 1, "{thinking:#?}");
+    let thinking = &thinking[0];
+    assert!(thinking.text.is_empty() && thinking.at < asked + Duration::from_millis(500));
+    assert!(thinking.at < drafts[0].at && count(&w.tg, "sendChatAction") == 0);
+    assert!(drafts.iter().all(|d| d.can_stop && d.draft_id == thinking.draft_id));
     assert!(drafts.len() >= 3, "the answer grew in drafts: {drafts:#?}");
     let whole = visible(&text);
     for (i, draft) in drafts.iter().enumerate() {
@@ -76,17 +80,12 @@ fn drafts_grow_then_the_whole_answer_arrives_as_one_message() {
         answered_at - drafts[0].at >= Duration::from_secs(2),
         "the first draft came long before the answer"
     );
-    // "typing…" while GigaChat thinks (at once, not when the first words come), and the
-    // first draft as soon as they do.
-    let typing_at = w.tg.calls_of("sendChatAction")[0].at;
-    assert!(typing_at < asked + Duration::from_millis(500), "typing came late");
+    // The first draft as soon as the words come.
     assert!(drafts[0].at - asked >= Duration::from_millis(1400), "a draft before the words");
     assert!(drafts[0].at - asked < Duration::from_millis(3000), "the first draft came late");
-    // No live view to edit; "typing…" only before the first words; the draft is gone.
+    // No live view to edit; the draft is gone.
     assert_eq!(count(&w.tg, "editMessageText"), 0);
     assert_eq!(w.tg.sent_to(IVAN).len(), 1);
-    let typing = w.tg.calls_of("sendChatAction");
-    assert!(!typing.is_empty() && typing.iter().all(|c| c.at <= drafts[0].at), "{}", w.tg.dump());
     assert_eq!(w.tg.draft_showing(IVAN), None);
 }
 
@@ -118,11 +117,13 @@ fn a_429_on_a_draft_stops_drafts_until_retry_after_but_not_the_answer() {
     let text = answer(240);
     w.gc.set_responder(move |_| Reply::Text(text.clone()));
     w.gc.set_stream_speed(CHARS_PER_SEC, None);
+    // The first draft of the answer meets the 429 (after "Thinking…").
+    w.tg.fail_next("sendMessageDraft", Fault::Delay(Duration::ZERO));
     w.tg.fail_next("sendMessageDraft", Fault::TooManyRequests(5));
     let whole = visible(&answer(240));
     let id = w.tg.push_text(IVAN, IVAN, "Вопрос");
     assert_eq!(w.answer_to(id), std::slice::from_ref(&whole));
-    let refused = w.tg.calls_of("sendMessageDraft")[0].clone();
+    let refused = w.tg.calls_of("sendMessageDraft")[1].clone();
     assert_eq!(refused.status, 429);
     let answered = w.tg.calls_of("sendMessage")[0].at;
     assert!(
@@ -133,7 +134,7 @@ fn a_429_on_a_draft_stops_drafts_until_retry_after_but_not_the_answer() {
     // The next question in the same chat gets its answer, and no draft before the pause ends.
     assert_eq!(w.ask("Ещё"), std::slice::from_ref(&whole));
     let quiet = refused.at + Duration::from_millis(4900);
-    let early: Vec<_> = w.tg.calls_of("sendMessageDraft")[1..]
+    let early: Vec<_> = w.tg.calls_of("sendMessageDraft")[2..]
         .iter()
         .filter(|c| c.at < quiet)
         .map(|c| c.at - refused.at)
@@ -150,7 +151,9 @@ fn a_draft_telegram_refuses_does_not_lose_the_answer() {
     let w = streaming("[bot]\ndraft_interval_ms = 100\n");
     let text = answer(600);
     w.gc.set_stream_speed(CHARS_PER_SEC * 2.0, None);
-    // Refused for good: no more drafts for this answer, the answer still comes.
+    // Refused for good (after "Thinking…"): no more drafts for this answer, the answer still
+    // comes.
+    w.tg.fail_next("sendMessageDraft", Fault::Delay(Duration::ZERO));
     w.tg.fail_next(
         "sendMessageDraft",
         Fault::Status(
@@ -160,7 +163,7 @@ fn a_draft_telegram_refuses_does_not_lose_the_answer() {
     );
     w.gc.push_reply(Reply::Text(text.clone()));
     assert_eq!(w.ask("Первый"), [visible(&text)]);
-    assert_eq!(count(&w.tg, "sendMessageDraft"), 1);
+    assert_eq!(count(&w.tg, "sendMessageDraft"), 2);
     // HTML refused (after "Thinking…", which has none): the drafts go on as plain text, the
     // answer is still HTML.
     w.tg.fail_next("sendMessageDraft", Fault::Delay(Duration::ZERO));
