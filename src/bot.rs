@@ -381,26 +381,30 @@ impl Bot {
             return Ok(sorry(texts::BLACKLIST, Outcome::Blacklisted(asked)));
         }
         // A picture goes out first; then the text (what its caption did not hold).
-        let (text, remembered, photo) = match self.picture(chat_id, reply_to, content)? {
+        let (text, mut remembered, photo) = match self.picture(chat_id, reply_to, content)? {
             Some(drawn) => (drawn.text, drawn.remembered, drawn.sent),
             None => (content.to_string(), content.to_string(), false),
         };
-        if render::answer_chunks(&text, false).is_empty() && !photo {
+        let mut chunks = render::answer_chunks(&text, self.rich);
+        if chunks.is_empty() && !photo {
             // Empty, or nothing a user would see (say, only a Markdown link definition).
             self.store.count_failure("gigachat empty answer");
             let empty = Outcome::EmptyAnswer(completion.request_id.clone(), asked);
             return Ok(sorry(texts::BAD_ANSWER, empty));
         }
-        // Cut short by GigaChat's limit or by the user's Stop: memory keeps it with the note.
-        let (text, remembered) = match completion.finish_reason.as_str() {
-            "length" => (format!("{text}\n\n{}", texts::CUT_SHORT), remembered),
-            gigachat::STOPPED => {
-                let stopped = |text: &str| format!("{text}\n\n{}", texts::STOPPED);
-                (stopped(&text), stopped(&remembered))
-            }
-            _ => (text, remembered),
+        // Cut short by GigaChat's limit or by the user's Stop: a note follows (memory keeps
+        // the Stop's: the answer is what the user saw).
+        let note = match completion.finish_reason.as_str() {
+            "length" => texts::CUT_SHORT,
+            gigachat::STOPPED => texts::STOPPED,
+            _ => "",
         };
-        let chunks = render::answer_chunks(&text, self.rich);
+        if !note.is_empty() {
+            chunks = render::answer_chunks(&format!("{text}\n\n{note}"), self.rich);
+        }
+        if completion.finish_reason == gigachat::STOPPED {
+            remembered = format!("{remembered}\n\n{note}");
+        }
         let outcome = Outcome::Answered(0, asked);
         Ok(Reply { chunks, remembered: Some(remembered), photo, outcome })
     }
