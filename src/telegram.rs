@@ -5,8 +5,7 @@
 //! name the API method and never the URL, and any text that could hold the URL goes through
 //! [`Telegram::redact`].
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
@@ -83,8 +82,6 @@ pub struct Telegram {
     stop: &'static AtomicBool,
     /// False for `check`: every call is tried once, its failure said at once.
     retries: bool,
-    /// The offset of the last getUpdates (shared by clones), for [`Telegram::peek_updates`].
-    last_offset: Arc<AtomicI64>,
 }
 
 impl Telegram {
@@ -125,7 +122,6 @@ impl Telegram {
             limits,
             stop,
             retries,
-            last_offset: Arc::default(),
         }
     }
 
@@ -267,20 +263,15 @@ impl Telegram {
             "timeout": self.poll_timeout_secs,
             "allowed_updates": ALLOWED_UPDATES,
         });
-        self.last_offset.store(offset, Ordering::Relaxed);
         let raw: Vec<Value> = self.call("getUpdates", &params, OnFlood::Wait)?;
         Ok(raw.into_iter().filter_map(parse_update).collect())
     }
 
     /// The Stop buttons pressed in the updates waiting from `offset` (the loop's: nothing
-    /// unhandled is confirmed), without
-    /// waiting: to see a Stop pressed while an answer streams. One try. Telegram holds a
-    /// getUpdates 3 s when the one before, under 3 s ago, asked for the same offset; so this
-    /// asks for `offset - 1` after `offset`: the same updates (the one before is handled).
+    /// unhandled is confirmed), to see one while an answer streams. One try, no wait: Telegram
+    /// holds an empty getUpdates at an offset asked for under 3 s ago, but the update being
+    /// answered is itself still waiting, so a peek is never empty.
     pub fn peek_stops(&self, offset: i64) -> Result<Vec<GenerationStopped>, Error> {
-        let last = self.last_offset.swap(offset, Ordering::Relaxed);
-        let offset = if last == offset { offset - 1 } else { offset };
-        self.last_offset.store(offset, Ordering::Relaxed);
         let params = json!({"offset": offset, "timeout": 0, "allowed_updates": ALLOWED_UPDATES});
         let body = serde_json::to_vec(&params).expect("serde_json::Value always serializes");
         let raw: Vec<Value> = self.post("getUpdates", "application/json", &body)?;
@@ -381,7 +372,6 @@ impl Telegram {
 
     /// Confirms handled updates without waiting: used on shutdown.
     pub fn confirm(&self, offset: i64) -> Result<(), Error> {
-        self.last_offset.store(offset, Ordering::Relaxed);
         let params = json!({"offset": offset, "limit": 1, "timeout": 0});
         self.call("getUpdates", &params, OnFlood::GiveUp).map(|_: Vec<IgnoredAny>| ())
     }
