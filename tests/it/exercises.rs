@@ -1,5 +1,5 @@
 //! The students' exercises of docs/lesson.md, §7. Each fails until the exercise is done:
-//! `cargo test --test it exercise -- --ignored`. And `the_hints_solve_the_exercises` does
+//! `cargo test --test it exercises::exercise_ -- --ignored`. And `the_hints_solve_the_exercises` does
 //! each exercise the way its hint says, in a copy of the project, and runs their tests and
 //! the ones an exercise could break: a hint that leads nowhere fails here, not in class.
 //! It builds the copy (minutes the first time), so `.ci/run` runs it on its own, after
