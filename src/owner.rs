@@ -240,6 +240,14 @@ impl Notices {
         true
     }
 
+    /// After a notice was allowed at `now`: if it spent the budget, the minutes until the next
+    /// one may go, for that notice to say so (the silence that follows is then no mystery).
+    pub fn spent_for_minutes(&self, user_id: i64, now: Instant) -> Option<u64> {
+        let sent = self.sent.get(&user_id).filter(|sent| sent.len() >= NOTICE_BUDGET)?;
+        let left = NOTICE_WINDOW.saturating_sub(now.saturating_duration_since(sent[0]));
+        Some(left.as_secs().div_ceil(60).max(1))
+    }
+
     /// Users the budget remembers now.
     #[cfg(test)]
     fn users(&self) -> usize {
@@ -327,6 +335,12 @@ mod tests {
         for i in 0..NOTICE_BUDGET as u64 {
             assert!(notices.allow(1, t0 + secs(i)), "notice {i} is within the budget");
         }
+        // The budget's last notice knows it is the last: until the first leaves the window.
+        let (before, last) =
+            (t0 + secs(NOTICE_BUDGET as u64 - 2), t0 + secs(NOTICE_BUDGET as u64 - 1));
+        assert_eq!(notices.spent_for_minutes(1, before), Some(10), "counted at the last");
+        assert_eq!(notices.spent_for_minutes(1, last + secs(5 * 60)), Some(5));
+        assert_eq!(notices.spent_for_minutes(2, last), None, "another user's budget");
         assert!(!notices.allow(1, t0 + secs(60)), "the budget is spent");
         assert!(!notices.allow(1, t0 + NOTICE_WINDOW - secs(1)), "still spent");
         // A fresh user is not held to another's budget.

@@ -91,6 +91,8 @@ pub const PICTURE_NOT_SENT: &str =
     "_(GigaChat нарисовал картинку, но Telegram её не принял. Попросите нарисовать ещё раз.)_";
 pub const PICTURES_OFF: &str = "_(GigaChat прислал картинку, но рисунки в этом боте выключены.)_";
 pub const CUT_SHORT: &str = "_(Ответ обрезан: GigaChat достиг ограничения длины.)_";
+/// The last notice a chat's budget allows ends with this ({n}: minutes until the next can go).
+pub const NOTICES_SPENT: &str = "(Следующие такие сообщения я пропущу: ближайшие {n} мин.)";
 /// After an answer the user stopped with the Stop button; memory keeps it with this note.
 pub const STOPPED: &str = "_(Остановлено по вашей просьбе.)_";
 /// The "Thinking…" placeholder of a rich draft, before GigaChat's first word.

@@ -231,10 +231,15 @@ impl Bot {
         text: &str,
         keyboard: Option<&Value>,
     ) -> Done {
-        if !self.notices.allow(chat_id, Instant::now()) {
+        let now = Instant::now();
+        if !self.notices.allow(chat_id, now) {
             return Ok(Outcome::NoticeSuppressed);
         }
-        self.courtesy(chat_id, reply_to, text, keyboard)
+        let Some(minutes) = self.notices.spent_for_minutes(chat_id, now) else {
+            return self.courtesy(chat_id, reply_to, text, keyboard);
+        };
+        let silence = texts::NOTICES_SPENT.replace("{n}", &minutes.to_string());
+        self.courtesy(chat_id, reply_to, &format!("{text}\n\n{silence}"), keyboard)
     }
 
     /// One of our own texts, outside any budget and never waiting out a 429 (dropped instead):

@@ -37,6 +37,12 @@ fn forty_stickers_get_a_handful_of_replies_and_the_next_question_an_answer() {
     );
     // The first ones are the ones answered: a flood is cut off, not sampled.
     assert_eq!(replied(&w, &ids[..replies]), replies);
+    // The last of them says so, once: the silence after it is no mystery.
+    let texts: Vec<String> =
+        ids[..replies].iter().map(|&id| w.tg.replies_to(id)[0].text.clone()).collect();
+    let said = |t: &String| t.contains("Следующие такие сообщения я пропущу: ближайшие 10 мин.");
+    assert_eq!(texts.iter().filter(|t| said(t)).count(), 1, "{texts:#?}");
+    assert!(said(texts.last().unwrap()), "{texts:#?}");
     assert!(
         w.bot.log().contains("notice suppressed"),
         "the log says why the rest got nothing:\n{}",
