@@ -16,6 +16,7 @@ use crate::config::{Config, GigaChatConfig, TelegramConfig, style_ids};
 use crate::gigachat::{self, GigaChat};
 use crate::salutespeech::SaluteSpeech;
 use crate::telegram::{ErrorKind, Telegram, host_of};
+use crate::texts;
 
 pub const USAGE: &str = "\
 gigabot — a Telegram bot that answers through GigaChat
@@ -72,6 +73,11 @@ impl std::error::Error for Usage {}
 /// `gigabot check`: each item on its own line, with what to do when it fails.
 pub fn check(config: &Config) -> ExitCode {
     println!("✓ config: {}", config.source);
+    let bot = &config.bot;
+    if bot.allowed_users.is_empty() && bot.daily_tokens_per_user == 0 {
+        // Not a ✗: an open bot works, but anyone who finds it spends the owner's tokens.
+        println!("{}", texts::OPEN_TO_EVERYONE);
+    }
     // Each step says what it is about to do first: a server that hangs shows where.
     let mut ok = check_telegram(&config.telegram, &config.origin("telegram.token"));
     show_ca_file(&config.gigachat);

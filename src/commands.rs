@@ -220,7 +220,8 @@ fn command_action(cx: &Seen, message: &Message, command: &BotCommand, sender: &U
         "start" | "help" => {
             let start = texts::START.replace("{name}", &sender.first_name).replace(", !", "!");
             let current = texts::CURRENT_STYLE.replace("{title}", &style_of(cx).title);
-            let mut text = format!("{start}\n{current}\n\n{}", texts::COMMANDS);
+            let id = texts::YOUR_ID.replace("{id}", &sender.id.to_string());
+            let mut text = format!("{start}\n{current}\n\n{}\n\n{id}", texts::COMMANDS);
             if message.chat.kind != "private" {
                 text = format!("{text}\n\n{}", texts::GROUP_HINT);
             }

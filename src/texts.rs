@@ -3,6 +3,11 @@
 
 pub const START: &str =
     "Здравствуйте, {name}! Я отвечаю на вопросы с помощью GigaChat. Просто напишите вопрос.";
+/// `gigabot check`, when anyone may talk to the bot and spend tokens without a daily cap.
+pub const OPEN_TO_EVERYONE: &str = "! доступ: бот отвечает любому пользователю Telegram, и дневного лимита токенов нет — любой, кто найдёт бота, тратит ваши токены GigaChat. Задайте bot.admins (ваш id — в ответе бота на /start), bot.allowed_users или bot.daily_tokens_per_user.";
+/// Under /start and /help: the owner of a new bot learns the id to put into `bot.admins`.
+pub const YOUR_ID: &str =
+    "Ваш Telegram id: {id} (его владелец бота вписывает в bot.admins или bot.allowed_users).";
 pub const COMMANDS: &str = "Команды:\n\
 /mode — выбрать стиль ответов\n\
 /reset — забыть разговор и начать заново\n\

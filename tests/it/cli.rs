@@ -196,6 +196,17 @@ fn check_reports_every_item_and_exits_zero_when_all_work() {
     for secret in [tg.token().to_string(), gc.credentials()] {
         assert!(!out.contains(&secret) && !err.contains(&secret));
     }
+    // The default config is open to everyone without a daily cap: said, not a failure.
+    let open = "! доступ: бот отвечает любому пользователю Telegram";
+    assert!(out.contains(open) && out.contains("bot.admins"), "{out}");
+    // An allowlist or a daily cap closes it.
+    for setting in ["allowed_users = [1]", "daily_tokens_per_user = 5000"] {
+        let mut env = BotEnv::new(&tg, &gc);
+        env.config(&format!("[bot]\n{setting}\n"));
+        let (code, out, err) = run(&env, &["check"]);
+        assert_eq!(code, 0, "{out}\n{err}");
+        assert!(!out.contains(open), "{setting}: {out}");
+    }
 }
 
 /// A CA file that is a whole bundle (the system's has about 140 certificates) is summed up:

@@ -351,6 +351,8 @@ fn new_forgets_like_reset_and_start_with_a_payload_greets() {
     assert_eq!(w.gc.chat_requests().pop().unwrap().messages.len(), 2, "memory was cleared");
     let greeting = w.ask("/start from_site").join("\n");
     assert!(greeting.contains("Здравствуйте, Иван"), "{greeting}");
+    // The owner of a new bot learns there the id that bot.admins wants.
+    assert!(greeting.contains(&format!("Ваш Telegram id: {IVAN} ")), "{greeting}");
     assert_eq!(w.gc.chat_requests().len(), 2, "a greeting asks no GigaChat");
 }
 

@@ -151,6 +151,28 @@ fn the_systemd_unit_passes_systemd_analyze_verify() {
     assert!(!stderr.contains("gigabot.service:"), "warnings about the unit: {stderr}");
 }
 
+/// The nightly backup (deploy/gigabot-backup.service and .timer, README "Запуск 24/7") is a
+/// unit systemd accepts, and it backs up with the installed binary.
+#[test]
+fn the_backup_timer_and_its_service_pass_systemd_analyze_verify() {
+    let dir = UnitCopy::new("backup");
+    let service = repo_file("deploy/gigabot-backup.service");
+    assert!(service.contains("/usr/local/bin/gigabot backup /var/backups/gigabot/"));
+    let service = service.replace("/usr/local/bin/gigabot", env!("CARGO_BIN_EXE_gigabot"));
+    std::fs::write(dir.0.join("gigabot-backup.service"), service).unwrap();
+    std::fs::write(dir.0.join("gigabot-backup.timer"), repo_file("deploy/gigabot-backup.timer"))
+        .unwrap();
+    let readme = repo_file("README.md");
+    assert!(readme.contains("systemctl enable --now gigabot-backup.timer"), "not installed");
+    for unit in ["gigabot-backup.service", "gigabot-backup.timer"] {
+        let path = dir.0.join(unit).display().to_string();
+        let output = systemd_analyze(&["verify", &path]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{unit}: {stderr}");
+        assert!(!stderr.contains(&format!("{unit}:")), "warnings about {unit}: {stderr}");
+    }
+}
+
 /// A config error (2) or a refused bot token (3) needs a person: restarting every 5 s
 /// would only fill the log. Anything else is restarted, but not forever.
 #[test]
