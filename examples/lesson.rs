@@ -107,12 +107,12 @@ fn main() -> Result<(), String> {
             return Err(format!("{name} is not set"));
         }
     }
-    // TLS always checked, never verify=False: the CA file's certificate, else the system's.
+    // TLS always checked, never verify=False: the CA file (PEM or DER), else the system's.
     let roots = match setting("GIGACHAT_CA_BUNDLE_FILE") {
         path if path.is_empty() => RootCerts::PlatformVerifier,
         path => {
-            let pem = std::fs::read(&path).map_err(|err| format!("{path}: {err}"))?;
-            let cert = Certificate::from_pem(&pem).map_err(|err| format!("{path}: {err}"))?;
+            let ca = std::fs::read(&path).map_err(|err| format!("{path}: {err}"))?;
+            let cert = Certificate::from_pem(&ca).unwrap_or(Certificate::from_der(&ca).to_owned());
             RootCerts::new_with_certs(&[cert])
         }
     };

@@ -224,6 +224,20 @@ fn the_lesson_bot_trusts_gigachat_only_through_the_ca_it_is_given() {
     assert!(gc.chat_requests().is_empty(), "{}", gc.dump());
 }
 
+/// The Ministry's certificate as some downloads give it (DER, `.cer`/`.crt`) works as the PEM.
+#[test]
+fn the_lesson_bot_takes_the_ca_file_as_der_too() {
+    let tg = FakeTelegram::start();
+    let gc = FakeGigaChat::start();
+    let mut vars = wired(&tg, &gc);
+    vars.retain(|(key, _)| *key != "GIGACHAT_CA_BUNDLE_FILE");
+    vars.push(("GIGACHAT_CA_BUNDLE_FILE", gc.ca_der_path().display().to_string()));
+    let _bot = Lesson::start(&vars);
+    tg.wait_until(WAIT, "the lesson's bot polls", |t| t.polling());
+    let answer = ask(&tg, IVAN, "Что такое закон Ома?");
+    assert_eq!(answer, [format!("Ответ ({STYLE}): Что такое закон Ома? [сообщений: 2]")]);
+}
+
 #[test]
 fn the_lesson_bot_stops_at_once_without_its_settings() {
     let tg = FakeTelegram::start();
