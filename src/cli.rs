@@ -70,9 +70,14 @@ impl fmt::Display for Usage {
 
 impl std::error::Error for Usage {}
 
-/// `gigabot check`: each item on its own line, with what to do when it fails.
+/// `check`'s last line when an item failed.
+pub const CHECK_FAILED: &str = "Есть проблемы: исправьте пункты, отмеченные ✗.";
+
+/// `gigabot check`: each item on its own line, with what to do when it fails. It speaks
+/// Russian to the person at the terminal; the details of a service's error inside an item
+/// are the log's words (English), so that one text is found in both.
 pub fn check(config: &Config) -> ExitCode {
-    println!("✓ config: {}", config.source);
+    println!("✓ конфиг: {}", config.source);
     let bot = &config.bot;
     if bot.allowed_users.is_empty() && bot.daily_tokens_per_user == 0 {
         // Not a ✗: an open bot works, but anyone who finds it spends the owner's tokens.
@@ -87,29 +92,29 @@ pub fn check(config: &Config) -> ExitCode {
         println!("Всё в порядке: бот готов к запуску.");
         ExitCode::SUCCESS
     } else {
-        println!("Есть проблемы: исправьте пункты, отмеченные ✗.");
+        println!("{}", CHECK_FAILED);
         ExitCode::from(1)
     }
 }
 
 /// `check`'s Telegram line: who the bot is, or what to fix.
 fn check_telegram(tg: &TelegramConfig, token_origin: &str) -> bool {
-    println!("… telegram: asking {} who the bot is (up to 10 s)", host_of(&tg.api_url));
+    println!("… telegram: спрашиваю у {}, что это за бот (до 10 с)", host_of(&tg.api_url));
     match Telegram::for_check(tg).get_me() {
         Ok(me) => {
             let name = me.username.as_deref().unwrap_or("?");
-            println!("✓ telegram: the token works, the bot is @{name} (id {})", me.id);
+            println!("✓ telegram: токен работает, бот — @{name} (id {})", me.id);
             true
         }
         Err(err) if matches!(err.kind, ErrorKind::Unauthorized) => {
             println!(
-                "✗ telegram: the bot token is wrong (401): check {token_origin} with @BotFather"
+                "✗ telegram: токен бота неверный (401): проверьте {token_origin} у @BotFather"
             );
             false
         }
         Err(err) => {
             let url = shown_url(&tg.api_url);
-            println!("✗ telegram: {err}: check telegram.api_url ({url}) and the network");
+            println!("✗ telegram: {err}: проверьте telegram.api_url ({url}) и сеть");
             false
         }
     }
@@ -118,52 +123,52 @@ fn check_telegram(tg: &TelegramConfig, token_origin: &str) -> bool {
 /// `check`'s CA lines: the certificates of `gigachat.ca_bundle_file`, or the system's store.
 fn show_ca_file(gc: &GigaChatConfig) {
     let Some(path) = &gc.ca_bundle_file else {
-        println!("• CA: no gigachat.ca_bundle_file, using the system trust store");
+        println!("• CA: gigachat.ca_bundle_file не задан, бот доверяет системному хранилищу");
         return;
     };
-    println!("• CA file {}: {} certificate(s)", path.display(), gc.ca_certs.len());
+    println!("• CA-файл {}: сертификатов — {}", path.display(), gc.ca_certs.len());
     let reports: Vec<_> = gc.ca_certs.iter().filter_map(|der| gigachat::describe_ca(der)).collect();
     // A whole bundle (the system's, say) is summed up, not listed certificate by
     // certificate: what matters is whether the Ministry's root is in it.
     if reports.len() > 3 {
         match reports.iter().any(|r| r.is_russian_trusted_root) {
-            true => println!("    the Russian Trusted Root CA is among them"),
+            true => println!("    среди них есть Russian Trusted Root CA (Минцифры)"),
             false => println!(
-                "    the Russian Trusted Root CA is not among them: GigaChat's certificate will not be trusted"
+                "    Russian Trusted Root CA среди них нет: сертификату GigaChat бот не поверит"
             ),
         }
         return;
     }
     for report in &reports {
-        let not = if report.is_russian_trusted_root { "" } else { "not " };
-        let verdict = format!("this is {not}the Russian Trusted Root CA");
-        println!("    subject: {}\n    SHA-256: {}\n    {verdict}", report.subject, report.sha256);
+        let not = if report.is_russian_trusted_root { "" } else { "не " };
+        let verdict = format!("это {not}Russian Trusted Root CA (Минцифры)");
+        println!("    субъект: {}\n    SHA-256: {}\n    {verdict}", report.subject, report.sha256);
     }
 }
 
 /// `check`'s GigaChat lines: an access token, then the models and the configured one among them.
 fn check_gigachat(gc: &GigaChatConfig) -> bool {
     let secs = gc.timeout_secs.min(10);
-    println!("… gigachat: asking {} for an access token (up to {secs} s)", host_of(&gc.auth_url));
+    println!("… gigachat: прошу токен доступа у {} (до {secs} с)", host_of(&gc.auth_url));
     let mut gigachat = GigaChat::for_check(gc);
     if let Err(err) = gigachat.get_gigachat_token() {
         println!("✗ {err}");
         return false;
     }
     let left = minutes_left(gigachat.token_expires_at_ms());
-    println!("✓ gigachat: got an access token (scope {}, valid for {left} min)", gc.scope);
-    println!("… gigachat: asking {} for the models", host_of(&gc.base_url));
+    println!("✓ gigachat: токен доступа получен (scope {}, действует {left} мин)", gc.scope);
+    println!("… gigachat: прошу у {} список моделей", host_of(&gc.base_url));
     let Ok(models) = gigachat.models().map_err(|err| println!("✗ {err}")) else {
         return false;
     };
     let chat = models.iter().filter(|m| m.kind.is_empty() || m.kind == "chat");
     let names: Vec<&str> = chat.map(|m| m.id.as_str()).collect();
-    println!("• gigachat models for this key: {}", names.join(", "));
+    println!("• модели GigaChat для этого ключа: {}", names.join(", "));
     let found = names.contains(&gc.model.as_str());
     match found {
-        true => println!("✓ gigachat: the configured model {} is available", gc.model),
+        true => println!("✓ gigachat: модель из конфига {} доступна", gc.model),
         false => println!(
-            "✗ gigachat: the configured model {} is not in the list: set gigachat.model (GIGACHAT_MODEL) to one of them",
+            "✗ gigachat: модели из конфига {} нет в списке: задайте gigachat.model (GIGACHAT_MODEL) одной из них",
             shown_name(&gc.model)
         ),
     }
@@ -176,25 +181,25 @@ fn check_salutespeech(config: &Config) -> bool {
     let secs = gc.timeout_secs.min(10);
     let Some(mut speech) = SaluteSpeech::new(ss, &gc.ca_certs, secs) else {
         println!(
-            "• salutespeech: not configured, voice notes get the text-only reply (set SALUTE_SPEECH_CREDENTIALS to the SaluteSpeech project's key)"
+            "• salutespeech: не настроен, на голосовые бот отвечает, что понимает текст (задайте SALUTE_SPEECH_CREDENTIALS — ключ проекта SaluteSpeech)"
         );
         return true;
     };
     let host = host_of(&ss.auth_url);
-    println!("… salutespeech: asking {host} for an access token (up to {secs} s)");
+    println!("… salutespeech: прошу токен доступа у {host} (до {secs} с)");
     if let Err(err) = speech.get_token() {
         println!("✗ {err}");
         return false;
     }
     let left = minutes_left(speech.token_expires_at_ms());
     println!(
-        "✓ salutespeech: got an access token (scope {}, valid for {left} min): voice notes are recognized",
+        "✓ salutespeech: токен доступа получен (scope {}, действует {left} мин): голосовые распознаются",
         ss.scope
     );
     true
 }
 
-/// Whole minutes until an access token expires, for "valid for N min".
+/// Whole minutes until an access token expires, for "действует N мин".
 fn minutes_left(expires_at_ms: Option<u64>) -> u64 {
     expires_at_ms.map_or(0, |ms| ms.saturating_sub(clock::unix_now_ms()) / 60_000)
 }
@@ -204,7 +209,7 @@ pub fn ask(config: &Config, style: Option<&str>, question: &str) -> Result<ExitC
     let style_id = style.unwrap_or(&config.bot.default_style);
     let Some(style) = config.styles.iter().find(|s| s.id == style_id) else {
         let ids = style_ids(&config.styles);
-        let err = anyhow::anyhow!("--style {style_id:?} is not a style: use one of {ids}");
+        let err = anyhow::anyhow!("--style {style_id:?} — нет такого стиля: укажите один из {ids}");
         return Err(Usage::Config(err).into());
     };
     let mut gigachat = GigaChat::new(&config.gigachat);
@@ -212,14 +217,14 @@ pub fn ask(config: &Config, style: Option<&str>, question: &str) -> Result<ExitC
         gigachat::ChatMessage::new("system", &style.prompt),
         gigachat::ChatMessage::new("user", question),
     ];
-    let completion = gigachat.chat(&messages, None).context("no answer")?;
+    let completion = gigachat.chat(&messages, None).context("GigaChat не ответил")?;
     if completion.finish_reason == "blacklist" {
-        eprintln!("GigaChat refused to answer on this topic (finish_reason: blacklist)");
+        eprintln!("GigaChat не стал отвечать на эту тему (finish_reason: blacklist)");
         return Ok(ExitCode::from(1));
     }
     println!("{}", completion.content.trim_end());
     if completion.finish_reason == "length" {
-        eprintln!("(the answer was cut short: it reached the length limit)");
+        eprintln!("(ответ обрезан: GigaChat достиг ограничения длины)");
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -80,7 +80,15 @@ fn run() -> Result<ExitCode> {
         _ => Needs::TelegramAndGigaChat,
     };
     // 1. The config (the lesson's globals), checked before any network call.
-    let config = config::load(args.config.as_deref(), needs).map_err(Usage::Config)?;
+    let config = match config::load(args.config.as_deref(), needs) {
+        Ok(config) => config,
+        // `check` lists what is wrong: a config that cannot work is its first ✗ item.
+        Err(err) if matches!(args.command, Command::Check) => {
+            println!("✗ конфиг: {err:#}\n{}", cli::CHECK_FAILED);
+            return Ok(ExitCode::from(2));
+        }
+        Err(err) => return Err(Usage::Config(err).into()),
+    };
     logger::set_level(&config.log.level);
     match args.command {
         Command::Run { reset_state } => run_bot(config, reset_state).map(|()| ExitCode::SUCCESS),

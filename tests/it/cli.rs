@@ -48,9 +48,10 @@ fn arguments_that_are_not_utf8_are_paths_or_usage_errors() {
             .env_clear()
             .output()
             .expect("run gigabot");
-        let (_, err) = text(&output);
+        let (out, err) = text(&output);
         assert!(!err.contains("panicked") && !err.contains("bug:"), "{args:?}: {err}");
-        (output.status.code().unwrap_or(-1), err)
+        // `check` says a broken config as its ✗ item, on stdout.
+        (output.status.code().unwrap_or(-1), format!("{out}{err}"))
     };
     // The config file is read under its own name, and its errors say that name.
     let name = OsStr::from_bytes(b"bot-\xff.toml");
@@ -189,9 +190,9 @@ fn check_reports_every_item_and_exits_zero_when_all_work() {
     let (code, out, err) = run(&env, &["check"]);
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(out.contains("@SomeBot"), "{out}");
-    assert!(out.contains("GigaChat-2-Max is available"), "{out}");
+    assert!(out.contains("модель из конфига GigaChat-2-Max доступна"), "{out}");
     assert!(out.contains("SHA-256: "), "{out}");
-    assert!(out.contains("this is not the Russian Trusted Root CA"), "{out}");
+    assert!(out.contains("это не Russian Trusted Root CA"), "{out}");
     assert!(out.contains("GigaChat-2-Pro"), "the model list: {out}");
     for secret in [tg.token().to_string(), gc.credentials()] {
         assert!(!out.contains(&secret) && !err.contains(&secret));
@@ -223,8 +224,8 @@ fn check_sums_up_a_bundle_of_many_certificates() {
     env.set("GIGACHAT_CA_BUNDLE_FILE", &bundle.display().to_string());
     let (code, out, err) = run(&env, &["check"]);
     assert_eq!(code, 0, "{out}\n{err}");
-    assert!(out.contains("12 certificate(s)"), "{out}");
-    assert!(out.contains("the Russian Trusted Root CA is not among them"), "{out}");
+    assert!(out.contains("сертификатов — 12"), "{out}");
+    assert!(out.contains("Russian Trusted Root CA среди них нет"), "{out}");
     assert!(!out.contains("SHA-256: "), "listed one by one: {out}");
     assert!(out.lines().count() < 15, "{out}");
 }
@@ -240,12 +241,12 @@ fn check_says_what_to_fix() {
     assert_eq!(code, 1, "{out}");
     assert!(
         out.contains(
-            "✗ telegram: the bot token is wrong (401): check TELEGRAM_TOKEN with @BotFather"
+            "✗ telegram: токен бота неверный (401): проверьте TELEGRAM_TOKEN у @BotFather"
         ),
         "{out}"
     );
     assert!(
-        out.contains("✗ gigachat: the configured model GigaChat-Ultra-Mega is not in the list"),
+        out.contains("✗ gigachat: модели из конфига GigaChat-Ultra-Mega нет в списке"),
         "{out}"
     );
     assert!(!out.contains("AAwrongwrong"), "{out}");
@@ -519,7 +520,7 @@ fn config_errors_never_show_a_secret() {
             let (code, out, err) = run(&env, args);
             assert_eq!(code, 2, "{var} {args:?}: {out}{err}");
             assert_no_secret(&format!("{out}{err}"));
-            assert!(err.contains(expected), "{var} {args:?}: {err}");
+            assert!(format!("{out}{err}").contains(expected), "{var} {args:?}: {out}{err}");
         }
     }
     let from_file = [
@@ -538,7 +539,9 @@ fn config_errors_never_show_a_secret() {
         for args in [&[][..], &["check"]] {
             let (code, out, err) = run(&env, args);
             assert_eq!(code, 2, "{config:?} {args:?}: {out}{err}");
-            assert_eq!(err.trim().lines().count(), 1, "{err}");
+            // One line: the log's for the bot, `check`'s ✗ item (and its summary) for check.
+            let said = if args.is_empty() { err.trim() } else { out.trim() };
+            assert_eq!(said.lines().count(), 1 + args.len(), "{out}{err}");
             assert_no_secret(&format!("{out}{err}"));
         }
     }
@@ -557,7 +560,7 @@ fn check_never_shows_a_secret() {
     let (code, out, err) = run(&env, &["check"]);
     assert_eq!(code, 1, "{out}{err}");
     assert_no_secret(&format!("{out}{err}"));
-    assert!(out.contains(&format!("check telegram.api_url (http://127.0.0.1:{port}/bot***)")));
+    assert!(out.contains(&format!("проверьте telegram.api_url (http://127.0.0.1:{port}/bot***)")));
     // A user and password in the URLs.
     env.set("TELEGRAM_API_URL", &format!("http://bot:{CLIENT_SECRET}@127.0.0.1:{port}"));
     let auth = gc.auth_url().replacen("https://", &format!("https://id:{KEY}@"), 1);
@@ -565,11 +568,11 @@ fn check_never_shows_a_secret() {
     let (code, out, err) = run(&env, &["check"]);
     assert_eq!(code, 1, "{out}{err}");
     assert_no_secret(&format!("{out}{err}"));
-    assert!(out.contains(&format!("… telegram: asking 127.0.0.1:{port} who")), "{out}");
+    assert!(out.contains(&format!("… telegram: спрашиваю у 127.0.0.1:{port},")), "{out}");
     let mut env = BotEnv::new(&tg, &gc);
     env.set("GIGACHAT_MODEL", KEY);
     let (code, out, err) = run(&env, &["check"]);
     assert_eq!(code, 1, "{out}{err}");
     assert_no_secret(&format!("{out}{err}"));
-    assert!(out.contains("the configured model (a value of 100 characters) is not in"), "{out}");
+    assert!(out.contains("модели из конфига (a value of 100 characters) нет в"), "{out}");
 }

@@ -43,7 +43,7 @@ fn check_says_each_step_before_it_and_a_hanging_telegram_costs_seconds() {
     let lines: Vec<&str> = out.lines().collect();
     let asked = lines
         .iter()
-        .position(|l| l.starts_with("… telegram: asking") && l.contains(&silent))
+        .position(|l| l.starts_with("… telegram: спрашиваю") && l.contains(&silent))
         .unwrap_or_else(|| panic!("no step line before the call: {out}"));
     let failed =
         lines.iter().position(|l| l.starts_with("✗ telegram")).unwrap_or_else(|| panic!("{out}"));
@@ -51,7 +51,7 @@ fn check_says_each_step_before_it_and_a_hanging_telegram_costs_seconds() {
     // The limit of `check` (10 s), not the 45 s a long poll may take.
     assert!(lines[failed].contains(&format!("no answer from {silent} within 10 s")), "{out}");
     // GigaChat is still checked after Telegram failed.
-    assert!(out.contains("✓ gigachat: got an access token"), "{out}");
+    assert!(out.contains("✓ gigachat: токен доступа получен"), "{out}");
 }
 
 #[test]

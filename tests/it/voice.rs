@@ -194,13 +194,13 @@ fn check_reports_salutespeech() {
     let ss = FakeSaluteSpeech::start();
     let mut env = BotEnv::new(&tg, &gc);
     let (out, _) = harness::text(&env.run(&["check"]));
-    assert!(out.contains("• salutespeech: not configured"), "{out}");
+    assert!(out.contains("• salutespeech: не настроен"), "{out}");
     assert!(out.contains("SALUTE_SPEECH_CREDENTIALS"), "{out}");
     wire(&mut env, &gc, &ss);
     let output = env.run(&["check"]);
     let (out, err) = harness::text(&output);
     assert!(output.status.success(), "{out}{err}");
-    assert!(out.contains("✓ salutespeech: got an access token"), "{out}");
+    assert!(out.contains("✓ salutespeech: токен доступа получен"), "{out}");
     env.set("SALUTE_SPEECH_CREDENTIALS", "c29tZTp3cm9uZ2tleQ==");
     let output = env.run(&["check"]);
     let (out, err) = harness::text(&output);
@@ -217,10 +217,11 @@ fn salutespeech_urls_must_be_https() {
     let mut env = BotEnv::new(&tg, &gc);
     env.set("SALUTE_SPEECH_URL", "http://smartspeech.example/rest/v1");
     let output = env.run(&["check"]);
-    let (_, err) = harness::text(&output);
+    let (out, err) = harness::text(&output);
     assert_eq!(output.status.code(), Some(2), "{err}");
-    assert!(err.contains("SALUTE_SPEECH_URL"), "{err}");
-    assert!(err.contains("https://"), "{err}");
+    // `check` says a config that cannot work as its first ✗ item.
+    assert!(out.starts_with("✗ конфиг: ") && out.contains("SALUTE_SPEECH_URL"), "{out}");
+    assert!(out.contains("https://") && out.ends_with("отмеченные ✗.\n"), "{out}");
 }
 
 // --- the fake ---
