@@ -22,6 +22,7 @@ use crate::texts;
 
 mod access;
 mod deliver;
+mod guest;
 mod media;
 mod memory;
 use deliver::fatal_only;
@@ -145,10 +146,11 @@ impl Bot {
         let id = update.update_id;
         (self.update_id, self.recording) = (id, false);
         self.store.begin();
-        let handled = match (update.message, update.callback_query) {
-            (Some(message), _) => self.on_message(message),
-            (None, Some(query)) => self.on_press(query),
-            (None, None) => Ok(Report {
+        let handled = match (update.message, update.callback_query, update.guest_message) {
+            (Some(message), ..) => self.on_message(message),
+            (None, Some(query), _) => self.on_press(query),
+            (None, None, Some(guest)) => self.on_guest(guest),
+            (None, None, None) => Ok(Report {
                 outcome: Outcome::Ignored(match update.edited_message {
                     Some(_) => "edited message ignored",
                     None => "update kind not handled",

@@ -104,6 +104,10 @@ fn check_telegram(tg: &TelegramConfig, token_origin: &str) -> bool {
         Ok(me) => {
             let name = me.username.as_deref().unwrap_or("?");
             println!("✓ telegram: токен работает, бот — @{name} (id {})", me.id);
+            println!(
+                "{}",
+                if me.supports_guest_queries { texts::GUEST_ON } else { texts::GUEST_OFF }
+            );
             true
         }
         Err(err) if matches!(err.kind, ErrorKind::Unauthorized) => {

@@ -17,6 +17,9 @@ pub struct User {
     #[serde(default)]
     pub first_name: String,
     pub username: Option<String>,
+    /// getMe: the owner enabled guest mode in @BotFather.
+    #[serde(default)]
+    pub supports_guest_queries: bool,
 }
 
 #[derive(Debug, Deserialize, Clone)]
@@ -61,6 +64,8 @@ pub struct Message {
     pub caption: Option<String>,
     /// A rich message's blocks (Bot API 10.1): the bot's own answers, as a reply quotes them.
     pub rich_message: Option<RichMessage>,
+    /// Set on a guest message: the query its one answer goes to (`answerGuestQuery`).
+    pub guest_query_id: Option<String>,
     /// Mentions and the like in the caption (a photo's "@bot, что это?").
     #[serde(default)]
     pub caption_entities: Vec<MessageEntity>,
@@ -142,6 +147,7 @@ impl Message {
                 id: chat.id,
                 first_name: chat.title.clone().unwrap_or_default(),
                 username: chat.username.clone(),
+                supports_guest_queries: false,
             }),
             None => self.from.clone(),
         }
@@ -209,6 +215,8 @@ pub struct Update {
     pub message: Option<Message>,
     pub edited_message: Option<IgnoredAny>,
     pub callback_query: Option<CallbackQuery>,
+    /// `@bot вопрос` in a chat the bot is not a member of (guest mode, Bot API 10.0).
+    pub guest_message: Option<Message>,
 }
 
 /// Bot API `MessageGenerationStopped` (10.3): the Stop button of a draft was pressed. The

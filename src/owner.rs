@@ -312,7 +312,12 @@ mod tests {
             assert_eq!(saved.granted, None, "{in_config} cannot be denied by command");
             assert!(text.contains("указан в конфиге"), "{text}");
         }
-        let stranger = User { id: 7, first_name: "Пётр".into(), username: Some("petr".into()) };
+        let stranger = User {
+            id: 7,
+            first_name: "Пётр".into(),
+            username: Some("petr".into()),
+            supports_guest_queries: false,
+        };
         let (text, keyboard) = access_request(&stranger, none).expect("asked once");
         assert!(text.contains("Пётр (@petr), id 7"), "{text}");
         assert_eq!(keyboard["inline_keyboard"][0][0]["callback_data"], "allow:7");

@@ -32,9 +32,10 @@ struct WebhookInfo {
 }
 
 /// The updates the bot asks for. Telegram leaves out kinds a bot does not list, and whether
-/// the Stop button's `stopped_message_generation` (Bot API 10.3) is sent unlisted is not
-/// documented: listed, so that Stop works either way.
-const ALLOWED_UPDATES: [&str; 3] = ["message", "callback_query", "stopped_message_generation"];
+/// the Stop button's `stopped_message_generation` (Bot API 10.3) and guest mode's
+/// `guest_message` (10.0) are sent unlisted is not documented: listed, so they work either way.
+const ALLOWED_UPDATES: [&str; 4] =
+    ["message", "callback_query", "stopped_message_generation", "guest_message"];
 
 /// The largest photo a bot may upload (Bot API "Sending files": 10 MB for photos).
 pub const MAX_PHOTO_BYTES: usize = 10 << 20;
@@ -338,6 +339,25 @@ impl Telegram {
         let method =
             if markup == Markup::Rich { "sendRichMessageDraft" } else { "sendMessageDraft" };
         self.call(method, &params, OnFlood::GiveUp).map(|_: bool| ())
+    }
+
+    /// Answers a guest message (guest mode, Bot API 10.0) with one article whose content is
+    /// `text`: rich HTML, or Telegram HTML. Sent once, as a message is.
+    pub fn answer_guest_query(
+        &self,
+        query_id: &str,
+        text: &str,
+        markup: Markup,
+    ) -> Result<(), Error> {
+        let content = match markup {
+            Markup::Rich => json!({"rich_message": {"html": text}}),
+            _ => {
+                json!({"message_text": text, "parse_mode": "HTML", "link_preview_options": {"is_disabled": true}})
+            }
+        };
+        let result = json!({"type": "article", "id": "answer", "title": "GigaChat", "input_message_content": content});
+        let params = json!({"guest_query_id": query_id, "result": result});
+        self.call("answerGuestQuery", &params, OnFlood::Wait).map(|_: IgnoredAny| ())
     }
 
     /// Shows "typing…" for up to 5 s. Best effort: a failure is logged by the caller.

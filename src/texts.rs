@@ -98,6 +98,16 @@ pub const PICTURES_OFF: &str = "_(GigaChat прислал картинку, но
 pub const CUT_SHORT: &str = "_(Ответ обрезан: GigaChat достиг ограничения длины.)_";
 /// The last notice a chat's budget allows ends with this ({n}: minutes until the next can go).
 pub const NOTICES_SPENT: &str = "(Следующие такие сообщения я пропущу: ближайшие {n} мин.)";
+// Guest mode: `@bot вопрос` in a chat the bot is not a member of.
+/// After a guest answer that was longer than one message ({bot}: the bot's @username).
+pub const GUEST_CUT: &str = "(Ответ длиннее, чем помещается здесь. Спросите меня в личном чате — t.me/{bot} — и я пришлю его целиком.)";
+/// `gigabot check`, from getMe: whether users can ask the bot in chats it is not a member of.
+pub const GUEST_ON: &str =
+    "• гостевой режим: включён — бота можно спросить «@имя_бота вопрос» в любом чате";
+pub const GUEST_OFF: &str = "• гостевой режим: выключен — включите его у @BotFather (настройки бота), чтобы бота можно было спросить в любом чате";
+/// A command or anything but a question, asked as a guest.
+pub const GUEST_QUESTIONS_ONLY: &str =
+    "В гостевом режиме я только отвечаю на вопросы. Команды — в личном чате со мной.";
 /// After an answer the user stopped with the Stop button; memory keeps it with this note.
 pub const STOPPED: &str = "_(Остановлено по вашей просьбе.)_";
 /// The "Thinking…" placeholder of a rich draft, before GigaChat's first word.

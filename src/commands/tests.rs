@@ -21,7 +21,8 @@ fn config(toml: &str) -> Config {
 }
 
 fn me() -> User {
-    User { id: BOT, first_name: "Some Bot".into(), username: Some("SomeBot".into()) }
+    let username = Some("SomeBot".into());
+    User { id: BOT, first_name: "Some Bot".into(), username, supports_guest_queries: true }
 }
 
 fn facts() -> Facts {

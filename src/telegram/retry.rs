@@ -6,7 +6,8 @@ use super::{ErrorKind, OnFlood};
 
 /// Calls that must not be made twice: a message sent again is a message the user reads
 /// twice. (Polls, edits, drafts, "typing…" and button answers do no harm repeated.)
-pub(super) const NOT_TWICE: [&str; 3] = ["sendMessage", "sendRichMessage", "sendPhoto"];
+pub(super) const NOT_TWICE: [&str; 4] =
+    ["sendMessage", "sendRichMessage", "sendPhoto", "answerGuestQuery"];
 
 /// Calls the bot cannot go on without (polling, and the start-up calls before it): trouble
 /// with them is waited out for as long as it lasts. Every other call concerns one chat, and
