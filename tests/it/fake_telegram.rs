@@ -2485,7 +2485,8 @@ impl State {
         query.answered = true;
         let (chat_id, from_id, message_id) = (query.chat_id, query.from_id, query.message_id);
         self.next_inline_message += 1;
-        // Shaped like Telegram's: base64url of a packed DC, message and access hash.
+        // Opaque and unique per answer, in base64url characters as Telegram's are (the bot
+        // must only keep it, never parse it).
         let inline_message_id =
             format!("AQAAA{:08x}{:x}AAAGbHVlc3Q", self.next_inline_message, message_id);
         self.guest_answers.push(GuestAnswer {
