@@ -24,6 +24,13 @@
 //! `can_stop`, `keep_on_stop` and whether they show "Thinking…". Where the reference says
 //! UNCONFIRMED the fake takes the stricter reading, so that a wrong guess fails in a test.
 //!
+//! Guest mode (Bot API 10.0, telegram-10x.md "Guest mode"): `getMe` says
+//! `supports_guest_queries` (`set_guest_mode`), `push_guest` queues a `guest_message` with
+//! a `guest_query_id`, and `answerGuestQuery` takes one article result per query, read as
+//! sendMessage or sendRichMessage reads its text (`guest_answers`). The guest chat is not a
+//! chat the bot is a member of: sending there is 403, unless the same id is a chat the bot
+//! knows (a guest chat may share its id with another chat of the bot's, the spec warns).
+//!
 //! Order of checks, where several could fail: first what the Bot API server checks while
 //! reading parameters (text length, empty text, parse mode and HTML, markup and reply
 //! parameters, `chat_id`), then what TDLib knows (chat, message length after trimming, reply
@@ -34,6 +41,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -69,6 +77,10 @@ const DRAFT_LIFETIME: Duration = Duration::from_secs(30);
 /// Telegram forgets a callback query this long after the press (reference §2: the server
 /// keeps a `callback_query` update 150 s, and answering later gets "query is too old").
 const CALLBACK_QUERY_LIFETIME: Duration = Duration::from_secs(150);
+/// How long a guest query stays answerable: UNCONFIRMED (telegram-10x.md; inline queries
+/// expire in seconds). A minute lets a slow model answer in tests; `set_guest_query_lifetime`
+/// shortens it to test the bot's handling of "query is too old".
+const GUEST_QUERY_LIFETIME: Duration = Duration::from_secs(60);
 /// The server answers a getUpdates conflict (409) at most once this often; a conflicting
 /// request that comes sooner is held this long before it fails (reference §2, "409
 /// Conflict": `fail_query_conflict`).
@@ -78,7 +90,7 @@ const MAX_TEXT_CHARS: usize = 4096;
 /// Bots may download files up to 20 MiB (the server's `MAX_DOWNLOAD_FILE_SIZE = 20 << 20`).
 pub const MAX_DOWNLOAD: u64 = 20 << 20;
 
-const METHODS: [&str; 16] = [
+const METHODS: [&str; 17] = [
     "getMe",
     "getFile",
     "getUpdates",
@@ -95,6 +107,7 @@ const METHODS: [&str; 16] = [
     "sendMessageDraft",
     "sendRichMessage",
     "sendRichMessageDraft",
+    "answerGuestQuery",
 ];
 
 /// The methods of rich messages (Bot API 10.1), which an older server does not know.
@@ -106,9 +119,15 @@ pub const RICH_REJECTED: &str = "Bad Request: can't parse rich message: RICH_MES
 /// Update kinds Telegram leaves out unless `allowed_updates` lists them (the docs: "all update
 /// types except chat_member, message_reaction, and message_reaction_count"). Whether
 /// `stopped_message_generation` (Bot API 10.3) is in the default set is UNCONFIRMED
-/// (telegram-10x.md: "list it explicitly"), so the fake delivers it only when listed.
-const NOT_BY_DEFAULT: [&str; 4] =
-    ["chat_member", "message_reaction", "message_reaction_count", "stopped_message_generation"];
+/// (telegram-10x.md: "list it explicitly"), so the fake delivers it only when listed; so is
+/// whether `guest_message` (Bot API 10.0) is, and the fake treats it alike.
+const NOT_BY_DEFAULT: [&str; 5] = [
+    "chat_member",
+    "message_reaction",
+    "message_reaction_count",
+    "stopped_message_generation",
+    "guest_message",
+];
 
 const CHAT_ACTIONS: [&str; 11] = [
     "typing",
@@ -373,6 +392,48 @@ pub struct StopPress {
     pub at: Instant,
 }
 
+/// A successful answerGuestQuery: the message the bot posted as a guest, as users read it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GuestAnswer {
+    pub guest_query_id: String,
+    /// The `inline_message_id` the fake returned.
+    pub inline_message_id: String,
+    /// The guest chat and the user who summoned the bot (from the guest message).
+    pub chat_id: i64,
+    pub from_id: i64,
+    /// The guest message answered.
+    pub message_id: i64,
+    /// Plain or Html (`InputTextMessageContent`), or Rich (`InputRichMessageContent`).
+    pub kind: Kind,
+    /// What a user reads: the parsed, trimmed text; of a rich answer, a line per block.
+    pub text: String,
+    /// The raw `message_text`, or `rich_message.html`.
+    pub html: String,
+    pub parse_mode: Option<String>,
+    /// The entities of a text answer after parsing.
+    pub entities: Vec<Value>,
+    /// The article's `id` and `title` (the title is not shown in the chat).
+    pub result_id: String,
+    pub title: String,
+    /// The inline keyboard, if any.
+    pub markup: Option<Value>,
+    /// Of a rich answer: its `RichBlock`s (see `tg_rich`).
+    pub blocks: Vec<Value>,
+    pub at: Instant,
+}
+
+impl GuestAnswer {
+    /// Its rich blocks of one type, nested ones too (`tg_rich::find_blocks`).
+    pub fn blocks_of(&self, kind: &str) -> Vec<Value> {
+        tg_rich::find_blocks(&self.blocks, kind)
+    }
+
+    /// Its inline rich text of one type, anywhere in its blocks (`tg_rich::find_inline`).
+    pub fn inline_of(&self, kind: &str) -> Vec<Value> {
+        tg_rich::find_inline(&self.blocks, kind)
+    }
+}
+
 /// A getUpdates call, from the record (`FakeTelegram::polls`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Poll {
@@ -438,6 +499,15 @@ struct State {
     old_server: bool,
     stop_presses: Vec<StopPress>,
     rich_media: Vec<RichMedia>,
+    /// The bot has guest mode on (`set_guest_mode`): getMe says so, guest messages come.
+    guest_mode: bool,
+    /// Chats the bot was summoned in as a guest, by id. It is not a member of them: a send
+    /// there fails unless the id is also in `chats` (another chat sharing the identifier).
+    guest_chats: HashMap<i64, GuestChat>,
+    guest_queries: HashMap<String, GuestQuery>,
+    guest_query_lifetime: Duration,
+    guest_answers: Vec<GuestAnswer>,
+    next_inline_message: u64,
 
     chats: HashMap<i64, Chat>,
     callback_queries: HashMap<String, CallbackQuery>,
@@ -516,6 +586,23 @@ struct CallbackQuery {
     expired: bool,
 }
 
+/// A chat seen only through guest messages: its own message ids, nothing stored, since the
+/// bot can neither read its history nor reply into it.
+struct GuestChat {
+    object: Value,
+    next_message_id: i64,
+}
+
+/// A guest message waiting for its answer.
+struct GuestQuery {
+    chat_id: i64,
+    from_id: i64,
+    message_id: i64,
+    pushed: Instant,
+    answered: bool,
+    expired: bool,
+}
+
 /// An error answer: `error_code` (= HTTP status), description, optional parameters.
 struct ApiError {
     code: u16,
@@ -569,6 +656,8 @@ impl FakeTelegram {
             next_update_id: FIRST_UPDATE_ID,
             next_callback_query: FIRST_CALLBACK_QUERY_ID,
             callback_query_lifetime: CALLBACK_QUERY_LIFETIME,
+            guest_mode: true,
+            guest_query_lifetime: GUEST_QUERY_LIFETIME,
             record_calls: true,
             flood: Some(FloodLimits::default()),
             ..State::default()
@@ -613,10 +702,59 @@ impl FakeTelegram {
     /// (per chat), and the callback query id; makes its chat known; fills a reply's or a
     /// callback's message from what the fake stored; wakes a parked getUpdates. Returns the
     /// update_id. Updates of kinds excluded by `allowed_updates` are dropped, as Telegram does.
+    /// A `guest_message` is registered as `push_guest_with` says.
     pub fn push(&self, update: Value) -> i64 {
-        let id = self.lock().push(update);
+        let mut state = self.lock();
+        if let Some(problem) = state.guest_problem(&update) {
+            // Unlocked first: a panic holding the lock would poison it for the server too.
+            drop(state);
+            panic!("{problem}");
+        }
+        let id = state.push(update);
+        drop(state);
         self.shared.wake.notify_all();
         id
+    }
+
+    /// Pushes a guest message (`guest_message`): `text` from `from_user_id` in `chat`, a
+    /// Chat object of a private chat, group or supergroup the bot was summoned in. Returns
+    /// the update_id and the `guest_query_id` to answer.
+    pub fn push_guest(&self, chat: Value, from_user_id: i64, text: &str) -> (i64, String) {
+        self.push_guest_with(guest_message(chat, from_user_id, text))
+    }
+
+    /// Pushes `message` (a Message, e.g. from `guest_message` with a `reply_to_message` the
+    /// test added) as `{"update_id", "guest_message"}`. The fake assigns a message_id (per
+    /// guest chat) if it has none and a `guest_query_id` if it has none; it keeps the chat
+    /// as a guest chat, apart from the chats the bot is a member of, and stores no message
+    /// (the bot cannot reply into that chat). Delivered only if `allowed_updates` lists
+    /// `guest_message` (see `NOT_BY_DEFAULT`). Panics if guest mode is off or the
+    /// guest_query_id was pushed before. Returns the update_id and the guest_query_id.
+    pub fn push_guest_with(&self, message: Value) -> (i64, String) {
+        let update_id = self.push(json!({"guest_message": message}));
+        let update = self.update(update_id).expect("pushed above");
+        let query = update["guest_message"]["guest_query_id"].as_str().expect("set by push");
+        (update_id, query.to_string())
+    }
+
+    /// Turns the bot's guest mode on (the default) or off, as its owner does in @BotFather:
+    /// getMe's `supports_guest_queries` follows, and off, pushing a guest message panics
+    /// (Telegram would not make one).
+    pub fn set_guest_mode(&self, on: bool) {
+        self.lock().guest_mode = on;
+    }
+
+    /// How long a guest query can be answered (60 s by default, UNCONFIRMED): after that,
+    /// answerGuestQuery is "query is too old…".
+    pub fn set_guest_query_lifetime(&self, lifetime: Duration) {
+        self.lock().guest_query_lifetime = lifetime;
+    }
+
+    /// Makes every guest query pushed so far too old to answer.
+    pub fn expire_guest_queries(&self) {
+        for query in self.lock().guest_queries.values_mut() {
+            query.expired = true;
+        }
     }
 
     /// Pushes a text message from `user_id` in `chat_id` (a private chat when they're equal).
@@ -888,6 +1026,25 @@ impl FakeTelegram {
     /// The getUpdates calls that did not ask to wait (`Poll::is_peek`), in order.
     pub fn peeks(&self) -> Vec<Poll> {
         self.polls().into_iter().filter(Poll::is_peek).collect()
+    }
+
+    /// Every successful answerGuestQuery, in order.
+    pub fn guest_answers(&self) -> Vec<GuestAnswer> {
+        self.lock().guest_answers.clone()
+    }
+
+    /// The answer to one guest query, if it got one (a query is answered at most once).
+    pub fn guest_answer(&self, guest_query_id: &str) -> Option<GuestAnswer> {
+        let answers = self.guest_answers();
+        answers.into_iter().find(|a| a.guest_query_id == guest_query_id)
+    }
+
+    /// Every answerGuestQuery call for one query, refused ones too (a second answer, one
+    /// too late), in the order they were answered.
+    pub fn guest_attempts(&self, guest_query_id: &str) -> Vec<Call> {
+        let calls = self.calls_of("answerGuestQuery");
+        let id = Some(guest_query_id.to_string());
+        calls.into_iter().filter(|call| call.text("guest_query_id") == id).collect()
     }
 
     /// The media blocks the bot tried to send in rich messages (each refused): a test
@@ -1236,7 +1393,7 @@ fn dispatch(shared: &Shared, method: &str, p: &Map<String, Value>) -> Result<Val
     }
     let mut state = shared.state.lock().unwrap();
     match method {
-        "getMe" => Ok(ok(get_me())),
+        "getMe" => Ok(ok(get_me(state.guest_mode))),
         "getFile" => state.get_file(p),
         "getWebhookInfo" => Ok(ok(json!({
             "url": state.webhook_url.clone().unwrap_or_default(),
@@ -1264,6 +1421,7 @@ fn dispatch(shared: &Shared, method: &str, p: &Map<String, Value>) -> Result<Val
         "sendMessageDraft" => state.send_message_draft(p),
         "sendRichMessage" => state.send_rich_message(p),
         "sendRichMessageDraft" => state.send_rich_message_draft(p),
+        "answerGuestQuery" => state.answer_guest_query(p),
         other => unreachable!("{other} is in METHODS but not dispatched"),
     }
 }
@@ -1343,7 +1501,7 @@ fn get_updates(shared: &Shared, p: &Map<String, Value>) -> Result<Value, ApiErro
 // --- parameters ---
 
 /// Object parameters that a form or query string carries JSON-encoded.
-const JSON_PARAMS: [&str; 8] = [
+const JSON_PARAMS: [&str; 9] = [
     "reply_markup",
     "reply_parameters",
     "link_preview_options",
@@ -1352,6 +1510,7 @@ const JSON_PARAMS: [&str; 8] = [
     "scope",
     "entities",
     "rich_message",
+    "result",
 ];
 
 /// Merges the query string and the body (form or JSON) into one map.
@@ -1615,6 +1774,114 @@ fn reply_param(p: &Map<String, Value>) -> Result<Option<(i64, bool)>, ApiError> 
         Some(id) if id != 0 => Ok(Some((id, bool_param(p, "allow_sending_without_reply")))),
         _ => Ok(None),
     }
+}
+
+/// What a guest answer shows, as read from its `input_message_content`.
+struct GuestContent {
+    kind: Kind,
+    text: String,
+    html: String,
+    parse_mode: Option<String>,
+    entities: Vec<Value>,
+    blocks: Vec<Value>,
+}
+
+/// The fields of an InlineQueryResultArticle (Bot API 10.1).
+const ARTICLE_FIELDS: [&str; 10] = [
+    "type",
+    "id",
+    "title",
+    "input_message_content",
+    "reply_markup",
+    "url",
+    "description",
+    "thumbnail_url",
+    "thumbnail_width",
+    "thumbnail_height",
+];
+
+/// An InlineQueryResultArticle's own fields: `type` "article" (the only result type the fake
+/// reads), `id` of 1–64 bytes (Telegram's RESULT_ID_INVALID otherwise), a non-empty `title`,
+/// typed optional fields, no unknown field (the fake's rule: Telegram would ignore a
+/// misspelt one). Returns the id and title. The words of the parse errors are the fake's.
+fn check_article(fields: &Map<String, Value>) -> Result<(String, String), ApiError> {
+    let invalid = |why: String| bad_request(format!("can't parse inline query result: {why}"));
+    let string = |name: &str| {
+        let value = fields.get(name).and_then(Value::as_str);
+        value.ok_or_else(|| invalid(format!("Field \"{name}\" must be of type String")))
+    };
+    match string("type")? {
+        "article" => {}
+        other => {
+            return Err(invalid(format!("the fake reads only type \"article\", not \"{other}\"")));
+        }
+    }
+    if let Some(other) = fields.keys().find(|k| !ARTICLE_FIELDS.contains(&k.as_str())) {
+        return Err(invalid(format!("unknown field \"{other}\" (the fake's rule)")));
+    }
+    let id = string("id")?;
+    if id.is_empty() || id.len() > 64 {
+        return Err(bad_request("RESULT_ID_INVALID"));
+    }
+    let title = string("title")?;
+    if title.trim().is_empty() {
+        return Err(invalid("Field \"title\" must be non-empty (the fake's rule)".into()));
+    }
+    for name in ["url", "description", "thumbnail_url"] {
+        if fields.get(name).is_some_and(|v| !v.is_string()) {
+            return Err(invalid(format!("Field \"{name}\" must be of type String")));
+        }
+    }
+    for name in ["thumbnail_width", "thumbnail_height"] {
+        if fields.get(name).is_some_and(|v| !v.is_i64()) {
+            return Err(invalid(format!("Field \"{name}\" must be of type Integer")));
+        }
+    }
+    Ok((id.to_string(), title.to_string()))
+}
+
+/// The `reply_markup` of an inline result: an inline keyboard only (the spec's type).
+fn guest_markup(fields: &Map<String, Value>) -> Result<Option<Value>, ApiError> {
+    let markup = markup_param(fields)?;
+    if markup.as_ref().is_some_and(|m| m.get("inline_keyboard").is_none()) {
+        return Err(bad_request("can't parse inline keyboard markup JSON object"));
+    }
+    Ok(markup)
+}
+
+/// An InputTextMessageContent, checked as sendMessage checks its text: 1–4096 characters
+/// after parsing and trimming, parse_mode HTML read by `tg_html`, link_preview_options an
+/// object. `entities` is refused, as the fake reads only the HTML parse mode.
+fn text_content(content: &Map<String, Value>) -> Result<GuestContent, ApiError> {
+    let known = ["message_text", "parse_mode", "link_preview_options"];
+    if let Some(other) = content.keys().find(|k| !known.contains(&k.as_str())) {
+        return Err(unknown_content_field(other));
+    }
+    let Some(raw) = content.get("message_text").and_then(Value::as_str) else {
+        return Err(bad_request(
+            "can't parse input message content: Field \"message_text\" must be of type String",
+        ));
+    };
+    check_raw_text(raw)?;
+    let html = parse_mode(content)?;
+    let parsed = parse_text(raw, html)?;
+    object_param(content, "link_preview_options", "link preview options")?;
+    let (text, entities) = finish_text(&parsed)?;
+    Ok(GuestContent {
+        kind: if html { Kind::Html } else { Kind::Plain },
+        text,
+        html: raw.to_string(),
+        parse_mode: text_param(content, "parse_mode").filter(|m| !m.is_empty()),
+        entities,
+        blocks: Vec::new(),
+    })
+}
+
+fn unknown_content_field(name: &str) -> ApiError {
+    bad_request(format!(
+        "can't parse input message content: unknown field \"{name}\" (the fake's rule; it \
+         reads message_text with parse_mode HTML, or rich_message)"
+    ))
 }
 
 /// Where a draft goes and how it shows (`State::draft_target`).
@@ -2190,6 +2457,92 @@ impl State {
         Ok(ok(json!(true)))
     }
 
+    /// answerGuestQuery (Bot API 10.0): one `result`, an article (`check_article`) whose
+    /// `input_message_content` is read as sendMessage reads a text or sendRichMessage a
+    /// rich message (`guest_content`). As for inline queries, the server reads the result
+    /// first and Telegram then checks the query: unknown, answered before or too old are
+    /// all "query is too old…" (a query is answered at most once: the fake's reading of an
+    /// UNCONFIRMED rule). Returns a SentGuestMessage.
+    fn answer_guest_query(&mut self, p: &Map<String, Value>) -> Result<Value, ApiError> {
+        let query_id = text_param(p, "guest_query_id").filter(|id| !id.is_empty());
+        let query_id = query_id.ok_or_else(|| required("guest_query_id"))?;
+        let result =
+            object_param(p, "result", "inline query result")?.ok_or_else(|| required("result"))?;
+        let Some(fields) = result.as_object() else {
+            return Err(bad_request("can't parse inline query result JSON object"));
+        };
+        let (result_id, title) = check_article(fields)?;
+        let markup = guest_markup(fields)?;
+        let content = self.guest_content(fields)?;
+        check_button_data(&markup)?;
+        let lifetime = self.guest_query_lifetime;
+        let query = self.guest_queries.get_mut(&query_id);
+        let Some(query) =
+            query.filter(|q| !q.answered && !q.expired && q.pushed.elapsed() < lifetime)
+        else {
+            return Err(bad_request(QUERY_TOO_OLD));
+        };
+        query.answered = true;
+        let (chat_id, from_id, message_id) = (query.chat_id, query.from_id, query.message_id);
+        self.next_inline_message += 1;
+        // Opaque and unique per answer, in base64url characters as Telegram's are (the bot
+        // must only keep it, never parse it).
+        let inline_message_id =
+            format!("AQAAA{:08x}{:x}AAAGbHVlc3Q", self.next_inline_message, message_id);
+        self.guest_answers.push(GuestAnswer {
+            guest_query_id: query_id,
+            inline_message_id: inline_message_id.clone(),
+            chat_id,
+            from_id,
+            message_id,
+            kind: content.kind,
+            text: content.text,
+            html: content.html,
+            parse_mode: content.parse_mode,
+            entities: content.entities,
+            result_id,
+            title,
+            markup: inline_markup(&markup),
+            blocks: content.blocks,
+            at: Instant::now(),
+        });
+        Ok(ok(json!({"inline_message_id": inline_message_id})))
+    }
+
+    /// The `input_message_content` of a guest answer: exactly one of an
+    /// InputTextMessageContent (`message_text`) and an InputRichMessageContent
+    /// (`rich_message`). Which one wins when both are given is not documented; the fake
+    /// refuses both (its rule), as it refuses a field it does not know.
+    fn guest_content(&mut self, fields: &Map<String, Value>) -> Result<GuestContent, ApiError> {
+        let Some(Value::Object(content)) = fields.get("input_message_content") else {
+            return Err(bad_request(
+                "can't parse inline query result: Field \"input_message_content\" must be of \
+                 type Object",
+            ));
+        };
+        match (content.contains_key("message_text"), content.contains_key("rich_message")) {
+            (true, false) => text_content(content),
+            (false, true) => {
+                if let Some(other) = content.keys().find(|k| *k != "rich_message") {
+                    return Err(unknown_content_field(other));
+                }
+                let (html, rich, _) = self.rich_param(content, "answerGuestQuery")?;
+                Ok(GuestContent {
+                    kind: Kind::Rich,
+                    text: rich.text,
+                    html,
+                    parse_mode: None,
+                    entities: Vec::new(),
+                    blocks: rich.blocks,
+                })
+            }
+            _ => Err(bad_request(
+                "can't parse input message content: exactly one of the fields message_text or \
+                 rich_message must be used (the fake's rule)",
+            )),
+        }
+    }
+
     fn set_my_commands(&mut self, p: &Map<String, Value>) -> Result<Value, ApiError> {
         let commands =
             object_param(p, "commands", "bot commands")?.ok_or_else(|| required("commands"))?;
@@ -2268,7 +2621,7 @@ impl State {
             None => raw.parse().ok(),
         };
         let Some((id, chat)) = id.and_then(|id| Some((id, self.chats.get(&id)?))) else {
-            return Err(bad_request("chat not found"));
+            return Err(self.not_a_chat(id));
         };
         if let Some(new_id) = chat.migrated_to {
             return Err(ApiError {
@@ -2278,6 +2631,20 @@ impl State {
             });
         }
         Ok(id)
+    }
+
+    /// The error for a chat_id that is no chat of the bot's: a chat it was only summoned in
+    /// as a guest is known but closed to it, 403 (for a private one, as for a user who never
+    /// wrote: the bot cannot start that chat); any other id is "chat not found".
+    fn not_a_chat(&self, id: Option<i64>) -> ApiError {
+        let Some(guest) = id.and_then(|id| self.guest_chats.get(&id)) else {
+            return bad_request("chat not found");
+        };
+        let description = match guest.object["type"].as_str().unwrap_or("group") {
+            "private" => CANT_INITIATE.to_string(),
+            kind => format!("Forbidden: bot is not a member of the {kind} chat"),
+        };
+        ApiError { code: 403, description, parameters: None }
     }
 
     /// Counts a message to `chat_id`, or answers 429 if the chat has had its share.
@@ -2442,6 +2809,7 @@ impl State {
             "edited_message" | "edited_channel_post" => self.register_edit(payload),
             "callback_query" => self.register_callback_query(payload),
             "my_chat_member" => self.register_member_change(payload),
+            "guest_message" => self.register_guest(payload),
             _ => {}
         }
         if let Some(from) = payload.get("from").cloned() {
@@ -2459,6 +2827,58 @@ impl State {
             self.queue.push_back(update);
         }
         id
+    }
+
+    /// Why `update` cannot be pushed, if it is a guest message that cannot be: guest mode
+    /// is off, or its guest_query_id was pushed before.
+    fn guest_problem(&self, update: &Value) -> Option<String> {
+        let message = update.get("guest_message")?;
+        if !self.guest_mode {
+            return Some(
+                "push_guest: guest mode is off (set_guest_mode(false)), so Telegram makes no \
+                 guest_message"
+                    .into(),
+            );
+        }
+        let id = message["guest_query_id"].as_str().filter(|id| !id.is_empty())?;
+        self.guest_queries
+            .contains_key(id)
+            .then(|| format!("push_guest: guest_query_id {id:?} was pushed before"))
+    }
+
+    /// A guest message: its chat kept apart from the bot's own chats (`guest_chats`), a
+    /// message_id and guest_query_id given if missing, its query made answerable. A
+    /// `reply_to_message` given by the test is kept (without its own reply, as Telegram
+    /// nests no further), in the guest chat unless it names another.
+    fn register_guest(&mut self, message: &mut Value) {
+        let chat_id = message["chat"]["id"].as_i64().expect("a guest message has a chat id");
+        let object = message["chat"].clone();
+        let guest = self
+            .guest_chats
+            .entry(chat_id)
+            .or_insert_with(|| GuestChat { object, next_message_id: 1 });
+        if message["message_id"].as_i64().unwrap_or(0) == 0 {
+            message["message_id"] = json!(guest.next_message_id);
+        }
+        let message_id = message["message_id"].as_i64().expect("set above");
+        guest.next_message_id = guest.next_message_id.max(message_id + 1);
+        if message["guest_query_id"].as_str().is_none_or(str::is_empty) {
+            message["guest_query_id"] = json!(fresh_guest_query_id());
+        }
+        if let Some(replied) = message.get_mut("reply_to_message").and_then(Value::as_object_mut) {
+            replied.remove("reply_to_message");
+            replied.entry("chat").or_insert_with(|| guest.object.clone());
+        }
+        let query = GuestQuery {
+            chat_id,
+            from_id: message["from"]["id"].as_i64().unwrap_or(0),
+            message_id,
+            pushed: Instant::now(),
+            answered: false,
+            expired: false,
+        };
+        let id = message["guest_query_id"].as_str().expect("set above").to_string();
+        self.guest_queries.insert(id, query);
     }
 
     fn register_chat(&mut self, chat: &Value) -> i64 {
@@ -2653,7 +3073,7 @@ fn sent_message(chat_id: i64, message_id: i64, stored: &Stored) -> SentMessage {
     }
 }
 
-fn get_me() -> Value {
+fn get_me(guest_mode: bool) -> Value {
     json!({
         "id": BOT_ID,
         "is_bot": true,
@@ -2662,7 +3082,7 @@ fn get_me() -> Value {
         "can_join_groups": true,
         "can_read_all_group_messages": false,
         "supports_inline_queries": false,
-        "supports_guest_queries": false,
+        "supports_guest_queries": guest_mode,
         "can_connect_to_business": false,
         "has_main_web_app": false,
         "has_topics_enabled": false,
@@ -2750,6 +3170,35 @@ pub fn chat(id: i64) -> Value {
         }
         _ => json!({"id": id, "title": format!("Group {id}"), "type": "group"}),
     }
+}
+
+/// A guest message (Bot API 10.0), as a Message, not an Update: `text` from `from_id` in
+/// `chat` (a Chat object, e.g. `chat(GROUP)`: any private chat, group or supergroup where
+/// the bot is not a member), with a fresh `guest_query_id` and the entities Telegram detects
+/// (the `mention` of @SomeBot that summoned the bot). Add a `reply_to_message` if the test
+/// wants one, then give it to `FakeTelegram::push_guest_with`, which assigns the message_id.
+pub fn guest_message(chat: Value, from_id: i64, text: &str) -> Value {
+    let mut message = json!({
+        "message_id": 0,
+        "from": user(from_id),
+        "chat": chat,
+        "date": unix_now(),
+        "text": text,
+        "guest_query_id": fresh_guest_query_id(),
+    });
+    let entities = detect_entities(text);
+    if !entities.is_empty() {
+        message["entities"] = Value::Array(entities);
+    }
+    message
+}
+
+/// A guest_query_id no other guest message of this process has: a long decimal, as the ids
+/// of inline and callback queries are (the format of guest ones is UNCONFIRMED).
+fn fresh_guest_query_id() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    (4_810_276_453_942_312_085u64 + n * 7919).to_string()
 }
 
 /// The start of a message from `user_id` in `chat_id`.

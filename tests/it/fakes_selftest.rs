@@ -1504,6 +1504,298 @@ fn rich_rejected_and_an_older_server_without_rich_methods() {
     assert_eq!(fake.sent_to(IVAN).iter().filter(|m| m.kind == tg::Kind::Rich).count(), 2);
 }
 
+// --- guest mode ---
+
+/// An article whose message is `content` (an InputMessageContent).
+fn article(content: Value) -> Value {
+    json!({"type": "article", "id": "answer-1", "title": "Ответ", "input_message_content": content})
+}
+
+fn answer_guest(agent: &Agent, fake: &FakeTelegram, query: &str, result: Value) -> (u16, Value) {
+    call(agent, fake, "answerGuestQuery", json!({"guest_query_id": query, "result": result}))
+}
+
+const QUERY_TOO_OLD: &str =
+    "Bad Request: query is too old and response timeout expired or query ID is invalid";
+
+/// getMe says whether the bot takes guest queries; with guest mode off, a test cannot push
+/// a guest message, as Telegram would make none.
+#[test]
+fn get_me_says_whether_guest_mode_is_on() {
+    let fake = FakeTelegram::start();
+    let agent = agent();
+    let me = result(call(&agent, &fake, "getMe", json!({})));
+    assert_eq!(me["supports_guest_queries"], true, "{me}");
+    fake.set_guest_mode(false);
+    let me = result(call(&agent, &fake, "getMe", json!({})));
+    assert_eq!(me["supports_guest_queries"], false, "{me}");
+    let pushed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        fake.push_guest(tg::chat(GROUP), ANNA, "@SomeBot привет")
+    }));
+    let message = pushed.expect_err("no guest message without guest mode");
+    let message = message.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(message.contains("guest mode is off"), "{message}");
+    // The fake still works after the refused push.
+    fake.set_guest_mode(true);
+    let (id, query) = fake.push_guest(tg::chat(GROUP), ANNA, "@SomeBot привет");
+    assert_eq!(fake.update(id).unwrap()["guest_message"]["guest_query_id"], query);
+}
+
+/// A guest message reaches the bot only if allowed_updates lists guest_message (whether
+/// the default set has it is UNCONFIRMED); it comes as the spec's Message with a
+/// guest_query_id, and a reply_to_message the test gives comes along without its own reply.
+#[test]
+fn guest_messages_come_only_where_allowed_updates_list_them() {
+    let fake = FakeTelegram::start();
+    let agent = agent();
+    let poll = |params: Value| result(call(&agent, &fake, "getUpdates", params));
+    let (dropped, _) = fake.push_guest(tg::chat(GROUP), ANNA, "@SomeBot первый");
+    assert_eq!(poll(json!({"offset": 1})), json!([]));
+    assert!(fake.update(dropped).is_some(), "made, not delivered");
+    assert_eq!(poll(json!({"offset": 2, "allowed_updates": ["message"]})), json!([]));
+
+    assert_eq!(
+        poll(json!({"offset": 3, "allowed_updates": ["message", "guest_message"]})),
+        json!([])
+    );
+    let (id, query) = fake.push_guest(tg::chat(GROUP), ANNA, "@SomeBot сколько будет 2+2?");
+    let updates = poll(json!({"offset": 4}));
+    let message = json!({
+        "message_id": 2, "from": tg::user(ANNA), "chat": tg::chat(GROUP),
+        "date": updates[0]["guest_message"]["date"], "text": "@SomeBot сколько будет 2+2?",
+        "guest_query_id": query, "entities": [{"offset": 0, "length": 8, "type": "mention"}],
+    });
+    assert_eq!(updates, json!([{"update_id": id, "guest_message": message}]));
+
+    let mut message = tg::guest_message(tg::chat(-4001), IVAN, "@SomeBot а это?");
+    let replied = json!({"message_id": 40, "from": tg::user(ANNA), "date": 1, "text": "контекст",
+        "reply_to_message": {"message_id": 39}});
+    message["reply_to_message"] = replied;
+    let given = message["guest_query_id"].as_str().unwrap().to_string();
+    let (second, query) = fake.push_guest_with(message);
+    assert_ne!((given.as_str(), id), (query.as_str(), second), "fresh ids: {given}");
+    assert_eq!(given, query, "the builder's guest_query_id is kept");
+    let updates = poll(json!({"offset": id + 1}));
+    let guest = &updates[0]["guest_message"];
+    assert_eq!((updates[0]["update_id"].as_i64(), &guest["message_id"]), (Some(second), &json!(1)));
+    assert_eq!(guest["reply_to_message"]["text"], "контекст");
+    assert_eq!(guest["reply_to_message"]["chat"], tg::chat(-4001));
+    assert_eq!(guest["reply_to_message"].get("reply_to_message"), None);
+}
+
+/// answerGuestQuery takes a rich article and a text one (HTML, here as a form's JSON
+/// string), returns a SentGuestMessage, and keeps what users read; a query is answered
+/// once, and the second try is recorded. Nothing goes into the bot's chats.
+#[test]
+fn answer_guest_query_takes_a_rich_or_an_html_article_once() {
+    let fake = FakeTelegram::start();
+    let agent = agent();
+    let (_, first) = fake.push_guest(tg::chat(GROUP), ANNA, "@SomeBot формула?");
+    let (_, second) = fake.push_guest(tg::chat(GROUP), IVAN, "@SomeBot коротко?");
+    let html = "<h3>Ответ</h3><p>Пусть <tg-math>a^2</tg-math>.</p>";
+    let mut rich = article(json!({"rich_message": {"html": html}}));
+    rich["reply_markup"] = json!({"inline_keyboard": [[{"text": "Ещё", "callback_data": "more"}]]});
+    rich["description"] = json!("формула");
+    let sent = result(answer_guest(&agent, &fake, &first, rich.clone()));
+    let inline_id = sent["inline_message_id"].as_str().unwrap().to_string();
+    assert_eq!(sent, json!({"inline_message_id": inline_id}));
+
+    let text = article(json!({"message_text": "<b>4</b>, конечно", "parse_mode": "HTML"}));
+    let form = [("guest_query_id", second.clone()), ("result", text.to_string())];
+    let answer = read(agent.post(method_url(&fake, "answerGuestQuery")).send_form(form), "");
+    let other_id = answer.json()["result"]["inline_message_id"].as_str().unwrap().to_string();
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_ne!(inline_id, other_id);
+
+    assert_error(answer_guest(&agent, &fake, &first, rich), 400, QUERY_TOO_OLD);
+    assert_eq!(
+        fake.guest_attempts(&first).iter().map(|c| c.status).collect::<Vec<_>>(),
+        [200, 400]
+    );
+    let answers = fake.guest_answers();
+    assert_eq!(answers.len(), 2, "{answers:?}");
+    let rich = fake.guest_answer(&first).unwrap();
+    assert_eq!(
+        (rich.kind, rich.text.as_str(), rich.html.as_str(), rich.chat_id, rich.from_id),
+        (tg::Kind::Rich, "Ответ\nПусть a^2.", html, GROUP, ANNA)
+    );
+    assert_eq!((rich.inline_message_id.as_str(), rich.message_id), (inline_id.as_str(), 1));
+    assert_eq!((rich.result_id.as_str(), rich.title.as_str()), ("answer-1", "Ответ"));
+    assert_eq!(rich.blocks_of("heading")[0]["size"], 3);
+    assert_eq!(rich.inline_of("mathematical_expression")[0]["expression"], "a^2");
+    assert_eq!(rich.markup.unwrap()["inline_keyboard"][0][0]["callback_data"], "more");
+    let text = &answers[1];
+    assert_eq!((text.kind, text.text.as_str(), text.from_id), (tg::Kind::Html, "4, конечно", IVAN));
+    assert_eq!(text.entities, [json!({"offset": 0, "length": 1, "type": "bold"})]);
+    assert_eq!((text.parse_mode.as_deref(), text.blocks.len()), (Some("HTML"), 0));
+    assert!(answers[0].at <= answers[1].at);
+    assert!(fake.sent().is_empty(), "a guest answer is no message of the bot's chats");
+}
+
+/// The article is read before the query is looked at, so refusals leave it answerable; an
+/// unknown id is "query is too old" as for inline queries; faults apply as to any method.
+#[test]
+fn answer_guest_query_refuses_a_malformed_article() {
+    let fake = FakeTelegram::start();
+    let agent = agent();
+    let (_, query) = fake.push_guest(tg::chat(GROUP), ANNA, "@SomeBot вопрос");
+    let answer = |result: Value| answer_guest(&agent, &fake, &query, result);
+    let text = |message_text: &str| article(json!({"message_text": message_text}));
+    let result_error = |why: &str| format!("Bad Request: can't parse inline query result: {why}");
+    assert_error(answer_guest(&agent, &fake, "123", text("x")), 400, QUERY_TOO_OLD);
+    let mut photo = text("x");
+    photo["type"] = json!("photo");
+    let only_article = result_error("the fake reads only type \"article\", not \"photo\"");
+    assert_error(answer(photo), 400, &only_article);
+    let mut untitled = text("x");
+    untitled.as_object_mut().unwrap().remove("title");
+    assert_error(answer(untitled), 400, &result_error("Field \"title\" must be of type String"));
+    let mut blank = text("x");
+    blank["title"] = json!(" ");
+    let empty_title = result_error("Field \"title\" must be non-empty (the fake's rule)");
+    assert_error(answer(blank), 400, &empty_title);
+    let mut long_id = text("x");
+    long_id["id"] = json!("я".repeat(33));
+    assert_error(answer(long_id), 400, "Bad Request: RESULT_ID_INVALID");
+    let mut extra = text("x");
+    extra["caption"] = json!("x");
+    assert_error(answer(extra), 400, &result_error("unknown field \"caption\" (the fake's rule)"));
+    let mut keyboard = text("x");
+    keyboard["reply_markup"] = json!({"keyboard": [[{"text": "да"}]]});
+    let not_inline = "Bad Request: can't parse inline keyboard markup JSON object";
+    assert_error(answer(keyboard), 400, not_inline);
+    let not_object = "Bad Request: can't parse inline query result JSON object";
+    assert_error(answer(json!([text("x")])), 400, not_object);
+    let missing = call(&agent, &fake, "answerGuestQuery", json!({"guest_query_id": query}));
+    assert_error(missing, 400, "Bad Request: parameter \"result\" is required");
+    fake.fail_next("answerGuestQuery", Fault::TooManyRequests(3));
+    assert_error(answer(text("x")), 429, "Too Many Requests: retry after 3");
+
+    assert!(fake.guest_answers().is_empty());
+    let mut longest_id = text("x");
+    longest_id["id"] = json!("я".repeat(32));
+    result(answer(longest_id));
+    assert_eq!(fake.guest_answer(&query).unwrap().result_id.len(), 64);
+}
+
+/// The message content is read as sendMessage reads a text and sendRichMessage a rich
+/// message, and is exactly one of the two.
+#[test]
+fn answer_guest_query_reads_its_content_as_the_send_methods_do() {
+    let fake = FakeTelegram::start();
+    let agent = agent();
+    let (_, query) = fake.push_guest(tg::chat(GROUP), ANNA, "@SomeBot вопрос");
+    let answer = |content: Value| answer_guest(&agent, &fake, &query, article(content));
+    let one = "Bad Request: can't parse input message content: exactly one of the fields \
+               message_text or rich_message must be used (the fake's rule)";
+    assert_error(
+        answer(json!({"message_text": "x", "rich_message": {"html": "<p>x</p>"}})),
+        400,
+        one,
+    );
+    assert_error(answer(json!({"parse_mode": "HTML"})), 400, one);
+    let entities = answer(json!({"message_text": "x", "entities": []}));
+    assert_eq!(entities.0, 400, "the fake reads parse_mode HTML only: {}", entities.1);
+    let too_long = json!({"message_text": "ж".repeat(4097)});
+    assert_error(answer(too_long), 400, "Bad Request: message is too long");
+    let blank = json!({"message_text": "<b> </b>", "parse_mode": "HTML"});
+    assert_error(answer(blank), 400, "Bad Request: text must be non-empty");
+    let (status, body) = answer(json!({"message_text": "<b>x", "parse_mode": "HTML"}));
+    let description = body["description"].as_str().unwrap_or_default();
+    assert!(
+        status == 400 && description.starts_with("Bad Request: can't parse entities: "),
+        "{body}"
+    );
+    let media = "<p>x</p><img src=\"http://evil.example/a.png\">";
+    let (status, body) = answer(json!({"rich_message": {"html": media}}));
+    let description = body["description"].as_str().unwrap_or_default();
+    assert!(status == 400 && description.starts_with(CANT_PARSE_RICH), "{body}");
+    let media = fake.rich_media();
+    assert_eq!((media.len(), media[0].method), (1, "answerGuestQuery"));
+    let unknown = answer(json!({"rich_message": {"html": "<p>x</p>"}, "is_rtl": true}));
+    assert_eq!(unknown.0, 400, "{}", unknown.1);
+    let blink = json!({"rich_message": {"html": "<p><blink>x</blink></p>"}});
+    let unsupported = format!("{CANT_PARSE_RICH}Unsupported start tag \"blink\" at byte offset 3");
+    assert_error(answer(blink), 400, &unsupported);
+
+    assert!(fake.guest_answers().is_empty());
+    result(answer(json!({"message_text": "ж".repeat(4096)})));
+    let answered = fake.guest_answer(&query).unwrap();
+    assert_eq!((answered.kind, answered.text.chars().count()), (tg::Kind::Plain, 4096));
+}
+
+/// A guest query lives `set_guest_query_lifetime` (60 s by default, UNCONFIRMED), or until
+/// `expire_guest_queries`.
+#[test]
+fn a_guest_query_expires() {
+    let fake = FakeTelegram::start();
+    let agent = agent();
+    let (_, kept) = fake.push_guest(tg::chat(GROUP), ANNA, "@SomeBot раз");
+    fake.set_guest_query_lifetime(Duration::from_millis(200));
+    let (_, late) = fake.push_guest(tg::chat(GROUP), ANNA, "@SomeBot два");
+    thread::sleep(Duration::from_millis(300));
+    assert_error(
+        answer_guest(&agent, &fake, &late, article(json!({"message_text": "x"}))),
+        400,
+        QUERY_TOO_OLD,
+    );
+    fake.set_guest_query_lifetime(Duration::from_secs(60));
+    fake.expire_guest_queries();
+    assert_error(
+        answer_guest(&agent, &fake, &kept, article(json!({"message_text": "x"}))),
+        400,
+        QUERY_TOO_OLD,
+    );
+    let (_, fresh) = fake.push_guest(tg::chat(GROUP), ANNA, "@SomeBot три");
+    result(answer_guest(&agent, &fake, &fresh, article(json!({"message_text": "x"}))));
+    assert_eq!(fake.guest_answers().len(), 1);
+}
+
+/// The bot is not a member of a chat it was summoned in: every way of writing there is 403
+/// (a private one: it cannot start that chat). A guest chat sharing its id with a chat of
+/// the bot's does not close that chat, and answering the guest puts nothing into it.
+#[test]
+fn a_guest_chat_is_closed_to_the_bot_unless_it_is_one_of_its_chats() {
+    let fake = FakeTelegram::start();
+    let agent = agent();
+    fake.push_guest(tg::chat(GROUP), ANNA, "@SomeBot привет");
+    fake.push_guest(tg::chat(-4001), ANNA, "@SomeBot привет");
+    fake.push_guest(tg::chat(5555), ANNA, "@SomeBot привет");
+    let not_member = "Forbidden: bot is not a member of the supergroup chat";
+    assert_error(send(&agent, &fake, GROUP, "x"), 403, not_member);
+    assert_error(
+        call(&agent, &fake, "sendRichMessage", rich_message(GROUP, "<p>x</p>")),
+        403,
+        not_member,
+    );
+    let typing = json!({"chat_id": GROUP, "action": "typing"});
+    assert_error(call(&agent, &fake, "sendChatAction", typing), 403, not_member);
+    let edit = json!({"chat_id": GROUP, "message_id": 1, "text": "x"});
+    assert_error(call(&agent, &fake, "editMessageText", edit), 403, not_member);
+    let group = "Forbidden: bot is not a member of the group chat";
+    assert_error(send(&agent, &fake, -4001, "x"), 403, group);
+    let cant = "Forbidden: bot can't initiate conversation with a user";
+    assert_error(send(&agent, &fake, 5555, "x"), 403, cant);
+    let draft = call(
+        &agent,
+        &fake,
+        "sendMessageDraft",
+        json!({"chat_id": 5555, "draft_id": 1, "text": "x"}),
+    );
+    assert_error(draft, 403, cant);
+    assert_error(send(&agent, &fake, -4002, "x"), 400, "Bad Request: chat not found");
+
+    fake.push_text(IVAN, IVAN, "привет");
+    let (_, query) = fake.push_guest(tg::chat(IVAN), ANNA, "@SomeBot ответь");
+    result(answer_guest(&agent, &fake, &query, article(json!({"message_text": "гостевой"}))));
+    assert!(fake.sent_to(IVAN).is_empty(), "the guest answer is not in Ivan's chat");
+    result(send(&agent, &fake, IVAN, "своё"));
+    assert_eq!(fake.sent_to(IVAN).len(), 1, "Ivan's own chat stays open");
+    // Added to the group later, the bot may write there.
+    fake.push_text(GROUP, ANNA, "добавили бота");
+    result(send(&agent, &fake, GROUP, "x"));
+}
+
 // --- GigaChat ---
 
 fn trusting(fake: &FakeGigaChat) -> Agent {
