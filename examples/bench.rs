@@ -3,7 +3,7 @@
 //!
 //! Run: `cargo run --release --example bench` (about ten minutes; `--quick` for a shorter
 //! run with smaller counts; `--only PART` for one part: rtt, startup, throughput, overhead,
-//! photo, poll, drafts, rich, memory, idle, hostile, growth). It builds `target/release/gigabot`
+//! photo, poll, drafts, rich, guest, memory, idle, hostile, growth). It builds `target/release/gigabot`
 //! first.
 //!
 //! The fakes are the integration tests' own, included by path, so the benchmark and the
@@ -82,6 +82,9 @@ fn main() {
     }
     if run("rich") {
         rich(&binary, if quick { 10 } else { 30 }, &mut rows);
+    }
+    if run("guest") {
+        guest(&binary, 50, &mut rows);
     }
     if run("memory") {
         memory(
@@ -671,6 +674,38 @@ fn rich(binary: &Path, questions: usize, rows: &mut Vec<Row>) {
         "≤ 1500 ms",
         Some(worst <= 1500.0),
     ));
+}
+
+/// A guest answer's overhead beside a private one's, default config, GigaChat answering in
+/// 100 ms: the same questions from the same 50 users, privately, then as guests in a group.
+fn guest(binary: &Path, messages: usize, rows: &mut Vec<Row>) {
+    let tg = telegram();
+    let gc = FakeGigaChat::start();
+    gc.set_responder(|request| {
+        Reply::Delay(Duration::from_millis(100), Box::new(Reply::Text(default_answer(request))))
+    });
+    let _bot = Bot::start(binary, &tg, &gc, DEFAULT);
+    tg.wait_until(Duration::from_secs(10), "polling", |t| t.polling());
+    let warm = tg.push_text(77, 77, "разминка");
+    wait_handled(&tg, warm, Duration::from_secs(30));
+    for (label, as_guest) in [("a private answer", false), ("a guest answer", true)] {
+        let (started, mut last) = (Instant::now(), 0);
+        for i in 0..messages {
+            let user = 100 + (i as i64 % 50);
+            last = match as_guest {
+                true => tg.push_guest(fake_telegram::chat(-4242), user, "@SomeBot Вопрос").0,
+                false => tg.push_text(user, user, "Вопрос"),
+            };
+        }
+        wait_handled(&tg, last, Duration::from_secs(600));
+        let per = (started.elapsed().as_secs_f64() - 0.1 * messages as f64) / messages as f64;
+        rows.push(row(
+            &format!("overhead of {label}, GigaChat answering in 100 ms ({messages} questions), default config"),
+            format!("{:.3} ms", per * 1000.0),
+            "—",
+            None,
+        ));
+    }
 }
 
 /// The median and the worst of `times`, in milliseconds.

@@ -28,6 +28,7 @@ mod fake_salute;
 mod fake_telegram;
 mod fakes_selftest;
 mod files;
+mod guest;
 mod hardening;
 mod harness;
 mod http;
