@@ -329,12 +329,14 @@ impl Bot {
         reply_to: i64,
         messages: &[ChatMessage],
     ) -> (Result<Completion, gigachat::Error>, String) {
+        // The chat's conversation is one GigaChat session: its shared prompt is cached.
+        let session = &self.store.session(chat.id, clock::unix_now());
         let (telegram, gigachat, typing) = (&self.telegram, &mut self.gigachat, &mut self.typing);
         // A drawing answer is asked for whole: its stream would carry progress events.
         let gc = &self.config.gigachat;
         if !(gc.stream && !gc.images && chat.kind == "private") {
             typing.start(Waiting::Typing(chat.id));
-            let result = gigachat.chat(messages, None);
+            let result = gigachat.chat(messages, Some(session), None);
             typing.stop();
             return (result, String::new());
         }
@@ -353,7 +355,7 @@ impl Bot {
             typing.stop();
             draft.push(piece)
         };
-        let result = gigachat.chat(messages, Some(&mut on_text));
+        let result = gigachat.chat(messages, Some(session), Some(&mut on_text));
         typing.stop();
         let (received, paused) = draft.finish();
         if let Some(until) = paused {

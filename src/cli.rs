@@ -221,7 +221,7 @@ pub fn ask(config: &Config, style: Option<&str>, question: &str) -> Result<ExitC
         gigachat::ChatMessage::new("system", &style.prompt),
         gigachat::ChatMessage::new("user", question),
     ];
-    let completion = gigachat.chat(&messages, None).context("GigaChat не ответил")?;
+    let completion = gigachat.chat(&messages, None, None).context("GigaChat не ответил")?;
     if completion.finish_reason == "blacklist" {
         eprintln!("GigaChat не стал отвечать на эту тему (finish_reason: blacklist)");
         return Ok(ExitCode::from(1));

@@ -158,16 +158,18 @@ impl GigaChat {
     /// for, and every other user would get the same 429 meanwhile. With `on_text` the answer
     /// is streamed to it piece by piece; after a failure the caller still has what came. When
     /// `on_text` returns false (the user pressed Stop) the stream is closed and the answer so
-    /// far returned, its `finish_reason` [`STOPPED`].
+    /// far returned, its `finish_reason` [`STOPPED`]. `session`: the conversation's
+    /// `X-Session-ID`, so that GigaChat caches the prompt its requests share.
     pub fn chat(
         &mut self,
         messages: &[ChatMessage],
+        session: Option<&str>,
         mut on_text: Option<&mut dyn FnMut(&str) -> bool>,
     ) -> Result<Completion, Error> {
         let mut pauses = [500, 1000, 2000].into_iter().map(Duration::from_millis);
         loop {
             let on_text = on_text.as_mut().map(|f| &mut **f as &mut dyn FnMut(&str) -> bool);
-            match self.chat_once(messages, on_text) {
+            match self.chat_once(messages, session, on_text) {
                 Err(err @ Error { failure: Failure::RateLimited, .. }) => match pauses.next() {
                     Some(pause) => {
                         let ms = pause.as_millis();
@@ -185,6 +187,7 @@ impl GigaChat {
     fn chat_once(
         &mut self,
         messages: &[ChatMessage],
+        session: Option<&str>,
         on_text: Option<&mut dyn FnMut(&str) -> bool>,
     ) -> Result<Completion, Error> {
         let stream = on_text.is_some();
@@ -196,6 +199,7 @@ impl GigaChat {
             url: format!("{}/chat/completions", self.base_url),
             accept: if stream { "text/event-stream" } else { "application/json" },
             body: Some(("application/json", &body)),
+            session,
         };
         let (mut response, request_id) = self.sber.send(&request)?;
         let Some(on_text) = on_text else {
@@ -247,6 +251,7 @@ impl GigaChat {
             url: format!("{}/models", self.base_url),
             accept: "application/json",
             body: None,
+            session: None,
         };
         let text = self.sber.call(&request)?;
         let list: ModelList =

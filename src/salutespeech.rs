@@ -68,6 +68,7 @@ impl SaluteSpeech {
             url: format!("{}/speech:recognize?language=ru-RU", self.url),
             accept: "application/json",
             body: Some(("audio/ogg;codecs=opus", ogg)),
+            session: None,
         })?;
         let parsed: Recognition = serde_json::from_str(&body)
             .map_err(|err| self.sber.error(Failure::BadResponse(err.to_string())))?;

@@ -71,6 +71,9 @@ pub struct Request<'a> {
     pub accept: &'static str,
     /// The body and its `Content-Type`; none for a GET.
     pub body: Option<(&'a str, &'a [u8])>,
+    /// GigaChat's `X-Session-ID`: a conversation's requests share it, so the service caches
+    /// their common prompt (cached tokens are not billed).
+    pub session: Option<&'a str>,
 }
 
 impl Client {
@@ -138,14 +141,15 @@ impl Client {
         let sent_id = uuid::Uuid::new_v4().to_string();
         let bearer = format!("Bearer {}", token.expose());
         let result = match request.body {
-            Some((content_type, body)) => self
-                .agent
-                .post(&request.url)
-                .header("Content-Type", content_type)
-                .header("Accept", request.accept)
-                .header("Authorization", &bearer)
-                .header("X-Request-ID", &sent_id)
-                .send(body),
+            Some((content_type, body)) => {
+                let post = self.agent.post(&request.url).header("Content-Type", content_type);
+                let post = post.header("Accept", request.accept).header("Authorization", &bearer);
+                let post = post.header("X-Request-ID", &sent_id);
+                match request.session {
+                    Some(session) => post.header("X-Session-ID", session).send(body),
+                    None => post.send(body),
+                }
+            }
             None => self
                 .agent
                 .get(&request.url)
@@ -335,7 +339,8 @@ mod tests {
     fn models(client: &mut Client, url: &str) -> Result<String, Error> {
         let url = format!("{url}/models");
         let accept = "application/json";
-        client.call(&Request { what: "models", api: Api::Chat("M"), url, accept, body: None })
+        let api = Api::Chat("M");
+        client.call(&Request { what: "models", api, url, accept, body: None, session: None })
     }
 
     const TOKEN_1: &[u8] = br#"{"access_token":"t1","expires_at":4102444800000}"#;

@@ -203,10 +203,10 @@ impl Store {
         self.row("chat", sql, chat_id, |r| Ok((r.get(0)?, r.get(1)?))).unwrap_or_default()
     }
 
-    /// Sets the chat's style.
+    /// Sets the chat's style: a new conversation, with a new GigaChat session.
     pub fn set_style(&mut self, chat_id: i64, style: &str, now: u64) {
         let sql = "INSERT INTO chats (id, style, last_active) VALUES (?1, ?2, ?3)
-                   ON CONFLICT (id) DO UPDATE SET style = ?2, last_active = ?3";
+                   ON CONFLICT (id) DO UPDATE SET style = ?2, last_active = ?3, session = NULL";
         self.run("style", sql, params![chat_id, style, now as i64]);
     }
 
@@ -248,7 +248,22 @@ impl Store {
     /// `/reset`: the chat forgets its conversation and last question (its style stays).
     pub fn forget_chat(&mut self, chat_id: i64) {
         self.run("forget chat", "DELETE FROM turns WHERE chat_id = ?1", [chat_id]);
-        self.run("forget chat", "UPDATE chats SET last_question = NULL WHERE id = ?1", [chat_id]);
+        let sql = "UPDATE chats SET last_question = NULL, session = NULL WHERE id = ?1";
+        self.run("forget chat", sql, [chat_id]);
+    }
+
+    /// The chat's GigaChat session id (`X-Session-ID`): random, so it tells nothing of the
+    /// chat, and kept until the conversation starts over (/reset, /new, another style).
+    pub fn session(&mut self, chat_id: i64, now: u64) -> String {
+        let sql = "SELECT session FROM chats WHERE id = ?1";
+        if let Some(Some(session)) = self.row("session", sql, chat_id, |r| r.get(0)) {
+            return session;
+        }
+        let session = uuid::Uuid::new_v4().to_string();
+        let sql = "INSERT INTO chats (id, session, last_active) VALUES (?1, ?2, ?3)
+                   ON CONFLICT (id) DO UPDATE SET session = ?2";
+        self.run("session", sql, params![chat_id, session, now as i64]);
+        session
     }
 
     /// The chat's remembered turns with their numbers, oldest first.

@@ -45,7 +45,8 @@ impl Bot {
                 self.count_request(Some(&sender));
                 let (remembered, prompt) = (ask.remembered(), ask.prompt());
                 let question = Question { remembered, prompt, attachment: None, shown: None };
-                let result = self.gigachat.chat(&conversation(&style.prompt, &[], &question), None);
+                let result =
+                    self.gigachat.chat(&conversation(&style.prompt, &[], &question), None, None);
                 let tokens = result.as_ref().map_or(0, |c| c.usage.total_tokens);
                 self.count_tokens(Some(&sender), tokens);
                 match result {

@@ -40,6 +40,7 @@ impl GigaChat {
             url: format!("{}/files", self.base_url),
             accept: "application/json",
             body: Some((&content_type, &body)),
+            session: None,
         })?;
         let uploaded: Uploaded = serde_json::from_str(&text)
             .map_err(|err| bad_response(format!("file upload: {err}")))?;
@@ -59,6 +60,7 @@ impl GigaChat {
             url: format!("{}/files/{id}/delete", self.base_url),
             accept: "application/json",
             body: Some(("application/json", b"{}")),
+            session: None,
         })?;
         Ok(())
     }
@@ -75,6 +77,7 @@ impl GigaChat {
             url: format!("{}/files/{id}/content", self.base_url),
             accept: "application/jpg",
             body: None,
+            session: None,
         })?;
         let body = response.body_mut().with_config().limit(max as u64);
         let bytes = body.read_to_vec().map_err(|err| match err {

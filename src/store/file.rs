@@ -16,8 +16,9 @@ use crate::clock::unix_now;
 
 /// The schema this binary writes (`PRAGMA user_version`). 2 added `meta.unsent_sent` (the
 /// progress of an answer going out) and `uploads` (files to delete from GigaChat); 3 added
-/// `unsent.rich` (a part of an answer that goes as a rich message).
-const SCHEMA_VERSION: i64 = 3;
+/// `unsent.rich` (a part of an answer that goes as a rich message); 4 added `chats.session`
+/// (the conversation's GigaChat session id).
+const SCHEMA_VERSION: i64 = 4;
 /// "gigb" (`PRAGMA application_id`): tells our database from any other SQLite file.
 pub(super) const APPLICATION_ID: i64 = 0x6769_6762;
 
@@ -34,7 +35,8 @@ CREATE TABLE chats (
     id INTEGER PRIMARY KEY,
     style TEXT,
     last_question TEXT,
-    last_active INTEGER NOT NULL
+    last_active INTEGER NOT NULL,
+    session TEXT
 );
 CREATE TABLE turns (
     chat_id INTEGER NOT NULL,
@@ -72,12 +74,13 @@ CREATE TABLE uploads (id TEXT PRIMARY KEY) WITHOUT ROWID;
 const PRAGMAS: &str =
     "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA cache_size = -1024;";
 
-/// From schema 1 (gigabot 0.2) to 2, and from 2 to 3.
+/// From schema 1 (gigabot 0.2) to 2, from 2 to 3, from 3 to 4.
 const MIGRATE_FROM_1: &str = "
 ALTER TABLE meta ADD COLUMN unsent_sent INTEGER NOT NULL DEFAULT 0;
 CREATE TABLE uploads (id TEXT PRIMARY KEY) WITHOUT ROWID;
 ";
 const MIGRATE_FROM_2: &str = "ALTER TABLE unsent ADD COLUMN rich INTEGER NOT NULL DEFAULT 0;";
+const MIGRATE_FROM_3: &str = "ALTER TABLE chats ADD COLUMN session TEXT;";
 
 /// The path with every symlink resolved (of its folder, if the file is not there yet), so
 /// that the lock, the database and its -wal and -shm are found by one name.
@@ -151,8 +154,9 @@ pub(super) fn connect(path: &Path) -> Result<Connection> {
     let version: i64 = db.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     let upgrade = match version {
         0 => format!("{SCHEMA} PRAGMA application_id = {APPLICATION_ID};"),
-        1 => format!("{MIGRATE_FROM_1} {MIGRATE_FROM_2}"),
-        2 => MIGRATE_FROM_2.to_string(),
+        1 => format!("{MIGRATE_FROM_1} {MIGRATE_FROM_2} {MIGRATE_FROM_3}"),
+        2 => format!("{MIGRATE_FROM_2} {MIGRATE_FROM_3}"),
+        3 => MIGRATE_FROM_3.to_string(),
         _ => String::new(),
     };
     if !upgrade.is_empty() {

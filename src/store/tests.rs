@@ -77,7 +77,8 @@ fn put_chat(store: &mut Store, id: i64, chat: &ChatState) {
     store
         .db
         .execute(
-            "INSERT OR REPLACE INTO chats VALUES (?1, ?2, ?3, ?4)",
+            "INSERT OR REPLACE INTO chats (id, style, last_question, last_active)
+             VALUES (?1, ?2, ?3, ?4)",
             params![id, chat.style, chat.last_question, chat.last_active as i64],
         )
         .unwrap();
@@ -461,12 +462,14 @@ fn uploads_stay_in_the_state_until_deleted() {
 }
 
 #[test]
-fn schema_1_and_2_databases_are_brought_up_to_date() {
+fn older_databases_are_brought_up_to_date() {
     let older = [
-        "ALTER TABLE unsent DROP COLUMN rich; ALTER TABLE meta DROP COLUMN unsent_sent;
-         DROP TABLE uploads; PRAGMA user_version = 1;",
-        "ALTER TABLE unsent DROP COLUMN rich;
+        "ALTER TABLE chats DROP COLUMN session; ALTER TABLE unsent DROP COLUMN rich;
+         ALTER TABLE meta DROP COLUMN unsent_sent; DROP TABLE uploads; PRAGMA user_version = 1;",
+        "ALTER TABLE chats DROP COLUMN session; ALTER TABLE unsent DROP COLUMN rich;
          INSERT INTO unsent (chat_id, chunk) VALUES (5, '<b>html</b>'); PRAGMA user_version = 2;",
+        "ALTER TABLE chats DROP COLUMN session;
+         INSERT INTO unsent (chat_id, chunk) VALUES (5, '<b>html</b>'); PRAGMA user_version = 3;",
     ];
     for (i, downgrade) in older.iter().enumerate() {
         let dir = TempDir::new(&format!("schema{}", i + 1));
@@ -475,11 +478,33 @@ fn schema_1_and_2_databases_are_brought_up_to_date() {
         drop(store);
         let again = Store::open(&path, false).unwrap();
         let version: i64 = again.db.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
-        assert_eq!(version, 3);
+        assert_eq!(version, 4);
         assert_eq!(again.last_update_id(), 873000105);
         assert_eq!(read_chat(&again, GROUP), group_chat());
         let unsent = again.unsent().map(|u| u.chunks);
-        let left = (i == 1).then(|| vec![Chunk::Html("<b>html</b>".into())]);
+        let left = (i > 0).then(|| vec![Chunk::Html("<b>html</b>".into())]);
         assert!(again.uploads().is_empty() && unsent == left, "{unsent:?}");
     }
+}
+
+#[test]
+fn a_chats_session_lasts_until_its_conversation_starts_over() {
+    let dir = TempDir::new("session");
+    let (path, mut store) = sample(&dir);
+    store.begin();
+    let first = store.session(GROUP, 1);
+    assert_eq!(store.session(GROUP, 2), first);
+    assert_ne!(store.session(5, 2), first, "another chat");
+    assert!(!first.contains(&GROUP.unsigned_abs().to_string()), "{first}");
+    store.commit().unwrap();
+    drop(store);
+    let mut again = Store::open(&path, false).unwrap();
+    again.begin();
+    assert_eq!(again.session(GROUP, 3), first, "after a restart");
+    again.forget_chat(GROUP);
+    let after_reset = again.session(GROUP, 4);
+    assert_ne!(after_reset, first, "/reset starts a new conversation");
+    again.set_style(GROUP, "fairy", 5);
+    assert_ne!(again.session(GROUP, 6), after_reset, "so does another style");
+    again.commit().unwrap();
 }

@@ -377,3 +377,33 @@ fn a_text_mention_of_the_bot_in_a_group_is_answered() {
     w.tg.wait_until(WAIT, "handled", |t| t.confirmed_offset() > id && t.polling());
     assert!(w.tg.replies_to(id).is_empty());
 }
+
+/// A chat's conversation is one GigaChat session (`X-Session-ID`, so its shared prompt is
+/// cached): the same id for its questions and after a restart, another for another chat, a
+/// new one when the conversation starts over; and the id tells nothing of the chat.
+#[test]
+fn a_conversation_is_one_gigachat_session_until_it_starts_over() {
+    let w = World::start();
+    let last_session = |w: &World| {
+        let request = w.gc.chat_requests().pop().expect("a request");
+        request.header("x-session-id").expect("a session id").to_string()
+    };
+    w.ask("первый");
+    let ivan = last_session(&w);
+    w.ask("второй");
+    assert_eq!(last_session(&w), ivan);
+    assert!(!ivan.contains(&IVAN.to_string()) && ivan.len() >= 32, "{ivan}");
+    let anna = w.tg.push_text(ANNA, ANNA, "вопрос Анны");
+    w.answer_to(anna);
+    assert_ne!(last_session(&w), ivan, "two chats, one session");
+    let World { tg, gc, env, bot } = w;
+    drop(bot);
+    let bot = env.spawn(&[]);
+    tg.wait_until(WAIT, "the bot polls again", |t| t.polling());
+    let w = World { tg, gc, env, bot };
+    w.ask("после перезапуска");
+    assert_eq!(last_session(&w), ivan, "a restart is no new conversation");
+    w.ask("/reset");
+    w.ask("заново");
+    assert_ne!(last_session(&w), ivan, "/reset starts a new conversation");
+}
