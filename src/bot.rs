@@ -9,7 +9,7 @@ use crate::clock;
 use crate::commands::{self, Action, Ask, Seen};
 use crate::config::Config;
 use crate::facts::{Facts, Turn};
-use crate::gigachat::{self, ChatMessage, Completion, Failure, GigaChat};
+use crate::gigachat::{self, ChatMessage, Completion, Failure, GigaChat, Usage};
 use crate::incoming::{Chat, Message, Update, User};
 use crate::owner::{self, Notices};
 use crate::render::{self, Chunk};
@@ -271,10 +271,10 @@ impl Bot {
         // GigaChat; meanwhile "typing…", and in a private chat the answer as a draft.
         let started = Instant::now();
         let (result, previewed) = self.ask_gigachat(chat, reply_to, &messages);
-        let tokens = result.as_ref().map_or(0, |c| c.usage.total_tokens);
-        let asked = Asked { ms: started.elapsed().as_millis(), tokens };
+        let usage = result.as_ref().map(|c| c.usage).unwrap_or_default();
+        let asked = asked(started, usage);
         question.attachment.as_deref().inspect(|id| self.forget_upload(id));
-        self.count_tokens(message.sender().as_ref(), tokens);
+        self.count_tokens(message.sender().as_ref(), usage);
 
         // The reply: the answer, or what went wrong.
         let reply = match result {
@@ -283,7 +283,12 @@ impl Bot {
         };
         if let Some(answer) = &reply.remembered {
             self.remember(chat.id, &question.remembered, answer, history);
-            let line = (style.id.as_str(), question.remembered.as_str(), answer.as_str(), tokens);
+            let line = (
+                style.id.as_str(),
+                question.remembered.as_str(),
+                answer.as_str(),
+                usage.total_tokens,
+            );
             self.transcript = self.transcript_line(chat.id, message, line);
         }
         self.send_reply(chat.id, reply_to, question.shown.as_deref(), reply)
@@ -449,8 +454,10 @@ impl Bot {
     }
 
     /// Adds the tokens GigaChat billed for `user`'s request (for the budget and /stats).
-    fn count_tokens(&mut self, user: Option<&User>, tokens: u64) {
-        self.store.add_tokens(tokens);
+    fn count_tokens(&mut self, user: Option<&User>, usage: Usage) {
+        self.store.add_tokens(usage.total_tokens, usage.precached_prompt_tokens);
+        // The daily budget counts what GigaChat bills: the cached part of a prompt is free.
+        let tokens = usage.billed();
         let Some(user) = user.filter(|_| tokens > 0) else { return };
         let (today, _) = clock::local_day(clock::unix_now());
         let stats = owner::billed(self.store.user(user.id), tokens, &today);
@@ -514,6 +521,14 @@ impl Bot {
 }
 
 /// The messages GigaChat gets: the style's prompt, the chat's memory, the question (and file).
+/// What a GigaChat call cost, for the update's log line.
+fn asked(started: Instant, u: Usage) -> Asked {
+    let ms = started.elapsed().as_millis();
+    let (prompt, completion, cached) =
+        (u.prompt_tokens, u.completion_tokens, u.precached_prompt_tokens);
+    Asked { ms, tokens: u.total_tokens, prompt, completion, cached }
+}
+
 fn conversation(prompt: &str, history: &[Turn], question: &Question) -> Vec<ChatMessage> {
     let mut messages = vec![ChatMessage::new("system", prompt)];
     messages.extend(history.iter().map(|t| ChatMessage::new(&t.role, &t.content)));

@@ -37,6 +37,8 @@ pub struct UserStats {
 pub struct Counters {
     pub answers: u64,
     pub tokens: u64,
+    /// Of `tokens`, those GigaChat had cached (not billed).
+    pub cached_tokens: u64,
     /// Failures by kind ("gigachat 429", "telegram send", …).
     pub failures: BTreeMap<String, u64>,
 }

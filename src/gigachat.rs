@@ -46,10 +46,24 @@ impl ChatMessage {
     }
 }
 
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
 pub struct Usage {
     #[serde(default)]
     pub total_tokens: u64,
+    #[serde(default)]
+    pub prompt_tokens: u64,
+    #[serde(default)]
+    pub completion_tokens: u64,
+    /// Of the prompt, what GigaChat had cached for the session: not billed.
+    #[serde(default)]
+    pub precached_prompt_tokens: u64,
+}
+
+impl Usage {
+    /// What GigaChat bills: the total without the cached part of the prompt.
+    pub fn billed(&self) -> u64 {
+        self.total_tokens.saturating_sub(self.precached_prompt_tokens)
+    }
 }
 
 /// A finished answer. `finish_reason` is "stop", "length" (cut by max_tokens) or

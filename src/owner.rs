@@ -163,6 +163,8 @@ pub fn stats_text(stats: &Stats) -> String {
         .replace("{failures}", &comma_list(failures, texts::NO_FAILURES))
         .replace("{tokens_today}", &stats.tokens_today.to_string())
         .replace("{tokens}", &counters.tokens.to_string())
+        .replace("{cached}", &counters.cached_tokens.to_string())
+        .replace("{share}", &(counters.cached_tokens * 100 / counters.tokens.max(1)).to_string())
         .replace("{chats}", &stats.chats.to_string())
         .replace("{users}", &stats.users.to_string());
     if !stats.busiest.is_empty() {

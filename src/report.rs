@@ -37,11 +37,15 @@ impl fmt::Display for Kind {
     }
 }
 
-/// What a GigaChat call cost: how long it took, and the tokens billed.
+/// What a GigaChat call cost: how long it took, and its tokens: in all, of the prompt, of the
+/// answer, and of the prompt those GigaChat had cached (not billed).
 #[derive(Debug, Default, Clone, Copy, PartialEq)]
 pub struct Asked {
     pub ms: u128,
     pub tokens: u64,
+    pub prompt: u64,
+    pub completion: u64,
+    pub cached: u64,
 }
 
 /// How the update ended.
@@ -157,7 +161,11 @@ impl Report {
     pub fn line(&self, update_id: i64) -> String {
         let asked = self.outcome.asked();
         let latency = asked.map_or("-".to_string(), |a| a.ms.to_string());
-        let tokens = asked.map_or(0, |a| a.tokens);
+        let a = asked.unwrap_or_default();
+        let tokens = format!(
+            "{} prompt={} completion={} cached={}",
+            a.tokens, a.prompt, a.completion, a.cached
+        );
         let text = self.text.as_ref().map_or(String::new(), |t| format!(" text={t:?}"));
         let (chat, user, kind, style) = (self.chat_id, self.user_id, self.kind, &self.style);
         let outcome = self.outcome.to_string();

@@ -38,6 +38,7 @@ pub struct Unsent {
 struct Meta {
     answers: u64,
     tokens: u64,
+    cached_tokens: u64,
 }
 
 /// How long the id of updates that changed nothing (a group's chatter, say) may wait for the
@@ -118,14 +119,20 @@ impl Store {
     /// handled id goes back to the saved one: the update is not confirmed, and comes again.
     pub fn commit(&mut self) -> Result<()> {
         let meta = std::mem::take(&mut self.meta);
-        let counted = meta.answers > 0 || meta.tokens > 0;
+        let counted = meta.answers > 0 || meta.tokens > 0 || meta.cached_tokens > 0;
         let lagging = self.last_update_id != self.saved_update_id;
         let save_id = lagging && self.saved_at.elapsed() >= SAVE_QUIET_IDS_EVERY;
         if self.wrote.get() || counted || save_id {
             self.run(
                 "meta",
-                "UPDATE meta SET last_update_id = ?1, answers = answers + ?2, tokens = tokens + ?3",
-                params![self.last_update_id, meta.answers as i64, meta.tokens as i64],
+                "UPDATE meta SET last_update_id = ?1, answers = answers + ?2, tokens = tokens + ?3,
+                 cached_tokens = cached_tokens + ?4",
+                params![
+                    self.last_update_id,
+                    meta.answers as i64,
+                    meta.tokens as i64,
+                    meta.cached_tokens as i64
+                ],
             );
         }
         let written = self.wrote.replace(false);
@@ -359,9 +366,9 @@ impl Store {
     /// The bot-wide counters.
     fn counters(&self) -> Counters {
         let read = || -> rusqlite::Result<Counters> {
-            let sql = "SELECT answers, tokens FROM meta";
-            let (answers, tokens): (i64, i64) =
-                self.db.query_row(sql, [], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            let sql = "SELECT answers, tokens, cached_tokens FROM meta";
+            let (answers, tokens, cached): (i64, i64, i64) =
+                self.db.query_row(sql, [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
             let failures = self
                 .db
                 .prepare_cached("SELECT kind, count FROM failures ORDER BY kind")?
@@ -370,6 +377,7 @@ impl Store {
             Ok(Counters {
                 answers: answers.max(0) as u64 + self.meta.answers,
                 tokens: tokens.max(0) as u64 + self.meta.tokens,
+                cached_tokens: cached.max(0) as u64 + self.meta.cached_tokens,
                 failures,
             })
         };
@@ -382,8 +390,9 @@ impl Store {
     }
 
     /// Tokens a GigaChat request used, in the bot-wide total.
-    pub fn add_tokens(&mut self, tokens: u64) {
+    pub fn add_tokens(&mut self, tokens: u64, cached: u64) {
         self.meta.tokens += tokens;
+        self.meta.cached_tokens += cached;
     }
 
     /// One more failure of this kind.

@@ -47,8 +47,10 @@ impl Bot {
                 let question = Question { remembered, prompt, attachment: None, shown: None };
                 let result =
                     self.gigachat.chat(&conversation(&style.prompt, &[], &question), None, None);
-                let tokens = result.as_ref().map_or(0, |c| c.usage.total_tokens);
-                self.count_tokens(Some(&sender), tokens);
+                self.count_tokens(
+                    Some(&sender),
+                    result.as_ref().map(|c| c.usage).unwrap_or_default(),
+                );
                 match result {
                     Ok(c) if c.finish_reason == "blacklist" => texts::BLACKLIST.to_string(),
                     Ok(c) => c.content,

@@ -17,7 +17,7 @@ use crate::clock::unix_now;
 /// The schema this binary writes (`PRAGMA user_version`). 2 added `meta.unsent_sent` (the
 /// progress of an answer going out) and `uploads` (files to delete from GigaChat); 3 added
 /// `unsent.rich` (a part of an answer that goes as a rich message); 4 added `chats.session`
-/// (the conversation's GigaChat session id).
+/// (the conversation's GigaChat session id) and `meta.cached_tokens`.
 const SCHEMA_VERSION: i64 = 4;
 /// "gigb" (`PRAGMA application_id`): tells our database from any other SQLite file.
 pub(super) const APPLICATION_ID: i64 = 0x6769_6762;
@@ -28,9 +28,10 @@ CREATE TABLE meta (
     last_update_id INTEGER NOT NULL,
     answers INTEGER NOT NULL,
     tokens INTEGER NOT NULL,
-    unsent_sent INTEGER NOT NULL DEFAULT 0
+    unsent_sent INTEGER NOT NULL DEFAULT 0,
+    cached_tokens INTEGER NOT NULL DEFAULT 0
 );
-INSERT INTO meta VALUES (1, 0, 0, 0, 0);
+INSERT INTO meta (id, last_update_id, answers, tokens) VALUES (1, 0, 0, 0);
 CREATE TABLE chats (
     id INTEGER PRIMARY KEY,
     style TEXT,
@@ -80,7 +81,8 @@ ALTER TABLE meta ADD COLUMN unsent_sent INTEGER NOT NULL DEFAULT 0;
 CREATE TABLE uploads (id TEXT PRIMARY KEY) WITHOUT ROWID;
 ";
 const MIGRATE_FROM_2: &str = "ALTER TABLE unsent ADD COLUMN rich INTEGER NOT NULL DEFAULT 0;";
-const MIGRATE_FROM_3: &str = "ALTER TABLE chats ADD COLUMN session TEXT;";
+const MIGRATE_FROM_3: &str = "ALTER TABLE chats ADD COLUMN session TEXT;
+ALTER TABLE meta ADD COLUMN cached_tokens INTEGER NOT NULL DEFAULT 0;";
 
 /// The path with every symlink resolved (of its folder, if the file is not there yet), so
 /// that the lock, the database and its -wal and -shm are found by one name.

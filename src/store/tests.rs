@@ -126,7 +126,7 @@ fn sample(dir: &TempDir) -> (PathBuf, Store) {
     store.count_failure("gigachat 429");
     store.count_failure("gigachat 429");
     store.count_answer();
-    store.add_tokens(120);
+    store.add_tokens(120, 20);
     store.commit().unwrap();
     (path, store)
 }
@@ -464,11 +464,12 @@ fn uploads_stay_in_the_state_until_deleted() {
 #[test]
 fn older_databases_are_brought_up_to_date() {
     let older = [
-        "ALTER TABLE chats DROP COLUMN session; ALTER TABLE unsent DROP COLUMN rich;
-         ALTER TABLE meta DROP COLUMN unsent_sent; DROP TABLE uploads; PRAGMA user_version = 1;",
-        "ALTER TABLE chats DROP COLUMN session; ALTER TABLE unsent DROP COLUMN rich;
+        "ALTER TABLE chats DROP COLUMN session; ALTER TABLE meta DROP COLUMN cached_tokens;
+         ALTER TABLE unsent DROP COLUMN rich; ALTER TABLE meta DROP COLUMN unsent_sent; DROP TABLE uploads; PRAGMA user_version = 1;",
+        "ALTER TABLE chats DROP COLUMN session; ALTER TABLE meta DROP COLUMN cached_tokens;
+         ALTER TABLE unsent DROP COLUMN rich;
          INSERT INTO unsent (chat_id, chunk) VALUES (5, '<b>html</b>'); PRAGMA user_version = 2;",
-        "ALTER TABLE chats DROP COLUMN session;
+        "ALTER TABLE chats DROP COLUMN session; ALTER TABLE meta DROP COLUMN cached_tokens;
          INSERT INTO unsent (chat_id, chunk) VALUES (5, '<b>html</b>'); PRAGMA user_version = 3;",
     ];
     for (i, downgrade) in older.iter().enumerate() {
