@@ -165,6 +165,7 @@ fn check_gigachat(gc: &GigaChatConfig) -> bool {
     let Ok(models) = gigachat.models().map_err(|err| println!("✗ {err}")) else {
         return false;
     };
+    show_balance(&mut gigachat);
     let chat = models.iter().filter(|m| m.kind.is_empty() || m.kind == "chat");
     let names: Vec<&str> = chat.map(|m| m.id.as_str()).collect();
     println!("• модели GigaChat для этого ключа: {}", names.join(", "));
@@ -177,6 +178,20 @@ fn check_gigachat(gc: &GigaChatConfig) -> bool {
         ),
     }
     found
+}
+
+/// `check`'s balance line: the prepaid packages, or that the account pays as it goes. Only
+/// said: an account without packages works as well.
+fn show_balance(gigachat: &mut GigaChat) {
+    match gigachat.balance() {
+        Ok(Some(packages)) => {
+            let left = packages.iter().map(|(usage, value)| format!("{usage} — {value}"));
+            println!("• баланс GigaChat, токенов: {}", left.collect::<Vec<_>>().join(", "));
+        }
+        Ok(None) => println!("• баланс GigaChat: оплата по факту (пакетов токенов нет)"),
+        // The error may name the configured model, which a misplaced secret could be.
+        Err(err) => println!("• баланс GigaChat: не удалось узнать ({})", err.kind()),
+    }
 }
 
 /// `check`'s SaluteSpeech line: not configured, or a token obtained, or why not.

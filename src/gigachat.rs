@@ -272,6 +272,34 @@ impl GigaChat {
             serde_json::from_str(&text).map_err(|err| bad_response(err.to_string()))?;
         Ok(list.data)
     }
+
+    /// What is left of the account's prepaid packages (`GET /balance`), tokens per package;
+    /// None when the account pays as it goes (GigaChat answers 403 "Permission denied" then).
+    pub fn balance(&mut self) -> Result<Option<Vec<(String, i64)>>, Error> {
+        let (what, url) = ("balance", format!("{}/balance", self.base_url));
+        let api = Api::Chat(&self.model);
+        let request =
+            Request { what, api, url, accept: "application/json", body: None, session: None };
+        let text = match self.sber.call(&request) {
+            Err(Error { failure: Failure::Auth { status: 403, .. }, .. }) => return Ok(None),
+            other => other?,
+        };
+        let parsed: BalanceList =
+            serde_json::from_str(&text).map_err(|err| bad_response(format!("balance: {err}")))?;
+        Ok(Some(parsed.balance.into_iter().map(|p| (p.usage, p.value)).collect()))
+    }
+}
+
+#[derive(Deserialize)]
+struct BalanceList {
+    balance: Vec<Package>,
+}
+
+/// A prepaid package: the model (or "embeddings") and the tokens left.
+#[derive(Deserialize)]
+struct Package {
+    usage: String,
+    value: i64,
 }
 
 /// GigaChat's error, for what the client shared with SaluteSpeech cannot see.

@@ -227,7 +227,7 @@ fn check_sums_up_a_bundle_of_many_certificates() {
     assert!(out.contains("сертификатов — 12"), "{out}");
     assert!(out.contains("Russian Trusted Root CA среди них нет"), "{out}");
     assert!(!out.contains("SHA-256: "), "listed one by one: {out}");
-    assert!(out.lines().count() < 15, "{out}");
+    assert!(out.lines().count() < 20, "{out}");
 }
 
 #[test]
