@@ -1344,38 +1344,54 @@ fn complete(
     let session_id = chat.header("x-session-id").map(String::from).unwrap_or_else(uuid4);
     let created = now_ms() / 1000;
     let model = format!("{}:{MODEL_VERSION}", chat.model);
+    // Billed before any byte goes out, so a client that reads the answer and then asks
+    // for its balance sees it spent.
     let usage = shared.state.lock().unwrap().bill(index, chat, text).to_json();
-    if !chat.stream {
-        let body = json!({
-            "choices": [{
-                "message": {"content": text, "role": "assistant"},
-                "index": 0,
-                "finish_reason": finish_reason,
-            }],
-            "created": created,
-            "model": model,
-            "object": "chat.completion",
-            "usage": usage,
-        });
+    if chat.stream {
         let headers = [
-            ("Content-Type", "application/json; charset=utf-8"),
+            ("Content-Type", "text/event-stream"),
+            ("Cache-Control", "no-cache"),
             ("X-Request-Id", request_id.as_str()),
             ("X-Session-Id", session_id.as_str()),
         ];
-        shared.finish(index, 200);
-        responder.send(200, &headers, body.to_string().as_bytes());
-        return;
+        let piece_chars = shared.state.lock().unwrap().piece_chars;
+        let chars: Vec<char> = text.chars().collect();
+        let pieces: Vec<String> = match chars.is_empty() {
+            true => vec![String::new()],
+            false => chars.chunks(piece_chars).map(|c| c.iter().collect()).collect(),
+        };
+        let events = stream_events(&pieces, created, &model, finish_reason, usage);
+        return send_stream(shared, index, responder, &headers, &events, &pieces, cut);
     }
+    let body = json!({
+        "choices": [{
+            "message": {"content": text, "role": "assistant"},
+            "index": 0,
+            "finish_reason": finish_reason,
+        }],
+        "created": created,
+        "model": model,
+        "object": "chat.completion",
+        "usage": usage,
+    });
+    let headers = [
+        ("Content-Type", "application/json; charset=utf-8"),
+        ("X-Request-Id", request_id.as_str()),
+        ("X-Session-Id", session_id.as_str()),
+    ];
+    shared.finish(index, 200);
+    responder.send(200, &headers, body.to_string().as_bytes());
+}
 
-    let (chars_per_sec, pause_every, piece_chars, first_event_delay) = {
-        let state = shared.state.lock().unwrap();
-        (state.chars_per_sec, state.pause_every, state.piece_chars, state.first_event_delay)
-    };
-    let chars: Vec<char> = text.chars().collect();
-    let pieces: Vec<String> = match chars.is_empty() {
-        true => vec![String::new()],
-        false => chars.chunks(piece_chars).map(|c| c.iter().collect()).collect(),
-    };
+/// The events of a stream as recorded: one per piece (the role in the first), then an
+/// empty delta with the finish reason and the usage.
+fn stream_events(
+    pieces: &[String],
+    created: u64,
+    model: &str,
+    finish_reason: &str,
+    usage: Value,
+) -> Vec<Value> {
     let mut events: Vec<Value> = pieces
         .iter()
         .enumerate()
@@ -1394,13 +1410,25 @@ fn complete(
         "object": "chat.completion",
         "usage": usage,
     }));
-    let headers = [
-        ("Content-Type", "text/event-stream"),
-        ("Cache-Control", "no-cache"),
-        ("X-Request-Id", request_id.as_str()),
-        ("X-Session-Id", session_id.as_str()),
-    ];
-    if responder.start_stream(200, &headers).is_err() {
+    events
+}
+
+/// Sends `events` as SSE at the configured pace (`pieces` give each event's characters),
+/// then `[DONE]`; or closes the connection after `cut` events, without it.
+fn send_stream(
+    shared: &Shared,
+    index: usize,
+    responder: &mut Responder,
+    headers: &[(&str, &str)],
+    events: &[Value],
+    pieces: &[String],
+    cut: Option<usize>,
+) {
+    let (chars_per_sec, pause_every, first_event_delay) = {
+        let state = shared.state.lock().unwrap();
+        (state.chars_per_sec, state.pause_every, state.first_event_delay)
+    };
+    if responder.start_stream(200, headers).is_err() {
         return shared.finish(index, 0);
     }
     thread::sleep(first_event_delay);
