@@ -17,6 +17,12 @@
 //! tests it also injects seeded random faults (`set_random_faults`: 5xx and dropped
 //! connections on OAuth and chat requests, tokens that expire every n requests) and can crash
 //! the bot in a chosen chat request (`set_kill_hook`).
+//!
+//! Money and caching as the reference describes them (§4): a request with `X-Session-ID`
+//! that repeats the start of its session's previous request within `set_cache_ttl` reports
+//! that prefix as `precached_prompt_tokens`; `GET /balance` answers the packages of
+//! `set_balance` or, by default, the 403 of a pay-as-you-go account; a package runs down by
+//! the billed tokens of each answer, and a model whose package is empty answers 402.
 
 #![allow(dead_code)] // a toolbox: not every test uses every part
 
@@ -184,6 +190,36 @@ pub struct ChatRequest {
     /// The status answered: 0 while answering or if the connection was dropped.
     pub status: u16,
     pub at: Instant,
+    /// The usage the answer reported; None unless a completion was given (an error, a
+    /// scripted status, garbage or a dropped connection report none).
+    pub usage: Option<Usage>,
+}
+
+/// `usage` of a completion, as answered. `prompt_tokens` includes the precached ones (the
+/// recording: 17 prompt, 2 of them precached) and `total_tokens` is prompt + completion
+/// (gigachat-api.md §2: the arithmetic of the data, not the docs' wording).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Usage {
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub total_tokens: u64,
+    pub precached_prompt_tokens: u64,
+}
+
+impl Usage {
+    /// What the account pays for: cached tokens are not billed (§4 "Prompt caching").
+    pub fn billed(&self) -> u64 {
+        self.total_tokens - self.precached_prompt_tokens
+    }
+
+    fn to_json(self) -> Value {
+        json!({
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.total_tokens,
+            "precached_prompt_tokens": self.precached_prompt_tokens,
+        })
+    }
 }
 
 impl ChatRequest {
@@ -313,7 +349,18 @@ struct State {
     drawing_text: Option<String>,
     /// Pictures drawn so far.
     drawn: usize,
+    /// How long a session's prompt stays cached after its last request.
+    cache_ttl: Duration,
+    /// Per `X-Session-ID`: when its last completion was given and that request's messages.
+    sessions: HashMap<String, (Instant, Vec<ChatMessage>)>,
+    /// Prepaid packages (usage name, tokens left); None for a pay-as-you-go account.
+    balance: Option<Vec<(String, i64)>>,
+    /// When each `GET /balance` arrived, answered or not.
+    balance_requests: Vec<Instant>,
 }
+
+/// About 30 s, as measured by a third party (gigachat-api.md §4 "Prompt caching").
+pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(30);
 
 impl FakeGigaChat {
     pub fn start() -> FakeGigaChat {
@@ -360,6 +407,10 @@ impl FakeGigaChat {
             content_faults: VecDeque::new(),
             drawing_text: None,
             drawn: 0,
+            cache_ttl: DEFAULT_CACHE_TTL,
+            sessions: HashMap::new(),
+            balance: None,
+            balance_requests: Vec::new(),
         };
         let shared = Arc::new(Shared { state: Mutex::new(state) });
         let server = {
@@ -501,6 +552,26 @@ impl FakeGigaChat {
         self.lock().kill_hook.is_some()
     }
 
+    /// How long a session's prompt stays cached after its last request (30 s by default).
+    pub fn set_cache_ttl(&self, ttl: Duration) {
+        self.lock().cache_ttl = ttl;
+    }
+
+    /// Makes the account prepaid with these packages: (usage, tokens left), e.g.
+    /// `[("GigaChat-2-Max", 1000), ("embeddings", 5000)]`. `GET /balance` lists them in this
+    /// order; a chat model with a package of its own name spends it and answers 402 once
+    /// it is empty, other models are not limited.
+    pub fn set_balance(&self, packages: &[(&str, i64)]) {
+        let packages = packages.iter().map(|(usage, value)| (usage.to_string(), *value));
+        self.lock().balance = Some(packages.collect());
+    }
+
+    /// Makes the account pay-as-you-go, as it is by default: `GET /balance` answers 403
+    /// and chat requests are never refused for money.
+    pub fn set_pay_as_you_go(&self) {
+        self.lock().balance = None;
+    }
+
     // --- observation ---
 
     pub fn oauth_requests(&self) -> Vec<OAuthRequest> {
@@ -535,6 +606,21 @@ impl FakeGigaChat {
     /// Every chat completion request that was answered (or dropped), in order.
     pub fn chat_requests(&self) -> Vec<ChatRequest> {
         self.lock().chat_requests.clone()
+    }
+
+    /// The usage reported to the `index`-th chat request (from 0), if it got a completion.
+    pub fn usage_of(&self, index: usize) -> Option<Usage> {
+        self.lock().chat_requests.get(index).and_then(|r| r.usage)
+    }
+
+    /// The packages left now (None for pay-as-you-go), to check what was spent.
+    pub fn balance(&self) -> Option<Vec<(String, i64)>> {
+        self.lock().balance.clone()
+    }
+
+    /// When each `GET /balance` arrived, in order: how often the bot asks.
+    pub fn balance_requests(&self) -> Vec<Instant> {
+        self.lock().balance_requests.clone()
     }
 
     /// Chat completions being answered right now.
@@ -592,6 +678,10 @@ fn handle(shared: &Shared, request: &Request, responder: &mut Responder) {
         ("POST", "/api/v2/oauth") => oauth(shared, request, responder),
         ("POST", "/api/v1/chat/completions") => chat(shared, request, responder),
         ("GET", "/api/v1/models") => models(shared, request, responder, None),
+        ("GET", "/api/v1/balance") => {
+            let (status, body) = shared.state.lock().unwrap().balance_answer(request);
+            send_json(responder, status, &body, &[]);
+        }
         (_, path) if path == "/api/v1/files" || path.starts_with("/api/v1/files/") => {
             let (status, body, bytes) = shared.state.lock().unwrap().files_answer(request);
             shared.state.lock().unwrap().file_requests.push((
@@ -645,6 +735,7 @@ fn chat(shared: &Shared, request: &Request, responder: &mut Responder) {
         body: serde_json::from_slice(&request.body).unwrap_or(Value::Null),
         status: 0,
         at: Instant::now(),
+        usage: None,
     };
     let hook = shared.state.lock().unwrap().chat_arrived();
     if let Some(hook) = hook {
@@ -726,6 +817,68 @@ fn models(shared: &Shared, request: &Request, responder: &mut Responder, id: Opt
 }
 
 impl State {
+    /// `GET /balance`: a live token, then the packages of a prepaid account or the 403 the
+    /// reference gives for pay-as-you-go (§3, §4). The request is recorded either way.
+    fn balance_answer(&mut self, request: &Request) -> (u16, String) {
+        self.balance_requests.push(Instant::now());
+        if let Err(body) = self.check_token(request) {
+            return (401, body);
+        }
+        match &self.balance {
+            Some(packages) => {
+                let lines: Vec<Value> = packages
+                    .iter()
+                    .map(|(usage, value)| json!({"usage": usage, "value": value}))
+                    .collect();
+                // serde_json sorts keys; "usage" before "value" is the reference's order too.
+                (200, json!({"balance": lines}).to_string())
+            }
+            None => (403, status_body(403, "Permission denied")),
+        }
+    }
+
+    /// Whether `model` has a prepaid package and it is used up: then the reference's 402
+    /// (§3, "model's tokens exhausted").
+    fn check_package(&self, model: &str) -> Result<(), (u16, String)> {
+        match self.balance.iter().flatten().find(|(usage, _)| usage == model) {
+            Some((_, left)) if *left <= 0 => Err((402, status_body(402, "Payment Required"))),
+            _ => Ok(()),
+        }
+    }
+
+    /// The usage of a completion of `text` for `chat` (recorded at `index`), spent from the
+    /// model's package if it has one. A request with `X-Session-ID` whose session asked
+    /// within the cache TTL gets the tokens of the messages both requests begin with as
+    /// precached; every completion becomes its session's cache.
+    fn bill(&mut self, index: usize, chat: &ChatRequest, text: &str) -> Usage {
+        let prompt_chars: usize = chat.messages.iter().map(|m| m.content.chars().count()).sum();
+        let prompt_tokens = tokens(prompt_chars) as u64;
+        let completion_tokens = tokens(text.chars().count()) as u64;
+        let now = Instant::now();
+        let precached = match chat.header("x-session-id") {
+            Some(session) => {
+                let previous = self.sessions.insert(session.into(), (now, chat.messages.clone()));
+                previous
+                    .filter(|(at, _)| now.duration_since(*at) <= self.cache_ttl)
+                    .map_or(0, |(_, before)| prefix_tokens(&before, &chat.messages))
+            }
+            None => 0,
+        };
+        let usage = Usage {
+            prompt_tokens,
+            completion_tokens,
+            total_tokens: prompt_tokens + completion_tokens,
+            precached_prompt_tokens: precached.min(prompt_tokens),
+        };
+        let package = self.balance.iter_mut().flatten().find(|(usage, _)| *usage == chat.model);
+        if let Some((_, left)) = package {
+            // Billed whole even past the end: the package shows 0, never a debt.
+            *left = (*left - usage.billed() as i64).max(0);
+        }
+        self.chat_requests[index].usage = Some(usage);
+        usage
+    }
+
     /// The answer to an OAuth request, checked in the order of the reference; status 0 for
     /// a dropped connection.
     fn oauth_answer(&mut self, request: &Request) -> (u16, String) {
@@ -870,6 +1023,7 @@ impl State {
         {
             return Err(invalid("functions must be an array"));
         }
+        self.check_package(&chat.model)?;
         self.in_flight += 1;
         // A random fault goes before queued replies, which stay queued.
         match self.random_fault() {
@@ -1190,46 +1344,54 @@ fn complete(
     let session_id = chat.header("x-session-id").map(String::from).unwrap_or_else(uuid4);
     let created = now_ms() / 1000;
     let model = format!("{}:{MODEL_VERSION}", chat.model);
-    let prompt_chars: usize = chat.messages.iter().map(|m| m.content.chars().count()).sum();
-    let prompt_tokens = tokens(prompt_chars);
-    let completion_tokens = tokens(text.chars().count());
-    let usage = json!({
-        "prompt_tokens": prompt_tokens,
-        "completion_tokens": completion_tokens,
-        "total_tokens": prompt_tokens + completion_tokens,
-        "precached_prompt_tokens": 0,
-    });
-    if !chat.stream {
-        let body = json!({
-            "choices": [{
-                "message": {"content": text, "role": "assistant"},
-                "index": 0,
-                "finish_reason": finish_reason,
-            }],
-            "created": created,
-            "model": model,
-            "object": "chat.completion",
-            "usage": usage,
-        });
+    // Billed before any byte goes out, so a client that reads the answer and then asks
+    // for its balance sees it spent.
+    let usage = shared.state.lock().unwrap().bill(index, chat, text).to_json();
+    if chat.stream {
         let headers = [
-            ("Content-Type", "application/json; charset=utf-8"),
+            ("Content-Type", "text/event-stream"),
+            ("Cache-Control", "no-cache"),
             ("X-Request-Id", request_id.as_str()),
             ("X-Session-Id", session_id.as_str()),
         ];
-        shared.finish(index, 200);
-        responder.send(200, &headers, body.to_string().as_bytes());
-        return;
+        let piece_chars = shared.state.lock().unwrap().piece_chars;
+        let chars: Vec<char> = text.chars().collect();
+        let pieces: Vec<String> = match chars.is_empty() {
+            true => vec![String::new()],
+            false => chars.chunks(piece_chars).map(|c| c.iter().collect()).collect(),
+        };
+        let events = stream_events(&pieces, created, &model, finish_reason, usage);
+        return send_stream(shared, index, responder, &headers, &events, &pieces, cut);
     }
+    let body = json!({
+        "choices": [{
+            "message": {"content": text, "role": "assistant"},
+            "index": 0,
+            "finish_reason": finish_reason,
+        }],
+        "created": created,
+        "model": model,
+        "object": "chat.completion",
+        "usage": usage,
+    });
+    let headers = [
+        ("Content-Type", "application/json; charset=utf-8"),
+        ("X-Request-Id", request_id.as_str()),
+        ("X-Session-Id", session_id.as_str()),
+    ];
+    shared.finish(index, 200);
+    responder.send(200, &headers, body.to_string().as_bytes());
+}
 
-    let (chars_per_sec, pause_every, piece_chars, first_event_delay) = {
-        let state = shared.state.lock().unwrap();
-        (state.chars_per_sec, state.pause_every, state.piece_chars, state.first_event_delay)
-    };
-    let chars: Vec<char> = text.chars().collect();
-    let pieces: Vec<String> = match chars.is_empty() {
-        true => vec![String::new()],
-        false => chars.chunks(piece_chars).map(|c| c.iter().collect()).collect(),
-    };
+/// The events of a stream as recorded: one per piece (the role in the first), then an
+/// empty delta with the finish reason and the usage.
+fn stream_events(
+    pieces: &[String],
+    created: u64,
+    model: &str,
+    finish_reason: &str,
+    usage: Value,
+) -> Vec<Value> {
     let mut events: Vec<Value> = pieces
         .iter()
         .enumerate()
@@ -1248,13 +1410,25 @@ fn complete(
         "object": "chat.completion",
         "usage": usage,
     }));
-    let headers = [
-        ("Content-Type", "text/event-stream"),
-        ("Cache-Control", "no-cache"),
-        ("X-Request-Id", request_id.as_str()),
-        ("X-Session-Id", session_id.as_str()),
-    ];
-    if responder.start_stream(200, &headers).is_err() {
+    events
+}
+
+/// Sends `events` as SSE at the configured pace (`pieces` give each event's characters),
+/// then `[DONE]`; or closes the connection after `cut` events, without it.
+fn send_stream(
+    shared: &Shared,
+    index: usize,
+    responder: &mut Responder,
+    headers: &[(&str, &str)],
+    events: &[Value],
+    pieces: &[String],
+    cut: Option<usize>,
+) {
+    let (chars_per_sec, pause_every, first_event_delay) = {
+        let state = shared.state.lock().unwrap();
+        (state.chars_per_sec, state.pause_every, state.first_event_delay)
+    };
+    if responder.start_stream(200, headers).is_err() {
         return shared.finish(index, 0);
     }
     thread::sleep(first_event_delay);
@@ -1453,6 +1627,18 @@ fn send_json(responder: &mut Responder, status: u16, body: &str, extra: &[(&str,
 /// About four characters per token, rounded up, at least one.
 fn tokens(chars: usize) -> usize {
     chars.div_ceil(4).max(1)
+}
+
+/// The tokens of the whole messages (role and content) `a` and `b` begin with alike; 0 if
+/// they differ from the first. Estimated like the prompt, so never more than its tokens.
+fn prefix_tokens(a: &[ChatMessage], b: &[ChatMessage]) -> u64 {
+    let chars: usize = a
+        .iter()
+        .zip(b)
+        .take_while(|(x, y)| x.role == y.role && x.content == y.content)
+        .map(|(m, _)| m.content.chars().count())
+        .sum();
+    if chars == 0 { 0 } else { tokens(chars) as u64 }
 }
 
 fn now_ms() -> u64 {

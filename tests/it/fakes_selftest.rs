@@ -2395,6 +2395,229 @@ fn gigachat_limits_the_attachments_of_a_request() {
     );
 }
 
+// --- GigaChat: prompt caching and balance ---
+
+/// A chat completion in a session (`X-Session-ID`), or in none.
+fn completion_in(
+    agent: &Agent,
+    fake: &FakeGigaChat,
+    token: &str,
+    session: Option<&str>,
+    body: &Value,
+) -> Answer {
+    let mut request = agent
+        .post(format!("{}/chat/completions", fake.base_url()))
+        .header("Authorization", format!("Bearer {token}"))
+        .header("Content-Type", "application/json");
+    if let Some(session) = session {
+        request = request.header("X-Session-ID", session);
+    }
+    read(request.send(body.to_string()), "x-session-id")
+}
+
+/// The `usage` of a whole answer, checked to be 200 and to add up as the recording does.
+fn usage(answer: &Answer) -> (i64, i64) {
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let usage = &answer.json()["usage"];
+    let field = |name: &str| usage[name].as_i64().unwrap_or_else(|| panic!("{name}: {usage}"));
+    let (prompt, cached) = (field("prompt_tokens"), field("precached_prompt_tokens"));
+    assert_eq!(field("total_tokens"), prompt + field("completion_tokens"), "{usage}");
+    (prompt, cached)
+}
+
+/// A conversation: the system prompt, then user and assistant turns alternating.
+fn conversation(turns: &[&str]) -> Value {
+    let mut messages = vec![json!({"role": "system", "content": "Отвечай кратко и по делу."})];
+    for (i, text) in turns.iter().enumerate() {
+        let role = if i % 2 == 0 { "user" } else { "assistant" };
+        messages.push(json!({"role": role, "content": text}));
+    }
+    json!({"model": "GigaChat-2-Max", "messages": messages})
+}
+
+/// The second request of a session within the TTL reports the messages both begin with as
+/// precached (their tokens as the fake counts them: 4 characters each), whole or streamed.
+#[test]
+fn a_session_repeating_its_prompt_within_the_ttl_is_precached() {
+    let fake = FakeGigaChat::start();
+    let agent = trusting(&fake);
+    let token = token(&agent, &fake);
+    let first = completion_in(&agent, &fake, &token, Some("s-1"), &conversation(&["Привет"]));
+    assert_eq!(usage(&first).1, 0, "nothing cached yet");
+    let longer = conversation(&["Привет", "Здравствуйте", "Как дела?"]);
+    let (prompt, cached) = usage(&completion_in(&agent, &fake, &token, Some("s-1"), &longer));
+    let shared = "Отвечай кратко и по делу.Привет".chars().count() as i64;
+    assert_eq!(cached, (shared + 3) / 4, "the system prompt and the first question");
+    assert!(0 < cached && cached < prompt, "{cached} of {prompt}");
+    let recorded = fake.usage_of(1).expect("a completion's usage is recorded");
+    assert_eq!(
+        (recorded.precached_prompt_tokens, recorded.prompt_tokens),
+        (cached as u64, prompt as u64)
+    );
+    assert_eq!(fake.chat_requests()[1].usage, Some(recorded));
+
+    // The same request again: all of it is cached, capped at the prompt.
+    let (prompt, cached) = usage(&completion_in(&agent, &fake, &token, Some("s-1"), &longer));
+    assert_eq!(cached, prompt);
+
+    // A stream reports it in its last event.
+    let mut streamed = conversation(&["Привет", "Здравствуйте", "Как дела?", "Хорошо", "Ещё?"]);
+    streamed["stream"] = json!(true);
+    let response = agent
+        .post(format!("{}/chat/completions", fake.base_url()))
+        .header("Authorization", format!("Bearer {token}"))
+        .header("Content-Type", "application/json")
+        .header("X-Session-ID", "s-1")
+        .send(streamed.to_string());
+    let (events, clean) = sse_events(response);
+    assert!(clean && events.last().map(String::as_str) == Some("[DONE]"), "{events:?}");
+    let last: Value = serde_json::from_str(&events[events.len() - 2]).unwrap();
+    let usage = &last["usage"];
+    assert_eq!(usage["precached_prompt_tokens"].as_i64(), Some(prompt), "{usage}");
+    assert!(usage["prompt_tokens"].as_i64().unwrap() > prompt, "{usage}");
+    assert_eq!(fake.usage_of(3).map(|u| u.precached_prompt_tokens), Some(prompt as u64));
+}
+
+/// Only the same session shares a cache: another session, none, or a different start
+/// report 0.
+#[test]
+fn another_session_or_none_is_not_precached() {
+    let fake = FakeGigaChat::start();
+    let agent = trusting(&fake);
+    let token = token(&agent, &fake);
+    let body = conversation(&["Привет", "Здравствуйте", "Как дела?"]);
+    let cached = |session: Option<&str>, body: &Value| {
+        usage(&completion_in(&agent, &fake, &token, session, body)).1
+    };
+    assert_eq!(cached(Some("s-1"), &body), 0);
+    assert_eq!(cached(Some("s-2"), &body), 0, "another session");
+    assert_eq!(cached(None, &body), 0, "no session");
+    assert_eq!(cached(None, &body), 0, "no session, twice");
+    let mut other_start = body.clone();
+    other_start["messages"][0]["content"] = json!("Отвечай подробно.");
+    assert_eq!(cached(Some("s-1"), &other_start), 0, "a different system prompt");
+    let mut other_role = other_start.clone();
+    other_role["messages"][0]["role"] = json!("user");
+    assert_eq!(cached(Some("s-1"), &other_role), 0, "the same text in another role");
+    assert!(cached(Some("s-1"), &other_role) > 0, "the session itself still caches");
+    let recorded: Vec<u64> =
+        (0..7).map(|i| fake.usage_of(i).unwrap().precached_prompt_tokens).collect();
+    assert_eq!(&recorded[..6], [0; 6]);
+}
+
+/// The cache lives `set_cache_ttl` after the session's last request.
+#[test]
+fn the_cache_expires_after_its_ttl() {
+    let fake = FakeGigaChat::start();
+    let agent = trusting(&fake);
+    let token = token(&agent, &fake);
+    fake.set_cache_ttl(Duration::from_millis(300));
+    let body = conversation(&["Привет"]);
+    let cached = || usage(&completion_in(&agent, &fake, &token, Some("s-1"), &body)).1;
+    assert_eq!(cached(), 0);
+    assert!(cached() > 0, "within the TTL");
+    thread::sleep(Duration::from_millis(400));
+    assert_eq!(cached(), 0, "after the TTL");
+    assert!(cached() > 0, "the expired request started a new cache");
+}
+
+fn get_balance(agent: &Agent, fake: &FakeGigaChat, token: &str) -> Answer {
+    let request = agent
+        .get(format!("{}/balance", fake.base_url()))
+        .header("Authorization", format!("Bearer {token}"));
+    read(request.call(), "")
+}
+
+/// `GET /balance` of a prepaid account lists its packages as the reference shows them; a
+/// bad token gets 401; every request is recorded.
+#[test]
+fn balance_lists_the_packages_of_a_prepaid_account() {
+    let fake = FakeGigaChat::start();
+    let agent = trusting(&fake);
+    let token = token(&agent, &fake);
+    fake.set_balance(&[("GigaChat-2-Max", 900000), ("embeddings", 9999967)]);
+    let answer = get_balance(&agent, &fake, &token);
+    assert_eq!(
+        (answer.status, answer.content_type.as_str(), answer.body.as_str()),
+        (
+            200,
+            "application/json",
+            r#"{"balance":[{"usage":"GigaChat-2-Max","value":900000},{"usage":"embeddings","value":9999967}]}"#
+        )
+    );
+    let answer = get_balance(&agent, &fake, "nope");
+    assert_eq!(
+        (answer.status, answer.body.as_str()),
+        (401, r#"{"status":401,"message":"Unauthorized"}"#)
+    );
+    let times = fake.balance_requests();
+    assert_eq!(times.len(), 2);
+    assert!(times[0] <= times[1]);
+    assert_eq!(fake.balance().unwrap()[0], ("GigaChat-2-Max".to_string(), 900000));
+}
+
+/// A pay-as-you-go account (the default, or after `set_pay_as_you_go`) gets the
+/// reference's 403 and is never refused a chat for money.
+#[test]
+fn balance_is_forbidden_to_a_pay_as_you_go_account() {
+    let fake = FakeGigaChat::start();
+    let agent = trusting(&fake);
+    let token = token(&agent, &fake);
+    let forbidden = r#"{"status":403,"message":"Permission denied"}"#;
+    let answer = get_balance(&agent, &fake, &token);
+    assert_eq!((answer.status, answer.body.as_str()), (403, forbidden), "by default");
+    fake.set_balance(&[("GigaChat-2-Max", 0)]);
+    assert_eq!(get_balance(&agent, &fake, &token).status, 200);
+    assert_eq!(completion(&agent, &fake, &token, &ask("x")).status, 402);
+    fake.set_pay_as_you_go();
+    let answer = get_balance(&agent, &fake, &token);
+    assert_eq!((answer.status, answer.body.as_str()), (403, forbidden));
+    assert_eq!(fake.balance(), None);
+    assert_eq!(completion(&agent, &fake, &token, &ask("x")).status, 200);
+    assert_eq!(fake.balance_requests().len(), 3);
+}
+
+/// Each answer spends its billed tokens (total − precached) from its model's package; an
+/// empty package answers 402 with the reference's body, whole or streamed, while other
+/// models go on.
+#[test]
+fn a_package_runs_down_then_payment_is_required() {
+    let fake = FakeGigaChat::start();
+    let agent = trusting(&fake);
+    let token = token(&agent, &fake);
+    fake.set_balance(&[("GigaChat-2-Max", 10_000), ("embeddings", 500)]);
+    let left = || fake.balance().unwrap()[0].1;
+    let body = conversation(&["Привет", "Здравствуйте", "Как дела?"]);
+    assert_eq!(usage(&completion_in(&agent, &fake, &token, Some("s"), &body)).1, 0);
+    let first = fake.usage_of(0).unwrap();
+    assert_eq!((first.billed(), left()), (first.total_tokens, 10_000 - first.total_tokens as i64));
+    assert!(usage(&completion_in(&agent, &fake, &token, Some("s"), &body)).1 > 0);
+    let second = fake.usage_of(1).unwrap();
+    assert!(second.billed() < second.total_tokens, "cached tokens are not billed");
+    assert_eq!(left(), 10_000 - (first.billed() + second.billed()) as i64);
+    let shown = get_balance(&agent, &fake, &token).json();
+    assert_eq!(shown["balance"][0]["value"].as_i64(), Some(left()));
+    assert_eq!(shown["balance"][1]["value"], 500, "chat spends only its model's package");
+
+    // One token left: the next answer is given, then the package is empty.
+    fake.set_balance(&[("GigaChat-2-Max", 1)]);
+    assert_eq!(completion(&agent, &fake, &token, &ask("x")).status, 200);
+    assert_eq!(left(), 0, "an answer past the end leaves 0, not a debt");
+    let payment = r#"{"status":402,"message":"Payment Required"}"#;
+    let answer = completion(&agent, &fake, &token, &ask("x"));
+    assert_eq!((answer.status, answer.body.as_str()), (402, payment));
+    let mut streamed = ask("x");
+    streamed["stream"] = json!(true);
+    let answer = completion(&agent, &fake, &token, &streamed);
+    assert_eq!((answer.status, answer.body.as_str()), (402, payment), "streamed too");
+    let mut pro = ask("x");
+    pro["model"] = json!("GigaChat-2-Pro");
+    assert_eq!(completion(&agent, &fake, &token, &pro).status, 200, "a model without a package");
+    let statuses: Vec<u16> = fake.chat_requests().iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [200, 200, 200, 402, 402, 200]);
+    assert_eq!(fake.usage_of(3), None, "a refused request reports no usage");
+}
+
 // --- SaluteSpeech ---
 
 /// A malformed recognition request is refused as the service would, even with a fault
