@@ -21,6 +21,7 @@ mod cli;
 mod context;
 mod conversation;
 mod core;
+mod costs;
 mod deploy;
 mod exercises;
 mod fake_gigachat;
