@@ -55,10 +55,16 @@ pub struct Bot {
     transcript: Option<(i64, serde_json::Value)>,
     /// A commit during the update being handled failed.
     unsaved: Option<anyhow::Error>,
+    /// The last balance read (`GigaChat::balance`), for /stats, and when it was asked for.
+    balance: Option<String>,
+    balance_asked: Option<Instant>,
     /// Answers go out as rich messages (`telegram.rich_messages`), until a server that does
     /// not know them (an older local Bot API server) answers 404.
     rich: bool,
 }
+
+/// How often the running bot asks GigaChat for the balance.
+const BALANCE_EVERY: Duration = Duration::from_secs(5 * 60);
 
 /// How an action ended; an `Err` is a fatal Telegram error, which ends the update.
 type Done = Result<Outcome, telegram::Error>;
@@ -125,6 +131,8 @@ impl Bot {
             recording: false,
             transcript: None,
             unsaved: None,
+            balance: None,
+            balance_asked: None,
             rich,
         }
     }
@@ -479,6 +487,21 @@ impl Bot {
         }
         self.commit();
         self.unsaved = None;
+    }
+
+    /// After a batch of updates: the balance read, the first time and then every few minutes,
+    /// so never on the path of a question, nor before the bot polls at all; and only with a
+    /// token a question already got, so that it never costs an OAuth request of its own.
+    pub fn read_balance(&mut self) {
+        let fresh = clock::unix_now_ms() + 120_000; // the client renews a token in its last minute
+        let token = self.gigachat.token_expires_at_ms().is_some_and(|at| at > fresh);
+        if token && self.balance_asked.is_none_or(|at| at.elapsed() >= BALANCE_EVERY) {
+            self.balance_asked = Some(Instant::now());
+            match self.gigachat.balance() {
+                Ok(packages) => self.balance = Some(owner::balance_text(packages.as_deref())),
+                Err(err) => log::info!("{err}; /stats shows the last balance read"),
+            }
+        }
     }
 
     /// Whether the state can be saved again, after a save failed.

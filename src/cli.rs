@@ -14,6 +14,7 @@ use crate::clock;
 use crate::config::scrub::{shown_name, shown_url};
 use crate::config::{Config, GigaChatConfig, TelegramConfig, style_ids};
 use crate::gigachat::{self, GigaChat};
+use crate::owner;
 use crate::salutespeech::SaluteSpeech;
 use crate::telegram::{ErrorKind, Telegram, host_of};
 use crate::texts;
@@ -184,13 +185,9 @@ fn check_gigachat(gc: &GigaChatConfig) -> bool {
 /// said: an account without packages works as well.
 fn show_balance(gigachat: &mut GigaChat) {
     match gigachat.balance() {
-        Ok(Some(packages)) => {
-            let left = packages.iter().map(|(usage, value)| format!("{usage} — {value}"));
-            println!("• баланс GigaChat, токенов: {}", left.collect::<Vec<_>>().join(", "));
-        }
-        Ok(None) => println!("• баланс GigaChat: оплата по факту (пакетов токенов нет)"),
+        Ok(packages) => println!("• {}", owner::balance_text(packages.as_deref())),
         // The error may name the configured model, which a misplaced secret could be.
-        Err(err) => println!("• баланс GigaChat: не удалось узнать ({})", err.kind()),
+        Err(err) => println!("• Баланс GigaChat: не удалось узнать ({})", err.kind()),
     }
 }
 

@@ -212,6 +212,7 @@ fn poll(bot: &mut Bot) -> Result<(), telegram::Error> {
                 }
             }
         }
+        bot.read_balance();
     }
 }
 

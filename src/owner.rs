@@ -153,6 +153,15 @@ pub fn users_text(config: &Config, granted: &[i64], denied: &[i64]) -> String {
         .replace("{denied}", &list(denied))
 }
 
+/// The balance in a line: the tokens left in each prepaid package, or that the account pays
+/// as it goes (None).
+pub fn balance_text(packages: Option<&[(String, i64)]>) -> String {
+    let Some(packages) = packages else { return texts::PAY_AS_YOU_GO.to_string() };
+    let left: Vec<String> =
+        packages.iter().map(|(usage, value)| format!("{usage} — {value}")).collect();
+    texts::BALANCE.replace("{packages}", &left.join(", "))
+}
+
 /// The /stats text: uptime, answers, failures, tokens, chats, users, the most active today.
 pub fn stats_text(stats: &Stats) -> String {
     let counters = &stats.counters;

@@ -3,6 +3,9 @@
 
 pub const START: &str =
     "Здравствуйте, {name}! Я отвечаю на вопросы с помощью GigaChat. Просто напишите вопрос.";
+/// The GigaChat balance, in /stats and `check`: the prepaid packages, or none.
+pub const BALANCE: &str = "Баланс GigaChat, токенов: {packages}";
+pub const PAY_AS_YOU_GO: &str = "Баланс GigaChat: оплата по факту (пакетов токенов нет)";
 /// `gigabot check`, when anyone may talk to the bot and spend tokens without a daily cap.
 pub const OPEN_TO_EVERYONE: &str = "! доступ: бот отвечает любому пользователю Telegram, и дневного лимита токенов нет — любой, кто найдёт бота, тратит ваши токены GigaChat. Задайте bot.admins (ваш id — в ответе бота на /start), bot.allowed_users или bot.daily_tokens_per_user.";
 /// Under /start and /help: the owner of a new bot learns the id to put into `bot.admins`.

@@ -66,7 +66,11 @@ impl Bot {
                 owner::users_text(&self.config, &granted, &denied)
             }
             AdminReport::Stats => {
-                owner::stats_text(&self.store.stats(&facts.today, facts.uptime_secs))
+                let stats = owner::stats_text(&self.store.stats(&facts.today, facts.uptime_secs));
+                match &self.balance {
+                    Some(balance) => format!("{stats}\n{balance}"),
+                    None => stats,
+                }
             }
         };
         self.tell_admin(message, &text)

@@ -42,9 +42,22 @@ fn check_shows_the_balance_or_that_the_account_pays_as_it_goes() {
     let w = World::start();
     let env = BotEnv::new(&w.tg, &w.gc);
     let (out, _) = harness::text(&env.run(&["check"]));
-    assert!(out.contains("• баланс GigaChat: оплата по факту"), "{out}");
+    assert!(out.contains("• Баланс GigaChat: оплата по факту"), "{out}");
     w.gc.set_balance(&[("GigaChat-2-Max", 991_490), ("embeddings", 5000)]);
     let (out, _) = harness::text(&env.run(&["check"]));
-    let line = "• баланс GigaChat, токенов: GigaChat-2-Max — 991490, embeddings — 5000";
+    let line = "• Баланс GigaChat, токенов: GigaChat-2-Max — 991490, embeddings — 5000";
     assert!(out.contains(line), "{out}");
+}
+
+/// The running bot reads the balance once it polls, off the path of any question, and /stats
+/// shows the last figure it read.
+#[test]
+fn the_running_bot_reads_the_balance_at_start_and_not_per_answer() {
+    let w = World::start_with(&format!("[bot]\nadmins = [{IVAN}]\n"));
+    for question in ["Первый", "Второй", "Третий"] {
+        w.ask(question);
+    }
+    assert_eq!(w.gc.balance_requests().len(), 1, "{}", w.gc.dump());
+    let stats = w.ask("/stats").join("\n");
+    assert!(stats.ends_with("Баланс GigaChat: оплата по факту (пакетов токенов нет)"), "{stats}");
 }
