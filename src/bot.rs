@@ -21,6 +21,7 @@ use crate::telegram::{self, Telegram};
 use crate::texts;
 
 mod access;
+mod balance;
 mod deliver;
 mod guest;
 mod media;
@@ -439,6 +440,9 @@ impl Bot {
         log::warn!("chat {chat_id}: {err}");
         let kind = err.kind();
         self.store.count_failure(&format!("gigachat {kind}"));
+        if matches!(err.failure, Failure::PaymentRequired) {
+            self.warn_balance(None);
+        }
         let mut chunks = match err.failure {
             Failure::Interrupted(_) | Failure::Timeout(_) => {
                 render::answer_chunks(previewed, self.rich)
@@ -487,21 +491,6 @@ impl Bot {
         }
         self.commit();
         self.unsaved = None;
-    }
-
-    /// After a batch of updates: the balance read, the first time and then every few minutes,
-    /// so never on the path of a question, nor before the bot polls at all; and only with a
-    /// token a question already got, so that it never costs an OAuth request of its own.
-    pub fn read_balance(&mut self) {
-        let fresh = clock::unix_now_ms() + 120_000; // the client renews a token in its last minute
-        let token = self.gigachat.token_expires_at_ms().is_some_and(|at| at > fresh);
-        if token && self.balance_asked.is_none_or(|at| at.elapsed() >= BALANCE_EVERY) {
-            self.balance_asked = Some(Instant::now());
-            match self.gigachat.balance() {
-                Ok(packages) => self.balance = Some(owner::balance_text(packages.as_deref())),
-                Err(err) => log::info!("{err}; /stats shows the last balance read"),
-            }
-        }
     }
 
     /// Whether the state can be saved again, after a save failed.

@@ -97,6 +97,8 @@ pub struct BotConfig {
     pub allowed_users: Vec<i64>,
     pub requests_per_minute: u32,
     pub daily_tokens_per_user: u64,
+    /// Admins are warned when the configured model's prepaid package falls below this; 0 = off.
+    pub low_balance_tokens: u64,
     pub transcript_dir: Option<PathBuf>,
     /// How often a private chat's draft may change while the answer streams. The old name
     /// (from the edited live view the drafts replaced) still works.
@@ -158,6 +160,7 @@ const SECTIONS: [(&str, &[&str]); 6] = [
             "allowed_users",
             "requests_per_minute",
             "daily_tokens_per_user",
+            "low_balance_tokens",
             "transcript_dir",
             "draft_interval_ms",
             "stream_edit_interval_ms",
@@ -254,6 +257,7 @@ impl Default for BotConfig {
             allowed_users: Vec::new(),
             requests_per_minute: 6,
             daily_tokens_per_user: 0,
+            low_balance_tokens: 10_000,
             transcript_dir: None,
             draft_interval_ms: 500,
         }

@@ -162,14 +162,15 @@ fn run_bot(config: Config, reset_state: bool) -> Result<()> {
     log::info!("Бот запущен: @{}", me.username.as_deref().unwrap_or("?"));
 
     // 3. The loop, until a stop signal; first the rest of an answer a restart cut short
-    // (busy meanwhile: a stop waits for the message in flight), and the files a kill left
-    // in GigaChat's storage.
+    // (busy meanwhile: a stop waits for the message in flight), the files a kill left
+    // in GigaChat's storage, and the balance.
     let mut bot = Bot::new(config, telegram, gigachat, store, me);
     if !set_idle(false) {
         return Ok(());
     }
     bot.send_unsent().or_else(|err| fatal(err, &token_origin))?;
     bot.delete_leftover_uploads();
+    bot.read_balance();
     poll(&mut bot).or_else(|err| fatal(err, &token_origin))?;
     // Confirm the handled updates, so Telegram does not keep them for the next start.
     bot.confirm_handled();

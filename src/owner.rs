@@ -162,6 +162,29 @@ pub fn balance_text(packages: Option<&[(String, i64)]>) -> String {
     texts::BALANCE.replace("{packages}", &left.join(", "))
 }
 
+/// The admins' warning about the balance and the mark that remembers it, when one is due:
+/// `left` is what the configured model's package holds, None after a 402 (used up). One a
+/// day; a 402 once more after that day's low-balance warning. `bot.low_balance_tokens = 0`:
+/// none at all.
+pub fn balance_warning(
+    config: &Config,
+    left: Option<i64>,
+    warned: &str,
+    today: &str,
+) -> Option<(String, String)> {
+    let limit = config.bot.low_balance_tokens as i64;
+    if limit == 0 || left.is_some_and(|left| left >= limit) {
+        return None;
+    }
+    let due = !warned.starts_with(today) || (left.is_none() && warned.ends_with("low"));
+    let model = &config.gigachat.model;
+    let (text, kind) = match left {
+        Some(left) => (texts::LOW_BALANCE.replace("{left}", &left.to_string()), "low"),
+        None => (texts::BALANCE_USED_UP.to_string(), "402"),
+    };
+    due.then(|| (text.replace("{model}", model), format!("{today} {kind}")))
+}
+
 /// The /stats text: uptime, answers, failures, tokens, chats, users, the most active today.
 pub fn stats_text(stats: &Stats) -> String {
     let counters = &stats.counters;
@@ -292,6 +315,33 @@ mod tests {
         assert!(reply.is_some_and(|r| r.contains("500 токенов") && r.contains("3 ч 5 мин")));
         assert_eq!(limit_reply(0, 500, &user, 1_781_086_400, ("2026-06-10", 86_400)), None);
         assert_eq!(limit_reply(0, 501, &user, 1_781_000_000, ("2026-06-09", 60)), None);
+    }
+
+    #[test]
+    fn the_balance_warning_comes_once_a_day_and_a_402_once_more() {
+        let mut config = Config::default();
+        let today = "2026-12-07";
+        // (limit, left, warned before) → the mark of a warning sent now
+        for (limit, left, warned, mark) in [
+            (10_000, Some(9_999), "", Some("2026-12-07 low")),
+            (10_000, Some(10_000), "", None),
+            (10_000, Some(5), "2026-12-06 402", Some("2026-12-07 low")),
+            (10_000, Some(5), "2026-12-07 low", None),
+            (10_000, None, "2026-12-07 low", Some("2026-12-07 402")),
+            (10_000, None, "2026-12-07 402", None),
+            (10_000, Some(5), "2026-12-07 402", None),
+            (0, Some(5), "", None),
+            (0, None, "", None),
+        ] {
+            config.bot.low_balance_tokens = limit;
+            let warning = balance_warning(&config, left, warned, today);
+            let got = warning.as_ref().map(|(_, mark)| mark.as_str());
+            assert_eq!(got, mark, "{limit} {left:?} {warned:?}");
+        }
+        let (low, _) = balance_warning(&Config::default(), Some(1234), "", today).unwrap();
+        assert!(low.contains("GigaChat-2-Max") && low.contains("осталось 1234"), "{low}");
+        let (empty, _) = balance_warning(&Config::default(), None, "", today).unwrap();
+        assert!(empty.contains("402") && empty.contains("GigaChat-2-Max"), "{empty}");
     }
 
     #[test]

@@ -425,6 +425,17 @@ impl Store {
         }
     }
 
+    /// When the admins were last warned about the balance, and of what (`owner::balance_warning`).
+    pub fn balance_warned(&self) -> String {
+        let sql = "SELECT balance_warned FROM meta";
+        self.checked("meta", self.db.query_row(sql, [], |row| row.get(0)))
+    }
+
+    /// Remembers the warning just sent, with the update or batch being saved.
+    pub fn set_balance_warned(&mut self, mark: &str) {
+        self.run("meta", "UPDATE meta SET balance_warned = ?1", [mark]);
+    }
+
     /// One more message of the recorded answer went out.
     pub fn unsent_progress(&mut self) {
         self.run("unsent", "UPDATE meta SET unsent_sent = unsent_sent + 1", []);

@@ -5,6 +5,9 @@ pub const START: &str =
     "Здравствуйте, {name}! Я отвечаю на вопросы с помощью GigaChat. Просто напишите вопрос.";
 /// The GigaChat balance, in /stats and `check`: the prepaid packages, or none.
 pub const BALANCE: &str = "Баланс GigaChat, токенов: {packages}";
+/// To each admin, privately, at most once a day (`bot.low_balance_tokens`).
+pub const LOW_BALANCE: &str = "⚠️ В пакете токенов GigaChat для модели {model} осталось {left} — меньше порога bot.low_balance_tokens. Пополните пакет в личном кабинете GigaChat, пока бот отвечает.";
+pub const BALANCE_USED_UP: &str = "⚠️ GigaChat ответил 402: пакет токенов для модели {model} закончился, и бот не может отвечать на вопросы. Пополните пакет в личном кабинете GigaChat или выберите в gigachat.model модель с оплатой по факту.";
 pub const PAY_AS_YOU_GO: &str = "Баланс GigaChat: оплата по факту (пакетов токенов нет)";
 /// `gigabot check`, when anyone may talk to the bot and spend tokens without a daily cap.
 pub const OPEN_TO_EVERYONE: &str = "! доступ: бот отвечает любому пользователю Telegram, и дневного лимита токенов нет — любой, кто найдёт бота, тратит ваши токены GigaChat. Задайте bot.admins (ваш id — в ответе бота на /start), bot.allowed_users или bot.daily_tokens_per_user.";

@@ -14,10 +14,11 @@ pub const MAX_TEXT_FILE_BYTES: u64 = 40 << 20;
 
 /// Does this model see images? GigaChat-Pro, -Max and their 2.x versions do (Sber's vision
 /// examples and LiteLLM's model list); the Lite models (GigaChat, GigaChat-2) are not known
-/// to. A wrong guess shows: GigaChat then refuses the attachment, and the user is told.
+/// to. GigaChat-3-Ultra, the free model above Max, is assumed to: no source says either
+/// way. A wrong guess shows: GigaChat then refuses the attachment, and the user is told.
 pub fn sees_images(model: &str) -> bool {
     let model = model.to_ascii_lowercase();
-    model.contains("-pro") || model.contains("-max")
+    ["-pro", "-max", "-ultra"].iter().any(|tier| model.contains(tier))
 }
 
 /// A file to download from Telegram and upload to GigaChat.
@@ -155,6 +156,7 @@ mod tests {
     #[test]
     fn which_models_see_images() {
         assert!(sees_images("GigaChat-2-Max") && sees_images("GigaChat-Pro"));
+        assert!(sees_images("GigaChat-3-Ultra"));
         assert!(!sees_images("GigaChat-2") && !sees_images("GigaChat"));
     }
 }

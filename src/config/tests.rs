@@ -577,6 +577,7 @@ mod config_properties {
         ("bot", "allowed_users", &["[]", "[1, 2]"]),
         ("bot", "requests_per_minute", &["6", "0", "4294967296"]),
         ("bot", "daily_tokens_per_user", &["0", "100000"]),
+        ("bot", "low_balance_tokens", &["10000", "0"]),
         ("bot", "transcript_dir", &["\"transcripts\"", "\"\""]),
         ("bot", "draft_interval_ms", &["1000", "0"]),
         ("log", "level", &["\"info\"", "\"debug\"", "\"trace\"", "\"INFO\""]),

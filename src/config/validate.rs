@@ -138,7 +138,7 @@ fn check_salutespeech(ss: &mut SaluteSpeechConfig, name: &dyn Fn(&str) -> String
 /// sum or product of them overflows), the state file, the log level.
 fn check_bot(config: &Config, name: &dyn Fn(&str) -> String) -> Result<()> {
     let bot = &config.bot;
-    let numbers: [(&str, u64, std::ops::RangeInclusive<u64>, &str); 7] = [
+    let numbers: [(&str, u64, std::ops::RangeInclusive<u64>, &str); 8] = [
         ("bot.max_input_chars", bot.max_input_chars as u64, 1..=100_000, "characters"),
         ("bot.history_messages", bot.history_messages as u64, 0..=1000, "messages"),
         ("bot.history_chars", bot.history_chars as u64, 0..=1_000_000, "characters"),
@@ -154,6 +154,12 @@ fn check_bot(config: &Config, name: &dyn Fn(&str) -> String) -> Result<()> {
             bot.daily_tokens_per_user,
             0..=1_000_000_000_000,
             "tokens (0 = no limit)",
+        ),
+        (
+            "bot.low_balance_tokens",
+            bot.low_balance_tokens,
+            0..=1_000_000_000_000,
+            "tokens (0 = off)",
         ),
         (
             "bot.draft_interval_ms",

@@ -17,8 +17,9 @@ use crate::clock::unix_now;
 /// The schema this binary writes (`PRAGMA user_version`). 2 added `meta.unsent_sent` (the
 /// progress of an answer going out) and `uploads` (files to delete from GigaChat); 3 added
 /// `unsent.rich` (a part of an answer that goes as a rich message); 4 added `chats.session`
-/// (the conversation's GigaChat session id) and `meta.cached_tokens`.
-const SCHEMA_VERSION: i64 = 4;
+/// (the conversation's GigaChat session id) and `meta.cached_tokens`; 5 added
+/// `meta.balance_warned` (the day the admins were last warned about the balance).
+const SCHEMA_VERSION: i64 = 5;
 /// "gigb" (`PRAGMA application_id`): tells our database from any other SQLite file.
 pub(super) const APPLICATION_ID: i64 = 0x6769_6762;
 
@@ -29,7 +30,8 @@ CREATE TABLE meta (
     answers INTEGER NOT NULL,
     tokens INTEGER NOT NULL,
     unsent_sent INTEGER NOT NULL DEFAULT 0,
-    cached_tokens INTEGER NOT NULL DEFAULT 0
+    cached_tokens INTEGER NOT NULL DEFAULT 0,
+    balance_warned TEXT NOT NULL DEFAULT ''
 );
 INSERT INTO meta (id, last_update_id, answers, tokens) VALUES (1, 0, 0, 0);
 CREATE TABLE chats (
@@ -75,14 +77,16 @@ CREATE TABLE uploads (id TEXT PRIMARY KEY) WITHOUT ROWID;
 const PRAGMAS: &str =
     "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA cache_size = -1024;";
 
-/// From schema 1 (gigabot 0.2) to 2, from 2 to 3, from 3 to 4.
-const MIGRATE_FROM_1: &str = "
-ALTER TABLE meta ADD COLUMN unsent_sent INTEGER NOT NULL DEFAULT 0;
-CREATE TABLE uploads (id TEXT PRIMARY KEY) WITHOUT ROWID;
-";
-const MIGRATE_FROM_2: &str = "ALTER TABLE unsent ADD COLUMN rich INTEGER NOT NULL DEFAULT 0;";
-const MIGRATE_FROM_3: &str = "ALTER TABLE chats ADD COLUMN session TEXT;
-ALTER TABLE meta ADD COLUMN cached_tokens INTEGER NOT NULL DEFAULT 0;";
+/// From schema 1 (gigabot 0.2) to 2, from 2 to 3, and so on: a database of schema `n` runs
+/// the migrations from the `n`th on.
+const MIGRATIONS: [&str; 4] = [
+    "ALTER TABLE meta ADD COLUMN unsent_sent INTEGER NOT NULL DEFAULT 0;
+     CREATE TABLE uploads (id TEXT PRIMARY KEY) WITHOUT ROWID;",
+    "ALTER TABLE unsent ADD COLUMN rich INTEGER NOT NULL DEFAULT 0;",
+    "ALTER TABLE chats ADD COLUMN session TEXT;
+     ALTER TABLE meta ADD COLUMN cached_tokens INTEGER NOT NULL DEFAULT 0;",
+    "ALTER TABLE meta ADD COLUMN balance_warned TEXT NOT NULL DEFAULT '';",
+];
 
 /// The path with every symlink resolved (of its folder, if the file is not there yet), so
 /// that the lock, the database and its -wal and -shm are found by one name.
@@ -156,9 +160,7 @@ pub(super) fn connect(path: &Path) -> Result<Connection> {
     let version: i64 = db.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     let upgrade = match version {
         0 => format!("{SCHEMA} PRAGMA application_id = {APPLICATION_ID};"),
-        1 => format!("{MIGRATE_FROM_1} {MIGRATE_FROM_2} {MIGRATE_FROM_3}"),
-        2 => format!("{MIGRATE_FROM_2} {MIGRATE_FROM_3}"),
-        3 => MIGRATE_FROM_3.to_string(),
+        1..SCHEMA_VERSION => MIGRATIONS[version as usize - 1..].concat(),
         _ => String::new(),
     };
     if !upgrade.is_empty() {

@@ -464,13 +464,16 @@ fn uploads_stay_in_the_state_until_deleted() {
 #[test]
 fn older_databases_are_brought_up_to_date() {
     let older = [
-        "ALTER TABLE chats DROP COLUMN session; ALTER TABLE meta DROP COLUMN cached_tokens;
+        "ALTER TABLE meta DROP COLUMN balance_warned; ALTER TABLE chats DROP COLUMN session; ALTER TABLE meta DROP COLUMN cached_tokens;
          ALTER TABLE unsent DROP COLUMN rich; ALTER TABLE meta DROP COLUMN unsent_sent; DROP TABLE uploads; PRAGMA user_version = 1;",
         "ALTER TABLE chats DROP COLUMN session; ALTER TABLE meta DROP COLUMN cached_tokens;
-         ALTER TABLE unsent DROP COLUMN rich;
+         ALTER TABLE unsent DROP COLUMN rich; ALTER TABLE meta DROP COLUMN balance_warned;
          INSERT INTO unsent (chat_id, chunk) VALUES (5, '<b>html</b>'); PRAGMA user_version = 2;",
         "ALTER TABLE chats DROP COLUMN session; ALTER TABLE meta DROP COLUMN cached_tokens;
+         ALTER TABLE meta DROP COLUMN balance_warned;
          INSERT INTO unsent (chat_id, chunk) VALUES (5, '<b>html</b>'); PRAGMA user_version = 3;",
+        "ALTER TABLE meta DROP COLUMN balance_warned;
+         INSERT INTO unsent (chat_id, chunk) VALUES (5, '<b>html</b>'); PRAGMA user_version = 4;",
     ];
     for (i, downgrade) in older.iter().enumerate() {
         let dir = TempDir::new(&format!("schema{}", i + 1));
@@ -479,7 +482,8 @@ fn older_databases_are_brought_up_to_date() {
         drop(store);
         let again = Store::open(&path, false).unwrap();
         let version: i64 = again.db.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
-        assert_eq!(version, 4);
+        assert_eq!(version, 5);
+        assert_eq!(again.balance_warned(), "");
         assert_eq!(again.last_update_id(), 873000105);
         assert_eq!(read_chat(&again, GROUP), group_chat());
         let unsent = again.unsent().map(|u| u.chunks);

@@ -93,6 +93,23 @@ pub struct FakeGigaChatOptions {
     /// The only host name the server certificate names, in place of 127.0.0.1 and
     /// localhost: a trusted certificate for another host, as a wrong URL or a proxy shows.
     pub certificate_for: Option<String>,
+    /// Where the API's paths begin: "/api/v1" (gigachat.devices.sberbank.ru) or "/v1"
+    /// (api.giga.chat).
+    pub api_prefix: String,
+    /// Chat models that refuse a request with files (`attachments`): 422.
+    pub no_attachments: Vec<String>,
+}
+
+impl FakeGigaChatOptions {
+    /// The new host, api.giga.chat, with the free model for individuals, GigaChat-3-Ultra
+    /// (gigachat-api.md §0, §5). Whether that model reads files is not known (no source
+    /// says): this fake guesses not, so a test shows what a refusal looks like to a user.
+    pub fn freemium() -> FakeGigaChatOptions {
+        let mut options = FakeGigaChatOptions { api_prefix: "/v1".into(), ..Default::default() };
+        options.models.push(("GigaChat-3-Ultra".into(), "chat".into()));
+        options.no_attachments.push("GigaChat-3-Ultra".into());
+        options
+    }
 }
 
 impl Default for FakeGigaChatOptions {
@@ -104,6 +121,8 @@ impl Default for FakeGigaChatOptions {
             models: MODELS.iter().map(|(id, kind)| (id.to_string(), kind.to_string())).collect(),
             token_ttl: Duration::from_secs(30 * 60),
             certificate_for: None,
+            api_prefix: "/api/v1".into(),
+            no_attachments: Vec::new(),
         }
     }
 }
@@ -432,9 +451,9 @@ impl FakeGigaChat {
         format!("https://127.0.0.1:{}/api/v2/oauth", self.server.port())
     }
 
-    /// "https://127.0.0.1:PORT/api/v1"
+    /// "https://127.0.0.1:PORT/api/v1" (or "…/v1" for the new host)
     pub fn base_url(&self) -> String {
-        format!("https://127.0.0.1:{}/api/v1", self.server.port())
+        format!("https://127.0.0.1:{}{}", self.server.port(), self.options.api_prefix)
     }
 
     /// The CA that signed the server certificate, PEM.
@@ -674,16 +693,21 @@ pub fn default_answer(request: &ChatRequest) -> String {
 // --- serving ---
 
 fn handle(shared: &Shared, request: &Request, responder: &mut Responder) {
-    match (request.method.as_str(), request.path.as_str()) {
-        ("POST", "/api/v2/oauth") => oauth(shared, request, responder),
-        ("POST", "/api/v1/chat/completions") => chat(shared, request, responder),
-        ("GET", "/api/v1/models") => models(shared, request, responder, None),
-        ("GET", "/api/v1/balance") => {
+    if (request.method.as_str(), request.path.as_str()) == ("POST", "/api/v2/oauth") {
+        return oauth(shared, request, responder);
+    }
+    let prefix = shared.state.lock().unwrap().options.api_prefix.clone();
+    let path = request.path.strip_prefix(&prefix).unwrap_or("/not-the-api");
+    match (request.method.as_str(), path) {
+        ("POST", "/chat/completions") => chat(shared, request, responder),
+        ("GET", "/models") => models(shared, request, responder, None),
+        ("GET", "/balance") => {
             let (status, body) = shared.state.lock().unwrap().balance_answer(request);
             send_json(responder, status, &body, &[]);
         }
-        (_, path) if path == "/api/v1/files" || path.starts_with("/api/v1/files/") => {
-            let (status, body, bytes) = shared.state.lock().unwrap().files_answer(request);
+        (_, path) if path == "/files" || path.starts_with("/files/") => {
+            let rest = path["/files".len()..].trim_start_matches('/');
+            let (status, body, bytes) = shared.state.lock().unwrap().files_answer(request, rest);
             shared.state.lock().unwrap().file_requests.push((
                 request.method.clone(),
                 request.path.clone(),
@@ -694,8 +718,8 @@ fn handle(shared: &Shared, request: &Request, responder: &mut Responder) {
                 None => send_json(responder, status, &body, &[]),
             }
         }
-        ("GET", path) if path.starts_with("/api/v1/models/") => {
-            models(shared, request, responder, Some(&path["/api/v1/models/".len()..]))
+        ("GET", path) if path.starts_with("/models/") => {
+            models(shared, request, responder, Some(&path["/models/".len()..]))
         }
         _ => send_json(responder, 404, "{\"status\":404,\"message\":\"Not Found\"}", &[]),
     }
@@ -998,6 +1022,11 @@ impl State {
             });
         }
         self.check_request_attachments(&chat.messages)?;
+        let files = chat.messages.iter().any(|m| !m.attachments.is_empty());
+        if files && self.options.no_attachments.contains(&chat.model) {
+            // UNCONFIRMED wording: no source shows this model refusing a file.
+            return Err(invalid("attachments are not supported by this model"));
+        }
         if let Some(temperature) = body.get("temperature") {
             match temperature.as_f64() {
                 Some(t) if t > 0.0 => chat.temperature = Some(t),
@@ -1137,12 +1166,11 @@ impl State {
 
     /// `/files`: upload (multipart, strictly), list, info, content (GET only), delete.
     /// Returns status, JSON body, and the raw bytes for `content`.
-    fn files_answer(&mut self, request: &Request) -> (u16, String, Option<Vec<u8>>) {
+    fn files_answer(&mut self, request: &Request, rest: &str) -> (u16, String, Option<Vec<u8>>) {
         if let Err(body) = self.check_token(request) {
             return (401, body, None);
         }
         let client = request.header("x-client-id").unwrap_or("").to_string();
-        let rest = request.path["/api/v1/files".len()..].trim_start_matches('/').to_string();
         let object = |f: &StoredFile| {
             format!(
                 "{{\"id\":{},\"object\":\"file\",\"bytes\":{},\"access_policy\":\"private\",\"created_at\":{},\"filename\":{},\"purpose\":{}}}",
@@ -1154,7 +1182,7 @@ impl State {
             )
         };
         let not_found = (404, status_body(404, "File not found"), None); // UNCONFIRMED shape
-        match (request.method.as_str(), rest.as_str()) {
+        match (request.method.as_str(), rest) {
             ("POST", "") => match self.upload(request, client) {
                 Ok(file) => (200, object(&file), None),
                 Err((status, body)) => (status, body, None),
