@@ -9,6 +9,8 @@
 //! The fakes are the integration tests' own, included by path, so the benchmark and the
 //! tests talk to the same strict servers.
 
+#[path = "../tests/it/fake_embeddings.rs"]
+mod fake_embeddings;
 #[path = "../tests/it/fake_gigachat.rs"]
 mod fake_gigachat;
 #[path = "../tests/it/fake_telegram.rs"]

@@ -23,6 +23,10 @@
 //! that prefix as `precached_prompt_tokens`; `GET /balance` answers the packages of
 //! `set_balance` or, by default, the 403 of a pay-as-you-go account; a package runs down by
 //! the billed tokens of each answer, and a model whose package is empty answers 402.
+//!
+//! `POST /embeddings` (fake_embeddings.rs) is as strict: a live token, an "embedder" model,
+//! at most 90 inputs of bounded length (413 beyond), and deterministic vectors in which a
+//! question lands near the passage that answers it, so tests can check retrieval.
 
 #![allow(dead_code)] // a toolbox: not every test uses every part
 
@@ -48,6 +52,7 @@ use openssl::x509::extension::{
 use openssl::x509::{X509, X509NameBuilder};
 use serde_json::{Value, json};
 
+use crate::fake_embeddings::{EmbeddingRequest, Embeddings};
 use crate::fake_telegram::SplitMix;
 use crate::http::{Request, Responder, Server, Stream};
 
@@ -55,6 +60,9 @@ use crate::http::{Request, Responder, Server, Stream};
 const MODEL_VERSION: &str = "2.0.28.2";
 const SCOPES: [&str; 3] = ["GIGACHAT_API_PERS", "GIGACHAT_API_B2B", "GIGACHAT_API_CORP"];
 const ROLES: [&str; 4] = ["system", "user", "assistant", "function"];
+/// The answer to an unknown model (chat, `GET /models/{id}`, embeddings; a model of the
+/// wrong type too): 41 bytes live, so probably with a trailing newline (gigachat-api.md §3).
+pub(crate) const NO_SUCH_MODEL: &str = "{\"status\":404,\"message\":\"No such model\"}\n";
 
 /// `GET /models` as recorded on 2026-01-21 (fixtures/models.json): id and type.
 const MODELS: [(&str, &str); 20] = [
@@ -376,6 +384,7 @@ struct State {
     balance: Option<Vec<(String, i64)>>,
     /// When each `GET /balance` arrived, answered or not.
     balance_requests: Vec<Instant>,
+    embeddings: Embeddings,
 }
 
 /// About 30 s, as measured by a third party (gigachat-api.md §4 "Prompt caching").
@@ -430,6 +439,7 @@ impl FakeGigaChat {
             sessions: HashMap::new(),
             balance: None,
             balance_requests: Vec::new(),
+            embeddings: Embeddings::default(),
         };
         let shared = Arc::new(Shared { state: Mutex::new(state) });
         let server = {
@@ -579,7 +589,7 @@ impl FakeGigaChat {
     /// Makes the account prepaid with these packages: (usage, tokens left), e.g.
     /// `[("GigaChat-2-Max", 1000), ("embeddings", 5000)]`. `GET /balance` lists them in this
     /// order; a chat model with a package of its own name spends it and answers 402 once
-    /// it is empty, other models are not limited.
+    /// it is empty, other models are not limited; embeddings spend "embeddings" alike.
     pub fn set_balance(&self, packages: &[(&str, i64)]) {
         let packages = packages.iter().map(|(usage, value)| (usage.to_string(), *value));
         self.lock().balance = Some(packages.collect());
@@ -589,6 +599,18 @@ impl FakeGigaChat {
     /// and chat requests are never refused for money.
     pub fn set_pay_as_you_go(&self) {
         self.lock().balance = None;
+    }
+
+    /// The next embeddings calls with a live token get these statuses and bodies, one each,
+    /// in place of their answers; status 0 closes the connection without answering.
+    pub fn fail_next_embeddings(&self, status: u16, body: &str) {
+        self.lock().embeddings.faults.push_back((status, body.to_string()));
+    }
+
+    /// Characters an embeddings input may have from now on (4000 by default); a longer one
+    /// gets 413, as the bot must expect of the real service's unknown limit.
+    pub fn set_embedding_input_limit(&self, chars: usize) {
+        self.lock().embeddings.input_limit = chars;
     }
 
     // --- observation ---
@@ -632,6 +654,16 @@ impl FakeGigaChat {
         self.lock().chat_requests.get(index).and_then(|r| r.usage)
     }
 
+    /// Every embeddings request, in order, refused or not.
+    pub fn embedding_requests(&self) -> Vec<EmbeddingRequest> {
+        self.lock().embeddings.requests.clone()
+    }
+
+    /// The `prompt_tokens` of every embedding answered, summed.
+    pub fn embedding_tokens(&self) -> u64 {
+        self.lock().embeddings.tokens
+    }
+
     /// The packages left now (None for pay-as-you-go), to check what was spent.
     pub fn balance(&self) -> Option<Vec<(String, i64)>> {
         self.lock().balance.clone()
@@ -668,6 +700,13 @@ impl FakeGigaChat {
                 chat.status
             ));
         }
+        for request in &state.embeddings.requests {
+            let inputs = request.inputs.len();
+            out.push_str(&format!(
+                "  embeddings {} {inputs} inputs -> {}\n",
+                request.model, request.status
+            ));
+        }
         out
     }
 
@@ -700,6 +739,13 @@ fn handle(shared: &Shared, request: &Request, responder: &mut Responder) {
     let path = request.path.strip_prefix(&prefix).unwrap_or("/not-the-api");
     match (request.method.as_str(), path) {
         ("POST", "/chat/completions") => chat(shared, request, responder),
+        ("POST", "/embeddings") => {
+            let (status, body) = shared.state.lock().unwrap().embeddings_answer(request);
+            match status {
+                0 => responder.drop_connection(),
+                _ => send_json(responder, status, &body, &[]),
+            }
+        }
         ("GET", "/models") => models(shared, request, responder, None),
         ("GET", "/balance") => {
             let (status, body) = shared.state.lock().unwrap().balance_answer(request);
@@ -833,7 +879,7 @@ fn models(shared: &Shared, request: &Request, responder: &mut Responder, id: Opt
         }
         Some(id) => match state.options.models.iter().find(|(m, _)| m == id) {
             Some(found) => (200, model(found).to_string()),
-            None => (404, "{\"status\":404,\"message\":\"No such model\"}\n".to_string()),
+            None => (404, NO_SUCH_MODEL.to_string()),
         },
     };
     drop(state);
@@ -841,6 +887,13 @@ fn models(shared: &Shared, request: &Request, responder: &mut Responder, id: Opt
 }
 
 impl State {
+    /// `POST /embeddings`, answered by fake_embeddings with what it needs of the rest.
+    fn embeddings_answer(&mut self, request: &Request) -> (u16, String) {
+        let token = self.check_token(request);
+        let balance = self.balance.as_mut();
+        self.embeddings.answer(request, token, &self.options.models, balance)
+    }
+
     /// `GET /balance`: a live token, then the packages of a prepaid account or the 403 the
     /// reference gives for pay-as-you-go (§3, §4). The request is recorded either way.
     fn balance_answer(&mut self, request: &Request) -> (u16, String) {
@@ -993,7 +1046,7 @@ impl State {
         let model = body.get("model").and_then(Value::as_str).unwrap_or_default();
         let chat_model = self.options.models.iter().any(|(id, kind)| id == model && kind == "chat");
         if !chat_model {
-            return Err((404, "{\"status\":404,\"message\":\"No such model\"}\n".into()));
+            return Err((404, NO_SUCH_MODEL.into()));
         }
         chat.model = model.to_string();
         let Some(messages) =
@@ -1642,7 +1695,7 @@ fn server_error_body(status: u16) -> String {
 }
 
 /// `{"status":N,"message":"…"}` in the service's field order (serde_json would sort them).
-fn status_body(status: u16, message: &str) -> String {
+pub(crate) fn status_body(status: u16, message: &str) -> String {
     format!("{{\"status\":{status},\"message\":{}}}", json!(message))
 }
 
@@ -1653,7 +1706,7 @@ fn send_json(responder: &mut Responder, status: u16, body: &str, extra: &[(&str,
 }
 
 /// About four characters per token, rounded up, at least one.
-fn tokens(chars: usize) -> usize {
+pub(crate) fn tokens(chars: usize) -> usize {
     chars.div_ceil(4).max(1)
 }
 

@@ -2,7 +2,8 @@
 //!
 //! The bot's tests are only as good as the fakes: these pin the envelopes, status codes and
 //! exact error strings of the reference, long polling, keep-alive, every fault kind, OAuth,
-//! chat completions, streaming, the TLS trust setup, and SaluteSpeech's order of checks.
+//! chat completions, streaming, embeddings, the TLS trust setup, and SaluteSpeech's order
+//! of checks.
 
 use std::io::{BufRead, BufReader};
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use serde_json::{Value, json};
 use ureq::Agent;
 use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
 
+use crate::fake_embeddings as emb;
 use crate::fake_gigachat::{self as gc, FakeGigaChat, Reply};
 use crate::fake_salute::{self, FakeSaluteSpeech};
 use crate::fake_telegram::{
@@ -2616,6 +2618,284 @@ fn a_package_runs_down_then_payment_is_required() {
     let statuses: Vec<u16> = fake.chat_requests().iter().map(|r| r.status).collect();
     assert_eq!(statuses, [200, 200, 200, 402, 402, 200]);
     assert_eq!(fake.usage_of(3), None, "a refused request reports no usage");
+}
+
+// --- GigaChat: embeddings ---
+
+/// `POST /embeddings` with this JSON body.
+fn embed(agent: &Agent, fake: &FakeGigaChat, token: &str, body: &Value) -> Answer {
+    let request = agent
+        .post(format!("{}/embeddings", fake.base_url()))
+        .header("Authorization", format!("Bearer {token}"))
+        .header("Content-Type", "application/json");
+    read(request.send(body.to_string()), "")
+}
+
+/// The vectors of an answer, in the order of `data`.
+fn vectors(answer: &Answer) -> Vec<Vec<f32>> {
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let data = answer.json()["data"].as_array().expect("data is a list").clone();
+    let vector = |entry: &Value| -> Vec<f32> {
+        let numbers = entry["embedding"].as_array().expect("embedding is a list");
+        numbers.iter().map(|x| x.as_f64().expect("a number") as f32).collect()
+    };
+    data.iter().map(vector).collect()
+}
+
+/// One vector per input, in input order, each with its index and usage, of length 256 and
+/// norm 1, the vector `embedding_of` computes; the request is recorded; unknown fields are
+/// ignored and a single string is one input.
+#[test]
+fn embeddings_answer_one_unit_vector_per_input_in_order() {
+    let fake = FakeGigaChat::start();
+    let agent = trusting(&fake);
+    let token = token(&agent, &fake);
+    let inputs = ["Пицца Маргарита стоит 450 рублей", "Клуб открыт по субботам", "ок"];
+    let body = json!({"model": "Embeddings", "input": inputs, "user": "ignored"});
+    let answer = embed(&agent, &fake, &token, &body);
+    assert_eq!((answer.status, answer.content_type.as_str()), (200, "application/json"));
+    assert!(
+        answer.body.starts_with(r#"{"object":"list","data":[{"object":"embedding","embedding":["#)
+    );
+    let reply = answer.json();
+    assert_eq!((&reply["object"], &reply["model"]), (&json!("list"), &json!("Embeddings")));
+    let data = reply["data"].as_array().unwrap();
+    assert_eq!(data.len(), 3);
+    let mut tokens = 0;
+    for (i, (entry, vector)) in data.iter().zip(vectors(&answer)).enumerate() {
+        let chars = inputs[i].chars().count() as u64;
+        assert_eq!((&entry["object"], &entry["index"]), (&json!("embedding"), &json!(i)));
+        assert_eq!(entry["usage"], json!({"prompt_tokens": chars.div_ceil(4)}), "input {i}");
+        tokens += chars.div_ceil(4);
+        assert_eq!(vector.len(), emb::EMBEDDING_DIMENSION);
+        assert_eq!(vector.len(), 256, "the dimension the tests are written for");
+        let norm = vector.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-4, "input {i}: norm {norm}");
+        assert_eq!(vector, emb::embedding_of(inputs[i]), "input {i} in its place");
+    }
+    assert_eq!(fake.embedding_tokens(), tokens);
+    assert_eq!(vectors(&answer)[2], vec![1.0 / 16.0; 256], "no stems: the fixed vector");
+
+    let single = embed(&agent, &fake, &token, &json!({"model": "Embeddings-2", "input": "Привет"}));
+    let reply = single.json();
+    assert_eq!(
+        (reply["data"].as_array().unwrap().len(), &reply["model"]),
+        (1, &json!("Embeddings-2"))
+    );
+    assert_eq!(
+        (&reply["data"][0]["index"], vectors(&single)[0].clone()),
+        (&json!(0), emb::embedding_of("Привет"))
+    );
+
+    let recorded = fake.embedding_requests();
+    assert_eq!(recorded.len(), 2);
+    assert_eq!(
+        (recorded[0].model.as_str(), recorded[0].inputs.clone(), recorded[0].status),
+        ("Embeddings", inputs.map(String::from).to_vec(), 200)
+    );
+    assert_eq!(recorded[0].header("Authorization"), Some(format!("Bearer {token}").as_str()));
+    assert_eq!((recorded[1].inputs.clone(), recorded[1].status), (vec!["Привет".to_string()], 200));
+    assert!(recorded[0].at <= recorded[1].at);
+}
+
+/// A question lands near the passage that answers it and far from an unrelated one, the
+/// same every time.
+#[test]
+fn embeddings_put_a_question_near_its_passage() {
+    let fake = FakeGigaChat::start();
+    let agent = trusting(&fake);
+    let token = token(&agent, &fake);
+    let texts = [
+        "Сколько стоит пицца Маргарита?",
+        "Пицца Маргарита стоит 450 рублей",
+        "Клуб открыт по субботам с десяти утра",
+    ];
+    let answer = embed(&agent, &fake, &token, &json!({"model": "Embeddings", "input": texts}));
+    let [question, passage, unrelated] = <[Vec<f32>; 3]>::try_from(vectors(&answer)).unwrap();
+    let (similar, far) = (emb::cosine(&question, &passage), emb::cosine(&question, &unrelated));
+    assert!(similar >= 0.3, "question and its passage: {similar}");
+    assert!(far.abs() <= 0.15, "question and an unrelated text: {far}");
+    let again = embed(&agent, &fake, &token, &json!({"model": "Embeddings", "input": texts[0]}));
+    assert_eq!(vectors(&again)[0], question, "deterministic");
+    let inflected = emb::embedding_of("Маргариту с пиццей? Стоит!");
+    assert!(emb::cosine(&inflected, &passage) > 0.3, "longer words meet in their stems");
+}
+
+/// What the reference would refuse is refused with the fake's bodies: no token, a chat or
+/// unknown model, a malformed body, more than 90 inputs, an input over the limit (named by
+/// its index, counted in characters); every call is recorded.
+#[test]
+fn embeddings_refuse_what_the_service_would() {
+    let fake = FakeGigaChat::start();
+    let agent = trusting(&fake);
+    let token = token(&agent, &fake);
+    let check = |token: &str, body: &Value, status: u16, expected: &str| {
+        let answer = embed(&agent, &fake, token, body);
+        assert_eq!((answer.status, answer.body.as_str()), (status, expected), "{body}");
+    };
+    let texts = |n: usize, text: &str| json!({"model": "Embeddings", "input": vec![text; n]});
+    check("nope", &texts(1, "x"), 401, r#"{"status":401,"message":"Unauthorized"}"#);
+    let no_such_model = "{\"status\":404,\"message\":\"No such model\"}\n";
+    check(&token, &json!({"model": "GigaChat-2-Max", "input": ["x"]}), 404, no_such_model);
+    check(&token, &json!({"model": "Embeddings-9", "input": ["x"]}), 404, no_such_model);
+    let invalid =
+        |message: &str| format!(r#"{{"status":422,"message":"Invalid params: {message}"}}"#);
+    check(&token, &json!({"input": ["x"]}), 422, &invalid("model must be a string"));
+    check(&token, &json!({"model": 5, "input": ["x"]}), 422, &invalid("model must be a string"));
+    let input_kind = invalid("input must be a string or a non-empty array of strings");
+    for input in [json!(null), json!([]), json!(5), json!({"text": "x"})] {
+        check(&token, &json!({"model": "Embeddings", "input": input}), 422, &input_kind);
+    }
+    check(&token, &json!({"model": "Embeddings"}), 422, &input_kind);
+    check(
+        &token,
+        &json!({"model": "Embeddings", "input": ["x", 1]}),
+        422,
+        &invalid("input[1] must be a string"),
+    );
+    check(
+        &token,
+        &json!({"model": "Embeddings", "input": ["x", ""]}),
+        422,
+        &invalid("input[1] must not be empty"),
+    );
+    check(
+        &token,
+        &json!({"model": "Embeddings", "input": ""}),
+        422,
+        &invalid("input[0] must not be empty"),
+    );
+    let raw = |content_type: &str, body: &str| {
+        let request = agent
+            .post(format!("{}/embeddings", fake.base_url()))
+            .header("Authorization", format!("Bearer {token}"))
+            .header("Content-Type", content_type);
+        let answer = read(request.send(body), "");
+        (answer.status, answer.body)
+    };
+    let plain = raw("text/plain", &texts(1, "x").to_string());
+    assert_eq!(
+        plain,
+        (400, r#"{"status":400,"message":"Content-Type must be application/json"}"#.into())
+    );
+    let not_json = raw("application/json", "{not json");
+    assert_eq!(
+        not_json,
+        (400, r#"{"status":400,"message":"request body is not a JSON object"}"#.into())
+    );
+
+    assert_eq!(embed(&agent, &fake, &token, &texts(90, "x")).status, 200, "90 inputs pass");
+    check(
+        &token,
+        &texts(91, "x"),
+        413,
+        r#"{"status":413,"message":"Too many inputs: 91 (at most 90 per request)"}"#,
+    );
+    let long = "я".repeat(4001);
+    assert_eq!(
+        embed(&agent, &fake, &token, &texts(1, &long[2..])).status,
+        200,
+        "4000 characters pass"
+    );
+    let body = json!({"model": "Embeddings", "input": ["a", "b", "c", long]});
+    check(
+        &token,
+        &body,
+        413,
+        r#"{"status":413,"message":"Input 3 is too long: 4001 characters (at most 4000)"}"#,
+    );
+    fake.set_embedding_input_limit(10);
+    check(
+        &token,
+        &json!({"model": "Embeddings", "input": ["короткий", "одиннадцать"]}),
+        413,
+        r#"{"status":413,"message":"Input 1 is too long: 11 characters (at most 10)"}"#,
+    );
+    assert_eq!(
+        embed(&agent, &fake, &token, &texts(1, "десять бук")).status,
+        200,
+        "characters, not bytes"
+    );
+
+    fake.expire_all_tokens();
+    check(&token, &texts(1, "x"), 401, r#"{"status":401,"message":"Token has expired"}"#);
+    let statuses: Vec<u16> = fake.embedding_requests().iter().map(|r| r.status).collect();
+    let mut expected = vec![401, 404, 404];
+    expected.extend([422; 10]);
+    expected.extend([400, 400, 200, 413, 200, 413, 413, 200, 401]);
+    assert_eq!(statuses, expected);
+    assert_eq!(
+        fake.embedding_requests()[2].model,
+        "Embeddings-9",
+        "refused requests are recorded as read"
+    );
+    assert_eq!(fake.embedding_tokens(), 90 + 1000 + 3, "only answered inputs count");
+}
+
+/// Queued faults come after the token check, one per call, a dropped connection for 0;
+/// then calls are answered again.
+#[test]
+fn embedding_faults_are_served_once_then_calls_work() {
+    let fake = FakeGigaChat::start();
+    let agent = trusting(&fake);
+    let token = token(&agent, &fake);
+    let body = json!({"model": "Embeddings", "input": ["x"]});
+    let expired = r#"{"status":401,"message":"Token has expired"}"#;
+    let server_error = r#"{"status":500,"message":"Internal Server Error"}"#;
+    fake.fail_next_embeddings(401, expired);
+    fake.fail_next_embeddings(500, server_error);
+    fake.fail_next_embeddings(0, "");
+    let answer = embed(&agent, &fake, "nope", &body);
+    assert_eq!(
+        (answer.status, answer.body.as_str()),
+        (401, r#"{"status":401,"message":"Unauthorized"}"#),
+        "the token first: the fault waits"
+    );
+    let answer = embed(&agent, &fake, &token, &body);
+    assert_eq!(
+        (answer.status, answer.content_type.as_str(), answer.body.as_str()),
+        (401, "application/json", expired)
+    );
+    let answer = embed(&agent, &fake, &token, &body);
+    assert_eq!((answer.status, answer.body.as_str()), (500, server_error));
+    let dropped = agent
+        .post(format!("{}/embeddings", fake.base_url()))
+        .header("Authorization", format!("Bearer {token}"))
+        .header("Content-Type", "application/json")
+        .send(body.to_string());
+    assert!(dropped.is_err(), "a dropped connection: {dropped:?}");
+    assert_eq!(embed(&agent, &fake, &token, &body).status, 200);
+    let statuses: Vec<u16> = fake.embedding_requests().iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [401, 401, 500, 0, 200]);
+    assert_eq!(fake.embedding_tokens(), 1, "faults answer no tokens");
+}
+
+/// A prepaid "embeddings" package runs down by the tokens answered and then refuses with
+/// 402; chat's packages are not touched, and pay-as-you-go is never refused.
+#[test]
+fn embeddings_spend_their_own_package() {
+    let fake = FakeGigaChat::start();
+    let agent = trusting(&fake);
+    let token = token(&agent, &fake);
+    let body = |text: &str| json!({"model": "EmbeddingsGigaR", "input": [text, text]});
+    assert_eq!(embed(&agent, &fake, &token, &body(&"x".repeat(400))).status, 200, "pay-as-you-go");
+    fake.set_balance(&[("GigaChat-2-Max", 1000), ("embeddings", 250)]);
+    assert_eq!(embed(&agent, &fake, &token, &body(&"x".repeat(400))).status, 200);
+    let left = || fake.balance().unwrap();
+    assert_eq!(left(), [("GigaChat-2-Max".to_string(), 1000), ("embeddings".to_string(), 50)]);
+    assert_eq!(
+        embed(&agent, &fake, &token, &body(&"x".repeat(400))).status,
+        200,
+        "50 left: answered"
+    );
+    assert_eq!(left()[1].1, 0, "past the end: 0, not a debt");
+    let answer = embed(&agent, &fake, &token, &body("x"));
+    assert_eq!(
+        (answer.status, answer.body.as_str()),
+        (402, r#"{"status":402,"message":"Payment Required"}"#)
+    );
+    assert_eq!(completion(&agent, &fake, &token, &ask("x")).status, 200, "chat has its own");
+    assert_eq!(fake.embedding_tokens(), 3 * 200);
 }
 
 // --- SaluteSpeech ---

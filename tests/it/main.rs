@@ -10,7 +10,8 @@
 //! - `fake_telegram`: the Bot API (long polling, sending, editing, faults, update builders,
 //!   rich messages, drafts and their Stop button); its `tg_rich` reads the HTML of rich
 //!   messages (Bot API 10.1) strictly as the reference has it;
-//! - `fake_gigachat`: OAuth and chat completions over real TLS with a throwaway CA;
+//! - `fake_gigachat`: OAuth and chat completions over real TLS with a throwaway CA; its
+//!   `fake_embeddings` answers `/embeddings` with deterministic vectors for retrieval tests;
 //! - `fakes_selftest`: tests of the fakes themselves, through real HTTP and TLS;
 //! - `soak`: thousands of updates with random faults and SIGKILLs (`soak_full` is ignored);
 //! - `properties`: proptest properties of the bot fed any update or response body
@@ -24,6 +25,7 @@ mod core;
 mod costs;
 mod deploy;
 mod exercises;
+mod fake_embeddings;
 mod fake_gigachat;
 mod fake_salute;
 mod fake_telegram;
