@@ -8,9 +8,11 @@ use std::time::{Duration, Instant};
 use crate::clock;
 use crate::commands::{self, Action, Ask, Seen};
 use crate::config::Config;
+use crate::desk;
 use crate::facts::{Facts, Turn};
 use crate::gigachat::{self, ChatMessage, Completion, Failure, GigaChat, Usage};
 use crate::incoming::{Chat, Message, Update, User};
+use crate::knowledge::Index;
 use crate::owner::{self, Notices};
 use crate::render::{self, Chunk};
 use crate::report::{Asked, Outcome, Report};
@@ -62,6 +64,8 @@ pub struct Bot {
     /// Answers go out as rich messages (`telegram.rich_messages`), until a server that does
     /// not know them (an older local Bot API server) answers 404.
     rich: bool,
+    /// The reference desk's vectors (`knowledge.dir`), searched for each question.
+    index: Index,
 }
 
 /// How often the running bot asks GigaChat for the balance.
@@ -115,6 +119,10 @@ impl Bot {
         let gc = &config.gigachat;
         let speech = SaluteSpeech::new(&config.salutespeech, &gc.ca_certs, gc.timeout_secs);
         let rich = config.telegram.rich_messages;
+        let index = match config.knowledge.dir.as_os_str().is_empty() {
+            true => Index::default(),
+            false => store.load_index(),
+        };
         Bot {
             typing: Typing::new(tg.clone()),
             salutespeech: speech,
@@ -135,6 +143,7 @@ impl Bot {
             balance: None,
             balance_asked: None,
             rich,
+            index,
         }
     }
 
@@ -268,10 +277,13 @@ impl Bot {
     fn handle_message(&mut self, message: &Message, ask: &Ask, facts: &Facts) -> Done {
         let (chat, reply_to) = (&message.chat, message.message_id);
         // The question: as typed, or what a voice note or a file became.
-        let question = match self.prepare(message, ask)? {
+        let mut question = match self.prepare(message, ask)? {
             Prepared::Ready(question) => question,
             Prepared::Told(outcome) => return Ok(outcome),
         };
+        // The owner's documents near the question go with it, if a reference desk is set up.
+        let (gc, store, index) = (&mut self.gigachat, &mut self.store, &self.index);
+        let sources = desk::consult(&self.config.knowledge, gc, store, index, &mut question.prompt);
         // The messages: the style's prompt, what the chat remembers, the new question.
         let style = commands::style_of(&self.seen(facts)).clone();
         let history = self.start_exchange(chat.id, &question.remembered, ask.again, facts);
@@ -287,7 +299,7 @@ impl Bot {
 
         // The reply: the answer, or what went wrong.
         let reply = match result {
-            Ok(completion) => self.answer(chat.id, reply_to, &completion, asked)?,
+            Ok(completion) => self.answer(chat.id, reply_to, &completion, &sources, asked)?,
             Err(e) => self.failure(chat.id, &e, &previewed, question.attachment.is_some(), asked),
         };
         if let Some(answer) = &reply.remembered {
@@ -385,6 +397,7 @@ impl Bot {
         chat_id: i64,
         reply_to: i64,
         completion: &Completion,
+        sources: &str,
         asked: Asked,
     ) -> Result<Reply, telegram::Error> {
         let sorry = |text: &str, outcome| Reply {
@@ -417,6 +430,8 @@ impl Bot {
             gigachat::STOPPED => texts::STOPPED,
             _ => "",
         };
+        // The files of the passages that went with the question close the answer.
+        let note = format!("{note}\n\n{sources}").trim().to_string();
         if !note.is_empty() {
             chunks = render::answer_chunks(&format!("{text}\n\n{note}"), self.rich);
         }

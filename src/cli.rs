@@ -8,14 +8,16 @@ use std::fmt;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, anyhow, bail};
 
 use crate::clock;
 use crate::config::scrub::{shown_name, shown_url};
 use crate::config::{Config, GigaChatConfig, TelegramConfig, style_ids};
+use crate::desk;
 use crate::gigachat::{self, GigaChat};
 use crate::owner;
 use crate::salutespeech::SaluteSpeech;
+use crate::store::{self, Store};
 use crate::telegram::{ErrorKind, Telegram, host_of};
 use crate::texts;
 
@@ -28,6 +30,8 @@ Usage:
   gigabot ask [--config FILE] [--style ID] TEXT…  ask GigaChat one question, answer on stdout
   gigabot backup [--config FILE] COPY             copy the state (bot.state_file) to COPY, also
                                                   while the bot runs
+  gigabot index [--config FILE]                   build or refresh the index of knowledge.dir
+                                                  (the bot does it at start, too)
   gigabot --help | --version
 
 The config file is FILE, else $GIGABOT_CONFIG, else ./config.toml if present, else the
@@ -41,6 +45,7 @@ pub enum Command {
     Check,
     Ask { style: Option<String>, question: String },
     Backup { into: PathBuf },
+    Index,
     Help,
     Version,
 }
@@ -89,6 +94,7 @@ pub fn check(config: &Config) -> ExitCode {
     show_ca_file(&config.gigachat);
     ok &= check_gigachat(&config.gigachat);
     ok &= check_salutespeech(config);
+    show_index(config);
     if ok {
         println!("Всё в порядке: бот готов к запуску.");
         ExitCode::SUCCESS
@@ -123,6 +129,50 @@ fn check_telegram(tg: &TelegramConfig, token_origin: &str) -> bool {
             false
         }
     }
+}
+
+/// `check`'s line on the reference desk: the index's documents and passages, and whether it
+/// matches the files now. Read without the state's lock, so it works while the bot runs.
+fn show_index(config: &Config) {
+    if config.knowledge.dir.as_os_str().is_empty() {
+        return;
+    }
+    let Some((documents, passages)) = store::index_summary(&config.bot.state_file) else {
+        return println!("{}", texts::INDEX_MISSING);
+    };
+    let current = desk::is_current(&config.knowledge, &documents);
+    let line = if current { texts::INDEX_CURRENT } else { texts::INDEX_STALE };
+    let line = line.replace("{files}", &documents.len().to_string());
+    println!("{}", line.replace("{passages}", &passages.to_string()));
+}
+
+/// `gigabot index`: the reference desk's index built or brought up to date, a line per
+/// document embedded in the log, the figures at the end. Exit 1 if an embeddings call failed.
+pub fn index(config: &Config) -> Result<ExitCode> {
+    if config.knowledge.dir.as_os_str().is_empty() {
+        bail!(Usage::Config(anyhow!(
+            "knowledge.dir is not set: put the folder of your documents there"
+        )));
+    }
+    let mut store = Store::open(&config.bot.state_file, false)?;
+    let done = desk::refresh(&config.knowledge, &mut GigaChat::new(&config.gigachat), &mut store);
+    println!(
+        "{}",
+        texts::INDEXED
+            .replace("{documents}", &done.documents.to_string())
+            .replace("{embedded}", &done.embedded.to_string())
+            .replace("{removed}", &done.removed.to_string())
+            .replace("{passages}", &done.passages.to_string())
+            .replace("{calls}", &done.calls.to_string())
+            .replace("{tokens}", &done.tokens.to_string())
+    );
+    Ok(match done.failed {
+        Some(err) => {
+            println!("✗ {err}");
+            ExitCode::from(1)
+        }
+        None => ExitCode::SUCCESS,
+    })
 }
 
 /// `check`'s CA lines: the certificates of `gigachat.ca_bundle_file`, or the system's store.
@@ -277,6 +327,7 @@ fn parse(mut parser: lexopt::Parser) -> Result<Args, String> {
     let command = match first.as_ref().map(|word| word.to_str()) {
         None | Some(Some("run")) => Command::Run { reset_state },
         Some(Some("check")) => Command::Check,
+        Some(Some("index")) => Command::Index,
         Some(Some("ask")) => {
             let words: Vec<String> =
                 words.by_ref().map(|word| utf8(word, "the question")).collect::<Result<_, _>>()?;

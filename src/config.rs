@@ -21,6 +21,7 @@ pub struct Config {
     pub gigachat: GigaChatConfig,
     pub salutespeech: SaluteSpeechConfig,
     pub bot: BotConfig,
+    pub knowledge: KnowledgeConfig,
     pub log: LogConfig,
     pub styles: Vec<Style>,
     /// Where the config came from: a path, or "built-in defaults".
@@ -106,6 +107,20 @@ pub struct BotConfig {
     pub draft_interval_ms: u64,
 }
 
+/// The reference desk: answers from the owner's `.md` and `.txt` files under `dir`.
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KnowledgeConfig {
+    /// Empty: off.
+    pub dir: PathBuf,
+    /// The embedder model (`Embeddings`, `EmbeddingsGigaR`…).
+    pub model: String,
+    /// At most this many passages go with a question.
+    pub top_k: usize,
+    /// A passage goes with a question only if its cosine similarity is at least this.
+    pub min_score: f32,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LogConfig {
@@ -125,7 +140,7 @@ pub struct Style {
 /// The sections of the file and their keys, as the structs above spell them (aliases too).
 /// An error names a key of the file only if it is here: any other text of the line may be a
 /// secret in the wrong place. A test checks this table against the structs.
-const SECTIONS: [(&str, &[&str]); 6] = [
+const SECTIONS: [(&str, &[&str]); 7] = [
     ("telegram", &["token", "api_url", "poll_timeout_secs", "rich_messages"]),
     (
         "gigachat",
@@ -166,6 +181,7 @@ const SECTIONS: [(&str, &[&str]); 6] = [
             "stream_edit_interval_ms",
         ],
     ),
+    ("knowledge", &["dir", "model", "top_k", "min_score"]),
     ("log", &["level", "messages"]),
     ("styles", &["id", "title", "prompt"]),
 ];
@@ -228,6 +244,17 @@ impl Default for GigaChatConfig {
             images: false,
             ca_certs: Vec::new(),
             key_origin: String::new(),
+        }
+    }
+}
+
+impl Default for KnowledgeConfig {
+    fn default() -> Self {
+        KnowledgeConfig {
+            dir: PathBuf::new(),
+            model: "Embeddings".into(),
+            top_k: 4,
+            min_score: 0.3,
         }
     }
 }

@@ -39,6 +39,8 @@ pub struct Counters {
     pub tokens: u64,
     /// Of `tokens`, those GigaChat had cached (not billed).
     pub cached_tokens: u64,
+    /// Tokens of the reference desk's embeddings, apart from the chat's.
+    pub embedding_tokens: u64,
     /// Failures by kind ("gigachat 429", "telegram send", …).
     pub failures: BTreeMap<String, u64>,
 }

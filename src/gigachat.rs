@@ -288,6 +288,49 @@ impl GigaChat {
             serde_json::from_str(&text).map_err(|err| bad_response(format!("balance: {err}")))?;
         Ok(Some(parsed.balance.into_iter().map(|p| (p.usage, p.value)).collect()))
     }
+
+    /// The embeddings of `inputs` by embedder `model`, in order, and the tokens they cost.
+    /// The vector length is the service's (not documented): read from the answer.
+    pub fn embed(&mut self, model: &str, inputs: &[String]) -> Result<(Vec<Vec<f32>>, u64), Error> {
+        let body = json!({"model": model, "input": inputs}).to_string();
+        let request = Request {
+            what: "embeddings",
+            api: Api::Embeddings,
+            url: format!("{}/embeddings", self.base_url),
+            accept: "application/json",
+            body: Some(("application/json", body.as_bytes())),
+            session: None,
+        };
+        let text = self.sber.call(&request)?;
+        let mut list: EmbeddingList = serde_json::from_str(&text)
+            .map_err(|err| bad_response(format!("embeddings: {err}")))?;
+        list.data.sort_by_key(|e| e.index);
+        let in_order = list.data.iter().enumerate().all(|(i, e)| e.index == i);
+        if list.data.len() != inputs.len() || !in_order {
+            let got = list.data.len();
+            return Err(bad_response(format!("{got} embeddings for {} inputs", inputs.len())));
+        }
+        let tokens = list.data.iter().map(|e| e.usage.prompt_tokens).sum();
+        Ok((list.data.into_iter().map(|e| e.embedding).collect(), tokens))
+    }
+}
+
+#[derive(Deserialize)]
+struct EmbeddingList {
+    data: Vec<Embedding>,
+}
+
+#[derive(Deserialize)]
+struct Embedding {
+    embedding: Vec<f32>,
+    index: usize,
+    #[serde(default)]
+    usage: EmbeddingUsage,
+}
+
+#[derive(Deserialize, Default)]
+struct EmbeddingUsage {
+    prompt_tokens: u64,
 }
 
 #[derive(Deserialize)]

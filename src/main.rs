@@ -12,9 +12,11 @@ mod cli;
 mod clock;
 mod commands;
 mod config;
+mod desk;
 mod facts;
 mod gigachat;
 mod incoming;
+mod knowledge;
 mod logger;
 mod net;
 mod owner;
@@ -75,7 +77,7 @@ fn run() -> Result<ExitCode> {
             println!("gigabot {}", env!("CARGO_PKG_VERSION"));
             return Ok(ExitCode::SUCCESS);
         }
-        Command::Ask { .. } => Needs::GigaChatOnly,
+        Command::Ask { .. } | Command::Index => Needs::GigaChatOnly,
         Command::Backup { .. } => Needs::Nothing,
         _ => Needs::TelegramAndGigaChat,
     };
@@ -93,6 +95,7 @@ fn run() -> Result<ExitCode> {
     match args.command {
         Command::Run { reset_state } => run_bot(config, reset_state).map(|()| ExitCode::SUCCESS),
         Command::Check => Ok(cli::check(&config)),
+        Command::Index => cli::index(&config),
         Command::Ask { style, question } => cli::ask(&config, style.as_deref(), &question),
         Command::Backup { into } => {
             store::backup(&config.bot.state_file, &into)?;
@@ -139,8 +142,8 @@ fn run_bot(config: Config, reset_state: bool) -> Result<()> {
     watch_signals()?;
     // 2. The two clients and the saved state.
     let telegram = Telegram::new(&config.telegram, &STOP);
-    let gigachat = GigaChat::new(&config.gigachat);
-    let store = Store::open(&config.bot.state_file, reset_state).map_err(|err| {
+    let mut gigachat = GigaChat::new(&config.gigachat);
+    let mut store = Store::open(&config.bot.state_file, reset_state).map_err(|err| {
         // A file a person must look at: exit as for a config error, not to be restarted.
         if err.is::<store::Unusable>() { Usage::Config(err).into() } else { err }
     })?;
@@ -158,6 +161,11 @@ fn run_bot(config: Config, reset_state: bool) -> Result<()> {
     }
     if let Err(err) = telegram.set_my_commands(texts::MENU) {
         log::warn!("{err}; the command menu stays as it was");
+    }
+    // The reference desk: what changed in knowledge.dir is embedded before any question.
+    if !config.knowledge.dir.as_os_str().is_empty() {
+        let done = desk::refresh(&config.knowledge, &mut gigachat, &mut store);
+        log::info!("knowledge: {done:?}");
     }
     log::info!("Бот запущен: @{}", me.username.as_deref().unwrap_or("?"));
 

@@ -199,6 +199,10 @@ pub fn stats_text(stats: &Stats) -> String {
         .replace("{share}", &(counters.cached_tokens * 100 / counters.tokens.max(1)).to_string())
         .replace("{chats}", &stats.chats.to_string())
         .replace("{users}", &stats.users.to_string());
+    if counters.embedding_tokens > 0 {
+        let tokens = counters.embedding_tokens.to_string();
+        text.push_str(&texts::EMBEDDING_TOKENS.replace("{tokens}", &tokens));
+    }
     if !stats.busiest.is_empty() {
         text.push_str(texts::MOST_ACTIVE);
         for (i, (id, user)) in stats.busiest.iter().enumerate() {

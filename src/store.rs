@@ -10,6 +10,7 @@
 
 mod file;
 mod legacy;
+mod passages;
 
 use std::cell::Cell;
 use std::fs::File;
@@ -19,7 +20,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use rusqlite::{Connection, OptionalExtension, params};
 
-pub use file::{Unusable, backup};
+pub use file::{Unusable, backup, index_summary};
 
 use crate::facts::{Access, Counters, Stats, Turn, UserStats};
 use crate::render::Chunk;
@@ -366,9 +367,9 @@ impl Store {
     /// The bot-wide counters.
     fn counters(&self) -> Counters {
         let read = || -> rusqlite::Result<Counters> {
-            let sql = "SELECT answers, tokens, cached_tokens FROM meta";
-            let (answers, tokens, cached): (i64, i64, i64) =
-                self.db.query_row(sql, [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            let sql = "SELECT answers, tokens, cached_tokens, embedding_tokens FROM meta";
+            let (answers, tokens, cached, embedding): (i64, i64, i64, i64) =
+                self.db.query_row(sql, [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
             let failures = self
                 .db
                 .prepare_cached("SELECT kind, count FROM failures ORDER BY kind")?
@@ -378,6 +379,7 @@ impl Store {
                 answers: answers.max(0) as u64 + self.meta.answers,
                 tokens: tokens.max(0) as u64 + self.meta.tokens,
                 cached_tokens: cached.max(0) as u64 + self.meta.cached_tokens,
+                embedding_tokens: embedding.max(0) as u64,
                 failures,
             })
         };

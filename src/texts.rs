@@ -5,6 +5,17 @@ pub const START: &str =
     "Здравствуйте, {name}! Я отвечаю на вопросы с помощью GigaChat. Просто напишите вопрос.";
 /// The GigaChat balance, in /stats and `check`: the prepaid packages, or none.
 pub const BALANCE: &str = "Баланс GigaChat, токенов: {packages}";
+// The reference desk (`[knowledge]`): what GigaChat is told with the passages found, and
+// the line under an answer that used them.
+pub const KNOWLEDGE_INTRO: &str = "Ответь на вопрос по фрагментам документов ниже. Если в них нет ответа, так и скажи, а потом ответь, как знаешь.";
+pub const KNOWLEDGE_QUESTION: &str = "Вопрос: {question}";
+pub const SOURCES: &str = "Источники: {files}";
+/// `gigabot check` and `gigabot index` on the reference desk's index.
+pub const INDEX_CURRENT: &str = "✓ справочная: в индексе документов {files}, фрагментов {passages}; он совпадает с файлами в knowledge.dir";
+pub const INDEX_STALE: &str = "! справочная: в индексе документов {files}, фрагментов {passages}, но файлы в knowledge.dir изменились — обновите индекс: gigabot index (или перезапустите бота)";
+pub const INDEX_MISSING: &str =
+    "! справочная: индекса ещё нет — постройте его: gigabot index (или запустите бота)";
+pub const INDEXED: &str = "Индекс справочной: документов {documents}, из них заново проиндексировано {embedded}, удалено {removed}; фрагментов проиндексировано {passages}, запросов к GigaChat {calls}, токенов {tokens}";
 /// To each admin, privately, at most once a day (`bot.low_balance_tokens`).
 pub const LOW_BALANCE: &str = "⚠️ В пакете токенов GigaChat для модели {model} осталось {left} — меньше порога bot.low_balance_tokens. Пополните пакет в личном кабинете GigaChat, пока бот отвечает.";
 pub const BALANCE_USED_UP: &str = "⚠️ GigaChat ответил 402: пакет токенов для модели {model} закончился, и бот не может отвечать на вопросы. Пополните пакет в личном кабинете GigaChat или выберите в gigachat.model модель с оплатой по факту.";
@@ -139,6 +150,7 @@ pub const OPEN_TO_ALL: &str = "открыт для всех, кроме откл
 pub const ALLOWED_ONLY: &str = "только для разрешённых";
 pub const STATS: &str = "Статистика\nРаботает: {uptime}\nОтветов: {answers}\nОшибки: {failures}\nТокенов сегодня: {tokens_today}, всего: {tokens}, из них из кэша GigaChat (не оплачиваются): {cached} ({share}%)\nЧатов: {chats}, пользователей: {users}";
 pub const NO_FAILURES: &str = "нет";
+pub const EMBEDDING_TOKENS: &str = "\nТокенов на поиск по документам (эмбеддинги): {tokens}";
 pub const MOST_ACTIVE: &str = "\nСамые активные сегодня:";
 pub const ACTIVE_USER: &str = "\n{n}. {name} ({id}) — вопросов: {requests}, токенов: {tokens}";
 pub const HOURS_MINUTES: &str = "{h} ч {m} мин";

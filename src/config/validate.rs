@@ -171,6 +171,17 @@ fn check_bot(config: &Config, name: &dyn Fn(&str) -> String) -> Result<()> {
     for (key, value, range, unit) in numbers {
         in_range(key, value, range, unit)?;
     }
+    let knowledge = &config.knowledge;
+    in_range("knowledge.top_k", knowledge.top_k as u64, 1..=20, "passages")?;
+    if !(0.0..=1.0).contains(&knowledge.min_score) {
+        bail!("knowledge.min_score is out of range: use 0.0..=1.0 (a cosine similarity)");
+    }
+    let dir = &knowledge.dir;
+    if !dir.as_os_str().is_empty() && !dir.is_dir() {
+        bail!(
+            "knowledge.dir is not a folder: create it, or set it to \"\" to turn the reference desk off"
+        );
+    }
     if bot.state_file.as_os_str().is_empty() {
         bail!("bot.state_file is empty: give a file name such as gigabot.db");
     }

@@ -124,6 +124,8 @@ pub enum Api<'a> {
     Chat(&'a str),
     /// GigaChat's file storage: 403 is a file of another client, refused like a 404.
     Files,
+    /// GigaChat's embeddings: a 404 is `knowledge.model`, not the chat model.
+    Embeddings,
     /// SaluteSpeech's recognition.
     Speech,
 }

@@ -18,8 +18,9 @@ use crate::clock::unix_now;
 /// progress of an answer going out) and `uploads` (files to delete from GigaChat); 3 added
 /// `unsent.rich` (a part of an answer that goes as a rich message); 4 added `chats.session`
 /// (the conversation's GigaChat session id) and `meta.cached_tokens`; 5 added
-/// `meta.balance_warned` (the day the admins were last warned about the balance).
-const SCHEMA_VERSION: i64 = 5;
+/// `meta.balance_warned` (the day the admins were last warned about the balance); 6 added
+/// the reference desk's `documents` and `passages`, and `meta.embedding_tokens`.
+const SCHEMA_VERSION: i64 = 6;
 /// "gigb" (`PRAGMA application_id`): tells our database from any other SQLite file.
 pub(super) const APPLICATION_ID: i64 = 0x6769_6762;
 
@@ -79,14 +80,30 @@ const PRAGMAS: &str =
 
 /// From schema 1 (gigabot 0.2) to 2, from 2 to 3, and so on: a database of schema `n` runs
 /// the migrations from the `n`th on.
-const MIGRATIONS: [&str; 4] = [
+const MIGRATIONS: [&str; 5] = [
     "ALTER TABLE meta ADD COLUMN unsent_sent INTEGER NOT NULL DEFAULT 0;
      CREATE TABLE uploads (id TEXT PRIMARY KEY) WITHOUT ROWID;",
     "ALTER TABLE unsent ADD COLUMN rich INTEGER NOT NULL DEFAULT 0;",
     "ALTER TABLE chats ADD COLUMN session TEXT;
      ALTER TABLE meta ADD COLUMN cached_tokens INTEGER NOT NULL DEFAULT 0;",
     "ALTER TABLE meta ADD COLUMN balance_warned TEXT NOT NULL DEFAULT '';",
+    DOCUMENTS,
 ];
+/// The reference desk's index: each document (its path under `knowledge.dir`) with the
+/// fingerprint of what was embedded, and its passages with their vectors (f32, little-endian);
+/// the tokens embedding cost. A new database gets it after `SCHEMA`.
+const DOCUMENTS: &str = "
+ALTER TABLE meta ADD COLUMN embedding_tokens INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE documents (path TEXT PRIMARY KEY, fingerprint TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE passages (
+    id INTEGER PRIMARY KEY,
+    path TEXT NOT NULL,
+    heading TEXT NOT NULL,
+    text TEXT NOT NULL,
+    vector BLOB NOT NULL
+);
+CREATE INDEX passages_by_path ON passages (path);
+";
 
 /// The path with every symlink resolved (of its folder, if the file is not there yet), so
 /// that the lock, the database and its -wal and -shm are found by one name.
@@ -159,7 +176,7 @@ pub(super) fn connect(path: &Path) -> Result<Connection> {
     db.set_prepared_statement_cache_capacity(40);
     let version: i64 = db.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     let upgrade = match version {
-        0 => format!("{SCHEMA} PRAGMA application_id = {APPLICATION_ID};"),
+        0 => format!("{SCHEMA} {DOCUMENTS} PRAGMA application_id = {APPLICATION_ID};"),
         1..SCHEMA_VERSION => MIGRATIONS[version as usize - 1..].concat(),
         _ => String::new(),
     };
@@ -275,6 +292,27 @@ pub(super) fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// The state opened to read only, without the lock, also while the bot runs. A stopped bot
+/// leaves no -wal file; then nothing writes, and the file is read as it is (nothing created
+/// beside it that the bot's user could not open later).
+fn read_only(path: &Path) -> rusqlite::Result<Connection> {
+    let running = with_suffix(path, "-wal").exists();
+    let uri =
+        format!("file:{}?mode=ro{}", path.display(), if running { "" } else { "&immutable=1" });
+    Connection::open_with_flags(uri, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI)
+}
+
+/// The reference desk's index, for `check`: its documents (path, fingerprint) and how many
+/// passages; None without a state file or an index in it.
+pub fn index_summary(path: &Path) -> Option<(Vec<(String, String)>, usize)> {
+    let db = read_only(path).ok()?;
+    let mut statement = db.prepare("SELECT path, fingerprint FROM documents ORDER BY path").ok()?;
+    let rows = statement.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).ok()?;
+    let documents = rows.collect::<rusqlite::Result<_>>().ok()?;
+    let passages: i64 = db.query_row("SELECT count(*) FROM passages", [], |r| r.get(0)).ok()?;
+    Some((documents, passages.max(0) as usize))
+}
+
 /// Copies the live database to `into`, safely while a bot writes to it (`gigabot backup`).
 /// Read-only: the copy is made by SQLite's `VACUUM INTO`, the database is not touched.
 pub fn backup(path: &Path, into: &Path) -> Result<()> {
@@ -285,13 +323,7 @@ pub fn backup(path: &Path, into: &Path) -> Result<()> {
     if into.exists() {
         bail!("{} exists already: give a new file name", into.display());
     }
-    // A stopped bot leaves no -wal file; then nothing writes, and the file is read as it is
-    // (nothing created beside it that the bot's user could not open later).
-    let running = with_suffix(path, "-wal").exists();
-    let uri =
-        format!("file:{}?mode=ro{}", path.display(), if running { "" } else { "&immutable=1" });
-    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI;
-    let db = Connection::open_with_flags(uri, flags)
+    let db = read_only(path)
         .with_context(|| format!("cannot open the state file {}", path.display()))?;
     private_file(into).with_context(|| format!("cannot create {}", into.display()))?;
     db.execute("VACUUM INTO ?1", [into.display().to_string()])

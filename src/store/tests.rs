@@ -463,17 +463,22 @@ fn uploads_stay_in_the_state_until_deleted() {
 
 #[test]
 fn older_databases_are_brought_up_to_date() {
+    // Each schema's additions taken away, the newest first.
+    let to5 =
+        "ALTER TABLE meta DROP COLUMN embedding_tokens; DROP TABLE passages; DROP TABLE documents;";
+    let to4 = format!("{to5} ALTER TABLE meta DROP COLUMN balance_warned;");
+    let to3 = format!(
+        "{to4} ALTER TABLE chats DROP COLUMN session; ALTER TABLE meta DROP COLUMN cached_tokens;"
+    );
+    let to2 = format!("{to3} ALTER TABLE unsent DROP COLUMN rich;");
+    let to1 = format!("{to2} ALTER TABLE meta DROP COLUMN unsent_sent; DROP TABLE uploads;");
+    let unsent = "INSERT INTO unsent (chat_id, chunk) VALUES (5, '<b>html</b>');";
     let older = [
-        "ALTER TABLE meta DROP COLUMN balance_warned; ALTER TABLE chats DROP COLUMN session; ALTER TABLE meta DROP COLUMN cached_tokens;
-         ALTER TABLE unsent DROP COLUMN rich; ALTER TABLE meta DROP COLUMN unsent_sent; DROP TABLE uploads; PRAGMA user_version = 1;",
-        "ALTER TABLE chats DROP COLUMN session; ALTER TABLE meta DROP COLUMN cached_tokens;
-         ALTER TABLE unsent DROP COLUMN rich; ALTER TABLE meta DROP COLUMN balance_warned;
-         INSERT INTO unsent (chat_id, chunk) VALUES (5, '<b>html</b>'); PRAGMA user_version = 2;",
-        "ALTER TABLE chats DROP COLUMN session; ALTER TABLE meta DROP COLUMN cached_tokens;
-         ALTER TABLE meta DROP COLUMN balance_warned;
-         INSERT INTO unsent (chat_id, chunk) VALUES (5, '<b>html</b>'); PRAGMA user_version = 3;",
-        "ALTER TABLE meta DROP COLUMN balance_warned;
-         INSERT INTO unsent (chat_id, chunk) VALUES (5, '<b>html</b>'); PRAGMA user_version = 4;",
+        format!("{to1} PRAGMA user_version = 1;"),
+        format!("{to2} {unsent} PRAGMA user_version = 2;"),
+        format!("{to3} {unsent} PRAGMA user_version = 3;"),
+        format!("{to4} {unsent} PRAGMA user_version = 4;"),
+        format!("{to5} {unsent} PRAGMA user_version = 5;"),
     ];
     for (i, downgrade) in older.iter().enumerate() {
         let dir = TempDir::new(&format!("schema{}", i + 1));
@@ -482,8 +487,9 @@ fn older_databases_are_brought_up_to_date() {
         drop(store);
         let again = Store::open(&path, false).unwrap();
         let version: i64 = again.db.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
-        assert_eq!(version, 5);
+        assert_eq!(version, 6);
         assert_eq!(again.balance_warned(), "");
+        assert!(again.documents().is_empty() && again.load_index().ids.is_empty());
         assert_eq!(again.last_update_id(), 873000105);
         assert_eq!(read_chat(&again, GROUP), group_chat());
         let unsent = again.unsent().map(|u| u.chunks);

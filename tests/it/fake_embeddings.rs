@@ -15,7 +15,7 @@
 #![allow(dead_code)] // a toolbox: not every test uses every part
 
 use std::collections::{BTreeSet, VecDeque};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
@@ -64,6 +64,8 @@ pub struct Embeddings {
     pub faults: VecDeque<(u16, String)>,
     /// Characters an input may have.
     pub input_limit: usize,
+    /// How long each call takes before its answer (a slow service, for a kill mid-index).
+    pub delay: Duration,
     pub requests: Vec<EmbeddingRequest>,
     /// The `prompt_tokens` of every answered input, summed.
     pub tokens: u64,
@@ -74,6 +76,7 @@ impl Default for Embeddings {
         Embeddings {
             faults: VecDeque::new(),
             input_limit: DEFAULT_INPUT_LIMIT,
+            delay: Duration::ZERO,
             requests: Vec::new(),
             tokens: 0,
         }

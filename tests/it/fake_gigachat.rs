@@ -607,6 +607,11 @@ impl FakeGigaChat {
         self.lock().embeddings.faults.push_back((status, body.to_string()));
     }
 
+    /// Each embeddings call from now on is answered after `delay`.
+    pub fn set_embedding_delay(&self, delay: Duration) {
+        self.lock().embeddings.delay = delay;
+    }
+
     /// Characters an embeddings input may have from now on (4000 by default); a longer one
     /// gets 413, as the bot must expect of the real service's unknown limit.
     pub fn set_embedding_input_limit(&self, chars: usize) {
@@ -741,6 +746,7 @@ fn handle(shared: &Shared, request: &Request, responder: &mut Responder) {
         ("POST", "/chat/completions") => chat(shared, request, responder),
         ("POST", "/embeddings") => {
             let (status, body) = shared.state.lock().unwrap().embeddings_answer(request);
+            thread::sleep(shared.state.lock().unwrap().embeddings.delay);
             match status {
                 0 => responder.drop_connection(),
                 _ => send_json(responder, status, &body, &[]),

@@ -35,6 +35,7 @@ mod guest;
 mod hardening;
 mod harness;
 mod http;
+mod knowledge;
 mod lesson;
 mod lesson_example;
 mod notices;

@@ -1,0 +1,245 @@
+//! The reference desk, in effects: the owner's `.md` and `.txt` files under `knowledge.dir`
+//! read (only from inside it), cut into passages, embedded by GigaChat and kept in the state;
+//! then, per question, the passages nearest to it. Only a new, changed or deleted file costs
+//! anything: each document is stored with the fingerprint of what was embedded.
+
+use std::collections::{HashMap, HashSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::config::KnowledgeConfig;
+use crate::gigachat::{Failure, GigaChat};
+use crate::knowledge::{self, Index, Passage};
+use crate::store::Store;
+
+/// Inputs per embeddings call: the service's bound is not documented; LangChain's client
+/// sent at most 90.
+const MAX_INPUTS: usize = 90;
+/// A larger file is skipped: a reference desk holds notes, price lists and rules, not books.
+const MAX_DOCUMENT_BYTES: u64 = 2 << 20;
+/// A passage the service refuses as too long is cut in two, down to this many characters.
+const MIN_PIECE_CHARS: usize = 50;
+/// Of a long question, the start is embedded.
+const MAX_QUERY_CHARS: usize = 2000;
+
+/// What a refresh of the index did, for `gigabot index` and the log.
+#[derive(Debug, Default)]
+pub struct Refreshed {
+    /// Documents readable under `knowledge.dir`, and of them the ones embedded anew.
+    pub documents: usize,
+    pub embedded: usize,
+    pub removed: usize,
+    /// Passages of the documents embedded anew; embeddings calls and their tokens.
+    pub passages: usize,
+    pub calls: usize,
+    pub tokens: u64,
+    /// Why the refresh stopped before the end (the rest waits for the next start).
+    pub failed: Option<String>,
+}
+
+/// Brings the index up to date with the files: new and changed ones embedded (each saved
+/// whole, or not at all), deleted ones dropped. An embeddings failure stops it: what is left
+/// stays as it was, and the next start tries again.
+pub fn refresh(
+    knowledge: &KnowledgeConfig,
+    gigachat: &mut GigaChat,
+    store: &mut Store,
+) -> Refreshed {
+    let mut done = Refreshed::default();
+    let indexed: HashMap<String, String> = store.documents().into_iter().collect();
+    let mut present = HashSet::new();
+    for (name, path) in scan(&knowledge.dir) {
+        let Some(text) = readable(&path, &name) else { continue };
+        done.documents += 1;
+        let fingerprint = knowledge::fingerprint(&knowledge.model, text.as_bytes());
+        present.insert(name.clone());
+        if indexed.get(&name) == Some(&fingerprint) || done.failed.is_some() {
+            continue;
+        }
+        match embed(gigachat, &knowledge.model, knowledge::passages(&text), &mut done) {
+            Ok(passages) => {
+                log::info!("knowledge: {name}: {} passage(s) embedded", passages.len());
+                (done.embedded, done.passages) =
+                    (done.embedded + 1, done.passages + passages.len());
+                save(store, |store| store.put_document(&name, &fingerprint, &passages));
+            }
+            Err(err) => {
+                log::warn!(
+                    "knowledge: {name}: {err}; the index keeps what it had, and the next start tries again"
+                );
+                done.failed = Some(err.to_string());
+            }
+        }
+    }
+    for gone in indexed.keys().filter(|name| !present.contains(*name)) {
+        log::info!("knowledge: {gone} is gone: its passages are dropped");
+        save(store, |store| store.forget_document(gone));
+        done.removed += 1;
+    }
+    save(store, |store| store.add_embedding_tokens(done.tokens));
+    done
+}
+
+/// One change of the index in a transaction of its own; a failure is logged.
+fn save(store: &mut Store, change: impl FnOnce(&mut Store)) {
+    store.begin();
+    change(store);
+    if let Err(err) = store.commit() {
+        log::error!("knowledge: {err:#}");
+    }
+}
+
+/// The passages with their vectors, in calls of at most `MAX_INPUTS`.
+fn embed(
+    gigachat: &mut GigaChat,
+    model: &str,
+    passages: Vec<Passage>,
+    done: &mut Refreshed,
+) -> Result<Vec<(Passage, Vec<f32>)>, crate::gigachat::Error> {
+    let mut embedded = Vec::with_capacity(passages.len());
+    for batch in passages.chunks(MAX_INPUTS) {
+        embedded.extend(embed_batch(gigachat, model, batch.to_vec(), done)?);
+    }
+    Ok(embedded)
+}
+
+/// One call; a batch the service refuses as too large (413) is halved, and a lone passage
+/// cut in two, until it fits.
+fn embed_batch(
+    gigachat: &mut GigaChat,
+    model: &str,
+    mut batch: Vec<Passage>,
+    done: &mut Refreshed,
+) -> Result<Vec<(Passage, Vec<f32>)>, crate::gigachat::Error> {
+    let inputs: Vec<String> = batch.iter().map(Passage::input).collect();
+    done.calls += 1;
+    let err = match gigachat.embed(model, &inputs) {
+        Ok((vectors, tokens)) => {
+            done.tokens += tokens;
+            return Ok(batch.into_iter().zip(vectors).collect());
+        }
+        Err(err) => err,
+    };
+    let chars = batch[0].text.chars().count();
+    if !matches!(err.failure, Failure::TooLarge(_))
+        || (batch.len() == 1 && chars < MIN_PIECE_CHARS * 2)
+    {
+        return Err(err);
+    }
+    let halves = match batch.len() {
+        1 => knowledge::pieces(&batch[0].text, chars.div_ceil(2))
+            .into_iter()
+            .map(|text| vec![Passage { heading: batch[0].heading.clone(), text: text.to_string() }])
+            .collect(),
+        n => {
+            let second = batch.split_off(n / 2);
+            vec![batch, second]
+        }
+    };
+    let mut embedded = Vec::new();
+    for half in halves {
+        embedded.extend(embed_batch(gigachat, model, half, done)?);
+    }
+    Ok(embedded)
+}
+
+/// The `.md` and `.txt` files under `dir` and its folders, by their path inside it, sorted.
+/// Anything else gets a log line naming it; hidden files and folders are passed over.
+fn scan(dir: &Path) -> Vec<(String, PathBuf)> {
+    let Ok(root) = dir.canonicalize() else {
+        log::warn!("knowledge: cannot open knowledge.dir {}", dir.display());
+        return Vec::new();
+    };
+    let (mut found, mut folders) = (Vec::new(), vec![root.clone()]);
+    while let Some(folder) = folders.pop() {
+        let Ok(entries) = fs::read_dir(&folder) else {
+            log::warn!("knowledge: cannot read the folder {}: skipped", folder.display());
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let name = path.strip_prefix(&root).unwrap_or(&path).to_string_lossy().to_string();
+            if name.starts_with('.') || name.contains("/.") {
+                continue;
+            }
+            let link = entry.file_type().is_ok_and(|t| t.is_symlink());
+            let skip = |why: &str| log::warn!("knowledge: {name} is skipped: {why}");
+            match path.canonicalize() {
+                Ok(real) if !real.starts_with(&root) => skip("it leads out of knowledge.dir"),
+                Ok(real) if real.is_dir() && link => skip("a link to a folder"),
+                Ok(real) if real.is_dir() => folders.push(path),
+                Ok(_) if !(name.ends_with(".md") || name.ends_with(".txt")) => {
+                    skip("only .md and .txt files are read")
+                }
+                Ok(_) => found.push((name, path)),
+                Err(err) => skip(&format!("cannot follow it ({err})")),
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// A document's text, or None with a log line saying why it is skipped.
+fn readable(path: &Path, name: &str) -> Option<String> {
+    let why = match fs::metadata(path) {
+        Ok(meta) if meta.len() > MAX_DOCUMENT_BYTES => "it is over 2 MiB".to_string(),
+        Ok(_) => match fs::read(path) {
+            Ok(bytes) if bytes.contains(&0) => "it holds NUL bytes (not text)".to_string(),
+            Ok(bytes) => match String::from_utf8(bytes) {
+                Ok(text) if text.trim().is_empty() => "it is empty".to_string(),
+                Ok(text) => return Some(text),
+                Err(_) => "it is not UTF-8 text".to_string(),
+            },
+            Err(err) => format!("cannot read it ({err})"),
+        },
+        Err(err) => format!("cannot read it ({err})"),
+    };
+    log::warn!("knowledge: {name} is skipped: {why}");
+    None
+}
+
+/// The passages nearest to the question (one embeddings call) above `knowledge.min_score`
+/// put into it, and the line naming their files; nothing when none is near, the index is
+/// empty, or the call failed (logged and counted: the question then goes without them).
+pub fn consult(
+    knowledge: &KnowledgeConfig,
+    gigachat: &mut GigaChat,
+    store: &mut Store,
+    index: &Index,
+    question: &mut String,
+) -> String {
+    if index.ids.is_empty() {
+        return String::new();
+    }
+    let query: String = question.chars().take(MAX_QUERY_CHARS).collect();
+    let (vectors, tokens) = match gigachat.embed(&knowledge.model, &[query]) {
+        Ok(embedded) => embedded,
+        Err(err) => {
+            log::warn!("knowledge: {err}; the question goes without the documents");
+            store.count_failure(&format!("embeddings {}", err.kind()));
+            return String::new();
+        }
+    };
+    store.add_embedding_tokens(tokens);
+    let near = index.search(&vectors[0], knowledge.top_k, knowledge.min_score);
+    let found: Vec<_> = near.into_iter().filter_map(|(id, _)| store.passage(id)).collect();
+    if found.is_empty() {
+        return String::new();
+    }
+    *question = knowledge::with_passages(question, &found);
+    knowledge::sources_line(&found)
+}
+
+/// Whether the index (its documents and their fingerprints) matches the files now; if not,
+/// `gigabot index`, or a restart, brings it up to date.
+pub fn is_current(knowledge: &KnowledgeConfig, indexed: &[(String, String)]) -> bool {
+    let now: Vec<(String, String)> = scan(&knowledge.dir)
+        .into_iter()
+        .filter_map(|(name, path)| {
+            let text = readable(&path, &name)?;
+            Some((name, knowledge::fingerprint(&knowledge.model, text.as_bytes())))
+        })
+        .collect();
+    indexed == now
+}

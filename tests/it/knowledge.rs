@@ -1,0 +1,207 @@
+//! The reference desk (issue 25): the owner's documents under `knowledge.dir` embedded into
+//! the state, the passages near a question sent with it and named under the answer; only
+//! what changed costs anything; unreadable files skipped with a line; failures lose nothing.
+
+use std::fs;
+use std::os::unix::fs::symlink;
+use std::time::Duration;
+
+use crate::core::{WAIT, World};
+use crate::fake_gigachat::FakeGigaChat;
+use crate::fake_telegram::{FakeTelegram, IVAN};
+use crate::harness::{self, BotEnv};
+
+const PRICES: &str =
+    "# Цены\n\nПицца Маргарита стоит 450 рублей, пицца Пепперони стоит 520 рублей.\n";
+const HOURS: &str =
+    "# Часы работы\n\nКлуб открыт по субботам и воскресеньям с десяти утра до восьми вечера.\n";
+const RULES: &str = "Правила клуба: приходить без опозданий, шахматные часы не ронять.\n";
+
+/// A bot whose `knowledge.dir` holds prices.md, docs/hours.md and rules.txt, started and
+/// polling; Ivan is an admin.
+fn desk() -> World {
+    let (tg, gc) = (FakeTelegram::start(), FakeGigaChat::start());
+    let env = desk_env(&tg, &gc);
+    let bot = env.spawn(&[]);
+    tg.wait_until(WAIT, "the bot polls", |t| t.polling());
+    World { tg, gc, env, bot }
+}
+
+fn desk_env(tg: &FakeTelegram, gc: &FakeGigaChat) -> BotEnv {
+    let mut env = BotEnv::new(tg, gc);
+    let docs = env.path("docs");
+    fs::create_dir_all(docs.join("club")).unwrap();
+    fs::write(docs.join("prices.md"), PRICES).unwrap();
+    fs::write(docs.join("club/hours.md"), HOURS).unwrap();
+    fs::write(docs.join("rules.txt"), RULES).unwrap();
+    env.config(&format!(
+        "[telegram]\npoll_timeout_secs = 10\n[bot]\nadmins = [{IVAN}]\n[knowledge]\ndir = \"docs\"\n"
+    ));
+    env
+}
+
+/// The inputs of every embeddings call so far.
+fn embedded(gc: &FakeGigaChat) -> Vec<Vec<String>> {
+    gc.embedding_requests().into_iter().map(|r| r.inputs).collect()
+}
+
+#[test]
+fn the_question_carries_the_right_passage_and_the_answer_names_its_file() {
+    let w = desk();
+    // Three documents, one call at start (they fit in one batch).
+    let calls = embedded(&w.gc);
+    assert_eq!(calls.len(), 3, "one call per document: {calls:?}");
+    let answer = w.ask("Сколько стоит пицца Маргарита?").join("\n");
+    let asked = w.gc.chat_requests().pop().unwrap();
+    let question = asked.last_user().unwrap();
+    assert!(
+        question.contains("Пицца Маргарита стоит 450 рублей") && question.contains("prices.md"),
+        "{question}"
+    );
+    assert!(!question.contains("субботам") && !question.contains("шахматные"), "{question}");
+    assert!(question.ends_with("Вопрос: Сколько стоит пицца Маргарита?"), "{question}");
+    assert!(answer.ends_with("Источники: prices.md"), "{answer}");
+    // The style still applies, and memory keeps the question alone.
+    assert_eq!(asked.system(), Some("Отвечай как научный сотрудник"));
+    let next = w.ask("Когда открыт клуб по субботам?").join("\n");
+    assert!(next.ends_with("Источники: club/hours.md"), "{next}");
+    let asked = w.gc.chat_requests().pop().unwrap();
+    assert_eq!(asked.messages[1].content, "Сколько стоит пицца Маргарита?");
+    // Embedding tokens apart from chat tokens.
+    let stats = w.ask("/stats").join("\n");
+    let tokens = w.gc.embedding_tokens();
+    assert!(
+        stats.contains(&format!("Токенов на поиск по документам (эмбеддинги): {tokens}")),
+        "{stats}"
+    );
+}
+
+#[test]
+fn a_question_the_documents_do_not_touch_is_answered_as_before() {
+    let w = desk();
+    let answer = w.ask("Почему небо голубое?").join("\n");
+    assert_eq!(w.gc.chat_requests()[0].last_user(), Some("Почему небо голубое?"));
+    assert!(!answer.contains("Источники"), "{answer}");
+    assert_eq!(embedded(&w.gc).len(), 4, "the question was embedded once");
+}
+
+#[test]
+fn a_restart_embeds_only_what_changed_and_drops_what_is_gone() {
+    let mut w = desk();
+    let docs = w.env.path("docs");
+    w.bot.stop();
+    w.bot = w.env.spawn(&[]);
+    w.bot.wait_log("Бот запущен", WAIT);
+    assert_eq!(embedded(&w.gc).len(), 3, "nothing changed, nothing embedded");
+    fs::write(docs.join("club/hours.md"), HOURS.replace("восьми", "девяти")).unwrap();
+    fs::remove_file(docs.join("prices.md")).unwrap();
+    w.bot.stop();
+    w.bot = w.env.spawn(&[]);
+    w.bot.wait_log("Бот запущен", WAIT);
+    let calls = embedded(&w.gc);
+    assert_eq!(calls.len(), 4, "{calls:?}");
+    assert!(calls[3].len() == 1 && calls[3][0].contains("девяти вечера"), "{calls:?}");
+    let answer = w.ask("Сколько стоит пицца Маргарита?").join("\n");
+    assert!(!answer.contains("prices.md"), "{answer}");
+    let question = w.gc.chat_requests().pop().unwrap();
+    assert!(!question.last_user().unwrap().contains("450"), "{question:?}");
+}
+
+#[test]
+fn unreadable_files_are_skipped_with_a_line_naming_them() {
+    let (tg, gc) = (FakeTelegram::start(), FakeGigaChat::start());
+    let env = desk_env(&tg, &gc);
+    let docs = env.path("docs");
+    fs::write(docs.join("latin1.md"), b"Caf\xe9 au lait\n").unwrap();
+    fs::write(docs.join("binary.txt"), b"text\0with NUL\n").unwrap();
+    fs::write(docs.join("photo.png"), b"\x89PNG\r\n").unwrap();
+    fs::write(docs.join("empty.md"), "\n \n").unwrap();
+    fs::write(env.path("secret.md"), "не для бота\n").unwrap();
+    symlink(env.path("secret.md"), docs.join("outside.md")).unwrap();
+    let out = env.run(&["index"]);
+    let (stdout, log) = harness::text(&out);
+    assert!(out.status.success(), "{stdout}{log}");
+    for (name, why) in [
+        ("latin1.md", "not UTF-8"),
+        ("binary.txt", "NUL"),
+        ("photo.png", "only .md and .txt"),
+        ("empty.md", "empty"),
+        ("outside.md", "leads out of knowledge.dir"),
+    ] {
+        assert!(
+            log.contains(&format!("knowledge: {name} is skipped: ")) && log.contains(why),
+            "{name}: {log}"
+        );
+    }
+    assert!(stdout.contains("документов 3"), "{stdout}");
+    let inputs = embedded(&gc).concat().join("\n");
+    assert!(!inputs.contains("не для бота") && !inputs.contains("Caf"), "{inputs}");
+}
+
+#[test]
+fn an_embeddings_failure_at_question_time_still_answers() {
+    let w = desk();
+    w.gc.fail_next_embeddings(503, "{\"status\":503,\"message\":\"Service Unavailable\"}");
+    let answer = w.ask("Сколько стоит пицца Маргарита?");
+    assert!(answer[0].starts_with("Ответ"), "{answer:?}");
+    assert!(!answer.join("\n").contains("Источники"), "{answer:?}");
+    assert!(w.bot.log().contains("the question goes without the documents"), "{}", w.bot.log());
+}
+
+#[test]
+fn an_input_the_service_finds_too_long_is_cut_until_it_fits() {
+    let (tg, gc) = (FakeTelegram::start(), FakeGigaChat::start());
+    gc.set_embedding_input_limit(300);
+    let env = desk_env(&tg, &gc);
+    let long = "Шахматный клуб проводит турниры каждый месяц. ".repeat(20); // 920 characters
+    fs::write(env.path("docs/tournaments.md"), format!("# Турниры\n\n{long}\n")).unwrap();
+    let (stdout, log) = harness::text(&env.run(&["index"]));
+    assert!(stdout.contains("документов 4"), "{stdout}{log}");
+    let requests = gc.embedding_requests();
+    assert!(requests.iter().any(|r| r.status == 413), "{requests:?}");
+    let sent: usize = requests
+        .iter()
+        .filter(|r| r.status == 200)
+        .flat_map(|r| &r.inputs)
+        .map(|input| input.matches("турниры").count())
+        .sum();
+    assert_eq!(sent, 20, "every sentence embedded once");
+}
+
+/// `gigabot index` killed at any moment leaves an index that is used only as far as it is
+/// complete, and the next run completes it without embedding anything twice.
+#[test]
+fn a_kill_during_index_leaves_an_index_the_next_run_completes() {
+    let (tg, gc) = (FakeTelegram::start(), FakeGigaChat::start());
+    let env = desk_env(&tg, &gc);
+    for i in 0..30 {
+        fs::write(
+            env.path(&format!("docs/note{i:02}.md")),
+            format!("Заметка номер {i}: шахматы.\n"),
+        )
+        .unwrap();
+    }
+    let (check, _) = harness::text(&env.run(&["check"]));
+    assert!(check.contains("индекса ещё нет"), "{check}");
+    gc.set_embedding_delay(Duration::from_millis(100));
+    let mut index = env.spawn(&["index"]);
+    gc.wait_until(WAIT, "a few documents embedded", |gc| gc.embedding_requests().len() >= 5);
+    index.signal("KILL");
+    index.wait_exit(WAIT);
+    let before = gc.embedding_requests().len();
+    assert!(before < 33, "killed before the end: {before}");
+    gc.set_embedding_delay(Duration::ZERO);
+    let (check, _) = harness::text(&env.run(&["check"]));
+    assert!(check.contains("файлы в knowledge.dir изменились"), "{check}");
+    let (stdout, log) = harness::text(&env.run(&["index"]));
+    assert!(stdout.contains("документов 33"), "{stdout}{log}");
+    let all = embedded(&gc).concat();
+    let mut unique = all.clone();
+    unique.sort();
+    unique.dedup();
+    // A document whose call the kill cut short is embedded again; no other.
+    assert!(all.len() - unique.len() <= 1, "{all:?}");
+    assert_eq!(unique.len(), 33);
+    let (check, _) = harness::text(&env.run(&["check"]));
+    assert!(check.contains("✓ справочная: в индексе документов 33, фрагментов 33"), "{check}");
+}
