@@ -56,12 +56,16 @@ pub fn refresh(
         if indexed.get(&name) == Some(&fingerprint) || done.failed.is_some() {
             continue;
         }
+        let tokens_before = done.tokens;
         match embed(gigachat, &knowledge.model, knowledge::passages(&text), &mut done) {
             Ok(passages) => {
                 log::info!("knowledge: {name}: {} passage(s) embedded", passages.len());
                 (done.embedded, done.passages) =
                     (done.embedded + 1, done.passages + passages.len());
-                save(store, |store| store.put_document(&name, &fingerprint, &passages));
+                save(store, |store| {
+                    store.put_document(&name, &fingerprint, &passages);
+                    store.add_embedding_tokens(done.tokens - tokens_before);
+                });
             }
             Err(err) => {
                 log::warn!(
@@ -76,7 +80,6 @@ pub fn refresh(
         save(store, |store| store.forget_document(gone));
         done.removed += 1;
     }
-    save(store, |store| store.add_embedding_tokens(done.tokens));
     done
 }
 
@@ -111,7 +114,9 @@ fn embed_batch(
     mut batch: Vec<Passage>,
     done: &mut Refreshed,
 ) -> Result<Vec<(Passage, Vec<f32>)>, crate::gigachat::Error> {
-    let inputs: Vec<String> = batch.iter().map(Passage::input).collect();
+    // The heading gives a short passage its context.
+    let inputs: Vec<String> =
+        batch.iter().map(|p| format!("{}\n{}", p.heading, p.text).trim().to_string()).collect();
     done.calls += 1;
     let err = match gigachat.embed(model, &inputs) {
         Ok((vectors, tokens)) => {
@@ -168,7 +173,7 @@ fn scan(dir: &Path) -> Vec<(String, PathBuf)> {
                 Ok(real) if !real.starts_with(&root) => skip("it leads out of knowledge.dir"),
                 Ok(real) if real.is_dir() && link => skip("a link to a folder"),
                 Ok(real) if real.is_dir() => folders.push(path),
-                Ok(_) if !(name.ends_with(".md") || name.ends_with(".txt")) => {
+                Ok(_) if ![".md", ".txt"].iter().any(|e| name.to_lowercase().ends_with(e)) => {
                     skip("only .md and .txt files are read")
                 }
                 Ok(_) => found.push((name, path)),

@@ -15,16 +15,6 @@ pub struct Passage {
     pub text: String,
 }
 
-impl Passage {
-    /// What is embedded: the heading gives a short passage its context.
-    pub fn input(&self) -> String {
-        match self.heading.is_empty() {
-            true => self.text.clone(),
-            false => format!("{}\n{}", self.heading, self.text),
-        }
-    }
-}
-
 /// A document cut at its Markdown headings (not inside ``` code) and between paragraphs.
 pub fn passages(text: &str) -> Vec<Passage> {
     let (mut out, mut heading, mut paragraph, mut fenced) =

@@ -147,6 +147,9 @@ fn numbers_out_of_range_are_refused_before_any_arithmetic() {
         ("[gigachat]\ntimeout_secs = 18446744073709551615\n", "gigachat.timeout_secs"),
         ("[gigachat]\nmax_tokens = 0\n", "gigachat.max_tokens"),
         ("[telegram]\npoll_timeout_secs = 0\n", "telegram.poll_timeout_secs"),
+        ("[bot]\nlow_balance_tokens = 18446744073709551615\n", "bot.low_balance_tokens"),
+        ("[knowledge]\ntop_k = 0\n", "knowledge.top_k"),
+        ("[knowledge]\ntop_k = 21\n", "knowledge.top_k"),
     ] {
         let err = load_text(text, ENV).unwrap_err().to_string();
         assert!(err.starts_with(&format!("{key} = ")), "{text:?}: {err}");
@@ -154,6 +157,23 @@ fn numbers_out_of_range_are_refused_before_any_arithmetic() {
     }
     // The edges themselves are fine.
     load_text("[bot]\nforget_after_days = 36500\n[gigachat]\ntimeout_secs = 600\n", ENV).unwrap();
+    load_text("[knowledge]\ntop_k = 20\nmin_score = 1.0\n", ENV).unwrap();
+}
+
+#[test]
+fn a_reference_desk_needs_a_folder_and_a_score_between_0_and_1() {
+    for (text, says) in [
+        ("[knowledge]\nmin_score = 1.5\n", "knowledge.min_score is out of range: use 0.0..=1.0"),
+        ("[knowledge]\nmin_score = -0.1\n", "knowledge.min_score is out of range"),
+        ("[knowledge]\nmin_score = nan\n", "knowledge.min_score is out of range"),
+        ("[knowledge]\ndir = \"/no/such/folder\"\n", "knowledge.dir is not a folder: create it"),
+        ("[knowledge]\ndir = \"Cargo.toml\"\n", "knowledge.dir is not a folder"),
+    ] {
+        let err = load_text(text, ENV).unwrap_err().to_string();
+        assert!(err.starts_with(says), "{text:?}: {err}");
+    }
+    assert_eq!(load_text("", ENV).unwrap().knowledge.dir.as_os_str(), "", "off by default");
+    load_text("[knowledge]\ndir = \"src\"\n", ENV).unwrap();
 }
 
 #[test]
