@@ -2,10 +2,11 @@
 //! goes back once, through answerGuestQuery (never a message into that chat); the sender's
 //! access, limits and style are those of their private chat. No chat's memory or state is
 //! read or changed, and nothing is keyed by the guest chat's id: Telegram warns that it may
-//! equal the id of another chat the bot knows.
+//! equal the id of another chat the bot knows. The reference desk answers here too.
 
 use super::{Bot, Question, conversation, user_text};
 use crate::commands::{self, Action};
+use crate::desk;
 use crate::incoming::{Chat, Message};
 use crate::render::{self, Chunk, MESSAGE_LIMIT};
 use crate::report::{Outcome, Report};
@@ -43,7 +44,9 @@ impl Bot {
         let markdown = match decision.action {
             Action::Ask(ask) if ask.voice.is_none() && ask.file.is_none() => {
                 self.count_request(Some(&sender));
-                let (remembered, prompt) = (ask.remembered(), ask.prompt());
+                let (remembered, mut prompt) = (ask.remembered(), ask.prompt());
+                let (gc, store, index) = (&mut self.gigachat, &mut self.store, &self.index);
+                let sources = desk::consult(&self.config.knowledge, gc, store, index, &mut prompt);
                 let question = Question { remembered, prompt, attachment: None, shown: None };
                 let result =
                     self.gigachat.chat(&conversation(&style.prompt, &[], &question), None, None);
@@ -53,7 +56,7 @@ impl Bot {
                 );
                 match result {
                     Ok(c) if c.finish_reason == "blacklist" => texts::BLACKLIST.to_string(),
-                    Ok(c) => c.content,
+                    Ok(c) => format!("{}\n\n{sources}", c.content.trim()).trim().to_string(),
                     Err(err) => user_text(&err, &self.gigachat.model, false),
                 }
             }

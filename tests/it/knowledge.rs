@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::core::{WAIT, World};
 use crate::fake_gigachat::FakeGigaChat;
-use crate::fake_telegram::{FakeTelegram, IVAN};
+use crate::fake_telegram::{self as tg, FakeTelegram, IVAN};
 use crate::harness::{self, BotEnv};
 
 const PRICES: &str =
@@ -204,4 +204,17 @@ fn a_kill_during_index_leaves_an_index_the_next_run_completes() {
     assert_eq!(unique.len(), 33);
     let (check, _) = harness::text(&env.run(&["check"]));
     assert!(check.contains("✓ справочная: в индексе документов 33, фрагментов 33"), "{check}");
+}
+
+/// Guest mode answers from the documents too: a service bot summoned into any chat.
+#[test]
+fn a_guest_question_is_answered_from_the_documents() {
+    let w = desk();
+    let (id, _) = w.tg.push_guest(tg::chat(-4242), IVAN, "@SomeBot Сколько стоит пицца Маргарита?");
+    w.tg.wait_until(WAIT, "the guest answer", |t| t.confirmed_offset() > id && t.polling());
+    let answers = w.tg.guest_answers();
+    assert_eq!(answers.len(), 1, "{}", w.tg.dump());
+    assert!(answers[0].text.ends_with("Источники: prices.md"), "{}", answers[0].text);
+    let question = w.gc.chat_requests().pop().unwrap();
+    assert!(question.last_user().unwrap().contains("450 рублей"), "{question:?}");
 }
