@@ -92,7 +92,7 @@ pub fn check(config: &Config) -> ExitCode {
     // Each step says what it is about to do first: a server that hangs shows where.
     let mut ok = check_telegram(&config.telegram, &config.origin("telegram.token"));
     show_ca_file(&config.gigachat);
-    ok &= check_gigachat(&config.gigachat);
+    ok &= check_gigachat(config);
     ok &= check_salutespeech(config);
     show_index(config);
     if ok {
@@ -202,7 +202,8 @@ fn show_ca_file(gc: &GigaChatConfig) {
 }
 
 /// `check`'s GigaChat lines: an access token, then the models and the configured one among them.
-fn check_gigachat(gc: &GigaChatConfig) -> bool {
+fn check_gigachat(config: &Config) -> bool {
+    let gc = &config.gigachat;
     let secs = gc.timeout_secs.min(10);
     println!("… gigachat: прошу токен доступа у {} (до {secs} с)", host_of(&gc.auth_url));
     let mut gigachat = GigaChat::for_check(gc);
@@ -227,6 +228,21 @@ fn check_gigachat(gc: &GigaChatConfig) -> bool {
             "✗ gigachat: модели из конфига {} нет в списке: задайте gigachat.model (GIGACHAT_MODEL) одной из них",
             shown_name(&gc.model)
         ),
+    }
+    found && (config.knowledge.dir.as_os_str().is_empty() || has_embedder(config, &models))
+}
+
+/// Whether `knowledge.model` is among the key's embedder models; if not, says so.
+fn has_embedder(config: &Config, models: &[gigachat::Model]) -> bool {
+    let embedders = models.iter().filter(|m| m.kind == "embedder" || m.kind.is_empty());
+    let names: Vec<&str> = embedders.map(|m| m.id.as_str()).collect();
+    let found = names.contains(&config.knowledge.model.as_str());
+    if !found {
+        let model = shown_name(&config.knowledge.model);
+        println!(
+            "{}",
+            texts::NO_EMBEDDER.replace("{model}", &model).replace("{models}", &names.join(", "))
+        );
     }
     found
 }

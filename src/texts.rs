@@ -13,6 +13,7 @@ pub const SOURCES: &str = "Источники: {files}";
 /// `gigabot check` and `gigabot index` on the reference desk's index.
 pub const INDEX_CURRENT: &str = "✓ справочная: в индексе документов {files}, фрагментов {passages}; он совпадает с файлами в knowledge.dir";
 pub const INDEX_STALE: &str = "! справочная: в индексе документов {files}, фрагментов {passages}, но файлы в knowledge.dir изменились — обновите индекс: gigabot index (или перезапустите бота)";
+pub const NO_EMBEDDER: &str = "✗ справочная: модели эмбеддингов {model} нет в списке: задайте knowledge.model одной из: {models}";
 pub const INDEX_MISSING: &str =
     "! справочная: индекса ещё нет — постройте его: gigabot index (или запустите бота)";
 pub const INDEXED: &str = "Индекс справочной: документов {documents}, из них заново проиндексировано {embedded}, удалено {removed}; фрагментов проиндексировано {passages}, запросов к GigaChat {calls}, токенов {tokens}";

@@ -218,3 +218,26 @@ fn a_guest_question_is_answered_from_the_documents() {
     let question = w.gc.chat_requests().pop().unwrap();
     assert!(question.last_user().unwrap().contains("450 рублей"), "{question:?}");
 }
+
+/// `check` says which embedder models the key has when `knowledge.model` is not one of them
+/// (a chat model, say), and `index` then fails loudly, keeping nothing half-built.
+#[test]
+fn a_chat_model_as_the_embedder_is_named_by_check_and_index_fails() {
+    let (tg, gc) = (FakeTelegram::start(), FakeGigaChat::start());
+    let mut env = desk_env(&tg, &gc);
+    let (check, _) = harness::text(&env.run(&["check"]));
+    assert!(!check.contains("модели эмбеддингов"), "{check}");
+    env.config("[knowledge]\ndir = \"docs\"\nmodel = \"GigaChat-2-Max\"\n");
+    let out = env.run(&["check"]);
+    let (check, _) = harness::text(&out);
+    assert!(
+        check.contains("✗ справочная: модели эмбеддингов GigaChat-2-Max нет в списке: задайте knowledge.model одной из: Embeddings, Embeddings-2, EmbeddingsGigaR"),
+        "{check}"
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let out = env.run(&["index"]);
+    let (stdout, log) = harness::text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{log}");
+    assert!(stdout.contains("404") && log.contains("the index keeps what it had"), "{stdout}{log}");
+    assert!(stdout.contains("документов 3, из них заново проиндексировано 0"), "{stdout}");
+}
