@@ -37,9 +37,12 @@ pub struct Refreshed {
     pub failed: Option<String>,
 }
 
-/// Brings the index up to date with the files: new and changed ones embedded (each saved
-/// whole, or not at all), deleted ones dropped. An embeddings failure stops it: what is left
-/// stays as it was, and the next start tries again.
+/// A document to embed: its path under `knowledge.dir`, its fingerprint, its passages.
+type Changed = (String, String, Vec<Passage>);
+
+/// Brings the index up to date with the files: new and changed ones embedded, together in
+/// calls of up to `MAX_INPUTS` passages, each saved whole or not at all; deleted ones dropped.
+/// An embeddings failure stops it: what is left stays as it was, the next start tries again.
 pub fn refresh(
     knowledge: &KnowledgeConfig,
     gigachat: &mut GigaChat,
@@ -47,40 +50,75 @@ pub fn refresh(
 ) -> Refreshed {
     let mut done = Refreshed::default();
     let indexed: HashMap<String, String> = store.documents().into_iter().collect();
-    let mut present = HashSet::new();
+    let (mut present, mut changed) = (HashSet::new(), Vec::<Changed>::new());
     for (name, path) in scan(&knowledge.dir) {
         let Some(text) = readable(&path, &name) else { continue };
         done.documents += 1;
         let fingerprint = knowledge::fingerprint(&knowledge.model, text.as_bytes());
         present.insert(name.clone());
-        if indexed.get(&name) == Some(&fingerprint) || done.failed.is_some() {
-            continue;
+        if indexed.get(&name) != Some(&fingerprint) {
+            changed.push((name, fingerprint, knowledge::passages(&text)));
         }
-        let tokens_before = done.tokens;
-        match embed(gigachat, &knowledge.model, knowledge::passages(&text), &mut done) {
-            Ok(passages) => {
-                log::info!("knowledge: {name}: {} passage(s) embedded", passages.len());
-                (done.embedded, done.passages) =
-                    (done.embedded + 1, done.passages + passages.len());
-                save(store, |store| {
-                    store.put_document(&name, &fingerprint, &passages);
-                    store.add_embedding_tokens(done.tokens - tokens_before);
-                });
-            }
-            Err(err) => {
-                log::warn!(
-                    "knowledge: {name}: {err}; the index keeps what it had, and the next start tries again"
-                );
-                done.failed = Some(err.to_string());
-            }
+        if changed.iter().map(|(.., passages)| passages.len()).sum::<usize>() >= MAX_INPUTS {
+            embed_documents(
+                &knowledge.model,
+                gigachat,
+                store,
+                std::mem::take(&mut changed),
+                &mut done,
+            );
         }
     }
+    embed_documents(&knowledge.model, gigachat, store, changed, &mut done);
     for gone in indexed.keys().filter(|name| !present.contains(*name)) {
         log::info!("knowledge: {gone} is gone: its passages are dropped");
         save(store, |store| store.forget_document(gone));
         done.removed += 1;
     }
     done
+}
+
+/// Embeds the documents' passages, then saves the documents in one transaction with the
+/// tokens they cost; after a failure, none of them (nor any later: `done.failed`).
+fn embed_documents(
+    model: &str,
+    gigachat: &mut GigaChat,
+    store: &mut Store,
+    documents: Vec<Changed>,
+    done: &mut Refreshed,
+) {
+    if documents.is_empty() || done.failed.is_some() {
+        return;
+    }
+    let tagged: Vec<(usize, Passage)> = documents
+        .iter()
+        .enumerate()
+        .flat_map(|(i, (.., passages))| passages.iter().map(move |p| (i, p.clone())))
+        .collect();
+    let (tokens_before, mut vectors) = (done.tokens, vec![Vec::new(); documents.len()]);
+    for batch in tagged.chunks(MAX_INPUTS) {
+        match embed_batch(gigachat, model, batch.to_vec(), done) {
+            Ok(embedded) => embedded.into_iter().for_each(|(i, p, v)| vectors[i].push((p, v))),
+            Err(err) => {
+                let names: Vec<&str> = documents.iter().map(|(name, ..)| name.as_str()).collect();
+                log::warn!(
+                    "knowledge: {err}; {} keep what the index had, and the next start tries again",
+                    names.join(", ")
+                );
+                done.failed = Some(err.to_string());
+                return;
+            }
+        }
+    }
+    save(store, |store| {
+        for ((name, fingerprint, _), passages) in documents.iter().zip(&vectors) {
+            log::info!("knowledge: {name}: {} passage(s) embedded", passages.len());
+            store.put_document(name, fingerprint, passages);
+        }
+        store.add_embedding_tokens(done.tokens - tokens_before);
+    });
+    done.embedded += documents.len();
+    done.passages += vectors.iter().map(Vec::len).sum::<usize>();
 }
 
 /// One change of the index in a transaction of its own; a failure is logged.
@@ -92,49 +130,40 @@ fn save(store: &mut Store, change: impl FnOnce(&mut Store)) {
     }
 }
 
-/// The passages with their vectors, in calls of at most `MAX_INPUTS`.
-fn embed(
-    gigachat: &mut GigaChat,
-    model: &str,
-    passages: Vec<Passage>,
-    done: &mut Refreshed,
-) -> Result<Vec<(Passage, Vec<f32>)>, crate::gigachat::Error> {
-    let mut embedded = Vec::with_capacity(passages.len());
-    for batch in passages.chunks(MAX_INPUTS) {
-        embedded.extend(embed_batch(gigachat, model, batch.to_vec(), done)?);
-    }
-    Ok(embedded)
-}
-
-/// One call; a batch the service refuses as too large (413) is halved, and a lone passage
-/// cut in two, until it fits.
+/// One call for passages of documents (`usize`: which); a batch the service refuses as too
+/// large (413) is halved, and a lone passage cut in two, until it fits.
 fn embed_batch(
     gigachat: &mut GigaChat,
     model: &str,
-    mut batch: Vec<Passage>,
+    mut batch: Vec<(usize, Passage)>,
     done: &mut Refreshed,
-) -> Result<Vec<(Passage, Vec<f32>)>, crate::gigachat::Error> {
+) -> Result<Vec<(usize, Passage, Vec<f32>)>, crate::gigachat::Error> {
     // The heading gives a short passage its context.
-    let inputs: Vec<String> =
-        batch.iter().map(|p| format!("{}\n{}", p.heading, p.text).trim().to_string()).collect();
+    let inputs: Vec<String> = batch
+        .iter()
+        .map(|(_, p)| format!("{}\n{}", p.heading, p.text).trim().to_string())
+        .collect();
     done.calls += 1;
     let err = match gigachat.embed(model, &inputs) {
         Ok((vectors, tokens)) => {
             done.tokens += tokens;
-            return Ok(batch.into_iter().zip(vectors).collect());
+            return Ok(batch.into_iter().zip(vectors).map(|((i, p), v)| (i, p, v)).collect());
         }
         Err(err) => err,
     };
-    let chars = batch[0].text.chars().count();
+    let (i, first) = (batch[0].0, &batch[0].1);
+    let chars = first.text.chars().count();
     if !matches!(err.failure, Failure::TooLarge(_))
         || (batch.len() == 1 && chars < MIN_PIECE_CHARS * 2)
     {
         return Err(err);
     }
     let halves = match batch.len() {
-        1 => knowledge::pieces(&batch[0].text, chars.div_ceil(2))
+        1 => knowledge::pieces(&first.text, chars.div_ceil(2))
             .into_iter()
-            .map(|text| vec![Passage { heading: batch[0].heading.clone(), text: text.to_string() }])
+            .map(|text| {
+                vec![(i, Passage { heading: first.heading.clone(), text: text.to_string() })]
+            })
             .collect(),
         n => {
             let second = batch.split_off(n / 2);

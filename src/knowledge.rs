@@ -135,16 +135,17 @@ fn unit(vector: &[f32]) -> impl Iterator<Item = f32> + '_ {
     vector.iter().map(move |x| x * scale)
 }
 
-/// Eight sums at a time, so that the compiler can use the CPU's vector instructions.
+/// Eight sums at a time, written out: the release profile optimizes for size, and only so
+/// does the compiler keep them in registers (a loop over them was half as fast).
 fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut sums = [0.0f32; 8];
-    for (x, y) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
-        for i in 0..8 {
-            sums[i] += x[i] * y[i];
-        }
+    let (mut s, (xs, x_tail), (ys, y_tail)) = ([0.0f32; 8], a.as_chunks::<8>(), b.as_chunks::<8>());
+    for (x, y) in xs.iter().zip(ys) {
+        (s[0], s[1], s[2], s[3]) =
+            (s[0] + x[0] * y[0], s[1] + x[1] * y[1], s[2] + x[2] * y[2], s[3] + x[3] * y[3]);
+        (s[4], s[5], s[6], s[7]) =
+            (s[4] + x[4] * y[4], s[5] + x[5] * y[5], s[6] + x[6] * y[6], s[7] + x[7] * y[7]);
     }
-    let tail = a.chunks_exact(8).remainder().iter().zip(b.chunks_exact(8).remainder());
-    sums.iter().sum::<f32>() + tail.map(|(x, y)| x * y).sum::<f32>()
+    s.iter().sum::<f32>() + x_tail.iter().zip(y_tail).map(|(x, y)| x * y).sum::<f32>()
 }
 
 /// The question as GigaChat gets it with the passages found (file, passage), and how to use

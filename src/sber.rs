@@ -166,7 +166,8 @@ impl Client {
             return Ok((response, id));
         }
         let message = error_message(&self.error_body(&mut response)?);
-        log::warn!("{} {}: HTTP {status} {message} (request {id})", self.service, request.what);
+        // Info: the caller says what the failure means (a 403 on /balance is no failure at all).
+        log::info!("{} {}: HTTP {status} {message} (request {id})", self.service, request.what);
         Err(self.error(status_failure(request.api, status, message, &self.key_origin)))
     }
 

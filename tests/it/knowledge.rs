@@ -48,9 +48,9 @@ fn embedded(gc: &FakeGigaChat) -> Vec<Vec<String>> {
 #[test]
 fn the_question_carries_the_right_passage_and_the_answer_names_its_file() {
     let w = desk();
-    // Three documents, one call at start (they fit in one batch).
+    // Three documents, one call at start: their passages go together.
     let calls = embedded(&w.gc);
-    assert_eq!(calls.len(), 3, "one call per document: {calls:?}");
+    assert!(calls.len() == 1 && calls[0].len() == 3, "{calls:?}");
     let answer = w.ask("Сколько стоит пицца Маргарита?").join("\n");
     let asked = w.gc.chat_requests().pop().unwrap();
     let question = asked.last_user().unwrap();
@@ -82,7 +82,7 @@ fn a_question_the_documents_do_not_touch_is_answered_as_before() {
     let answer = w.ask("Почему небо голубое?").join("\n");
     assert_eq!(w.gc.chat_requests()[0].last_user(), Some("Почему небо голубое?"));
     assert!(!answer.contains("Источники"), "{answer}");
-    assert_eq!(embedded(&w.gc).len(), 4, "the question was embedded once");
+    assert_eq!(embedded(&w.gc).len(), 2, "the question was embedded once");
 }
 
 #[test]
@@ -92,15 +92,15 @@ fn a_restart_embeds_only_what_changed_and_drops_what_is_gone() {
     w.bot.stop();
     w.bot = w.env.spawn(&[]);
     w.bot.wait_log("Бот запущен", WAIT);
-    assert_eq!(embedded(&w.gc).len(), 3, "nothing changed, nothing embedded");
+    assert_eq!(embedded(&w.gc).len(), 1, "nothing changed, nothing embedded");
     fs::write(docs.join("club/hours.md"), HOURS.replace("восьми", "девяти")).unwrap();
     fs::remove_file(docs.join("prices.md")).unwrap();
     w.bot.stop();
     w.bot = w.env.spawn(&[]);
     w.bot.wait_log("Бот запущен", WAIT);
     let calls = embedded(&w.gc);
-    assert_eq!(calls.len(), 4, "{calls:?}");
-    assert!(calls[3].len() == 1 && calls[3][0].contains("девяти вечера"), "{calls:?}");
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    assert!(calls[1].len() == 1 && calls[1][0].contains("девяти вечера"), "{calls:?}");
     let answer = w.ask("Сколько стоит пицца Маргарита?").join("\n");
     assert!(!answer.contains("prices.md"), "{answer}");
     let question = w.gc.chat_requests().pop().unwrap();
@@ -168,42 +168,43 @@ fn an_input_the_service_finds_too_long_is_cut_until_it_fits() {
     assert_eq!(sent, 20, "every sentence embedded once");
 }
 
-/// `gigabot index` killed at any moment leaves an index that is used only as far as it is
-/// complete, and the next run completes it without embedding anything twice.
+/// `gigabot index` killed at any moment leaves an index that holds whole documents only,
+/// and the next run completes it, embedding again at most the call the kill cut short.
 #[test]
 fn a_kill_during_index_leaves_an_index_the_next_run_completes() {
     let (tg, gc) = (FakeTelegram::start(), FakeGigaChat::start());
     let env = desk_env(&tg, &gc);
-    for i in 0..30 {
-        fs::write(
-            env.path(&format!("docs/note{i:02}.md")),
-            format!("Заметка номер {i}: шахматы.\n"),
-        )
-        .unwrap();
+    for i in 0..300 {
+        let note = format!("Заметка номер {i}: шахматы.\n");
+        fs::write(env.path(&format!("docs/note{i:03}.md")), note).unwrap();
     }
     let (check, _) = harness::text(&env.run(&["check"]));
     assert!(check.contains("индекса ещё нет"), "{check}");
-    gc.set_embedding_delay(Duration::from_millis(100));
+    // 303 passages: four calls of at most 90; the kill lands after the first.
+    gc.set_embedding_delay(Duration::from_millis(300));
     let mut index = env.spawn(&["index"]);
-    gc.wait_until(WAIT, "a few documents embedded", |gc| gc.embedding_requests().len() >= 5);
+    gc.wait_until(WAIT, "a call answered", |gc| gc.embedding_requests().len() >= 2);
     index.signal("KILL");
     index.wait_exit(WAIT);
-    let before = gc.embedding_requests().len();
-    assert!(before < 33, "killed before the end: {before}");
     gc.set_embedding_delay(Duration::ZERO);
+    let before = embedded(&gc);
+    assert!(before.len() < 4, "killed before the end: {}", before.len());
     let (check, _) = harness::text(&env.run(&["check"]));
     assert!(check.contains("файлы в knowledge.dir изменились"), "{check}");
     let (stdout, log) = harness::text(&env.run(&["index"]));
-    assert!(stdout.contains("документов 33"), "{stdout}{log}");
+    assert!(stdout.contains("документов 303"), "{stdout}{log}");
     let all = embedded(&gc).concat();
     let mut unique = all.clone();
     unique.sort();
     unique.dedup();
-    // A document whose call the kill cut short is embedded again; no other.
-    assert!(all.len() - unique.len() <= 1, "{all:?}");
-    assert_eq!(unique.len(), 33);
+    assert_eq!(unique.len(), 303);
+    assert!(all.len() - unique.len() <= 90, "at most the cut call again: {}", all.len());
     let (check, _) = harness::text(&env.run(&["check"]));
-    assert!(check.contains("✓ справочная: в индексе документов 33, фрагментов 33"), "{check}");
+    assert!(check.contains("✓ справочная: в индексе документов 303, фрагментов 303"), "{check}");
+    // Every document is in the index once, whole.
+    let state = harness::open_state(&env.path("gigabot.db"));
+    let rows: i64 = state.query_row("SELECT count(*) FROM passages", [], |r| r.get(0)).unwrap();
+    assert_eq!(rows, 303);
 }
 
 /// Guest mode answers from the documents too: a service bot summoned into any chat.
@@ -238,6 +239,6 @@ fn a_chat_model_as_the_embedder_is_named_by_check_and_index_fails() {
     let out = env.run(&["index"]);
     let (stdout, log) = harness::text(&out);
     assert_eq!(out.status.code(), Some(1), "{stdout}{log}");
-    assert!(stdout.contains("404") && log.contains("the index keeps what it had"), "{stdout}{log}");
+    assert!(stdout.contains("404") && log.contains("keep what the index had"), "{stdout}{log}");
     assert!(stdout.contains("документов 3, из них заново проиндексировано 0"), "{stdout}");
 }
