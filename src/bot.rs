@@ -281,7 +281,11 @@ impl Bot {
             Prepared::Ready(question) => question,
             Prepared::Told(outcome) => return Ok(outcome),
         };
-        // The owner's documents near the question go with it, if a reference desk is set up.
+        // The owner's documents near the question go with it, if a reference desk is set up
+        // ("typing…" meanwhile: the embeddings call comes before GigaChat's first word).
+        if !self.index.ids.is_empty() {
+            self.typing.start(Waiting::Typing(chat.id));
+        }
         let (gc, store, index) = (&mut self.gigachat, &mut self.store, &self.index);
         let sources = desk::consult(&self.config.knowledge, gc, store, index, &mut question.prompt);
         // The messages: the style's prompt, what the chat remembers, the new question.
