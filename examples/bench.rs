@@ -3,8 +3,8 @@
 //!
 //! Run: `cargo run --release --example bench` (about ten minutes; `--quick` for a shorter
 //! run with smaller counts; `--only PART` for one part: rtt, startup, throughput, overhead,
-//! photo, poll, drafts, rich, guest, memory, idle, hostile, growth). It builds `target/release/gigabot`
-//! first.
+//! photo, poll, drafts, rich, guest, memory, idle, hostile, growth, knowledge). It builds
+//! `target/release/gigabot` first.
 //!
 //! The fakes are the integration tests' own, included by path, so the benchmark and the
 //! tests talk to the same strict servers.
@@ -20,12 +20,24 @@ mod http;
 #[path = "../tests/it/tg_html.rs"]
 mod tg_html;
 
+// The reference desk's search is pure: it is timed here alone, compiled as the bot is.
+// rustfmt is kept out of it: it follows every `mod`, cfg or not, and a file included by
+// path looks for its `#[cfg(test)] mod tests;` at src/tests.rs, which does not exist. rustc
+// never looks, as the benchmark is not built with cfg(test).
+#[allow(dead_code)]
+#[path = "../src/knowledge.rs"]
+#[rustfmt::skip]
+mod knowledge;
+#[allow(dead_code)]
+#[path = "../src/texts.rs"]
+mod texts;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fake_gigachat::{FakeGigaChat, Reply, default_answer};
-use fake_telegram::{Call, FakeTelegram};
+use fake_telegram::{Call, FakeTelegram, SplitMix};
 
 /// One row of the table.
 struct Row {
@@ -65,12 +77,12 @@ fn main() {
         // Five questions per chat: under the default limit of 6 a minute per user.
         let (messages, chats) = if quick { (1000, 200) } else { (5000, 1000) };
         for (config, label) in CONFIGS {
-            throughput(&binary, messages, chats, config, label, &mut rows);
+            throughput(&binary, messages, chats, config, label, None, &mut rows);
         }
     }
     if run("overhead") {
         for (config, label) in CONFIGS {
-            overhead(&binary, if quick { 50 } else { 200 }, config, label, &mut rows);
+            overhead(&binary, if quick { 50 } else { 200 }, config, label, None, &mut rows);
         }
     }
     if run("photo") {
@@ -104,6 +116,9 @@ fn main() {
     }
     if run("growth") {
         growth(&binary, if quick { 2000 } else { 10_000 }, 300, &mut rows);
+    }
+    if run("knowledge") {
+        knowledge_desk(&binary, quick, &mut rows);
     }
 
     print_table(&rows);
@@ -163,6 +178,33 @@ struct Bot {
 
 impl Bot {
     fn start(binary: &Path, tg: &FakeTelegram, gc: &FakeGigaChat, config: &str) -> Bot {
+        Bot::start_with_state(binary, tg, gc, config, None)
+    }
+
+    /// Starts on a copy of `state` (a state file prepared elsewhere, the reference desk's
+    /// index built in it), so that a run does not pay for what it does not measure.
+    fn start_with_state(
+        binary: &Path,
+        tg: &FakeTelegram,
+        gc: &FakeGigaChat,
+        config: &str,
+        state: Option<&Path>,
+    ) -> Bot {
+        let dir = Bot::folder(tg, gc);
+        std::fs::write(dir.join("config.toml"), config).unwrap();
+        if let Some(state) = state {
+            for suffix in ["", "-wal"] {
+                let from = PathBuf::from(format!("{}{suffix}", state.display()));
+                if from.exists() {
+                    std::fs::copy(&from, dir.join(format!("gigabot.db{suffix}"))).unwrap();
+                }
+            }
+        }
+        Bot::start_in(binary, tg, gc, dir)
+    }
+
+    /// A new, empty working folder.
+    fn folder(tg: &FakeTelegram, gc: &FakeGigaChat) -> PathBuf {
         let dir = std::env::temp_dir().join(format!(
             "gigabot-bench-{}-{}",
             std::process::id(),
@@ -170,7 +212,12 @@ impl Bot {
         ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("config.toml"), config).unwrap();
+        dir
+    }
+
+    /// Starts in a folder already holding config.toml (and any state); the bot owns it from
+    /// now on and removes it when dropped.
+    fn start_in(binary: &Path, tg: &FakeTelegram, gc: &FakeGigaChat, dir: PathBuf) -> Bot {
         let started = Instant::now();
         let child = Bot::spawn(binary, tg, gc, &dir);
         Bot { child, dir, started }
@@ -194,12 +241,23 @@ impl Bot {
     }
 
     fn spawn(binary: &Path, tg: &FakeTelegram, gc: &FakeGigaChat, dir: &Path) -> Child {
+        Bot::command(binary, tg, gc, dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start gigabot")
+    }
+
+    /// The binary with the fakes wired in, run in `dir`; its log appended to stderr.log
+    /// there, at the default level (info: a line per update), as under systemd.
+    fn command(binary: &Path, tg: &FakeTelegram, gc: &FakeGigaChat, dir: &Path) -> Command {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(dir.join("stderr.log"))
             .unwrap();
-        Command::new(binary)
+        let mut command = Command::new(binary);
+        command
             .current_dir(dir)
             .env_clear()
             .env("TELEGRAM_TOKEN", tg.token())
@@ -208,12 +266,8 @@ impl Bot {
             .env("GIGACHAT_AUTH_URL", gc.auth_url())
             .env("GIGACHAT_BASE_URL", gc.base_url())
             .env("GIGACHAT_CA_BUNDLE_FILE", gc.ca_pem_path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            // The default log level (info: a line per update), to a file as under systemd.
-            .stderr(log)
-            .spawn()
-            .expect("start gigabot")
+            .stderr(log);
+        command
     }
 
     /// Time the bot's threads spent on a CPU so far, to the nanosecond (schedstat), for
@@ -307,11 +361,14 @@ fn clock_ticks() -> u64 {
 }
 
 /// The configurations measured: what users run (an empty config file: every default, rich
-/// messages and streaming on), and the non-default settings that change how an answer goes out.
-const CONFIGS: [(&str, &str); 3] = [
+/// messages and streaming on), the non-default settings that change how an answer goes out,
+/// and admins, for whom the bot reads the balance (at start, then at most every 5 minutes
+/// after a batch): that must stay off the answers' path.
+const CONFIGS: [(&str, &str); 4] = [
     ("", "default config (rich messages, streaming on)"),
     ("[telegram]\nrich_messages = false\n", "not default: telegram.rich_messages = false"),
     ("[gigachat]\nstream = false\n", "not default: gigachat.stream = false"),
+    ("[bot]\nadmins = [1]\n", "not default: bot.admins set (the balance is read)"),
 ];
 const DEFAULT: &str = CONFIGS[0].0;
 
@@ -368,12 +425,14 @@ fn throughput(
     chats: i64,
     config: &str,
     label: &str,
+    desk: Option<&Desk>,
     rows: &mut Vec<Row>,
 ) {
     let tg = telegram();
     let gc = FakeGigaChat::start();
-    let bot = Bot::start(binary, &tg, &gc, config);
+    let bot = Bot::start_with_state(binary, &tg, &gc, config, desk.map(Desk::state));
     tg.wait_until(Duration::from_secs(10), "polling", |t| t.polling());
+    let embedded_at_start = gc.embedding_requests().len();
     // Warm up: one message per chat opens the connections and gets the token.
     let mut last = 0;
     for chat in 0..chats.min(20) {
@@ -382,6 +441,8 @@ fn throughput(
     wait_handled(&tg, last, Duration::from_secs(60));
     let (tg_conns, gc_conns, oauth) =
         (tg.connections(), gc.connections(), gc.oauth_requests().len());
+    let (balance, embeddings, asked) =
+        (gc.balance_requests().len(), gc.embedding_requests().len(), gc.chat_requests().len());
     // In rounds of one question per chat: a shared 2-core machine is noisy, and the median
     // round says more than one long run.
     let rounds = messages / chats as usize;
@@ -391,7 +452,9 @@ fn throughput(
         let started = Instant::now();
         for chat in 0..chats {
             let id = 1000 + chat;
-            last = tg.push_text(id, id, &format!("Вопрос {round} из чата {chat}"));
+            let plain = format!("Вопрос {round} из чата {chat}");
+            let n = round * chats as usize + chat as usize;
+            last = tg.push_text(id, id, &question(desk, n, plain));
         }
         wait_handled(&tg, last, Duration::from_secs(600));
         let wall = started.elapsed();
@@ -449,27 +512,97 @@ fn throughput(
         "1 per token lifetime",
         Some(gc.oauth_requests().len() == 1),
     ));
+    // Issue 24: what answers cost the owner beside chat. The balance is read at start and
+    // then at most every 5 minutes, so a few seconds of rounds should see none.
+    let balance = gc.balance_requests().len() - balance;
+    let embeddings = gc.embedding_requests().len() - embeddings;
+    let other = (balance + embeddings) as f64 / n;
+    let (target, ok) = match desk {
+        None => ("0 (balance: at start and at most every 5 min)", other < 0.01),
+        Some(_) => (
+            "1: the question's embedding (balance: at start and at most every 5 min)",
+            balance as f64 / n < 0.01 && (embeddings as f64 / n - 1.0).abs() < 0.01,
+        ),
+    };
+    rows.push(row(
+        &format!("GigaChat requests per answer other than chat (balance, embeddings), {label}"),
+        format!(
+            "{other:.3} (balance {balance}, embeddings {embeddings} in {messages} answers; in all: balance {}, embeddings at start {embedded_at_start})",
+            gc.balance_requests().len()
+        ),
+        target,
+        Some(ok && embedded_at_start == 0),
+    ));
+    if desk.is_some() {
+        rows.push(passages_share(&gc.chat_requests()[asked..], label));
+    }
     let answered = tg.sent().len();
     assert!(answered >= messages, "only {answered} answers for {messages} messages");
     drop(bot);
 }
 
+/// The question the `n`-th chat asks: `plain`, or with the reference desk one in four on a
+/// section's words, so that some answers carry passages.
+fn question(desk: Option<&Desk>, n: usize, plain: String) -> String {
+    match desk {
+        Some(desk) if n.is_multiple_of(4) => desk.question(n),
+        _ => plain,
+    }
+}
+
+/// How many of `asked` went to GigaChat with passages: those start with the desk's intro
+/// (the questions on a section's words are told apart by their first word).
+fn passages_share(asked: &[fake_gigachat::ChatRequest], label: &str) -> Row {
+    let (mut with, mut on_topic, mut on_topic_with) = (0, 0, 0);
+    for request in asked {
+        let text = request.last_user().unwrap_or_default();
+        let carried = text.starts_with(texts::KNOWLEDGE_INTRO);
+        let topical = text.contains(TOPIC_QUESTION);
+        with += usize::from(carried);
+        on_topic += usize::from(topical);
+        on_topic_with += usize::from(carried && topical);
+    }
+    let percent = |part: usize, all: usize| part as f64 * 100.0 / all.max(1) as f64;
+    let others = asked.len() - on_topic;
+    row(
+        &format!("questions that went to GigaChat with passages, {label}"),
+        format!(
+            "{:.0} % ({with} of {}): of those on a section's words {:.0} % ({on_topic_with} of {on_topic}), of the others {:.0} % ({} of {others})",
+            percent(with, asked.len()),
+            asked.len(),
+            percent(on_topic_with, on_topic),
+            percent(with - on_topic_with, others),
+            with - on_topic_with,
+        ),
+        "—",
+        None,
+    )
+}
+
 /// GigaChat answers in 100 ms: what the bot adds per message.
-fn overhead(binary: &Path, messages: usize, config: &str, label: &str, rows: &mut Vec<Row>) {
+fn overhead(
+    binary: &Path,
+    messages: usize,
+    config: &str,
+    label: &str,
+    desk: Option<&Desk>,
+    rows: &mut Vec<Row>,
+) {
     let tg = telegram();
     let gc = FakeGigaChat::start();
     gc.set_responder(|request| {
         Reply::Delay(Duration::from_millis(100), Box::new(Reply::Text(default_answer(request))))
     });
-    let _bot = Bot::start(binary, &tg, &gc, config);
+    let _bot = Bot::start_with_state(binary, &tg, &gc, config, desk.map(Desk::state));
     tg.wait_until(Duration::from_secs(10), "polling", |t| t.polling());
     let warm = tg.push_text(77, 77, "разминка");
     wait_handled(&tg, warm, Duration::from_secs(30));
+    let asked = gc.chat_requests().len();
     let started = Instant::now();
     let mut last = 0;
     for i in 0..messages {
         let chat = 100 + (i as i64 % 50);
-        last = tg.push_text(chat, chat, &format!("Вопрос {i}"));
+        last = tg.push_text(chat, chat, &question(desk, i, format!("Вопрос {i}")));
     }
     wait_handled(&tg, last, Duration::from_secs(600));
     let wall = started.elapsed().as_secs_f64();
@@ -482,6 +615,10 @@ fn overhead(binary: &Path, messages: usize, config: &str, label: &str, rows: &mu
         "≤ 2 ms",
         Some(per <= 2.0),
     ));
+    if desk.is_some() {
+        let share = passages_share(&gc.chat_requests()[asked..], label);
+        rows.push(Row { what: format!("{} (overhead run)", share.what), ..share });
+    }
 }
 
 /// What a photo costs beside a text question: one at a time (the loop is one), default
@@ -1038,5 +1175,434 @@ fn rtt(rows: &mut Vec<Row>) {
         ),
         "—",
         None,
+    ));
+}
+
+// --- The reference desk (issue 25): `[knowledge]`, off by default. ---
+
+/// The words of the generated documents (a club's rules, prices and timetable); to the fake
+/// embedder each is its first five letters, and few share them.
+#[rustfmt::skip]
+const WORDS: [&str; 96] = [
+    "абонемент", "библиотека", "бронирование", "вечеринка", "возврат", "выходные", "гардероб",
+    "гость", "договор", "доступ", "журнал", "зарядка", "инструктор", "карточка", "касса",
+    "кафетерий", "клиент", "комната", "консультация", "кружок", "лекция", "лестница", "льгота",
+    "мастерская", "менеджер", "музей", "награда", "неделя", "оплата", "отпуск", "парковка",
+    "пароль", "перерыв", "питание", "площадка", "подарок", "поездка", "помещение", "правило",
+    "праздник", "пропуск", "расписание", "ремонт", "рассылка", "сайт", "скидка", "собрание",
+    "сотрудник", "справка", "стоимость", "суббота", "телефон", "тренировка", "турнир", "уборка",
+    "урок", "участник", "учебник", "файл", "формуляр", "холл", "цена", "чек", "шахматы", "экзамен",
+    "экскурсия", "юрист", "ярмарка", "записаться", "оплатить", "получить", "принести", "проверить",
+    "отменить", "перенести", "заполнить", "показать", "сообщить", "вернуть", "выдать", "открыть",
+    "закрыть", "начинается", "заканчивается", "действует", "требуется", "разрешено", "запрещено",
+    "бесплатный", "ежемесячный", "групповой", "индивидуальный", "детский", "взрослый", "летний",
+    "зимний",
+];
+/// The short words that join them: the fake embedder drops words under three letters.
+const JOINERS: [&str; 9] = ["и", "в", "на", "по", "с", "до", "за", "от", "не"];
+/// How a question on a section's words starts (and is told apart in the fake's records).
+const TOPIC_QUESTION: &str = "Расскажи про";
+/// Passages the search and the memory are measured with.
+const PASSAGES: usize = 10_000;
+
+/// Generated documents and a state file with their index built, for runs that start the
+/// bot on a copy of it (`Bot::start_with_state`); the folder goes when this is dropped.
+struct Desk {
+    root: PathBuf,
+    state: PathBuf,
+    /// Each section's words, for questions that reach it.
+    topics: Vec<Vec<&'static str>>,
+}
+
+impl Desk {
+    fn docs(&self) -> PathBuf {
+        self.root.join("docs")
+    }
+
+    fn state(&self) -> &Path {
+        &self.state
+    }
+
+    fn config(&self) -> String {
+        knowledge_config(&self.docs())
+    }
+
+    /// A question on five words of one section (the `n`-th, spread over the documents), so
+    /// that its passages score above min_score.
+    fn question(&self, n: usize) -> String {
+        let topic = &self.topics[n * 7919 % self.topics.len()];
+        format!(
+            "{TOPIC_QUESTION} {}, {}, {}, {} и {}?",
+            topic[0], topic[1], topic[2], topic[3], topic[4]
+        )
+    }
+}
+
+impl Drop for Desk {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+/// The section as the brief of issue 25 spells it: every value but `dir` is the default.
+fn knowledge_config(docs: &Path) -> String {
+    format!(
+        "[knowledge]\ndir = \"{}\"\nmodel = \"Embeddings\"\ntop_k = 4\nmin_score = 0.3\n",
+        docs.display()
+    )
+}
+
+/// The reference desk, `--only knowledge`: the search alone, `gigabot index` on 1 MB of
+/// documents (and again on what did not change), the memory of 10 000 passages, and
+/// answers with the desk on (the default's rows are the throughput and overhead parts').
+fn knowledge_desk(binary: &Path, quick: bool, rows: &mut Vec<Row>) {
+    search(rows);
+    let desk = indexing(binary, rows);
+    desk_memory(binary, rows);
+    let label =
+        "not default: [knowledge] with 1 MB of documents (one embeddings call per question)";
+    let config = desk.config();
+    let (messages, chats) = if quick { (1000, 200) } else { (5000, 1000) };
+    throughput(binary, messages, chats, &config, label, Some(&desk), rows);
+    overhead(binary, if quick { 50 } else { 200 }, &config, label, Some(&desk), rows);
+}
+
+/// `knowledge::Index::search` alone (pure: compiled here as the bot is), over 10 000 random
+/// passages at EmbeddingsGigaR's reported length and at the fake's: what a question adds.
+fn search(rows: &mut Vec<Row>) {
+    for dim in [1024, 256] {
+        let mut random = SplitMix(dim as u64);
+        let mut vector =
+            || -> Vec<f32> { (0..dim).map(|_| (random.unit() * 2.0 - 1.0) as f32).collect() };
+        let mut index = knowledge::Index::default();
+        for id in 0..PASSAGES {
+            assert!(index.push(id as i64, &vector()));
+        }
+        let mut times = Vec::new();
+        for _ in 0..100 {
+            let query = vector();
+            let started = Instant::now();
+            std::hint::black_box(index.search(std::hint::black_box(&query), 4, 0.0));
+            times.push(started.elapsed());
+        }
+        let (median, worst) = median_worst(&mut times);
+        let whose = if dim == 1024 { "EmbeddingsGigaR's, as reported" } else { "the fake's" };
+        rows.push(row(
+            &format!(
+                "search over {PASSAGES} passages of {dim} dimensions ({whose}), top_k 4, min_score 0.0 (knowledge::Index::search alone, built as the bot is, 100 searches): median / worst; not default: [knowledge] dir set"
+            ),
+            format!("{median:.2} ms / {worst:.2} ms"),
+            "≤ 5 ms",
+            Some(median <= 5.0),
+        ));
+    }
+    let held = |dim: usize| (dim * 4 + 8) as f64;
+    rows.push(row(
+        &format!(
+            "memory the index holds, {PASSAGES} passages (computed: dimensions × 4 B of vector + 8 B of id each); not default: [knowledge] dir set"
+        ),
+        format!(
+            "{:.1} MB at 1024 dimensions ({:.1} KB per passage); {:.1} MB at 256 ({:.1} KB per passage)",
+            held(1024) * PASSAGES as f64 / 1e6,
+            held(1024) / 1e3,
+            held(256) * PASSAGES as f64 / 1e6,
+            held(256) / 1e3
+        ),
+        "—",
+        None,
+    ));
+}
+
+/// A section's topic: twelve distinct words.
+fn topic(random: &mut SplitMix) -> Vec<&'static str> {
+    let mut words = Vec::new();
+    while words.len() < 12 {
+        let word = WORDS[random.below(WORDS.len())];
+        if !words.contains(&word) {
+            words.push(word);
+        }
+    }
+    words
+}
+
+/// A sentence of 6–12 words, most of them the topic's, some joined by short words.
+fn sentence(random: &mut SplitMix, topic: &[&'static str]) -> String {
+    let mut words = Vec::new();
+    for i in 0..6 + random.below(7) {
+        if i > 0 && random.below(10) < 3 {
+            words.push(JOINERS[random.below(JOINERS.len())]);
+        }
+        words.push(match random.below(100) < 85 {
+            true => topic[random.below(topic.len())],
+            false => WORDS[random.below(WORDS.len())],
+        });
+    }
+    capitalized(&words.join(" ")) + "."
+}
+
+/// Sentences until the paragraph has at least `chars` characters.
+fn paragraph(random: &mut SplitMix, topic: &[&'static str], chars: usize) -> String {
+    let mut text = String::new();
+    while text.chars().count() < chars {
+        if !text.is_empty() {
+            text.push(' ');
+        }
+        text.push_str(&sentence(random, topic));
+    }
+    text
+}
+
+fn capitalized(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map(|first| first.to_uppercase().chain(chars).collect()).unwrap_or_default()
+}
+
+/// `files` Markdown files of about `bytes` bytes each in ten folders: a `# ` title, then
+/// sections of 2–4 paragraphs of about 300–800 characters under `## ` headings, each
+/// section on a topic of its own. Deterministic. The files, and the sections' topics.
+fn write_documents(
+    docs: &Path,
+    files: usize,
+    bytes: usize,
+) -> (Vec<PathBuf>, Vec<Vec<&'static str>>) {
+    let (mut random, mut paths, mut topics) = (SplitMix(25), Vec::new(), Vec::new());
+    for file in 0..files {
+        let title = topic(&mut random);
+        let mut text =
+            format!("# {} и {}: правила клуба, часть {file}\n", capitalized(title[0]), title[1]);
+        while text.len() < bytes {
+            let topic = topic(&mut random);
+            text.push_str(&format!("\n## {} и {}\n", capitalized(topic[0]), topic[1]));
+            for _ in 0..2 + random.below(3) {
+                let chars = 300 + random.below(401);
+                text.push_str(&format!("\n{}\n", paragraph(&mut random, &topic, chars)));
+            }
+            topics.push(topic);
+        }
+        let path = docs.join(format!("part-{}/doc-{file:03}.md", file / 10));
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, text).unwrap();
+        paths.push(path);
+    }
+    (paths, topics)
+}
+
+/// `files` files of `sections` sections each, `## Раздел N` over one paragraph of about
+/// 150 characters: every heading starts a passage, so files × sections passages.
+fn write_sections(docs: &Path, files: usize, sections: usize) {
+    let mut random = SplitMix(10_000);
+    std::fs::create_dir_all(docs).unwrap();
+    for file in 0..files {
+        let mut text = String::new();
+        for n in 0..sections {
+            let topic = topic(&mut random);
+            let paragraph = paragraph(&mut random, &topic, 150);
+            text.push_str(&format!("## Раздел {}\n\n{paragraph}\n\n", file * sections + n + 1));
+        }
+        std::fs::write(docs.join(format!("doc-{file:03}.md")), text).unwrap();
+    }
+}
+
+/// What one `gigabot index` took: its wall time, its summary line, and what the fake saw
+/// of it (embeddings calls, of them refused, tokens).
+struct Indexed {
+    wall: Duration,
+    summary: String,
+    calls: usize,
+    refused: usize,
+    tokens: u64,
+}
+
+impl Indexed {
+    /// A figure of the summary line, by the words before it ("запросов к GigaChat ").
+    fn figure(&self, before: &str) -> u64 {
+        let after = self.summary.split(before).nth(1).unwrap_or("");
+        after.split(|c: char| !c.is_ascii_digit()).next().and_then(|n| n.parse().ok()).unwrap_or(0)
+    }
+}
+
+/// `gigabot index` in `dir` (its config.toml there), with the environment the bot gets.
+fn run_index(binary: &Path, tg: &FakeTelegram, gc: &FakeGigaChat, dir: &Path) -> Indexed {
+    let (before, tokens) = (gc.embedding_requests().len(), gc.embedding_tokens());
+    let started = Instant::now();
+    let out = Bot::command(binary, tg, gc, dir)
+        .arg("index")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run gigabot index");
+    let wall = started.elapsed();
+    let summary = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let log = std::fs::read_to_string(dir.join("stderr.log")).unwrap_or_default();
+    assert!(out.status.success(), "gigabot index failed: {summary}\n{log}");
+    eprintln!("gigabot index: {summary}");
+    let calls = &gc.embedding_requests()[before..];
+    Indexed {
+        wall,
+        summary,
+        calls: calls.len(),
+        refused: calls.iter().filter(|c| c.status != 200).count(),
+        tokens: gc.embedding_tokens() - tokens,
+    }
+}
+
+/// Embeddings calls the bot should make for these files: one per 90 passages of each.
+fn expected_calls(paths: &[PathBuf]) -> (usize, usize) {
+    paths.iter().fold((0, 0), |(calls, passages), path| {
+        let n = knowledge::passages(&std::fs::read_to_string(path).unwrap()).len();
+        (calls + n.div_ceil(fake_embeddings::MAX_INPUTS), passages + n)
+    })
+}
+
+/// `gigabot index` on about 1 MB of Markdown into a fresh state, again with nothing
+/// changed, and again with one file changed; the desk it leaves is the answers' one.
+fn indexing(binary: &Path, rows: &mut Vec<Row>) -> Desk {
+    let root = std::env::temp_dir().join(format!("gigabot-bench-desk-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let work = root.join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    let (paths, topics) = write_documents(&root.join("docs"), 100, 10_000);
+    let desk = Desk { state: work.join("gigabot.db"), root, topics };
+    std::fs::write(work.join("config.toml"), desk.config()).unwrap();
+    let bytes: u64 = paths.iter().map(|p| std::fs::metadata(p).unwrap().len()).sum();
+    let (calls, passages) = expected_calls(&paths);
+    let (tg, gc) = (telegram(), FakeGigaChat::start());
+    let what = format!(
+        "gigabot index on {:.2} MB of Markdown ({} files, {passages} passages), fake GigaChat instant; not default: [knowledge] dir set",
+        bytes as f64 / 1e6,
+        paths.len()
+    );
+    let first = run_index(binary, &tg, &gc, &work);
+    rows.push(row(
+        &format!("{what}: wall time / embeddings calls / passages / tokens"),
+        format!(
+            "{:.2} s / {} calls ({} refused) / {} passages / {} tokens (the fake counted {})",
+            first.wall.as_secs_f64(),
+            first.figure("запросов к GigaChat "),
+            first.refused,
+            first.figure("фрагментов проиндексировано "),
+            first.figure("токенов "),
+            first.tokens
+        ),
+        &format!("one call per ≤ 90 passages of a document: {calls}"),
+        Some(
+            first.calls == calls
+                && first.figure("запросов к GigaChat ") == calls as u64
+                && first.figure("фрагментов проиндексировано ") == passages as u64
+                && first.figure("токенов ") == first.tokens,
+        ),
+    ));
+    let again = run_index(binary, &tg, &gc, &work);
+    rows.push(row(
+        &format!("{what}, run again with nothing changed: embeddings calls / wall time"),
+        format!("{} calls / {:.2} s", again.calls, again.wall.as_secs_f64()),
+        "0 calls",
+        Some(again.calls == 0),
+    ));
+    let changed = &paths[42];
+    let mut text = std::fs::read_to_string(changed).unwrap();
+    text.push_str("\n## Новое правило\n\nС понедельника абонемент действует и в летний сезон.\n");
+    std::fs::write(changed, text).unwrap();
+    let (calls, passages) = expected_calls(std::slice::from_ref(changed));
+    let edited = run_index(binary, &tg, &gc, &work);
+    rows.push(row(
+        &format!(
+            "{what}, run again with one file changed ({passages} passages): embeddings calls / documents embedded anew / wall time"
+        ),
+        format!(
+            "{} calls / {} / {:.2} s",
+            edited.calls,
+            edited.figure("заново проиндексировано "),
+            edited.wall.as_secs_f64()
+        ),
+        &format!("that file's only: {calls} call(s), 1 document"),
+        Some(edited.calls == calls && edited.figure("заново проиндексировано ") == 1),
+    ));
+    desk
+}
+
+/// The bot with 10 000 passages indexed beside a bot without the desk, after the same 50
+/// questions: what the index costs in memory, per passage.
+fn desk_memory(binary: &Path, rows: &mut Vec<Row>) {
+    let (files, sections) = (100, PASSAGES / 100);
+    let label = format!(
+        "not default: [knowledge] dir = {files} files × {sections} sections of ~150 characters"
+    );
+    let (tg, gc) = (telegram(), FakeGigaChat::start());
+    // The index is built in the folder the bot then runs in: the state is gigabot.db there.
+    let dir = Bot::folder(&tg, &gc);
+    let docs = dir.join("docs");
+    write_sections(&docs, files, sections);
+    std::fs::write(dir.join("config.toml"), knowledge_config(&docs)).unwrap();
+    let paths: Vec<PathBuf> =
+        (0..files).map(|file| docs.join(format!("doc-{file:03}.md"))).collect();
+    let (calls, passages) = expected_calls(&paths);
+    let indexed = run_index(binary, &tg, &gc, &dir);
+    rows.push(row(
+        &format!(
+            "gigabot index on {passages} passages, fake GigaChat instant, {label}: wall time / embeddings calls / tokens"
+        ),
+        format!(
+            "{:.2} s / {} calls ({} refused) / {} tokens",
+            indexed.wall.as_secs_f64(),
+            indexed.calls,
+            indexed.refused,
+            indexed.tokens
+        ),
+        &format!("one call per ≤ 90 passages of a document: {calls}"),
+        Some(indexed.calls == calls && indexed.figure("фрагментов проиндексировано ") == 10_000),
+    ));
+    let db = std::fs::metadata(dir.join("gigabot.db")).map_or(0, |m| m.len());
+    // A waiting update makes the first poll return at once, so it is recorded at once.
+    let before = gc.embedding_requests().len();
+    tg.push_text(42, 42, "Привет");
+    let bot = Bot::start_in(binary, &tg, &gc, dir);
+    tg.wait_until(Duration::from_secs(30), "first poll", |t| !t.calls_of("getUpdates").is_empty());
+    let first = tg.calls_of("getUpdates")[0].at.saturating_duration_since(bot.started);
+    let at_start = gc.embedding_requests().len() - before;
+    rows.push(row(
+        &format!(
+            "start to the first getUpdates with {passages} passages indexed (database {:.1} MB; the files fingerprinted, the vectors loaded), {label}: time / embeddings calls at start",
+            db as f64 / 1e6
+        ),
+        format!("{:.1} ms / {at_start} calls", first.as_secs_f64() * 1000.0),
+        "— / 0 calls",
+        Some(at_start == 0),
+    ));
+    let questions = |tg: &FakeTelegram| {
+        let mut last = 0;
+        for i in 0..50 {
+            let chat = 700 + i;
+            last = tg.push_text(chat, chat, &format!("Что сказано в разделе {}?", i * 199 + 1));
+        }
+        wait_handled(tg, last, Duration::from_secs(120));
+    };
+    questions(&tg);
+    let with = (bot.status_kb("VmHWM"), bot.status_kb("RssAnon"));
+    drop(bot);
+    let (tg, gc) = (telegram(), FakeGigaChat::start());
+    let bot = Bot::start(binary, &tg, &gc, DEFAULT);
+    tg.wait_until(Duration::from_secs(10), "polling", |t| t.polling());
+    questions(&tg);
+    let without = (bot.status_kb("VmHWM"), bot.status_kb("RssAnon"));
+    drop(bot);
+    let mb = |kb: u64| kb as f64 / 1024.0;
+    let per = |with: u64, without: u64| (with as f64 - without as f64) * 1024.0 / passages as f64;
+    let vectors = (fake_embeddings::EMBEDDING_DIMENSION * 4 + 8) as f64;
+    rows.push(row(
+        &format!(
+            "memory with {passages} passages indexed (the fake's vectors: {} dimensions) beside the default config, after the same 50 questions, {label}: peak (VmHWM) / heap (RssAnon)",
+            fake_embeddings::EMBEDDING_DIMENSION
+        ),
+        format!(
+            "with: {:.1} MB / {:.1} MB; without: {:.1} MB / {:.1} MB; difference per passage: {:.0} B / {:.0} B",
+            mb(with.0),
+            mb(with.1),
+            mb(without.0),
+            mb(without.1),
+            per(with.0, without.0),
+            per(with.1, without.1)
+        ),
+        &format!("heap difference ≤ 2 × the vectors ({vectors:.0} B per passage)"),
+        Some(per(with.1, without.1) <= 2.0 * vectors),
     ));
 }
