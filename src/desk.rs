@@ -79,7 +79,8 @@ pub fn refresh(
 }
 
 /// Embeds the documents' passages, then saves the documents in one transaction with the
-/// tokens they cost; after a failure, none of them (nor any later: `done.failed`).
+/// tokens they cost; after a failure, none of them (nor any later: `done.failed`), unless
+/// the service refused what it was sent (a 4xx): then the one document it refuses is left out.
 fn embed_documents(
     model: &str,
     gigachat: &mut GigaChat,
@@ -99,6 +100,17 @@ fn embed_documents(
     for batch in tagged.chunks(MAX_INPUTS) {
         match embed_batch(gigachat, model, batch.to_vec(), done) {
             Ok(embedded) => embedded.into_iter().for_each(|(i, p, v)| vectors[i].push((p, v))),
+            // A document's content refused: each goes alone, so one holds back no other;
+            // the refused one is tried again at the next start.
+            Err(err) if matches!(err.failure, Failure::Refused { status: 400 | 422, .. }) => {
+                if documents.len() == 1 {
+                    return log::warn!("knowledge: {} is skipped: {err}", documents[0].0);
+                }
+                for document in documents {
+                    embed_documents(model, gigachat, store, vec![document], done);
+                }
+                return;
+            }
             Err(err) => {
                 let names: Vec<&str> = documents.iter().map(|(name, ..)| name.as_str()).collect();
                 log::warn!(

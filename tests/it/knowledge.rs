@@ -242,3 +242,26 @@ fn a_chat_model_as_the_embedder_is_named_by_check_and_index_fails() {
     assert!(stdout.contains("404") && log.contains("keep what the index had"), "{stdout}{log}");
     assert!(stdout.contains("документов 3, из них заново проиндексировано 0"), "{stdout}");
 }
+
+/// A document whose content the service refuses (422) holds back no other: the call is made
+/// again document by document, the refused one is left out with a line, and the rest is saved.
+#[test]
+fn a_refused_document_holds_back_no_other() {
+    let (tg, gc) = (FakeTelegram::start(), FakeGigaChat::start());
+    let env = desk_env(&tg, &gc);
+    let refused = "{\"status\":422,\"message\":\"Invalid params: input is refused\"}";
+    gc.fail_next_embeddings(422, refused); // the three documents together
+    gc.fail_next_embeddings(422, refused); // then club/hours.md alone, the first by name
+    let out = env.run(&["index"]);
+    let (stdout, log) = harness::text(&out);
+    assert!(out.status.success(), "{stdout}{log}");
+    assert!(
+        log.contains("knowledge: club/hours.md is skipped: gigachat: request refused (422"),
+        "{log}"
+    );
+    assert!(stdout.contains("документов 3, из них заново проиндексировано 2"), "{stdout}");
+    let calls: Vec<usize> = gc.embedding_requests().iter().map(|r| r.inputs.len()).collect();
+    assert_eq!(calls, [3, 1, 1, 1]);
+    let (check, _) = harness::text(&env.run(&["check"]));
+    assert!(check.contains("в индексе документов 2") && check.contains("изменились"), "{check}");
+}
