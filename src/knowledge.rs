@@ -152,13 +152,9 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 /// them; memory keeps the question alone.
 pub fn with_passages(question: &str, found: &[(String, Passage)]) -> String {
     let mut text = texts::KNOWLEDGE_INTRO.to_string();
-    for (i, (file, passage)) in found.iter().enumerate() {
-        let heading = if passage.heading.is_empty() {
-            String::new()
-        } else {
-            format!(" — {}", passage.heading)
-        };
-        text.push_str(&format!("\n\n[{}] {file}{heading}\n{}", i + 1, passage.text));
+    for (i, (file, Passage { heading, text: passage })) in found.iter().enumerate() {
+        let dash = if heading.is_empty() { "" } else { " — " };
+        text.push_str(&format!("\n\n[{}] {file}{dash}{heading}\n{passage}", i + 1));
     }
     text + "\n\n" + &texts::KNOWLEDGE_QUESTION.replace("{question}", question)
 }

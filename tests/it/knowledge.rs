@@ -265,3 +265,21 @@ fn a_refused_document_holds_back_no_other() {
     let (check, _) = harness::text(&env.run(&["check"]));
     assert!(check.contains("в индексе документов 2") && check.contains("изменились"), "{check}");
 }
+
+/// `index` without a folder, or while the bot holds the state, says what to do.
+#[test]
+fn index_says_what_to_do_without_a_folder_or_beside_a_running_bot() {
+    let (tg, gc) = (FakeTelegram::start(), FakeGigaChat::start());
+    let mut env = BotEnv::new(&tg, &gc);
+    let out = env.run(&["index"]);
+    let (_, log) = harness::text(&out);
+    assert_eq!(out.status.code(), Some(2), "{log}");
+    assert!(log.contains("knowledge.dir is not set"), "{log}");
+    env = desk_env(&tg, &gc);
+    let _bot = env.spawn(&[]);
+    tg.wait_until(WAIT, "the bot polls", |t| t.polling());
+    let out = env.run(&["index"]);
+    let (_, log) = harness::text(&out);
+    assert_eq!(out.status.code(), Some(1), "{log}");
+    assert!(log.contains("another gigabot is running"), "{log}");
+}
