@@ -333,3 +333,27 @@ fn voice_notes_count_against_the_rate_limit_before_they_are_recognized() {
     let told = ids.iter().filter(|&&id| !w.tg.replies_to(id).is_empty()).count();
     assert!(told <= 10, "12 notes got {told} replies, the chat's notice budget is 10");
 }
+
+/// A voice note asks the reference desk as a typed question does (issue 25): what it was
+/// heard as is embedded, and the answer names its source.
+#[test]
+fn a_voice_question_is_answered_from_the_documents() {
+    let (tg, gc, ss) = (FakeTelegram::start(), FakeGigaChat::start(), FakeSaluteSpeech::start());
+    let mut env = BotEnv::new(&tg, &gc);
+    wire(&mut env, &gc, &ss);
+    std::fs::create_dir_all(env.path("docs")).unwrap();
+    let ohm = "# Закон Ома\n\nЗакон Ома: ток равен напряжению, делённому на сопротивление.\n";
+    std::fs::write(env.path("docs/ohm.md"), ohm).unwrap();
+    std::fs::write(env.path("docs/club.md"), "Клуб открыт по субботам.\n").unwrap();
+    env.config("[telegram]\npoll_timeout_secs = 10\n[knowledge]\ndir = \"docs\"\n");
+    let bot = env.spawn(&[]);
+    tg.wait_until(WAIT, "the bot polls", |t| t.polling());
+    let w = World { tg, gc, env, bot };
+    let answer = w.answer_to(w.tg.push(voice(&w, "ohm", 5)));
+    assert!(answer[0].contains("«Привет, что такое закон Ома?»"), "{answer:?}");
+    assert!(answer.last().unwrap().ends_with("Источники: ohm.md"), "{answer:?}");
+    let question = w.gc.chat_requests().pop().unwrap();
+    let question = question.last_user().unwrap();
+    assert!(question.contains("делённому на сопротивление") && !question.contains("субботам"));
+    assert!(question.ends_with("Вопрос: Привет, что такое закон Ома?"), "{question}");
+}
