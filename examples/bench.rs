@@ -1446,14 +1446,14 @@ fn run_index(binary: &Path, tg: &FakeTelegram, gc: &FakeGigaChat, dir: &Path) ->
 }
 
 /// Embeddings calls the bot should make for these files (in its order, by name): passages of
-/// documents gather until there are 90 or more, then go in calls of at most 90.
+/// documents gather until there are 900 or more, then go in calls of at most 90.
 fn expected_calls(paths: &[PathBuf]) -> (usize, usize) {
     let max = fake_embeddings::MAX_INPUTS;
     let (mut calls, mut passages, mut gathered) = (0, 0, 0);
     for path in paths {
         let n = knowledge::passages(&std::fs::read_to_string(path).unwrap()).len();
         (passages, gathered) = (passages + n, gathered + n);
-        if gathered >= max {
+        if gathered >= 10 * max {
             (calls, gathered) = (calls + gathered.div_ceil(max), 0);
         }
     }

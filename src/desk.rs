@@ -15,6 +15,9 @@ use crate::store::Store;
 /// Inputs per embeddings call: the service's bound is not documented; LangChain's client
 /// sent at most 90.
 const MAX_INPUTS: usize = 90;
+/// Documents gather until they hold this many passages, then are embedded and saved
+/// together: full calls, and at most ten calls' work lost to a kill.
+const GATHER_PASSAGES: usize = 10 * MAX_INPUTS;
 /// A larger file is skipped: a reference desk holds notes, price lists and rules, not books.
 const MAX_DOCUMENT_BYTES: u64 = 2 << 20;
 /// A passage the service refuses as too long is cut in two, down to this many characters.
@@ -40,7 +43,7 @@ pub struct Refreshed {
 /// A document to embed: its path under `knowledge.dir`, its fingerprint, its passages.
 type Changed = (String, String, Vec<Passage>);
 
-/// Brings the index up to date with the files: new and changed ones embedded, together in
+/// Brings the index up to date with the files: new and changed ones gathered, embedded in
 /// calls of up to `MAX_INPUTS` passages, each saved whole or not at all; deleted ones dropped.
 /// An embeddings failure stops it: what is left stays as it was, the next start tries again.
 pub fn refresh(
@@ -59,7 +62,7 @@ pub fn refresh(
         if indexed.get(&name) != Some(&fingerprint) {
             changed.push((name, fingerprint, knowledge::passages(&text)));
         }
-        if changed.iter().map(|(.., passages)| passages.len()).sum::<usize>() >= MAX_INPUTS {
+        if changed.iter().map(|(.., passages)| passages.len()).sum::<usize>() >= GATHER_PASSAGES {
             embed_documents(
                 &knowledge.model,
                 gigachat,

@@ -169,42 +169,43 @@ fn an_input_the_service_finds_too_long_is_cut_until_it_fits() {
 }
 
 /// `gigabot index` killed at any moment leaves an index that holds whole documents only,
-/// and the next run completes it, embedding again at most the call the kill cut short.
+/// and the next run completes it, embedding again at most the gathering the kill cut short.
 #[test]
 fn a_kill_during_index_leaves_an_index_the_next_run_completes() {
     let (tg, gc) = (FakeTelegram::start(), FakeGigaChat::start());
     let env = desk_env(&tg, &gc);
-    for i in 0..300 {
+    for i in 0..1000 {
         let note = format!("Заметка номер {i}: шахматы.\n");
-        fs::write(env.path(&format!("docs/note{i:03}.md")), note).unwrap();
+        fs::write(env.path(&format!("docs/note{i:04}.md")), note).unwrap();
     }
     let (check, _) = harness::text(&env.run(&["check"]));
     assert!(check.contains("индекса ещё нет"), "{check}");
-    // 303 passages: four calls of at most 90; the kill lands after the first.
-    gc.set_embedding_delay(Duration::from_millis(300));
+    // 1003 passages: 900 gathered and saved together (10 calls), then the rest (2 calls);
+    // the kill lands in the second gathering.
+    gc.set_embedding_delay(Duration::from_millis(100));
     let mut index = env.spawn(&["index"]);
-    gc.wait_until(WAIT, "a call answered", |gc| gc.embedding_requests().len() >= 2);
+    gc.wait_until(WAIT, "the first gathering saved", |gc| gc.embedding_requests().len() >= 11);
     index.signal("KILL");
     index.wait_exit(WAIT);
     gc.set_embedding_delay(Duration::ZERO);
     let before = embedded(&gc);
-    assert!(before.len() < 4, "killed before the end: {}", before.len());
+    assert!(before.len() < 12, "killed before the end: {}", before.len());
     let (check, _) = harness::text(&env.run(&["check"]));
     assert!(check.contains("файлы в knowledge.dir изменились"), "{check}");
     let (stdout, log) = harness::text(&env.run(&["index"]));
-    assert!(stdout.contains("документов 303"), "{stdout}{log}");
+    assert!(stdout.contains("документов 1003"), "{stdout}{log}");
     let all = embedded(&gc).concat();
     let mut unique = all.clone();
     unique.sort();
     unique.dedup();
-    assert_eq!(unique.len(), 303);
-    assert!(all.len() - unique.len() <= 90, "at most the cut call again: {}", all.len());
+    assert_eq!(unique.len(), 1003);
+    assert!(all.len() - unique.len() <= 900, "at most a gathering again: {}", all.len());
     let (check, _) = harness::text(&env.run(&["check"]));
-    assert!(check.contains("✓ справочная: в индексе документов 303, фрагментов 303"), "{check}");
+    assert!(check.contains("✓ справочная: в индексе документов 1003, фрагментов 1003"), "{check}");
     // Every document is in the index once, whole.
     let state = harness::open_state(&env.path("gigabot.db"));
     let rows: i64 = state.query_row("SELECT count(*) FROM passages", [], |r| r.get(0)).unwrap();
-    assert_eq!(rows, 303);
+    assert_eq!(rows, 1003);
 }
 
 /// Guest mode answers from the documents too: a service bot summoned into any chat.
