@@ -35,9 +35,10 @@ impl Store {
         self.run("documents", "DELETE FROM documents WHERE path = ?1", [path]);
     }
 
-    /// Every passage's vector, for the search in memory.
+    /// Every passage's vector, for the search in memory; those of another length than the
+    /// first (another model's, left by a refresh that failed) are left out, and said so.
     pub fn load_index(&self) -> Index {
-        let mut index = Index::default();
+        let (mut index, mut other) = (Index::default(), 0);
         let sql = "SELECT id, vector FROM passages ORDER BY id";
         let read = self.db.prepare(sql).and_then(|mut statement| {
             let mut rows = statement.query([])?;
@@ -47,11 +48,16 @@ impl Store {
                     .chunks_exact(4)
                     .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
                     .collect();
-                index.push(row.get(0)?, &vector);
+                other += usize::from(!index.push(row.get(0)?, &vector));
             }
             Ok(())
         });
         self.checked("passages", read);
+        if other > 0 {
+            log::warn!(
+                "knowledge: {other} passage(s) of another embeddings model are not searched until gigabot index or a start embeds them again"
+            );
+        }
         index
     }
 

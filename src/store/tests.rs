@@ -519,3 +519,28 @@ fn a_chats_session_lasts_until_its_conversation_starts_over() {
     assert_ne!(again.session(GROUP, 6), after_reset, "so does another style");
     again.commit().unwrap();
 }
+
+#[test]
+fn a_document_is_replaced_whole_and_vectors_of_another_length_are_left_out() {
+    let dir = TempDir::new("passages");
+    let (_, mut store) = sample(&dir);
+    let passage = |text: &str| crate::knowledge::Passage { heading: "H".into(), text: text.into() };
+    store.begin();
+    store.put_document("a.md", "f1", &[(passage("one"), vec![1.0, 0.0, 0.0])]);
+    store.put_document("b.md", "f2", &[(passage("two"), vec![0.0, 1.0, 0.0])]);
+    store.put_document("a.md", "f3", &[(passage("new"), vec![0.0, 0.0, 1.0])]);
+    store.put_document("c.md", "f4", &[(passage("old model"), vec![1.0, 0.0])]);
+    store.commit().unwrap();
+    let documents: Vec<String> =
+        store.documents().into_iter().map(|(p, f)| format!("{p}={f}")).collect();
+    assert_eq!(documents, ["a.md=f3", "b.md=f2", "c.md=f4"]);
+    let index = store.load_index();
+    assert_eq!(index.ids.len(), 2, "the 2-long vector is left out");
+    let found = index.search(&[0.0, 0.0, 1.0], 1, 0.5);
+    let (path, text) = store.passage(found[0].0).map(|(p, x)| (p, x.text)).unwrap();
+    assert_eq!((path.as_str(), text.as_str()), ("a.md", "new"));
+    store.begin();
+    store.forget_document("a.md");
+    store.commit().unwrap();
+    assert_eq!(store.load_index().ids.len(), 1);
+}
