@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::fake_gigachat::{NO_SUCH_MODEL, status_body, tokens};
+use crate::fake_gigachat::{NO_SUCH_MODEL, json_object, status_body, tokens};
 use crate::fake_telegram::SplitMix;
 use crate::http::Request;
 
@@ -148,16 +148,7 @@ impl Embeddings {
 /// non-empty list of non-empty strings. Unknown fields are ignored.
 fn parse<'a>(request: &Request, body: &'a Value) -> Result<(&'a str, Vec<&'a str>), (u16, String)> {
     let invalid = |message: &str| (422, status_body(422, &format!("Invalid params: {message}")));
-    let bad = |message: &str| (400, status_body(400, message));
-    let json_type = request
-        .header("content-type")
-        .is_some_and(|t| t.to_ascii_lowercase().starts_with("application/json"));
-    if !json_type {
-        return Err(bad("Content-Type must be application/json"));
-    }
-    let Some(body) = body.as_object() else {
-        return Err(bad("request body is not a JSON object"));
-    };
+    let body = json_object(request, body)?;
     let Some(model) = body.get("model").and_then(Value::as_str) else {
         return Err(invalid("model must be a string"));
     };

@@ -1039,16 +1039,7 @@ impl State {
         }
         let invalid =
             |message: &str| (422, status_body(422, &format!("Invalid params: {message}")));
-        let bad = |message: &str| (400, status_body(400, message));
-        let json_type = request
-            .header("content-type")
-            .is_some_and(|t| t.to_ascii_lowercase().starts_with("application/json"));
-        if !json_type {
-            return Err(bad("Content-Type must be application/json"));
-        }
-        let Some(body) = chat.body.as_object() else {
-            return Err(bad("request body is not a JSON object"));
-        };
+        let body = json_object(request, &chat.body)?;
         let model = body.get("model").and_then(Value::as_str).unwrap_or_default();
         let chat_model = self.options.models.iter().any(|(id, kind)| id == model && kind == "chat");
         if !chat_model {
@@ -1701,6 +1692,22 @@ fn server_error_body(status: u16) -> String {
 }
 
 /// `{"status":N,"message":"…"}` in the service's field order (serde_json would sort them).
+/// A JSON request's body as an object, or the 400 the service gives for a wrong
+/// `Content-Type` or a body that is not one.
+pub(crate) fn json_object<'a>(
+    request: &Request,
+    body: &'a Value,
+) -> Result<&'a serde_json::Map<String, Value>, (u16, String)> {
+    let bad = |message: &str| (400, status_body(400, message));
+    let json_type = request
+        .header("content-type")
+        .is_some_and(|t| t.to_ascii_lowercase().starts_with("application/json"));
+    if !json_type {
+        return Err(bad("Content-Type must be application/json"));
+    }
+    body.as_object().ok_or_else(|| bad("request body is not a JSON object"))
+}
+
 pub(crate) fn status_body(status: u16, message: &str) -> String {
     format!("{{\"status\":{status},\"message\":{}}}", json!(message))
 }
